@@ -1,14 +1,16 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! The `.strat` language front end: grammar binding, syntax tree with spans, and
+//! diagnostics as data. This crate knows nothing about Arrow, DataFusion or
+//! terminals; the checker and the engine build on it, the CLI renders its output.
+
+pub mod ast;
+pub mod diagnostic;
+pub mod lex;
+mod parser;
+pub mod span;
+
+pub use diagnostic::{Diagnostic, Label, Severity};
+pub use parser::{MAX_NESTING, Parsed, is_incomplete, parse};
+pub use span::{LineCol, LineIndex, Span};
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+mod tests;

@@ -1,0 +1,796 @@
+//! From text to [`ast::File`]: the pest grammar, recovery at statement starts,
+//! and syntax errors in the user's words.
+
+use pest::Parser as _;
+use pest::error::{ErrorVariant, InputLocation};
+use pest::iterators::Pair;
+
+use crate::ast::{
+    Allocate, Amount, Arg, BinaryOp, Expr, ExprKind, File, Ident, Into, IntoKind, IntValue, Item, Literal, Method,
+    ParamDecl, ParamType, Percent, SplitPart, Statement, StatementKind, StratumItem, StringLit, TableDecl, Take,
+    TakeAmount, UnaryOp,
+};
+use crate::diagnostic::{Diagnostic, closest};
+use crate::lex;
+use crate::span::Span;
+
+#[derive(pest_derive::Parser)]
+#[grammar = "../../grammar/strat.pest"]
+struct Grammar;
+
+/// Nesting beyond this is rejected with a clear error rather than risking the stack.
+pub const MAX_NESTING: usize = 128;
+
+/// The outcome of parsing: a tree of everything that parsed, and every syntax error.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    pub file: File,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Parses a whole rule file. Never panics; a statement with a syntax error is
+/// left out of the tree and parsing goes on at the next statement.
+pub fn parse(text: &str) -> Parsed {
+    let toks = lex::tokens(text);
+    let starts = lex::item_starts(text, &toks);
+    let mut bounds = vec![0];
+    bounds.extend(starts.iter().copied().filter(|&s| s > 0));
+    bounds.push(text.len());
+    let mut parsed = Parsed::default();
+    for w in bounds.windows(2) {
+        let (a, b) = (w[0], w[1]);
+        let chunk = &text[a..b];
+        let is_item = starts.contains(&a);
+        if let Some(at) = lex::too_deep(chunk, &lex::tokens(chunk), MAX_NESTING) {
+            parsed.diagnostics.push(
+                Diagnostic::error("E0003", format!("expression nested more than {MAX_NESTING} levels deep"))
+                    .at(lex::token_span_at(text, a + at))
+                    .with_label("nesting limit passed here")
+                    .with_help("split the expression into simpler parts, e.g. with `case when … end` or `in (…)`"),
+            );
+            continue;
+        }
+        let entry = if is_item { Rule::item_only } else { Rule::blank_only };
+        match Grammar::parse(entry, chunk) {
+            Ok(mut pairs) => {
+                if is_item {
+                    let top = pairs.next().expect("item_only yields one pair");
+                    let mut b = Builder { base: a, diags: &mut parsed.diagnostics };
+                    if let Some(item) = top.into_inner().find(|p| p.as_rule() != Rule::EOI) {
+                        if let Some(item) = b.item(item) {
+                            parsed.file.items.push(item);
+                        }
+                    }
+                }
+            }
+            Err(e) => parsed.diagnostics.push(syntax_error(text, a, chunk, is_item, &e)),
+        }
+    }
+    if parsed.diagnostics.is_empty()
+        && !parsed.file.items.iter().any(|i| matches!(i, Item::Statement(_)))
+    {
+        parsed.diagnostics.push(
+            Diagnostic::error("E0006", "this file has no `sample` or `split` statement")
+                .at(Span::new(text.len(), text.len()))
+                .with_help("add a statement, e.g. `sample members stratify by country take 1_000 seed 1`"),
+        );
+    }
+    parsed
+}
+
+/// Is `text` merely unfinished (more lines could complete it), rather than wrong?
+/// The REPL asks this to decide whether to continue the input on the next line.
+pub fn is_incomplete(text: &str) -> bool {
+    let toks = lex::tokens(text);
+    if toks.last().is_some_and(|t| t.kind == lex::TokenKind::Unterminated) {
+        return false;
+    }
+    let mut depth = 0i64;
+    for t in &toks {
+        if t.kind == lex::TokenKind::Punct {
+            match &text[t.span.start..t.span.end] {
+                "(" | "[" | "{" => depth += 1,
+                ")" | "]" | "}" => depth -= 1,
+                _ => {}
+            }
+        }
+    }
+    if depth > 0 {
+        return true;
+    }
+    match Grammar::parse(Rule::file, text) {
+        Ok(_) => false,
+        Err(e) => {
+            let pos = match e.location {
+                InputLocation::Pos(p) => p,
+                InputLocation::Span((s, _)) => s,
+            };
+            text[pos.min(text.len())..].trim().is_empty()
+        }
+    }
+}
+
+// ------------------------------------------------------------------ errors
+
+fn syntax_error(text: &str, base: usize, chunk: &str, is_item: bool, e: &pest::error::Error<Rule>) -> Diagnostic {
+    let pos = match e.location {
+        InputLocation::Pos(p) => p,
+        InputLocation::Span((s, _)) => s,
+    };
+    let abs = base + pos;
+    let found = lex::describe_at(text, abs);
+    let found_word = {
+        let sp = lex::token_span_at(text, abs);
+        text[sp.start..sp.end].to_string()
+    };
+    let positives: Vec<Rule> = match &e.variant {
+        ErrorVariant::ParsingError { positives, .. } => positives.clone(),
+        ErrorVariant::CustomError { .. } => Vec::new(),
+    };
+    let mut expected: Vec<&'static str> = Vec::new();
+    for r in &positives {
+        let w = describe(*r, is_item);
+        if !expected.contains(&w) {
+            expected.push(w);
+        }
+    }
+    // An unterminated quote explains itself better than any list of expectations.
+    let unterminated = lex::tokens(&text[abs.min(text.len())..])
+        .first()
+        .is_some_and(|t| t.kind == lex::TokenKind::Unterminated);
+    let message = if unterminated {
+        "unterminated quote: the closing quote is missing on this line".to_string()
+    } else if expected.is_empty() {
+        format!("unexpected {found}")
+    } else {
+        format!("expected {}, found {found}", join_or(&expected))
+    };
+    let span = lex::token_span_at(text, abs);
+    let mut d = Diagnostic::error(if unterminated { "E0004" } else { "E0001" }, message)
+        .at(if span.is_empty() { Span::new(abs, abs) } else { span })
+        .with_label(if expected.is_empty() { "unexpected here".to_string() } else { format!("expected {}", join_or(&expected)) });
+    if let Some(help) = syntax_help(&positives, &found_word, chunk, pos) {
+        d = d.with_help(help);
+    }
+    d
+}
+
+fn syntax_help(positives: &[Rule], found: &str, chunk: &str, pos: usize) -> Option<String> {
+    let wants_name = positives
+        .iter()
+        .any(|r| matches!(describe(*r, true), "a name" | "an expression" | "a whole number"));
+    if lex::is_keyword(found) && wants_name {
+        return Some(format!("`{found}` is a reserved word; to use it as a name, write it in backticks: `` `{found}` ``"));
+    }
+    let clause_words: Vec<&str> = positives.iter().filter_map(|r| keyword_of(*r)).collect();
+    if !found.is_empty() && found.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        let mut candidates: Vec<&str> = clause_words.clone();
+        if wants_name || positives.contains(&Rule::amount) {
+            candidates.extend(["all", "none", "count", "rate", "share", "proportional", "equal", "neyman", "power"]);
+        }
+        if let Some(s) = closest(found, candidates.iter().copied()) {
+            let s = s.split(' ').next().unwrap_or(s);
+            return Some(format!("did you mean `{s}`?"));
+        }
+        if let Some(s) = closest(found, lex::KEYWORDS.iter().copied()).filter(|_| !wants_name) {
+            return Some(format!("did you mean `{s}`?"));
+        }
+    }
+    let order = ["where", "unit", "exclude", "stratify", "take", "allocate", "min", "max", "seed", "output"];
+    if order.contains(&found) && !clause_words.is_empty() {
+        let stmt_is_split = chunk.split_whitespace().any(|w| w == "split");
+        return Some(if stmt_is_split {
+            "a `split` takes its clauses in this order: where, unit, exclude units in, stratify by, into, seed, output".to_string()
+        } else {
+            "a `sample` takes its clauses in this order: where, unit, exclude units in, stratify by, take, allocate, min, max, seed, output".to_string()
+        });
+    }
+    if found == "=" && chunk[pos..].starts_with("==") {
+        return Some("equality is a single `=`".to_string());
+    }
+    if found == "&" || found == "|" {
+        return Some("write `and` / `or`".to_string());
+    }
+    None
+}
+
+fn keyword_of(r: Rule) -> Option<&'static str> {
+    Some(match r {
+        Rule::where_clause | Rule::kw_where => "where",
+        Rule::unit_clause | Rule::kw_unit => "unit",
+        Rule::exclude_clause | Rule::kw_exclude => "exclude units in",
+        Rule::stratify_clause | Rule::kw_stratify => "stratify by",
+        Rule::take_clause | Rule::kw_take => "take",
+        Rule::allocate_clause | Rule::kw_allocate => "allocate",
+        Rule::min_clause | Rule::kw_min => "min",
+        Rule::max_clause | Rule::kw_max => "max",
+        Rule::seed_clause | Rule::kw_seed => "seed",
+        Rule::output_clause | Rule::kw_output => "output",
+        Rule::into_clause | Rule::kw_into => "into",
+        Rule::kw_by => "by",
+        Rule::kw_as => "as",
+        Rule::kw_per => "per",
+        Rule::kw_stratum => "stratum",
+        Rule::kw_units => "units",
+        Rule::kw_in => "in",
+        Rule::kw_folds => "folds",
+        Rule::kw_then => "then",
+        Rule::kw_when => "when",
+        Rule::kw_end => "end",
+        Rule::kw_else | Rule::else_rule => "else",
+        Rule::kw_and => "and",
+        Rule::kw_about => "about",
+        Rule::kw_null => "null",
+        _ => return None,
+    })
+}
+
+/// A grammar rule in the user's words.
+fn describe(r: Rule, is_item: bool) -> &'static str {
+    use Rule::*;
+    match r {
+        EOI if is_item => "the next clause or the end of the statement",
+        EOI | blank_only | item_only | file | item => "a declaration or a statement",
+        statement | sample_stmt | split_stmt | kw_sample | kw_split => "`sample` or `split`",
+        table_decl | kw_table => "`table`",
+        param_decl | kw_param => "`param`",
+        name | ident | quoted_ident | source | column | keyword => "a name",
+        type_name => "a type (int, float, string, bool, date or timestamp)",
+        param_value | signed_number => "a value",
+        string | dq_inner | sq_inner => "a quoted string",
+        integer | int_value | folds => "a whole number",
+        decimal => "a number",
+        percent => "a percentage such as `10%`",
+        take_about => "`about`",
+        date | timestamp => "a date such as `@2018-06-01`",
+        expr | or_expr | and_expr | not_expr | cmp_expr | add_expr | mul_expr | unary_expr | case_expr | call
+        | func_name | neg | kw_true | kw_false | kw_null | kw_not | kw_case | stratum_item => "an expression",
+        call_args | edge_list | star => "call arguments",
+        compare | cmp_op => "a comparison",
+        in_list => "`in (…)`",
+        between => "`between`",
+        is_null => "`is null`",
+        like => "`like`",
+        add_op | mul_op => "an operator",
+        op_assign => "`=`",
+        op_arrow => "`=>`",
+        rule_block => "`{`",
+        rule => "a rule `PREDICATE => AMOUNT`",
+        amount => "an amount (all, none, count K, rate P%, share P% or a method)",
+        count_amount | kw_count => "`count`",
+        rate_amount | kw_rate => "`rate`",
+        share_amount | kw_share => "`share`",
+        method | neyman | power | kw_proportional | kw_equal | kw_neyman | kw_power => {
+            "a method (proportional, equal, neyman(column) or power(q))"
+        }
+        when_then => "`when`",
+        split_part => "a split such as `train 80%`",
+        kw_all => "`all`",
+        kw_none => "`none`",
+        kw_or => "`or`",
+        kw_is => "`is`",
+        kw_like => "`like`",
+        kw_between => "`between`",
+        other => keyword_of(other).map_or("something else", |k| match k {
+            "where" => "`where`",
+            "unit" => "`unit`",
+            "exclude units in" => "`exclude units in`",
+            "stratify by" => "`stratify by`",
+            "take" => "`take`",
+            "allocate" => "`allocate`",
+            "min" => "`min`",
+            "max" => "`max`",
+            "seed" => "`seed`",
+            "output" => "`output`",
+            "into" => "`into`",
+            "by" => "`by`",
+            "as" => "`as`",
+            "per" => "`per`",
+            "stratum" => "`stratum`",
+            "units" => "`units`",
+            "in" => "`in`",
+            "folds" => "`folds`",
+            "then" => "`then`",
+            "when" => "`when`",
+            "end" => "`end`",
+            "else" => "`else`",
+            "and" => "`and`",
+            "about" => "`about`",
+            _ => "a keyword",
+        }),
+    }
+}
+
+fn join_or(items: &[&str]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
+}
+
+// ------------------------------------------------------------------ tree building
+
+struct Builder<'d> {
+    base: usize,
+    diags: &'d mut Vec<Diagnostic>,
+}
+
+impl Builder<'_> {
+    fn span(&self, p: &Pair<Rule>) -> Span {
+        let s = p.as_span();
+        Span::new(s.start() + self.base, s.end() + self.base)
+    }
+
+    fn item(&mut self, p: Pair<Rule>) -> Option<Item> {
+        match p.as_rule() {
+            Rule::table_decl => Some(Item::Table(self.table_decl(p))),
+            Rule::param_decl => self.param_decl(p).map(Item::Param),
+            Rule::statement => self.statement(p).map(Item::Statement),
+            _ => None,
+        }
+    }
+
+    fn table_decl(&mut self, p: Pair<Rule>) -> TableDecl {
+        let span = self.span(&p);
+        let mut it = p.into_inner().filter(|p| !matches!(p.as_rule(), Rule::kw_table | Rule::op_assign));
+        let name = self.name(it.next().unwrap());
+        let s = it.next().unwrap();
+        let path = self.string(s);
+        TableDecl { name, path, span }
+    }
+
+    fn param_decl(&mut self, p: Pair<Rule>) -> Option<ParamDecl> {
+        let span = self.span(&p);
+        let mut it = p.into_inner().filter(|p| !matches!(p.as_rule(), Rule::kw_param | Rule::op_assign));
+        let name = self.name(it.next().unwrap());
+        let ty_pair = it.next().unwrap();
+        let ty_span = self.span(&ty_pair);
+        let ty = ParamType::parse(ty_pair.as_str())?;
+        let value_pair = it.next().unwrap().into_inner().next().unwrap();
+        let value = if value_pair.as_rule() == Rule::signed_number {
+            let inner = value_pair.into_inner().next().unwrap();
+            Literal::Negative(Box::new(self.literal(inner)?))
+        } else {
+            self.literal(value_pair)?
+        };
+        Some(ParamDecl { name, ty, ty_span, value, span })
+    }
+
+    fn statement(&mut self, p: Pair<Rule>) -> Option<Statement> {
+        let span = self.span(&p);
+        let mut name = None;
+        let mut body = None;
+        for c in p.into_inner() {
+            match c.as_rule() {
+                Rule::name => name = Some(self.name(c)),
+                Rule::sample_stmt | Rule::split_stmt => body = Some(c),
+                _ => {}
+            }
+        }
+        let body = body?;
+        let kind = if body.as_rule() == Rule::sample_stmt { StatementKind::Sample } else { StatementKind::Split };
+        let mut st = Statement {
+            name,
+            kind,
+            keyword_span: Span::default(),
+            source: Ident { name: String::new(), span: Span::default(), quoted: false },
+            filter: None,
+            unit: None,
+            exclude: None,
+            strata: Vec::new(),
+            stratify_span: None,
+            take: None,
+            allocate: None,
+            min: None,
+            max: None,
+            seed: None,
+            output: None,
+            into: None,
+            span,
+        };
+        let mut ok = true;
+        for c in body.into_inner() {
+            let cspan = self.span(&c);
+            match c.as_rule() {
+                Rule::kw_sample | Rule::kw_split => st.keyword_span = cspan,
+                Rule::source => st.source = self.name(c.into_inner().next().unwrap()),
+                Rule::where_clause => match self.expr(last_inner(c)) {
+                    Some(e) => st.filter = Some(e),
+                    None => ok = false,
+                },
+                Rule::unit_clause => st.unit = Some(self.name(last_inner(c))),
+                Rule::exclude_clause => {
+                    st.exclude = Some(self.name(last_inner(c).into_inner().next().unwrap()))
+                }
+                Rule::stratify_clause => {
+                    let mut kws = Vec::new();
+                    for item in c.into_inner() {
+                        match item.as_rule() {
+                            Rule::stratum_item => {
+                                let ispan = self.span(&item);
+                                let mut parts = item.into_inner();
+                                let Some(expr) = self.expr(parts.next().unwrap()) else {
+                                    ok = false;
+                                    continue;
+                                };
+                                let alias = parts.find(|p| p.as_rule() == Rule::name).map(|p| self.name(p));
+                                st.strata.push(StratumItem { expr, alias, span: ispan });
+                            }
+                            _ => kws.push(self.span(&item)),
+                        }
+                    }
+                    st.stratify_span = kws.into_iter().reduce(Span::to);
+                }
+                Rule::take_clause => {
+                    let amount_pair = last_inner(c);
+                    let amount = match amount_pair.as_rule() {
+                        Rule::kw_all => TakeAmount::All,
+                        Rule::percent => TakeAmount::Percent(self.percent(amount_pair)),
+                        Rule::int_value => TakeAmount::Count(self.int_value(amount_pair)),
+                        Rule::take_about => TakeAmount::About(self.percent(last_inner(amount_pair))),
+                        _ => return None,
+                    };
+                    st.take = Some(Take { amount, span: cspan });
+                }
+                Rule::allocate_clause => {
+                    let a = last_inner(c);
+                    let aspan = self.span(&a);
+                    st.allocate = Some(match a.as_rule() {
+                        Rule::method => Allocate::Method { method: self.method(a), span: aspan },
+                        _ => {
+                            let mut rules = Vec::new();
+                            for r in a.into_inner() {
+                                let rspan = self.span(&r);
+                                let is_else = r.as_rule() == Rule::else_rule;
+                                let mut predicate = None;
+                                let mut amount = None;
+                                for part in r.into_inner() {
+                                    match part.as_rule() {
+                                        Rule::expr => match self.expr(part) {
+                                            Some(e) => predicate = Some(e),
+                                            None => ok = false,
+                                        },
+                                        Rule::amount => amount = Some(part),
+                                        _ => {}
+                                    }
+                                }
+                                let amount = amount.unwrap();
+                                let amount_span = self.span(&amount);
+                                let amount = self.amount(amount);
+                                if is_else || predicate.is_some() {
+                                    rules.push(Rule_ { predicate, amount, amount_span, span: rspan });
+                                }
+                            }
+                            Allocate::Rules { rules, span: aspan }
+                        }
+                    });
+                }
+                Rule::min_clause => st.min = Some(self.int_value(c.into_inner().nth(1).unwrap())),
+                Rule::max_clause => st.max = Some(self.int_value(c.into_inner().nth(1).unwrap())),
+                Rule::seed_clause => st.seed = Some(self.int_value(last_inner(c))),
+                Rule::output_clause => {
+                    st.output = Some(
+                        c.into_inner().filter(|p| p.as_rule() == Rule::name).map(|p| self.name(p)).collect(),
+                    )
+                }
+                Rule::into_clause => {
+                    let mut about = false;
+                    let mut parts = Vec::new();
+                    let mut folds = None;
+                    for p in c.into_inner() {
+                        match p.as_rule() {
+                            Rule::kw_about => about = true,
+                            Rule::folds => folds = Some(self.int_value(p.into_inner().next().unwrap())),
+                            Rule::split_part => {
+                                let pspan = self.span(&p);
+                                let mut it = p.into_inner();
+                                let name = self.name(it.next().unwrap());
+                                let share = self.percent(it.next().unwrap());
+                                parts.push(SplitPart { name, share, span: pspan });
+                            }
+                            _ => {}
+                        }
+                    }
+                    let kind = match folds {
+                        Some(k) => IntoKind::Folds(k),
+                        None => IntoKind::Parts { about, parts },
+                    };
+                    st.into = Some(Into { kind, span: cspan });
+                }
+                _ => {}
+            }
+        }
+        ok.then_some(st)
+    }
+
+    fn method(&mut self, p: Pair<Rule>) -> Method {
+        let inner = p.into_inner().next().unwrap();
+        match inner.as_rule() {
+            Rule::kw_equal => Method::Equal,
+            Rule::neyman => Method::Neyman(self.name(last_inner(inner))),
+            Rule::power => {
+                let n = last_inner(inner);
+                Method::Power { q: n.as_str().replace('_', ""), q_span: self.span(&n) }
+            }
+            _ => Method::Proportional,
+        }
+    }
+
+    fn amount(&mut self, p: Pair<Rule>) -> Amount {
+        let inner = p.into_inner().next().unwrap();
+        match inner.as_rule() {
+            Rule::kw_all => Amount::All,
+            Rule::kw_none => Amount::None,
+            Rule::count_amount => Amount::Count(self.int_value(last_inner(inner))),
+            Rule::rate_amount => Amount::Rate(self.percent(last_inner(inner))),
+            Rule::share_amount => Amount::Share(self.percent(last_inner(inner))),
+            _ => Amount::Method(self.method(inner)),
+        }
+    }
+
+    fn int_value(&mut self, p: Pair<Rule>) -> IntValue {
+        let inner = p.into_inner().next().unwrap();
+        match inner.as_rule() {
+            Rule::integer => IntValue::Literal { digits: inner.as_str().replace('_', ""), span: self.span(&inner) },
+            _ => IntValue::Param(self.name(inner)),
+        }
+    }
+
+    fn percent(&mut self, p: Pair<Rule>) -> Percent {
+        let span = self.span(&p);
+        let inner = p.into_inner().next().unwrap();
+        match inner.as_rule() {
+            Rule::name => Percent::Param { name: self.name(inner), span },
+            _ => Percent::Literal { number: inner.as_str().replace('_', ""), span },
+        }
+    }
+
+    fn name(&mut self, p: Pair<Rule>) -> Ident {
+        let span = self.span(&p);
+        let inner = match p.as_rule() {
+            Rule::name => p.into_inner().next().unwrap(),
+            _ => p,
+        };
+        let s = inner.as_str();
+        if inner.as_rule() == Rule::quoted_ident {
+            let name = s[1..s.len() - 1].replace("``", "`");
+            if name.is_empty() {
+                self.diags.push(
+                    Diagnostic::error("E0002", "an empty quoted name")
+                        .at(span)
+                        .with_help("write the column's name between the backticks"),
+                );
+            }
+            Ident { name, span, quoted: true }
+        } else {
+            Ident { name: s.to_string(), span, quoted: false }
+        }
+    }
+
+    fn string(&mut self, p: Pair<Rule>) -> StringLit {
+        let span = self.span(&p);
+        let inner = p.into_inner().next().unwrap();
+        let raw = inner.as_str();
+        let inner_start = self.span(&inner).start;
+        let mut value = String::with_capacity(raw.len());
+        let mut chars = raw.char_indices();
+        while let Some((i, c)) = chars.next() {
+            if c != '\\' {
+                value.push(c);
+                continue;
+            }
+            match chars.next() {
+                Some((_, 'n')) => value.push('\n'),
+                Some((_, 't')) => value.push('\t'),
+                Some((_, c @ ('"' | '\'' | '\\'))) => value.push(c),
+                Some((j, other)) => {
+                    let at = Span::new(inner_start + i, inner_start + j + other.len_utf8());
+                    self.diags.push(
+                        Diagnostic::error("E0002", format!("unknown escape `\\{other}` in a string"))
+                            .at(at)
+                            .with_help("the escapes are \\\" \\' \\\\ \\n and \\t; write `\\\\` for a backslash"),
+                    );
+                    value.push(other);
+                }
+                None => {}
+            }
+        }
+        StringLit { value, span }
+    }
+
+    fn literal(&mut self, p: Pair<Rule>) -> Option<Literal> {
+        let span = self.span(&p);
+        let s = p.as_str();
+        Some(match p.as_rule() {
+            Rule::integer => Literal::Integer { digits: s.replace('_', ""), span },
+            Rule::decimal => Literal::Decimal { text: s.replace('_', ""), span },
+            Rule::string => {
+                let v = self.string(p);
+                Literal::String { value: v.value, span }
+            }
+            Rule::kw_true => Literal::Bool { value: true, span },
+            Rule::kw_false => Literal::Bool { value: false, span },
+            Rule::kw_null => Literal::Null { span },
+            Rule::date => {
+                let text = s[1..].to_string();
+                if !valid_date(&text) {
+                    self.diags.push(
+                        Diagnostic::error("E0002", format!("`{s}` is not a calendar date"))
+                            .at(span)
+                            .with_help("write a real date as @YYYY-MM-DD, e.g. @2018-06-01"),
+                    );
+                }
+                Literal::Date { text, span }
+            }
+            Rule::timestamp => {
+                let text = s[1..].to_string();
+                if !valid_date(&text[..10]) || !valid_time(&text[11..]) {
+                    self.diags.push(
+                        Diagnostic::error("E0002", format!("`{s}` is not a valid timestamp"))
+                            .at(span)
+                            .with_help("write @YYYY-MM-DDTHH:MM:SS with hours 00–23 and minutes/seconds 00–59"),
+                    );
+                }
+                Literal::Timestamp { text, span }
+            }
+            _ => return None,
+        })
+    }
+
+    fn expr(&mut self, p: Pair<Rule>) -> Option<Expr> {
+        let span = self.span(&p);
+        match p.as_rule() {
+            Rule::expr => self.expr(p.into_inner().next()?),
+            Rule::or_expr | Rule::and_expr | Rule::add_expr | Rule::mul_expr => {
+                let mut it = p.into_inner();
+                let mut left = self.expr(it.next()?)?;
+                while let Some(op) = it.next() {
+                    let right = self.expr(it.next()?)?;
+                    let op = match (op.as_rule(), op.as_str()) {
+                        (Rule::kw_or, _) => BinaryOp::Or,
+                        (Rule::kw_and, _) => BinaryOp::And,
+                        (_, "+") => BinaryOp::Add,
+                        (_, "-") => BinaryOp::Sub,
+                        (_, "*") => BinaryOp::Mul,
+                        _ => BinaryOp::Div,
+                    };
+                    let span = left.span.to(right.span);
+                    left = Expr { kind: ExprKind::Binary { op, left: Box::new(left), right: Box::new(right) }, span };
+                }
+                Some(left)
+            }
+            Rule::not_expr | Rule::unary_expr => {
+                let parts: Vec<Pair<Rule>> = p.into_inner().collect();
+                let (prefix, last) = parts.split_at(parts.len() - 1);
+                let mut e = self.expr(last[0].clone())?;
+                for op in prefix.iter().rev() {
+                    let op_span = self.span(op);
+                    let op = if op.as_rule() == Rule::kw_not { UnaryOp::Not } else { UnaryOp::Neg };
+                    e = Expr { span: op_span.to(e.span), kind: ExprKind::Unary { op, expr: Box::new(e) } };
+                }
+                Some(e)
+            }
+            Rule::cmp_expr => {
+                let mut it = p.into_inner();
+                let left = self.expr(it.next()?)?;
+                let Some(suffix) = it.next() else { return Some(left) };
+                let negated = suffix.clone().into_inner().any(|p| p.as_rule() == Rule::kw_not);
+                let kind_rule = suffix.as_rule();
+                let mut parts = suffix
+                    .into_inner()
+                    .filter(|p| !matches!(p.as_rule(), Rule::kw_not | Rule::kw_in | Rule::kw_between | Rule::kw_and | Rule::kw_is | Rule::kw_null | Rule::kw_like));
+                let expr = Box::new(left);
+                let kind = match kind_rule {
+                    Rule::compare => {
+                        let op = match parts.next()?.as_str() {
+                            "=" => BinaryOp::Eq,
+                            "!=" | "<>" => BinaryOp::NotEq,
+                            "<" => BinaryOp::Lt,
+                            "<=" => BinaryOp::LtEq,
+                            ">" => BinaryOp::Gt,
+                            _ => BinaryOp::GtEq,
+                        };
+                        let right = self.expr(parts.next()?)?;
+                        ExprKind::Binary { op, left: expr, right: Box::new(right) }
+                    }
+                    Rule::in_list => {
+                        let list = parts.map(|p| self.expr(p)).collect::<Option<Vec<_>>>()?;
+                        ExprKind::InList { expr, list, negated }
+                    }
+                    Rule::between => {
+                        let low = Box::new(self.expr(parts.next()?)?);
+                        let high = Box::new(self.expr(parts.next()?)?);
+                        ExprKind::Between { expr, low, high, negated }
+                    }
+                    Rule::is_null => ExprKind::IsNull { expr, negated },
+                    _ => ExprKind::Like { expr, pattern: Box::new(self.expr(parts.next()?)?), negated },
+                };
+                Some(Expr { kind, span })
+            }
+            Rule::column => Some(Expr { kind: ExprKind::Name(self.name(p.into_inner().next()?)), span }),
+            Rule::case_expr => {
+                let mut whens = Vec::new();
+                let mut otherwise = None;
+                for c in p.into_inner() {
+                    match c.as_rule() {
+                        Rule::when_then => {
+                            let mut it = c.into_inner().filter(|p| p.as_rule() == Rule::expr);
+                            let w = self.expr(it.next()?)?;
+                            let t = self.expr(it.next()?)?;
+                            whens.push((w, t));
+                        }
+                        Rule::expr => otherwise = Some(Box::new(self.expr(c)?)),
+                        _ => {}
+                    }
+                }
+                Some(Expr { kind: ExprKind::Case { whens, otherwise }, span })
+            }
+            Rule::call => {
+                let mut it = p.into_inner();
+                let fpair = it.next()?;
+                let fname = fpair.into_inner().next()?;
+                let func = Ident { name: fname.as_str().to_string(), span: self.span(&fname), quoted: false };
+                let mut args = Vec::new();
+                let mut star = false;
+                let mut order_by = None;
+                for c in it {
+                    match c.as_rule() {
+                        Rule::star => star = true,
+                        Rule::call_args => {
+                            let mut after_by = false;
+                            for a in c.into_inner() {
+                                match a.as_rule() {
+                                    Rule::kw_by => after_by = true,
+                                    Rule::edge_list => {
+                                        let lspan = self.span(&a);
+                                        let items = a.into_inner().map(|p| self.expr(p)).collect::<Option<Vec<_>>>()?;
+                                        args.push(Arg::List { items, span: lspan });
+                                    }
+                                    _ if after_by => order_by = Some(Box::new(self.expr(a)?)),
+                                    _ => args.push(Arg::Expr(self.expr(a)?)),
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                Some(Expr { kind: ExprKind::Call { func, args, star, order_by }, span })
+            }
+            _ => {
+                let lit = self.literal(p)?;
+                Some(Expr { kind: ExprKind::Literal(lit), span })
+            }
+        }
+    }
+}
+
+use crate::ast::Rule as Rule_;
+
+fn last_inner(p: Pair<Rule>) -> Pair<Rule> {
+    p.into_inner().last().expect("grammar guarantees a child")
+}
+
+fn valid_date(text: &str) -> bool {
+    let parts: Vec<u32> = text.split('-').filter_map(|p| p.parse().ok()).collect();
+    let [y, m, d] = parts[..] else { return false };
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    (1..=days).contains(&d)
+}
+
+fn valid_time(text: &str) -> bool {
+    let main = text.split('.').next().unwrap_or("");
+    let parts: Vec<u32> = main.split(':').filter_map(|p| p.parse().ok()).collect();
+    match parts[..] {
+        [h, m] => h < 24 && m < 60,
+        [h, m, s] => h < 24 && m < 60 && s < 60,
+        _ => false,
+    }
+}

@@ -1,0 +1,118 @@
+//! Parser unit tests on small inputs; whole files are tested from tests/cases.
+
+use crate::ast::*;
+use crate::parse;
+
+fn ok(src: &str) -> File {
+    let p = parse(src);
+    assert!(p.diagnostics.is_empty(), "unexpected diagnostics for {src:?}: {:#?}", p.diagnostics);
+    p.file
+}
+
+fn stmt(src: &str) -> Statement {
+    ok(src)
+        .items
+        .into_iter()
+        .find_map(|i| if let Item::Statement(s) = i { Some(s) } else { None })
+        .unwrap()
+}
+
+#[test]
+fn spec_example_parses() {
+    let src = include_str!("../../../examples/cohort.strat");
+    let f = ok(src);
+    assert_eq!(f.items.len(), 5);
+}
+
+#[test]
+fn precedence_or_and_not_compare() {
+    let s = stmt("sample t where not a = 1 or b and c > 2 + 3 * 4");
+    let ExprKind::Binary { op: BinaryOp::Or, left, right } = s.filter.unwrap().kind else { panic!("or at top") };
+    assert!(matches!(left.kind, ExprKind::Unary { op: UnaryOp::Not, .. }));
+    let ExprKind::Binary { op: BinaryOp::And, right: cmp, .. } = right.kind else { panic!("and under or") };
+    let ExprKind::Binary { op: BinaryOp::Gt, right: sum, .. } = cmp.kind else { panic!(">") };
+    let ExprKind::Binary { op: BinaryOp::Add, right: prod, .. } = sum.kind else { panic!("+") };
+    assert!(matches!(prod.kind, ExprKind::Binary { op: BinaryOp::Mul, .. }));
+}
+
+#[test]
+fn suffix_forms() {
+    let s = stmt(
+        "sample t where a not in (1, 2) and b between 1 and 3 and c is not null and d not like 'x%'",
+    );
+    let mut kinds = Vec::new();
+    s.filter.unwrap().walk(&mut |e| match &e.kind {
+        ExprKind::InList { negated: true, .. } => kinds.push("not in"),
+        ExprKind::Between { negated: false, .. } => kinds.push("between"),
+        ExprKind::IsNull { negated: true, .. } => kinds.push("is not null"),
+        ExprKind::Like { negated: true, .. } => kinds.push("not like"),
+        _ => {}
+    });
+    assert_eq!(kinds, ["not in", "between", "is not null", "not like"]);
+}
+
+#[test]
+fn literals_of_every_kind() {
+    let s = stmt(
+        "sample t where a = 1_000 and b = 3.5 and c = \"U\\\"S\" and d = 'x' and e = @2018-06-01 \
+         and f = @2018-06-01T12:30:00 and g = true and h is null and `weird col` = -2",
+    );
+    let mut lits = Vec::new();
+    s.filter.unwrap().walk(&mut |e| {
+        if let ExprKind::Literal(l) = &e.kind {
+            lits.push(format!("{l:?}").split(' ').next().unwrap().to_string());
+        }
+    });
+    assert_eq!(lits, ["Integer", "Decimal", "String", "String", "Date", "Timestamp", "Bool", "Integer"]);
+}
+
+#[test]
+fn unit_aggregates_and_bucket() {
+    let s = stmt("sample e unit m stratify by last(country by ts) as c, bucket(count(*), [10, 100]) take all");
+    assert_eq!(s.strata.len(), 2);
+    let ExprKind::Call { func, order_by, .. } = &s.strata[0].expr.kind else { panic!() };
+    assert_eq!(func.name, "last");
+    assert!(order_by.is_some());
+    let ExprKind::Call { args, .. } = &s.strata[1].expr.kind else { panic!() };
+    assert!(matches!(&args[0], Arg::Expr(Expr { kind: ExprKind::Call { star: true, .. }, .. })));
+    assert!(matches!(&args[1], Arg::List { items, .. } if items.len() == 2));
+}
+
+#[test]
+fn splits_and_folds() {
+    let s = stmt("split t into about a 50%, b 50% seed 3");
+    assert!(matches!(s.into.unwrap().kind, IntoKind::Parts { about: true, ref parts } if parts.len() == 2));
+    let s = stmt("split t unit m into 5 folds");
+    assert!(matches!(s.into.unwrap().kind, IntoKind::Folds(_)));
+}
+
+#[test]
+fn errors_recover_at_next_statement() {
+    let p = parse("a = sample t stratfy by x\nb = sample t take\nc = sample t seed 1");
+    assert_eq!(p.diagnostics.len(), 2, "{:#?}", p.diagnostics);
+    assert_eq!(p.file.items.len(), 1);
+    assert_eq!(p.diagnostics[0].help.as_deref(), Some("did you mean `stratify`?"));
+}
+
+#[test]
+fn deep_nesting_is_an_error_not_a_crash() {
+    let deep = format!("sample t where {}x{}", "(".repeat(100_000), ")".repeat(100_000));
+    let p = parse(&deep);
+    assert_eq!(p.diagnostics[0].code, "E0003");
+    let nots = format!("sample t where {} x", "not ".repeat(100_000));
+    assert_eq!(parse(&nots).diagnostics[0].code, "E0003");
+}
+
+#[test]
+fn keyword_as_name_suggests_backticks() {
+    let p = parse("sample t stratify by rate");
+    assert!(p.diagnostics[0].help.as_deref().unwrap().contains("`` `rate` ``"), "{:#?}", p.diagnostics);
+}
+
+#[test]
+fn incomplete_input_is_recognised() {
+    assert!(crate::is_incomplete("sample t\n  stratify by"));
+    assert!(crate::is_incomplete("sample t allocate {"));
+    assert!(!crate::is_incomplete("sample t seed 1"));
+    assert!(!crate::is_incomplete("sample t ) seed"));
+}
