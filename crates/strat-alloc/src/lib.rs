@@ -125,7 +125,11 @@ pub enum AllocWarning {
     /// from the sample and no weight can stand for them.
     ZeroAllocation { strata: Vec<usize> },
     /// A `count K` stratum has fewer than K units, so it gives all it has.
-    CountShortfall { stratum: usize, wanted: u64, available: u64 },
+    CountShortfall {
+        stratum: usize,
+        wanted: u64,
+        available: u64,
+    },
     /// Every neyman weight was 0 (no stratum has two distinct values), so
     /// proportional allocation was used instead.
     NeymanAllZero,
@@ -135,33 +139,51 @@ pub enum AllocWarning {
 }
 
 /// An allocation that cannot be made; each variant carries the numbers its
-/// message states, so a user sees why and what to change.
+/// message states, so a user sees why and what to change. Rationals are boxed
+/// to keep `Result<_, AllocError>` small.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AllocError {
     /// A percentage or `power` exponent outside 0..=1 (normally a check-time error).
-    OutOfRange { what: &'static str, value: BigRational },
+    OutOfRange {
+        what: &'static str,
+        value: Box<BigRational>,
+    },
     /// `min` above `max` (normally a check-time error).
     MinAboveMax { min: u64, max: u64 },
     /// `take K` with K above the number of eligible units.
     TotalTooLarge { total: u64, population: u64 },
     /// The `share` rules add up to more than 100%.
-    SharesOver100 { sum: BigRational },
+    SharesOver100 { sum: Box<BigRational> },
     /// Rule `rule` (0-based) uses `share` with `take all`.
     ShareNeedsTotal { rule: usize },
     /// Rule `rule` (0-based) uses `count` or `share` with `take about`.
     NotWithAbout { rule: usize, amount: &'static str },
     /// Share rule `rule` (0-based) gets a quota above the units of its strata.
-    ShareQuotaTooLarge { rule: usize, quota: u64, available: u64 },
+    ShareQuotaTooLarge {
+        rule: usize,
+        quota: u64,
+        available: u64,
+    },
     /// The rules take more (expected) units than the total.
-    RemainderNegative { total: BigRational, rules: BigRational },
+    RemainderNegative {
+        total: Box<BigRational>,
+        rules: Box<BigRational>,
+    },
     /// The rules leave `total − rules` units but no stratum falls to the method.
     NoMethodStrata { total: u64, rules: u64 },
     /// `min`/`max` per stratum cannot meet the remainder: the method strata hold
     /// between `lower_sum` and `upper_sum` units.
-    Infeasible { remainder: BigRational, lower_sum: u64, upper_sum: u64 },
+    Infeasible {
+        remainder: Box<BigRational>,
+        lower_sum: u64,
+        upper_sum: u64,
+    },
     /// Neyman strata with weight 0 stay at their lower bound, and the other
     /// method strata can reach only `reachable` of the remainder.
-    ZeroWeightShortfall { remainder: BigRational, reachable: BigRational },
+    ZeroWeightShortfall {
+        remainder: Box<BigRational>,
+        reachable: Box<BigRational>,
+    },
 }
 
 /// A rational as a user reads it: an integer, else its nearest decimal.
@@ -194,7 +216,7 @@ impl fmt::Display for AllocError {
             E::SharesOver100 { sum } => write!(
                 f,
                 "the `share` rules add up to {}%, above 100%; lower the shares",
-                show(&(sum * BigRational::from_integer(100.into())))
+                show(&(&**sum * BigRational::from_integer(100.into())))
             ),
             E::ShareNeedsTotal { rule } => write!(
                 f,
@@ -208,7 +230,11 @@ impl fmt::Display for AllocError {
                  or a fixed `take`",
                 rule + 1
             ),
-            E::ShareQuotaTooLarge { rule, quota, available } => write!(
+            E::ShareQuotaTooLarge {
+                rule,
+                quota,
+                available,
+            } => write!(
                 f,
                 "rule {} (`share`) gets a quota of {quota} units but its strata hold only \
                  {available}; lower its share or lower `take`",
@@ -220,7 +246,7 @@ impl fmt::Display for AllocError {
                  other strata; lower the rule amounts or raise `take`",
                 show(rules),
                 show(total),
-                show(&(rules - total))
+                show(&(&**rules - &**total))
             ),
             E::NoMethodStrata { total, rules } => write!(
                 f,
@@ -229,9 +255,13 @@ impl fmt::Display for AllocError {
                  `else => proportional`, or use `take all`",
                 total - rules
             ),
-            E::Infeasible { remainder, lower_sum, upper_sum } => {
+            E::Infeasible {
+                remainder,
+                lower_sum,
+                upper_sum,
+            } => {
                 let r = show(remainder);
-                if BigRational::from_integer((*lower_sum).into()) > *remainder {
+                if BigRational::from_integer((*lower_sum).into()) > **remainder {
                     write!(
                         f,
                         "`min` per stratum needs {lower_sum} units in the method strata but only \
@@ -247,7 +277,10 @@ impl fmt::Display for AllocError {
                     )
                 }
             }
-            E::ZeroWeightShortfall { remainder, reachable } => write!(
+            E::ZeroWeightShortfall {
+                remainder,
+                reachable,
+            } => write!(
                 f,
                 "neyman: strata whose standard deviation is 0 keep only their `min`, so the \
                  method strata can take at most {} of the {} remaining units; raise `max`, \
@@ -278,7 +311,14 @@ fn two64() -> BigRational {
 /// `round_half_up(x) = floor(x + 1/2)`: the rounding the spec uses for `take P%`,
 /// `rate P%` and share quotas (never banker's rounding).
 pub fn round_half_up(x: &BigRational) -> BigInt {
-    (x + BigRational::new(1.into(), 2.into())).floor().to_integer()
+    (x + BigRational::new(1.into(), 2.into()))
+        .floor()
+        .to_integer()
+}
+
+/// `round_half_up` of a non-negative count that fits in u64 (at most `N`).
+fn round_count(x: &BigRational) -> u64 {
+    round_half_up(x).to_u64().expect("a unit count fits in u64")
 }
 
 /// Allocates a statement's sample over its strata (§4.1, §5): exact sizes `n_h`,
@@ -303,7 +343,11 @@ pub fn allocate(strata: &[StratumInput], req: &Request) -> Result<Allocation, Al
     if !zero.is_empty() {
         warnings.push(AllocWarning::ZeroAllocation { strata: zero });
     }
-    Ok(Allocation { targets, total, warnings })
+    Ok(Allocation {
+        targets,
+        total,
+        warnings,
+    })
 }
 
 /// Statement-level checks that do not depend on the data (also check-time errors,
@@ -311,7 +355,10 @@ pub fn allocate(strata: &[StratumInput], req: &Request) -> Result<Allocation, Al
 fn validate(req: &Request) -> Result<(), AllocError> {
     let unit = |what, v: &BigRational| {
         if v.is_negative() || *v > BigRational::one() {
-            Err(AllocError::OutOfRange { what, value: v.clone() })
+            Err(AllocError::OutOfRange {
+                what,
+                value: Box::new(v.clone()),
+            })
         } else {
             Ok(())
         }
@@ -324,20 +371,26 @@ fn validate(req: &Request) -> Result<(), AllocError> {
     if let Method::Power(q) = &req.method {
         unit("the `power` exponent", q)?;
     }
-    if let (Some(min), Some(max)) = (req.min, req.max) {
-        if min > max {
-            return Err(AllocError::MinAboveMax { min, max });
-        }
+    if let (Some(min), Some(max)) = (req.min, req.max)
+        && min > max
+    {
+        return Err(AllocError::MinAboveMax { min, max });
     }
     let mut shares = BigRational::zero();
     for (rule, amount) in req.rules.iter().enumerate() {
         let about = matches!(req.total, Total::About(_));
         match amount {
             RuleAmount::Count(_) if about => {
-                return Err(AllocError::NotWithAbout { rule, amount: "count" });
+                return Err(AllocError::NotWithAbout {
+                    rule,
+                    amount: "count",
+                });
             }
             RuleAmount::Share(_) if about => {
-                return Err(AllocError::NotWithAbout { rule, amount: "share" });
+                return Err(AllocError::NotWithAbout {
+                    rule,
+                    amount: "share",
+                });
             }
             RuleAmount::Share(_) if req.total == Total::All => {
                 return Err(AllocError::ShareNeedsTotal { rule });
@@ -351,7 +404,9 @@ fn validate(req: &Request) -> Result<(), AllocError> {
         }
     }
     if shares > BigRational::one() {
-        return Err(AllocError::SharesOver100 { sum: shares });
+        return Err(AllocError::SharesOver100 {
+            sum: Box::new(shares),
+        });
     }
     Ok(())
 }
@@ -366,12 +421,13 @@ fn exact(
 ) -> Result<(Vec<Target>, BigRational), AllocError> {
     let n = match total {
         Total::Count(k) if *k > population => {
-            return Err(AllocError::TotalTooLarge { total: *k, population });
+            return Err(AllocError::TotalTooLarge {
+                total: *k,
+                population,
+            });
         }
         Total::Count(k) => Some(*k),
-        Total::Fraction(p) => Some(to_u64(&BigRational::from_integer(round_half_up(
-            &(p * rat(population)),
-        )))),
+        Total::Fraction(p) => Some(round_count(&(p * rat(population)))),
         Total::All | Total::About(_) => None,
     };
     let mut sizes = vec![0u64; strata.len()];
@@ -390,15 +446,15 @@ fn exact(
                 }
                 (*k).min(s.units)
             }
-            RuleAmount::Rate(p) => to_u64(&BigRational::from_integer(round_half_up(
-                &(p * rat(s.units)),
-            ))),
+            RuleAmount::Rate(p) => round_count(&(p * rat(s.units))),
         };
     }
     if let Some(n) = n {
         share_quotas(strata, req, n, &mut sizes)?;
     }
-    let method: Vec<usize> = (0..strata.len()).filter(|&h| strata[h].rule.is_none()).collect();
+    let method: Vec<usize> = (0..strata.len())
+        .filter(|&h| strata[h].rule.is_none())
+        .collect();
     let (lower, upper) = bounds(strata, &method, req);
     match n {
         None => {
@@ -407,9 +463,15 @@ fn exact(
             }
         }
         Some(n) => {
-            let rules: u64 = (0..strata.len()).filter(|&h| strata[h].rule.is_some()).map(|h| sizes[h]).sum();
+            let rules: u64 = (0..strata.len())
+                .filter(|&h| strata[h].rule.is_some())
+                .map(|h| sizes[h])
+                .sum();
             if rules > n {
-                return Err(AllocError::RemainderNegative { total: rat(n), rules: rat(rules) });
+                return Err(AllocError::RemainderNegative {
+                    total: Box::new(rat(n)),
+                    rules: Box::new(rat(rules)),
+                });
             }
             let r = n - rules;
             if method.is_empty() && r != 0 {
@@ -450,15 +512,20 @@ fn share_quotas(
         return Ok(());
     }
     let sum: BigRational = shares.iter().map(|(_, p)| (*p).clone()).sum();
-    let quota_total = to_u64(&BigRational::from_integer(round_half_up(&(sum * rat(n)))));
+    let quota_total = round_count(&(sum * rat(n)));
     let ideal: Vec<BigRational> = shares.iter().map(|(_, p)| *p * rat(n)).collect();
     let quotas = largest_remainder(&ideal, quota_total, |a, b| a.cmp(&b));
     for (&(rule, _), quota) in shares.iter().zip(quotas) {
-        let members: Vec<usize> =
-            (0..strata.len()).filter(|&h| strata[h].rule == Some(rule)).collect();
+        let members: Vec<usize> = (0..strata.len())
+            .filter(|&h| strata[h].rule == Some(rule))
+            .collect();
         let available: u64 = members.iter().map(|&h| strata[h].units).sum();
         if available < quota {
-            return Err(AllocError::ShareQuotaTooLarge { rule, quota, available });
+            return Err(AllocError::ShareQuotaTooLarge {
+                rule,
+                quota,
+                available,
+            });
         }
         if quota == 0 {
             continue;
@@ -467,7 +534,10 @@ fn share_quotas(
             .iter()
             .map(|&h| rat(quota) * rat(strata[h].units) / rat(available))
             .collect();
-        for (&h, k) in members.iter().zip(round_to_total(strata, &members, &x, quota)) {
+        for (&h, k) in members
+            .iter()
+            .zip(round_to_total(strata, &members, &x, quota))
+        {
             sizes[h] = k;
         }
     }
@@ -497,9 +567,14 @@ fn bernoulli(
     }
     let r = &expected - &rules;
     if r.is_negative() {
-        return Err(AllocError::RemainderNegative { total: expected, rules });
+        return Err(AllocError::RemainderNegative {
+            total: Box::new(expected),
+            rules: Box::new(rules),
+        });
     }
-    let method: Vec<usize> = (0..strata.len()).filter(|&h| strata[h].rule.is_none()).collect();
+    let method: Vec<usize> = (0..strata.len())
+        .filter(|&h| strata[h].rule.is_none())
+        .collect();
     if method.is_empty() {
         if r.is_positive() {
             warnings.push(AllocWarning::UnallocatedRemainder { remainder: r });
@@ -514,7 +589,10 @@ fn bernoulli(
             }
         }
     }
-    Ok((probs.into_iter().map(Target::Probability).collect(), expected))
+    Ok((
+        probs.into_iter().map(Target::Probability).collect(),
+        expected,
+    ))
 }
 
 /// `(lower_h, upper_h) = (min(min, N_h), min(max, N_h))` for the given strata.
@@ -522,7 +600,10 @@ fn bounds(strata: &[StratumInput], ids: &[usize], req: &Request) -> (Vec<u64>, V
     ids.iter()
         .map(|&h| {
             let n = strata[h].units;
-            (req.min.map_or(0, |m| m.min(n)), req.max.map_or(n, |m| m.min(n)))
+            (
+                req.min.map_or(0, |m| m.min(n)),
+                req.max.map_or(n, |m| m.min(n)),
+            )
         })
         .unzip()
 }
@@ -543,11 +624,18 @@ fn weights(
             BigRational::zero()
         }
     };
-    let proportional = || ids.iter().map(|&h| rat(strata[h].units)).collect::<Vec<_>>();
+    let proportional = || {
+        ids.iter()
+            .map(|&h| rat(strata[h].units))
+            .collect::<Vec<_>>()
+    };
     match method {
         Method::Proportional => proportional(),
         Method::Equal => vec![BigRational::one(); ids.len()],
-        Method::Power(q) => ids.iter().map(|&h| exact_float(power(strata[h].units, q))).collect(),
+        Method::Power(q) => ids
+            .iter()
+            .map(|&h| exact_float(power(strata[h].units, q)))
+            .collect(),
         Method::Neyman => {
             let w: Vec<BigRational> = ids
                 .iter()
@@ -589,7 +677,11 @@ fn water_fill(
 ) -> Result<(BigRational, Vec<BigRational>), AllocError> {
     let (lower_sum, upper_sum) = (lower.iter().sum::<u64>(), upper.iter().sum::<u64>());
     if rat(lower_sum) > *r || rat(upper_sum) < *r {
-        return Err(AllocError::Infeasible { remainder: r.clone(), lower_sum, upper_sum });
+        return Err(AllocError::Infeasible {
+            remainder: Box::new(r.clone()),
+            lower_sum,
+            upper_sum,
+        });
     }
     let clamp = |lam: &BigRational, i: usize| (lam * &w[i]).max(rat(lower[i])).min(rat(upper[i]));
     let f = |lam: &BigRational| (0..w.len()).map(|i| clamp(lam, i)).sum::<BigRational>();
@@ -604,7 +696,10 @@ fn water_fill(
     let k = points.partition_point(|p| f(p) < *r);
     let Some(end) = points.get(k) else {
         let reachable = f(points.last().expect("0 is a breakpoint"));
-        return Err(AllocError::ZeroWeightShortfall { remainder: r.clone(), reachable });
+        return Err(AllocError::ZeroWeightShortfall {
+            remainder: Box::new(r.clone()),
+            reachable: Box::new(reachable),
+        });
     };
     let f_end = f(end);
     let lam = if f_end == *r {
@@ -620,7 +715,12 @@ fn water_fill(
 
 /// §5.3 for the strata `ids`: real targets `x` summing to `total` become integers,
 /// ties going to the smaller start, then to the earlier stratum.
-fn round_to_total(strata: &[StratumInput], ids: &[usize], x: &[BigRational], total: u64) -> Vec<u64> {
+fn round_to_total(
+    strata: &[StratumInput],
+    ids: &[usize],
+    x: &[BigRational],
+    total: u64,
+) -> Vec<u64> {
     let key = |i: usize| (strata[ids[i]].start, ids[i]);
     largest_remainder(x, total, |a, b| key(a).cmp(&key(b)))
 }
@@ -638,7 +738,10 @@ fn largest_remainder(
     let leftover = total - out.iter().sum::<u64>();
     let mut order: Vec<usize> = (0..x.len()).collect();
     order.sort_by(|&a, &b| frac[b].cmp(&frac[a]).then_with(|| tie(a, b)));
-    debug_assert!(leftover as usize <= x.len(), "targets must sum to the total");
+    debug_assert!(
+        leftover as usize <= x.len(),
+        "targets must sum to the total"
+    );
     for &i in order.iter().take(leftover as usize) {
         out[i] += 1;
     }

@@ -1,14 +1,13 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! The `.strat` checker: binds a parsed file to table schemas and params,
+//! resolves names, checks types and the rules of spec §8, and produces the
+//! checked program ([`ir::Program`]) that the engine lowers.
+//!
+//! It knows column types only through [`types::Type`]; reading schemas from
+//! files is the engine's job, so this crate stays free of Arrow and DataFusion.
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+mod check;
+pub mod ir;
+pub mod types;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub use check::{Checked, Env, check, parse_decimal, parse_param_value};
+pub use types::{Column, Type, Value};

@@ -1,1 +1,6 @@
-fn main(){}
+use clap::Parser;
+
+fn main() {
+    let cli = strat_cli::Cli::parse();
+    std::process::exit(strat_cli::run(cli));
+}

@@ -1,14 +1,9 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! strat's engine and embedding API: bind tables on a DataFusion
+//! `SessionContext`, check a rule file against their schemas, and (soon) run it.
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+pub mod catalog;
+pub mod compile;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub use compile::{Compiled, Options, TableBinding, compile};
+pub mod draw;
+pub mod keys;

@@ -128,6 +128,9 @@ fn syntax_error(text: &str, base: usize, chunk: &str, is_item: bool, e: &pest::e
         ErrorVariant::CustomError { .. } => Vec::new(),
     };
     let mut expected: Vec<&'static str> = Vec::new();
+    // The end of the statement reads best last: "expected `take`, `seed` or the end of the statement".
+    let mut positives = positives;
+    positives.sort_by_key(|r| *r == Rule::EOI);
     for r in &positives {
         let w = describe(*r, is_item);
         if !expected.contains(&w) {
@@ -229,7 +232,7 @@ fn keyword_of(r: Rule) -> Option<&'static str> {
 fn describe(r: Rule, is_item: bool) -> &'static str {
     use Rule::*;
     match r {
-        EOI if is_item => "the next clause or the end of the statement",
+        EOI if is_item => "the end of the statement",
         EOI | blank_only | item_only | file | item => "a declaration or a statement",
         statement | sample_stmt | split_stmt | kw_sample | kw_split => "`sample` or `split`",
         table_decl | kw_table => "`table`",

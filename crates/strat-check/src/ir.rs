@@ -1,0 +1,255 @@
+//! The checked program: names resolved, params substituted, types known.
+//! This is what the engine lowers and the SQL exporter translates.
+
+use num_rational::BigRational;
+
+use crate::types::{Column, Type, Value};
+use strat_syntax::Span;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Program {
+    /// Tables in first-use order, with the file each is bound to.
+    pub tables: Vec<TableRef>,
+    pub statements: Vec<Statement>,
+}
+
+impl Program {
+    pub fn statement(&self, name: &str) -> Option<&Statement> {
+        self.statements.iter().find(|s| s.name.as_deref() == Some(name))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TableRef {
+    pub name: String,
+    pub columns: Vec<Column>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Source {
+    Table(String),
+    /// Index into [`Program::statements`] (always an earlier one).
+    Statement(usize),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Sample,
+    Split,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Statement {
+    pub name: Option<String>,
+    pub kind: Kind,
+    pub span: Span,
+    pub source: Source,
+    /// The columns of the source, in order.
+    pub input: Vec<Column>,
+    pub filter: Option<Expr>,
+    pub unit: Option<Column>,
+    /// Units whose key text appears in this column of that source are removed.
+    pub exclude: Option<(Source, Column)>,
+    pub strata: Vec<Stratum>,
+    pub amount: Amount,
+    pub rules: Vec<Rule>,
+    /// The method for strata no rule matches (proportional when none is named).
+    pub method: Method,
+    pub min: Option<u64>,
+    pub max: Option<u64>,
+    pub seed: u64,
+    pub split: Option<Split>,
+    pub output: Vec<Output>,
+}
+
+impl Statement {
+    /// The result columns, in order, with their types.
+    pub fn output_columns(&self) -> Vec<Column> {
+        self.output.iter().map(|o| Column::new(o.name(), o.ty(self))).collect()
+    }
+
+    pub fn has_aggregates(&self) -> bool {
+        self.strata.iter().any(|s| s.expr.has_aggregate())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stratum {
+    /// The `as` name, or the expression's text.
+    pub name: String,
+    pub has_alias: bool,
+    pub expr: Expr,
+    /// For `bucket(...)` at the top: the labels in interval order (stratum order uses it).
+    pub bucket_labels: Option<Vec<String>>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Amount {
+    /// `take INT`
+    Count(u64),
+    /// `take P%` (P as a fraction 0..=1)
+    Fraction(BigRational),
+    /// `take all` or no `take`
+    All,
+    /// `take about P%`
+    About(BigRational),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum RuleAmount {
+    All,
+    None,
+    Count(u64),
+    Rate(BigRational),
+    Share(BigRational),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Method {
+    Proportional,
+    Equal,
+    /// The column whose per-stratum standard deviation weighs the stratum.
+    Neyman(Column),
+    Power(BigRational),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rule {
+    /// Over stratum values only (`Expr::Stratum`); `None` for `else`.
+    pub predicate: Option<Expr>,
+    /// `None` when the rule hands its strata to the method.
+    pub amount: Option<RuleAmount>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Split {
+    pub about: bool,
+    /// Split names with their shares (exact fractions summing to 1), in listing order.
+    pub parts: Vec<(String, BigRational)>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Output {
+    /// A source column, by name and type.
+    Column(Column),
+    /// A stratum value under its `as` name.
+    Stratum { index: usize, name: String },
+    Weight,
+    StratumText,
+    SplitName,
+}
+
+impl Output {
+    pub fn name<'a>(&'a self) -> &'a str {
+        match self {
+            Output::Column(c) => &c.name,
+            Output::Stratum { name, .. } => name,
+            Output::Weight => "_weight",
+            Output::StratumText => "_stratum",
+            Output::SplitName => "_split",
+        }
+    }
+
+    pub fn ty(&self, st: &Statement) -> Type {
+        match self {
+            Output::Column(c) => c.ty.clone(),
+            Output::Stratum { index, .. } => st.strata[*index].expr.ty.clone(),
+            Output::Weight => Type::Float,
+            Output::StratumText | Output::SplitName => Type::String,
+        }
+    }
+}
+
+/// A typed expression.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Expr {
+    pub kind: ExprKind,
+    pub ty: Type,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Func {
+    Lower,
+    Upper,
+    Length,
+    Trim,
+    Substr,
+    Coalesce,
+    Abs,
+    Year,
+    Month,
+    Day,
+    Round,
+    Floor,
+    Ceil,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Aggregate {
+    Count,
+    Min,
+    Max,
+    Sum,
+    Avg,
+    First,
+    Last,
+}
+
+pub use strat_syntax::ast::{BinaryOp, UnaryOp};
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ExprKind {
+    Column(String),
+    /// A stratum value (only in rule predicates).
+    Stratum(usize),
+    Literal(Value),
+    Unary { op: UnaryOp, expr: Box<Expr> },
+    Binary { op: BinaryOp, left: Box<Expr>, right: Box<Expr> },
+    InList { expr: Box<Expr>, list: Vec<Expr>, negated: bool },
+    Between { expr: Box<Expr>, low: Box<Expr>, high: Box<Expr>, negated: bool },
+    IsNull { expr: Box<Expr>, negated: bool },
+    Like { expr: Box<Expr>, pattern: Box<Expr>, negated: bool },
+    Func { func: Func, args: Vec<Expr> },
+    Case { whens: Vec<(Expr, Expr)>, otherwise: Option<Box<Expr>> },
+    /// `bucket(x, [edges])`: `labels[i]` for `edges[i-1] <= x < edges[i]`.
+    Bucket { expr: Box<Expr>, edges: Vec<Value>, labels: Vec<String> },
+    /// A unit aggregate; `arg` is `None` for `count(*)`.
+    Aggregate { func: Aggregate, arg: Option<Box<Expr>>, order_by: Option<Box<Expr>> },
+}
+
+impl Expr {
+    pub fn children(&self) -> Vec<&Expr> {
+        match &self.kind {
+            ExprKind::Column(_) | ExprKind::Stratum(_) | ExprKind::Literal(_) => vec![],
+            ExprKind::Unary { expr, .. } | ExprKind::IsNull { expr, .. } | ExprKind::Bucket { expr, .. } => {
+                vec![expr]
+            }
+            ExprKind::Binary { left, right, .. } => vec![left, right],
+            ExprKind::InList { expr, list, .. } => std::iter::once(&**expr).chain(list).collect(),
+            ExprKind::Between { expr, low, high, .. } => vec![expr, low, high],
+            ExprKind::Like { expr, pattern, .. } => vec![expr, pattern],
+            ExprKind::Func { args, .. } => args.iter().collect(),
+            ExprKind::Case { whens, otherwise } => {
+                whens.iter().flat_map(|(w, t)| [w, t]).chain(otherwise.as_deref()).collect()
+            }
+            ExprKind::Aggregate { arg, order_by, .. } => arg.as_deref().into_iter().chain(order_by.as_deref()).collect(),
+        }
+    }
+
+    pub fn has_aggregate(&self) -> bool {
+        matches!(self.kind, ExprKind::Aggregate { .. }) || self.children().iter().any(|c| c.has_aggregate())
+    }
+
+    /// Columns this expression reads, outside and inside aggregates.
+    pub fn columns(&self, out: &mut Vec<String>) {
+        if let ExprKind::Column(c) = &self.kind {
+            if !out.contains(c) {
+                out.push(c.clone());
+            }
+        }
+        for c in self.children() {
+            c.columns(out);
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! Reading table schemas (and only schemas) through DataFusion.
+
+use std::path::{Path, PathBuf};
+
+use datafusion::arrow::datatypes::{DataType, Schema};
+use datafusion::prelude::{CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionContext};
+use strat_check::{Column, Type};
+
+/// The file formats a table can be read from, by extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Parquet,
+    Csv,
+    Json,
+    Arrow,
+}
+
+impl Format {
+    pub fn from_path(path: &Path) -> Option<Format> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        Some(match ext.as_str() {
+            "parquet" => Format::Parquet,
+            "csv" => Format::Csv,
+            "json" | "ndjson" | "jsonl" => Format::Json,
+            "arrow" | "ipc" | "feather" => Format::Arrow,
+            _ => return None,
+        })
+    }
+
+    fn extension(self, path: &Path) -> String {
+        path.extension().and_then(|e| e.to_str()).map(|e| format!(".{e}")).unwrap_or_else(|| match self {
+            Format::Parquet => ".parquet".into(),
+            Format::Csv => ".csv".into(),
+            Format::Json => ".json".into(),
+            Format::Arrow => ".arrow".into(),
+        })
+    }
+}
+
+/// Why a table could not be bound; the message names the file and the fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableError {
+    pub message: String,
+    pub help: String,
+}
+
+/// Finds the format of a file, or of the files in a folder (which must agree).
+pub fn detect_format(path: &Path) -> Result<(Format, Option<PathBuf>), TableError> {
+    let meta = std::fs::metadata(path).map_err(|e| TableError {
+        message: match e.kind() {
+            std::io::ErrorKind::NotFound => format!("cannot read `{}`: no such file or folder", path.display()),
+            std::io::ErrorKind::PermissionDenied => format!("cannot read `{}`: permission denied", path.display()),
+            _ => format!("cannot read `{}`: {e}", path.display()),
+        },
+        help: "check the path (a relative path in a `table` declaration is relative to the rule file)".into(),
+    })?;
+    if meta.is_file() {
+        let f = Format::from_path(path).ok_or_else(|| unknown_format(path))?;
+        return Ok((f, None));
+    }
+    let mut found: Option<(Format, PathBuf)> = None;
+    let entries = std::fs::read_dir(path).map_err(|e| TableError {
+        message: format!("cannot list the folder `{}`: {e}", path.display()),
+        help: "check the folder's permissions".into(),
+    })?;
+    let mut names: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    names.sort();
+    for p in names {
+        let hidden = p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.') || n.starts_with('_'));
+        if hidden || !p.is_file() {
+            continue;
+        }
+        let Some(f) = Format::from_path(&p) else { continue };
+        match &found {
+            None => found = Some((f, p)),
+            Some((g, first)) if *g != f => {
+                return Err(TableError {
+                    message: format!(
+                        "the folder `{}` mixes formats: `{}` and `{}`",
+                        path.display(),
+                        first.display(),
+                        p.display()
+                    ),
+                    help: "a table folder must hold files of one format".into(),
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    found.map(|(f, p)| (f, Some(p))).ok_or_else(|| TableError {
+        message: format!("the folder `{}` holds no .parquet, .csv, .json/.ndjson/.jsonl or .arrow files", path.display()),
+        help: "point the table at a data file or a folder of data files".into(),
+    })
+}
+
+fn unknown_format(path: &Path) -> TableError {
+    TableError {
+        message: format!("cannot tell the format of `{}` from its extension", path.display()),
+        help: "name the file .parquet, .csv, .json/.ndjson/.jsonl or .arrow".into(),
+    }
+}
+
+/// Registers `path` as table `name` on `ctx` (reading only what the format needs
+/// to know its schema) and returns the schema.
+pub async fn register(ctx: &SessionContext, name: &str, path: &Path) -> Result<Schema, TableError> {
+    let (format, sample) = detect_format(path)?;
+    if let Some(meta) = std::fs::metadata(sample.as_deref().unwrap_or(path)).ok().filter(|m| m.len() == 0) {
+        let _ = meta;
+        return Err(TableError {
+            message: format!("`{}` is empty (0 bytes)", sample.as_deref().unwrap_or(path).display()),
+            help: "write the table again; an empty file has no schema".into(),
+        });
+    }
+    let location = path.to_string_lossy().to_string();
+    let ext = format.extension(sample.as_deref().unwrap_or(path));
+    let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+    let result = match format {
+        Format::Parquet => {
+            ctx.register_parquet(&quoted, &location, ParquetReadOptions::default().file_extension(&ext)).await
+        }
+        Format::Csv => {
+            ctx.register_csv(&quoted, &location, CsvReadOptions::new().has_header(true).file_extension(&ext)).await
+        }
+        Format::Json => ctx.register_json(&quoted, &location, JsonReadOptions::default().file_extension(&ext)).await,
+        Format::Arrow => {
+            let opts = datafusion::datasource::file_format::options::ArrowReadOptions {
+                file_extension: &ext,
+                ..Default::default()
+            };
+            ctx.register_arrow(&quoted, &location, opts).await
+        }
+    };
+    result.map_err(|e| TableError {
+        message: format!("cannot read the schema of `{}`: {}", path.display(), first_line(&e.to_string())),
+        help: match format {
+            Format::Parquet => "is it a complete Parquet file? Write it again if it was cut short".into(),
+            Format::Csv => "a CSV table needs a header row and the same number of fields on every line".into(),
+            Format::Json => "a JSON table needs one JSON object per line".into(),
+            Format::Arrow => "is it an Arrow IPC file?".into(),
+        },
+    })?;
+    let table = ctx.table(&quoted).await.map_err(|e| TableError {
+        message: format!("cannot open `{}`: {}", path.display(), first_line(&e.to_string())),
+        help: "check the file".into(),
+    })?;
+    Ok(table.schema().as_arrow().clone())
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").chars().take(300).collect()
+}
+
+/// The checker's view of an Arrow type.
+pub fn checker_type(t: &DataType) -> Type {
+    match t {
+        DataType::Int8
+        | DataType::Int16
+        | DataType::Int32
+        | DataType::Int64
+        | DataType::UInt8
+        | DataType::UInt16
+        | DataType::UInt32
+        | DataType::UInt64 => Type::Int,
+        DataType::Float16 | DataType::Float32 | DataType::Float64 => Type::Float,
+        DataType::Decimal32(..) | DataType::Decimal64(..) | DataType::Decimal128(..) | DataType::Decimal256(..) => {
+            Type::Decimal
+        }
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Type::String,
+        DataType::Boolean => Type::Bool,
+        DataType::Date32 | DataType::Date64 => Type::Date,
+        DataType::Timestamp(..) => Type::Timestamp,
+        DataType::Null => Type::Null,
+        DataType::Dictionary(_, v) => checker_type(v),
+        other => Type::Other(other.to_string()),
+    }
+}
+
+pub fn checker_columns(schema: &Schema) -> Vec<Column> {
+    schema.fields().iter().map(|f| Column::new(f.name().clone(), checker_type(f.data_type()))).collect()
+}

@@ -1,0 +1,84 @@
+//! Parse → bind schemas → check, for one rule file.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use datafusion::prelude::SessionContext;
+use strat_check::{Env, ir::Program};
+use strat_syntax::ast::Item;
+use strat_syntax::{Diagnostic, Span};
+
+use crate::catalog;
+
+/// A table bound from outside the file (`--table NAME=PATH`).
+#[derive(Clone, Debug)]
+pub struct TableBinding {
+    pub name: String,
+    pub path: PathBuf,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Bindings that override or add to the file's `table` declarations.
+    pub tables: Vec<TableBinding>,
+    /// `--param NAME=VALUE` overrides.
+    pub params: Vec<(String, String)>,
+}
+
+/// The checked program (when there is no error) and every diagnostic.
+#[derive(Debug)]
+pub struct Compiled {
+    pub program: Option<Program>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Compiled {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+/// Checks the rule file `text` (read from `file`, whose folder anchors relative
+/// table paths). Every table it binds is registered on `ctx` under its name;
+/// only schemas are read.
+pub async fn compile(ctx: &SessionContext, file: Option<&Path>, text: &str, options: &Options) -> Compiled {
+    let parsed = strat_syntax::parse(text);
+    let mut diagnostics = parsed.diagnostics;
+    let base = file.and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default();
+
+    // Bindings: declarations, then command-line overrides.
+    let mut bindings: BTreeMap<String, (PathBuf, Option<Span>)> = BTreeMap::new();
+    for item in &parsed.file.items {
+        if let Item::Table(t) = item {
+            bindings.entry(t.name.name.clone()).or_insert((base.join(&t.path.value), Some(t.path.span)));
+        }
+    }
+    for b in &options.tables {
+        bindings.insert(b.name.clone(), (b.path.clone(), None));
+    }
+
+    let mut env = Env { tables: BTreeMap::new(), params: options.params.clone() };
+    for (name, (path, span)) in &bindings {
+        match catalog::register(ctx, name, path).await {
+            Ok(schema) => {
+                env.tables.insert(name.clone(), Some(catalog::checker_columns(&schema)));
+            }
+            Err(e) => {
+                let mut d = Diagnostic::error("E0130", format!("table `{name}`: {}", e.message)).with_help(e.help);
+                if let Some(span) = span {
+                    d = d.at(*span);
+                } else {
+                    d.message = format!("--table {name}={}: {}", path.display(), e.message);
+                }
+                diagnostics.push(d);
+                env.tables.insert(name.clone(), None);
+            }
+        }
+    }
+
+    let checked = strat_check::check(text, &parsed.file, &env);
+    diagnostics.extend(checked.diagnostics);
+    strat_syntax::diagnostic::sort_by_position(&mut diagnostics);
+    let has_errors = diagnostics.iter().any(Diagnostic::is_error);
+    Compiled { program: if has_errors { None } else { checked.program }, diagnostics }
+}

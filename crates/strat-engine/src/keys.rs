@@ -1,0 +1,746 @@
+//! Key texts (LANGUAGE.md §6) and `_stratum` texts (§7).
+//!
+//! # Design
+//!
+//! Keys are written as UTF-8 bytes into a caller-owned `Vec<u8>` that is
+//! cleared and reused for every row, so producing a key allocates nothing per
+//! row (the buffer only grows until it fits the longest key). The per-type
+//! dispatch is done once per column: [`KeyColumn::unit`] / [`KeyColumn::row`]
+//! (and [`RowKeys`]) resolve the Arrow type into a typed accessor, and
+//! [`KeyColumn::write`] is then a plain match plus formatting. Integers use
+//! `itoa`, dates and timestamps are formatted by hand.
+//! [`write_key`] and [`write_row_key`] are one-row conveniences that redo the
+//! dispatch on every call.
+//!
+//! # Key text by type
+//!
+//! | Arrow type | unit key | row key |
+//! |---|---|---|
+//! | Int8..Int64, UInt8..UInt64 | canonical decimal (`-5`, `18446744073709551615`) | same |
+//! | Utf8, LargeUtf8, Utf8View | the string as is | `\` → `\\`, U+001F → `\u001f` (six characters) |
+//! | Boolean | `true` / `false` | same |
+//! | Date32, Date64 | `YYYY-MM-DD` | same |
+//! | Float16/32/64 | error | widened to f64, Rust's `{}`: shortest round-trip digits, never an exponent (`0.1`, `1`, `1e300` → `1` and 300 zeros), `NaN`, `inf`, `-inf`, `-0` |
+//! | Decimal32/64/128/256 | error | the unscaled integer with exactly `scale` fraction digits (`-1.50`, `-0.05`); a negative scale appends zeros |
+//! | Timestamp (any unit) | error | `YYYY-MM-DDTHH:MM:SS`, plus `.` and exactly 9 digits when the sub-second part is non-zero; the stored UTC instant, the time zone is ignored |
+//! | Null | error | `\N` |
+//! | Dictionary of a supported type | as its values | as its values |
+//! | anything else (nested, binary, time, interval, …) | error | error |
+//!
+//! NULL is `\N` in a row key and never a unit key ([`KeyError::Null`]).
+//!
+//! Dates are proleptic Gregorian with astronomical year numbering (year 0 is
+//! 1 BC). Years 0..=9999 are written with exactly 4 digits; years above 9999
+//! with all their digits and no `+`; negative years as `-` followed by at least
+//! 4 digits (`-0001-01-01`).
+
+use std::fmt;
+use std::io::Write as _;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, GenericStringArray, PrimitiveArray, StringViewArray,
+};
+use datafusion::arrow::buffer::{NullBuffer, ScalarBuffer};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{
+    ArrowPrimitiveType, DataType, Date32Type, Date64Type, Decimal32Type, Decimal64Type,
+    Decimal128Type, Decimal256Type, Float16Type, Float32Type, Float64Type, Int8Type, Int16Type,
+    Int32Type, Int64Type, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
+    TimestampNanosecondType, TimestampSecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
+};
+
+/// Separator between the columns of a row key (U+001F, unit separator).
+pub const ROW_KEY_SEPARATOR: u8 = 0x1f;
+
+/// Why a value has no key text.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeyError {
+    /// The unit value is NULL; NULL units are filtered by the caller.
+    Null,
+    /// The column type has no key text (in a unit key when `unit` is true,
+    /// else in a row key).
+    UnsupportedType { data_type: DataType, unit: bool },
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyError::Null => write!(f, "a NULL value has no unit key"),
+            KeyError::UnsupportedType {
+                data_type,
+                unit: true,
+            } => write!(f, "a unit column of type {data_type} has no key text"),
+            KeyError::UnsupportedType {
+                data_type,
+                unit: false,
+            } => write!(f, "a column of type {data_type} has no row key text"),
+        }
+    }
+}
+
+impl std::error::Error for KeyError {}
+
+/// True if a `unit` column of this type has a key text.
+pub fn is_unit_key_type(data_type: &DataType) -> bool {
+    use DataType::*;
+    match data_type {
+        Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64 | Utf8 | LargeUtf8
+        | Utf8View | Boolean | Date32 | Date64 => true,
+        Dictionary(_, value) => is_unit_key_type(value),
+        _ => false,
+    }
+}
+
+/// True if a column of this type can be part of a row key (no `unit`).
+pub fn is_row_key_type(data_type: &DataType) -> bool {
+    use DataType::*;
+    match data_type {
+        Null | Float16 | Float32 | Float64 | Decimal32(..) | Decimal64(..) | Decimal128(..)
+        | Decimal256(..) | Timestamp(..) => true,
+        Dictionary(_, value) => is_row_key_type(value),
+        other => is_unit_key_type(other),
+    }
+}
+
+/// A column resolved once to a typed accessor.
+#[derive(Debug, Clone)]
+enum Kind {
+    Null,
+    I8(PrimitiveArray<Int8Type>),
+    I16(PrimitiveArray<Int16Type>),
+    I32(PrimitiveArray<Int32Type>),
+    I64(PrimitiveArray<Int64Type>),
+    U8(PrimitiveArray<UInt8Type>),
+    U16(PrimitiveArray<UInt16Type>),
+    U32(PrimitiveArray<UInt32Type>),
+    U64(PrimitiveArray<UInt64Type>),
+    Utf8(GenericStringArray<i32>),
+    LargeUtf8(GenericStringArray<i64>),
+    Utf8View(StringViewArray),
+    Bool(BooleanArray),
+    Date32(PrimitiveArray<Date32Type>),
+    Date64(PrimitiveArray<Date64Type>),
+    F16(PrimitiveArray<Float16Type>),
+    F32(PrimitiveArray<Float32Type>),
+    F64(PrimitiveArray<Float64Type>),
+    Dec32(PrimitiveArray<Decimal32Type>, i8),
+    Dec64(PrimitiveArray<Decimal64Type>, i8),
+    Dec128(PrimitiveArray<Decimal128Type>, i8),
+    Dec256(PrimitiveArray<Decimal256Type>, i8),
+    /// Raw timestamp values and the number of units per second.
+    Timestamp(ScalarBuffer<i64>, i64),
+}
+
+/// One column prepared for writing key texts row by row.
+#[derive(Debug, Clone)]
+pub struct KeyColumn {
+    kind: Kind,
+    nulls: Option<NullBuffer>,
+    /// Row-key mode: escape strings, write NULL as `\N`.
+    row: bool,
+}
+
+fn prim<T: ArrowPrimitiveType>(a: &dyn Array) -> PrimitiveArray<T> {
+    a.as_primitive::<T>().clone()
+}
+
+impl KeyColumn {
+    /// Prepares a `unit` column; fails unless [`is_unit_key_type`].
+    pub fn unit(array: &dyn Array) -> Result<Self, KeyError> {
+        Self::new(array, false)
+    }
+
+    /// Prepares a column of a row key; fails unless [`is_row_key_type`].
+    pub fn row(array: &dyn Array) -> Result<Self, KeyError> {
+        Self::new(array, true)
+    }
+
+    fn new(array: &dyn Array, row: bool) -> Result<Self, KeyError> {
+        use DataType as D;
+        let dt = array.data_type();
+        let supported = if row {
+            is_row_key_type(dt)
+        } else {
+            is_unit_key_type(dt)
+        };
+        if !supported {
+            return Err(KeyError::UnsupportedType {
+                data_type: dt.clone(),
+                unit: !row,
+            });
+        }
+        if let D::Dictionary(_, value) = dt {
+            let flat = cast(array, value).map_err(|_| KeyError::UnsupportedType {
+                data_type: dt.clone(),
+                unit: !row,
+            })?;
+            return Self::new(flat.as_ref(), row);
+        }
+        let a = array;
+        let kind = match dt {
+            D::Null => Kind::Null,
+            D::Int8 => Kind::I8(prim(a)),
+            D::Int16 => Kind::I16(prim(a)),
+            D::Int32 => Kind::I32(prim(a)),
+            D::Int64 => Kind::I64(prim(a)),
+            D::UInt8 => Kind::U8(prim(a)),
+            D::UInt16 => Kind::U16(prim(a)),
+            D::UInt32 => Kind::U32(prim(a)),
+            D::UInt64 => Kind::U64(prim(a)),
+            D::Utf8 => Kind::Utf8(a.as_string::<i32>().clone()),
+            D::LargeUtf8 => Kind::LargeUtf8(a.as_string::<i64>().clone()),
+            D::Utf8View => Kind::Utf8View(a.as_string_view().clone()),
+            D::Boolean => Kind::Bool(a.as_boolean().clone()),
+            D::Date32 => Kind::Date32(prim(a)),
+            D::Date64 => Kind::Date64(prim(a)),
+            D::Float16 => Kind::F16(prim(a)),
+            D::Float32 => Kind::F32(prim(a)),
+            D::Float64 => Kind::F64(prim(a)),
+            D::Decimal32(_, s) => Kind::Dec32(prim(a), *s),
+            D::Decimal64(_, s) => Kind::Dec64(prim(a), *s),
+            D::Decimal128(_, s) => Kind::Dec128(prim(a), *s),
+            D::Decimal256(_, s) => Kind::Dec256(prim(a), *s),
+            D::Timestamp(TimeUnit::Second, _) => {
+                Kind::Timestamp(a.as_primitive::<TimestampSecondType>().values().clone(), 1)
+            }
+            D::Timestamp(TimeUnit::Millisecond, _) => Kind::Timestamp(
+                a.as_primitive::<TimestampMillisecondType>()
+                    .values()
+                    .clone(),
+                1_000,
+            ),
+            D::Timestamp(TimeUnit::Microsecond, _) => Kind::Timestamp(
+                a.as_primitive::<TimestampMicrosecondType>()
+                    .values()
+                    .clone(),
+                1_000_000,
+            ),
+            D::Timestamp(TimeUnit::Nanosecond, _) => Kind::Timestamp(
+                a.as_primitive::<TimestampNanosecondType>().values().clone(),
+                1_000_000_000,
+            ),
+            _ => unreachable!("checked by is_row_key_type"),
+        };
+        Ok(KeyColumn {
+            kind,
+            nulls: array.logical_nulls(),
+            row,
+        })
+    }
+
+    /// True if the value at `row` is NULL.
+    pub fn is_null(&self, row: usize) -> bool {
+        matches!(self.kind, Kind::Null) || self.nulls.as_ref().is_some_and(|n| n.is_null(row))
+    }
+
+    /// The logical validity of the column (`None`: no NULLs).
+    pub fn nulls(&self) -> Option<&NullBuffer> {
+        self.nulls.as_ref()
+    }
+
+    /// Appends the key text of `row` to `buf` (does not clear it).
+    ///
+    /// In unit mode a NULL is [`KeyError::Null`]; in row mode it is `\N`.
+    pub fn write(&self, row: usize, buf: &mut Vec<u8>) -> Result<(), KeyError> {
+        if self.is_null(row) {
+            return if self.row {
+                buf.extend_from_slice(b"\\N");
+                Ok(())
+            } else {
+                Err(KeyError::Null)
+            };
+        }
+        let mut int = itoa::Buffer::new();
+        match &self.kind {
+            Kind::Null => unreachable!("handled as NULL"),
+            Kind::I8(a) => buf.extend_from_slice(int.format(a.value(row)).as_bytes()),
+            Kind::I16(a) => buf.extend_from_slice(int.format(a.value(row)).as_bytes()),
+            Kind::I32(a) => buf.extend_from_slice(int.format(a.value(row)).as_bytes()),
+            Kind::I64(a) => buf.extend_from_slice(int.format(a.value(row)).as_bytes()),
+            Kind::U8(a) => buf.extend_from_slice(int.format(a.value(row)).as_bytes()),
+            Kind::U16(a) => buf.extend_from_slice(int.format(a.value(row)).as_bytes()),
+            Kind::U32(a) => buf.extend_from_slice(int.format(a.value(row)).as_bytes()),
+            Kind::U64(a) => buf.extend_from_slice(int.format(a.value(row)).as_bytes()),
+            Kind::Utf8(a) => self.write_str(a.value(row), buf),
+            Kind::LargeUtf8(a) => self.write_str(a.value(row), buf),
+            Kind::Utf8View(a) => self.write_str(a.value(row), buf),
+            Kind::Bool(a) => buf.extend_from_slice(if a.value(row) { b"true" } else { b"false" }),
+            Kind::Date32(a) => write_date(i64::from(a.value(row)), buf),
+            Kind::Date64(a) => write_date(a.value(row).div_euclid(86_400_000), buf),
+            Kind::F16(a) => write_f64(a.value(row).to_f64(), buf),
+            Kind::F32(a) => write_f64(f64::from(a.value(row)), buf),
+            Kind::F64(a) => write_f64(a.value(row), buf),
+            Kind::Dec32(a, s) => write_decimal(int.format(a.value(row)), *s, buf),
+            Kind::Dec64(a, s) => write_decimal(int.format(a.value(row)), *s, buf),
+            Kind::Dec128(a, s) => write_decimal(int.format(a.value(row)), *s, buf),
+            Kind::Dec256(a, s) => {
+                let v = a.value(row);
+                match v.to_i128() {
+                    Some(small) => write_decimal(int.format(small), *s, buf),
+                    // Beyond i128 (more than 38 digits): arrow's Display allocates.
+                    None => write_decimal(&v.to_string(), *s, buf),
+                }
+            }
+            Kind::Timestamp(values, per_second) => write_timestamp(values[row], *per_second, buf),
+        }
+        Ok(())
+    }
+
+    fn write_str(&self, s: &str, buf: &mut Vec<u8>) {
+        if !self.row {
+            buf.extend_from_slice(s.as_bytes());
+            return;
+        }
+        for &b in s.as_bytes() {
+            match b {
+                b'\\' => buf.extend_from_slice(b"\\\\"),
+                ROW_KEY_SEPARATOR => buf.extend_from_slice(b"\\u001f"),
+                _ => buf.push(b),
+            }
+        }
+    }
+}
+
+/// All source columns of a statement without `unit`, prepared for row keys.
+#[derive(Debug, Clone)]
+pub struct RowKeys {
+    columns: Vec<KeyColumn>,
+}
+
+impl RowKeys {
+    /// Prepares the columns (in schema order); fails on the first column
+    /// whose type has no row key text.
+    pub fn new(columns: &[ArrayRef]) -> Result<Self, KeyError> {
+        let columns = columns
+            .iter()
+            .map(|c| KeyColumn::row(c.as_ref()))
+            .collect::<Result<_, _>>()?;
+        Ok(RowKeys { columns })
+    }
+
+    /// Clears `buf` and writes the row key of `row` into it.
+    pub fn write(&self, row: usize, buf: &mut Vec<u8>) {
+        buf.clear();
+        for (i, column) in self.columns.iter().enumerate() {
+            if i > 0 {
+                buf.push(ROW_KEY_SEPARATOR);
+            }
+            // Row mode never fails: NULL is `\N`.
+            let _ = column.write(row, buf);
+        }
+    }
+}
+
+/// Clears `buf` and writes the unit key text of `array[row]` into it.
+///
+/// Resolves the type on every call; for many rows use [`KeyColumn::unit`].
+pub fn write_key(array: &dyn Array, row: usize, buf: &mut Vec<u8>) -> Result<(), KeyError> {
+    buf.clear();
+    KeyColumn::unit(array)?.write(row, buf)
+}
+
+/// Clears `buf` and writes the row key of `row` (all `columns` in schema
+/// order joined by U+001F) into it.
+///
+/// Resolves the types on every call; for many rows use [`RowKeys`].
+pub fn write_row_key(columns: &[ArrayRef], row: usize, buf: &mut Vec<u8>) -> Result<(), KeyError> {
+    RowKeys::new(columns)?.write(row, buf);
+    Ok(())
+}
+
+/// The `_stratum` text (§7): the key texts joined by `/`, with `\`, `/` and
+/// `∅` inside a value escaped by a preceding `\`, NULL written `∅`; `""` for
+/// no values.
+pub fn stratum_text(values: &[Option<String>]) -> String {
+    let mut out = String::new();
+    for (i, value) in values.iter().enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        match value {
+            None => out.push('∅'),
+            Some(v) => {
+                for c in v.chars() {
+                    if matches!(c, '\\' | '/' | '∅') {
+                        out.push('\\');
+                    }
+                    out.push(c);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn write_f64(v: f64, buf: &mut Vec<u8>) {
+    // Rust's Display: shortest digits that read back to the same f64, never
+    // in exponent form; "NaN", "inf", "-inf", "-0". Writing to a Vec never fails.
+    let _ = write!(buf, "{v}");
+}
+
+/// Writes a signed integer text `digits` (as produced by itoa) as a decimal
+/// with `scale` fraction digits.
+fn write_decimal(digits: &str, scale: i8, buf: &mut Vec<u8>) {
+    let (negative, magnitude) = match digits.strip_prefix('-') {
+        Some(m) => (true, m.as_bytes()),
+        None => (false, digits.as_bytes()),
+    };
+    if negative {
+        buf.push(b'-');
+    }
+    if scale <= 0 {
+        buf.extend_from_slice(magnitude);
+        if magnitude != b"0" {
+            buf.extend(std::iter::repeat_n(b'0', usize::from(scale.unsigned_abs())));
+        }
+        return;
+    }
+    let scale = usize::from(scale.unsigned_abs());
+    if magnitude.len() > scale {
+        let (int, frac) = magnitude.split_at(magnitude.len() - scale);
+        buf.extend_from_slice(int);
+        buf.push(b'.');
+        buf.extend_from_slice(frac);
+    } else {
+        buf.extend_from_slice(b"0.");
+        buf.extend(std::iter::repeat_n(b'0', scale - magnitude.len()));
+        buf.extend_from_slice(magnitude);
+    }
+}
+
+/// Proleptic Gregorian (year, month, day) of a day count since 1970-01-01
+/// (H. Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097); // [0, 146096]
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
+    let mp = (5 * doy + 2) / 153; // [0, 11], March-based
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+fn push2(n: u32, buf: &mut Vec<u8>) {
+    buf.push(b'0' + (n / 10) as u8);
+    buf.push(b'0' + (n % 10) as u8);
+}
+
+fn write_date(days: i64, buf: &mut Vec<u8>) {
+    let (year, month, day) = civil_from_days(days);
+    if year < 0 {
+        buf.push(b'-');
+    }
+    let mut int = itoa::Buffer::new();
+    let y = int.format(year.unsigned_abs());
+    buf.extend(std::iter::repeat_n(b'0', 4usize.saturating_sub(y.len())));
+    buf.extend_from_slice(y.as_bytes());
+    buf.push(b'-');
+    push2(month, buf);
+    buf.push(b'-');
+    push2(day, buf);
+}
+
+fn write_timestamp(value: i64, per_second: i64, buf: &mut Vec<u8>) {
+    let seconds = value.div_euclid(per_second);
+    let nanos = value.rem_euclid(per_second) * (1_000_000_000 / per_second);
+    write_date(seconds.div_euclid(86_400), buf);
+    let sod = seconds.rem_euclid(86_400) as u32;
+    buf.push(b'T');
+    push2(sod / 3600, buf);
+    buf.push(b':');
+    push2(sod / 60 % 60, buf);
+    buf.push(b':');
+    push2(sod % 60, buf);
+    if nanos != 0 {
+        buf.push(b'.');
+        let mut int = itoa::Buffer::new();
+        let f = int.format(nanos);
+        buf.extend(std::iter::repeat_n(b'0', 9 - f.len()));
+        buf.extend_from_slice(f.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{
+        Date32Array, Date64Array, Decimal128Array, Decimal256Array, DictionaryArray, Float32Array,
+        Float64Array, Int8Array, Int32Array, Int64Array, LargeStringArray, ListArray, NullArray,
+        StringArray, TimestampMicrosecondArray, TimestampMillisecondArray,
+        TimestampNanosecondArray, TimestampSecondArray, UInt8Array, UInt64Array,
+    };
+    use datafusion::arrow::datatypes::{Int32Type as I32, i256};
+    use std::sync::Arc;
+
+    fn unit(a: &dyn Array, row: usize) -> String {
+        let mut buf = Vec::new();
+        write_key(a, row, &mut buf).unwrap();
+        String::from_utf8(buf).unwrap()
+    }
+
+    fn row_of(cols: &[ArrayRef], row: usize) -> String {
+        let mut buf = b"stale".to_vec();
+        write_row_key(cols, row, &mut buf).unwrap();
+        String::from_utf8(buf).unwrap()
+    }
+
+    fn one(a: ArrayRef) -> String {
+        row_of(&[a], 0)
+    }
+
+    #[test]
+    fn integers() {
+        assert_eq!(unit(&Int8Array::from(vec![-5]), 0), "-5");
+        assert_eq!(unit(&Int8Array::from(vec![i8::MIN]), 0), "-128");
+        assert_eq!(unit(&Int32Array::from(vec![0]), 0), "0");
+        assert_eq!(
+            unit(&Int64Array::from(vec![i64::MIN]), 0),
+            "-9223372036854775808"
+        );
+        assert_eq!(unit(&UInt8Array::from(vec![255]), 0), "255");
+        assert_eq!(
+            unit(&UInt64Array::from(vec![u64::MAX]), 0),
+            "18446744073709551615"
+        );
+        assert_eq!(
+            unit(&datafusion::arrow::array::Int16Array::from(vec![-300]), 0),
+            "-300"
+        );
+        assert_eq!(
+            unit(&datafusion::arrow::array::UInt16Array::from(vec![65535]), 0),
+            "65535"
+        );
+        assert_eq!(
+            unit(
+                &datafusion::arrow::array::UInt32Array::from(vec![4294967295]),
+                0
+            ),
+            "4294967295"
+        );
+    }
+
+    #[test]
+    fn strings_and_booleans() {
+        assert_eq!(unit(&StringArray::from(vec!["Zürich"]), 0), "Zürich");
+        assert_eq!(unit(&LargeStringArray::from(vec!["a/b"]), 0), "a/b");
+        let view = StringViewArray::from(vec!["short", "a string longer than twelve bytes"]);
+        assert_eq!(unit(&view, 0), "short");
+        assert_eq!(unit(&view, 1), "a string longer than twelve bytes");
+        // Unit keys are not escaped.
+        assert_eq!(
+            unit(&StringArray::from(vec!["x\\y\u{1f}"]), 0),
+            "x\\y\u{1f}"
+        );
+        let b = BooleanArray::from(vec![true, false]);
+        assert_eq!(unit(&b, 0), "true");
+        assert_eq!(unit(&b, 1), "false");
+    }
+
+    #[test]
+    fn dates() {
+        // Day numbers from Python: (date(y,m,d) - date(1970,1,1)).days
+        let d = Date32Array::from(vec![17683, -1, 0, 2932896, -719162, -719528, -719529]);
+        assert_eq!(unit(&d, 0), "2018-06-01");
+        assert_eq!(unit(&d, 1), "1969-12-31");
+        assert_eq!(unit(&d, 2), "1970-01-01");
+        assert_eq!(unit(&d, 3), "9999-12-31");
+        assert_eq!(unit(&d, 4), "0001-01-01");
+        assert_eq!(unit(&d, 5), "0000-01-01");
+        assert_eq!(unit(&d, 6), "-0001-12-31");
+        let d = Date32Array::from(vec![2932897]);
+        assert_eq!(unit(&d, 0), "10000-01-01");
+        let d64 = Date64Array::from(vec![17683 * 86_400_000, -86_400_000]);
+        assert_eq!(unit(&d64, 0), "2018-06-01");
+        assert_eq!(unit(&d64, 1), "1969-12-31");
+    }
+
+    #[test]
+    fn dates_agree_with_chrono() {
+        use datafusion::arrow::temporal_conversions::date32_to_datetime;
+        let mut buf = Vec::new();
+        for days in (-719_162..2_932_897).step_by(97) {
+            buf.clear();
+            write_date(i64::from(days), &mut buf);
+            let expected = date32_to_datetime(days).unwrap().date().to_string();
+            assert_eq!(std::str::from_utf8(&buf).unwrap(), expected, "day {days}");
+        }
+    }
+
+    #[test]
+    fn unit_key_errors() {
+        let mut buf = Vec::new();
+        let a = Int32Array::from(vec![None, Some(1)]);
+        assert_eq!(write_key(&a, 0, &mut buf), Err(KeyError::Null));
+        assert!(KeyColumn::unit(&a).unwrap().is_null(0));
+        for bad in [
+            Arc::new(Float64Array::from(vec![1.0])) as ArrayRef,
+            Arc::new(TimestampSecondArray::from(vec![0])),
+            Arc::new(Decimal128Array::from(vec![1])),
+        ] {
+            let err = write_key(bad.as_ref(), 0, &mut buf).unwrap_err();
+            assert!(matches!(err, KeyError::UnsupportedType { unit: true, .. }));
+        }
+        let err = write_key(&Float64Array::from(vec![1.0]), 0, &mut buf).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "a unit column of type Float64 has no key text"
+        );
+    }
+
+    #[test]
+    fn dictionary_keys_use_their_values() {
+        let d: DictionaryArray<I32> = vec!["b", "a", "b"].into_iter().collect();
+        assert_eq!(unit(&d, 0), "b");
+        assert_eq!(unit(&d, 1), "a");
+    }
+
+    #[test]
+    fn floats_in_row_keys() {
+        let f = |v: f64| one(Arc::new(Float64Array::from(vec![v])));
+        assert_eq!(f(0.1), "0.1");
+        assert_eq!(f(1.0), "1");
+        assert_eq!(f(-2.5), "-2.5");
+        assert_eq!(f(1e300), format!("1{}", "0".repeat(300)));
+        assert_eq!(f(1e-7), "0.0000001");
+        assert_eq!(f(f64::NAN), "NaN");
+        assert_eq!(f(f64::INFINITY), "inf");
+        assert_eq!(f(f64::NEG_INFINITY), "-inf");
+        assert_eq!(f(-0.0), "-0");
+        // Float32 is widened to f64 first.
+        assert_eq!(one(Arc::new(Float32Array::from(vec![0.5f32]))), "0.5");
+        assert_eq!(
+            one(Arc::new(Float32Array::from(vec![0.1f32]))),
+            "0.10000000149011612"
+        );
+        let half = cast(&Float64Array::from(vec![1.5]), &DataType::Float16).unwrap();
+        assert_eq!(one(half), "1.5");
+    }
+
+    #[test]
+    fn decimals_in_row_keys() {
+        let dec = |v: i128, p: u8, s: i8| {
+            one(Arc::new(
+                Decimal128Array::from(vec![v])
+                    .with_precision_and_scale(p, s)
+                    .unwrap(),
+            ))
+        };
+        assert_eq!(dec(12345, 10, 2), "123.45");
+        assert_eq!(dec(-150, 10, 2), "-1.50");
+        assert_eq!(dec(-5, 10, 2), "-0.05");
+        assert_eq!(dec(0, 10, 2), "0.00");
+        assert_eq!(dec(7, 10, 0), "7");
+        assert_eq!(dec(12, 10, -2), "1200");
+        assert_eq!(dec(0, 10, -2), "0");
+        let big = Decimal256Array::from(vec![i256::from_i128(-12345)])
+            .with_precision_and_scale(40, 3)
+            .unwrap();
+        assert_eq!(one(Arc::new(big)), "-12.345");
+        let huge = Decimal256Array::from(vec![i256::from_parts(0, 1)])
+            .with_precision_and_scale(76, 2)
+            .unwrap();
+        // 2^128 = 340282366920938463463374607431768211456
+        assert_eq!(
+            one(Arc::new(huge)),
+            "3402823669209384634633746074317682114.56"
+        );
+    }
+
+    #[test]
+    fn timestamps_in_row_keys() {
+        // 2018-06-01T12:34:56 = 1527856496 s (Python calendar.timegm)
+        let s = 1_527_856_496i64;
+        assert_eq!(
+            one(Arc::new(TimestampSecondArray::from(vec![s]))),
+            "2018-06-01T12:34:56"
+        );
+        assert_eq!(
+            one(Arc::new(TimestampMillisecondArray::from(vec![
+                s * 1000 + 5
+            ]))),
+            "2018-06-01T12:34:56.005000000"
+        );
+        assert_eq!(
+            one(Arc::new(TimestampMicrosecondArray::from(vec![
+                s * 1_000_000
+            ]))),
+            "2018-06-01T12:34:56"
+        );
+        assert_eq!(
+            one(Arc::new(TimestampNanosecondArray::from(vec![
+                s * 1_000_000_000 + 123_456_789
+            ]))),
+            "2018-06-01T12:34:56.123456789"
+        );
+        // Before the epoch: -1 ms is 1969-12-31T23:59:59.999.
+        assert_eq!(
+            one(Arc::new(TimestampMillisecondArray::from(vec![-1]))),
+            "1969-12-31T23:59:59.999000000"
+        );
+        // The time zone is ignored: the UTC instant is written.
+        let tz = TimestampSecondArray::from(vec![s]).with_timezone("Europe/Zurich");
+        assert_eq!(one(Arc::new(tz)), "2018-06-01T12:34:56");
+        // A sliced array keeps its offset.
+        let sliced = TimestampSecondArray::from(vec![0, s]).slice(1, 1);
+        assert_eq!(one(Arc::new(sliced)), "2018-06-01T12:34:56");
+    }
+
+    #[test]
+    fn row_keys_join_escape_and_null() {
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(Int32Array::from(vec![Some(1), None])),
+            Arc::new(StringArray::from(vec![Some("a\\b\u{1f}c"), Some("\\N")])),
+            Arc::new(Date32Array::from(vec![Some(17683), None])),
+            Arc::new(BooleanArray::from(vec![Some(true), None])),
+            Arc::new(NullArray::new(2)),
+        ];
+        assert_eq!(
+            row_of(&cols, 0),
+            "1\u{1f}a\\\\b\\u001fc\u{1f}2018-06-01\u{1f}true\u{1f}\\N"
+        );
+        assert_eq!(
+            row_of(&cols, 1),
+            "\\N\u{1f}\\\\N\u{1f}\\N\u{1f}\\N\u{1f}\\N"
+        );
+        let keys = RowKeys::new(&cols).unwrap();
+        let mut buf = Vec::new();
+        keys.write(1, &mut buf);
+        assert_eq!(buf, row_of(&cols, 1).as_bytes());
+    }
+
+    #[test]
+    fn row_key_rejects_nested_types() {
+        let list = ListArray::from_iter_primitive::<I32, _, _>(vec![Some(vec![Some(1)])]);
+        let cols: Vec<ArrayRef> = vec![Arc::new(Int32Array::from(vec![1])), Arc::new(list)];
+        let err = write_row_key(&cols, 0, &mut Vec::new()).unwrap_err();
+        assert!(matches!(err, KeyError::UnsupportedType { unit: false, .. }));
+        assert!(
+            err.to_string().starts_with("a column of type List("),
+            "{err}"
+        );
+        assert!(!is_row_key_type(&DataType::Binary));
+        assert!(is_row_key_type(&DataType::Float64));
+        assert!(!is_unit_key_type(&DataType::Float64));
+        assert!(is_unit_key_type(&DataType::Utf8View));
+    }
+
+    #[test]
+    fn stratum_texts() {
+        let s = |v: &[Option<&str>]| {
+            stratum_text(&v.iter().map(|x| x.map(String::from)).collect::<Vec<_>>())
+        };
+        assert_eq!(s(&[]), "");
+        assert_eq!(s(&[Some("north")]), "north");
+        assert_eq!(s(&[Some("north"), Some("2018-06-01")]), "north/2018-06-01");
+        assert_eq!(s(&[Some("a/b")]), "a\\/b");
+        assert_eq!(s(&[Some("∅")]), "\\∅");
+        assert_eq!(s(&[Some("x\\y")]), "x\\\\y");
+        assert_eq!(s(&[None]), "∅");
+        assert_eq!(s(&[Some("a/b"), None, Some("x\\y")]), "a\\/b/∅/x\\\\y");
+        assert_eq!(s(&[Some("")]), "");
+        assert_eq!(s(&[Some(""), Some("")]), "/");
+    }
+}
