@@ -1,1 +1,8 @@
+//! The one integration-test binary of the workspace (one build for every test).
+//! Data-driven: rule files under tests/cases carry their expectations in header comments.
 
+mod check_cases;
+mod cli;
+mod common;
+mod examples;
+mod robustness;

@@ -164,7 +164,10 @@ impl<'a> Checker<'a> {
         }
         let value = match self.literal(&p.value) {
             Some(v) => v,
-            None => return,
+            None => {
+                self.params.insert(p.name.name.clone(), Param { value: Value::Null });
+                return;
+            }
         };
         let value = match (p.ty, value) {
             (ast::ParamType::Float, Value::Int(i)) => Value::Float(i as f64),
@@ -179,6 +182,8 @@ impl<'a> Checker<'a> {
                     .with_secondary(p.ty_span, "declared type")
                     .with_help(format!("write a {} value, or change the type", p.ty.as_str())),
             );
+            // Known but unusable: later uses are not reported again.
+            self.params.insert(p.name.name.clone(), Param { value: Value::Null });
             return;
         }
         self.params.insert(p.name.name.clone(), Param { value });
@@ -1409,7 +1414,18 @@ fn normalise(text: &str) -> String {
         if t.kind == strat_syntax::lex::TokenKind::Comment {
             continue;
         }
-        out.push_str(&text[t.span.start..t.span.end]);
+        let tok = &text[t.span.start..t.span.end];
+        // `plan` and plan are the same name.
+        let plain = tok.len() > 2
+            && t.kind == strat_syntax::lex::TokenKind::QuotedName
+            && tok[1..tok.len() - 1].chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !out.is_empty() && t.kind == strat_syntax::lex::TokenKind::Word {
+            // Keep words apart: `not x` must not become `notx`.
+            if out.ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
+                out.push(' ');
+            }
+        }
+        out.push_str(if plain { &tok[1..tok.len() - 1] } else { tok });
     }
     out
 }

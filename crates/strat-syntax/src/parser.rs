@@ -118,7 +118,16 @@ fn syntax_error(text: &str, base: usize, chunk: &str, is_item: bool, e: &pest::e
         InputLocation::Span((s, _)) => s,
     };
     let abs = base + pos;
-    let found = lex::describe_at(text, abs);
+    // Nothing but blanks left in this statement: the statement ended too early.
+    let at_end = chunk[pos.min(chunk.len())..].trim().is_empty()
+        || lex::tokens(&chunk[pos.min(chunk.len())..]).iter().all(|t| t.kind == lex::TokenKind::Comment);
+    let found = if !at_end {
+        lex::describe_at(text, abs)
+    } else if base + chunk.len() == text.len() {
+        "the end of the file".to_string()
+    } else {
+        "the end of the statement".to_string()
+    };
     let found_word = {
         let sp = lex::token_span_at(text, abs);
         text[sp.start..sp.end].to_string()
@@ -148,10 +157,24 @@ fn syntax_error(text: &str, base: usize, chunk: &str, is_item: bool, e: &pest::e
     } else {
         format!("expected {}, found {found}", join_or(&expected))
     };
-    let span = lex::token_span_at(text, abs);
+    let span = if at_end {
+        // Point at the last token of the statement: what follows it is missing.
+        lex::tokens(&chunk[..pos.min(chunk.len())])
+            .iter()
+            .rev()
+            .find(|t| t.kind != lex::TokenKind::Comment)
+            .map_or(Span::new(abs, abs), |t| t.span.shifted(base))
+    } else {
+        lex::token_span_at(text, abs)
+    };
     let mut d = Diagnostic::error(if unterminated { "E0004" } else { "E0001" }, message)
         .at(if span.is_empty() { Span::new(abs, abs) } else { span })
-        .with_label(if expected.is_empty() { "unexpected here".to_string() } else { format!("expected {}", join_or(&expected)) });
+        .with_label(match (expected.is_empty(), at_end) {
+            (true, _) => "unexpected here".to_string(),
+            (false, true) => format!("expected {} after this", join_or(&expected)),
+            (false, false) => format!("expected {}", join_or(&expected)),
+        });
+    let found_word = if at_end { String::new() } else { found_word };
     if let Some(help) = syntax_help(&positives, &found_word, chunk, pos) {
         d = d.with_help(help);
     }
@@ -166,7 +189,18 @@ fn syntax_help(positives: &[Rule], found: &str, chunk: &str, pos: usize) -> Opti
         return Some(format!("`{found}` is a reserved word; to use it as a name, write it in backticks: `` `{found}` ``"));
     }
     let clause_words: Vec<&str> = positives.iter().filter_map(|r| keyword_of(*r)).collect();
-    if !found.is_empty() && found.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+    let open = lex::tokens(&chunk[..pos.min(chunk.len())]).iter().fold(0i64, |depth, t| {
+        match (t.kind, &chunk[t.span.start..t.span.end]) {
+            (lex::TokenKind::Punct, "(") => depth + 1,
+            (lex::TokenKind::Punct, ")") => depth - 1,
+            _ => depth,
+        }
+    });
+    if open > 0 && !positives.iter().any(|r| matches!(r, Rule::expr | Rule::name)) {
+        return Some("a `(` before this point is not closed; add the missing `)`".to_string());
+    }
+    let is_word = !found.is_empty() && found.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if is_word && !lex::is_keyword(found) {
         let mut candidates: Vec<&str> = clause_words.clone();
         if wants_name || positives.contains(&Rule::amount) {
             candidates.extend(["all", "none", "count", "rate", "share", "proportional", "equal", "neyman", "power"]);
