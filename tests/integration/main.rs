@@ -4,5 +4,7 @@
 mod check_cases;
 mod cli;
 mod common;
+mod docs;
 mod examples;
+mod formats;
 mod robustness;
