@@ -56,6 +56,10 @@ struct Checker<'a> {
     tables_used: Vec<ir::TableRef>,
 }
 
+/// A stratum as rule predicates see it: normalised text, `as` name, and type
+/// (`None` when the stratum expression did not check).
+type StratumInfo = (String, Option<String>, Option<Type>);
+
 /// What names mean where an expression is checked.
 struct Scope<'s> {
     /// The source's columns; `None` when the source is unknown (column errors are then suppressed).
@@ -63,7 +67,7 @@ struct Scope<'s> {
     /// Unit aggregates allowed here (`stratify by` with `unit`)?
     aggregates: AggregateUse,
     /// In a rule predicate: the strata (normalised text, alias, type).
-    strata: Option<&'s [(String, Option<String>, Option<Type>)]>,
+    strata: Option<&'s [StratumInfo]>,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -220,19 +224,17 @@ impl<'a> Checker<'a> {
         names: &HashMap<String, (usize, Span)>,
         all_names: &[(String, Span)],
     ) -> Option<(ir::Source, Option<Vec<Column>>)> {
-        if let Some((i, _)) = names.get(&ident.name) {
-            if *i < statements.len() {
+        if let Some((i, _)) = names.get(&ident.name)
+            && *i < statements.len() {
                 let st = &statements[*i];
                 let cols = if st.span.is_empty() { None } else { Some(st.output_columns()) };
                 return Some((ir::Source::Statement(*i), cols));
             }
-        }
         if let Some(schema) = self.env.tables.get(&ident.name) {
-            if let Some(cols) = schema {
-                if !self.tables_used.iter().any(|t| t.name == ident.name) {
+            if let Some(cols) = schema
+                && !self.tables_used.iter().any(|t| t.name == ident.name) {
                     self.tables_used.push(ir::TableRef { name: ident.name.clone(), columns: cols.clone() });
                 }
-            }
             return Some((ir::Source::Table(ident.name.clone()), schema.clone()));
         }
         if let Some((_, later)) = all_names.iter().find(|(n, _)| *n == ident.name) {
@@ -331,7 +333,7 @@ impl<'a> Checker<'a> {
         let sscope = Scope { columns: cols, aggregates: agg_use, strata: None };
         let mut strata = Vec::new();
         // Per stratum item: its text, `as` name and type (None when it did not check).
-        let mut strata_info: Vec<(String, Option<String>, Option<Type>)> = Vec::new();
+        let mut strata_info: Vec<StratumInfo> = Vec::new();
         let mut seen_names: HashMap<String, Span> = HashMap::new();
         for item in &st.strata {
             let checked = self.expr(&item.expr, &sscope);
@@ -475,8 +477,8 @@ impl<'a> Checker<'a> {
 
         let min = st.min.as_ref().and_then(|v| self.int_value(v, "min"));
         let max = st.max.as_ref().and_then(|v| self.int_value(v, "max"));
-        if let (Some(lo), Some(hi)) = (min, max) {
-            if lo > hi {
+        if let (Some(lo), Some(hi)) = (min, max)
+            && lo > hi {
                 self.err(
                     Diagnostic::error("E0113", format!("`min {lo} per stratum` is larger than `max {hi} per stratum`"))
                         .at(st.min.as_ref().unwrap().span())
@@ -484,7 +486,6 @@ impl<'a> Checker<'a> {
                         .with_help("make min at most max"),
                 );
             }
-        }
 
         let seed = match &st.seed {
             Some(v) => match self.int_value(v, "seed") {
@@ -512,8 +513,8 @@ impl<'a> Checker<'a> {
         let split = st.into.as_ref().and_then(|into| self.split(into));
 
         // Correlated draws with the source statement.
-        if let Some(ir::Source::Statement(i)) = &source {
-            if statements[*i].seed == seed && !statements[*i].span.is_empty() {
+        if let Some(ir::Source::Statement(i)) = &source
+            && statements[*i].seed == seed && !statements[*i].span.is_empty() {
                 self.diags.push(
                     Diagnostic::warning("W0002", format!("this statement and its source `{}` use the same seed {seed}", st.source.name))
                         .at(st.seed.as_ref().map_or(st.keyword_span, |s| s.span()))
@@ -521,7 +522,6 @@ impl<'a> Checker<'a> {
                         .with_help("give each statement its own seed, or their draws are correlated"),
                 );
             }
-        }
 
         let output = self.output(st, cols, &strata);
 
@@ -1276,8 +1276,7 @@ impl<'a> Checker<'a> {
         let mut texts = Vec::new();
         let mut prev: Option<(f64, String)> = None;
         for item in list {
-            let v = self.expr(item, &Scope { columns: None, aggregates: AggregateUse::NotHere, strata: None });
-            let Some(v) = v else { return None };
+            let v = self.expr(item, &Scope { columns: None, aggregates: AggregateUse::NotHere, strata: None })?;
             let ExprKind::Literal(val) = &v.kind else {
                 self.err(Diagnostic::error("E0123", "bucket edges must be literals or params").at(item.span).with_help("write numbers or dates, e.g. `[90, 365]`"));
                 return None;
@@ -1297,8 +1296,8 @@ impl<'a> Checker<'a> {
                     return None;
                 }
             };
-            if let Some(p) = &prev {
-                if !(key.0 > p.0 || (!numeric && key.1 > p.1)) {
+            if let Some(p) = &prev
+                && !(key.0 > p.0 || (!numeric && key.1 > p.1)) {
                     self.err(
                         Diagnostic::error("E0123", "bucket edges must be strictly ascending")
                             .at(item.span)
@@ -1306,7 +1305,6 @@ impl<'a> Checker<'a> {
                     );
                     return None;
                 }
-            }
             prev = Some(key);
             edges.push(val.clone());
             texts.push(match val {

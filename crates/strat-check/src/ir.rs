@@ -141,7 +141,7 @@ pub enum Output {
 }
 
 impl Output {
-    pub fn name<'a>(&'a self) -> &'a str {
+    pub fn name(&self) -> &str {
         match self {
             Output::Column(c) => &c.name,
             Output::Stratum { name, .. } => name,
@@ -243,11 +243,10 @@ impl Expr {
 
     /// Columns this expression reads, outside and inside aggregates.
     pub fn columns(&self, out: &mut Vec<String>) {
-        if let ExprKind::Column(c) = &self.kind {
-            if !out.contains(c) {
+        if let ExprKind::Column(c) = &self.kind
+            && !out.contains(c) {
                 out.push(c.clone());
             }
-        }
         for c in self.children() {
             c.columns(out);
         }

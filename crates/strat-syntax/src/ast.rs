@@ -19,7 +19,7 @@ pub struct File {
 pub enum Item {
     Table(TableDecl),
     Param(ParamDecl),
-    Statement(Statement),
+    Statement(Box<Statement>),
 }
 
 impl Item {

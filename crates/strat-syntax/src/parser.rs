@@ -56,11 +56,10 @@ pub fn parse(text: &str) -> Parsed {
                 if is_item {
                     let top = pairs.next().expect("item_only yields one pair");
                     let mut b = Builder { base: a, diags: &mut parsed.diagnostics };
-                    if let Some(item) = top.into_inner().find(|p| p.as_rule() != Rule::EOI) {
-                        if let Some(item) = b.item(item) {
+                    if let Some(item) = top.into_inner().find(|p| p.as_rule() != Rule::EOI)
+                        && let Some(item) = b.item(item) {
                             parsed.file.items.push(item);
                         }
-                    }
                 }
             }
             Err(e) => parsed.diagnostics.push(syntax_error(text, a, chunk, is_item, &e)),
@@ -363,7 +362,7 @@ impl Builder<'_> {
         match p.as_rule() {
             Rule::table_decl => Some(Item::Table(self.table_decl(p))),
             Rule::param_decl => self.param_decl(p).map(Item::Param),
-            Rule::statement => self.statement(p).map(Item::Statement),
+            Rule::statement => self.statement(p).map(|s| Item::Statement(Box::new(s))),
             _ => None,
         }
     }

@@ -13,7 +13,7 @@ fn stmt(src: &str) -> Statement {
     ok(src)
         .items
         .into_iter()
-        .find_map(|i| if let Item::Statement(s) = i { Some(s) } else { None })
+        .find_map(|i| if let Item::Statement(s) = i { Some(*s) } else { None })
         .unwrap()
 }
 
