@@ -11,3 +11,6 @@ pub mod types;
 
 pub use check::{Checked, Env, check, parse_decimal, parse_param_value};
 pub use types::{Column, Type, Value};
+
+#[cfg(test)]
+mod tests;
