@@ -7,3 +7,4 @@ pub mod compile;
 pub use compile::{Compiled, Options, TableBinding, compile};
 pub mod draw;
 pub mod keys;
+pub mod output;

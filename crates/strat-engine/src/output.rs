@@ -1,0 +1,241 @@
+//! Writing a result atomically: a temporary file in the destination folder,
+//! flushed and synced, then renamed over the destination. A failed or killed
+//! run leaves either the old file untouched or the complete new one.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+
+use std::path::{Path, PathBuf};
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputFormat {
+    Parquet,
+    Csv,
+    NdJson,
+}
+
+impl OutputFormat {
+    /// The format for a path, by extension.
+    pub fn for_path(path: &Path) -> Result<OutputFormat, OutputError> {
+        let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+        match ext.as_deref() {
+            Some("parquet") => Ok(OutputFormat::Parquet),
+            Some("csv") => Ok(OutputFormat::Csv),
+            Some("ndjson" | "jsonl" | "json") => Ok(OutputFormat::NdJson),
+            _ => Err(OutputError {
+                message: format!("cannot tell the output format of `{}` from its extension", path.display()),
+                help: "name the output .parquet, .csv, .ndjson or .jsonl".into(),
+            }),
+        }
+    }
+}
+
+/// Why an output could not be written; nothing was left behind.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutputError {
+    pub message: String,
+    pub help: String,
+}
+
+impl std::fmt::Display for OutputError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.message)
+    }
+}
+
+impl std::error::Error for OutputError {}
+
+/// Refuses an output path that is one of the inputs (or inside an input folder).
+pub fn check_not_an_input(output: &Path, inputs: &[PathBuf]) -> Result<(), OutputError> {
+    let out = absolute(output);
+    for input in inputs {
+        let inp = absolute(input);
+        if out == inp || out.starts_with(&inp) && inp.is_dir() {
+            return Err(OutputError {
+                message: format!("refusing to write `{}`: it is an input of this run", output.display()),
+                help: "write the sample to another path".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    if let Ok(c) = p.canonicalize() {
+        return c;
+    }
+    // Not there yet: canonicalise the folder and keep the name.
+    let parent = p.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    match (parent.canonicalize(), p.file_name()) {
+        (Ok(dir), Some(name)) => dir.join(name),
+        _ => p.to_path_buf(),
+    }
+}
+
+/// Writes `batches` to `path` in the format its extension names, atomically.
+pub fn write_atomic(path: &Path, schema: SchemaRef, batches: &[RecordBatch]) -> Result<(), OutputError> {
+    let format = OutputFormat::for_path(path)?;
+    write_file_atomic(path, |file| write_batches(file, format, schema, batches))
+}
+
+/// Runs `fill` on a temporary file next to `path`, then renames it over `path`.
+pub fn write_file_atomic(
+    path: &Path,
+    fill: impl FnOnce(&mut BufWriter<File>) -> Result<(), String>,
+) -> Result<(), OutputError> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if path.is_dir() {
+        return Err(OutputError {
+            message: format!("cannot write `{}`: it is a folder", path.display()),
+            help: "name a file, e.g. sample.parquet".into(),
+        });
+    }
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.strat-tmp-{}", std::process::id()));
+    let fail = |what: String, tmp: &Path| {
+        let _ = std::fs::remove_file(tmp);
+        OutputError {
+            message: format!("cannot write `{}`: {what}", path.display()),
+            help: "check that the folder exists, is writable and has space; nothing was written".into(),
+        }
+    };
+    let file = File::create(&tmp).map_err(|e| fail(e.to_string(), &tmp))?;
+    let mut w = BufWriter::new(file);
+    fill(&mut w).map_err(|e| fail(e, &tmp))?;
+    let file = w.into_inner().map_err(|e| fail(e.to_string(), &tmp))?;
+    file.sync_all().map_err(|e| fail(e.to_string(), &tmp))?;
+    drop(file);
+    std::fs::rename(&tmp, path).map_err(|e| fail(e.to_string(), &tmp))?;
+    // Make the rename itself durable where the platform allows.
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+fn write_batches(
+    w: &mut BufWriter<File>,
+    format: OutputFormat,
+    schema: SchemaRef,
+    batches: &[RecordBatch],
+) -> Result<(), String> {
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    match format {
+        OutputFormat::Parquet => {
+            let mut writer =
+                datafusion::parquet::arrow::ArrowWriter::try_new(&mut *w, schema, None).map_err(|e| err(&e))?;
+            for b in batches {
+                writer.write(b).map_err(|e| err(&e))?;
+            }
+            writer.close().map_err(|e| err(&e))?;
+        }
+        OutputFormat::Csv => {
+            let mut writer = datafusion::arrow::csv::WriterBuilder::new().with_header(true).build(&mut *w);
+            // An empty batch first: the header is written even for an empty sample.
+            writer.write(&RecordBatch::new_empty(schema)).map_err(|e| err(&e))?;
+            for b in batches {
+                writer.write(b).map_err(|e| err(&e))?;
+            }
+        }
+        OutputFormat::NdJson => {
+            // Explicit nulls: every line has every column.
+            let mut writer = datafusion::arrow::json::WriterBuilder::new()
+                .with_explicit_nulls(true)
+                .build::<_, datafusion::arrow::json::writer::LineDelimited>(&mut *w);
+            for b in batches {
+                writer.write(b).map_err(|e| err(&e))?;
+            }
+            writer.finish().map_err(|e| err(&e))?;
+        }
+    }
+    w.flush().map_err(|e| err(&e))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{Int64Array, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+
+    use super::*;
+
+    fn batch() -> (SchemaRef, RecordBatch) {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("name, with comma", DataType::Utf8, true),
+        ]));
+        let b = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(Int64Array::from(vec![1, 2])), Arc::new(StringArray::from(vec![Some("a\"b"), None]))],
+        )
+        .unwrap();
+        (schema, b)
+    }
+
+    fn dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("strat-output-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn writes_each_format_and_leaves_no_temp_file() {
+        let d = dir("formats");
+        let (schema, b) = batch();
+        for name in ["s.csv", "s.ndjson", "s.jsonl", "s.parquet"] {
+            write_atomic(&d.join(name), schema.clone(), std::slice::from_ref(&b)).unwrap();
+        }
+        assert_eq!(std::fs::read_to_string(d.join("s.csv")).unwrap(), "id,\"name, with comma\"\n1,\"a\"\"b\"\n2,\n");
+        assert_eq!(
+            std::fs::read_to_string(d.join("s.ndjson")).unwrap(),
+            "{\"id\":1,\"name, with comma\":\"a\\\"b\"}\n{\"id\":2,\"name, with comma\":null}\n"
+        );
+        assert!(std::fs::read(d.join("s.parquet")).unwrap().starts_with(b"PAR1"));
+        let names: Vec<String> =
+            std::fs::read_dir(&d).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        assert!(names.iter().all(|n| !n.contains("strat-tmp")), "{names:?}");
+    }
+
+    #[test]
+    fn empty_csv_still_has_a_header() {
+        let d = dir("empty");
+        let (schema, _) = batch();
+        write_atomic(&d.join("e.csv"), schema, &[]).unwrap();
+        assert_eq!(std::fs::read_to_string(d.join("e.csv")).unwrap(), "id,\"name, with comma\"\n");
+    }
+
+    #[test]
+    fn a_failed_write_keeps_the_old_file() {
+        let d = dir("failed");
+        let target = d.join("out.csv");
+        std::fs::write(&target, "old\n").unwrap();
+        let e = write_file_atomic(&target, |w| {
+            w.write_all(b"half of the new").unwrap();
+            Err("disk full".to_string())
+        })
+        .unwrap_err();
+        assert!(e.message.contains("disk full"), "{e:?}");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "old\n");
+        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn refuses_inputs_unknown_extensions_and_missing_folders() {
+        let d = dir("refuse");
+        let input = d.join("members.csv");
+        std::fs::write(&input, "a\n1\n").unwrap();
+        assert!(check_not_an_input(&input, std::slice::from_ref(&input)).is_err());
+        assert!(check_not_an_input(&d.join("./members.csv"), std::slice::from_ref(&input)).is_err());
+        assert!(check_not_an_input(&d.join("x/part.csv"), std::slice::from_ref(&d)).is_err());
+        assert!(check_not_an_input(&d.join("sample.csv"), &[input]).is_ok());
+        assert!(OutputFormat::for_path(Path::new("x.xlsx")).is_err());
+        let (schema, b) = batch();
+        let e = write_atomic(&d.join("no/such/folder/s.csv"), schema, &[b]).unwrap_err();
+        assert!(e.message.contains("cannot write"), "{e:?}");
+    }
+}
