@@ -24,6 +24,8 @@ fn hostile_files_get_diagnostics() {
         ("deep_parens", format!("{decl}sample members where {}1{} seed 1", "(".repeat(100_000), ")".repeat(100_000)).into_bytes(), "E0003"),
         ("deep_not", format!("{decl}sample members where {} true seed 1", "not ".repeat(100_000)).into_bytes(), "E0003"),
         ("deep_minus", format!("{decl}sample members where {}1 > 0 seed 1", "- ".repeat(100_000)).into_bytes(), "E0003"),
+        ("nested_120", format!("{decl}sample members where {}tenure_days > 1{} seed 1", "(".repeat(120), ")".repeat(120)).into_bytes(), "\"diagnostics\": []"),
+        ("long_or_chain", format!("{decl}sample members where {} seed 1", (0..50_000).map(|i| format!("tenure_days = {i}")).collect::<Vec<_>>().join(" or ")).into_bytes(), "\"diagnostics\": []"),
         ("huge_take", format!("{decl}sample members take 99999999999999999999 seed 1").into_bytes(), "E0002"),
         ("exponent", format!("{decl}sample members where tenure_days > 1e400 seed 1").into_bytes(), "E0001"),
         ("long_line", format!("{decl}sample members where country in ({}\"x\") seed 1", "\"US\", ".repeat(1_500_000)).into_bytes(), "\"diagnostics\": []"),

@@ -38,6 +38,20 @@ const MAX_SEED: u64 = (1u64 << 63) - 1;
 
 /// Checks `file` (whose text is `src`) against `env`.
 pub fn check(src: &str, file: &ast::File, env: &Env) -> Checked {
+    // Expressions may be hundreds of levels deep (the parser bounds them); the
+    // recursive checker gets a stack that does not depend on the caller's.
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("strat-check".into())
+            .stack_size(256 << 20)
+            .spawn_scoped(scope, || check_here(src, file, env))
+            .expect("spawn the checker thread")
+            .join()
+            .expect("the checker does not panic")
+    })
+}
+
+fn check_here(src: &str, file: &ast::File, env: &Env) -> Checked {
     let mut cx = Checker { src, env, diags: Vec::new(), params: HashMap::new(), tables_used: Vec::new() };
     let program = cx.file(file);
     let has_error = cx.diags.iter().any(Diagnostic::is_error);
@@ -184,7 +198,7 @@ impl<'a> Checker<'a> {
                 Diagnostic::error("E0106", format!("param `{}` is declared `{}` but its value is {}", p.name.name, p.ty.as_str(), a(&value.ty())))
                     .at(p.value.span())
                     .with_secondary(p.ty_span, "declared type")
-                    .with_help(format!("write a {} value, or change the type", p.ty.as_str())),
+                    .with_help(format!("write {} value, or change the type", a_word(p.ty.as_str()))),
             );
             // Known but unusable: later uses are not reported again.
             self.params.insert(p.name.name.clone(), Param { value: Value::Null });
@@ -256,12 +270,13 @@ impl<'a> Checker<'a> {
         let mut d = Diagnostic::error("E0101", format!("unknown table `{}`", ident.name))
             .at(ident.span)
             .with_label("no table or earlier statement has this name");
+        let bind = format!(
+            "bind it in the file with `table {0} = \"path/to/{0}.parquet\"` or on the command line with `--table {0}=PATH`",
+            ident.name
+        );
         d = match closest(&ident.name, candidates) {
-            Some(s) => d.with_help(format!("did you mean `{s}`?")),
-            None => d.with_help(format!(
-                "bind it in the file with `table {0} = \"path/to/{0}.parquet\"` or on the command line with `--table {0}=PATH`",
-                ident.name
-            )),
+            Some(s) => d.with_help(format!("did you mean `{s}`? Otherwise {bind}")),
+            None => d.with_help(bind),
         };
         self.err(d);
         None
@@ -596,7 +611,37 @@ impl<'a> Checker<'a> {
                 ir::Method::Neyman(col)
             }
             ast::Method::Power { q, q_span } => {
-                let v = parse_decimal(q)?;
+                let v = match parse_decimal(q) {
+                    Some(v) => v,
+                    None => {
+                        let name = q.trim_matches('`');
+                        match self.params.get(name).map(|p| p.value.clone()) {
+                            Some(Value::Int(i)) => BigRational::from_integer(BigInt::from(i)),
+                            Some(Value::Float(f)) => parse_decimal(&format!("{f}"))?,
+                            Some(other) => {
+                                self.err(
+                                    Diagnostic::error("E0106", format!("power() needs a number; param `{name}` is {other}"))
+                                        .at(*q_span)
+                                        .with_help("declare the param as `float`"),
+                                );
+                                return None;
+                            }
+                            None => {
+                                let ident = ast::Ident { name: name.to_string(), span: *q_span, quoted: false };
+                                self.unknown_param(&ident);
+                                return None;
+                            }
+                        }
+                    }
+                };
+                if v < BigRational::zero() {
+                    self.err(
+                        Diagnostic::error("E0133", format!("power({q}): the exponent must be between 0 and 1"))
+                            .at(*q_span)
+                            .with_help("0 is equal allocation, 1 proportional, 0.5 the square-root compromise"),
+                    );
+                    return None;
+                }
                 if v > BigRational::one() {
                     self.err(
                         Diagnostic::error("E0133", format!("power({q}): the exponent must be between 0 and 1"))
@@ -798,7 +843,8 @@ impl<'a> Checker<'a> {
             ast::Percent::Literal { number, span } => (parse_decimal(number)?, *span),
             ast::Percent::Param { name, span } => match self.params.get(&name.name).map(|p| p.value.clone()) {
                 Some(Value::Int(i)) => (BigRational::from_integer(BigInt::from(i)), *span),
-                Some(Value::Float(f)) => (BigRational::from_float(f)?, *span),
+                // The param's shortest decimal text, exactly: 33.3 means 33.3, not its binary neighbour.
+                Some(Value::Float(f)) => (parse_decimal(&format!("{f}"))?, *span),
                 Some(other) => {
                     self.err(
                         Diagnostic::error("E0106", format!("a percentage needs a number; param `{}` is {other}", name.name))
@@ -885,6 +931,20 @@ impl<'a> Checker<'a> {
             AK::Name(ident) => self.name(ident, scope),
             AK::Unary { op, expr } => {
                 let x = self.expr(expr, scope)?;
+                // `-5` is a literal: fold it so it can be a bucket edge or a plain constant.
+                if *op == ast::UnaryOp::Neg {
+                    let folded = match &x.kind {
+                        ExprKind::Literal(Value::Int(i)) => i.checked_neg().map(Value::Int),
+                        ExprKind::Literal(Value::Decimal(d)) => {
+                            Some(Value::Decimal(d.strip_prefix('-').map_or_else(|| format!("-{d}"), str::to_string)))
+                        }
+                        ExprKind::Literal(Value::Float(f)) => Some(Value::Float(-f)),
+                        _ => None,
+                    };
+                    if let Some(v) = folded {
+                        return mk(ExprKind::Literal(v), x.ty.clone());
+                    }
+                }
                 match op {
                     ast::UnaryOp::Not => {
                         self.operand(&x, expr.span, &[Type::Bool], "`not`")?;
@@ -1276,6 +1336,13 @@ impl<'a> Checker<'a> {
         let mut texts = Vec::new();
         let mut prev: Option<(f64, String)> = None;
         for item in list {
+            // Edges are literals or params: any other name is an unknown param.
+            if let AK::Name(ident) = &item.kind {
+                if !self.params.contains_key(&ident.name) {
+                    self.unknown_param(ident);
+                    return None;
+                }
+            }
             let v = self.expr(item, &Scope { columns: None, aggregates: AggregateUse::NotHere, strata: None })?;
             let ExprKind::Literal(val) = &v.kind else {
                 self.err(Diagnostic::error("E0123", "bucket edges must be literals or params").at(item.span).with_help("write numbers or dates, e.g. `[90, 365]`"));
@@ -1307,9 +1374,11 @@ impl<'a> Checker<'a> {
                 }
             prev = Some(key);
             edges.push(val.clone());
-            texts.push(match val {
-                Value::Date(d) => d.clone(),
-                _ => self.text(item.span).replace('_', "").trim().to_string(),
+            // Labels show edges as written; a param's edge shows its value.
+            texts.push(match (&item.kind, val) {
+                (_, Value::Date(d)) => d.clone(),
+                (AK::Name(_), v) => v.to_string(),
+                _ => normalise(self.text(item.span)).replace('_', ""),
             });
         }
         let mut labels = vec![format!("[-inf,{})", texts[0])];

@@ -101,3 +101,20 @@ fn no_program_when_there_is_an_error() {
     assert!(checked.program.is_none());
     assert_eq!(checked.diagnostics[0].code, "E0102");
 }
+
+#[test]
+fn bucket_labels_show_literals_as_written_and_params_by_value() {
+    let src = "param lo_edge: int = 90\nparam q: float = 0.5\n\
+               sample members stratify by bucket(tenure_days, [-5, lo_edge, 1_000]) as band take 100 allocate power(q) seed 1";
+    let p = program(src, &env());
+    let labels = p.statements[0].strata[0].bucket_labels.clone().unwrap();
+    assert_eq!(labels, ["[-inf,-5)", "[-5,90)", "[90,1000)", "[1000,inf)"]);
+    assert_eq!(p.statements[0].method, ir::Method::Power(frac(1, 2)));
+}
+
+#[test]
+fn float_params_are_percentages_by_their_decimal_text() {
+    let src = "param p: float = 33.3\nsplit members unit member_id into a p%, b p%, c 33.4% seed 1";
+    let p = program(src, &env());
+    assert_eq!(p.statements[0].split.as_ref().unwrap().parts[0].1, frac(333, 1000));
+}

@@ -20,6 +20,12 @@ struct Grammar;
 
 /// Nesting beyond this is rejected with a clear error rather than risking the stack.
 pub const MAX_NESTING: usize = 128;
+/// The deepest expression tree accepted (long `and`/`or` chains are balanced, so
+/// only long arithmetic chains and deep nesting come near it).
+pub const MAX_DEPTH: usize = 512;
+/// Parsing runs on a thread of its own with this much stack: pest's recursive
+/// descent needs far more per level in a debug build than a caller may have.
+const PARSER_STACK: usize = 256 << 20;
 
 /// The outcome of parsing: a tree of everything that parsed, and every syntax error.
 #[derive(Debug, Default)]
@@ -31,6 +37,18 @@ pub struct Parsed {
 /// Parses a whole rule file. Never panics; a statement with a syntax error is
 /// left out of the tree and parsing goes on at the next statement.
 pub fn parse(text: &str) -> Parsed {
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("strat-parse".into())
+            .stack_size(PARSER_STACK)
+            .spawn_scoped(scope, || parse_here(text))
+            .expect("spawn the parser thread")
+            .join()
+            .expect("the parser does not panic")
+    })
+}
+
+fn parse_here(text: &str) -> Parsed {
     let toks = lex::tokens(text);
     let starts = lex::item_starts(text, &toks);
     let mut bounds = vec![0];
@@ -200,15 +218,13 @@ fn syntax_help(positives: &[Rule], found: &str, chunk: &str, pos: usize) -> Opti
     }
     let is_word = !found.is_empty() && found.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if is_word && !lex::is_keyword(found) {
-        let mut candidates: Vec<&str> = clause_words.clone();
+        // `stratify by` is matched by its first word.
+        let mut candidates: Vec<&str> = clause_words.iter().map(|w| w.split(' ').next().unwrap_or(w)).collect();
         if wants_name || positives.contains(&Rule::amount) {
             candidates.extend(["all", "none", "count", "rate", "share", "proportional", "equal", "neyman", "power"]);
         }
         if let Some(s) = closest(found, candidates.iter().copied()) {
             let s = s.split(' ').next().unwrap_or(s);
-            return Some(format!("did you mean `{s}`?"));
-        }
-        if let Some(s) = closest(found, lex::KEYWORDS.iter().copied()).filter(|_| !wants_name) {
             return Some(format!("did you mean `{s}`?"));
         }
     }
@@ -431,7 +447,7 @@ impl Builder<'_> {
             match c.as_rule() {
                 Rule::kw_sample | Rule::kw_split => st.keyword_span = cspan,
                 Rule::source => st.source = self.name(c.into_inner().next().unwrap()),
-                Rule::where_clause => match self.expr(last_inner(c)) {
+                Rule::where_clause => match self.top_expr(last_inner(c)) {
                     Some(e) => st.filter = Some(e),
                     None => ok = false,
                 },
@@ -446,7 +462,7 @@ impl Builder<'_> {
                             Rule::stratum_item => {
                                 let ispan = self.span(&item);
                                 let mut parts = item.into_inner();
-                                let Some(expr) = self.expr(parts.next().unwrap()) else {
+                                let Some(expr) = self.top_expr(parts.next().unwrap()) else {
                                     ok = false;
                                     continue;
                                 };
@@ -483,7 +499,7 @@ impl Builder<'_> {
                                 let mut amount = None;
                                 for part in r.into_inner() {
                                     match part.as_rule() {
-                                        Rule::expr => match self.expr(part) {
+                                        Rule::expr => match self.top_expr(part) {
                                             Some(e) => predicate = Some(e),
                                             None => ok = false,
                                         },
@@ -547,7 +563,9 @@ impl Builder<'_> {
             Rule::neyman => Method::Neyman(self.name(last_inner(inner))),
             Rule::power => {
                 let n = last_inner(inner);
-                Method::Power { q: n.as_str().replace('_', ""), q_span: self.span(&n) }
+                // A number (separators dropped) or a param's name, as written.
+                let q = if n.as_rule() == Rule::name { n.as_str().to_string() } else { n.as_str().replace('_', "") };
+                Method::Power { q, q_span: self.span(&n) }
             }
             _ => Method::Proportional,
         }
@@ -674,11 +692,36 @@ impl Builder<'_> {
         })
     }
 
+    /// A whole expression of a clause, refused when its tree is too deep to handle safely.
+    fn top_expr(&mut self, p: Pair<Rule>) -> Option<Expr> {
+        let e = self.expr(p)?;
+        if depth(&e) > MAX_DEPTH {
+            self.diags.push(
+                Diagnostic::error("E0003", format!("expression more than {MAX_DEPTH} operators deep"))
+                    .at(e.span)
+                    .with_label("too deep to check safely")
+                    .with_help("split the expression into simpler parts, e.g. with `in (…)` instead of chains of `+`"),
+            );
+            return None;
+        }
+        Some(e)
+    }
+
     fn expr(&mut self, p: Pair<Rule>) -> Option<Expr> {
         let span = self.span(&p);
         match p.as_rule() {
             Rule::expr => self.expr(p.into_inner().next()?),
-            Rule::or_expr | Rule::and_expr | Rule::add_expr | Rule::mul_expr => {
+            Rule::or_expr | Rule::and_expr => {
+                // `and`/`or` are associative: a balanced tree keeps long chains shallow.
+                let op = if p.as_rule() == Rule::or_expr { BinaryOp::Or } else { BinaryOp::And };
+                let operands = p
+                    .into_inner()
+                    .filter(|c| !matches!(c.as_rule(), Rule::kw_or | Rule::kw_and))
+                    .map(|c| self.expr(c))
+                    .collect::<Option<Vec<_>>>()?;
+                Some(balanced(op, operands))
+            }
+            Rule::add_expr | Rule::mul_expr => {
                 let mut it = p.into_inner();
                 let mut left = self.expr(it.next()?)?;
                 while let Some(op) = it.next() {
@@ -802,6 +845,53 @@ impl Builder<'_> {
 }
 
 use crate::ast::Rule as Rule_;
+
+fn balanced(op: BinaryOp, mut items: Vec<Expr>) -> Expr {
+    if items.len() == 1 {
+        return items.pop().expect("one item");
+    }
+    let right = items.split_off(items.len() / 2);
+    let (left, right) = (balanced(op, items), balanced(op, right));
+    Expr { span: left.span.to(right.span), kind: ExprKind::Binary { op, left: Box::new(left), right: Box::new(right) } }
+}
+
+/// The depth of an expression tree, without recursion.
+fn depth(e: &Expr) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(e, 1usize)];
+    while let Some((e, d)) = stack.pop() {
+        deepest = deepest.max(d);
+        let mut children: Vec<&Expr> = Vec::new();
+        match &e.kind {
+            ExprKind::Literal(_) | ExprKind::Name(_) => {}
+            ExprKind::Unary { expr, .. } | ExprKind::IsNull { expr, .. } => children.push(expr),
+            ExprKind::Binary { left, right, .. } => children.extend([&**left, &**right]),
+            ExprKind::InList { expr, list, .. } => {
+                children.push(expr);
+                children.extend(list);
+            }
+            ExprKind::Between { expr, low, high, .. } => children.extend([&**expr, &**low, &**high]),
+            ExprKind::Like { expr, pattern, .. } => children.extend([&**expr, &**pattern]),
+            ExprKind::Call { args, order_by, .. } => {
+                for a in args {
+                    match a {
+                        Arg::Expr(x) => children.push(x),
+                        Arg::List { items, .. } => children.extend(items),
+                    }
+                }
+                children.extend(order_by.as_deref());
+            }
+            ExprKind::Case { whens, otherwise } => {
+                for (w, t) in whens {
+                    children.extend([w, t]);
+                }
+                children.extend(otherwise.as_deref());
+            }
+        }
+        stack.extend(children.into_iter().map(|c| (c, d + 1)));
+    }
+    deepest
+}
 
 fn last_inner(p: Pair<Rule>) -> Pair<Rule> {
     p.into_inner().last().expect("grammar guarantees a child")

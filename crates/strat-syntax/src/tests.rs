@@ -116,3 +116,22 @@ fn incomplete_input_is_recognised() {
     assert!(!crate::is_incomplete("sample t seed 1"));
     assert!(!crate::is_incomplete("sample t ) seed"));
 }
+
+#[test]
+fn nesting_up_to_the_limit_parses_even_on_a_small_stack() {
+    let depth = crate::MAX_NESTING - 1;
+    let src = format!("sample t where {}x{} seed 1", "(".repeat(depth), ")".repeat(depth));
+    // Test threads have small stacks; parse() must not depend on the caller's.
+    let h = std::thread::Builder::new().stack_size(256 << 10).spawn(move || crate::parse(&src).diagnostics.len());
+    assert_eq!(h.unwrap().join().unwrap(), 0);
+}
+
+#[test]
+fn long_or_chains_stay_shallow_and_long_arithmetic_is_bounded() {
+    let ors = (0..100_000).map(|i| format!("x = {i}")).collect::<Vec<_>>().join(" or ");
+    let p = parse(&format!("sample t where {ors} seed 1"));
+    assert!(p.diagnostics.is_empty(), "{:?}", p.diagnostics.first());
+    let sums = vec!["x"; 100_000].join(" + ");
+    let p = parse(&format!("sample t where {sums} > 1 seed 1"));
+    assert_eq!(p.diagnostics[0].code, "E0003");
+}
