@@ -8,3 +8,5 @@ pub use compile::{Compiled, Options, TableBinding, compile};
 pub mod draw;
 pub mod keys;
 pub mod output;
+pub mod lower;
+pub mod run;

@@ -768,7 +768,8 @@ impl Builder<'_> {
                             "<" => BinaryOp::Lt,
                             "<=" => BinaryOp::LtEq,
                             ">" => BinaryOp::Gt,
-                            _ => BinaryOp::GtEq,
+                            ">=" => BinaryOp::GtEq,
+                            other => unreachable!("cmp_op matched {other:?}"),
                         };
                         let right = self.expr(parts.next()?)?;
                         ExprKind::Binary { op, left: expr, right: Box::new(right) }

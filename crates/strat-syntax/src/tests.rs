@@ -135,3 +135,22 @@ fn long_or_chains_stay_shallow_and_long_arithmetic_is_bounded() {
     let p = parse(&format!("sample t where {sums} > 1 seed 1"));
     assert_eq!(p.diagnostics[0].code, "E0003");
 }
+
+#[test]
+fn every_comparison_operator_with_and_without_spaces() {
+    for (text, want) in [
+        ("=", BinaryOp::Eq),
+        ("!=", BinaryOp::NotEq),
+        ("<>", BinaryOp::NotEq),
+        ("<", BinaryOp::Lt),
+        ("<=", BinaryOp::LtEq),
+        (">", BinaryOp::Gt),
+        (">=", BinaryOp::GtEq),
+    ] {
+        for src in [format!("sample t where a {text} 1"), format!("sample t where a{text}1"), format!("sample t where a {text}\n 1")] {
+            let s = stmt(&src);
+            let ExprKind::Binary { op, .. } = s.filter.unwrap().kind else { panic!("{src}") };
+            assert_eq!(op, want, "{src}");
+        }
+    }
+}
