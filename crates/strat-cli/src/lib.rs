@@ -2,6 +2,7 @@
 //! that talks to the terminal (rendering, colours, exit codes).
 
 pub mod render;
+mod run;
 pub mod source;
 
 use std::io::{IsTerminal, Write};
@@ -22,6 +23,8 @@ pub struct Cli {
 pub enum Command {
     /// Check rule files against their tables' schemas, reading no data.
     Check(CheckArgs),
+    /// Run a rule file: write the sample (and a report) atomically.
+    Run(run::RunArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -80,7 +83,7 @@ pub enum ColorChoice {
 }
 
 impl ColorChoice {
-    fn enabled(self) -> bool {
+    pub(crate) fn enabled(self) -> bool {
         match self {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
@@ -100,6 +103,7 @@ pub fn run(cli: Cli) -> i32 {
     };
     match cli.command {
         Command::Check(args) => runtime.block_on(check(args)),
+        Command::Run(args) => runtime.block_on(run::run(args)),
     }
 }
 

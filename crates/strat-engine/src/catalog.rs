@@ -113,7 +113,7 @@ pub async fn register(ctx: &SessionContext, name: &str, path: &Path) -> Result<S
     }
     let location = path.to_string_lossy().to_string();
     let ext = format.extension(sample.as_deref().unwrap_or(path));
-    let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+    let quoted = crate::compile::quoted(name);
     let result = match format {
         Format::Parquet => {
             ctx.register_parquet(&quoted, &location, ParquetReadOptions::default().file_extension(&ext)).await

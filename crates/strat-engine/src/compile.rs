@@ -30,6 +30,9 @@ pub struct Options {
 pub struct Compiled {
     pub program: Option<Program>,
     pub diagnostics: Vec<Diagnostic>,
+    /// The files bound to tables, by table name (tables the caller registered
+    /// on the context themselves have none).
+    pub inputs: Vec<(String, PathBuf)>,
 }
 
 impl Compiled {
@@ -76,9 +79,29 @@ pub async fn compile(ctx: &SessionContext, file: Option<&Path>, text: &str, opti
         }
     }
 
+    // Tables the caller registered on the context themselves (embedding): any
+    // source the file names that is bound nowhere else.
+    for item in &parsed.file.items {
+        let Item::Statement(st) = item else { continue };
+        for name in std::iter::once(&st.source).chain(st.exclude.as_ref()) {
+            if env.tables.contains_key(&name.name) || !ctx.table_exist(quoted(&name.name)).unwrap_or(false) {
+                continue;
+            }
+            if let Ok(table) = ctx.table(quoted(&name.name)).await {
+                env.tables.insert(name.name.clone(), Some(catalog::checker_columns(table.schema().as_arrow())));
+            }
+        }
+    }
+
     let checked = strat_check::check(text, &parsed.file, &env);
     diagnostics.extend(checked.diagnostics);
     strat_syntax::diagnostic::sort_by_position(&mut diagnostics);
     let has_errors = diagnostics.iter().any(Diagnostic::is_error);
-    Compiled { program: if has_errors { None } else { checked.program }, diagnostics }
+    let inputs = bindings.into_iter().map(|(name, (path, _))| (name, path)).collect();
+    Compiled { program: if has_errors { None } else { checked.program }, diagnostics, inputs }
+}
+
+/// A table name as DataFusion reads it: quoted, so case and symbols are kept.
+pub fn quoted(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }

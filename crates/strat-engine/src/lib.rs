@@ -10,3 +10,4 @@ pub mod keys;
 pub mod output;
 pub mod lower;
 pub mod run;
+pub mod report;

@@ -1,0 +1,219 @@
+//! `strat run`: compile, run the emitted statement, write the sample and the
+//! report atomically, and summarise on stderr.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use strat_alloc::Target;
+use strat_engine::output::{self, OutputError};
+use strat_engine::report::{self, RunMeta};
+use strat_engine::run::{Report, RunError, run_statement};
+use strat_syntax::Diagnostic;
+
+use crate::render::{self, FileDiagnostics};
+use crate::{BindArgs, ColorChoice, source};
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// The .strat rule file to run.
+    #[arg(value_name = "FILE")]
+    pub file: String,
+    #[command(flatten)]
+    pub bind: BindArgs,
+    /// Emit this named statement instead of the last one.
+    #[arg(long, value_name = "NAME")]
+    pub emit: Option<String>,
+    /// Where to write the sample: .parquet, .csv, .ndjson or .jsonl.
+    #[arg(short = 'o', long = "output", value_name = "OUT")]
+    pub output: PathBuf,
+    /// Also write a report: .json or .md.
+    #[arg(long, value_name = "REPORT")]
+    pub report: Option<PathBuf>,
+    /// Threads (DataFusion partitions) to use; the sample never depends on it.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
+    /// When to colour human output.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+/// How many strata the stderr summary shows before it points to the report.
+const SUMMARY_ROWS: usize = 20;
+
+pub async fn run(args: RunArgs) -> i32 {
+    let color = args.color.enabled();
+    let file = source::read(&args.file);
+    let fail = |diags: Vec<Diagnostic>| {
+        let view = FileDiagnostics { name: &file.name, text: &file.text, diagnostics: &diags };
+        eprint!("{}", render::human(&view, color));
+        1
+    };
+    if let Some(p) = &file.problem {
+        return fail(vec![p.clone()]);
+    }
+    let mut config = SessionConfig::new();
+    if let Some(n) = args.threads {
+        config = config.with_target_partitions(usize::from(n));
+    }
+    let ctx = SessionContext::new_with_config(config);
+    let compiled = strat_engine::compile(&ctx, Some(Path::new(&args.file)), &file.text, &args.bind.options()).await;
+    // Warnings and notes are shown even when the run goes on.
+    let view = FileDiagnostics { name: &file.name, text: &file.text, diagnostics: &compiled.diagnostics };
+    eprint!("{}", render::human(&view, color));
+    let Some(program) = compiled.program else {
+        eprintln!("{}: failed ({})", file.name, render::summary(&compiled.diagnostics));
+        return 1;
+    };
+
+    let index = match &args.emit {
+        None => program.statements.len() - 1,
+        Some(name) => match program.statements.iter().position(|s| s.name.as_deref() == Some(name)) {
+            Some(i) => i,
+            None => {
+                let names: Vec<&str> = program.statements.iter().filter_map(|s| s.name.as_deref()).collect();
+                let mut d = Diagnostic::error("E0131", format!("--emit {name}: the file has no statement named `{name}`"));
+                d = match strat_syntax::diagnostic::closest(name, names.iter().copied()) {
+                    Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                    None if names.is_empty() => d.with_help("name a statement (`cohort = sample …`) to emit it"),
+                    None => d.with_help(format!("the named statements are: {}", names.join(", "))),
+                };
+                return fail(vec![d]);
+            }
+        },
+    };
+
+    // Refuse a bad destination before reading any data.
+    let inputs: Vec<PathBuf> = compiled.inputs.iter().map(|(_, p)| p.clone()).collect();
+    let destination = output::OutputFormat::for_path(&args.output)
+        .and_then(|_| output::check_not_an_input(&args.output, &inputs))
+        .and_then(|_| match &args.report {
+            Some(r) => report_format(r).map(|_| ()).and_then(|_| output::check_not_an_input(r, &inputs)),
+            None => Ok(()),
+        });
+    if let Err(e) = destination {
+        return fail(vec![output_diagnostic(e)]);
+    }
+
+    let spinner = progress(&file.name);
+    let result = run_statement(&ctx, &program, index).await;
+    if let Some(s) = &spinner {
+        s.finish_and_clear();
+    }
+    let out = match result {
+        Ok(out) => out,
+        Err(e) => return fail(vec![run_diagnostic(&e)]),
+    };
+
+    if let Some(path) = &args.report {
+        let meta = RunMeta {
+            rule_file: file.name.clone(),
+            rule_hash: report::md5_hex(file.text.as_bytes()),
+            statement: program.statements[index].name.clone(),
+            inputs: compiled
+                .inputs
+                .iter()
+                .map(|(t, p)| (t.clone(), p.clone(), report::fingerprint(p).unwrap_or_else(|e| format!("unreadable: {e}"))))
+                .collect(),
+        };
+        let text = match report_format(path) {
+            Ok(ReportFormat::Json) => {
+                serde_json::to_string_pretty(&report::to_json(&out.report, &meta)).expect("plain JSON") + "\n"
+            }
+            _ => report::to_markdown(&out.report, &meta),
+        };
+        if let Err(e) = output::write_file_atomic(path, |w| w.write_all(text.as_bytes()).map_err(|e| e.to_string())) {
+            return fail(vec![output_diagnostic(e)]);
+        }
+    }
+    if let Err(e) = output::write_atomic(&args.output, out.schema.clone(), &out.batches) {
+        return fail(vec![output_diagnostic(e)]);
+    }
+    for w in &out.report.warnings {
+        eprintln!("warning: {w}");
+    }
+    let rows: usize = out.batches.iter().map(|b| b.num_rows()).sum();
+    eprint!("{}", summary(&out.report));
+    eprintln!(
+        "{}: sampled {} of {} units ({rows} rows) into {}",
+        file.name,
+        out.report.total_selected,
+        out.report.total_population,
+        args.output.display()
+    );
+    0
+}
+
+enum ReportFormat {
+    Json,
+    Markdown,
+}
+
+fn report_format(path: &Path) -> Result<ReportFormat, OutputError> {
+    match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        Some("json") => Ok(ReportFormat::Json),
+        Some("md" | "markdown") => Ok(ReportFormat::Markdown),
+        _ => Err(OutputError {
+            message: format!("cannot tell the report format of `{}` from its extension", path.display()),
+            help: "name the report .json or .md".into(),
+        }),
+    }
+}
+
+fn output_diagnostic(e: OutputError) -> Diagnostic {
+    Diagnostic::error("E0205", e.message).with_help(e.help)
+}
+
+/// A run-time error (spec §9) as a diagnostic with a stable code.
+fn run_diagnostic(e: &RunError) -> Diagnostic {
+    let (code, help) = match e {
+        RunError::UnitSpansStrata { .. } => ("E0201", "stratify by values that are constant within a unit, e.g. `last(x by t)`"),
+        RunError::Alloc(_) => ("E0202", "change `take`, the rules or the bounds so that the numbers add up"),
+        RunError::NeymanNotConstant { .. } => ("E0206", "use a column that is constant within each unit, or another method"),
+        RunError::Unsupported(_) => ("E0204", "this construct is checked but cannot run natively yet"),
+        RunError::Statement(_) => ("E0207", "check the statement names"),
+        RunError::DataFusion { .. } | RunError::Key(_) | RunError::Lower(_) => {
+            ("E0203", "check the input files: they must be readable and match their schema")
+        }
+    };
+    Diagnostic::error(code, e.to_string()).with_help(help)
+}
+
+fn progress(name: &str) -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new_spinner().with_message(format!("sampling {name}"));
+    bar.enable_steady_tick(Duration::from_millis(120));
+    Some(bar)
+}
+
+/// The per-stratum summary for stderr, cut to the first strata when there are many.
+fn summary(report: &Report) -> String {
+    let mut table = Table::new();
+    table.load_style(UTF8_FULL_CONDENSED);
+    table.set_header(vec!["stratum", "N_h", "target", "selected", "weight"]);
+    for s in report.strata.iter().take(SUMMARY_ROWS) {
+        let target = match &s.target {
+            Target::Exact(n) => n.to_string(),
+            Target::Probability(p) => format!("p={p}"),
+        };
+        table.add_row(vec![
+            if s.text.is_empty() { "(all)".to_string() } else { s.text.clone() },
+            s.population.to_string(),
+            target,
+            s.selected.to_string(),
+            format!("{:.4}", s.weight),
+        ]);
+    }
+    let mut out = format!("{table}\n");
+    if report.strata.len() > SUMMARY_ROWS {
+        out.push_str(&format!(
+            "… and {} more strata (write them all with --report FILE.md or .json)\n",
+            report.strata.len() - SUMMARY_ROWS
+        ));
+    }
+    out
+}

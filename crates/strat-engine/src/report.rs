@@ -1,0 +1,153 @@
+//! The run report as JSON or Markdown: per stratum its values, `N_h`, target,
+//! selected count and weight; totals; the seed; a hash of the rule file and a
+//! fingerprint of each input, so a sample can be traced to what made it.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use md5::{Digest, Md5};
+use serde_json::{Value, json};
+use strat_alloc::Target;
+
+use crate::run::Report;
+
+/// Where a run came from.
+#[derive(Clone, Debug)]
+pub struct RunMeta {
+    pub rule_file: String,
+    /// md5 of the rule file's bytes, lowercase hex.
+    pub rule_hash: String,
+    /// The emitted statement's name, if it has one.
+    pub statement: Option<String>,
+    /// `(table, path, fingerprint)` of every bound input.
+    pub inputs: Vec<(String, PathBuf, String)>,
+}
+
+pub fn md5_hex(bytes: &[u8]) -> String {
+    Md5::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A cheap content fingerprint of a file or folder: md5 over, for each file in
+/// name order, its name, size, first MiB and last MiB. Catches a changed
+/// snapshot without reading gigabytes.
+pub fn fingerprint(path: &Path) -> std::io::Result<String> {
+    let mut files = Vec::new();
+    if path.is_dir() {
+        for e in std::fs::read_dir(path)? {
+            let p = e?.path();
+            if p.is_file() {
+                files.push(p);
+            }
+        }
+        files.sort();
+    } else {
+        files.push(path.to_path_buf());
+    }
+    let mut h = Md5::new();
+    const CHUNK: u64 = 1 << 20;
+    for f in files {
+        let mut file = std::fs::File::open(&f)?;
+        let size = file.metadata()?.len();
+        h.update(f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default().as_bytes());
+        h.update(size.to_le_bytes());
+        let mut buf = vec![0; CHUNK.min(size) as usize];
+        file.read_exact(&mut buf)?;
+        h.update(&buf);
+        if size > CHUNK {
+            let tail = CHUNK.min(size - CHUNK);
+            file.seek(SeekFrom::End(-(tail as i64)))?;
+            let mut buf = vec![0; tail as usize];
+            file.read_exact(&mut buf)?;
+            h.update(&buf);
+        }
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn target_json(t: &Target) -> (Value, Value) {
+    match t {
+        Target::Exact(n) => (json!(n), Value::Null),
+        Target::Probability(p) => (Value::Null, json!(p.to_string())),
+    }
+}
+
+pub fn to_json(report: &Report, meta: &RunMeta) -> Value {
+    let strata: Vec<Value> = report
+        .strata
+        .iter()
+        .map(|s| {
+            let (n_h, p_h) = target_json(&s.target);
+            json!({
+                "stratum": s.text,
+                "values": s.values,
+                "population": s.population,
+                "n_h": n_h,
+                "p_h": p_h,
+                "selected": s.selected,
+                "weight": s.weight,
+            })
+        })
+        .collect();
+    json!({
+        "strat_version": env!("CARGO_PKG_VERSION"),
+        "rule_file": meta.rule_file,
+        "rule_md5": meta.rule_hash,
+        "statement": meta.statement,
+        "seed": report.seed,
+        "inputs": meta.inputs.iter().map(|(t, p, f)| json!({"table": t, "path": p.display().to_string(), "fingerprint": f})).collect::<Vec<_>>(),
+        "population": report.total_population,
+        "selected": report.total_selected,
+        "null_units": report.null_units,
+        "excluded_units": report.excluded_units,
+        "warnings": report.warnings,
+        "strata": strata,
+    })
+}
+
+fn md_cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+pub fn to_markdown(report: &Report, meta: &RunMeta) -> String {
+    let mut out = String::new();
+    out.push_str(&format!("# strat run report: {}\n\n", md_cell(&meta.rule_file)));
+    out.push_str(&format!("- rule file md5: `{}`\n", meta.rule_hash));
+    if let Some(s) = &meta.statement {
+        out.push_str(&format!("- statement: `{}`\n", md_cell(s)));
+    }
+    out.push_str(&format!("- seed: {}\n", report.seed));
+    out.push_str(&format!("- population (units): {}\n", report.total_population));
+    out.push_str(&format!("- selected (units): {}\n", report.total_selected));
+    out.push_str(&format!("- rows with a NULL unit (left out): {}\n", report.null_units));
+    out.push_str(&format!("- units excluded: {}\n", report.excluded_units));
+    out.push_str(&format!("- strat {}\n\n", env!("CARGO_PKG_VERSION")));
+    if !meta.inputs.is_empty() {
+        out.push_str("## Inputs\n\n| table | path | fingerprint |\n| --- | --- | --- |\n");
+        for (t, p, f) in &meta.inputs {
+            out.push_str(&format!("| {} | {} | `{f}` |\n", md_cell(t), md_cell(&p.display().to_string())));
+        }
+        out.push('\n');
+    }
+    if !report.warnings.is_empty() {
+        out.push_str("## Warnings\n\n");
+        for w in &report.warnings {
+            out.push_str(&format!("- {}\n", md_cell(w)));
+        }
+        out.push('\n');
+    }
+    out.push_str("## Strata\n\n| stratum | N_h | target | selected | weight |\n| --- | ---: | ---: | ---: | ---: |\n");
+    for s in &report.strata {
+        let target = match &s.target {
+            Target::Exact(n) => format!("n = {n}"),
+            Target::Probability(p) => format!("p = {p}"),
+        };
+        out.push_str(&format!(
+            "| {} | {} | {target} | {} | {} |\n",
+            md_cell(if s.text.is_empty() { "(all)" } else { &s.text }),
+            s.population,
+            s.selected,
+            s.weight
+        ));
+    }
+    out
+}
