@@ -8,3 +8,5 @@ mod docs;
 mod examples;
 mod formats;
 mod robustness;
+mod run;
+mod statistics;

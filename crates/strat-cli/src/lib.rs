@@ -25,6 +25,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Run a rule file: write the sample (and a report) atomically.
     Run(run::RunArgs),
+    /// Show what a statement does: its plan and its allocation table (writes nothing).
+    Explain(run::ExplainArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -104,6 +106,7 @@ pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Check(args) => runtime.block_on(check(args)),
         Command::Run(args) => runtime.block_on(run::run(args)),
+        Command::Explain(args) => runtime.block_on(run::explain(args)),
     }
 }
 

@@ -40,35 +40,57 @@ pub struct RunArgs {
     pub color: ColorChoice,
 }
 
+#[derive(clap::Args, Debug)]
+pub struct ExplainArgs {
+    /// The .strat rule file.
+    #[arg(value_name = "FILE")]
+    pub file: String,
+    #[command(flatten)]
+    pub bind: BindArgs,
+    /// Explain this named statement instead of the last one.
+    #[arg(long, value_name = "NAME")]
+    pub emit: Option<String>,
+    /// When to colour human output.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
 /// How many strata the stderr summary shows before it points to the report.
 const SUMMARY_ROWS: usize = 20;
 
-pub async fn run(args: RunArgs) -> i32 {
-    let color = args.color.enabled();
-    let file = source::read(&args.file);
-    let fail = |diags: Vec<Diagnostic>| {
+/// A compiled rule file ready to run, or the exit code when it is not.
+struct Prepared {
+    file: source::RuleFile,
+    ctx: SessionContext,
+    compiled_inputs: Vec<(String, PathBuf)>,
+    program: strat_check::ir::Program,
+    index: usize,
+}
+
+async fn prepare(name: &str, bind: &BindArgs, emit: Option<&str>, threads: Option<u16>, color: bool) -> Result<Prepared, i32> {
+    let file = source::read(name);
+    let fail = |file: &source::RuleFile, diags: Vec<Diagnostic>| {
         let view = FileDiagnostics { name: &file.name, text: &file.text, diagnostics: &diags };
         eprint!("{}", render::human(&view, color));
         1
     };
     if let Some(p) = &file.problem {
-        return fail(vec![p.clone()]);
+        return Err(fail(&file, vec![p.clone()]));
     }
     let mut config = SessionConfig::new();
-    if let Some(n) = args.threads {
+    if let Some(n) = threads {
         config = config.with_target_partitions(usize::from(n));
     }
     let ctx = SessionContext::new_with_config(config);
-    let compiled = strat_engine::compile(&ctx, Some(Path::new(&args.file)), &file.text, &args.bind.options()).await;
+    let compiled = strat_engine::compile(&ctx, Some(Path::new(name)), &file.text, &bind.options()).await;
     // Warnings and notes are shown even when the run goes on.
     let view = FileDiagnostics { name: &file.name, text: &file.text, diagnostics: &compiled.diagnostics };
     eprint!("{}", render::human(&view, color));
     let Some(program) = compiled.program else {
         eprintln!("{}: failed ({})", file.name, render::summary(&compiled.diagnostics));
-        return 1;
+        return Err(1);
     };
-
-    let index = match &args.emit {
+    let index = match emit {
         None => program.statements.len() - 1,
         Some(name) => match program.statements.iter().position(|s| s.name.as_deref() == Some(name)) {
             Some(i) => i,
@@ -80,13 +102,48 @@ pub async fn run(args: RunArgs) -> i32 {
                     None if names.is_empty() => d.with_help("name a statement (`cohort = sample …`) to emit it"),
                     None => d.with_help(format!("the named statements are: {}", names.join(", "))),
                 };
-                return fail(vec![d]);
+                return Err(fail(&file, vec![d]));
             }
         },
     };
+    Ok(Prepared { file, ctx, compiled_inputs: compiled.inputs, program, index })
+}
+
+pub async fn explain(args: ExplainArgs) -> i32 {
+    let color = args.color.enabled();
+    let p = match prepare(&args.file, &args.bind, args.emit.as_deref(), None, color).await {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    match strat_engine::explain::explain(&p.ctx, &p.program, p.index).await {
+        Ok(text) => {
+            print!("{text}");
+            0
+        }
+        Err(e) => {
+            let diags = vec![run_diagnostic(&e)];
+            let view = FileDiagnostics { name: &p.file.name, text: &p.file.text, diagnostics: &diags };
+            eprint!("{}", render::human(&view, color));
+            1
+        }
+    }
+}
+
+pub async fn run(args: RunArgs) -> i32 {
+    let color = args.color.enabled();
+    let Prepared { file, ctx, compiled_inputs, program, index } =
+        match prepare(&args.file, &args.bind, args.emit.as_deref(), args.threads, color).await {
+            Ok(p) => p,
+            Err(code) => return code,
+        };
+    let fail = |diags: Vec<Diagnostic>| {
+        let view = FileDiagnostics { name: &file.name, text: &file.text, diagnostics: &diags };
+        eprint!("{}", render::human(&view, color));
+        1
+    };
 
     // Refuse a bad destination before reading any data.
-    let inputs: Vec<PathBuf> = compiled.inputs.iter().map(|(_, p)| p.clone()).collect();
+    let inputs: Vec<PathBuf> = compiled_inputs.iter().map(|(_, p)| p.clone()).collect();
     let destination = output::OutputFormat::for_path(&args.output)
         .and_then(|_| output::check_not_an_input(&args.output, &inputs))
         .and_then(|_| match &args.report {
@@ -112,8 +169,7 @@ pub async fn run(args: RunArgs) -> i32 {
             rule_file: file.name.clone(),
             rule_hash: report::md5_hex(file.text.as_bytes()),
             statement: program.statements[index].name.clone(),
-            inputs: compiled
-                .inputs
+            inputs: compiled_inputs
                 .iter()
                 .map(|(t, p)| (t.clone(), p.clone(), report::fingerprint(p).unwrap_or_else(|e| format!("unreadable: {e}"))))
                 .collect(),

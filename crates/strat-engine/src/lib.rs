@@ -11,3 +11,4 @@ pub mod output;
 pub mod lower;
 pub mod run;
 pub mod report;
+pub mod explain;

@@ -78,7 +78,43 @@ fn absolute(p: &Path) -> PathBuf {
 /// Writes `batches` to `path` in the format its extension names, atomically.
 pub fn write_atomic(path: &Path, schema: SchemaRef, batches: &[RecordBatch]) -> Result<(), OutputError> {
     let format = OutputFormat::for_path(path)?;
-    write_file_atomic(path, |file| write_batches(file, format, schema, batches))
+    let (schema, batches) = plain_types(schema, batches).map_err(|e| OutputError {
+        message: format!("cannot write `{}`: {e}", path.display()),
+        help: "please report this".into(),
+    })?;
+    write_file_atomic(path, |file| write_batches(file, format, schema, &batches))
+}
+
+/// String and binary views (Parquet input) become plain strings and binaries,
+/// so a sample's bytes do not depend on the input's format.
+fn plain_types(schema: SchemaRef, batches: &[RecordBatch]) -> Result<(SchemaRef, Vec<RecordBatch>), String> {
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    let plain = |t: &DataType| match t {
+        DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,
+        DataType::BinaryView | DataType::LargeBinary => DataType::Binary,
+        other => other.clone(),
+    };
+    if schema.fields().iter().all(|f| plain(f.data_type()) == *f.data_type()) {
+        return Ok((schema, batches.to_vec()));
+    }
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| Field::new(f.name(), plain(f.data_type()), f.is_nullable()))
+        .collect();
+    let target = std::sync::Arc::new(Schema::new(fields));
+    let mut out = Vec::with_capacity(batches.len());
+    for b in batches {
+        let columns = b
+            .columns()
+            .iter()
+            .zip(target.fields())
+            .map(|(c, f)| datafusion::arrow::compute::cast(c, f.data_type()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        out.push(RecordBatch::try_new(target.clone(), columns).map_err(|e| e.to_string())?);
+    }
+    Ok((target, out))
 }
 
 /// Runs `fill` on a temporary file next to `path`, then renames it over `path`.

@@ -1,0 +1,173 @@
+//! `strat run` end to end: outputs, reports, errors, and the determinism
+//! promise (the same bytes whatever the file layout, row order, format or threads).
+
+use std::path::{Path, PathBuf};
+
+use datafusion::prelude::{CsvReadOptions, SessionContext};
+
+use crate::cli::tempdir;
+use crate::common::{root, stderr, strat};
+
+const COHORT: &str = "table members = \"members.csv\"\n\
+cohort = sample members\n\
+  where tenure_days >= 30 and not is_kids_profile\n\
+  unit member_id\n\
+  stratify by country, plan, bucket(tenure_days, [90, 365]) as band\n\
+  take 700\n\
+  allocate { country = \"US\" => share 30% country in (\"IS\", \"LU\") => all else => proportional }\n\
+  seed 20180601\n";
+
+fn run_ok(args: &[&str]) -> String {
+    let out = strat(args);
+    assert_eq!(out.status.code(), Some(0), "{args:?}:\n{}", stderr(&out));
+    stderr(&out)
+}
+
+/// Members as CSV lines, shuffled by a fixed permutation (no randomness).
+fn shuffled_members() -> (String, Vec<String>) {
+    let text = std::fs::read_to_string(root().join("examples/data/members.csv")).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap().to_string();
+    let mut rows: Vec<String> = lines.map(String::from).collect();
+    let n = rows.len();
+    let mut shuffled = Vec::with_capacity(n);
+    let mut i = 0usize;
+    for _ in 0..n {
+        i = (i + 2_477) % n; // 2477 is prime and does not divide n
+        shuffled.push(std::mem::take(&mut rows[i]));
+    }
+    assert!(shuffled.iter().all(|r| !r.is_empty()), "a full permutation");
+    (header, shuffled)
+}
+
+async fn to_parquet(csv: &Path, out: &Path) {
+    let ctx = SessionContext::new();
+    let df = ctx.read_csv(csv.to_str().unwrap(), CsvReadOptions::new()).await.unwrap();
+    let opts = datafusion::dataframe::DataFrameWriteOptions::new().with_single_file_output(true);
+    df.write_parquet(out.to_str().unwrap(), opts, None).await.unwrap();
+}
+
+#[test]
+fn determinism_matrix() {
+    let dir = tempdir("determinism");
+    std::fs::write(dir.join("r.strat"), COHORT).unwrap();
+    std::fs::copy(root().join("examples/data/members.csv"), dir.join("members.csv")).unwrap();
+    let (header, rows) = shuffled_members();
+    std::fs::write(dir.join("shuffled.csv"), format!("{header}\n{}\n", rows.join("\n"))).unwrap();
+    std::fs::create_dir_all(dir.join("seven")).unwrap();
+    for (k, chunk) in rows.chunks(rows.len().div_ceil(7)).enumerate() {
+        std::fs::write(dir.join(format!("seven/part-{k}.csv")), format!("{header}\n{}\n", chunk.join("\n"))).unwrap();
+    }
+    tokio::runtime::Runtime::new().unwrap().block_on(to_parquet(&dir.join("shuffled.csv"), &dir.join("members.parquet")));
+
+    let rule = dir.join("r.strat").to_string_lossy().into_owned();
+    let variants: Vec<(String, Vec<String>)> = vec![
+        ("plain".into(), vec![]),
+        ("threads1".into(), vec!["--threads".into(), "1".into()]),
+        ("threads2".into(), vec!["--threads".into(), "2".into()]),
+        ("threads8".into(), vec!["--threads".into(), "8".into()]),
+        ("shuffled".into(), vec!["--table".into(), format!("members={}", dir.join("shuffled.csv").display())]),
+        ("seven_files".into(), vec!["--table".into(), format!("members={}", dir.join("seven").display())]),
+        ("parquet".into(), vec!["--table".into(), format!("members={}", dir.join("members.parquet").display())]),
+    ];
+    let mut outputs: Vec<(String, Vec<u8>)> = Vec::new();
+    for (name, extra) in &variants {
+        for ext in ["csv", "parquet"] {
+            let out = dir.join(format!("out-{name}.{ext}")).to_string_lossy().into_owned();
+            let mut args = vec!["run", rule.as_str(), "-o", out.as_str()];
+            args.extend(extra.iter().map(String::as_str));
+            run_ok(&args);
+            outputs.push((format!("{name}.{ext}"), std::fs::read(&out).unwrap()));
+        }
+    }
+    for ext in ["csv", "parquet"] {
+        let same: Vec<&(String, Vec<u8>)> = outputs.iter().filter(|(n, _)| n.ends_with(ext)).collect();
+        for (name, bytes) in &same[1..] {
+            assert!(bytes == &same[0].1, "{name} differs from {}", same[0].0);
+        }
+    }
+    // And the sample is what was asked: 700 units, the US exactly 30%.
+    let csv = String::from_utf8(outputs[0].1.clone()).unwrap();
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!(rows.len(), 700);
+    let us = rows.iter().filter(|r| r.split(',').nth(1) == Some("US")).count();
+    assert_eq!(us, 210);
+}
+
+#[test]
+fn report_numbers_are_the_allocation() {
+    let dir = tempdir("report");
+    std::fs::write(dir.join("r.strat"), COHORT).unwrap();
+    std::fs::copy(root().join("examples/data/members.csv"), dir.join("members.csv")).unwrap();
+    let rule = dir.join("r.strat").to_string_lossy().into_owned();
+    let out = dir.join("s.csv").to_string_lossy().into_owned();
+    let report = dir.join("r.json").to_string_lossy().into_owned();
+    run_ok(&["run", &rule, "-o", &out, "--report", &report]);
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(json["selected"], 700);
+    assert_eq!(json["seed"], 20180601);
+    assert_eq!(json["statement"], "cohort");
+    assert_eq!(json["rule_md5"].as_str().unwrap().len(), 32);
+    let strata = json["strata"].as_array().unwrap();
+    let sum_n: u64 = strata.iter().map(|s| s["n_h"].as_u64().unwrap()).sum();
+    let sum_sel: u64 = strata.iter().map(|s| s["selected"].as_u64().unwrap()).sum();
+    let sum_pop: u64 = strata.iter().map(|s| s["population"].as_u64().unwrap()).sum();
+    assert_eq!((sum_n, sum_sel), (700, 700));
+    assert_eq!(sum_pop, json["population"].as_u64().unwrap());
+    let us: u64 = strata.iter().filter(|s| s["values"][0] == "US").map(|s| s["selected"].as_u64().unwrap()).sum();
+    assert_eq!(us, 210, "share 30% of 700");
+    for s in strata.iter().filter(|s| s["values"][0] == "IS" || s["values"][0] == "LU") {
+        assert_eq!(s["selected"], s["population"], "`all` keeps every unit: {s}");
+    }
+    // Each stratum's weight is N_h / n_h, and the CSV carries it per row.
+    for s in strata.iter().filter(|s| s["n_h"].as_u64().unwrap() > 0) {
+        let w = s["population"].as_f64().unwrap() / s["n_h"].as_f64().unwrap();
+        assert_eq!(s["weight"].as_f64().unwrap(), w);
+    }
+    let md = dir.join("r.md").to_string_lossy().into_owned();
+    run_ok(&["run", &rule, "-o", &out, "--report", &md]);
+    assert!(std::fs::read_to_string(&md).unwrap().contains("| stratum | N_h | target | selected | weight |"));
+}
+
+fn assert_untouched(path: &PathBuf, before: &[u8]) {
+    assert_eq!(std::fs::read(path).unwrap(), before, "{} must be untouched", path.display());
+}
+
+#[test]
+fn failed_runs_leave_nothing_behind() {
+    let dir = tempdir("failures");
+    std::fs::copy(root().join("examples/data/members.csv"), dir.join("members.csv")).unwrap();
+    std::fs::write(dir.join("r.strat"), COHORT).unwrap();
+    std::fs::write(dir.join("big.strat"), "table members = \"members.csv\"\nsample members take 1_000_000 seed 1\n").unwrap();
+    let old = dir.join("old.csv");
+    std::fs::write(&old, "previous sample\n").unwrap();
+    let input = dir.join("members.csv");
+    let input_bytes = std::fs::read(&input).unwrap();
+    let rule = dir.join("r.strat").to_string_lossy().into_owned();
+    let big = dir.join("big.strat").to_string_lossy().into_owned();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec!["run".into(), big.clone(), "-o".into(), old.display().to_string()], "E0202"),
+        (vec!["run".into(), rule.clone(), "-o".into(), input.display().to_string()], "E0205"),
+        (vec!["run".into(), rule.clone(), "-o".into(), dir.join("s.xlsx").display().to_string()], "E0205"),
+        (vec!["run".into(), rule.clone(), "-o".into(), old.display().to_string(), "--report".into(), dir.join("r.txt").display().to_string()], "E0205"),
+        (vec!["run".into(), rule.clone(), "-o".into(), dir.join("no/such/dir/s.csv").display().to_string()], "E0205"),
+        (vec!["run".into(), rule.clone(), "-o".into(), old.display().to_string(), "--emit".into(), "cohrt".into()], "E0131"),
+    ];
+    for (args, code) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = strat(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(stderr(&out).contains(code), "{args:?}: expected {code}\n{}", stderr(&out));
+        assert_untouched(&old, b"previous sample\n");
+        assert_untouched(&input, &input_bytes);
+    }
+    let leftovers: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !["members.csv", "r.strat", "big.strat", "old.csv"].contains(&n.as_str()))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // The infeasible total states both numbers.
+    let out = strat(&["run", &big, "-o", &old.display().to_string()]);
+    assert!(stderr(&out).contains("1000000") && stderr(&out).contains("6000"), "{}", stderr(&out));
+}
