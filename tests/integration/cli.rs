@@ -12,12 +12,14 @@ fn usage_errors_exit_2() {
 }
 
 #[test]
-fn help_lists_the_check_command() {
+fn help_of_every_command() {
     let out = strat(&["--help"]);
     assert_eq!(out.status.code(), Some(0));
     insta::assert_snapshot!("help", stdout(&out));
     let out = strat(&["check", "--help"]);
     insta::assert_snapshot!("check_help", stdout(&out));
+    insta::assert_snapshot!("run_help", stdout(&strat(&["run", "--help"])));
+    insta::assert_snapshot!("explain_help", stdout(&strat(&["explain", "--help"])));
 }
 
 #[test]

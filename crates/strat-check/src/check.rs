@@ -1337,12 +1337,11 @@ impl<'a> Checker<'a> {
         let mut prev: Option<(f64, String)> = None;
         for item in list {
             // Edges are literals or params: any other name is an unknown param.
-            if let AK::Name(ident) = &item.kind {
-                if !self.params.contains_key(&ident.name) {
+            if let AK::Name(ident) = &item.kind
+                && !self.params.contains_key(&ident.name) {
                     self.unknown_param(ident);
                     return None;
                 }
-            }
             let v = self.expr(item, &Scope { columns: None, aggregates: AggregateUse::NotHere, strata: None })?;
             let ExprKind::Literal(val) = &v.kind else {
                 self.err(Diagnostic::error("E0123", "bucket edges must be literals or params").at(item.span).with_help("write numbers or dates, e.g. `[90, 365]`"));

@@ -192,13 +192,24 @@ pub async fn run(args: RunArgs) -> i32 {
     }
     let rows: usize = out.batches.iter().map(|b| b.num_rows()).sum();
     eprint!("{}", summary(&out.report));
-    eprintln!(
-        "{}: sampled {} of {} units ({rows} rows) into {}",
-        file.name,
-        out.report.total_selected,
-        out.report.total_population,
-        args.output.display()
-    );
+    if out.report.split_totals.is_empty() {
+        eprintln!(
+            "{}: sampled {} of {} units ({rows} rows) into {}",
+            file.name,
+            out.report.total_selected,
+            out.report.total_population,
+            args.output.display()
+        );
+    } else {
+        let parts: Vec<String> = out.report.split_totals.iter().map(|(n, c)| format!("{n} {c}")).collect();
+        eprintln!(
+            "{}: split {} units ({rows} rows) into {}: {}",
+            file.name,
+            out.report.total_population,
+            args.output.display(),
+            parts.join(", ")
+        );
+    }
     0
 }
 
@@ -250,8 +261,17 @@ fn progress(name: &str) -> Option<indicatif::ProgressBar> {
 fn summary(report: &Report) -> String {
     let mut table = Table::new();
     table.load_style(UTF8_FULL_CONDENSED);
-    table.set_header(vec!["stratum", "N_h", "target", "selected", "weight"]);
-    for s in report.strata.iter().take(SUMMARY_ROWS) {
+    if !report.split_totals.is_empty() {
+        let mut header = vec!["stratum".to_string(), "N_h".to_string()];
+        header.extend(report.split_totals.iter().map(|(n, _)| n.clone()));
+        table.set_header(header);
+        for s in report.strata.iter().take(SUMMARY_ROWS) {
+            let mut row = vec![if s.text.is_empty() { "(all)".to_string() } else { s.text.clone() }, s.population.to_string()];
+            row.extend(s.split_counts.iter().map(|(_, c)| c.to_string()));
+            table.add_row(row);
+        }
+    }
+    for s in report.strata.iter().take(SUMMARY_ROWS).filter(|_| report.split_totals.is_empty()) {
         let target = match &s.target {
             Target::Exact(n) => n.to_string(),
             Target::Probability(p) => format!("p={p}"),

@@ -79,11 +79,10 @@ pub async fn explain(ctx: &SessionContext, program: &Program, index: usize) -> R
     if let ir::Source::Table(t) = &st.source {
         let df = ctx.table(TableReference::bare(t.as_str())).await;
         if let Ok(mut df) = df {
-            if let Some(f) = &st.filter {
-                if let Ok(e) = lower_expr(f, None) {
+            if let Some(f) = &st.filter
+                && let Ok(e) = lower_expr(f, None) {
                     df = df.filter(e).map_err(|e| RunError::DataFusion { context: "planning".into(), error: e })?;
                 }
-            }
             if let Ok(plan) = df.into_optimized_plan() {
                 let _ = writeln!(out, "\neligible rows (DataFusion optimised logical plan):\n{}", plan.display_indent());
             }

@@ -21,7 +21,9 @@
 //!   Decimal128 with the precision and scale they were written with.
 //! - `bucket(x, [b1..bk])` is a CASE: NULL for NULL x, else the label of the
 //!   first interval whose upper edge is above x.
-//! - Unit aggregates are not supported yet ([`LowerError::Unsupported`]).
+//! - Unit aggregates are not lowered here ([`LowerError::Unsupported`]): the
+//!   runner ([`crate::run`]) computes them per unit and replaces each by a
+//!   column before lowering the rest of the stratum expression.
 
 use std::fmt;
 use std::sync::Arc;

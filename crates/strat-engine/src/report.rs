@@ -77,7 +77,7 @@ pub fn to_json(report: &Report, meta: &RunMeta) -> Value {
         .iter()
         .map(|s| {
             let (n_h, p_h) = target_json(&s.target);
-            json!({
+            let mut v = json!({
                 "stratum": s.text,
                 "values": s.values,
                 "population": s.population,
@@ -85,7 +85,11 @@ pub fn to_json(report: &Report, meta: &RunMeta) -> Value {
                 "p_h": p_h,
                 "selected": s.selected,
                 "weight": s.weight,
-            })
+            });
+            if !s.split_counts.is_empty() {
+                v["splits"] = s.split_counts.iter().map(|(n, c)| (n.clone(), json!(c))).collect::<serde_json::Map<_, _>>().into();
+            }
+            v
         })
         .collect();
     json!({
@@ -100,6 +104,7 @@ pub fn to_json(report: &Report, meta: &RunMeta) -> Value {
         "null_units": report.null_units,
         "excluded_units": report.excluded_units,
         "warnings": report.warnings,
+        "splits": report.split_totals.iter().map(|(n, c)| (n.clone(), json!(c))).collect::<serde_json::Map<_, _>>(),
         "strata": strata,
     })
 }
@@ -134,6 +139,17 @@ pub fn to_markdown(report: &Report, meta: &RunMeta) -> String {
             out.push_str(&format!("- {}\n", md_cell(w)));
         }
         out.push('\n');
+    }
+    if !report.split_totals.is_empty() {
+        let names: Vec<&str> = report.split_totals.iter().map(|(n, _)| n.as_str()).collect();
+        out.push_str(&format!("## Splits\n\n| stratum | N_h | {} |\n| --- | ---: |{}\n", names.iter().map(|n| md_cell(n)).collect::<Vec<_>>().join(" | "), " ---: |".repeat(names.len())));
+        let totals: Vec<String> = report.split_totals.iter().map(|(_, c)| c.to_string()).collect();
+        out.push_str(&format!("| **total** | {} | {} |\n", report.total_population, totals.join(" | ")));
+        for s in &report.strata {
+            let counts: Vec<String> = s.split_counts.iter().map(|(_, c)| c.to_string()).collect();
+            out.push_str(&format!("| {} | {} | {} |\n", md_cell(if s.text.is_empty() { "(all)" } else { &s.text }), s.population, counts.join(" | ")));
+        }
+        return out;
     }
     out.push_str("## Strata\n\n| stratum | N_h | target | selected | weight |\n| --- | ---: | ---: | ---: | ---: |\n");
     for s in &report.strata {

@@ -1,4 +1,5 @@
-//! Running one `sample` statement natively (LANGUAGE.md §4.1, §5, §6, §7).
+//! Running one `sample` or `split` statement natively (LANGUAGE.md §4, §5,
+//! §6, §7).
 //!
 //! # Design
 //!
@@ -13,14 +14,48 @@
 //! and the output (Arrow `take` in output order). Correctness first: every
 //! row's stratum values are held as owned values.
 //!
+//! # Unit aggregates (§2)
+//!
+//! A stratum expression that contains unit aggregates is evaluated in two
+//! steps. First DataFusion projects each aggregate's argument (and `by`
+//! expression) per eligible row; the aggregates are then computed here in
+//! Rust over each unit's eligible rows (after `where`, before `exclude`, which
+//! does not change a unit's rows) and broadcast back to every row of the unit;
+//! finally DataFusion evaluates the rest of the expression per row, with each
+//! aggregate replaced by its broadcast column. So the non-aggregate parts of
+//! the expression still go through the span check: they must be constant
+//! within a unit.
+//!
+//! - `count(*)`: the unit's number of eligible rows (Int64).
+//! - `min(x)`, `max(x)`: over the non-NULL `x` (Arrow's ordering: strings by
+//!   bytes, floats by `total_cmp`); NULL when all are NULL.
+//! - `sum(x)`: non-NULL values; integers exactly (an overflow of Int64 is an
+//!   error), decimals exactly as Decimal128(38, s), floats added in ascending
+//!   `total_cmp` order so the result never depends on row order.
+//! - `avg(x)`: Float64; integers and decimals from exact sums, correctly
+//!   rounded; floats as the ordered sum divided by the count.
+//! - `first(x by t)` / `last(x by t)`: the value of `x` at the row with the
+//!   smallest / largest `t`. "NULLs last" is read as: a row whose `t` is NULL
+//!   is chosen only when every row of the unit has a NULL `t` (it sorts after
+//!   all non-NULL `t` for both `first` and `last`); among rows with equal `t`
+//!   the larger `x` wins, and a non-NULL `x` beats a NULL one. In SQL terms:
+//!   `first_value(x) over (partition by unit order by t asc nulls last, x desc
+//!   nulls last)`, and for `last` the same with `t desc nulls last`.
+//!
+//! # Splits (§4.2)
+//!
+//! Strata are formed exactly as for a sample; each stratum's units, in draw
+//! order, are cut into consecutive runs of [`strat_alloc::split_sizes`] units
+//! (exact), or each unit goes to the first split whose threshold
+//! ([`strat_alloc::about_thresholds`]) is above its draw (`about`). Every
+//! eligible unit is output, with `_split`; `_weight` is the source's
+//! `_weight` (1.0 without one).
+//!
 //! # Output order (§7)
 //!
-//! Stratum order (§5.3), then draw order (ascending `(r, key bytes)`), then the
-//! row key of §6 (bytes; rows with equal row keys are identical).
-//!
-//! # Not supported yet
-//!
-//! `split` and unit aggregates in `stratify by`.
+//! Split (listing order; a sample has one), stratum order (§5.3), then draw
+//! order (ascending `(r, key bytes)`), then the row key of §6 (bytes; rows
+//! with equal row keys are identical).
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
@@ -29,9 +64,9 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Float64Array, RecordBatch, StringArray, UInt32Array,
-    UInt64Array,
+    UInt64Array, make_comparator,
 };
-use datafusion::arrow::compute::{cast, concat_batches, take};
+use datafusion::arrow::compute::{SortOptions, cast, concat_batches, take};
 use datafusion::arrow::datatypes::{
     DataType, Decimal128Type, Field, Float64Type, Int64Type, Schema, SchemaRef, UInt64Type,
 };
@@ -64,7 +99,7 @@ pub struct Report {
     pub strata: Vec<StratumReport>,
     /// `N`: eligible units.
     pub total_population: u64,
-    /// Selected units (not rows).
+    /// Selected units (not rows); `N` for a split.
     pub total_selected: u64,
     /// Eligible rows whose unit column is NULL (left out of the population).
     pub null_units: u64,
@@ -73,6 +108,9 @@ pub struct Report {
     pub seed: u64,
     /// Data-dependent warnings (§9).
     pub warnings: Vec<String>,
+    /// For a split: the units each split received in total, by split name in
+    /// listing order. Empty for a sample.
+    pub split_totals: Vec<(String, u64)>,
 }
 
 /// One stratum of the report.
@@ -84,13 +122,18 @@ pub struct StratumReport {
     pub text: String,
     /// `N_h`.
     pub population: u64,
-    /// `n_h` (exact) or `p_h` (Bernoulli).
+    /// `n_h` (exact) or `p_h` (Bernoulli); `Exact(N_h)` for a split.
     pub target: Target,
-    /// Units selected.
+    /// Units selected (`N_h` for a split: every unit lands in one split).
     pub selected: u64,
     /// The design weight `N_h / n_h` or `1 / p_h`; 0 when the stratum gets
-    /// nothing (`n_h = 0` or `p_h = 0`), as no unit carries it.
+    /// nothing (`n_h = 0` or `p_h = 0`), as no unit carries it. For a split,
+    /// 1 (a split keeps its source's weight and adds no factor).
     pub weight: f64,
+    /// For a split: the units of this stratum that each split received, by
+    /// split name in listing order (they sum to `population`). Empty for a
+    /// sample.
+    pub split_counts: Vec<(String, u64)>,
 }
 
 /// A run-time error (§9); the message states the numbers and the fix.
@@ -337,40 +380,29 @@ pub async fn run_statement(
             program.statements.len()
         ))
     })?;
-    if st.kind != ir::Kind::Sample {
-        return Err(RunError::Unsupported("`split`".into()));
-    }
-    if st.has_aggregates() {
-        return Err(RunError::Unsupported(
-            "a unit aggregate in `stratify by`".into(),
-        ));
-    }
+    let split = match st.kind {
+        ir::Kind::Sample => {
+            if st.output.iter().any(|o| matches!(o, ir::Output::SplitName)) {
+                return Err(RunError::Unsupported("`_split` in a sample".into()));
+            }
+            None
+        }
+        ir::Kind::Split => Some(st.split.as_ref().ok_or_else(|| {
+            RunError::Statement("a `split` without `into` (internal error)".into())
+        })?),
+    };
     let excluded_keys = match &st.exclude {
         None => None,
         Some((source, c)) => Some(exclusion_keys(ctx, program, source, &c.name).await?),
     };
-    if st.output.iter().any(|o| matches!(o, ir::Output::SplitName)) {
-        return Err(RunError::Unsupported("`_split` in a sample".into()));
-    }
 
-    // 1. Eligible rows, source columns and stratum values, through DataFusion.
-    let batch = read_input(ctx, program, st).await?;
+    // 1. Eligible rows, source columns, stratum values without aggregates and
+    //    the arguments of unit aggregates, through DataFusion.
+    let plan = StrataPlan::new(st);
+    let batch = read_input(ctx, program, st, &plan).await?;
     let n_in = st.input.len();
     let input: Vec<ArrayRef> = batch.columns()[..n_in].to_vec();
-    let strata_arrays: Vec<ArrayRef> = batch.columns()[n_in..].to_vec();
     let rows = batch.num_rows();
-    let svals: Vec<Vec<SVal>> = strata_arrays
-        .iter()
-        .zip(&st.strata)
-        .map(|(a, s)| stratum_values(a, s.bucket_labels.as_deref()))
-        .collect::<Result<_, _>>()?;
-    let text_columns: Vec<TextColumn> = strata_arrays
-        .iter()
-        .map(TextColumn::new)
-        .collect::<Result<_, _>>()?;
-    let tuple = |row: usize| -> Vec<SVal> { svals.iter().map(|c| c[row].clone()).collect() };
-    let texts =
-        |row: usize| -> Vec<Option<String>> { text_columns.iter().map(|c| c.text(row)).collect() };
 
     // 2. Units and their draws.
     let drawer = Drawer::new(st.seed);
@@ -418,6 +450,22 @@ pub async fn run_statement(
             }
         }
     }
+
+    // Stratum values per row (unit aggregates computed over each unit's
+    // eligible rows and broadcast to them).
+    let strata_arrays = plan.strata_arrays(ctx, st, &batch, &units).await?;
+    let svals: Vec<Vec<SVal>> = strata_arrays
+        .iter()
+        .zip(&st.strata)
+        .map(|(a, s)| stratum_values(a, s.bucket_labels.as_deref()))
+        .collect::<Result<_, _>>()?;
+    let text_columns: Vec<TextColumn> = strata_arrays
+        .iter()
+        .map(TextColumn::new)
+        .collect::<Result<_, _>>()?;
+    let tuple = |row: usize| -> Vec<SVal> { svals.iter().map(|c| c[row].clone()).collect() };
+    let texts =
+        |row: usize| -> Vec<Option<String>> { text_columns.iter().map(|c| c.text(row)).collect() };
 
     // Exclusion (§4.1): before strata are counted.
     let mut excluded_units = 0u64;
@@ -470,72 +518,131 @@ pub async fn run_statement(
     let reps: Vec<usize> = strata.iter().map(|m| units[m[0]].rows[0]).collect();
     let stratum_texts: Vec<Vec<Option<String>>> = reps.iter().map(|&r| texts(r)).collect();
     let stratum_strings: Vec<String> = stratum_texts.iter().map(|t| stratum_text(t)).collect();
-
-    // 5. Rules, S_h, allocation.
-    let matched = match_rules(ctx, st, &strata_arrays, &reps).await?;
-    let sds = match &st.method {
-        ir::Method::Neyman(c) if matched.iter().any(Option::is_none) => {
-            let a = &input[input_index(st, &c.name)?];
-            Some(neyman_sds(a, &c.name, &units, &strata)?)
-        }
-        _ => None,
+    let stratum_values_text = |h: usize| -> Vec<String> {
+        stratum_texts[h]
+            .iter()
+            .map(|v| v.clone().unwrap_or_else(|| "∅".into()))
+            .collect()
     };
-    let inputs: Vec<StratumInput> = strata
-        .iter()
-        .enumerate()
-        .map(|(h, m)| StratumInput {
-            units: m.len() as u64,
-            start: drawer.stratum_start(&stratum_strings[h]),
-            sd: sds.as_ref().and_then(|s| s[h]),
-            rule: matched[h],
-        })
-        .collect();
-    let request = request(st);
-    let allocation = strat_alloc::allocate(&inputs, &request)?;
 
-    // 6. Selection.
-    let mut selected: Vec<(usize, f64)> = Vec::new(); // (unit, weight) in output order
+    // 5–6. Allocation and selection (a sample), or the assignment to splits.
+    // `selected`: (unit, weight, split) in output order.
+    let mut selected: Vec<(usize, f64, usize)> = Vec::new();
     let mut reports = Vec::with_capacity(strata.len());
-    for (h, members) in strata.iter().enumerate() {
-        let n = members.len() as u64;
-        let target = &allocation.targets[h];
-        let (chosen, weight): (Vec<usize>, f64) = match target {
-            Target::Exact(k) => {
-                let k = (*k).min(n);
-                let w = if k == 0 { 0.0 } else { n as f64 / k as f64 };
-                (members[..k as usize].to_vec(), w)
+    let mut alloc_warnings: Vec<AllocWarning> = Vec::new();
+    let mut split_totals: Vec<(String, u64)> = Vec::new();
+    if let Some(split) = split {
+        let shares: Vec<BigRational> = split.parts.iter().map(|(_, p)| p.clone()).collect();
+        let k = shares.len();
+        let thresholds = split.about.then(|| strat_alloc::about_thresholds(&shares));
+        // Units of each split in stratum order, then draw order.
+        let mut per_split: Vec<Vec<usize>> = vec![Vec::new(); k];
+        for (h, members) in strata.iter().enumerate() {
+            let n = members.len() as u64;
+            let mut counts = vec![0u64; k];
+            match &thresholds {
+                None => {
+                    let start = drawer.stratum_start(&stratum_strings[h]);
+                    let sizes = strat_alloc::split_sizes(n, &shares, start);
+                    let mut rest = members.iter().copied();
+                    for (i, &size) in sizes.iter().enumerate() {
+                        per_split[i].extend(rest.by_ref().take(size as usize));
+                        counts[i] = size;
+                    }
+                }
+                Some(t) => {
+                    for &u in members {
+                        let r = units[u].draw;
+                        let i = t
+                            .iter()
+                            .position(|t| t.is_none_or(|t| r < t))
+                            .unwrap_or(k - 1);
+                        per_split[i].push(u);
+                        counts[i] += 1;
+                    }
+                }
             }
-            Target::Probability(p) => {
-                let t = strat_alloc::threshold(p);
-                let chosen = members
+            reports.push(StratumReport {
+                values: stratum_values_text(h),
+                text: stratum_strings[h].clone(),
+                population: n,
+                target: Target::Exact(n),
+                selected: n,
+                weight: 1.0,
+                split_counts: split
+                    .parts
                     .iter()
-                    .copied()
-                    .filter(|&u| t.is_none_or(|t| units[u].draw < t))
-                    .collect();
-                let w = if p.numer() == &BigInt::from(0) {
-                    0.0
-                } else {
-                    ratio_to_f64(p.denom(), p.numer())
-                };
-                (chosen, w)
+                    .map(|(name, _)| name.clone())
+                    .zip(counts)
+                    .collect(),
+            });
+        }
+        for (i, us) in per_split.into_iter().enumerate() {
+            split_totals.push((split.parts[i].0.clone(), us.len() as u64));
+            selected.extend(us.into_iter().map(|u| (u, 1.0, i)));
+        }
+    } else {
+        let matched = match_rules(ctx, st, &strata_arrays, &reps).await?;
+        let sds = match &st.method {
+            ir::Method::Neyman(c) if matched.iter().any(Option::is_none) => {
+                let a = &input[input_index(st, &c.name)?];
+                Some(neyman_sds(a, &c.name, &units, &strata)?)
             }
+            _ => None,
         };
-        reports.push(StratumReport {
-            values: stratum_texts[h]
-                .iter()
-                .map(|v| v.clone().unwrap_or_else(|| "∅".into()))
-                .collect(),
-            text: stratum_strings[h].clone(),
-            population: n,
-            target: target.clone(),
-            selected: chosen.len() as u64,
-            weight,
-        });
-        selected.extend(chosen.into_iter().map(|u| (u, weight)));
+        let inputs: Vec<StratumInput> = strata
+            .iter()
+            .enumerate()
+            .map(|(h, m)| StratumInput {
+                units: m.len() as u64,
+                start: drawer.stratum_start(&stratum_strings[h]),
+                sd: sds.as_ref().and_then(|s| s[h]),
+                rule: matched[h],
+            })
+            .collect();
+        let request = request(st);
+        let allocation = strat_alloc::allocate(&inputs, &request)?;
+        for (h, members) in strata.iter().enumerate() {
+            let n = members.len() as u64;
+            let target = &allocation.targets[h];
+            let (chosen, weight): (Vec<usize>, f64) = match target {
+                Target::Exact(k) => {
+                    let k = (*k).min(n);
+                    let w = if k == 0 { 0.0 } else { n as f64 / k as f64 };
+                    (members[..k as usize].to_vec(), w)
+                }
+                Target::Probability(p) => {
+                    let t = strat_alloc::threshold(p);
+                    let chosen = members
+                        .iter()
+                        .copied()
+                        .filter(|&u| t.is_none_or(|t| units[u].draw < t))
+                        .collect();
+                    let w = if p.numer() == &BigInt::from(0) {
+                        0.0
+                    } else {
+                        ratio_to_f64(p.denom(), p.numer())
+                    };
+                    (chosen, w)
+                }
+            };
+            reports.push(StratumReport {
+                values: stratum_values_text(h),
+                text: stratum_strings[h].clone(),
+                population: n,
+                target: target.clone(),
+                selected: chosen.len() as u64,
+                weight,
+                split_counts: Vec::new(),
+            });
+            selected.extend(chosen.into_iter().map(|u| (u, weight, 0)));
+        }
+        alloc_warnings = allocation.warnings;
     }
 
-    // 7. Output rows: stratum order, draw order, row key.
-    // Two-phase sampling (§7): times the source statement's `_weight`.
+    // 7. Output rows: split, stratum order, draw order, row key.
+    // Two-phase sampling (§7): times the source statement's `_weight`; a
+    // split keeps it (its own factor is 1).
     let source_weight: Option<Float64Array> = match &st.source {
         ir::Source::Statement(j) if program.statements[*j].output.contains(&ir::Output::Weight) => {
             let a = &input[input_index(st, "_weight")?];
@@ -548,12 +655,13 @@ pub async fn run_statement(
     let mut order: Vec<u32> = Vec::new();
     let mut weights: Vec<f64> = Vec::new();
     let mut row_strata: Vec<usize> = Vec::new();
+    let mut row_splits: Vec<usize> = Vec::new();
     let stratum_of_unit: HashMap<usize, usize> = strata
         .iter()
         .enumerate()
         .flat_map(|(h, m)| m.iter().map(move |&u| (u, h)))
         .collect();
-    for &(u, w) in &selected {
+    for &(u, w, part) in &selected {
         let mut unit_rows = units[u].rows.clone();
         if let (Some(rk), true) = (&row_keys, unit_rows.len() > 1) {
             let mut keyed: Vec<(Vec<u8>, usize)> = unit_rows
@@ -576,6 +684,7 @@ pub async fn run_statement(
             );
             weights.push(source_weight.as_ref().map_or(w, |s| w * s.value(r)));
             row_strata.push(stratum_of_unit[&u]);
+            row_splits.push(part);
         }
     }
     let indices = UInt32Array::from(order);
@@ -594,7 +703,12 @@ pub async fn run_statement(
             ir::Output::StratumText => Arc::new(StringArray::from_iter_values(
                 row_strata.iter().map(|&h| stratum_strings[h].as_str()),
             )),
-            ir::Output::SplitName => unreachable!("rejected above"),
+            ir::Output::SplitName => {
+                let parts = split.map_or(&[][..], |s| s.parts.as_slice());
+                Arc::new(StringArray::from_iter_values(
+                    row_splits.iter().map(|&i| parts[i].0.as_str()),
+                ))
+            }
         };
         fields.push(Field::new(o.name(), array.data_type().clone(), true));
         columns.push(array);
@@ -615,7 +729,7 @@ pub async fn run_statement(
             c.name
         ));
     }
-    for w in &allocation.warnings {
+    for w in &alloc_warnings {
         warnings.push(warning_text(w, &stratum_strings, st));
     }
     warnings.extend(unknown_rule_values(st, &stratum_texts));
@@ -627,6 +741,7 @@ pub async fn run_statement(
         excluded_units,
         seed: st.seed,
         warnings,
+        split_totals,
     };
     Ok(RunOutput {
         batches: vec![out],
@@ -648,6 +763,402 @@ fn input_index(st: &Statement, name: &str) -> Result<usize, RunError> {
 }
 
 const STRATUM_PREFIX: &str = "\u{1}strat_stratum_";
+const AGG_PREFIX: &str = "\u{1}strat_agg_";
+const AGG_ARG_PREFIX: &str = "\u{1}strat_agg_arg_";
+const AGG_BY_PREFIX: &str = "\u{1}strat_agg_by_";
+const ROW_INDEX: &str = "\u{1}strat_row";
+
+/// One unit aggregate of `stratify by`: its function, argument and `by`.
+struct UnitAggregate {
+    func: ir::Aggregate,
+    arg: Option<ir::Expr>,
+    by: Option<ir::Expr>,
+}
+
+/// How the stratum expressions are evaluated: directly per row, or (with
+/// unit aggregates) per row after the aggregates are computed per unit.
+struct StrataPlan {
+    /// Per stratum: the expression with each aggregate replaced by a column
+    /// `AGG_PREFIX j`, or `None` when it has no aggregate.
+    rewritten: Vec<Option<ir::Expr>>,
+    aggregates: Vec<UnitAggregate>,
+}
+
+impl StrataPlan {
+    fn new(st: &Statement) -> Self {
+        let mut aggregates = Vec::new();
+        let rewritten = st
+            .strata
+            .iter()
+            .map(|s| {
+                s.expr.has_aggregate().then(|| {
+                    let mut e = s.expr.clone();
+                    replace_aggregates(&mut e, &mut aggregates);
+                    e
+                })
+            })
+            .collect();
+        StrataPlan {
+            rewritten,
+            aggregates,
+        }
+    }
+
+    /// The per-row expressions DataFusion projects after the source columns.
+    fn projections(&self, st: &Statement) -> Result<Vec<Expr>, RunError> {
+        let mut select = Vec::new();
+        for (i, s) in st.strata.iter().enumerate() {
+            if self.rewritten[i].is_none() {
+                select.push(lower_expr(&s.expr, None)?.alias(format!("{STRATUM_PREFIX}{i}")));
+            }
+        }
+        for (j, a) in self.aggregates.iter().enumerate() {
+            if let Some(x) = &a.arg {
+                select.push(lower_expr(x, None)?.alias(format!("{AGG_ARG_PREFIX}{j}")));
+            }
+            if let Some(t) = &a.by {
+                select.push(lower_expr(t, None)?.alias(format!("{AGG_BY_PREFIX}{j}")));
+            }
+        }
+        Ok(select)
+    }
+
+    /// The stratum values of every eligible row, one array per stratum
+    /// expression. Aggregates are computed per unit over its eligible rows and
+    /// broadcast to them (NULL on rows of no unit), then the rest of each
+    /// expression is evaluated per row by DataFusion.
+    async fn strata_arrays(
+        &self,
+        ctx: &SessionContext,
+        st: &Statement,
+        batch: &RecordBatch,
+        units: &[Unit],
+    ) -> Result<Vec<ArrayRef>, RunError> {
+        let named = |name: String| -> Result<ArrayRef, RunError> {
+            batch
+                .column_by_name(&name)
+                .cloned()
+                .ok_or_else(|| RunError::Statement(format!("no column `{name}` (internal error)")))
+        };
+        let mut evaluated: HashMap<usize, ArrayRef> = HashMap::new();
+        if !self.aggregates.is_empty() {
+            let rows = batch.num_rows();
+            let mut row_unit: Vec<Option<u32>> = vec![None; rows];
+            for (u, unit) in units.iter().enumerate() {
+                let u = u32::try_from(u)
+                    .map_err(|_| RunError::Unsupported("more than 2^32 units".into()))?;
+                for &r in &unit.rows {
+                    row_unit[r] = Some(u);
+                }
+            }
+            let row_unit = UInt32Array::from(row_unit);
+            let n_in = st.input.len();
+            let schema = batch.schema();
+            let mut fields: Vec<Field> = schema.fields()[..n_in]
+                .iter()
+                .map(|f| f.as_ref().clone())
+                .collect();
+            let mut cols: Vec<ArrayRef> = batch.columns()[..n_in].to_vec();
+            for (j, a) in self.aggregates.iter().enumerate() {
+                let arg = a
+                    .arg
+                    .as_ref()
+                    .map(|_| named(format!("{AGG_ARG_PREFIX}{j}")))
+                    .transpose()?;
+                let by =
+                    a.by.as_ref()
+                        .map(|_| named(format!("{AGG_BY_PREFIX}{j}")))
+                        .transpose()?;
+                let per_unit = unit_aggregate(a.func, arg.as_ref(), by.as_ref(), units)?;
+                let per_row = take(per_unit.as_ref(), &row_unit, None)
+                    .map_err(arrow_err("broadcasting a unit aggregate"))?;
+                fields.push(Field::new(
+                    format!("{AGG_PREFIX}{j}"),
+                    per_row.data_type().clone(),
+                    true,
+                ));
+                cols.push(per_row);
+            }
+            fields.push(Field::new(ROW_INDEX, DataType::UInt64, false));
+            cols.push(Arc::new(UInt64Array::from_iter_values(0..rows as u64)));
+            let with_aggregates = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)
+                .map_err(arrow_err("unit aggregates"))?;
+            let mut select = vec![column(ROW_INDEX)];
+            let mut which = Vec::new();
+            for (i, e) in self.rewritten.iter().enumerate() {
+                if let Some(e) = e {
+                    select.push(lower_expr(e, None)?.alias(format!("{STRATUM_PREFIX}{i}")));
+                    which.push(i);
+                }
+            }
+            let df = ctx
+                .read_batch(with_aggregates)
+                .and_then(|df| df.select(select))
+                .map_err(df_err("evaluating `stratify by` over unit aggregates"))?;
+            let out_schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+            let out = df
+                .collect()
+                .await
+                .map_err(df_err("evaluating `stratify by` over unit aggregates"))?;
+            let out = concat_batches(&out_schema, &out).map_err(arrow_err("unit aggregates"))?;
+            // Back to row order, whatever order DataFusion returned.
+            let ids = out.column(0).as_primitive::<UInt64Type>();
+            let mut position = vec![0u32; rows];
+            for (k, id) in ids.values().iter().enumerate() {
+                position[*id as usize] = k as u32;
+            }
+            let position = UInt32Array::from(position);
+            for (c, &i) in which.iter().enumerate() {
+                let a = take(out.column(c + 1).as_ref(), &position, None)
+                    .map_err(arrow_err("unit aggregates"))?;
+                evaluated.insert(i, a);
+            }
+        }
+        (0..st.strata.len())
+            .map(|i| match evaluated.remove(&i) {
+                Some(a) => Ok(a),
+                None => named(format!("{STRATUM_PREFIX}{i}")),
+            })
+            .collect()
+    }
+}
+
+/// Replaces each unit aggregate in `e` by a column `AGG_PREFIX j` (of the
+/// aggregate's type), collecting the aggregates in order.
+fn replace_aggregates(e: &mut ir::Expr, out: &mut Vec<UnitAggregate>) {
+    use ir::ExprKind as K;
+    if let K::Aggregate {
+        func,
+        arg,
+        order_by,
+    } = &e.kind
+    {
+        out.push(UnitAggregate {
+            func: *func,
+            arg: arg.as_deref().cloned(),
+            by: order_by.as_deref().cloned(),
+        });
+        e.kind = K::Column(format!("{AGG_PREFIX}{}", out.len() - 1));
+        return;
+    }
+    match &mut e.kind {
+        K::Column(_) | K::Stratum(_) | K::Literal(_) | K::Aggregate { .. } => {}
+        K::Unary { expr, .. } | K::IsNull { expr, .. } | K::Bucket { expr, .. } => {
+            replace_aggregates(expr, out);
+        }
+        K::Binary { left, right, .. } => {
+            replace_aggregates(left, out);
+            replace_aggregates(right, out);
+        }
+        K::InList { expr, list, .. } => {
+            replace_aggregates(expr, out);
+            for x in list {
+                replace_aggregates(x, out);
+            }
+        }
+        K::Between {
+            expr, low, high, ..
+        } => {
+            replace_aggregates(expr, out);
+            replace_aggregates(low, out);
+            replace_aggregates(high, out);
+        }
+        K::Like { expr, pattern, .. } => {
+            replace_aggregates(expr, out);
+            replace_aggregates(pattern, out);
+        }
+        K::Func { args, .. } => {
+            for x in args {
+                replace_aggregates(x, out);
+            }
+        }
+        K::Case { whens, otherwise } => {
+            for (w, t) in whens {
+                replace_aggregates(w, out);
+                replace_aggregates(t, out);
+            }
+            if let Some(o) = otherwise {
+                replace_aggregates(o, out);
+            }
+        }
+    }
+}
+
+/// One value per unit (in `units` order) of a unit aggregate over the unit's
+/// eligible rows; `arg` and `by` are per eligible row. See the module docs for
+/// the exact semantics.
+fn unit_aggregate(
+    func: ir::Aggregate,
+    arg: Option<&ArrayRef>,
+    by: Option<&ArrayRef>,
+    units: &[Unit],
+) -> Result<ArrayRef, RunError> {
+    use ir::Aggregate as A;
+    let missing =
+        || RunError::Statement("a unit aggregate without its argument (internal error)".into());
+    let cmp_err = arrow_err("comparing values of a unit aggregate");
+    if func == A::Count {
+        return Ok(Arc::new(
+            datafusion::arrow::array::Int64Array::from_iter_values(
+                units.iter().map(|u| u.rows.len() as i64),
+            ),
+        ));
+    }
+    let x = arg.ok_or_else(missing)?;
+    let chosen: Vec<Option<u32>> = match func {
+        A::Min | A::Max => {
+            let cmp =
+                make_comparator(x.as_ref(), x.as_ref(), SortOptions::default()).map_err(cmp_err)?;
+            let want = if func == A::Min {
+                Ordering::Less
+            } else {
+                Ordering::Greater
+            };
+            units
+                .iter()
+                .map(|u| {
+                    let mut best: Option<usize> = None;
+                    for &r in &u.rows {
+                        if x.is_valid(r) && best.is_none_or(|b| cmp(r, b) == want) {
+                            best = Some(r);
+                        }
+                    }
+                    best.map(|r| r as u32)
+                })
+                .collect()
+        }
+        A::First | A::Last => {
+            let t = by.ok_or_else(missing)?;
+            let tc = make_comparator(t.as_ref(), t.as_ref(), SortOptions::default())
+                .map_err(arrow_err("comparing the `by` values of first/last"))?;
+            let xc =
+                make_comparator(x.as_ref(), x.as_ref(), SortOptions::default()).map_err(cmp_err)?;
+            let last = func == A::Last;
+            // `Less` when row a is preferred to row b.
+            let prefer = |a: usize, b: usize| -> Ordering {
+                let by_t = match (t.is_valid(a), t.is_valid(b)) {
+                    (true, true) if last => tc(b, a),
+                    (true, true) => tc(a, b),
+                    (va, vb) => vb.cmp(&va), // non-NULL t first
+                };
+                by_t.then_with(|| match (x.is_valid(a), x.is_valid(b)) {
+                    (true, true) => xc(b, a), // the larger x
+                    (va, vb) => vb.cmp(&va),  // non-NULL x first
+                })
+            };
+            units
+                .iter()
+                .map(|u| {
+                    let mut best = u.rows[0];
+                    for &r in &u.rows[1..] {
+                        if prefer(r, best) == Ordering::Less {
+                            best = r;
+                        }
+                    }
+                    Some(best as u32)
+                })
+                .collect()
+        }
+        A::Sum | A::Avg => return sum_or_avg(func == A::Avg, x, units),
+        A::Count => unreachable!("handled above"),
+    };
+    take(x.as_ref(), &UInt32Array::from(chosen), None).map_err(arrow_err("a unit aggregate"))
+}
+
+/// `sum(x)` / `avg(x)` per unit over the non-NULL values (NULL when there are
+/// none): integers and decimals exactly, floats added in ascending order.
+fn sum_or_avg(avg: bool, x: &ArrayRef, units: &[Unit]) -> Result<ArrayRef, RunError> {
+    let name = if avg { "avg" } else { "sum" };
+    let err = || arrow_err("sum/avg of a unit");
+    let exact_scale = match x.data_type() {
+        t if t.is_integer() || *t == DataType::Null => Some(0i8),
+        DataType::Decimal32(_, s)
+        | DataType::Decimal64(_, s)
+        | DataType::Decimal128(_, s)
+        | DataType::Decimal256(_, s) => Some(*s),
+        DataType::Float16 | DataType::Float32 | DataType::Float64 => None,
+        other => {
+            return Err(RunError::Unsupported(format!(
+                "`{name}` over a column of type {other}"
+            )));
+        }
+    };
+    match exact_scale {
+        Some(scale) => {
+            let c = cast(x, &DataType::Decimal128(38, scale)).map_err(err())?;
+            let c = c.as_primitive::<Decimal128Type>();
+            let overflow = || {
+                RunError::Statement(format!(
+                    "integer overflow in `{name}(…)` of a unit; cast to a float with `* 1.0` \
+                     or keep the numbers smaller"
+                ))
+            };
+            let mut sums: Vec<Option<(i128, u64)>> = Vec::with_capacity(units.len());
+            for u in units {
+                let mut acc: Option<(i128, u64)> = None;
+                for &r in &u.rows {
+                    if c.is_valid(r) {
+                        let (s, n) = acc.unwrap_or((0, 0));
+                        acc = Some((s.checked_add(c.value(r)).ok_or_else(overflow)?, n + 1));
+                    }
+                }
+                sums.push(acc);
+            }
+            if avg {
+                let scale_den = BigInt::from(10).pow(u32::from(scale.unsigned_abs()));
+                let values = sums.iter().map(|s| {
+                    s.map(|(sum, n)| {
+                        if sum == 0 {
+                            return 0.0;
+                        }
+                        let den = BigInt::from(n) * &scale_den;
+                        let den = if scale < 0 { BigInt::from(n) } else { den };
+                        let num = BigInt::from(sum.unsigned_abs());
+                        let num = if scale < 0 { num * &scale_den } else { num };
+                        let v = ratio_to_f64(&num, &den);
+                        if sum < 0 { -v } else { v }
+                    })
+                });
+                Ok(Arc::new(Float64Array::from_iter(values)))
+            } else if scale == 0 && x.data_type().is_integer() {
+                let values = sums
+                    .iter()
+                    .map(|s| {
+                        s.map(|(v, _)| i64::try_from(v).map_err(|_| overflow()))
+                            .transpose()
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(Arc::new(datafusion::arrow::array::Int64Array::from(values)))
+            } else {
+                let a = datafusion::arrow::array::Decimal128Array::from(
+                    sums.iter().map(|s| s.map(|(v, _)| v)).collect::<Vec<_>>(),
+                )
+                .with_precision_and_scale(38, scale)
+                .map_err(err())?;
+                Ok(Arc::new(a))
+            }
+        }
+        None => {
+            let c = cast(x, &DataType::Float64).map_err(err())?;
+            let c = c.as_primitive::<Float64Type>();
+            let values = units.iter().map(|u| {
+                let mut v: Vec<f64> = u
+                    .rows
+                    .iter()
+                    .filter(|&&r| c.is_valid(r))
+                    .map(|&r| c.value(r))
+                    .collect();
+                if v.is_empty() {
+                    return None;
+                }
+                v.sort_by(f64::total_cmp);
+                let s: f64 = v.iter().sum();
+                Some(if avg { s / v.len() as f64 } else { s })
+            });
+            Ok(Arc::new(Float64Array::from_iter(values)))
+        }
+    }
+}
 
 /// The rows of a source: a registered table, or an earlier statement's
 /// output (run here), with a name for messages.
@@ -680,6 +1191,7 @@ async fn read_input(
     ctx: &SessionContext,
     program: &Program,
     st: &Statement,
+    plan: &StrataPlan,
 ) -> Result<RecordBatch, RunError> {
     let (mut df, name) = source_frame(ctx, program, &st.source).await?;
     let context = format!("reading {name}");
@@ -689,9 +1201,7 @@ async fn read_input(
             .map_err(df_err("evaluating `where`"))?;
     }
     let mut select: Vec<Expr> = st.input.iter().map(|c| column(&c.name)).collect();
-    for (i, s) in st.strata.iter().enumerate() {
-        select.push(lower_expr(&s.expr, None)?.alias(format!("{STRATUM_PREFIX}{i}")));
-    }
+    select.extend(plan.projections(st)?);
     let df = df
         .select(select)
         .map_err(df_err("evaluating `stratify by`"))?;

@@ -944,3 +944,516 @@ async fn a_statement_as_source_multiplies_weights_and_can_be_excluded() {
     assert_eq!(rows(&rest), draw_sorted(3, &others));
     assert_eq!(rest.report.excluded_units, 20);
 }
+
+// ------------------------------------------------------------------ splits
+
+/// The stratum start U: the first 8 hex digits of md5("seed:text").
+fn start_u(seed: u64, text: &str) -> u64 {
+    u64::from_str_radix(&md5_hex(&format!("{seed}:{text}"))[..8], 16).unwrap()
+}
+
+/// Exact split boundaries B_i = floor(N × C_i + U / 2^32) for cumulative shares
+/// C_i = num/den (B_last = N), in integers: floor((N·num·2^32 + U·den) / (den·2^32)).
+fn split_bounds(seed: u64, text: &str, n: u64, cumulative: &[(u64, u64)]) -> Vec<u64> {
+    let u = u128::from(start_u(seed, text));
+    let mut b: Vec<u64> = cumulative
+        .iter()
+        .map(|&(num, den)| {
+            let (num, den) = (u128::from(num), u128::from(den));
+            ((u128::from(n) * num * (1 << 32) + u * den) / (den * (1 << 32))) as u64
+        })
+        .collect();
+    *b.last_mut().unwrap() = n;
+    b
+}
+
+/// Expected split rows `id|country|split|weight|stratum`: by split, stratum
+/// order, draw order; the units of each stratum cut at `bounds`.
+fn expected_split(
+    seed: u64,
+    groups: &BTreeMap<Option<String>, Vec<String>>,
+    names: &[&str],
+    cumulative: &[(u64, u64)],
+) -> (Vec<String>, BTreeMap<String, Vec<u64>>) {
+    let mut per_split: Vec<Vec<String>> = vec![Vec::new(); names.len()];
+    let mut sizes = BTreeMap::new();
+    for (country, ids) in groups {
+        let text = country.clone().unwrap_or_else(|| "∅".into());
+        let bounds = split_bounds(seed, &text, ids.len() as u64, cumulative);
+        let sorted = draw_sorted(seed, ids);
+        let mut prev = 0;
+        let mut s = Vec::new();
+        for (i, &b) in bounds.iter().enumerate() {
+            for id in &sorted[prev as usize..b as usize] {
+                per_split[i].push(format!("{id}|{text}|{}|1.0|{text}", names[i]));
+            }
+            s.push(b - prev);
+            prev = b;
+        }
+        sizes.insert(text, s);
+    }
+    (per_split.concat(), sizes)
+}
+
+#[tokio::test]
+async fn exact_split_80_10_10() {
+    // Strata (stratum order): ∅ 3, DE 9, FR 6, US 12 (plus IT 7).
+    // Sizes are floor or ceil of P_i × N_h; e.g. US: T = 9.6, 10.8, 12, so
+    // train ∈ {9, 10}, validation ∈ {0, 1, 2} with B_2 ∈ {10, 11}.
+    let (t, groups) = population(12, 9, 6, 3, 7);
+    let out = run(
+        &[("t", &t)],
+        "split t unit id stratify by country into train 80%, validation 10%, test 10% seed 7
+         output id, country, _split, _weight, _stratum",
+    )
+    .await
+    .unwrap();
+    let names = ["train", "validation", "test"];
+    let (want, sizes) = expected_split(7, &groups, &names, &[(8, 10), (9, 10), (10, 10)]);
+    assert_eq!(rows(&out), want);
+    // Each size is floor or ceil of P_i × N_h, and they sum to N_h.
+    for (text, s) in &sizes {
+        let n = groups
+            .iter()
+            .find(|&(c, _)| c.clone().unwrap_or_else(|| "∅".into()) == *text)
+            .unwrap()
+            .1
+            .len() as u64;
+        assert_eq!(s.iter().sum::<u64>(), n);
+        for (&size, pct) in s.iter().zip([80u64, 10, 10]) {
+            let exact = n * pct;
+            assert!(
+                size == exact / 100 || size == exact.div_ceil(100),
+                "{text}: {size} for {pct}% of {n}"
+            );
+        }
+    }
+    // The first units in draw order go to train.
+    let us: Vec<String> = draw_sorted(7, &groups[&Some("US".to_string())]);
+    let train_us: Vec<String> = rows(&out)
+        .iter()
+        .filter(|r| r.ends_with("|train|1.0|US"))
+        .map(|r| r.split('|').next().unwrap().to_string())
+        .collect();
+    assert_eq!(train_us, us[..train_us.len()]);
+    assert!(train_us.len() == 9 || train_us.len() == 10);
+    // The report: per stratum N_h and the per-split counts.
+    let r = &out.report;
+    assert_eq!(r.total_population, 37);
+    assert_eq!(r.total_selected, 37);
+    let texts: Vec<&str> = r.strata.iter().map(|s| s.text.as_str()).collect();
+    assert_eq!(texts, ["∅", "DE", "FR", "IT", "US"]);
+    for s in &r.strata {
+        assert_eq!(s.selected, s.population);
+        assert_eq!(s.target, Target::Exact(s.population));
+        let counts: Vec<u64> = s.split_counts.iter().map(|x| x.1).collect();
+        assert_eq!(counts, sizes[&s.text]);
+        let split_names: Vec<&str> = s.split_counts.iter().map(|x| x.0.as_str()).collect();
+        assert_eq!(split_names, names);
+    }
+    let totals: Vec<(String, u64)> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.to_string(), sizes.values().map(|s| s[i]).sum()))
+        .collect();
+    assert_eq!(r.split_totals, totals);
+}
+
+#[tokio::test]
+async fn about_split_uses_thresholds() {
+    // t_1 = floor(0.5 × 2^64) = 8000000000000000, t_2 = floor(0.8 × 2^64) =
+    // cccccccccccccccc (0.8 × 2^64 = 14757395258967641292.8); the last split
+    // takes the rest. A unit's split depends only on its own draw.
+    let (t, groups) = population(20, 15, 0, 0, 5);
+    let out = run(
+        &[("t", &t)],
+        "split t unit id stratify by country into about a 50%, b 30%, c 20% seed 11
+         output id, _split",
+    )
+    .await
+    .unwrap();
+    let which = |id: &str| {
+        let r = draw_hex(11, id);
+        if r.as_str() < "8000000000000000" {
+            "a"
+        } else if r.as_str() < "cccccccccccccccc" {
+            "b"
+        } else {
+            "c"
+        }
+    };
+    let mut want = Vec::new();
+    for s in ["a", "b", "c"] {
+        for ids in groups.values() {
+            for id in draw_sorted(11, ids) {
+                if which(&id) == s {
+                    want.push(format!("{id}|{s}"));
+                }
+            }
+        }
+    }
+    assert_eq!(want.len(), 40);
+    assert_eq!(rows(&out), want);
+    // Stable: the same units, with more units in the table, keep their split.
+    let (t2, _) = population(40, 15, 0, 0, 5);
+    let out2 = run(
+        &[("t", &t2)],
+        "split t unit id stratify by country into about a 50%, b 30%, c 20% seed 11
+         output id, _split",
+    )
+    .await
+    .unwrap();
+    for row in rows(&out2) {
+        let (id, s) = row.split_once('|').unwrap();
+        assert_eq!(which(id), s, "{id}");
+    }
+    let counts: u64 = out
+        .report
+        .strata
+        .iter()
+        .flat_map(|s| s.split_counts.iter().map(|x| x.1))
+        .sum();
+    assert_eq!(counts, 40);
+}
+
+#[tokio::test]
+async fn three_folds() {
+    // into 3 folds = fold_1 1/3, fold_2 1/3, fold_3 1/3 (exact thirds):
+    // B_i = floor(N_h × i/3 + u_h); e.g. N = 9 gives 3, 3, 3 whatever u_h,
+    // N = 7 gives two folds of 2 and one of 3.
+    let (t, groups) = population(7, 9, 6, 0, 1);
+    let out = run(
+        &[("t", &t)],
+        "split t unit id stratify by country into 3 folds seed 3
+         output id, country, _split, _weight, _stratum",
+    )
+    .await
+    .unwrap();
+    let (want, sizes) = expected_split(
+        3,
+        &groups,
+        &["fold_1", "fold_2", "fold_3"],
+        &[(1, 3), (2, 3), (3, 3)],
+    );
+    assert_eq!(rows(&out), want);
+    assert_eq!(sizes["DE"], [3, 3, 3]);
+    assert_eq!(sizes["FR"], [2, 2, 2]);
+    let mut us = sizes["US"].clone();
+    us.sort();
+    assert_eq!(us, [2, 2, 3]);
+    assert_eq!(sizes["IT"].iter().sum::<u64>(), 1);
+}
+
+#[tokio::test]
+async fn split_of_a_named_sample_keeps_its_weight() {
+    // a: proportional 20 of 30 → ∅ 2, DE 6, FR 4, US 8, weight 1.5 each.
+    // split a 50/50 by country: B_1 = floor(N_h / 2 + u_h); `_weight` stays 1.5.
+    let (t, groups) = population(12, 9, 6, 3, 0);
+    let src = "a = sample t unit id stratify by country take 20 seed 1 output id, country, _weight
+        split a unit id stratify by country into train 50%, test 50% seed 5";
+    let texts: Vec<(String, usize)> = groups
+        .iter()
+        .map(|(c, ids)| (c.clone().unwrap_or_else(|| "∅".into()), ids.len()))
+        .collect();
+    let sizes1 = proportional(1, &texts, 20);
+    assert_eq!(sizes1, [2, 6, 4, 8]);
+    let mut phase1: BTreeMap<Option<String>, Vec<String>> = BTreeMap::new();
+    for ((c, ids), &k) in groups.iter().zip(&sizes1) {
+        phase1.insert(
+            c.clone(),
+            draw_sorted(1, ids).into_iter().take(k as usize).collect(),
+        );
+    }
+    let (want, sizes) = expected_split(5, &phase1, &["train", "test"], &[(1, 2), (2, 2)]);
+    // default output: the source's columns (id, country, _weight), then _split
+    let want: Vec<String> = want
+        .iter()
+        .map(|r| {
+            let f: Vec<&str> = r.split('|').collect();
+            format!("{}|{}|1.5|{}", f[0], f[1], f[2])
+        })
+        .collect();
+    let out = run(&[("t", &t)], src).await.unwrap();
+    assert_eq!(out.schema.fields().len(), 4);
+    assert_eq!(out.schema.field(3).name(), "_split");
+    assert_eq!(rows(&out), want);
+    assert_eq!(sizes["US"], [4, 4]);
+    assert_eq!(out.report.total_population, 20);
+    assert!(out.report.strata.iter().all(|s| s.weight == 1.0));
+
+    // Without a source `_weight`, a split's `_weight` is 1.
+    let out = run(
+        &[("t", &t)],
+        "split t unit id into x 50%, y 50% seed 2 output id, _weight",
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.batches[0].num_rows(), 30);
+    assert!(rows(&out).iter().all(|r| r.ends_with("|1.0")));
+}
+
+#[tokio::test]
+async fn split_with_multi_row_units_keeps_units_together() {
+    // events: units DE {2, 4, 6}, US {1, 3, 5}; member 1 has three rows.
+    let ev = events();
+    let out = run(
+        &[("events", &ev)],
+        "split events unit member stratify by country into a 50%, b 50% seed 9
+         output member, _split",
+    )
+    .await
+    .unwrap();
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    for r in rows(&out) {
+        let (m, s) = r.split_once('|').unwrap();
+        if let Some(prev) = seen.insert(m.to_string(), s.to_string()) {
+            assert_eq!(prev, s, "unit {m} in two splits");
+        }
+    }
+    assert_eq!(seen.len(), 6);
+    assert_eq!(out.batches[0].num_rows(), 9);
+}
+
+// ------------------------------------------------------------------ unit aggregates
+
+/// Events with a member who moved (1: US → DE → US by row order, DE latest by
+/// ts), a tie on ts (3: IT and US at ts 4) and NULL ts (3, 4).
+fn moves() -> RecordBatch {
+    let data: &[(i64, &str, Option<i64>, Option<i64>)] = &[
+        (1, "US", Some(1), Some(10)),
+        (3, "IT", Some(4), Some(2)),
+        (1, "DE", Some(5), Some(20)),
+        (2, "FR", Some(2), Some(7)),
+        (3, "US", Some(4), Some(1)),
+        (4, "SE", None, None),
+        (1, "US", Some(3), Some(30)),
+        (3, "ZZ", None, Some(3)),
+        (4, "NO", None, Some(5)),
+        (5, "DE", Some(1), Some(1)),
+        (5, "DE", Some(2), Some(1)),
+        (6, "NL", Some(7), Some(2)),
+        (5, "DE", Some(3), Some(1)),
+        (6, "NL", Some(8), Some(3)),
+        (5, "DE", Some(9), None),
+    ];
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("member", DataType::Int64, true),
+        Field::new("country", DataType::Utf8, true),
+        Field::new("ts", DataType::Int64, true),
+        Field::new("x", DataType::Int64, true),
+    ]));
+    RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from(
+                data.iter().map(|r| r.0).collect::<Vec<_>>(),
+            )) as ArrayRef,
+            Arc::new(StringArray::from(
+                data.iter().map(|r| r.1).collect::<Vec<_>>(),
+            )),
+            Arc::new(Int64Array::from(
+                data.iter().map(|r| r.2).collect::<Vec<_>>(),
+            )),
+            Arc::new(Int64Array::from(
+                data.iter().map(|r| r.3).collect::<Vec<_>>(),
+            )),
+        ],
+    )
+    .unwrap()
+}
+
+/// member → the (deduplicated) rest of its output rows, and the members in
+/// the order they first appear.
+fn by_member(out: &RunOutput) -> (BTreeMap<String, String>, Vec<String>) {
+    let mut map = BTreeMap::new();
+    let mut order = Vec::new();
+    for r in rows(out) {
+        let (m, rest) = r.split_once('|').unwrap();
+        if let Some(prev) = map.insert(m.to_string(), rest.to_string()) {
+            assert_eq!(prev, rest, "member {m}: values differ between its rows");
+        } else {
+            order.push(m.to_string());
+        }
+    }
+    (map, order)
+}
+
+#[tokio::test]
+async fn last_and_count_aggregates_stratify_units() {
+    // last(country by ts): 1 moved to DE (ts 5); 2 FR; 3: ts 4 ties IT/US, the
+    // larger x wins → US (the NULL-ts ZZ row is never chosen); 4: all ts NULL,
+    // the larger x → SE; 5 DE; 6 NL.
+    // count(*): 3, 1, 3, 2, 4, 2 → [2,4), [-inf,2), [2,4), [2,4), [4,inf), [2,4).
+    // Stratum order: DE/[2,4) 1, DE/[4,inf) 5, FR/[-inf,2) 2, NL/[2,4) 6,
+    // SE/[2,4) 4, US/[2,4) 3 (each a single unit).
+    let t = moves();
+    let out = run(
+        &[("ev", &t)],
+        "sample ev unit member
+           stratify by last(country by ts) as latest, bucket(count(*), [2, 4]) as activity
+           seed 3 output member, latest, activity, _stratum, _weight",
+    )
+    .await
+    .unwrap();
+    let (map, order) = by_member(&out);
+    assert_eq!(order, ["1", "5", "2", "6", "4", "3"]);
+    let want: BTreeMap<String, String> = [
+        ("1", "DE|[2,4)|DE/[2,4)|1.0"),
+        ("2", "FR|[-inf,2)|FR/[-inf,2)|1.0"),
+        ("3", "US|[2,4)|US/[2,4)|1.0"),
+        ("4", "SE|[2,4)|SE/[2,4)|1.0"),
+        ("5", "DE|[4,inf)|DE/[4,inf)|1.0"),
+        ("6", "NL|[2,4)|NL/[2,4)|1.0"),
+    ]
+    .into_iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(map, want);
+    assert_eq!(out.batches[0].num_rows(), 15);
+
+    // first(country by ts): 1 → US (ts 1); 3 → US (tie at ts 4, larger x; the
+    // NULL ts sorts last, so not ZZ); 4 → SE (all NULL).
+    let out = run(
+        &[("ev", &t)],
+        "sample ev unit member stratify by first(country by ts) as f seed 3 output member, f",
+    )
+    .await
+    .unwrap();
+    let (map, _) = by_member(&out);
+    assert_eq!(map["1"], "US");
+    assert_eq!(map["3"], "US");
+    assert_eq!(map["4"], "SE");
+    assert_eq!(map["5"], "DE");
+
+    // Over eligible rows only: `where x is not null` drops 4's SE row and 5's
+    // ts-9 row: 4 → NO with count 1; 5 → count 3.
+    let out = run(
+        &[("ev", &t)],
+        "sample ev where x is not null unit member
+           stratify by last(country by ts) as latest, bucket(count(*), [2, 4]) as activity
+           seed 3 output member, latest, activity",
+    )
+    .await
+    .unwrap();
+    let (map, _) = by_member(&out);
+    assert_eq!(map["4"], "NO|[-inf,2)");
+    assert_eq!(map["5"], "DE|[2,4)");
+}
+
+#[tokio::test]
+async fn last_ties_go_to_the_larger_value_whatever_the_row_order() {
+    // Member 7: three rows at the same latest ts 9 with x = 5, 8, NULL in
+    // every row order → 8 (the larger x; NULL last).
+    let perms: [[usize; 3]; 6] = [
+        [0, 1, 2],
+        [0, 2, 1],
+        [1, 0, 2],
+        [1, 2, 0],
+        [2, 0, 1],
+        [2, 1, 0],
+    ];
+    let vals = [Some(5i64), Some(8), None];
+    for p in perms {
+        let mut x: Vec<Option<i64>> = p.iter().map(|&i| vals[i]).collect();
+        x.push(Some(100)); // an earlier ts: never the last
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("m", DataType::Int64, true),
+            Field::new("ts", DataType::Int64, true),
+            Field::new("x", DataType::Int64, true),
+        ]));
+        let t = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from(vec![7, 7, 7, 7])) as ArrayRef,
+                Arc::new(Int64Array::from(vec![9, 9, 9, 1])),
+                Arc::new(Int64Array::from(x)),
+            ],
+        )
+        .unwrap();
+        let out = run(
+            &[("t", &t)],
+            "sample t unit m stratify by last(x by ts) as v, first(x by ts) as f seed 1
+             output m, v, f",
+        )
+        .await
+        .unwrap();
+        let (map, _) = by_member(&out);
+        assert_eq!(map["7"], "8|100", "{p:?}");
+    }
+}
+
+#[tokio::test]
+async fn numeric_unit_aggregates() {
+    // x per member (NULLs ignored): 1: 10 20 30; 2: 7; 3: 2 1 3; 4: 5;
+    // 5: 1 1 1; 6: 2 3 (avg 2.5 → round half away from zero → 3).
+    let t = moves();
+    let out = run(
+        &[("ev", &t)],
+        "sample ev unit member
+           stratify by min(x) as lo, max(x) as hi, sum(x) as total, round(avg(x)) as mean,
+                       count(*) as n
+           seed 4 output member, lo, hi, total, mean, n",
+    )
+    .await
+    .unwrap();
+    let (map, order) = by_member(&out);
+    let want: BTreeMap<String, String> = [
+        ("1", "10|30|60|20|3"),
+        ("2", "7|7|7|7|1"),
+        ("3", "1|3|6|2|3"),
+        ("4", "5|5|5|5|2"),
+        ("5", "1|1|3|1|4"),
+        ("6", "2|3|5|3|2"),
+    ]
+    .into_iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(map, want);
+    // stratum order: by lo, then hi, …: 5 (1), 3 (1, 3), 6 (2), 4 (5), 2 (7), 1 (10)
+    assert_eq!(order, ["5", "3", "6", "4", "2", "1"]);
+}
+
+#[tokio::test]
+async fn aggregates_next_to_a_spanning_column_are_still_checked() {
+    // `country` is not an aggregate: member 1 has US and DE rows → a span.
+    let t = moves();
+    let err = run(
+        &[("ev", &t)],
+        "sample ev unit member stratify by country, count(*) seed 1",
+    )
+    .await
+    .unwrap_err();
+    match &err {
+        RunError::UnitSpansStrata {
+            unit,
+            first,
+            second,
+            ..
+        } => assert_eq!(
+            (unit.as_str(), first.as_str(), second.as_str()),
+            ("1", "DE/3", "US/3")
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn split_by_a_unit_aggregate() {
+    // Splits stratified by a unit aggregate: every member in exactly one split,
+    // strata as in `last_and_count_aggregates_stratify_units`.
+    let t = moves();
+    let out = run(
+        &[("ev", &t)],
+        "split ev unit member stratify by last(country by ts) as latest into a 50%, b 50% seed 2
+         output member, latest, _split",
+    )
+    .await
+    .unwrap();
+    let (map, _) = by_member(&out);
+    assert_eq!(map.len(), 6);
+    assert!(map["1"].starts_with("DE|"));
+    // DE holds 1 and 5: one each (B_1 = floor(1 + u) = 1), first in draw order to `a`.
+    let de = draw_sorted(2, &["1".to_string(), "5".to_string()]);
+    assert_eq!(map[&de[0]], "DE|a");
+    assert_eq!(map[&de[1]], "DE|b");
+}
