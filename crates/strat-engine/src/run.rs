@@ -1561,7 +1561,7 @@ fn unknown_rule_values(st: &Statement, strata: &[Vec<Option<String>>]) -> Vec<St
             }
             let closest = existing
                 .iter()
-                .min_by_key(|e| (edit_distance(e, &text), **e))
+                .min_by_key(|e| (strsim::levenshtein(e, &text), **e))
                 .map_or_else(String::new, |c| {
                     format!("; the closest existing value is \"{c}\"")
                 });
@@ -1576,22 +1576,6 @@ fn unknown_rule_values(st: &Statement, strata: &[Vec<Option<String>>]) -> Vec<St
         }
     }
     warnings
-}
-
-/// Levenshtein distance over characters.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
-                .min(prev[j + 1] + 1)
-                .min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 fn warning_text(w: &AllocWarning, texts: &[String], st: &Statement) -> String {
