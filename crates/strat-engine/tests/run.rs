@@ -1457,3 +1457,44 @@ async fn split_by_a_unit_aggregate() {
     assert_eq!(map[&de[0]], "DE|a");
     assert_eq!(map[&de[1]], "DE|b");
 }
+
+// ------------------------------------------------------------------ unicode and escaping
+
+#[tokio::test]
+async fn unicode_keys_strata_byte_order_and_stratum_escaping() {
+    // String unit keys with non-ASCII text; stratum values that need escaping in
+    // `_stratum` (`/`, `\`, `∅`) and that sort by UTF-8 bytes: "Z" < "a/b" < "x\y" < "Ä" < "∅" < "日本".
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("who", DataType::Utf8, false),
+        Field::new("place", DataType::Utf8, true),
+    ]));
+    let places = ["Z", "a/b", "x\\y", "Ä", "∅", "日本"];
+    let mut who = Vec::new();
+    let mut place = Vec::new();
+    for (p, name) in places.iter().enumerate() {
+        for i in 0..4 {
+            who.push(format!("Zürich-{p}-{i}-ß"));
+            place.push(Some(*name));
+        }
+    }
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![Arc::new(StringArray::from(who.clone())) as ArrayRef, Arc::new(StringArray::from(place.clone()))],
+    )
+    .unwrap();
+    let out = run(&[("t", &batch)], "sample t unit who stratify by place take 12 seed 9 output who, place, _stratum")
+        .await
+        .unwrap();
+    let texts: Vec<&str> = out.report.strata.iter().map(|s| s.text.as_str()).collect();
+    assert_eq!(texts, ["Z", "a\\/b", "x\\\\y", "Ä", "\\∅", "日本"]);
+    // Two per stratum, the first two of each stratum in draw order of the unicode keys.
+    let mut want = Vec::new();
+    for (p, name) in places.iter().enumerate() {
+        let keys: Vec<String> = (0..4).map(|i| format!("Zürich-{p}-{i}-ß")).collect();
+        let text = texts[p];
+        for k in draw_sorted(9, &keys).into_iter().take(2) {
+            want.push(format!("{k}|{name}|{text}"));
+        }
+    }
+    assert_eq!(rows(&out), want);
+}
