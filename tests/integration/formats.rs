@@ -78,3 +78,34 @@ fn unreadable_tables_are_named() {
         assert!(err.contains("E0130") && err.contains(want) && err.contains(file), "{file}: {err}");
     }
 }
+
+#[test]
+fn hostile_data_gets_clear_errors() {
+    let dir = tempdir("hostile-data");
+    let w = |name: &str, text: &str| std::fs::write(dir.join(name), text).unwrap();
+    w("ragged.csv", "id,country\n1,US\n2,BR\n3\n4,US,extra\n");
+    w("broken.ndjson", "{\"id\":1,\"country\":\"US\"}\n{\"id\":2,\"country\":\n");
+    std::fs::create_dir_all(dir.join("mixed")).unwrap();
+    w("mixed/a.csv", "id,country\n1,US\n");
+    w("mixed/b.csv", "id,country,plan\n2,BR,basic\n");
+    w("nullunit.csv", "id,country\n,US\n,BR\n");
+    let late: Vec<String> = (0..3000).map(|i| format!("{i},US")).collect();
+    w("late.csv", &format!("id,country\n{}\noops,BR\n", late.join("\n")));
+    w("r.strat", "sample t unit id stratify by country take 1 seed 1\n");
+    let rule = dir.join("r.strat").to_string_lossy().into_owned();
+    let out_path = dir.join("out.csv");
+    for (file, want) in [
+        ("ragged.csv", "ragged.csv"),
+        ("broken.ndjson", "broken.ndjson"),
+        ("mixed", "have different columns: "),
+        ("nullunit.csv", "0 eligible"),
+        // A column that changes type after the rows inference reads: the run names the file.
+        ("late.csv", "late.csv"),
+    ] {
+        let binding = format!("t={}", dir.join(file).display());
+        let out = strat(&["run", &rule, "--table", &binding, "-o", &out_path.to_string_lossy(), "--color", "never"]);
+        assert_eq!(out.status.code(), Some(1), "{file}: {}", stderr(&out));
+        assert!(stderr(&out).contains(want), "{file}: expected {want:?} in\n{}", stderr(&out));
+        assert!(!out_path.exists(), "{file}: no output after a failed run");
+    }
+}

@@ -121,7 +121,7 @@ pub async fn explain(args: ExplainArgs) -> i32 {
             0
         }
         Err(e) => {
-            let diags = vec![run_diagnostic(&e)];
+            let diags = vec![run_diagnostic(&e, &p.compiled_inputs)];
             let view = FileDiagnostics { name: &p.file.name, text: &p.file.text, diagnostics: &diags };
             eprint!("{}", render::human(&view, color));
             1
@@ -161,7 +161,7 @@ pub async fn run(args: RunArgs) -> i32 {
     }
     let out = match result {
         Ok(out) => out,
-        Err(e) => return fail(vec![run_diagnostic(&e)]),
+        Err(e) => return fail(vec![run_diagnostic(&e, &compiled_inputs)]),
     };
 
     if let Some(path) = &args.report {
@@ -234,7 +234,7 @@ fn output_diagnostic(e: OutputError) -> Diagnostic {
 }
 
 /// A run-time error (spec §9) as a diagnostic with a stable code.
-fn run_diagnostic(e: &RunError) -> Diagnostic {
+fn run_diagnostic(e: &RunError, inputs: &[(String, PathBuf)]) -> Diagnostic {
     let (code, help) = match e {
         RunError::UnitSpansStrata { .. } => ("E0201", "stratify by values that are constant within a unit, e.g. `last(x by t)`"),
         RunError::Alloc(_) => ("E0202", "change `take`, the rules or the bounds so that the numbers add up"),
@@ -245,7 +245,21 @@ fn run_diagnostic(e: &RunError) -> Diagnostic {
             ("E0203", "check the input files: they must be readable and match their schema")
         }
     };
-    Diagnostic::error(code, e.to_string()).with_help(help)
+    let mut d = Diagnostic::error(code, e.to_string()).with_help(help);
+    if code == "E0203" {
+        // Name the files behind the tables the message mentions (or all of them).
+        let named: Vec<String> = inputs
+            .iter()
+            .filter(|(t, _)| d.message.contains(&format!("`{t}`")))
+            .map(|(t, p)| format!("table `{t}` is `{}`", p.display()))
+            .collect();
+        let all: Vec<String> = inputs.iter().map(|(t, p)| format!("table `{t}` is `{}`", p.display())).collect();
+        let files = if named.is_empty() { all } else { named };
+        if !files.is_empty() {
+            d.help = Some(format!("{help}; {}", files.join(", ")));
+        }
+    }
+    d
 }
 
 fn progress(name: &str) -> Option<indicatif::ProgressBar> {
@@ -283,6 +297,9 @@ fn summary(report: &Report) -> String {
             s.selected.to_string(),
             format!("{:.4}", s.weight),
         ]);
+    }
+    if report.strata.is_empty() {
+        return String::new();
     }
     let mut out = format!("{table}\n");
     if report.strata.len() > SUMMARY_ROWS {

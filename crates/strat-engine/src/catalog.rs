@@ -111,6 +111,9 @@ pub async fn register(ctx: &SessionContext, name: &str, path: &Path) -> Result<S
             help: "write the table again; an empty file has no schema".into(),
         });
     }
+    if sample.is_some() {
+        same_columns_in_every_file(path, format).await?;
+    }
     let location = path.to_string_lossy().to_string();
     let ext = format.extension(sample.as_deref().unwrap_or(path));
     let quoted = crate::compile::quoted(name);
@@ -144,6 +147,60 @@ pub async fn register(ctx: &SessionContext, name: &str, path: &Path) -> Result<S
         help: "check the file".into(),
     })?;
     Ok(table.schema().as_arrow().clone())
+}
+
+/// The data files of a table folder, in name order (hidden and `_` files skipped).
+fn data_files(dir: &Path, format: Format) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    files.retain(|p| {
+        let hidden = p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.') || n.starts_with('_'));
+        !hidden && p.is_file() && Format::from_path(p) == Some(format)
+    });
+    files.sort();
+    files
+}
+
+/// The files of one table must agree on their columns; otherwise the error
+/// names two files that differ (reading only schemas).
+async fn same_columns_in_every_file(dir: &Path, format: Format) -> Result<(), TableError> {
+    let files = data_files(dir, format);
+    let ctx = SessionContext::new();
+    let mut first: Option<(PathBuf, Vec<String>)> = None;
+    for file in files.iter().take(10_000) {
+        let location = file.to_string_lossy().to_string();
+        let ext = format.extension(file);
+        let df = match format {
+            Format::Parquet => ctx.read_parquet(&location, ParquetReadOptions::default().file_extension(&ext)).await,
+            Format::Csv => ctx.read_csv(&location, CsvReadOptions::new().has_header(true).file_extension(&ext)).await,
+            Format::Json => ctx.read_json(&location, JsonReadOptions::default().file_extension(&ext)).await,
+            Format::Arrow => return Ok(()),
+        };
+        let df = df.map_err(|e| TableError {
+            message: format!("cannot read the schema of `{}`: {}", file.display(), first_line(&e.to_string())),
+            help: "check or remove that file".into(),
+        })?;
+        let names: Vec<String> = df.schema().fields().iter().map(|f| f.name().clone()).collect();
+        match &first {
+            None => first = Some((file.clone(), names)),
+            Some((f0, n0)) if *n0 != names => {
+                return Err(TableError {
+                    message: format!(
+                        "the files of `{}` have different columns: `{}` has {} and `{}` has {}",
+                        dir.display(),
+                        f0.display(),
+                        n0.join(", "),
+                        file.display(),
+                        names.join(", ")
+                    ),
+                    help: "the files of one table must have the same columns in the same order".into(),
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 fn first_line(s: &str) -> String {

@@ -423,6 +423,11 @@ pub async fn run_statement(
             }
         };
         match &st.unit {
+            // A unit column with no value at all (CSV inference gives it type Null):
+            // every row's unit is NULL, so no row is eligible (spec §4.1).
+            Some(c) if input[input_index(st, &c.name)?].data_type() == &DataType::Null => {
+                null_units += rows as u64;
+            }
             Some(c) => {
                 let i = input_index(st, &c.name)?;
                 let kc = KeyColumn::unit(input[i].as_ref())
