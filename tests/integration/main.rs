@@ -4,6 +4,7 @@
 mod check_cases;
 mod cli;
 mod common;
+mod crash;
 mod docs;
 mod examples;
 mod formats;

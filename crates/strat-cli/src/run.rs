@@ -130,6 +130,14 @@ pub async fn explain(args: ExplainArgs) -> i32 {
 }
 
 pub async fn run(args: RunArgs) -> i32 {
+    // Ctrl-C: remove any half-written temporary file, leave the destination as it was.
+    tokio::spawn(async {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            output::remove_pending();
+            eprintln!("interrupted: nothing was written");
+            std::process::exit(130);
+        }
+    });
     let color = args.color.enabled();
     let Prepared { file, ctx, compiled_inputs, program, index } =
         match prepare(&args.file, &args.bind, args.emit.as_deref(), args.threads, color).await {
@@ -229,12 +237,12 @@ fn report_format(path: &Path) -> Result<ReportFormat, OutputError> {
     }
 }
 
-fn output_diagnostic(e: OutputError) -> Diagnostic {
+pub(crate) fn output_diagnostic(e: OutputError) -> Diagnostic {
     Diagnostic::error("E0205", e.message).with_help(e.help)
 }
 
 /// A run-time error (spec §9) as a diagnostic with a stable code.
-fn run_diagnostic(e: &RunError, inputs: &[(String, PathBuf)]) -> Diagnostic {
+pub(crate) fn run_diagnostic(e: &RunError, inputs: &[(String, PathBuf)]) -> Diagnostic {
     let (code, help) = match e {
         RunError::UnitSpansStrata { .. } => ("E0201", "stratify by values that are constant within a unit, e.g. `last(x by t)`"),
         RunError::Alloc(_) => ("E0202", "change `take`, the rules or the bounds so that the numbers add up"),

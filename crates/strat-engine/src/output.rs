@@ -33,6 +33,30 @@ impl OutputFormat {
     }
 }
 
+/// Temporary files being written now; an interrupted process removes them
+/// ([`remove_pending`]) so that not even a hidden partial file stays behind.
+static PENDING: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Removes every temporary file still being written (call from a signal handler
+/// before exiting). The destinations are untouched: they are only ever renamed onto.
+pub fn remove_pending() {
+    if let Ok(mut pending) = PENDING.lock() {
+        for p in pending.drain(..) {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+fn track(tmp: &Path, on: bool) {
+    if let Ok(mut pending) = PENDING.lock() {
+        if on {
+            pending.push(tmp.to_path_buf());
+        } else {
+            pending.retain(|p| p != tmp);
+        }
+    }
+}
+
 /// Why an output could not be written; nothing was left behind.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutputError {
@@ -133,11 +157,14 @@ pub fn write_file_atomic(
     let tmp = dir.join(format!(".{name}.strat-tmp-{}", std::process::id()));
     let fail = |what: String, tmp: &Path| {
         let _ = std::fs::remove_file(tmp);
+        track(tmp, false);
         OutputError {
             message: format!("cannot write `{}`: {what}", path.display()),
             help: "check that the folder exists, is writable and has space; nothing was written".into(),
         }
     };
+    remove_stale_temporaries(dir, &name);
+    track(&tmp, true);
     let file = File::create(&tmp).map_err(|e| fail(e.to_string(), &tmp))?;
     let mut w = BufWriter::new(file);
     fill(&mut w).map_err(|e| fail(e, &tmp))?;
@@ -145,11 +172,27 @@ pub fn write_file_atomic(
     file.sync_all().map_err(|e| fail(e.to_string(), &tmp))?;
     drop(file);
     std::fs::rename(&tmp, path).map_err(|e| fail(e.to_string(), &tmp))?;
+    track(&tmp, false);
     // Make the rename itself durable where the platform allows.
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// Temporary files of earlier runs that were killed outright (SIGKILL, power
+/// loss) are removed once their process is gone.
+fn remove_stale_temporaries(dir: &Path, name: &str) {
+    let prefix = format!(".{name}.strat-tmp-");
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let file = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = file.strip_prefix(&prefix).and_then(|p| p.parse::<u32>().ok()) else { continue };
+        let alive = pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists();
+        if !alive {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 fn write_batches(

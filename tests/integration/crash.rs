@@ -1,0 +1,63 @@
+//! Killing real runs at many moments: the output is always either the previous
+//! file untouched or the complete new one, never a partial file.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::cli::tempdir;
+
+#[test]
+fn killed_runs_leave_old_or_complete_output() {
+    let dir = tempdir("crash");
+    // A table big enough that a run takes a while.
+    let mut csv = String::from("id,country,plan\n");
+    let countries = ["US", "BR", "DE", "FR", "IN", "JP", "MX", "GB"];
+    for i in 0..400_000u64 {
+        csv.push_str(&format!("{},{},{}\n", i * 7 + 3, countries[(i % 8) as usize], ["basic", "premium"][(i % 3 == 0) as usize]));
+    }
+    std::fs::write(dir.join("t.csv"), csv).unwrap();
+    std::fs::write(dir.join("r.strat"), "table t = \"t.csv\"\nsample t unit id stratify by country, plan take 150_000 seed 3\n").unwrap();
+    let rule = dir.join("r.strat");
+    let out = dir.join("out.csv");
+    let bin = env!("CARGO_BIN_EXE_strat");
+    // The complete new output, for comparison.
+    let started = std::time::Instant::now();
+    let ok = Command::new(bin).args(["run", rule.to_str().unwrap(), "-o", dir.join("full.csv").to_str().unwrap()]).output().unwrap();
+    let took = started.elapsed().as_millis() as u64;
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let full = std::fs::read(dir.join("full.csv")).unwrap();
+    let old = b"the previous sample\n".to_vec();
+    let mut outcomes = (0, 0);
+    // Kill at moments spread over a whole run, the end included.
+    let delays: Vec<u64> = (0..16).map(|i| took * i / 12).collect();
+    for (k, delay_ms) in delays.iter().enumerate() {
+        std::fs::write(&out, &old).unwrap();
+        let mut child = Command::new(bin)
+            .args(["run", rule.to_str().unwrap(), "-o", out.to_str().unwrap()])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(*delay_ms));
+        let signal = if k % 2 == 0 { "-INT" } else { "-KILL" };
+        let _ = Command::new("kill").args([signal, &child.id().to_string()]).status();
+        let _ = child.wait();
+        let now = std::fs::read(&out).unwrap();
+        assert!(now == old || now == full, "after {signal} at {delay_ms} ms the output is partial ({} bytes)", now.len());
+        if now == old { outcomes.0 += 1 } else { outcomes.1 += 1 }
+        if signal == "-INT" {
+            let leftovers: Vec<String> = std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.contains("strat-tmp"))
+                .collect();
+            assert!(leftovers.is_empty(), "SIGINT left {leftovers:?}");
+        }
+    }
+    // A later run cleans what a SIGKILL left and completes.
+    let ok = Command::new(bin).args(["run", rule.to_str().unwrap(), "-o", out.to_str().unwrap()]).output().unwrap();
+    assert!(ok.status.success());
+    assert_eq!(std::fs::read(&out).unwrap(), full);
+    let leftovers = std::fs::read_dir(&dir).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains("strat-tmp")).count();
+    assert_eq!(leftovers, 0);
+    eprintln!("killed runs: {} left the old file, {} the complete new one", outcomes.0, outcomes.1);
+}
