@@ -8,6 +8,8 @@ mod crash;
 mod docs;
 mod examples;
 mod formats;
+mod repl;
 mod robustness;
 mod run;
+mod sql;
 mod statistics;

@@ -64,6 +64,10 @@ fn pick(cdf: &[f64], u: f64) -> usize {
     cdf.partition_point(|&c| c < u).min(cdf.len() - 1)
 }
 
+/// The events of one batch of members, column by column.
+#[derive(Default)]
+struct Events<'a>(Vec<i64>, Vec<i64>, Vec<i64>, Vec<&'a str>, Vec<i64>, Vec<i64>);
+
 fn members_schema() -> Arc<Schema> {
     Arc::new(Schema::new(vec![
         Field::new("member_id", DataType::Int64, false),
@@ -121,7 +125,7 @@ fn main() {
         let mut cs = Vec::with_capacity(rows as usize);
         let (mut plans, mut devices, mut tenure, mut signup, mut watch, mut kids, mut referral) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let mut ev: (Vec<i64>, Vec<i64>, Vec<i64>, Vec<&str>, Vec<i64>, Vec<i64>) = Default::default();
+        let mut ev = Events::default();
         for i in start..start + rows {
             let id = member_id(i);
             let c = pick(&cdf, rng.unit());

@@ -2,7 +2,9 @@
 //! that talks to the terminal (rendering, colours, exit codes).
 
 pub mod render;
+mod repl;
 mod run;
+mod sql;
 pub mod source;
 
 use std::io::{IsTerminal, Write};
@@ -27,6 +29,10 @@ pub enum Command {
     Run(run::RunArgs),
     /// Show what a statement does: its plan and its allocation table (writes nothing).
     Explain(run::ExplainArgs),
+    /// Export a statement as one SQL query for Spark, DuckDB, PostgreSQL or DataFusion.
+    Sql(sql::SqlArgs),
+    /// Explore interactively: bind tables, try strata and statements, save a rule file.
+    Repl(repl::ReplArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -107,6 +113,8 @@ pub fn run(cli: Cli) -> i32 {
         Command::Check(args) => runtime.block_on(check(args)),
         Command::Run(args) => runtime.block_on(run::run(args)),
         Command::Explain(args) => runtime.block_on(run::explain(args)),
+        Command::Sql(args) => runtime.block_on(sql::sql(args)),
+        Command::Repl(args) => repl::run(args, &runtime),
     }
 }
 

@@ -50,6 +50,7 @@ pub mod lower;
 pub mod run;
 pub mod report;
 pub mod explain;
+pub mod sql;
 
 pub use run::{Report, RunError, RunOutput};
 

@@ -1,0 +1,180 @@
+//! `strat sql`: compile a rule file and print (or write) the SQL query of one
+//! statement for another engine (docs/sql.md).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::ValueEnum;
+use datafusion::prelude::SessionContext;
+use strat_engine::sql::{Dialect, SqlOptions, statement_sql};
+use strat_syntax::Diagnostic;
+
+use crate::render::{self, FileDiagnostics};
+use crate::{BindArgs, ColorChoice, parse_binding, source};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DialectArg {
+    Spark,
+    Duckdb,
+    Postgres,
+    Datafusion,
+}
+
+impl DialectArg {
+    fn dialect(self) -> Dialect {
+        match self {
+            DialectArg::Spark => Dialect::Spark,
+            DialectArg::Duckdb => Dialect::DuckDb,
+            DialectArg::Postgres => Dialect::Postgres,
+            DialectArg::Datafusion => Dialect::DataFusion,
+        }
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SqlArgs {
+    /// The .strat rule file.
+    #[arg(value_name = "FILE")]
+    pub file: String,
+    /// The engine the query is for.
+    #[arg(long, value_enum)]
+    pub dialect: DialectArg,
+    #[command(flatten)]
+    pub bind: BindArgs,
+    /// Export this named statement instead of the last one.
+    #[arg(long, value_name = "NAME")]
+    pub emit: Option<String>,
+    /// Read table NAME as QUALIFIED_TABLE in the query (e.g. members=prod.members).
+    #[arg(long = "name", value_name = "NAME=QUALIFIED_TABLE", value_parser = parse_binding)]
+    pub names: Vec<(String, String)>,
+    /// Write the query to this file instead of stdout.
+    #[arg(short = 'o', long = "output", value_name = "OUT.sql")]
+    pub output: Option<PathBuf>,
+    /// When to colour human output.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+pub async fn sql(args: SqlArgs) -> i32 {
+    let color = args.color.enabled();
+    let file = source::read(&args.file);
+    let fail = |diags: Vec<Diagnostic>| {
+        let view = FileDiagnostics {
+            name: &file.name,
+            text: &file.text,
+            diagnostics: &diags,
+        };
+        eprint!("{}", render::human(&view, color));
+        eprintln!("{}: failed ({})", file.name, render::summary(&diags));
+        1
+    };
+    if let Some(p) = &file.problem {
+        return fail(vec![p.clone()]);
+    }
+    let ctx = SessionContext::new();
+    let compiled = strat_engine::compile(
+        &ctx,
+        Some(Path::new(&args.file)),
+        &file.text,
+        &args.bind.options(),
+    )
+    .await;
+    let Some(program) = compiled.program else {
+        return fail(compiled.diagnostics);
+    };
+    // Warnings (no seed, …) are shown; the query is still written.
+    if !compiled.diagnostics.is_empty() {
+        let view = FileDiagnostics {
+            name: &file.name,
+            text: &file.text,
+            diagnostics: &compiled.diagnostics,
+        };
+        eprint!("{}", render::human(&view, color));
+    }
+    let index = match &args.emit {
+        None => program.statements.len() - 1,
+        Some(name) => match program
+            .statements
+            .iter()
+            .position(|s| s.name.as_deref() == Some(name.as_str()))
+        {
+            Some(i) => i,
+            None => {
+                let names: Vec<&str> = program
+                    .statements
+                    .iter()
+                    .filter_map(|s| s.name.as_deref())
+                    .collect();
+                let mut d = Diagnostic::error(
+                    "E0131",
+                    format!("--emit {name}: the file has no statement named `{name}`"),
+                );
+                d = match strat_syntax::diagnostic::closest(name, names.iter().copied()) {
+                    Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                    None => d.with_help(format!("the named statements are: {}", names.join(", "))),
+                };
+                return fail(vec![d]);
+            }
+        },
+    };
+    let known: Vec<&str> = program.tables.iter().map(|t| t.name.as_str()).collect();
+    for (name, _) in &args.names {
+        if !known.contains(&name.as_str()) {
+            let d = Diagnostic::error(
+                "E0142",
+                format!("--name {name}=…: the rule file reads no table named `{name}`"),
+            )
+            .with_help(format!("the tables it reads are: {}", known.join(", ")));
+            return fail(vec![d]);
+        }
+    }
+    let options = SqlOptions {
+        dialect: args.dialect.dialect(),
+        names: args.names.iter().cloned().collect::<BTreeMap<_, _>>(),
+        file_name: Path::new(&args.file)
+            .file_name()
+            .map_or_else(|| args.file.clone(), |n| n.to_string_lossy().into_owned()),
+        file_text: file.text.clone(),
+    };
+    let query = match statement_sql(&program, index, &options) {
+        Ok(q) => q,
+        Err(e) => return fail(vec![e.diagnostic()]),
+    };
+    match &args.output {
+        None => {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(query.as_bytes());
+            0
+        }
+        Some(path) => match write_atomically(path, &query) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("error: cannot write `{}`: {e}", path.display());
+                1
+            }
+        },
+    }
+}
+
+/// Writes a temporary file beside `path`, then renames it over `path`.
+fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map_or_else(|| "query.sql".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}

@@ -1,0 +1,1047 @@
+//! `strat sql`: one checked statement as one self-contained SQL query per
+//! dialect, giving the same rows, `_weight`, `_stratum` and `_split` as the
+//! native runner ([`crate::run`]).
+//!
+//! # Design
+//!
+//! The query is text produced by a small builder: every identifier goes
+//! through [`Dialect::ident`] and every string through [`Dialect::string`]
+//! (the only two ways a name or a value reaches the SQL), and everything that
+//! differs between engines is a spelling in [`dialect`]. The tests parse the
+//! output back with each dialect's `sqlparser` parser and the conformance
+//! suite (`tests/integration/sql.rs`) runs it on the engines themselves.
+//!
+//! The query is a chain of CTEs, each one step of LANGUAGE.md:
+//!
+//! | CTE | what |
+//! | --- | --- |
+//! | `eligible_rows` | `where`, NULL units out; the unit key text (§6) and the stratum values per row |
+//! | `excluded_keys` | key texts of `exclude units in` |
+//! | `units` | one row per unit, with its draw `r` (16 hex digits); a unit spanning strata fails the query |
+//! | `unit_strata` | each unit's `_stratum` text (§7) and stratum order keys (§5.3) |
+//! | `strata` | `N_h`, the stratum start `U` and the stratum's rank in stratum order |
+//! | `population`, `sample_size` | `N`, `H`, `n` (`take INT` above `N` fails the query) |
+//! | `quotas`, `allocation` | exact largest-remainder `n_h` (§5.3), integers only |
+//! | `selected_units` / `assigned_units` | draw order within each stratum, the selection or the split |
+//!
+//! # The supported tier
+//!
+//! `sample`/`split` of a table with `unit`, `where`, `exclude units in` a
+//! table, `stratify by` expressions without unit aggregates, `take INT`,
+//! `take P%` and `take all` with proportional or equal allocation and no rules
+//! or bounds, `take about P%` with plain proportional allocation, exact and
+//! `about` splits and folds. Everything else is an [`Unsupported`] error that
+//! names the construct and the dialect (docs/sql.md has the table).
+
+pub mod dialect;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use num_traits::{One, ToPrimitive, Zero};
+use strat_alloc::{BigInt, BigRational};
+use strat_check::ir::{self, BinaryOp, ExprKind, Func, Program, Statement, UnaryOp};
+use strat_check::{Type, Value};
+use strat_syntax::{Diagnostic, Span};
+
+pub use dialect::Dialect;
+
+/// What the query is built from besides the program.
+#[derive(Clone, Debug)]
+pub struct SqlOptions {
+    pub dialect: Dialect,
+    /// `--name TABLE=QUALIFIED`: the name the query reads a table by.
+    pub names: BTreeMap<String, String>,
+    /// The rule file's name and text, for the header comment.
+    pub file_name: String,
+    pub file_text: String,
+}
+
+/// A construct `strat sql` cannot express (in this dialect, or yet).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Unsupported {
+    pub code: &'static str,
+    pub message: String,
+    pub help: String,
+    pub span: Span,
+}
+
+impl Unsupported {
+    pub fn diagnostic(&self) -> Diagnostic {
+        Diagnostic::error(self.code, self.message.clone())
+            .at(self.span)
+            .with_help(self.help.clone())
+    }
+}
+
+impl std::fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {} ({})", self.code, self.message, self.help)
+    }
+}
+
+type R<T> = Result<T, Unsupported>;
+
+/// Internal column names in `eligible_rows` (next to the source columns).
+const KEY: &str = "_strat_unit_key";
+const S_PREFIX: &str = "_strat_s";
+
+/// The md5 of a text as 32 lowercase hex digits.
+pub fn md5_hex(text: &str) -> String {
+    crate::report::md5_hex(text.as_bytes())
+}
+
+/// The SQL query of statement `index`.
+pub fn statement_sql(program: &Program, index: usize, options: &SqlOptions) -> R<String> {
+    let st = &program.statements[index];
+    let g = Gen {
+        d: options.dialect,
+        st,
+        options,
+    };
+    g.query(index)
+}
+
+struct Gen<'a> {
+    d: Dialect,
+    st: &'a Statement,
+    options: &'a SqlOptions,
+}
+
+/// A CTE: name, comment, body.
+struct Cte {
+    name: &'static str,
+    comment: String,
+    body: String,
+}
+
+impl Gen<'_> {
+    fn unsupported(&self, construct: impl Into<String>) -> Unsupported {
+        let construct = construct.into();
+        Unsupported {
+            code: "E0140",
+            message: format!(
+                "`strat sql --dialect {}`: {construct} cannot be exported to {} yet",
+                self.d.flag(),
+                self.d
+            ),
+            help: "run it with `strat run`, or see docs/sql.md for what each dialect supports"
+                .into(),
+            span: self.st.span,
+        }
+    }
+
+    fn id(&self, name: &str) -> String {
+        self.d.ident(name)
+    }
+
+    fn s(&self, value: &str) -> String {
+        self.d.string(value)
+    }
+
+    fn table(&self, name: &str) -> String {
+        match self.options.names.get(name) {
+            Some(q) => self.d.qualified(q),
+            None => self.id(name),
+        }
+    }
+
+    /// Checks the statement is in the supported tier.
+    fn check_tier(&self) -> R<()> {
+        let st = self.st;
+        if !matches!(st.source, ir::Source::Table(_)) {
+            return Err(self.unsupported("a statement whose source is another statement"));
+        }
+        if matches!(st.exclude, Some((ir::Source::Statement(_), _))) {
+            return Err(self.unsupported("`exclude units in` a statement"));
+        }
+        let Some(unit) = &st.unit else {
+            return Err(Unsupported {
+                code: "E0141",
+                message: format!(
+                    "`strat sql --dialect {}` needs `unit COLUMN`: without it every row is keyed by all its \
+                     columns, whose text (floats, timestamps) engines do not write alike",
+                    self.d.flag()
+                ),
+                help: "add `unit COLUMN` naming a column that identifies the rows (an id)".into(),
+                span: st.span,
+            });
+        };
+        if !unit.ty.is_keyable() {
+            return Err(self.unsupported(format!("a unit column of type {}", unit.ty)));
+        }
+        for c in &st.input {
+            if c.name.starts_with("_strat_") {
+                return Err(self.unsupported(format!(
+                    "a source column named `{}` (reserved for the query)",
+                    c.name
+                )));
+            }
+        }
+        if st.has_aggregates() {
+            return Err(self.unsupported(
+                "a unit aggregate (count/min/max/sum/avg/first/last) in `stratify by`",
+            ));
+        }
+        if st.output.iter().any(|o| matches!(o, ir::Output::SplitName))
+            && st.kind == ir::Kind::Sample
+        {
+            return Err(self.unsupported("`_split` in a sample"));
+        }
+        if st.kind == ir::Kind::Sample {
+            if !st.rules.is_empty() {
+                return Err(self.unsupported("an `allocate { … }` rule block"));
+            }
+            if st.min.is_some() || st.max.is_some() {
+                return Err(self.unsupported("`min`/`max … per stratum`"));
+            }
+            match (&st.method, &st.amount) {
+                (ir::Method::Proportional, _) => {}
+                (ir::Method::Equal, ir::Amount::About(_)) => {
+                    return Err(self.unsupported("`allocate equal` with `take about`"));
+                }
+                (ir::Method::Equal, _) => {}
+                (ir::Method::Neyman(_), _) => return Err(self.unsupported("`allocate neyman(…)`")),
+                (ir::Method::Power(_), _) => return Err(self.unsupported("`allocate power(…)`")),
+            }
+        }
+        Ok(())
+    }
+
+    fn query(&self, index: usize) -> R<String> {
+        self.check_tier()?;
+        let st = self.st;
+        let d = self.d;
+        let unit = st.unit.as_ref().expect("checked");
+        let mut ctes: Vec<Cte> = Vec::new();
+
+        // eligible_rows
+        let ir::Source::Table(table) = &st.source else {
+            unreachable!("checked")
+        };
+        let mut cols: Vec<String> = st.input.iter().map(|c| self.id(&c.name)).collect();
+        cols.push(format!(
+            "{} AS {}",
+            self.key_text(&self.id(&unit.name), &unit.ty)?,
+            self.id(KEY)
+        ));
+        for (i, s) in st.strata.iter().enumerate() {
+            self.key_text("x", &s.expr.ty).map_err(|_| {
+                self.unsupported(format!(
+                    "a stratum value of type {} (`{}`)",
+                    s.expr.ty, s.name
+                ))
+            })?;
+            cols.push(format!(
+                "{} AS {}",
+                self.expr(&s.expr)?,
+                self.id(&format!("{S_PREFIX}{i}"))
+            ));
+        }
+        let mut filter = format!("{} IS NOT NULL", self.id(&unit.name));
+        if let Some(f) = &st.filter {
+            filter = format!("({})\n    AND {filter}", self.expr(f)?);
+        }
+        ctes.push(Cte {
+            name: "eligible_rows",
+            comment: "rows passing `where` whose unit is not NULL, with the unit key text (§6) and the stratum values".into(),
+            body: format!("SELECT\n    {}\n  FROM {}\n  WHERE {filter}", cols.join(",\n    "), self.table(table)),
+        });
+
+        // excluded_keys
+        let mut exclusion = String::new();
+        if let Some((ir::Source::Table(t), c)) = &st.exclude {
+            ctes.push(Cte {
+                name: "excluded_keys",
+                comment: format!("key texts of `exclude units in {t}`"),
+                body: format!(
+                    "SELECT DISTINCT {} AS unit_key\n  FROM {}\n  WHERE {} IS NOT NULL",
+                    self.key_text(&self.id(&c.name), &c.ty)?,
+                    self.table(t),
+                    self.id(&c.name)
+                ),
+            });
+            exclusion = format!(
+                "\n  LEFT JOIN excluded_keys x ON e.{} = x.unit_key\n  WHERE x.unit_key IS NULL",
+                self.id(KEY)
+            );
+        }
+
+        // units
+        let seed = st.seed.to_string();
+        let draw = |text: &str| {
+            format!(
+                "substr({}, 1, 16)",
+                d.md5(&format!("{} || {text}", self.s(&format!("{seed}:"))))
+            )
+        };
+        let mut unit_cols = vec![format!("e.{} AS unit_key", self.id(KEY))];
+        let mut span_checks = Vec::new();
+        for (i, s) in st.strata.iter().enumerate() {
+            let c = format!("e.{}", self.id(&format!("{S_PREFIX}{i}")));
+            let agg = if s.expr.ty == Type::Bool {
+                Dialect::fill(d.spelling().min_bool, &[&c])
+            } else {
+                format!("MIN({c})")
+            };
+            unit_cols.push(format!("{agg} AS s{i}"));
+            span_checks.push(format!(
+                "COUNT(DISTINCT {c}) > 1 OR COUNT({c}) NOT IN (0, COUNT(*))"
+            ));
+        }
+        unit_cols.push(format!("{} AS r", draw(&format!("e.{}", self.id(KEY)))));
+        let having = if span_checks.is_empty() {
+            String::new()
+        } else {
+            let message = format!(
+                "{} || e.{} || {}",
+                self.s(&format!("strat: unit `{}` = ", unit.name)),
+                self.id(KEY),
+                self.s(" spans two strata: its rows have different stratum values")
+            );
+            format!(
+                "\n  HAVING CASE WHEN {} THEN {} ELSE TRUE END",
+                span_checks.join("\n    OR "),
+                d.raise(&message)
+            )
+        };
+        ctes.push(Cte {
+            name: "units",
+            comment: "one row per unit (after `exclude`) with its draw r: 16 hex digits of md5(seed:key) (§6)".into(),
+            body: format!(
+                "SELECT\n    {}\n  FROM eligible_rows e{exclusion}\n  GROUP BY e.{}{having}",
+                unit_cols.join(",\n    "),
+                self.id(KEY)
+            ),
+        });
+
+        // unit_strata
+        let mut us_cols = vec!["u.unit_key".to_string(), "u.r".to_string()];
+        us_cols.push(format!("{} AS stratum", self.stratum_text()?));
+        for (i, s) in st.strata.iter().enumerate() {
+            us_cols.push(format!("{} AS o{i}", self.order_key(&format!("u.s{i}"), s)));
+        }
+        ctes.push(Cte {
+            name: "unit_strata",
+            comment: "each unit's `_stratum` text (§7) and its stratum order keys (§5.3)".into(),
+            body: format!("SELECT\n    {}\n  FROM units u", us_cols.join(",\n    ")),
+        });
+
+        // strata
+        let mut st_cols = vec!["stratum".to_string(), "COUNT(*) AS n_units".to_string()];
+        let mut order = Vec::new();
+        for i in 0..st.strata.len() {
+            st_cols.push(format!("MIN(o{i}) AS o{i}"));
+            order.push(format!("o{i} ASC NULLS FIRST"));
+        }
+        ctes.push(Cte {
+            name: "stratum_sizes",
+            comment: "N_h per stratum".into(),
+            body: format!(
+                "SELECT\n    {}\n  FROM unit_strata\n  GROUP BY stratum",
+                st_cols.join(",\n    ")
+            ),
+        });
+        let rank = if order.is_empty() {
+            "ROW_NUMBER() OVER (ORDER BY stratum)".to_string()
+        } else {
+            format!("ROW_NUMBER() OVER (ORDER BY {})", order.join(", "))
+        };
+        let start = d.hex_to_int(
+            &format!(
+                "substr({}, 1, 8)",
+                d.md5(&format!("{} || stratum", self.s(&format!("{seed}:"))))
+            ),
+            8,
+        );
+        ctes.push(Cte {
+            name: "strata",
+            comment: "strata in stratum order (h), with N_h and the start U = first 8 hex digits of md5(seed:stratum) (§6)".into(),
+            body: format!(
+                "SELECT\n    stratum,\n    n_units,\n    {rank} AS h,\n    {start} AS u\n  FROM stratum_sizes"
+            ),
+        });
+
+        let (select_from, split_case) = match st.kind {
+            ir::Kind::Sample => (self.sample_ctes(&mut ctes)?, None),
+            ir::Kind::Split => {
+                let split = st.split.as_ref().expect("a split has parts");
+                self.split_ctes(&mut ctes, split)?;
+                let mut case = String::from("CASE s.split_index");
+                for (i, (name, _)) in split.parts.iter().enumerate() {
+                    let _ = write!(case, " WHEN {i} THEN {}", self.s(name));
+                }
+                case.push_str(" END");
+                (None, Some(case))
+            }
+        };
+
+        // final select
+        let mut out = Vec::new();
+        for o in &st.output {
+            let e = match o {
+                ir::Output::Column(c) => format!("e.{}", self.id(&c.name)),
+                ir::Output::Stratum { index, .. } => {
+                    format!("e.{}", self.id(&format!("{S_PREFIX}{index}")))
+                }
+                ir::Output::Weight => match &select_from {
+                    Some(w) => w.clone(),
+                    None => d.to_double("1"),
+                },
+                ir::Output::StratumText => "s.stratum".to_string(),
+                ir::Output::SplitName => split_case.clone().expect("a split"),
+            };
+            out.push(format!("{e} AS {}", self.id(o.name())));
+        }
+        let (filter, order) = match st.kind {
+            ir::Kind::Sample => (
+                if matches!(st.amount, ir::Amount::About(_)) {
+                    ""
+                } else {
+                    "\nWHERE s.draw_rank <= s.n_take"
+                },
+                format!(
+                    "s.h, {}, {}",
+                    d.bytes_order("s.r"),
+                    d.bytes_order("s.unit_key")
+                ),
+            ),
+            ir::Kind::Split => (
+                "",
+                format!(
+                    "s.split_index, s.h, {}, {}",
+                    d.bytes_order("s.r"),
+                    d.bytes_order("s.unit_key")
+                ),
+            ),
+        };
+
+        let mut sql = self.header(index);
+        sql.push_str("WITH\n");
+        let n = ctes.len();
+        for (i, c) in ctes.iter().enumerate() {
+            let _ = writeln!(sql, "-- {}", c.comment);
+            let _ = write!(sql, "{} AS (\n  {}\n)", c.name, c.body);
+            sql.push_str(if i + 1 < n { ",\n" } else { "\n" });
+        }
+        let _ = write!(
+            sql,
+            "SELECT\n  {}\nFROM eligible_rows e\nJOIN selected_units s ON e.{} = s.unit_key{filter}\nORDER BY {order}\n",
+            out.join(",\n  "),
+            self.id(KEY)
+        );
+        Ok(sql)
+    }
+
+    fn header(&self, index: usize) -> String {
+        let clean = |s: &str| {
+            s.chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect::<String>()
+        };
+        let st = self.st;
+        let name = st
+            .name
+            .as_deref()
+            .map_or_else(|| format!("statement {}", index + 1), |n| format!("`{n}`"));
+        let kind = match st.kind {
+            ir::Kind::Sample => "sample",
+            ir::Kind::Split => "split",
+        };
+        format!(
+            "-- Generated by strat {} from {} (md5 {}): {name} ({kind}), dialect {}.\n\
+             -- The same rows, _weight, _stratum and _split as `strat run` (docs/sql.md); do not edit, regenerate.\n",
+            env!("CARGO_PKG_VERSION"),
+            clean(&self.options.file_name),
+            md5_hex(&self.options.file_text),
+            self.d
+        )
+    }
+
+    /// Allocation and selection of a sample; returns the `_weight` expression.
+    fn sample_ctes(&self, ctes: &mut Vec<Cte>) -> R<Option<String>> {
+        let d = self.d;
+        let st = self.st;
+        if let ir::Amount::About(p) = &st.amount {
+            // Plain proportional: p_h = P in every stratum (§5.4).
+            let keep = match strat_alloc::threshold(p) {
+                None => "TRUE".to_string(),
+                Some(0) => "FALSE".to_string(),
+                Some(t) => format!(
+                    "{} < {}",
+                    d.bytes_order("u.r"),
+                    self.s(&format!("{t:016x}"))
+                ),
+            };
+            ctes.push(Cte {
+                name: "selected_units",
+                comment: "Bernoulli (§5.4, §6): keep a unit iff r < floor(P × 2^64) in 16 hex digits".into(),
+                body: format!(
+                    "SELECT u.unit_key, u.r, u.stratum, s.h\n  FROM unit_strata u\n  JOIN strata s ON u.stratum = s.stratum\n  WHERE {keep}"
+                ),
+            });
+            let weight = if p.is_zero() {
+                d.to_double("0")
+            } else {
+                let (num, den) = (small(p.numer()), small(p.denom()));
+                match (num, den) {
+                    (Some(n), Some(m)) => format!(
+                        "{} / {}",
+                        d.to_double(&m.to_string()),
+                        d.to_double(&n.to_string())
+                    ),
+                    _ => {
+                        return Err(self.unsupported(
+                            "a `take about` percentage with more than 15 significant digits",
+                        ));
+                    }
+                }
+            };
+            return Ok(Some(weight));
+        }
+
+        // population and n
+        ctes.push(Cte {
+            name: "population",
+            comment: "N (units) and H (strata)".into(),
+            body: "SELECT\n    CAST(COALESCE(SUM(n_units), 0) AS BIGINT) AS big_n,\n    COUNT(*) AS big_h\n  FROM strata".into(),
+        });
+        let (n, guard) = match &st.amount {
+            ir::Amount::Count(k) => {
+                let message = format!(
+                    "{} || {} || {}",
+                    self.s(&format!("strat: take {k} asks for more units than the ")),
+                    d.to_text("big_n"),
+                    self.s(" eligible ones; lower `take` or widen `where`")
+                );
+                (
+                    k.to_string(),
+                    format!(
+                        "\n  WHERE CASE WHEN {k} > big_n THEN {} ELSE TRUE END",
+                        d.raise(&message)
+                    ),
+                )
+            }
+            ir::Amount::Fraction(p) => {
+                // round_half_up(a/b × N) = (2aN + b) div 2b
+                let (a, b) = (p.numer().to_string(), p.denom().to_string());
+                let two_a = (p.numer() * BigInt::from(2)).to_string();
+                let two_b = (p.denom() * BigInt::from(2)).to_string();
+                let _ = a;
+                (
+                    format!(
+                        "CAST({} AS BIGINT)",
+                        d.int_div(&format!("{} * {two_a} + {b}", d.to_wide("big_n")), &two_b)
+                    ),
+                    String::new(),
+                )
+            }
+            ir::Amount::All => ("big_n".to_string(), String::new()),
+            ir::Amount::About(_) => unreachable!("handled above"),
+        };
+        ctes.push(Cte {
+            name: "sample_size",
+            comment: "n, the sample size (§4.1)".into(),
+            body: format!(
+                "SELECT\n    big_n,\n    big_h,\n    {n} AS n_total\n  FROM population{guard}"
+            ),
+        });
+
+        let take_all = matches!(st.amount, ir::Amount::All);
+        if take_all {
+            ctes.push(Cte {
+                name: "allocation",
+                comment: "take all: every unit of every stratum".into(),
+                body: "SELECT stratum, h, n_units, n_units AS n_take\n  FROM strata".into(),
+            });
+        } else {
+            match st.method {
+                ir::Method::Proportional => ctes.push(Cte {
+                    name: "quotas",
+                    comment: "proportional: x_h = n·N_h/N; floor and remainder in exact integers (§5.2)".into(),
+                    body: format!(
+                        "SELECT\n    s.stratum,\n    s.h,\n    s.u,\n    s.n_units,\n    z.n_total,\n    {} AS base,\n    \
+                         ({} * s.n_units) % NULLIF(z.big_n, 0) AS remainder\n  FROM strata s\n  CROSS JOIN sample_size z",
+                        d.int_div(&format!("{} * s.n_units", d.to_wide("z.n_total")), "NULLIF(z.big_n, 0)"),
+                        d.to_wide("z.n_total")
+                    ),
+                }),
+                ir::Method::Equal => {
+                    let frame = "ORDER BY s.n_units RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW";
+                    ctes.push(Cte {
+                        name: "equal_levels",
+                        comment: "equal: x_h = min(λ, N_h); a stratum is full iff Σ_j min(N_j, N_h) <= n".into(),
+                        body: format!(
+                            "SELECT\n    s.stratum,\n    s.h,\n    s.u,\n    s.n_units,\n    z.n_total,\n    \
+                             CASE WHEN SUM(s.n_units) OVER ({frame}) + (z.big_h - COUNT(*) OVER ({frame})) * s.n_units <= z.n_total \
+                             THEN 1 ELSE 0 END AS full_stratum\n  FROM strata s\n  CROSS JOIN sample_size z"
+                        ),
+                    });
+                    ctes.push(Cte {
+                        name: "equal_lambda",
+                        comment: "λ = a / b: what the full strata leave, over the strata that are not full".into(),
+                        body: "SELECT\n    MAX(n_total) - SUM(full_stratum * n_units) AS a,\n    COUNT(*) - SUM(full_stratum) AS b\n  FROM equal_levels".into(),
+                    });
+                    ctes.push(Cte {
+                        name: "quotas",
+                        comment: "floor and remainder of x_h over the common denominator b".into(),
+                        body: format!(
+                            "SELECT\n    e.stratum,\n    e.h,\n    e.u,\n    e.n_units,\n    e.n_total,\n    \
+                             CASE WHEN e.full_stratum = 1 THEN e.n_units ELSE {} END AS base,\n    \
+                             CASE WHEN e.full_stratum = 1 THEN 0 ELSE l.a % NULLIF(l.b, 0) END AS remainder\n  \
+                             FROM equal_levels e\n  CROSS JOIN equal_lambda l",
+                            d.int_div("l.a", "NULLIF(l.b, 0)")
+                        ),
+                    });
+                }
+                _ => unreachable!("checked"),
+            }
+            ctes.push(Cte {
+                name: "allocation",
+                comment: "largest remainder (§5.3): the leftover units go to the largest remainders, then the smaller u_h, then stratum order".into(),
+                body: "SELECT\n    stratum,\n    h,\n    n_units,\n    base + CASE WHEN ROW_NUMBER() OVER (ORDER BY remainder DESC, u ASC, h ASC) \
+                       <= n_total - SUM(base) OVER () THEN 1 ELSE 0 END AS n_take\n  FROM quotas"
+                    .into(),
+            });
+        }
+        ctes.push(Cte {
+            name: "selected_units",
+            comment: "units in draw order (r, key) within each stratum; the first n_h are kept".into(),
+            body: format!(
+                "SELECT\n    u.unit_key,\n    u.r,\n    u.stratum,\n    a.h,\n    a.n_units,\n    a.n_take,\n    \
+                 ROW_NUMBER() OVER (PARTITION BY a.h ORDER BY {}, {}) AS draw_rank\n  FROM unit_strata u\n  \
+                 JOIN allocation a ON u.stratum = a.stratum",
+                d.bytes_order("u.r"),
+                d.bytes_order("u.unit_key")
+            ),
+        });
+        Ok(Some(format!(
+            "{} / {}",
+            d.to_double("s.n_units"),
+            d.to_double("s.n_take")
+        )))
+    }
+
+    fn split_ctes(&self, ctes: &mut Vec<Cte>, split: &ir::Split) -> R<()> {
+        let d = self.d;
+        let k = split.parts.len();
+        if split.about {
+            let shares: Vec<BigRational> = split.parts.iter().map(|(_, p)| p.clone()).collect();
+            let mut case = String::from("CASE");
+            let mut closed = false;
+            for (i, t) in strat_alloc::about_thresholds(&shares)
+                .into_iter()
+                .enumerate()
+            {
+                match t {
+                    None => {
+                        let _ = write!(case, " ELSE {i} END");
+                        closed = true;
+                        break;
+                    }
+                    Some(0) => {}
+                    Some(t) => {
+                        let _ = write!(
+                            case,
+                            " WHEN {} < {} THEN {i}",
+                            d.bytes_order("u.r"),
+                            self.s(&format!("{t:016x}"))
+                        );
+                    }
+                }
+            }
+            if !closed {
+                let _ = write!(case, " ELSE {} END", k - 1);
+            }
+            let case = if case == "CASE ELSE 0 END" {
+                "0".to_string()
+            } else {
+                case
+            };
+            ctes.push(Cte {
+                name: "selected_units",
+                comment: "about split (§4.2): the first split i with r < t_i = floor((P_1+…+P_i) × 2^64)".into(),
+                body: format!(
+                    "SELECT\n    u.unit_key,\n    u.r,\n    u.stratum,\n    s.h,\n    {case} AS split_index\n  FROM unit_strata u\n  \
+                     JOIN strata s ON u.stratum = s.stratum"
+                ),
+            });
+            return Ok(());
+        }
+        ctes.push(Cte {
+            name: "assigned_units",
+            comment: "units in draw order (r, key) within each stratum".into(),
+            body: format!(
+                "SELECT\n    u.unit_key,\n    u.r,\n    u.stratum,\n    s.h,\n    s.u,\n    s.n_units,\n    \
+                 ROW_NUMBER() OVER (PARTITION BY s.h ORDER BY {}, {}) AS draw_rank\n  FROM unit_strata u\n  \
+                 JOIN strata s ON u.stratum = s.stratum",
+                d.bytes_order("u.r"),
+                d.bytes_order("u.unit_key")
+            ),
+        });
+        // B_i = floor(N_h·C_i + U/2^32) with C_i = num/den:
+        //     = (N_h·num) div den + ((N_h·num) mod den · 2^32 + U·den) div (den · 2^32)
+        let mut case = String::from("CASE");
+        let mut cumulative = BigRational::zero();
+        for (i, (_, p)) in split.parts.iter().enumerate().take(k - 1) {
+            cumulative += p;
+            if cumulative >= BigRational::one() {
+                let _ = write!(case, " WHEN TRUE THEN {i}");
+                break;
+            }
+            let (Some(num), Some(den)) = (small(cumulative.numer()), small(cumulative.denom()))
+            else {
+                return Err(self.unsupported("split shares with more than 15 significant digits"));
+            };
+            let scaled = format!("{} * {num}", d.to_wide("a.n_units"));
+            let boundary = format!(
+                "{} + {}",
+                d.int_div(&scaled, &den.to_string()),
+                d.int_div(
+                    &format!("({scaled}) % {den} * 4294967296 + a.u * {den}"),
+                    &(i128::from(den) << 32).to_string()
+                )
+            );
+            let _ = write!(case, "\n      WHEN a.draw_rank <= {boundary} THEN {i}");
+        }
+        let _ = write!(case, "\n      ELSE {} END", k - 1);
+        ctes.push(Cte {
+            name: "selected_units",
+            comment: "exact split (§4.2): the first B_1 units to the first split, …; B_i = floor(N_h·(P_1+…+P_i) + u_h)".into(),
+            body: format!(
+                "SELECT\n    a.unit_key,\n    a.r,\n    a.stratum,\n    a.h,\n    {case} AS split_index\n  FROM assigned_units a"
+            ),
+        });
+        Ok(())
+    }
+
+    /// The `_stratum` text of a unit from `u.s0, u.s1, …` (§7).
+    fn stratum_text(&self) -> R<String> {
+        if self.st.strata.is_empty() {
+            return Ok(self.s(""));
+        }
+        let mut parts = Vec::new();
+        for (i, s) in self.st.strata.iter().enumerate() {
+            let text = self.key_text(&format!("u.s{i}"), &s.expr.ty)?;
+            let escaped = format!(
+                "replace(replace(replace({text}, {}, {}), {}, {}), {}, {})",
+                self.s("\\"),
+                self.s("\\\\"),
+                self.s("/"),
+                self.s("\\/"),
+                self.s("∅"),
+                self.s("\\∅")
+            );
+            parts.push(format!("COALESCE({escaped}, {})", self.s("∅")));
+        }
+        Ok(parts.join(&format!("\n      || {} || ", self.s("/"))))
+    }
+
+    /// A stratum value as it sorts (§5.3): buckets by interval, strings by bytes.
+    fn order_key(&self, value: &str, s: &ir::Stratum) -> String {
+        if let Some(labels) = &s.bucket_labels {
+            let mut case = format!("CASE {value}");
+            for (i, l) in labels.iter().enumerate() {
+                let _ = write!(case, " WHEN {} THEN {i}", self.s(l));
+            }
+            case.push_str(" END");
+            return case;
+        }
+        match s.expr.ty {
+            Type::String => self.d.bytes_order(value),
+            // false before true, as an integer (PostgreSQL has no MIN(boolean)).
+            Type::Bool => format!("CASE WHEN {value} THEN 1 WHEN NOT {value} THEN 0 END"),
+            _ => value.to_string(),
+        }
+    }
+
+    /// The key text (§6) of a value of type `ty`; NULL for NULL.
+    fn key_text(&self, e: &str, ty: &Type) -> R<String> {
+        let d = self.d;
+        Ok(match ty {
+            Type::Int => d.to_text(e),
+            Type::String => e.to_string(),
+            Type::Date => d.date_text(e),
+            Type::Bool => format!(
+                "CASE WHEN {e} THEN {} WHEN NOT {e} THEN {} END",
+                self.s("true"),
+                self.s("false")
+            ),
+            Type::Null => d.cast("NULL", d.spelling().text_type),
+            other => return Err(self.unsupported(format!("the key text of a {other} value"))),
+        })
+    }
+
+    fn operand(&self, e: &ir::Expr, float: bool) -> R<String> {
+        let x = self.expr(e)?;
+        Ok(if float && e.ty == Type::Decimal {
+            self.d.to_double(&x)
+        } else {
+            x
+        })
+    }
+
+    /// A checked expression in this dialect, with the language's semantics.
+    fn expr(&self, e: &ir::Expr) -> R<String> {
+        let d = self.d;
+        Ok(match &e.kind {
+            ExprKind::Column(name) => self.id(name),
+            ExprKind::Stratum(_) => return Err(self.unsupported("a rule predicate")),
+            ExprKind::Literal(v) => self.literal(v)?,
+            ExprKind::Unary {
+                op: UnaryOp::Not,
+                expr,
+            } => format!("(NOT {})", self.expr(expr)?),
+            ExprKind::Unary {
+                op: UnaryOp::Neg,
+                expr,
+            } => format!("(- {})", self.expr(expr)?),
+            ExprKind::Binary { op, left, right } => {
+                let float = [&left.ty, &right.ty].contains(&&Type::Float) || e.ty == Type::Float;
+                let (mut l, mut r) = (self.operand(left, float)?, self.operand(right, float)?);
+                let ordering = matches!(
+                    op,
+                    BinaryOp::Lt | BinaryOp::LtEq | BinaryOp::Gt | BinaryOp::GtEq
+                );
+                if ordering && (left.ty == Type::String || right.ty == Type::String) {
+                    l = d.bytes_order(&l);
+                    r = d.bytes_order(&r);
+                }
+                let sym = match op {
+                    BinaryOp::Or => "OR",
+                    BinaryOp::And => "AND",
+                    BinaryOp::Eq => "=",
+                    BinaryOp::NotEq => "<>",
+                    BinaryOp::Lt => "<",
+                    BinaryOp::LtEq => "<=",
+                    BinaryOp::Gt => ">",
+                    BinaryOp::GtEq => ">=",
+                    BinaryOp::Add => "+",
+                    BinaryOp::Sub => "-",
+                    BinaryOp::Mul => "*",
+                    BinaryOp::Div => {
+                        return Ok(format!("({} / {})", d.to_double(&l), d.to_double(&r)));
+                    }
+                };
+                if matches!(op, BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul)
+                    && e.ty == Type::Int
+                    && d == Dialect::DataFusion
+                {
+                    return Err(self.unsupported(
+                        "integer `+ - *` (DataFusion's SQL wraps on overflow where strat fails)",
+                    ));
+                }
+                format!("({l} {sym} {r})")
+            }
+            ExprKind::InList {
+                expr,
+                list,
+                negated,
+            } => {
+                let float = std::iter::once(&**expr)
+                    .chain(list)
+                    .any(|x| x.ty == Type::Float);
+                let items = list
+                    .iter()
+                    .map(|x| self.operand(x, float))
+                    .collect::<R<Vec<_>>>()?;
+                let not = if *negated { "NOT " } else { "" };
+                format!(
+                    "({} {not}IN ({}))",
+                    self.operand(expr, float)?,
+                    items.join(", ")
+                )
+            }
+            ExprKind::Between {
+                expr,
+                low,
+                high,
+                negated,
+            } => {
+                let float = [&expr.ty, &low.ty, &high.ty].contains(&&Type::Float);
+                let mut parts = [
+                    self.operand(expr, float)?,
+                    self.operand(low, float)?,
+                    self.operand(high, float)?,
+                ];
+                if expr.ty == Type::String {
+                    for p in &mut parts {
+                        *p = d.bytes_order(p);
+                    }
+                }
+                let not = if *negated { "NOT " } else { "" };
+                format!("({} {not}BETWEEN {} AND {})", parts[0], parts[1], parts[2])
+            }
+            ExprKind::IsNull { expr, negated } => {
+                format!(
+                    "({} IS {}NULL)",
+                    self.expr(expr)?,
+                    if *negated { "NOT " } else { "" }
+                )
+            }
+            ExprKind::Like {
+                expr,
+                pattern,
+                negated,
+            } => {
+                let literal = match &pattern.kind {
+                    ExprKind::Literal(Value::String(p)) => Some(p.as_str()),
+                    _ => None,
+                };
+                d.like(&self.expr(expr)?, &self.expr(pattern)?, literal, *negated)
+            }
+            ExprKind::Func { func, args } => self.function(*func, args, &e.ty)?,
+            ExprKind::Case { whens, otherwise } => {
+                let float = e.ty == Type::Float;
+                let mut out = String::from("CASE");
+                for (w, t) in whens {
+                    let _ = write!(
+                        out,
+                        " WHEN {} THEN {}",
+                        self.expr(w)?,
+                        self.operand(t, float)?
+                    );
+                }
+                if let Some(o) = otherwise {
+                    let _ = write!(out, " ELSE {}", self.operand(o, float)?);
+                }
+                out.push_str(" END");
+                out
+            }
+            ExprKind::Bucket {
+                expr,
+                edges,
+                labels,
+            } => {
+                let float = expr.ty == Type::Float;
+                let x = self.expr(expr)?;
+                let mut out = format!("CASE WHEN {x} IS NULL THEN NULL");
+                for (edge, label) in edges.iter().zip(labels) {
+                    let mut b = self.literal(edge)?;
+                    if float && matches!(edge, Value::Decimal(_)) {
+                        b = d.to_double(&b);
+                    }
+                    let _ = write!(out, " WHEN {x} < {b} THEN {}", self.s(label));
+                }
+                let _ = write!(
+                    out,
+                    " ELSE {} END",
+                    self.s(labels.last().map_or("", String::as_str))
+                );
+                out
+            }
+            ExprKind::Aggregate { .. } => return Err(self.unsupported("a unit aggregate")),
+        })
+    }
+
+    fn function(&self, func: Func, args: &[ir::Expr], ty: &Type) -> R<String> {
+        let d = self.d;
+        let a = |i: usize| self.expr(&args[i]);
+        Ok(match func {
+            Func::Lower | Func::Upper if d != Dialect::DataFusion => {
+                return Err(self.unsupported(format!(
+                    "`{}` ({}'s case mapping of non-ASCII letters differs from strat's)",
+                    if func == Func::Lower {
+                        "lower"
+                    } else {
+                        "upper"
+                    },
+                    d
+                )));
+            }
+            Func::Lower => format!("lower({})", a(0)?),
+            Func::Upper => format!("upper({})", a(0)?),
+            Func::Length => {
+                let f = if d == Dialect::DataFusion {
+                    "character_length"
+                } else {
+                    "length"
+                };
+                d.cast(&format!("{f}({})", a(0)?), "BIGINT")
+            }
+            Func::Trim => format!("trim({})", a(0)?),
+            Func::Substr => {
+                let positive_literal = |x: &ir::Expr, min: i64| matches!(x.kind, ExprKind::Literal(Value::Int(i)) if i >= min);
+                if !positive_literal(&args[1], 1)
+                    || args.get(2).is_some_and(|l| !positive_literal(l, 0))
+                {
+                    return Err(self.unsupported(
+                        "`substr` with a start below 1, or a length that is not a literal",
+                    ));
+                }
+                let rest = args[1..]
+                    .iter()
+                    .map(|x| self.expr(x))
+                    .collect::<R<Vec<_>>>()?;
+                format!("substr({}, {})", a(0)?, rest.join(", "))
+            }
+            Func::Coalesce => {
+                let float = *ty == Type::Float;
+                let items = args
+                    .iter()
+                    .map(|x| self.operand(x, float))
+                    .collect::<R<Vec<_>>>()?;
+                format!("COALESCE({})", items.join(", "))
+            }
+            Func::Abs => format!("abs({})", a(0)?),
+            Func::Year | Func::Month | Func::Day => {
+                let part = match func {
+                    Func::Year => "YEAR",
+                    Func::Month => "MONTH",
+                    _ => "DAY",
+                };
+                d.cast(&format!("EXTRACT({part} FROM {})", a(0)?), "BIGINT")
+            }
+            Func::Floor | Func::Ceil if args[0].ty == Type::Int => a(0)?,
+            Func::Floor | Func::Ceil => {
+                let f = if func == Func::Floor { "floor" } else { "ceil" };
+                d.cast(&format!("{f}({})", a(0)?), "BIGINT")
+            }
+            Func::Round if args[0].ty == Type::Int => a(0)?,
+            Func::Round => {
+                return Err(
+                    self.unsupported("`round` of a non-integer (engines round halves differently)")
+                );
+            }
+        })
+    }
+
+    fn literal(&self, v: &Value) -> R<String> {
+        let d = self.d;
+        Ok(match v {
+            Value::Null => "NULL".into(),
+            Value::Int(i) if *i < 0 => d.cast(&self.s(&i.to_string()), "BIGINT"),
+            Value::Int(i) => i.to_string(),
+            Value::Float(f) if f.is_finite() => d.to_double(&self.s(&format!("{f:?}"))),
+            Value::Float(_) => return Err(self.unsupported("a NaN or infinite float literal")),
+            Value::Decimal(text) => {
+                let digits = text.trim_start_matches('-').replace('.', "");
+                let scale = text.split_once('.').map_or(0, |(_, f)| f.len());
+                let precision = digits.trim_start_matches('0').len().max(scale).max(1);
+                if precision > 38 {
+                    return Err(self.unsupported("a decimal literal of more than 38 digits"));
+                }
+                d.cast(&self.s(text), &format!("DECIMAL({precision},{scale})"))
+            }
+            Value::String(s) => self.s(s),
+            Value::Bool(b) => if *b { "TRUE" } else { "FALSE" }.into(),
+            Value::Date(s) => {
+                if s.starts_with('-') || s.len() != 10 {
+                    return Err(
+                        self.unsupported(format!("the date @{s} (outside years 0000–9999)"))
+                    );
+                }
+                format!("DATE {}", self.s(s))
+            }
+            Value::Timestamp(t) => format!("TIMESTAMP {}", self.s(&t.replacen('T', " ", 1))),
+        })
+    }
+}
+
+/// An integer that a double holds exactly and every engine reads as a literal.
+fn small(x: &BigInt) -> Option<i64> {
+    x.to_i64().filter(|v| v.unsigned_abs() < (1u64 << 50))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,323 @@
+//! The exporter's own tests: quoting, the tier's errors, every dialect's
+//! output parsed back by that dialect's parser, and DataFusion's SQL planner
+//! giving exactly the native runner's rows (the other engines are run by
+//! `tests/integration/sql.rs`).
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    BooleanArray, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::prelude::SessionContext;
+use datafusion::sql::sqlparser::dialect::{
+    DuckDbDialect, GenericDialect, PostgreSqlDialect, SparkSqlDialect,
+};
+use datafusion::sql::sqlparser::parser::Parser;
+
+use super::*;
+
+const ODD: &str = "watch \"hours\"; select \\ 'q' ü";
+
+fn table() -> RecordBatch {
+    let n = 240i64;
+    let ids: Vec<i64> = (0..n).map(|i| 1000 + i * 7).collect();
+    let countries: Vec<Option<&str>> = (0..n)
+        .map(|i| match i % 9 {
+            0 => None,
+            1 | 2 => Some("US"),
+            3 => Some("a/b"),
+            4 => Some("Zürich"),
+            5 => Some("∅"),
+            6 => Some("back\\slash"),
+            _ => Some("BR"),
+        })
+        .collect();
+    let tenure: Vec<Option<i64>> = (0..n)
+        .map(|i| {
+            if i % 13 == 0 {
+                None
+            } else {
+                Some((i * 37) % 900)
+            }
+        })
+        .collect();
+    let kids: Vec<Option<bool>> = (0..n)
+        .map(|i| if i % 17 == 0 { None } else { Some(i % 5 == 0) })
+        .collect();
+    let dates: Vec<i32> = (0..n).map(|i| 16_000 + (i as i32 * 11) % 1000).collect();
+    let hours: Vec<f64> = (0..n).map(|i| (i as f64) * 0.37).collect();
+    let odd: Vec<String> = (0..n).map(|i| format!("v{}", i % 3)).collect();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("member_id", DataType::Int64, true),
+        Field::new("country", DataType::Utf8, true),
+        Field::new("tenure_days", DataType::Int64, true),
+        Field::new("is_kids", DataType::Boolean, true),
+        Field::new("signup", DataType::Date32, true),
+        Field::new("hours", DataType::Float64, true),
+        Field::new(ODD, DataType::Utf8, true),
+    ]));
+    RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from(ids)),
+            Arc::new(StringArray::from(countries)),
+            Arc::new(Int64Array::from(tenure)),
+            Arc::new(BooleanArray::from(kids)),
+            Arc::new(Date32Array::from(dates)),
+            Arc::new(Float64Array::from(hours)),
+            Arc::new(StringArray::from(odd)),
+        ],
+    )
+    .unwrap()
+}
+
+/// A second table: units to exclude.
+fn holdout() -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "member_id",
+        DataType::Int64,
+        true,
+    )]));
+    RecordBatch::try_new(
+        schema,
+        vec![Arc::new(Int64Array::from(vec![
+            Some(1000),
+            Some(1007),
+            None,
+            Some(1700),
+        ]))],
+    )
+    .unwrap()
+}
+
+fn context() -> SessionContext {
+    let ctx = SessionContext::new();
+    ctx.register_batch("members", table()).unwrap();
+    ctx.register_batch("holdout", holdout()).unwrap();
+    ctx
+}
+
+const SUPPORTED: &[&str] = &[
+    "sample members unit member_id stratify by country take 40 seed 7",
+    "sample members unit member_id stratify by country, bucket(tenure_days, [90, 365]) as band take 12.5% seed 3",
+    "sample members where not is_kids unit member_id stratify by country, is_kids take 30 allocate equal seed 11",
+    "sample members unit member_id stratify by is_kids, year(signup) as y take 100% allocate equal seed 1",
+    "sample members unit member_id exclude units in holdout stratify by country take 50 seed 2 \
+     output member_id, country, _weight, _stratum",
+    "sample members unit member_id stratify by case when tenure_days < 100 then \"new\" else \"old\" end as age \
+     take about 30% seed 5",
+    "sample members where country like \"%/%\" or country between \"B\" and \"Z\" unit member_id \
+     stratify by signup take all seed 5",
+    "sample members unit member_id take 17 seed 0",
+    "split members unit member_id stratify by country, bucket(hours, [10, 40.5]) as h into train 80%, validation 10%, test 10% seed 7",
+    "split members unit member_id stratify by country into about a 50%, b 25%, c 25% seed 9",
+    "split members where `watch \"hours\"; select \\ 'q' ü` != \"v1\" unit member_id stratify by \
+     `watch \"hours\"; select \\ 'q' ü` as odd into 3 folds seed 4",
+    "sample members unit country stratify by substr(country, 1, 1) as initial take 3 seed 8",
+    "sample members unit signup stratify by month(signup) as m take 25% seed 8",
+];
+
+async fn program(ctx: &SessionContext, rules: &str) -> Program {
+    let compiled = crate::compile(ctx, None, rules, &crate::Options::default()).await;
+    assert!(
+        !compiled.has_errors(),
+        "{rules}: {:?}",
+        compiled.diagnostics
+    );
+    compiled.program.unwrap()
+}
+
+fn options(d: Dialect) -> SqlOptions {
+    SqlOptions {
+        dialect: d,
+        names: BTreeMap::new(),
+        file_name: "test.strat".into(),
+        file_text: "x".into(),
+    }
+}
+
+#[test]
+fn quoting() {
+    assert_eq!(Dialect::DuckDb.ident("a\"b"), "\"a\"\"b\"");
+    assert_eq!(Dialect::Spark.ident("a`b"), "`a``b`");
+    assert_eq!(Dialect::Postgres.string("it's \\"), "'it''s \\'");
+    assert_eq!(Dialect::Spark.string("it's \\"), "'it\\'s \\\\'");
+    assert_eq!(
+        Dialect::DuckDb.qualified("prod.members"),
+        "\"prod\".\"members\""
+    );
+    assert_eq!(md5_hex("1:42"), "a15a53f9499ea49862040e62fd86bcc1");
+}
+
+#[tokio::test]
+async fn every_dialect_parses_back() {
+    let ctx = context();
+    for rules in SUPPORTED {
+        let p = program(&ctx, rules).await;
+        for d in Dialect::ALL {
+            let sql = match statement_sql(&p, 0, &options(d)) {
+                Ok(sql) => sql,
+                // lower/upper and DataFusion's integer arithmetic are errors in some dialects.
+                Err(e) => panic!("{rules} ({d}): {e}"),
+            };
+            let parsed = match d {
+                Dialect::Spark => Parser::parse_sql(&SparkSqlDialect {}, &sql),
+                Dialect::DuckDb => Parser::parse_sql(&DuckDbDialect {}, &sql),
+                Dialect::Postgres => Parser::parse_sql(&PostgreSqlDialect {}, &sql),
+                Dialect::DataFusion => Parser::parse_sql(&GenericDialect {}, &sql),
+            };
+            let parsed = parsed.unwrap_or_else(|e| panic!("{rules} ({d}): {e}\n{sql}"));
+            assert_eq!(parsed.len(), 1, "{sql}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn unsupported_constructs_are_errors() {
+    let ctx = context();
+    let cases = [
+        (
+            "sample members stratify by country take 5 seed 1",
+            "E0141",
+            "unit",
+        ),
+        (
+            "sample members unit member_id stratify by country take 5 allocate { country = \"US\" => all } seed 1",
+            "E0140",
+            "rule block",
+        ),
+        (
+            "sample members unit member_id stratify by country take 5 min 1 per stratum seed 1",
+            "E0140",
+            "min",
+        ),
+        (
+            "sample members unit member_id stratify by country take 5 allocate neyman(tenure_days) seed 1",
+            "E0140",
+            "neyman",
+        ),
+        (
+            "sample members unit member_id stratify by country take about 5% allocate equal seed 1",
+            "E0140",
+            "equal",
+        ),
+        (
+            "sample members unit member_id stratify by count(*) as c take 5 seed 1",
+            "E0140",
+            "aggregate",
+        ),
+        (
+            "a = sample members unit member_id take 50 seed 1\nsample a unit member_id take 5 seed 2",
+            "E0140",
+            "another statement",
+        ),
+        (
+            "sample members unit member_id stratify by round(hours) as h take 5 seed 1",
+            "E0140",
+            "round",
+        ),
+    ];
+    for (rules, code, words) in cases {
+        let p = program(&ctx, rules).await;
+        let last = p.statements.len() - 1;
+        for d in Dialect::ALL {
+            let e = statement_sql(&p, last, &options(d)).unwrap_err();
+            assert_eq!(e.code, code, "{rules}");
+            assert!(e.message.contains(words), "{rules}: {}", e.message);
+            assert!(e.message.contains(d.flag()), "{}", e.message);
+        }
+    }
+    let p = program(
+        &ctx,
+        "sample members unit member_id stratify by lower(country) as c take 5 seed 1",
+    )
+    .await;
+    for d in [Dialect::DuckDb, Dialect::Postgres, Dialect::Spark] {
+        assert!(
+            statement_sql(&p, 0, &options(d))
+                .unwrap_err()
+                .message
+                .contains("lower")
+        );
+    }
+    assert!(statement_sql(&p, 0, &options(Dialect::DataFusion)).is_ok());
+}
+
+/// Rows as sorted lines of text (weights by their f64 bits through Display).
+fn rows(batches: &[RecordBatch]) -> Vec<String> {
+    let opts = FormatOptions::default().with_null("NULL");
+    let mut out = Vec::new();
+    for b in batches {
+        let fmts: Vec<ArrayFormatter> = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts).unwrap())
+            .collect();
+        for r in 0..b.num_rows() {
+            out.push(
+                fmts.iter()
+                    .map(|f| f.value(r).to_string())
+                    .collect::<Vec<_>>()
+                    .join("|"),
+            );
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn datafusion_sql_gives_the_native_sample() {
+    let mut rules: Vec<&str> = SUPPORTED.to_vec();
+    rules.push("sample members unit member_id stratify by lower(country) as c take 40 seed 7");
+    for rules in rules {
+        let ctx = context();
+        let p = program(&ctx, rules).await;
+        let native = crate::run::run_statement(&ctx, &p, 0).await.unwrap();
+        let sql = statement_sql(&p, 0, &options(Dialect::DataFusion)).unwrap();
+        let df = ctx
+            .sql(&sql)
+            .await
+            .unwrap_or_else(|e| panic!("{rules}: {e}\n{sql}"));
+        let got = df
+            .collect()
+            .await
+            .unwrap_or_else(|e| panic!("{rules}: {e}\n{sql}"));
+        let (want, got) = (rows(&native.batches), rows(&got));
+        assert!(!want.is_empty(), "{rules}");
+        // Row order too: units come in the §7 order (rows of one unit may differ in order).
+        let mut w = want.clone();
+        let mut g = got.clone();
+        w.sort();
+        g.sort();
+        assert_eq!(w, g, "{rules}\n{sql}");
+        if rules.contains("unit member_id") {
+            assert_eq!(want, got, "order: {rules}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn span_and_total_errors_fail_the_query() {
+    let ctx = context();
+    // country is not constant within a unit keyed by the first letter of ... : use tenure_days per country.
+    let p = program(
+        &ctx,
+        "sample members unit country stratify by tenure_days take 2 seed 1",
+    )
+    .await;
+    let sql = statement_sql(&p, 0, &options(Dialect::DataFusion)).unwrap();
+    let r = match ctx.sql(&sql).await {
+        Ok(df) => df.collect().await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    assert!(r.unwrap_err().to_string().contains("spans two strata"));
+    let p = program(&ctx, "sample members unit member_id take 100000 seed 1").await;
+    let sql = statement_sql(&p, 0, &options(Dialect::DataFusion)).unwrap();
+    let r = match ctx.sql(&sql).await {
+        Ok(df) => df.collect().await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    assert!(r.unwrap_err().to_string().contains("asks for more units"));
+}
