@@ -4,6 +4,7 @@
 
 pub mod ast;
 pub mod diagnostic;
+pub mod format;
 pub mod lex;
 mod parser;
 pub mod span;

@@ -228,7 +228,7 @@ impl Session {
             Meta::Load(path) => self.load(&path, &[], &[]).await,
             Meta::Save(path) => self.save(&path).unwrap_or_else(|e| e),
             Meta::Show => {
-                let t = self.text(None).text;
+                let t = self.text(None, true).text;
                 if t.is_empty() {
                     "the session is empty\n".into()
                 } else {
@@ -244,7 +244,10 @@ impl Session {
 
     /// The session as a rule file. With `dir`, table paths are written relative
     /// to that folder (where the file will be saved).
-    fn text(&self, dir: Option<&Path>) -> SessionText {
+    /// The session as rule-file text; `layout` puts each statement's clauses on
+    /// lines of their own (`:show`, `:save`), otherwise statements stay as typed
+    /// so diagnostics can point into what was typed.
+    fn text(&self, dir: Option<&Path>, layout: bool) -> SessionText {
         let mut text = String::new();
         let mut pieces = Vec::new();
         for (i, t) in self.tables.iter().enumerate() {
@@ -288,7 +291,11 @@ impl Session {
                 text.push('\n');
             }
             let start = text.len();
-            text.push_str(&s.text);
+            if layout {
+                text.push_str(&laid_out(&s.text));
+            } else {
+                text.push_str(&s.text);
+            }
             pieces.push((Key::Statement(i), start..text.len()));
             text.push('\n');
         }
@@ -377,7 +384,7 @@ impl Session {
 
     /// Checks the session text on a fresh context.
     async fn check_text(&self) -> (Checked, Vec<Diagnostic>, SessionText) {
-        let src = self.text(None);
+        let src = self.text(None, false);
         let ctx = SessionContext::new();
         let options = Options {
             tables: Vec::new(),
@@ -1202,7 +1209,7 @@ impl Session {
                 .filter(|p| !p.as_os_str().is_empty())
                 .unwrap_or(Path::new(".")),
         );
-        let body = self.text(Some(&dir)).text;
+        let body = self.text(Some(&dir), true).text;
         let text = format!("# Saved from a strat repl session.\n\n{body}");
         output::write_file_atomic(path, |w| {
             std::io::Write::write_all(w, text.as_bytes()).map_err(|e| e.to_string())
@@ -1281,7 +1288,7 @@ impl Session {
             let _ = write!(stmt, "\n  unit {u}");
         }
         let _ = write!(stmt, "\n  stratify by {}\n  seed 1", a.exprs);
-        let src = self.text(None);
+        let src = self.text(None, false);
         let offset = src.text.len() + 1;
         let text = format!("{}\n{stmt}\n", src.text);
         let ctx = SessionContext::new();
@@ -1544,6 +1551,17 @@ fn cut_lines(text: &str, max: usize, what: &str) -> String {
 }
 
 /// Statement text as kept: trailing blanks of each line and blank edges dropped.
+/// A statement's text one clause a line (as typed when it holds a comment).
+fn laid_out(text: &str) -> String {
+    let parsed = strat_syntax::parse(text);
+    match parsed.file.items.first() {
+        Some(Item::Statement(st)) if parsed.diagnostics.is_empty() => {
+            strat_syntax::format::layout_statement(text, st).unwrap_or_else(|| text.to_string())
+        }
+        _ => text.to_string(),
+    }
+}
+
 fn tidy(text: &str) -> String {
     text.lines()
         .map(str::trim_end)
