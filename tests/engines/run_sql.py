@@ -1,20 +1,29 @@
 #!/usr/bin/env python3
 """Run `strat sql` output on a real engine and write the result as CSV.
 
-    run_sql.py ENGINE SQL_FILE CSV_DIR OUT.csv [SQL_FILE OUT.csv]...
+    run_sql.py ENGINE SQL_FILE CSV_DIR OUT.csv [SQL_FILE CSV_DIR OUT.csv]...
 
-ENGINE is `duckdb` or `postgres`. Every `*.csv` of CSV_DIR is loaded as a table
-named by its file stem, with column types inferred the way strat (DataFusion)
-infers them: integer, float, boolean (true/false), date (YYYY-MM-DD),
-timestamp (YYYY-MM-DDTHH:MM:SS), else text; an empty field is NULL.
-Each SQL_FILE is run and its rows written to the OUT.csv after it with a fixed
-formatting: a header row, NULL as an empty field, booleans true/false, floats
+ENGINE is `duckdb`, `postgres` or `spark`. The engine is started once for all
+the jobs (Spark takes seconds to start). Every `*.csv` of a job's CSV_DIR is
+loaded as a table named by its file stem, with column types inferred the way
+strat (DataFusion) infers them: integer, float, boolean (true/false), date
+(YYYY-MM-DD), timestamp (YYYY-MM-DDTHH:MM:SS), else text; an empty field is
+NULL. Jobs with the same CSV_DIR share the loaded tables; each job's SQL_FILE
+sees exactly the tables of its CSV_DIR. Its rows are written to OUT.csv with a
+fixed formatting: a header row, NULL as an empty field, booleans true/false, floats
 as Python's shortest round-trip repr, dates YYYY-MM-DD, timestamps
 YYYY-MM-DDTHH:MM:SS (PostgreSQL's own CSV is normalised to the same).
 
 PostgreSQL: a throw-away cluster is created with initdb in a temporary folder,
 started on a Unix socket in that folder (no TCP port), and stopped and removed
 at the end, whatever happens. As root, the server runs as the `postgres` user.
+Each CSV_DIR is a schema of its own, put first on the `search_path`.
+
+Spark: PySpark in local[2] mode, one SparkSession for all jobs, session time
+zone UTC, no code generation or adaptive planning (faster on small data; no
+result depends on them), Spark's defaults otherwise (`STRAT_SPARK_ANSI=true`
+turns ANSI mode on). The CSVs are read as text and cast to the inferred types, so the types
+are those strat sees; each CSV_DIR's tables are temporary views.
 Exit status 2 when the engine is missing, 1 when a query fails (its error on
 stderr), 0 otherwise.
 """
@@ -81,36 +90,131 @@ def quote_ident(name):
     return '"' + name.replace('"', '""') + '"'
 
 
-def run_duckdb(jobs, csv_dir):
+def write_rows(out, names, rows):
+    with open(out, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(names)
+        for r in rows:
+            w.writerow([cell(v) for v in r])
+
+
+def groups(jobs):
+    """Jobs grouped by CSV_DIR, in first-seen order: [(csv_dir, [(sql_file, out)])]."""
+    out = {}
+    for sql_file, csv_dir, dest in jobs:
+        out.setdefault(csv_dir, []).append((sql_file, dest))
+    return list(out.items())
+
+
+def run_duckdb(jobs):
     try:
         import duckdb
     except ImportError:
         print("run_sql.py: the duckdb Python package is missing (bash tests/engines/setup.sh)", file=sys.stderr)
         return 2
-    con = duckdb.connect()
     duck_types = {"bigint": "BIGINT", "double": "DOUBLE", "boolean": "BOOLEAN", "date": "DATE",
                   "timestamp": "TIMESTAMP", "text": "VARCHAR"}
-    for name, path, header, types in tables(csv_dir):
-        columns = "{" + ", ".join(
-            "'" + h.replace("'", "''") + "': '" + duck_types[t] + "'" for h, t in zip(header, types)) + "}"
-        con.execute(
-            f"CREATE TABLE {quote_ident(name)} AS SELECT * FROM read_csv('{path}', header = true, "
-            f"columns = {columns}, nullstr = '', timestampformat = '%Y-%m-%dT%H:%M:%S')")
-    for sql_file, out in jobs:
-        with open(sql_file, encoding="utf-8") as f:
-            query = f.read()
-        try:
-            cur = con.execute(query)
-            rows = cur.fetchall()
-        except Exception as e:  # noqa: BLE001 — the engine's message is the point
-            print(f"duckdb: {sql_file}: {e}", file=sys.stderr)
-            return 1
-        with open(out, "w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f, lineterminator="\n")
-            w.writerow([d[0] for d in cur.description])
-            for r in rows:
-                w.writerow([cell(v) for v in r])
+    for csv_dir, group in groups(jobs):
+        con = duckdb.connect()
+        for name, path, header, types in tables(csv_dir):
+            columns = "{" + ", ".join(
+                "'" + h.replace("'", "''") + "': '" + duck_types[t] + "'" for h, t in zip(header, types)) + "}"
+            con.execute(
+                f"CREATE TABLE {quote_ident(name)} AS SELECT * FROM read_csv('{path}', header = true, "
+                f"columns = {columns}, nullstr = '', timestampformat = '%Y-%m-%dT%H:%M:%S')")
+        for sql_file, out in group:
+            with open(sql_file, encoding="utf-8") as f:
+                query = f.read()
+            try:
+                cur = con.execute(query)
+                rows = cur.fetchall()
+            except Exception as e:  # noqa: BLE001 — the engine's message is the point
+                print(f"duckdb: {sql_file}: {e}", file=sys.stderr)
+                return 1
+            write_rows(out, [d[0] for d in cur.description], rows)
+        con.close()
     return 0
+
+
+def run_spark(jobs):
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        print("run_sql.py: the pyspark Python package is missing (bash tests/engines/setup.sh)", file=sys.stderr)
+        return 2
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        print("run_sql.py: Spark needs Java 17 (java on the PATH or JAVA_HOME)", file=sys.stderr)
+        return 2
+    # Python turns timestamps into datetimes in its own zone: make it UTC like the session.
+    os.environ["TZ"] = "UTC"
+    import time
+    time.tzset()
+    from pyspark.sql import SparkSession
+    from pyspark.sql import functions as F
+
+    tmp = tempfile.mkdtemp(prefix="strat-spark-")
+    ansi = os.environ.get("STRAT_SPARK_ANSI", "false")
+    spark = None
+    try:
+        spark = (SparkSession.builder.master("local[2]").appName("strat-sql-conformance")
+                 .config("spark.sql.session.timeZone", "UTC")
+                 .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
+                 .config("spark.sql.ansi.enabled", ansi)
+                 .config("spark.sql.shuffle.partitions", "2")
+                 # Small data, many small queries: Java code generation and adaptive
+                 # planning cost more than they save (they change no result).
+                 .config("spark.sql.codegen.wholeStage", "false")
+                 .config("spark.sql.codegen.factoryMode", "NO_CODEGEN")
+                 .config("spark.sql.adaptive.enabled", "false")
+                 .config("spark.ui.enabled", "false")
+                 .config("spark.ui.showConsoleProgress", "false")
+                 .config("spark.local.dir", tmp)
+                 .config("spark.sql.warehouse.dir", os.path.join(tmp, "warehouse"))
+                 .getOrCreate())
+        spark.sparkContext.setLogLevel("ERROR")
+        spark_types = {"bigint": "bigint", "double": "double", "boolean": "boolean", "date": "date",
+                       "timestamp": "timestamp", "text": "string"}
+        views = []
+        for csv_dir, group in groups(jobs):
+            for v in views:
+                spark.catalog.dropTempView(v)
+            spark.catalog.clearCache()
+            views = []
+            for name, path, header, types in tables(csv_dir):
+                schema = ", ".join(f"{quote_spark(h)} STRING" for h in header)
+                df = spark.read.csv(path, header=True, schema=schema, nullValue="", emptyValue="",
+                                    escape='"', multiLine=True)
+                cols = []
+                for h, t in zip(header, types):
+                    c = F.col(quote_spark(h))
+                    c = F.when(c == "", None).otherwise(c)
+                    if t == "boolean":
+                        c = F.lower(c)
+                    cols.append(c.cast(spark_types[t]).alias(h))
+                # Cached and counted once: the queries then read memory, not the CSV.
+                df = df.select(cols).cache()
+                df.count()
+                df.createOrReplaceTempView(quote_spark(name))
+                views.append(name)
+            for sql_file, out in group:
+                with open(sql_file, encoding="utf-8") as f:
+                    query = f.read().strip().rstrip(";")
+                try:
+                    df = spark.sql(query)
+                    rows = df.collect()
+                except Exception as e:  # noqa: BLE001 — the engine's message is the point
+                    print(f"spark: {sql_file}: {str(e)[:4000]}", file=sys.stderr)
+                    return 1
+                write_rows(out, df.columns, rows)
+        return 0
+    finally:
+        if spark is not None:
+            spark.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def quote_spark(name):
+    return "`" + name.replace("`", "``") + "`"
 
 
 def pg_bin():
@@ -118,7 +222,7 @@ def pg_bin():
     return dirs[-1] if dirs else None
 
 
-def run_postgres(jobs, csv_dir):
+def run_postgres(jobs):
     bindir = pg_bin()
     if bindir is None or shutil.which("psql") is None:
         print("run_sql.py: PostgreSQL is missing (bash tests/engines/setup.sh)", file=sys.stderr)
@@ -145,27 +249,32 @@ def run_postgres(jobs, csv_dir):
         pg_types = {"bigint": "BIGINT", "double": "DOUBLE PRECISION", "boolean": "BOOLEAN", "date": "DATE",
                     "timestamp": "TIMESTAMP", "text": "TEXT"}
         script = []
-        for name, path, header, types in tables(csv_dir):
-            cols = ", ".join(f"{quote_ident(h)} {pg_types[t]}" for h, t in zip(header, types))
-            script.append(f"CREATE TABLE {quote_ident(name)} ({cols});")
-            script.append(f"\\copy {quote_ident(name)} FROM '{path}' WITH (FORMAT csv, HEADER true)")
+        grouped = groups(jobs)
+        for g, (csv_dir, _) in enumerate(grouped):
+            script.append(f"CREATE SCHEMA data{g}; SET search_path TO data{g};")
+            for name, path, header, types in tables(csv_dir):
+                cols = ", ".join(f"{quote_ident(h)} {pg_types[t]}" for h, t in zip(header, types))
+                script.append(f"CREATE TABLE {quote_ident(name)} ({cols});")
+                script.append(f"\\copy {quote_ident(name)} FROM '{path}' WITH (FORMAT csv, HEADER true)")
         subprocess.run(psql, input="\n".join(script) + "\n", text=True, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        for sql_file, out in jobs:
-            with open(sql_file, encoding="utf-8") as f:
-                query = f.read().strip().rstrip(";")
-            # Comments would end up inside COPY (...): keep the query's lines that are not comments.
-            body = "\n".join(l for l in query.splitlines() if not l.lstrip().startswith("--"))
-            p = subprocess.run(psql + ["-c", f"COPY ({body}) TO STDOUT WITH (FORMAT csv, HEADER true)"],
-                               capture_output=True, text=True)
-            if p.returncode != 0:
-                print(f"postgres: {sql_file}: {p.stderr.strip()}", file=sys.stderr)
-                return 1
-            rows = list(csv.reader(p.stdout.splitlines(keepends=True)))
-            with open(out, "w", newline="", encoding="utf-8") as f:
-                w = csv.writer(f, lineterminator="\n")
-                for i, r in enumerate(rows):
-                    w.writerow(r if i == 0 else [normalise_pg(v) for v in r])
+        for g, (csv_dir, group) in enumerate(grouped):
+            for sql_file, out in group:
+                with open(sql_file, encoding="utf-8") as f:
+                    query = f.read().strip().rstrip(";")
+                # Comments would end up inside COPY (...): keep the query's lines that are not comments.
+                body = "\n".join(l for l in query.splitlines() if not l.lstrip().startswith("--"))
+                p = subprocess.run(psql + ["-c", f"SET search_path TO data{g}",
+                                           "-c", f"COPY ({body}) TO STDOUT WITH (FORMAT csv, HEADER true)"],
+                                   capture_output=True, text=True)
+                if p.returncode != 0:
+                    print(f"postgres: {sql_file}: {p.stderr.strip()}", file=sys.stderr)
+                    return 1
+                rows = list(csv.reader(p.stdout.splitlines(keepends=True)))
+                with open(out, "w", newline="", encoding="utf-8") as f:
+                    w = csv.writer(f, lineterminator="\n")
+                    for i, r in enumerate(rows):
+                        w.writerow(r if i == 0 else [normalise_pg(v) for v in r])
         return 0
     except subprocess.CalledProcessError as e:
         print(f"postgres: {' '.join(e.cmd[:3])}: {e.stderr}", file=sys.stderr)
@@ -192,17 +301,16 @@ def normalise_pg(v):
 
 
 def main(argv):
-    if len(argv) < 5 or len(argv) % 2 == 0:
+    if len(argv) < 5 or (len(argv) - 2) % 3 != 0:
         print(__doc__, file=sys.stderr)
         return 64
-    engine, first_sql, csv_dir, first_out = argv[1:5]
-    jobs = [(first_sql, first_out)] + [(argv[i], argv[i + 1]) for i in range(5, len(argv), 2)]
-    if engine == "duckdb":
-        return run_duckdb(jobs, csv_dir)
-    if engine == "postgres":
-        return run_postgres(jobs, csv_dir)
-    print(f"run_sql.py: unknown engine `{engine}` (duckdb, postgres)", file=sys.stderr)
-    return 64
+    engine = argv[1]
+    jobs = [tuple(argv[i:i + 3]) for i in range(2, len(argv), 3)]
+    runners = {"duckdb": run_duckdb, "postgres": run_postgres, "spark": run_spark}
+    if engine not in runners:
+        print(f"run_sql.py: unknown engine `{engine}` (duckdb, postgres, spark)", file=sys.stderr)
+        return 64
+    return runners[engine](jobs)
 
 
 if __name__ == "__main__":

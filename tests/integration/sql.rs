@@ -3,8 +3,9 @@
 //! `strat run` (compared as multisets of rows; numbers compared as numbers,
 //! `_weight` as an exact f64).
 //!
-//! Engines: DuckDB (Python package) and PostgreSQL (a throw-away cluster) via
-//! tests/engines/run_sql.py, and DataFusion's own SQL planner in-process. A
+//! Engines: DuckDB (Python package), PostgreSQL (a throw-away cluster) and
+//! Spark (PySpark in local mode) via tests/engines/run_sql.py, and
+//! DataFusion's own SQL planner in-process. A
 //! missing engine FAILS the test: run `bash tests/engines/setup.sh` first.
 //!
 //! A case is a rule file whose `table` declarations point at CSV files; its
@@ -211,61 +212,60 @@ fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// Runs every case on an engine through tests/engines/run_sql.py. Cases
-/// that read the same tables share one engine start.
+/// Runs every case on an engine through tests/engines/run_sql.py, in one
+/// engine start (Spark takes seconds to start); cases that read the same
+/// tables share one loaded copy of them.
 fn python_engine(engine: &str, dialect: &str) {
     let dir = temp_dir(engine);
     let cases = prepare(&dir);
-    let mut groups: BTreeMap<Vec<(String, PathBuf)>, Vec<&Case>> = BTreeMap::new();
+    let mut data_dirs: BTreeMap<Vec<(String, PathBuf)>, PathBuf> = BTreeMap::new();
+    let mut args: Vec<String> = vec![
+        root()
+            .join("tests/engines/run_sql.py")
+            .display()
+            .to_string(),
+        engine.into(),
+    ];
     for c in &cases {
-        groups
-            .entry(c.tables.clone().into_iter().collect())
-            .or_default()
-            .push(c);
-    }
-    for (g, (tables, members)) in groups.into_iter().enumerate() {
-        let data = dir.join(format!("data{g}"));
-        std::fs::create_dir_all(&data).unwrap();
-        for (name, path) in &tables {
-            std::fs::copy(path, data.join(format!("{name}.csv"))).unwrap();
-        }
-        let mut args: Vec<String> = vec![
-            root()
-                .join("tests/engines/run_sql.py")
+        let key: Vec<(String, PathBuf)> = c.tables.clone().into_iter().collect();
+        let next = data_dirs.len();
+        let data = data_dirs
+            .entry(key)
+            .or_insert_with(|| {
+                let data = dir.join(format!("data{next}"));
+                std::fs::create_dir_all(&data).unwrap();
+                for (name, path) in &c.tables {
+                    std::fs::copy(path, data.join(format!("{name}.csv"))).unwrap();
+                }
+                data
+            })
+            .clone();
+        let sql = dir.join(format!("{}.{dialect}.sql", stem(&c.file)));
+        export(c, dialect, &sql);
+        args.push(sql.display().to_string());
+        args.push(data.display().to_string());
+        args.push(
+            dir.join(format!("{}.{engine}.csv", stem(&c.file)))
                 .display()
                 .to_string(),
-            engine.into(),
-        ];
-        for (i, c) in members.iter().enumerate() {
-            let sql = dir.join(format!("{}.{dialect}.sql", stem(&c.file)));
-            export(c, dialect, &sql);
-            args.push(sql.display().to_string());
-            if i == 0 {
-                args.push(data.display().to_string());
-            }
-            args.push(
-                dir.join(format!("{}.{engine}.csv", stem(&c.file)))
-                    .display()
-                    .to_string(),
-            );
-        }
-        let o = Command::new("python3")
-            .args(&args)
-            .output()
-            .expect("python3");
-        match o.status.code() {
-            Some(0) => {}
-            Some(2) => panic!(
-                "{engine} is not installed: run `bash tests/engines/setup.sh` before the tests\n{}",
-                stderr(&o)
-            ),
-            _ => panic!("{engine} failed: {}{}", stdout(&o), stderr(&o)),
-        }
-        for c in members {
-            let got = std::fs::read_to_string(dir.join(format!("{}.{engine}.csv", stem(&c.file))))
-                .unwrap();
-            compare(&c.file, engine, &c.native, &table_of(read_csv(&got)));
-        }
+        );
+    }
+    let o = Command::new("python3")
+        .args(&args)
+        .output()
+        .expect("python3");
+    match o.status.code() {
+        Some(0) => {}
+        Some(2) => panic!(
+            "{engine} is not installed: run `bash tests/engines/setup.sh` before the tests\n{}",
+            stderr(&o)
+        ),
+        _ => panic!("{engine} failed: {}{}", stdout(&o), stderr(&o)),
+    }
+    for c in &cases {
+        let got =
+            std::fs::read_to_string(dir.join(format!("{}.{engine}.csv", stem(&c.file)))).unwrap();
+        compare(&c.file, engine, &c.native, &table_of(read_csv(&got)));
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -278,6 +278,11 @@ fn sql_on_duckdb_gives_the_native_sample() {
 #[test]
 fn sql_on_postgres_gives_the_native_sample() {
     python_engine("postgres", "postgres");
+}
+
+#[test]
+fn sql_on_spark_gives_the_native_sample() {
+    python_engine("spark", "spark");
 }
 
 #[test]
@@ -341,7 +346,7 @@ fn sql_reports_unsupported_constructs() {
     std::fs::write(
         &rule,
         format!(
-            "table members = \"{}\"\nsample members unit member_id stratify by country take 50 min 2 per stratum seed 1\n",
+            "table members = \"{}\"\nsample members unit member_id stratify by country take 50 allocate neyman(tenure_days) seed 1\n",
             members.display()
         ),
     )
@@ -357,7 +362,7 @@ fn sql_reports_unsupported_constructs() {
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
     assert!(
-        err.contains("E0140") && err.contains("min") && err.contains("spark"),
+        err.contains("E0140") && err.contains("neyman") && err.contains("spark"),
         "{err}"
     );
     assert!(stdout(&o).is_empty());

@@ -4,7 +4,7 @@
 //! a field of [`Spelling`] (a template where `{0}`, `{1}` stand for SQL
 //! fragments) or a method of [`Dialect`]. Each was checked on the engine
 //! (LANGUAGE.md, Appendix): see `tests/integration/sql.rs` for the
-//! conformance suite that runs the output on DuckDB, PostgreSQL and
+//! conformance suite that runs the output on DuckDB, PostgreSQL, Spark and
 //! DataFusion.
 
 use std::fmt;

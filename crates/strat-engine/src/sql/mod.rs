@@ -21,6 +21,8 @@
 //! | `unit_strata` | each unit's `_stratum` text (§7) and stratum order keys (§5.3) |
 //! | `strata` | `N_h`, the stratum start `U` and the stratum's rank in stratum order |
 //! | `population`, `sample_size` | `N`, `H`, `n` (`take INT` above `N` fails the query) |
+//! | `stratum_rules` … `method_total` | rule blocks: the first true rule per stratum, rule amounts, `share` quotas, `R` |
+//! | `bounded_strata` … `bounded_lambda` | `min`/`max`: the clamp/λ water-filling rule solved exactly (§5.2) |
 //! | `quotas`, `allocation` | exact largest-remainder `n_h` (§5.3), integers only |
 //! | `selected_units` / `assigned_units` | draw order within each stratum, the selection or the split |
 //!
@@ -28,9 +30,9 @@
 //!
 //! `sample`/`split` of a table with `unit`, `where`, `exclude units in` a
 //! table, `stratify by` expressions without unit aggregates, `take INT`,
-//! `take P%` and `take all` with proportional or equal allocation and no rules
-//! or bounds, `take about P%` with plain proportional allocation, exact and
-//! `about` splits and folds. Everything else is an [`Unsupported`] error that
+//! `take P%` and `take all` with proportional or equal allocation, rule blocks
+//! and `min`/`max` bounds, `take about P%` with plain proportional allocation,
+//! exact and `about` splits and folds. Everything else is an [`Unsupported`] error that
 //! names the construct and the dialect (docs/sql.md has the table).
 
 pub mod dialect;
@@ -189,11 +191,19 @@ impl Gen<'_> {
             return Err(self.unsupported("`_split` in a sample"));
         }
         if st.kind == ir::Kind::Sample {
-            if !st.rules.is_empty() {
-                return Err(self.unsupported("an `allocate { … }` rule block"));
+            let about = matches!(st.amount, ir::Amount::About(_));
+            if about && !st.rules.is_empty() {
+                return Err(self.unsupported("an `allocate { … }` rule block with `take about`"));
             }
-            if st.min.is_some() || st.max.is_some() {
-                return Err(self.unsupported("`min`/`max … per stratum`"));
+            if about && (st.min.is_some() || st.max.is_some()) {
+                return Err(self.unsupported("`min`/`max … per stratum` with `take about`"));
+            }
+            let share = st
+                .rules
+                .iter()
+                .any(|r| matches!(r.amount, Some(ir::RuleAmount::Share(_))));
+            if share && matches!(st.amount, ir::Amount::All) {
+                return Err(self.unsupported("`share` with `take all`"));
             }
             match (&st.method, &st.amount) {
                 (ir::Method::Proportional, _) => {}
@@ -321,6 +331,17 @@ impl Gen<'_> {
         for (i, s) in st.strata.iter().enumerate() {
             us_cols.push(format!("{} AS o{i}", self.order_key(&format!("u.s{i}"), s)));
         }
+        // Rule predicates (§5.1) are evaluated once per stratum on its values.
+        let values: Vec<String> = if st.rules.is_empty() {
+            Vec::new()
+        } else {
+            (0..st.strata.len())
+                .map(|i| self.id(&format!("{S_PREFIX}{i}")))
+                .collect()
+        };
+        for (i, v) in values.iter().enumerate() {
+            us_cols.push(format!("u.s{i} AS {v}"));
+        }
         ctes.push(Cte {
             name: "unit_strata",
             comment: "each unit's `_stratum` text (§7) and its stratum order keys (§5.3)".into(),
@@ -334,11 +355,13 @@ impl Gen<'_> {
             st_cols.push(format!("MIN(o{i}) AS o{i}"));
             order.push(format!("o{i} ASC NULLS FIRST"));
         }
+        st_cols.extend(values.iter().cloned());
+        let group: String = values.iter().map(|v| format!(", {v}")).collect();
         ctes.push(Cte {
             name: "stratum_sizes",
             comment: "N_h per stratum".into(),
             body: format!(
-                "SELECT\n    {}\n  FROM unit_strata\n  GROUP BY stratum",
+                "SELECT\n    {}\n  FROM unit_strata\n  GROUP BY stratum{group}",
                 st_cols.join(",\n    ")
             ),
         });
@@ -358,7 +381,8 @@ impl Gen<'_> {
             name: "strata",
             comment: "strata in stratum order (h), with N_h and the start U = first 8 hex digits of md5(seed:stratum) (§6)".into(),
             body: format!(
-                "SELECT\n    stratum,\n    n_units,\n    {rank} AS h,\n    {start} AS u\n  FROM stratum_sizes"
+                "SELECT\n    stratum,\n    n_units,\n    {rank} AS h,\n    {start} AS u{}\n  FROM stratum_sizes",
+                values.iter().map(|v| format!(",\n    {v}")).collect::<String>()
             ),
         });
 
@@ -547,63 +571,7 @@ impl Gen<'_> {
             ),
         });
 
-        let take_all = matches!(st.amount, ir::Amount::All);
-        if take_all {
-            ctes.push(Cte {
-                name: "allocation",
-                comment: "take all: every unit of every stratum".into(),
-                body: "SELECT stratum, h, n_units, n_units AS n_take\n  FROM strata".into(),
-            });
-        } else {
-            match st.method {
-                ir::Method::Proportional => ctes.push(Cte {
-                    name: "quotas",
-                    comment: "proportional: x_h = n·N_h/N; floor and remainder in exact integers (§5.2)".into(),
-                    body: format!(
-                        "SELECT\n    s.stratum,\n    s.h,\n    s.u,\n    s.n_units,\n    z.n_total,\n    {} AS base,\n    \
-                         ({} * s.n_units) % NULLIF(z.big_n, 0) AS remainder\n  FROM strata s\n  CROSS JOIN sample_size z",
-                        d.int_div(&format!("{} * s.n_units", d.to_wide("z.n_total")), "NULLIF(z.big_n, 0)"),
-                        d.to_wide("z.n_total")
-                    ),
-                }),
-                ir::Method::Equal => {
-                    let frame = "ORDER BY s.n_units RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW";
-                    ctes.push(Cte {
-                        name: "equal_levels",
-                        comment: "equal: x_h = min(λ, N_h); a stratum is full iff Σ_j min(N_j, N_h) <= n".into(),
-                        body: format!(
-                            "SELECT\n    s.stratum,\n    s.h,\n    s.u,\n    s.n_units,\n    z.n_total,\n    \
-                             CASE WHEN SUM(s.n_units) OVER ({frame}) + (z.big_h - COUNT(*) OVER ({frame})) * s.n_units <= z.n_total \
-                             THEN 1 ELSE 0 END AS full_stratum\n  FROM strata s\n  CROSS JOIN sample_size z"
-                        ),
-                    });
-                    ctes.push(Cte {
-                        name: "equal_lambda",
-                        comment: "λ = a / b: what the full strata leave, over the strata that are not full".into(),
-                        body: "SELECT\n    MAX(n_total) - SUM(full_stratum * n_units) AS a,\n    COUNT(*) - SUM(full_stratum) AS b\n  FROM equal_levels".into(),
-                    });
-                    ctes.push(Cte {
-                        name: "quotas",
-                        comment: "floor and remainder of x_h over the common denominator b".into(),
-                        body: format!(
-                            "SELECT\n    e.stratum,\n    e.h,\n    e.u,\n    e.n_units,\n    e.n_total,\n    \
-                             CASE WHEN e.full_stratum = 1 THEN e.n_units ELSE {} END AS base,\n    \
-                             CASE WHEN e.full_stratum = 1 THEN 0 ELSE l.a % NULLIF(l.b, 0) END AS remainder\n  \
-                             FROM equal_levels e\n  CROSS JOIN equal_lambda l",
-                            d.int_div("l.a", "NULLIF(l.b, 0)")
-                        ),
-                    });
-                }
-                _ => unreachable!("checked"),
-            }
-            ctes.push(Cte {
-                name: "allocation",
-                comment: "largest remainder (§5.3): the leftover units go to the largest remainders, then the smaller u_h, then stratum order".into(),
-                body: "SELECT\n    stratum,\n    h,\n    n_units,\n    base + CASE WHEN ROW_NUMBER() OVER (ORDER BY remainder DESC, u ASC, h ASC) \
-                       <= n_total - SUM(base) OVER () THEN 1 ELSE 0 END AS n_take\n  FROM quotas"
-                    .into(),
-            });
-        }
+        self.allocation_ctes(ctes)?;
         ctes.push(Cte {
             name: "selected_units",
             comment: "units in draw order (r, key) within each stratum; the first n_h are kept".into(),
@@ -620,6 +588,447 @@ impl Gen<'_> {
             d.to_double("s.n_units"),
             d.to_double("s.n_take")
         )))
+    }
+
+    /// The exact allocation (§5): `allocation(stratum, h, n_units, n_take)`.
+    fn allocation_ctes(&self, ctes: &mut Vec<Cte>) -> R<()> {
+        let st = self.st;
+        let take_all = matches!(st.amount, ir::Amount::All);
+        let rules = !st.rules.is_empty();
+        let (method_strata, method_total) = if rules {
+            self.rule_ctes(ctes, take_all)?;
+            ("method_strata", "method_total")
+        } else {
+            ("strata", "sample_size")
+        };
+        let method_allocation = if rules {
+            "method_allocation"
+        } else {
+            "allocation"
+        };
+        let bounded = st.min.is_some() || st.max.is_some();
+        if take_all {
+            ctes.push(Cte {
+                name: method_allocation,
+                comment: "take all: every unit of each method stratum (at most `max`)".into(),
+                body: format!(
+                    "SELECT stratum, h, n_units, {} AS n_take\n  FROM {method_strata}",
+                    self.upper_bound("n_units")
+                ),
+            });
+        } else {
+            if bounded {
+                self.water_fill_ctes(ctes, method_strata, method_total)?;
+            } else {
+                self.method_quotas(ctes, method_strata, method_total)?;
+            }
+            ctes.push(Cte {
+                name: method_allocation,
+                comment: "largest remainder (§5.3): the leftover units go to the largest remainders, then the smaller u_h, then stratum order".into(),
+                body: "SELECT\n    stratum,\n    h,\n    n_units,\n    base + CASE WHEN ROW_NUMBER() OVER (ORDER BY remainder DESC, u ASC, h ASC) \
+                       <= n_total - SUM(base) OVER () THEN 1 ELSE 0 END AS n_take\n  FROM quotas"
+                    .into(),
+            });
+        }
+        if rules {
+            // The rule strata go through method_total, so its checks run even
+            // when no stratum is left to the method.
+            let checks = if take_all {
+                ""
+            } else {
+                " r\n  CROSS JOIN method_total t"
+            };
+            ctes.push(Cte {
+                name: "allocation",
+                comment: "n_h of every stratum: the method strata's and the rules'".into(),
+                body: format!(
+                    "SELECT stratum, h, n_units, n_take FROM method_allocation\n  UNION ALL\n  \
+                     SELECT stratum, h, n_units, rule_take AS n_take FROM rule_sizes{checks}\n  WHERE is_method = 0"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// `min(max, N_h)` (`N_h` without `max`).
+    fn upper_bound(&self, n: &str) -> String {
+        match self.st.max {
+            Some(m) => format!("CASE WHEN {n} < {m} THEN {n} ELSE {m} END"),
+            None => n.to_string(),
+        }
+    }
+
+    /// `min(min, N_h)` (0 without `min`).
+    fn lower_bound(&self, n: &str) -> String {
+        match self.st.min {
+            Some(m) => format!("CASE WHEN {n} < {m} THEN {n} ELSE {m} END"),
+            None => "0".to_string(),
+        }
+    }
+
+    /// Proportional or equal without bounds: `quotas(stratum, h, u, n_units,
+    /// n_total, base, remainder)` with `x_h = base + remainder / denominator`.
+    fn method_quotas(&self, ctes: &mut Vec<Cte>, ms: &str, mt: &str) -> R<()> {
+        let d = self.d;
+        match self.st.method {
+            ir::Method::Proportional => ctes.push(Cte {
+                name: "quotas",
+                comment: "proportional: x_h = n·N_h/N; floor and remainder in exact integers (§5.2)".into(),
+                body: format!(
+                    "SELECT\n    s.stratum,\n    s.h,\n    s.u,\n    s.n_units,\n    z.n_total,\n    {} AS base,\n    \
+                     ({} * s.n_units) % NULLIF(z.big_n, 0) AS remainder\n  FROM {ms} s\n  CROSS JOIN {mt} z",
+                    d.int_div(&format!("{} * s.n_units", d.to_wide("z.n_total")), "NULLIF(z.big_n, 0)"),
+                    d.to_wide("z.n_total")
+                ),
+            }),
+            ir::Method::Equal => {
+                let frame = "ORDER BY s.n_units RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW";
+                ctes.push(Cte {
+                    name: "equal_levels",
+                    comment: "equal: x_h = min(λ, N_h); a stratum is full iff Σ_j min(N_j, N_h) <= n".into(),
+                    body: format!(
+                        "SELECT\n    s.stratum,\n    s.h,\n    s.u,\n    s.n_units,\n    z.n_total,\n    \
+                         CASE WHEN SUM(s.n_units) OVER ({frame}) + (z.big_h - COUNT(*) OVER ({frame})) * s.n_units <= z.n_total \
+                         THEN 1 ELSE 0 END AS full_stratum\n  FROM {ms} s\n  CROSS JOIN {mt} z"
+                    ),
+                });
+                ctes.push(Cte {
+                    name: "equal_lambda",
+                    comment: "λ = a / b: what the full strata leave, over the strata that are not full".into(),
+                    body: "SELECT\n    MAX(n_total) - SUM(full_stratum * n_units) AS a,\n    COUNT(*) - SUM(full_stratum) AS b\n  FROM equal_levels".into(),
+                });
+                ctes.push(Cte {
+                    name: "quotas",
+                    comment: "floor and remainder of x_h over the common denominator b".into(),
+                    body: format!(
+                        "SELECT\n    e.stratum,\n    e.h,\n    e.u,\n    e.n_units,\n    e.n_total,\n    \
+                         CASE WHEN e.full_stratum = 1 THEN e.n_units ELSE {} END AS base,\n    \
+                         CASE WHEN e.full_stratum = 1 THEN 0 ELSE l.a % NULLIF(l.b, 0) END AS remainder\n  \
+                         FROM equal_levels e\n  CROSS JOIN equal_lambda l",
+                        d.int_div("l.a", "NULLIF(l.b, 0)")
+                    ),
+                });
+            }
+            _ => unreachable!("checked"),
+        }
+        Ok(())
+    }
+
+    /// `min`/`max per stratum` (§5.2): `x_h = clamp(λ·w_h, lower_h, upper_h)`
+    /// with `Σ x_h = R`, exactly. `f(λ) = Σ x_h` is monotone; with λ* the
+    /// smallest λ where `f(λ) >= R`, a stratum sits at its lower bound iff
+    /// `f(lower_h/w_h) >= R` and at its upper bound iff `f(upper_h/w_h) <= R`
+    /// (f is evaluated at each breakpoint `a/b` as the integer `f(a/b)·b`); the
+    /// others are free, and `λ* = A/B` with `A = R − Σ clamped`, `B = Σ_free w_h`.
+    fn water_fill_ctes(&self, ctes: &mut Vec<Cte>, ms: &str, mt: &str) -> R<()> {
+        let d = self.d;
+        let weight = match self.st.method {
+            ir::Method::Proportional => "s.n_units",
+            ir::Method::Equal => "1",
+            _ => unreachable!("checked"),
+        };
+        ctes.push(Cte {
+            name: "bounded_strata",
+            comment: "method strata with weight w_h and bounds lower_h = min(min, N_h), upper_h = min(max, N_h)".into(),
+            body: format!(
+                "SELECT\n    s.stratum,\n    s.h,\n    s.u,\n    s.n_units,\n    {weight} AS w,\n    {} AS lo,\n    {} AS hi\n  FROM {ms} s",
+                self.lower_bound("s.n_units"),
+                self.upper_bound("s.n_units")
+            ),
+        });
+        let message = format!(
+            "{} || {} || {} || {} || {} || {} || {}",
+            self.s("strat: `min`/`max` per stratum: the method strata can hold "),
+            d.to_text("SUM(b.lo)"),
+            self.s(" to "),
+            d.to_text("SUM(b.hi)"),
+            self.s(" units but "),
+            d.to_text("MAX(z.n_total)"),
+            self.s(" must go to them; change `min`, `max` or `take`")
+        );
+        ctes.push(Cte {
+            name: "bounds_total",
+            comment: "R and the feasibility check Σ lower_h <= R <= Σ upper_h".into(),
+            body: format!(
+                "SELECT\n    MAX(z.n_total) AS n_total\n  FROM {mt} z\n  LEFT JOIN bounded_strata b ON TRUE\n  \
+                 HAVING CASE WHEN COALESCE(SUM(b.lo), 0) > MAX(z.n_total) OR COALESCE(SUM(b.hi), 0) < MAX(z.n_total) \
+                 THEN {} ELSE TRUE END",
+                d.raise(&message)
+            ),
+        });
+        ctes.push(Cte {
+            name: "breakpoints",
+            comment: "the breakpoints a/b of f: lower_h/w_h and upper_h/w_h".into(),
+            body: "SELECT h, lo AS a, w AS b, 0 AS is_upper FROM bounded_strata\n  UNION ALL\n  \
+                   SELECT h, hi AS a, w AS b, 1 AS is_upper FROM bounded_strata"
+                .into(),
+        });
+        let (a_w, lo_b, hi_b) = (
+            format!("{} * s.w", d.to_wide("p.a")),
+            format!("{} * p.b", d.to_wide("s.lo")),
+            format!("{} * p.b", d.to_wide("s.hi")),
+        );
+        ctes.push(Cte {
+            name: "breakpoint_sums",
+            comment: "f(a/b)·b = Σ_j clamp(a·w_j, lower_j·b, upper_j·b) at every breakpoint, in integers".into(),
+            body: format!(
+                "SELECT\n    p.h,\n    p.is_upper,\n    SUM(CASE WHEN {a_w} < {lo_b} THEN {lo_b} WHEN {a_w} > {hi_b} THEN {hi_b} ELSE {a_w} END) AS f_scaled\n  \
+                 FROM breakpoints p\n  CROSS JOIN bounded_strata s\n  GROUP BY p.h, p.is_upper"
+            ),
+        });
+        ctes.push(Cte {
+            name: "clamped_strata",
+            comment: "1: at lower_h (f(lower_h/w_h) >= R), 2: at upper_h (f(upper_h/w_h) <= R), 0: free".into(),
+            body: format!(
+                "SELECT\n    s.stratum,\n    s.h,\n    s.u,\n    s.n_units,\n    s.w,\n    s.lo,\n    s.hi,\n    t.n_total,\n    \
+                 CASE WHEN fl.f_scaled >= {r} THEN 1 WHEN fu.f_scaled <= {r} THEN 2 ELSE 0 END AS clamped\n  \
+                 FROM bounded_strata s\n  CROSS JOIN bounds_total t\n  \
+                 JOIN breakpoint_sums fl ON fl.h = s.h AND fl.is_upper = 0\n  \
+                 JOIN breakpoint_sums fu ON fu.h = s.h AND fu.is_upper = 1",
+                r = format!("{} * s.w", d.to_wide("t.n_total"))
+            ),
+        });
+        ctes.push(Cte {
+            name: "bounded_lambda",
+            comment: "λ = a / b: R less the clamped strata, over the free strata's weights".into(),
+            body: "SELECT\n    MAX(n_total) - SUM(CASE clamped WHEN 1 THEN lo WHEN 2 THEN hi ELSE 0 END) AS a,\n    \
+                   SUM(CASE WHEN clamped = 0 THEN w ELSE 0 END) AS b\n  FROM clamped_strata"
+                .into(),
+        });
+        ctes.push(Cte {
+            name: "quotas",
+            comment: "x_h = clamp(λ·w_h, lower_h, upper_h): floor and remainder over the common denominator b".into(),
+            body: format!(
+                "SELECT\n    c.stratum,\n    c.h,\n    c.u,\n    c.n_units,\n    c.n_total,\n    \
+                 CASE c.clamped WHEN 1 THEN c.lo WHEN 2 THEN c.hi ELSE {} END AS base,\n    \
+                 CASE WHEN c.clamped = 0 THEN ({aw}) % NULLIF(l.b, 0) ELSE 0 END AS remainder\n  \
+                 FROM clamped_strata c\n  CROSS JOIN bounded_lambda l",
+                d.int_div(&format!("{} * c.w", d.to_wide("l.a")), "NULLIF(l.b, 0)"),
+                aw = format!("{} * c.w", d.to_wide("l.a"))
+            ),
+        });
+        Ok(())
+    }
+
+    /// Rule blocks (§5.1): `rule_sizes(stratum, h, u, n_units, is_method,
+    /// rule_take)`, `method_strata` and, with a total, `method_total` (R, the
+    /// method strata's N and H).
+    fn rule_ctes(&self, ctes: &mut Vec<Cte>, take_all: bool) -> R<()> {
+        let d = self.d;
+        let st = self.st;
+        let mut case = String::from("CASE");
+        for (j, r) in st.rules.iter().enumerate() {
+            let pred = match &r.predicate {
+                Some(p) => self.expr(p)?,
+                None => "TRUE".into(),
+            };
+            let _ = write!(case, "\n      WHEN {pred} THEN {j}");
+        }
+        case.push_str("\n      ELSE -1 END");
+        let mut method_rules = vec!["-1".to_string()];
+        let mut fixed = String::from("CASE rule_no");
+        let mut shares: Vec<(usize, BigRational)> = Vec::new();
+        for (j, r) in st.rules.iter().enumerate() {
+            let amount = match &r.amount {
+                None => {
+                    method_rules.push(j.to_string());
+                    continue;
+                }
+                Some(ir::RuleAmount::All) => "n_units".to_string(),
+                Some(ir::RuleAmount::None) => "0".to_string(),
+                Some(ir::RuleAmount::Count(k)) => {
+                    format!("CASE WHEN n_units < {k} THEN n_units ELSE {k} END")
+                }
+                Some(ir::RuleAmount::Rate(p)) => {
+                    // round_half_up(a/b × N_h) = (2a·N_h + b) div 2b
+                    let (Some(a), Some(b)) = (small(p.numer()), small(p.denom())) else {
+                        return Err(
+                            self.unsupported("a `rate` with more than 15 significant digits")
+                        );
+                    };
+                    format!(
+                        "CAST({} AS BIGINT)",
+                        d.int_div(
+                            &format!("{} * {} + {b}", d.to_wide("n_units"), 2 * a),
+                            &(2 * b).to_string()
+                        )
+                    )
+                }
+                Some(ir::RuleAmount::Share(p)) => {
+                    shares.push((j, p.clone()));
+                    continue;
+                }
+            };
+            let _ = write!(fixed, " WHEN {j} THEN {amount}");
+        }
+        if fixed == "CASE rule_no" {
+            fixed = "CAST(NULL AS BIGINT)".into();
+        } else {
+            fixed.push_str(" END");
+        }
+        ctes.push(Cte {
+            name: "stratum_rules",
+            comment: "the first rule whose predicate is true for the stratum's values (NULL is not true); -1 for none".into(),
+            body: format!(
+                "SELECT\n    stratum,\n    h,\n    u,\n    n_units,\n    {case} AS rule_no\n  FROM strata"
+            ),
+        });
+        let method_list = method_rules.join(", ");
+        ctes.push(Cte {
+            name: "rule_amounts",
+            comment: "all, none, count K, rate P% per stratum; share strata and method strata below".into(),
+            body: format!(
+                "SELECT\n    stratum,\n    h,\n    u,\n    n_units,\n    rule_no,\n    \
+                 CASE WHEN rule_no IN ({method_list}) THEN 1 ELSE 0 END AS is_method,\n    {fixed} AS fixed_take\n  FROM stratum_rules"
+            ),
+        });
+        let mut share_join = String::new();
+        let mut share_take = String::new();
+        let mut share_check = String::new();
+        if !shares.is_empty() {
+            // Each P_r = c_r / den over a common denominator.
+            let mut den = BigInt::one();
+            for (_, p) in &shares {
+                let (mut a, mut b) = (den.clone(), p.denom().clone());
+                while !b.is_zero() {
+                    (a, b) = (b.clone(), a % b);
+                }
+                den = &den / a * p.denom();
+            }
+            let sum: BigRational = shares.iter().map(|(_, p)| p.clone()).sum();
+            let rows = shares
+                .iter()
+                .map(|(j, p)| {
+                    let c = p.numer() * (&den / p.denom());
+                    small(&c).map(|c| format!("SELECT {j} AS rule_no, {c} AS c"))
+                })
+                .collect::<Option<Vec<_>>>();
+            let (Some(rows), Some(den), Some(sa), Some(sb)) =
+                (rows, small(&den), small(sum.numer()), small(sum.denom()))
+            else {
+                return Err(
+                    self.unsupported("`share` percentages with more than 15 significant digits")
+                );
+            };
+            ctes.push(Cte {
+                name: "share_rules",
+                comment: format!("the `share` rules, P_r = c / {den}"),
+                body: rows.join("\n  UNION ALL\n  "),
+            });
+            let scaled = format!("{} * r.c", d.to_wide("z.n_total"));
+            ctes.push(Cte {
+                name: "share_floors",
+                comment: "P_r × n: floor and remainder".into(),
+                body: format!(
+                    "SELECT\n    r.rule_no,\n    CAST({} AS BIGINT) AS quota_total,\n    {} AS base,\n    ({scaled}) % {den} AS remainder\n  \
+                     FROM share_rules r\n  CROSS JOIN sample_size z",
+                    d.int_div(&format!("{} * {} + {sb}", d.to_wide("z.n_total"), 2 * sa), &(2 * sb).to_string()),
+                    d.int_div(&scaled, &den.to_string()),
+                ),
+            });
+            ctes.push(Cte {
+                name: "share_quotas",
+                comment: "round_half_up(ΣP × n) apportioned among the rules by largest remainder, ties to the rule listed first".into(),
+                body: "SELECT\n    rule_no,\n    base + CASE WHEN ROW_NUMBER() OVER (ORDER BY remainder DESC, rule_no ASC) \
+                       <= quota_total - SUM(base) OVER () THEN 1 ELSE 0 END AS quota\n  FROM share_floors"
+                    .into(),
+            });
+            let message = format!(
+                "{} || {} || {} || {} || {} || {}",
+                self.s("strat: rule "),
+                d.to_text("q.rule_no + 1"),
+                self.s(" (`share`) gets a quota of "),
+                d.to_text("q.quota"),
+                self.s(" units but its strata hold only "),
+                &format!(
+                    "{} || {}",
+                    d.to_text("COALESCE(SUM(a.n_units), 0)"),
+                    self.s("; lower its share or lower `take`")
+                )
+            );
+            ctes.push(Cte {
+                name: "share_available",
+                comment: "each share rule's quota and the units of its strata (a quota above them fails the query)".into(),
+                body: format!(
+                    "SELECT\n    q.rule_no,\n    q.quota,\n    COALESCE(SUM(a.n_units), 0) AS available\n  FROM share_quotas q\n  \
+                     LEFT JOIN rule_amounts a ON a.rule_no = q.rule_no\n  GROUP BY q.rule_no, q.quota\n  \
+                     HAVING CASE WHEN q.quota > COALESCE(SUM(a.n_units), 0) THEN {} ELSE TRUE END",
+                    d.raise(&message)
+                ),
+            });
+            let product = format!("{} * a.n_units", d.to_wide("q.quota"));
+            ctes.push(Cte {
+                name: "share_targets",
+                comment: "each rule's quota over its strata ∝ N_h: floor and remainder".into(),
+                body: format!(
+                    "SELECT\n    a.stratum,\n    a.h,\n    a.u,\n    a.rule_no,\n    q.quota,\n    {} AS base,\n    ({product}) % q.available AS remainder\n  \
+                     FROM rule_amounts a\n  JOIN share_available q ON a.rule_no = q.rule_no",
+                    d.int_div(&product, "q.available")
+                ),
+            });
+            ctes.push(Cte {
+                name: "share_allocation",
+                comment: "largest remainder within each share rule (§5.3)".into(),
+                body: "SELECT\n    stratum,\n    base + CASE WHEN ROW_NUMBER() OVER (PARTITION BY rule_no ORDER BY remainder DESC, u ASC, h ASC) \
+                       <= quota - SUM(base) OVER (PARTITION BY rule_no) THEN 1 ELSE 0 END AS n_take\n  FROM share_targets"
+                    .into(),
+            });
+            share_join = "\n  LEFT JOIN share_allocation x ON a.stratum = x.stratum".into();
+            share_take = "x.n_take, ".into();
+            share_check =
+                "\n  CROSS JOIN (SELECT COUNT(*) AS share_rules FROM share_available) c".into();
+        }
+        ctes.push(Cte {
+            name: "rule_sizes",
+            comment: "n_h of the strata a rule decides".into(),
+            body: format!(
+                "SELECT\n    a.stratum,\n    a.h,\n    a.u,\n    a.n_units,\n    a.is_method,\n    \
+                 CAST(COALESCE(a.fixed_take, {share_take}0) AS BIGINT) AS rule_take\n  FROM rule_amounts a{share_join}"
+            ),
+        });
+        ctes.push(Cte {
+            name: "method_strata",
+            comment: "the strata no rule decides: the method allocates them".into(),
+            body: "SELECT stratum, h, u, n_units FROM rule_sizes WHERE is_method = 1".into(),
+        });
+        if take_all {
+            return Ok(());
+        }
+        let rules_take = "SUM(CASE WHEN r.is_method = 0 THEN r.rule_take ELSE 0 END)";
+        let negative = format!(
+            "{} || {} || {} || {} || {}",
+            self.s("strat: the rules take "),
+            d.to_text(rules_take),
+            self.s(" units but the total is "),
+            d.to_text("MAX(z.n_total)"),
+            self.s("; lower the rule amounts or raise `take`")
+        );
+        let no_method = format!(
+            "{} || {} || {} || {} || {}",
+            self.s("strat: the total is "),
+            d.to_text("MAX(z.n_total)"),
+            self.s(" but the rules take "),
+            d.to_text(rules_take),
+            self.s(
+                " units and no stratum is left to the method; make the rules add up to the total, \
+                    add `else => proportional`, or use `take all`"
+            )
+        );
+        ctes.push(Cte {
+            name: "method_total",
+            comment: "R = n − Σ rule amounts, and the method strata's N and H (R < 0, or R ≠ 0 without method strata, fails the query)".into(),
+            body: format!(
+                "SELECT\n    MAX(z.n_total) - {rules_take} AS n_total,\n    \
+                 SUM(r.is_method * r.n_units) AS big_n,\n    SUM(r.is_method) AS big_h\n  \
+                 FROM sample_size z\n  LEFT JOIN rule_sizes r ON TRUE{share_check}\n  \
+                 HAVING CASE WHEN MAX(z.n_total) < COALESCE({rules_take}, 0) THEN {}\n    \
+                 WHEN COALESCE(SUM(r.is_method), 0) = 0 AND MAX(z.n_total) <> COALESCE({rules_take}, 0) THEN {}\n    \
+                 ELSE TRUE END",
+                d.raise(&negative),
+                d.raise(&no_method)
+            ),
+        });
+        Ok(())
     }
 
     fn split_ctes(&self, ctes: &mut Vec<Cte>, split: &ir::Split) -> R<()> {
@@ -786,7 +1195,8 @@ impl Gen<'_> {
         let d = self.d;
         Ok(match &e.kind {
             ExprKind::Column(name) => self.id(name),
-            ExprKind::Stratum(_) => return Err(self.unsupported("a rule predicate")),
+            // Only in rule predicates, evaluated over the `strata` CTE's values.
+            ExprKind::Stratum(i) => self.id(&format!("{S_PREFIX}{i}")),
             ExprKind::Literal(v) => self.literal(v)?,
             ExprKind::Unary {
                 op: UnaryOp::Not,

@@ -117,6 +117,16 @@ const SUPPORTED: &[&str] = &[
      `watch \"hours\"; select \\ 'q' ü` as odd into 3 folds seed 4",
     "sample members unit country stratify by substr(country, 1, 1) as initial take 3 seed 8",
     "sample members unit signup stratify by month(signup) as m take 25% seed 8",
+    "sample members unit member_id stratify by country, is_kids take 90 allocate { \
+     country = \"US\" and is_kids => share 12.5% country in (\"a/b\", \"∅\") => share 10% \
+     country = \"BR\" => count 7 is_kids is null => rate 50% country like \"Z%\" => none \
+     country = \"back\\\\slash\" => all else => proportional } seed 21",
+    "sample members unit member_id stratify by country, is_kids take 60 allocate { \
+     country = \"US\" => count 9 else => equal } min 2 per stratum max 9 per stratum seed 22",
+    "sample members unit member_id stratify by country, bucket(tenure_days, [90, 365]) as band take 120 \
+     min 3 per stratum max 8 per stratum seed 23",
+    "sample members unit member_id stratify by country, is_kids allocate { country = \"US\" => rate 10% \
+     country = \"BR\" => none } max 5 per stratum seed 24",
 ];
 
 async fn program(ctx: &SessionContext, rules: &str) -> Program {
@@ -184,12 +194,12 @@ async fn unsupported_constructs_are_errors() {
             "unit",
         ),
         (
-            "sample members unit member_id stratify by country take 5 allocate { country = \"US\" => all } seed 1",
+            "sample members unit member_id stratify by country take about 5% allocate { country = \"US\" => all } seed 1",
             "E0140",
             "rule block",
         ),
         (
-            "sample members unit member_id stratify by country take 5 min 1 per stratum seed 1",
+            "sample members unit member_id stratify by country take about 5% min 1 per stratum seed 1",
             "E0140",
             "min",
         ),
@@ -320,4 +330,38 @@ async fn span_and_total_errors_fail_the_query() {
         Err(e) => Err(e),
     };
     assert!(r.unwrap_err().to_string().contains("asks for more units"));
+    // The allocation errors of the native runner fail the query too.
+    for (rules, words) in [
+        (
+            "sample members unit member_id stratify by country take 200 allocate { country = \"US\" => share 80% } seed 1",
+            "gets a quota of",
+        ),
+        (
+            "sample members unit member_id stratify by country take 20 allocate { country = \"US\" => all } seed 1",
+            "the rules take",
+        ),
+        (
+            "sample members unit member_id stratify by country take 20 allocate { country = \"US\" => count 3 else => none } seed 1",
+            "no stratum is left to the method",
+        ),
+        (
+            "sample members unit member_id stratify by country take 20 min 5 per stratum seed 1",
+            "must go to them",
+        ),
+        (
+            "sample members unit member_id stratify by country take 200 max 5 per stratum seed 1",
+            "must go to them",
+        ),
+    ] {
+        let p = program(&ctx, rules).await;
+        let native = crate::run::run_statement(&ctx, &p, 0).await;
+        assert!(native.is_err(), "{rules}: the native runner fails too");
+        let sql = statement_sql(&p, 0, &options(Dialect::DataFusion)).unwrap();
+        let r = match ctx.sql(&sql).await {
+            Ok(df) => df.collect().await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        let e = r.expect_err(rules).to_string();
+        assert!(e.contains(words), "{rules}: {e}");
+    }
 }
