@@ -171,3 +171,15 @@ fn failed_runs_leave_nothing_behind() {
     let out = strat(&["run", &big, "-o", &old.display().to_string()]);
     assert!(stderr(&out).contains("1000000") && stderr(&out).contains("6000"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_memory_limit_fails_cleanly() {
+    let dir = tempdir("memory");
+    let out = dir.join("s.csv").to_string_lossy().into_owned();
+    let run = strat(&["run", "examples/cohort.strat", "--emit", "cohort", "-o", &out, "--memory-limit", "200K"]);
+    assert_eq!(run.status.code(), Some(1));
+    assert!(stderr(&run).contains("E0208") && stderr(&run).contains("memory limit"), "{}", stderr(&run));
+    assert!(!std::path::Path::new(&out).exists(), "no output after a failed run");
+    run_ok(&["run", "examples/cohort.strat", "--emit", "cohort", "-o", &out, "--memory-limit", "1G"]);
+    assert_eq!(strat(&["run", "examples/cohort.strat", "-o", &out, "--memory-limit", "lots"]).status.code(), Some(2));
+}

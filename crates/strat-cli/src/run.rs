@@ -35,6 +35,9 @@ pub struct RunArgs {
     /// Threads (DataFusion partitions) to use; the sample never depends on it.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
+    /// Fail cleanly (E0208) rather than use more memory than this, e.g. 512M or 4G.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub memory_limit: Option<usize>,
     /// When to colour human output.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
@@ -67,7 +70,32 @@ struct Prepared {
     index: usize,
 }
 
-async fn prepare(name: &str, bind: &BindArgs, emit: Option<&str>, threads: Option<u16>, color: bool) -> Result<Prepared, i32> {
+/// `512M`, `4G`, `1.5G`, `100000` (bytes) → bytes.
+fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let (num, unit) = t.split_at(t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len()));
+    let factor: f64 = match unit.to_ascii_uppercase().as_str() {
+        "" | "B" => 1.0,
+        "K" | "KB" | "KIB" => 1024.0,
+        "M" | "MB" | "MIB" => 1024.0 * 1024.0,
+        "G" | "GB" | "GIB" => 1024.0 * 1024.0 * 1024.0,
+        "T" | "TB" | "TIB" => 1024.0_f64.powi(4),
+        _ => return Err(format!("`{s}`: write a size such as 512M or 4G")),
+    };
+    match num.trim().parse::<f64>() {
+        Ok(n) if n > 0.0 && (n * factor) < usize::MAX as f64 => Ok((n * factor) as usize),
+        _ => Err(format!("`{s}`: write a size such as 512M or 4G")),
+    }
+}
+
+async fn prepare(
+    name: &str,
+    bind: &BindArgs,
+    emit: Option<&str>,
+    threads: Option<u16>,
+    memory_limit: Option<usize>,
+    color: bool,
+) -> Result<Prepared, i32> {
     let file = source::read(name);
     let fail = |file: &source::RuleFile, diags: Vec<Diagnostic>| {
         let view = FileDiagnostics { name: &file.name, text: &file.text, diagnostics: &diags };
@@ -81,7 +109,18 @@ async fn prepare(name: &str, bind: &BindArgs, emit: Option<&str>, threads: Optio
     if let Some(n) = threads {
         config = config.with_target_partitions(usize::from(n));
     }
-    let ctx = SessionContext::new_with_config(config);
+    let mut runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new();
+    if let Some(bytes) = memory_limit {
+        // DataFusion's operators spill or fail within it; strat's own rows count against it too.
+        runtime = runtime.with_memory_limit(bytes, 1.0);
+    }
+    let ctx = match runtime.build_arc() {
+        Ok(rt) => SessionContext::new_with_config_rt(config, rt),
+        Err(e) => {
+            eprintln!("error: cannot set up the engine: {e}");
+            return Err(1);
+        }
+    };
     let compiled = strat_engine::compile(&ctx, Some(Path::new(name)), &file.text, &bind.options()).await;
     // Warnings and notes are shown even when the run goes on.
     let view = FileDiagnostics { name: &file.name, text: &file.text, diagnostics: &compiled.diagnostics };
@@ -111,7 +150,7 @@ async fn prepare(name: &str, bind: &BindArgs, emit: Option<&str>, threads: Optio
 
 pub async fn explain(args: ExplainArgs) -> i32 {
     let color = args.color.enabled();
-    let p = match prepare(&args.file, &args.bind, args.emit.as_deref(), None, color).await {
+    let p = match prepare(&args.file, &args.bind, args.emit.as_deref(), None, None, color).await {
         Ok(p) => p,
         Err(code) => return code,
     };
@@ -138,9 +177,16 @@ pub async fn run(args: RunArgs) -> i32 {
             std::process::exit(130);
         }
     });
+    // A file-size limit (`ulimit -f`) sends SIGXFSZ, whose default action kills
+    // the process mid-write and leaves the temporary file behind. With a handler
+    // installed the write fails with EFBIG instead: E0205, the temporary file is
+    // removed and the destination is untouched (as on a full disk).
+    #[cfg(unix)]
+    let _file_size_limit =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(libc::SIGXFSZ));
     let color = args.color.enabled();
     let Prepared { file, ctx, compiled_inputs, program, index } =
-        match prepare(&args.file, &args.bind, args.emit.as_deref(), args.threads, color).await {
+        match prepare(&args.file, &args.bind, args.emit.as_deref(), args.threads, args.memory_limit, color).await {
             Ok(p) => p,
             Err(code) => return code,
         };
@@ -249,6 +295,7 @@ pub(crate) fn run_diagnostic(e: &RunError, inputs: &[(String, PathBuf)]) -> Diag
         RunError::NeymanNotConstant { .. } => ("E0206", "use a column that is constant within each unit, or another method"),
         RunError::Unsupported(_) => ("E0204", "this construct is checked but cannot run natively yet"),
         RunError::Statement(_) => ("E0207", "check the statement names"),
+        RunError::Memory { .. } => ("E0208", "raise --memory-limit, or narrow `where` / the table so fewer rows are eligible"),
         RunError::DataFusion { .. } | RunError::Key(_) | RunError::Lower(_) => {
             ("E0203", "check the input files: they must be readable and match their schema")
         }

@@ -73,7 +73,9 @@ use datafusion::arrow::datatypes::{
 use datafusion::common::TableReference;
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::Expr;
+use datafusion::execution::memory_pool::MemoryConsumer;
 use datafusion::prelude::{DataFrame, SessionContext};
+use futures::StreamExt;
 use strat_alloc::{
     AllocError, AllocWarning, BigInt, BigRational, Method, Request, RuleAmount, StratumInput,
     Target, Total,
@@ -165,6 +167,11 @@ pub enum RunError {
     },
     /// The allocation cannot be made.
     Alloc(AllocError),
+    /// The eligible rows need more memory than the context's memory limit.
+    Memory {
+        context: String,
+        error: DataFusionError,
+    },
 }
 
 impl fmt::Display for RunError {
@@ -193,6 +200,10 @@ impl fmt::Display for RunError {
                  must be constant within a unit (use a per-unit column, or another method)"
             ),
             RunError::Alloc(e) => write!(f, "{e}"),
+            RunError::Memory { context, .. } => write!(
+                f,
+                "{context}: the eligible rows need more memory than the memory limit allows"
+            ),
         }
     }
 }
@@ -1211,8 +1222,28 @@ async fn read_input(
         .select(select)
         .map_err(df_err("evaluating `stratify by`"))?;
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-    let batches = df.collect().await.map_err(df_err(context.clone()))?;
-    concat_batches(&schema, &batches).map_err(arrow_err(&context))
+    // The rows strat holds count against the context's memory pool, so a run
+    // with a memory limit fails cleanly instead of being killed (unbounded by default).
+    let pool = ctx.runtime_env().memory_pool.clone();
+    let mut reservation = MemoryConsumer::new("strat: eligible rows").register(&pool);
+    let mut stream = df.execute_stream().await.map_err(df_err(context.clone()))?;
+    let mut batches = Vec::new();
+    while let Some(b) = stream.next().await {
+        let b = b.map_err(df_err(context.clone()))?;
+        reservation.try_grow(b.get_array_memory_size()).map_err(|e| RunError::Memory {
+            context: context.clone(),
+            error: e,
+        })?;
+        batches.push(b);
+    }
+    // The concatenated copy is held while the pieces are still alive.
+    let total: usize = batches.iter().map(|b| b.get_array_memory_size()).sum();
+    reservation.try_grow(total).map_err(|e| RunError::Memory { context: context.clone(), error: e })?;
+    let all = concat_batches(&schema, &batches).map_err(arrow_err(&context))?;
+    drop(batches);
+    reservation.shrink(total);
+    // The reservation ends with this function; what it measured is the peak of reading.
+    Ok(all)
 }
 
 /// The key texts of column `name` of a source (NULLs skipped).
