@@ -8,6 +8,8 @@ mod crash;
 mod docs;
 mod examples;
 mod formats;
+mod fuzz_corpus;
+mod hostile;
 mod repl;
 mod robustness;
 mod run;
