@@ -39,7 +39,8 @@ fn killed_runs_leave_old_or_complete_output() {
             .unwrap();
         std::thread::sleep(Duration::from_millis(*delay_ms));
         let signal = if k % 2 == 0 { "-INT" } else { "-KILL" };
-        let _ = Command::new("kill").args([signal, &child.id().to_string()]).status();
+        let pid = child.id();
+        let _ = Command::new("kill").args([signal, &pid.to_string()]).status();
         let _ = child.wait();
         let now = std::fs::read(&out).unwrap();
         assert!(now == old || now == full, "after {signal} at {delay_ms} ms the output is partial ({} bytes)", now.len());
@@ -48,7 +49,8 @@ fn killed_runs_leave_old_or_complete_output() {
             let leftovers: Vec<String> = std::fs::read_dir(&dir)
                 .unwrap()
                 .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .filter(|n| n.contains("strat-tmp"))
+                // (A temporary file of an earlier, SIGKILLed run stays until the next write.)
+                .filter(|n| n.ends_with(&format!("strat-tmp-{pid}")))
                 .collect();
             assert!(leftovers.is_empty(), "SIGINT left {leftovers:?}");
         }

@@ -40,20 +40,17 @@ static PENDING: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new(
 /// Removes every temporary file still being written (call from a signal handler
 /// before exiting). The destinations are untouched: they are only ever renamed onto.
 pub fn remove_pending() {
-    if let Ok(mut pending) = PENDING.lock() {
-        for p in pending.drain(..) {
-            let _ = std::fs::remove_file(p);
-        }
+    let mut pending = PENDING.lock().unwrap_or_else(|e| e.into_inner());
+    for p in pending.drain(..) {
+        let _ = std::fs::remove_file(p);
     }
+    // Keep the lock: the caller exits, and no new temporary file may start meanwhile.
+    std::mem::forget(pending);
 }
 
-fn track(tmp: &Path, on: bool) {
+fn untrack(tmp: &Path) {
     if let Ok(mut pending) = PENDING.lock() {
-        if on {
-            pending.push(tmp.to_path_buf());
-        } else {
-            pending.retain(|p| p != tmp);
-        }
+        pending.retain(|p| p != tmp);
     }
 }
 
@@ -157,22 +154,31 @@ pub fn write_file_atomic(
     let tmp = dir.join(format!(".{name}.strat-tmp-{}", std::process::id()));
     let fail = |what: String, tmp: &Path| {
         let _ = std::fs::remove_file(tmp);
-        track(tmp, false);
+        untrack(tmp);
         OutputError {
             message: format!("cannot write `{}`: {what}", path.display()),
             help: "check that the folder exists, is writable and has space; nothing was written".into(),
         }
     };
     remove_stale_temporaries(dir, &name);
-    track(&tmp, true);
-    let file = File::create(&tmp).map_err(|e| fail(e.to_string(), &tmp))?;
+    // Created and registered under the lock, so an interrupt either sees the
+    // file registered (and removes it) or runs before it exists.
+    let created = {
+        let mut pending = PENDING.lock().unwrap_or_else(|e| e.into_inner());
+        let f = File::create(&tmp);
+        if f.is_ok() {
+            pending.push(tmp.clone());
+        }
+        f
+    };
+    let file = created.map_err(|e| fail(e.to_string(), &tmp))?;
     let mut w = BufWriter::new(file);
     fill(&mut w).map_err(|e| fail(e, &tmp))?;
     let file = w.into_inner().map_err(|e| fail(e.to_string(), &tmp))?;
     file.sync_all().map_err(|e| fail(e.to_string(), &tmp))?;
     drop(file);
     std::fs::rename(&tmp, path).map_err(|e| fail(e.to_string(), &tmp))?;
-    track(&tmp, false);
+    untrack(&tmp);
     // Make the rename itself durable where the platform allows.
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();

@@ -1225,7 +1225,7 @@ async fn read_input(
     // The rows strat holds count against the context's memory pool, so a run
     // with a memory limit fails cleanly instead of being killed (unbounded by default).
     let pool = ctx.runtime_env().memory_pool.clone();
-    let mut reservation = MemoryConsumer::new("strat: eligible rows").register(&pool);
+    let reservation = MemoryConsumer::new("strat: eligible rows").register(&pool);
     let mut stream = df.execute_stream().await.map_err(df_err(context.clone()))?;
     let mut batches = Vec::new();
     while let Some(b) = stream.next().await {
