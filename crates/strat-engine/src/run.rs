@@ -254,6 +254,10 @@ fn stratum_values(a: &ArrayRef, labels: Option<&[String]>) -> Result<Vec<SVal>, 
     let err = || arrow_err("reading stratum values");
     let n = a.len();
     let valid = |i: usize| a.is_valid(i);
+    // NULL where the array has none, else the value `f` makes of row i.
+    let each = |f: &dyn Fn(usize) -> SVal| -> Vec<SVal> {
+        (0..n).map(|i| if valid(i) { f(i) } else { SVal::Null }).collect()
+    };
     Ok(match a.data_type() {
         D::Null => vec![SVal::Null; n],
         D::Dictionary(_, v) => {
@@ -263,28 +267,12 @@ fn stratum_values(a: &ArrayRef, labels: Option<&[String]>) -> Result<Vec<SVal>, 
         D::Int8 | D::Int16 | D::Int32 | D::Int64 => {
             let c = cast(a, &D::Int64).map_err(err())?;
             let c = c.as_primitive::<Int64Type>();
-            (0..n)
-                .map(|i| {
-                    if valid(i) {
-                        SVal::Int(i128::from(c.value(i)))
-                    } else {
-                        SVal::Null
-                    }
-                })
-                .collect()
+            each(&|i| SVal::Int(i128::from(c.value(i))))
         }
         D::UInt8 | D::UInt16 | D::UInt32 | D::UInt64 => {
             let c = cast(a, &D::UInt64).map_err(err())?;
             let c = c.as_primitive::<UInt64Type>();
-            (0..n)
-                .map(|i| {
-                    if valid(i) {
-                        SVal::Int(i128::from(c.value(i)))
-                    } else {
-                        SVal::Null
-                    }
-                })
-                .collect()
+            each(&|i| SVal::Int(i128::from(c.value(i))))
         }
         D::Utf8 | D::LargeUtf8 | D::Utf8View => {
             let c = cast(a, &D::Utf8).map_err(err())?;
@@ -313,15 +301,7 @@ fn stratum_values(a: &ArrayRef, labels: Option<&[String]>) -> Result<Vec<SVal>, 
         }
         D::Boolean => {
             let c = a.as_boolean();
-            (0..n)
-                .map(|i| {
-                    if valid(i) {
-                        SVal::Bool(c.value(i))
-                    } else {
-                        SVal::Null
-                    }
-                })
-                .collect()
+            each(&|i| SVal::Bool(c.value(i)))
         }
         D::Date32 | D::Date64 | D::Timestamp(..) => {
             let days = |v: i64| match a.data_type() {
@@ -330,15 +310,7 @@ fn stratum_values(a: &ArrayRef, labels: Option<&[String]>) -> Result<Vec<SVal>, 
             };
             let c = cast(a, &D::Int64).map_err(err())?;
             let c = c.as_primitive::<Int64Type>();
-            (0..n)
-                .map(|i| {
-                    if valid(i) {
-                        SVal::Time(days(c.value(i)))
-                    } else {
-                        SVal::Null
-                    }
-                })
-                .collect()
+            each(&|i| SVal::Time(days(c.value(i))))
         }
         other => {
             return Err(RunError::Unsupported(format!(
