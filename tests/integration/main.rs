@@ -15,3 +15,4 @@ mod robustness;
 mod run;
 mod sql;
 mod statistics;
+mod streaming;

@@ -86,12 +86,26 @@ use crate::draw::Drawer;
 use crate::keys::{KeyColumn, RowKeys, is_unit_key_type, stratum_text};
 use crate::lower::{LowerError, column, lower_expr};
 
+mod stream;
+
+/// Which plan runs a statement (both give the same output).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// Two streaming passes where the statement allows it (the default).
+    Streaming,
+    /// Every eligible row in memory (the reference the streaming plan is tested against).
+    InMemory,
+}
+
 /// What a run produced: the output rows and the report.
 #[derive(Debug, Clone)]
 pub struct RunOutput {
     pub batches: Vec<RecordBatch>,
     pub schema: SchemaRef,
     pub report: Report,
+    /// The plan that ran (the streaming plan hands some statements and
+    /// some data to the in-memory one).
+    pub plan: Plan,
 }
 
 /// The per-run report (what a user reads next to the sample).
@@ -357,6 +371,16 @@ pub async fn run_statement(
     program: &Program,
     index: usize,
 ) -> Result<RunOutput, RunError> {
+    run_statement_with(ctx, program, index, Plan::Streaming).await
+}
+
+/// [`run_statement`] with a chosen [`Plan`].
+pub async fn run_statement_with(
+    ctx: &SessionContext,
+    program: &Program,
+    index: usize,
+    plan: Plan,
+) -> Result<RunOutput, RunError> {
     let st = program.statements.get(index).ok_or_else(|| {
         RunError::Statement(format!(
             "there is no statement {index}; the program has {}",
@@ -378,6 +402,11 @@ pub async fn run_statement(
         None => None,
         Some((source, c)) => Some(exclusion_keys(ctx, program, source, &c.name).await?),
     };
+    if plan == Plan::Streaming
+        && let Ok(out) = stream::run(ctx, st, split, excluded_keys.as_ref()).await?
+    {
+        return Ok(out);
+    }
 
     // 1. Eligible rows, source columns, stratum values without aggregates and
     //    the arguments of unit aggregates, through DataFusion.
@@ -735,6 +764,7 @@ pub async fn run_statement(
         batches: vec![out],
         schema,
         report,
+        plan: Plan::InMemory,
     })
 }
 
