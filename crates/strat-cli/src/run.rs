@@ -38,6 +38,9 @@ pub struct RunArgs {
     /// Fail cleanly (E0208) rather than use more memory than this, e.g. 512M or 4G.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub memory_limit: Option<usize>,
+    /// Print where the time went (each phase of the run, and writing) on stderr.
+    #[arg(long)]
+    pub timings: bool,
     /// When to colour human output.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
@@ -209,6 +212,7 @@ pub async fn run(args: RunArgs) -> i32 {
     }
 
     let spinner = progress(&file.name);
+    let started = std::time::Instant::now();
     let result = run_statement(&ctx, &program, index).await;
     if let Some(s) = &spinner {
         s.finish_and_clear();
@@ -238,9 +242,11 @@ pub async fn run(args: RunArgs) -> i32 {
             return fail(vec![output_diagnostic(e)]);
         }
     }
+    let writing = std::time::Instant::now();
     if let Err(e) = output::write_atomic(&args.output, out.schema.clone(), &out.batches) {
         return fail(vec![output_diagnostic(e)]);
     }
+    let (writing, total) = (writing.elapsed(), started.elapsed());
     for w in &out.report.warnings {
         eprintln!("warning: {w}");
     }
@@ -264,7 +270,25 @@ pub async fn run(args: RunArgs) -> i32 {
             parts.join(", ")
         );
     }
+    if args.timings {
+        eprint!("{}", timings(&out.profile, writing, total));
+    }
     0
+}
+
+/// The `--timings` lines: the plan, each phase, writing, and the total.
+fn timings(profile: &strat_engine::run::Profile, writing: Duration, total: Duration) -> String {
+    let mut out = match profile.fallback {
+        None => "timings (streaming plan):\n".to_string(),
+        Some(why) => format!("timings (in-memory plan: {why}):\n"),
+    };
+    let mut line = |name: &str, d: Duration| out.push_str(&format!("  {:>9.3} s  {name}\n", d.as_secs_f64()));
+    for (name, d) in &profile.phases {
+        line(name, *d);
+    }
+    line("writing the sample", writing);
+    line("total (without checking the rules)", total);
+    out
 }
 
 enum ReportFormat {

@@ -106,6 +106,16 @@ pub struct RunOutput {
     /// The plan that ran (the streaming plan hands some statements and
     /// some data to the in-memory one).
     pub plan: Plan,
+    /// Where the time went, and why the in-memory plan ran.
+    pub profile: Profile,
+}
+
+/// Wall time per phase of a run, for `strat run --timings`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Profile {
+    pub phases: Vec<(&'static str, std::time::Duration)>,
+    /// Why the streaming plan handed the statement to the in-memory plan.
+    pub fallback: Option<&'static str>,
 }
 
 /// The per-run report (what a user reads next to the sample).
@@ -402,11 +412,14 @@ pub async fn run_statement_with(
         None => None,
         Some((source, c)) => Some(exclusion_keys(ctx, program, source, &c.name).await?),
     };
-    if plan == Plan::Streaming
-        && let Ok(out) = stream::run(ctx, st, split, excluded_keys.as_ref()).await?
-    {
-        return Ok(out);
+    let mut fallback = None;
+    if plan == Plan::Streaming {
+        match stream::run(ctx, st, split, excluded_keys.as_ref()).await? {
+            Ok(out) => return Ok(out),
+            Err(stream::Fallback(why)) => fallback = Some(why),
+        }
     }
+    let started = std::time::Instant::now();
 
     // 1. Eligible rows, source columns, stratum values without aggregates and
     //    the arguments of unit aggregates, through DataFusion.
@@ -765,6 +778,10 @@ pub async fn run_statement_with(
         schema,
         report,
         plan: Plan::InMemory,
+        profile: Profile {
+            phases: vec![("in-memory run", started.elapsed())],
+            fallback,
+        },
     })
 }
 

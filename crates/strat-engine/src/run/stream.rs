@@ -50,12 +50,7 @@ const MAX_STRATA: usize = 1 << 16;
 
 /// Why the streaming plan handed the statement to the in-memory runner.
 #[derive(Debug)]
-pub(super) enum Fallback {
-    /// The statement's shape is not streamed.
-    Shape,
-    /// The data needs key texts to decide (ties, spans), or an error occurred.
-    Data,
-}
+pub(super) struct Fallback(pub &'static str);
 
 /// One unit of the counting pass: its draw, and the top 48 bits of its keyed
 /// hash with its stratum id in the low 16 bits. Equal iff `r` and the hash
@@ -135,7 +130,7 @@ struct CountStats {
 }
 
 enum Stop {
-    Fallback,
+    Fallback(&'static str),
     Error(RunError),
 }
 
@@ -162,11 +157,12 @@ pub(super) async fn run(
     excluded: Option<&HashSet<Vec<u8>>>,
 ) -> Result<Result<RunOutput, Fallback>, RunError> {
     let (ir::Source::Table(table), Some(unit)) = (&st.source, &st.unit) else {
-        return Ok(Err(Fallback::Shape));
+        return Ok(Err(Fallback("the source is a statement, or there is no `unit`")));
     };
     if st.has_aggregates() || matches!(st.method, ir::Method::Neyman(_)) {
-        return Ok(Err(Fallback::Shape));
+        return Ok(Err(Fallback("unit aggregates or neyman")));
     }
+    let mut clock = Clock::new();
     let plan = StrataPlan::new(st);
     let pool = ctx.runtime_env().memory_pool.clone();
     let context = format!("reading table `{table}`");
@@ -174,12 +170,12 @@ pub(super) async fn run(
     // 1. Counting pass.
     let df = match eligible(ctx, table, st).await {
         Ok(df) => df,
-        Err(_) => return Ok(Err(Fallback::Data)),
+        Err(_) => return Ok(Err(Fallback("reading the table failed"))),
     };
     let mut select = vec![column(&unit.name)];
     select.extend(plan.projections(st)?);
     let Ok(df) = df.select(select) else {
-        return Ok(Err(Fallback::Data));
+        return Ok(Err(Fallback("evaluating `stratify by` failed")));
     };
     let types: Vec<DataType> = df.schema().fields()[1..]
         .iter()
@@ -187,7 +183,7 @@ pub(super) async fn run(
         .collect();
     let fields: Vec<SortField> = types.iter().map(|t| SortField::new(t.clone())).collect();
     if !fields.is_empty() && RowConverter::new(fields.clone()).is_err() {
-        return Ok(Err(Fallback::Shape));
+        return Ok(Err(Fallback("a stratum value type without a row format")));
     }
     let counting = Arc::new(Counting {
         drawer: Drawer::new(st.seed),
@@ -200,7 +196,7 @@ pub(super) async fn run(
         context: context.clone(),
     });
     let Ok(streams) = df.execute_stream_partitioned().await else {
-        return Ok(Err(Fallback::Data));
+        return Ok(Err(Fallback("planning the counting pass failed")));
     };
     let tasks: Vec<_> = streams
         .into_iter()
@@ -216,8 +212,14 @@ pub(super) async fn run(
                 excluded_seen.extend(stats.excluded);
             }
             Ok(Err(Stop::Error(e @ RunError::Memory { .. }))) => stop = Some(Err(e)),
-            Ok(Err(_)) | Err(_) => {
-                stop.get_or_insert(Ok(Err(Fallback::Data)));
+            Ok(Err(Stop::Fallback(why))) => {
+                stop.get_or_insert(Ok(Err(Fallback(why))));
+            }
+            Ok(Err(Stop::Error(_))) => {
+                stop.get_or_insert(Ok(Err(Fallback("an error in the streaming pass"))));
+            }
+            Err(_) => {
+                stop.get_or_insert(Ok(Err(Fallback("a streaming task failed"))));
             }
         }
     }
@@ -243,6 +245,8 @@ pub(super) async fn run(
         .into_inner()
         .unwrap_or_else(|p| p.into_inner());
 
+    clock.lap("counting pass (unit and stratum columns, draws)");
+
     // 2. Strata in stratum order, and the allocation.
     let h_count = strata.values.len();
     let n_strata = st.strata.len();
@@ -260,13 +264,21 @@ pub(super) async fn run(
         .zip(&st.strata)
         .map(|(a, s)| stratum_values(a, s.bucket_labels.as_deref()))
         .collect::<Result<_, _>>()?;
+    let tuple = |h: usize| svals.iter().map(|c| c[h].clone()).collect::<Vec<_>>();
     let mut order: Vec<usize> = (0..h_count).collect();
-    order.sort_by_cached_key(|&h| svals.iter().map(|c| c[h].clone()).collect::<Vec<_>>());
+    order.sort_by_cached_key(|&h| tuple(h));
+    // Strata whose values differ in bytes but not as stratum values (dates
+    // stored as milliseconds within one day) are one stratum.
+    let mut firsts: Vec<usize> = Vec::with_capacity(h_count);
     let mut rank = vec![0usize; h_count];
-    for (k, &h) in order.iter().enumerate() {
-        rank[h] = k;
+    for &h in &order {
+        if firsts.last().is_none_or(|&f| tuple(f) != tuple(h)) {
+            firsts.push(h);
+        }
+        rank[h] = firsts.len() - 1;
     }
-    let order_idx = UInt32Array::from_iter_values(order.iter().map(|&h| h as u32));
+    let h_count = firsts.len();
+    let order_idx = UInt32Array::from_iter_values(firsts.iter().map(|&h| h as u32));
     let ordered: Vec<ArrayRef> = value_columns
         .iter()
         .map(|a| take(a.as_ref(), &order_idx, None).map_err(arrow_err("stratum values")))
@@ -322,7 +334,7 @@ pub(super) async fn run(
                     for (i, &size) in cut.iter().enumerate() {
                         let end = at + size as usize;
                         if at > 0 && at < list.len() && size > 0 && list[at - 1].r == list[at].r {
-                            return Ok(Err(Fallback::Data));
+                            return Ok(Err(Fallback("two units tie on their draw at a split boundary")));
                         }
                         for e in &list[at..end] {
                             selected.push(Selected::new(*e, k, i));
@@ -420,7 +432,7 @@ pub(super) async fn run(
             {
                 let sorted = std::mem::take(&mut heaps[k]).into_sorted_vec();
                 if sorted[n - 1] == sorted[n] {
-                    return Ok(Err(Fallback::Data));
+                    return Ok(Err(Fallback("two units tie on their draw at a selection boundary")));
                 }
                 cut[k] = Some(sorted[n]);
             }
@@ -465,6 +477,8 @@ pub(super) async fn run(
     drop(units);
     drop(unit_reservation);
 
+    clock.lap("allocation and selection");
+
     // 4. Materialising pass.
     let total_selected = selected.len() as u64;
     selected.sort_unstable_by_key(|s| s.hash48);
@@ -484,16 +498,16 @@ pub(super) async fn run(
     });
     let df = match eligible(ctx, table, st).await {
         Ok(df) => df,
-        Err(_) => return Ok(Err(Fallback::Data)),
+        Err(_) => return Ok(Err(Fallback("reading the table failed"))),
     };
     let mut select: Vec<Expr> = st.input.iter().map(|c| column(&c.name)).collect();
     select.extend(plan.projections(st)?);
     let Ok(df) = df.select(select) else {
-        return Ok(Err(Fallback::Data));
+        return Ok(Err(Fallback("evaluating `stratify by` failed")));
     };
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     let Ok(streams) = df.execute_stream_partitioned().await else {
-        return Ok(Err(Fallback::Data));
+        return Ok(Err(Fallback("planning the materialising pass failed")));
     };
     let tasks: Vec<_> = streams
         .into_iter()
@@ -501,24 +515,34 @@ pub(super) async fn run(
         .collect();
     let mut kept_batches = Vec::new();
     let mut kept: Vec<KeptRow> = Vec::new();
+    let mut arena: Vec<u8> = Vec::new();
     let mut stop = None;
     for t in tasks {
         match t.await {
-            Ok(Ok(parts)) => {
+            Ok(Ok((parts, keys))) => {
+                let key_base = arena.len() as u64;
+                arena.extend_from_slice(&keys);
                 for (batch, mut rows) in parts {
                     // Each kept row is one row of its batch: rows are numbered
                     // across the batches as they will be concatenated.
                     let base = kept.len() as u32;
                     for r in &mut rows {
                         r.row += base;
+                        r.key_at += key_base;
                     }
                     kept.extend(rows);
                     kept_batches.push(batch);
                 }
             }
             Ok(Err(Stop::Error(e @ RunError::Memory { .. }))) => stop = Some(Err(e)),
-            Ok(Err(_)) | Err(_) => {
-                stop.get_or_insert(Ok(Err(Fallback::Data)));
+            Ok(Err(Stop::Fallback(why))) => {
+                stop.get_or_insert(Ok(Err(Fallback(why))));
+            }
+            Ok(Err(Stop::Error(_))) => {
+                stop.get_or_insert(Ok(Err(Fallback("an error in the streaming pass"))));
+            }
+            Err(_) => {
+                stop.get_or_insert(Ok(Err(Fallback("a streaming task failed"))));
             }
         }
     }
@@ -530,27 +554,27 @@ pub(super) async fn run(
     })?;
     let batch = concat_batches(&schema, &kept_batches).map_err(arrow_err("the selected rows"))?;
     drop(kept_batches);
-    let units_found: HashSet<(u64, &[u8])> =
-        kept.iter().map(|k| (k.r, k.key.as_slice())).collect();
-    if units_found.len() as u64 != total_selected {
-        return Err(RunError::Statement(format!(
-            "table `{table}` changed while strat read it: {} of the {total_selected} selected units were found again; run again on data that does not change during the run",
-            units_found.len()
-        )));
-    }
-    drop(units_found);
+    clock.lap("materialising pass (selected rows)");
 
     // §7 order: split, stratum, draw, unit key, then the row key.
     kept.sort_unstable_by(|a, b| {
-        (a.part, a.stratum, a.r, &a.key).cmp(&(b.part, b.stratum, b.r, &b.key))
+        (a.part, a.stratum, a.r, a.key(&arena)).cmp(&(b.part, b.stratum, b.r, b.key(&arena)))
     });
+    let same_unit = |a: &KeptRow, b: &KeptRow| a.r == b.r && a.key(&arena) == b.key(&arena);
+    let units_found = kept.iter().zip(kept.iter().skip(1)).filter(|(a, b)| !same_unit(a, b)).count()
+        + usize::from(!kept.is_empty());
+    if units_found as u64 != total_selected {
+        return Err(RunError::Statement(format!(
+            "table `{table}` changed while strat read it: {units_found} of the {total_selected} selected units were found again; run again on data that does not change during the run"
+        )));
+    }
     let n_in = st.input.len();
     let input: Vec<ArrayRef> = batch.columns()[..n_in].to_vec();
     if let Ok(rk) = RowKeys::new(&input) {
         let mut i = 0;
         while i < kept.len() {
             let mut j = i + 1;
-            while j < kept.len() && kept[j].key == kept[i].key && kept[j].r == kept[i].r {
+            while j < kept.len() && same_unit(&kept[j], &kept[i]) {
                 j += 1;
             }
             if j - i > 1 {
@@ -601,6 +625,7 @@ pub(super) async fn run(
     .map_err(arrow_err("building the output"))?;
     drop(batch);
     drop(lookup);
+    clock.lap("output order and columns");
 
     let mut warnings = Vec::new();
     if null_rows > 0 {
@@ -627,7 +652,25 @@ pub(super) async fn run(
             split_totals,
         },
         plan: Plan::Streaming,
+        profile: Profile { phases: clock.phases, fallback: None },
     }))
+}
+
+/// Wall time per phase.
+struct Clock {
+    at: std::time::Instant,
+    phases: Vec<(&'static str, std::time::Duration)>,
+}
+
+impl Clock {
+    fn new() -> Self {
+        Clock { at: std::time::Instant::now(), phases: Vec::new() }
+    }
+    fn lap(&mut self, phase: &'static str) {
+        let now = std::time::Instant::now();
+        self.phases.push((phase, now - self.at));
+        self.at = now;
+    }
 }
 
 /// The eligible rows of a table (its `where` applied).
@@ -653,18 +696,20 @@ async fn count_partition(
     let converter = if shared.fields.is_empty() {
         None
     } else {
-        Some(RowConverter::new(shared.fields.clone()).map_err(|_| Stop::Fallback)?)
+        Some(RowConverter::new(shared.fields.clone()).map_err(|_| Stop::Fallback("a stratum value type without a row format"))?)
     };
     // Stratum values → id, for the strata this task has met.
     let mut known: HashMap<Vec<u8>, u16> = HashMap::new();
     let mut buf = Vec::with_capacity(64);
     let mut pending: Vec<Vec<UnitEntry>> = vec![Vec::new(); SHARDS];
+    let mut prev: Option<UnitEntry> = None;
+    let mut prev_key: Vec<u8> = Vec::with_capacity(64);
     while let Some(batch) = stream.next().await {
-        let batch = batch.map_err(|_| Stop::Fallback)?;
-        let keys = KeyColumn::unit(batch.column(0).as_ref()).map_err(|_| Stop::Fallback)?;
+        let batch = batch.map_err(|_| Stop::Fallback("reading the table failed"))?;
+        let keys = KeyColumn::unit(batch.column(0).as_ref()).map_err(|_| Stop::Fallback("the unit column has no key text"))?;
         let strata_cols = &batch.columns()[1..];
         let rows = match &converter {
-            Some(c) => Some(c.convert_columns(strata_cols).map_err(|_| Stop::Fallback)?),
+            Some(c) => Some(c.convert_columns(strata_cols).map_err(|_| Stop::Fallback("stratum values without a row format"))?),
             None => None,
         };
         for row in 0..batch.num_rows() {
@@ -700,9 +745,22 @@ async fn count_partition(
                 register(&shared, &[], strata_cols, row)?;
                 known.insert(Vec::new(), 0);
             }
+            // Rows of one unit often come together (events by member): the
+            // previous row's unit is known without hashing.
+            if let Some(p) = prev
+                && buf == prev_key
+            {
+                if p.stratum() != usize::from(h) {
+                    return Err(Stop::Fallback("a unit spans strata"));
+                }
+                continue;
+            }
             let r = shared.drawer.draw(&buf);
             let tag = (hash48(&shared.hasher, &buf) << 16) | u64::from(h);
-            pending[shard(r)].push(UnitEntry { r, tag });
+            let e = UnitEntry { r, tag };
+            pending[shard(r)].push(e);
+            prev = Some(e);
+            std::mem::swap(&mut prev_key, &mut buf);
         }
         let mut added = 0usize;
         for (s, entries) in pending.iter_mut().enumerate() {
@@ -711,13 +769,11 @@ async fn count_partition(
             }
             let mut set = shared.units[s].lock().unwrap_or_else(|p| p.into_inner());
             for e in entries.drain(..) {
-                match set.get(&e) {
-                    Some(old) if old.stratum() != e.stratum() => return Err(Stop::Fallback),
-                    Some(_) => {}
-                    None => {
-                        set.insert(e);
-                        added += 1;
-                    }
+                // One probe for a new unit; a second only for a unit seen before.
+                if set.insert(e) {
+                    added += 1;
+                } else if set.get(&e).is_some_and(|old| old.stratum() != e.stratum()) {
+                    return Err(Stop::Fallback("a unit spans strata"));
                 }
             }
         }
@@ -745,7 +801,7 @@ fn register(shared: &Counting, bytes: &[u8], cols: &[ArrayRef], row: usize) -> R
         return Ok(h);
     }
     if strata.values.len() >= MAX_STRATA {
-        return Err(Stop::Fallback);
+        return Err(Stop::Fallback("more than 65,536 strata"));
     }
     let h = strata.values.len() as u16;
     let idx = UInt32Array::from(vec![row as u32]);
@@ -753,7 +809,7 @@ fn register(shared: &Counting, bytes: &[u8], cols: &[ArrayRef], row: usize) -> R
         .iter()
         .map(|c| take(c.as_ref(), &idx, None))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|_| Stop::Fallback)?;
+        .map_err(|_| Stop::Fallback("copying stratum values failed"))?;
     strata.values.push(values);
     strata.ids.insert(bytes.to_vec(), h);
     Ok(h)
@@ -793,26 +849,36 @@ struct Lookup {
 
 /// A kept row: its place in the output order and in the kept rows.
 struct KeptRow {
+    r: u64,
+    /// The unit's key text: `arena[key_at..key_at + key_len]`.
+    key_at: u64,
+    key_len: u32,
     part: u32,
     stratum: u32,
-    r: u64,
-    key: Vec<u8>,
     row: u32,
 }
 
-type KeptBatch = (RecordBatch, Vec<KeptRow>);
+impl KeptRow {
+    fn key<'a>(&self, arena: &'a [u8]) -> &'a [u8] {
+        &arena[self.key_at as usize..self.key_at as usize + self.key_len as usize]
+    }
+}
+
+/// A partition's kept rows: batches with their rows' places, and the key texts.
+type Kept = (Vec<(RecordBatch, Vec<KeptRow>)>, Vec<u8>);
 
 /// Keeps the rows of selected units of one partition.
 async fn keep_partition(
     mut stream: SendableRecordBatchStream,
     shared: Arc<Lookup>,
-) -> Result<Vec<KeptBatch>, Stop> {
+) -> Result<Kept, Stop> {
     let mut out = Vec::new();
+    let mut arena = Vec::new();
     let mut buf = Vec::with_capacity(64);
     while let Some(batch) = stream.next().await {
-        let batch = batch.map_err(|_| Stop::Fallback)?;
+        let batch = batch.map_err(|_| Stop::Fallback("reading the table failed"))?;
         let keys =
-            KeyColumn::unit(batch.column(shared.unit_index).as_ref()).map_err(|_| Stop::Fallback)?;
+            KeyColumn::unit(batch.column(shared.unit_index).as_ref()).map_err(|_| Stop::Fallback("the unit column has no key text"))?;
         let mut rows = Vec::new();
         let mut take_rows = Vec::new();
         for row in 0..batch.num_rows() {
@@ -828,12 +894,14 @@ async fn keep_partition(
             let run = &shared.selected[start as usize..(start + count) as usize];
             if let Some(s) = run.iter().find(|s| s.r == r) {
                 rows.push(KeptRow {
+                    r,
+                    key_at: arena.len() as u64,
+                    key_len: buf.len() as u32,
                     part: s.part,
                     stratum: s.stratum,
-                    r,
-                    key: buf.clone(),
                     row: take_rows.len() as u32,
                 });
+                arena.extend_from_slice(&buf);
                 take_rows.push(row as u32);
             }
         }
@@ -846,8 +914,8 @@ async fn keep_partition(
             .iter()
             .map(|c| take(c.as_ref(), &idx, None))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| Stop::Fallback)?;
-        let kept = RecordBatch::try_new(batch.schema(), columns).map_err(|_| Stop::Fallback)?;
+            .map_err(|_| Stop::Fallback("copying the selected rows failed"))?;
+        let kept = RecordBatch::try_new(batch.schema(), columns).map_err(|_| Stop::Fallback("copying the selected rows failed"))?;
         let bytes = kept.get_array_memory_size() + rows.len() * (std::mem::size_of::<KeptRow>() + 16);
         shared
             .reservation
@@ -862,5 +930,5 @@ async fn keep_partition(
             })?;
         out.push((kept, rows));
     }
-    Ok(out)
+    Ok((out, arena))
 }
