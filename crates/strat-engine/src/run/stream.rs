@@ -43,6 +43,11 @@ use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::memory_pool::MemoryReservation;
 
+use datafusion::execution::SessionStateBuilder;
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+
 use super::*;
 
 const SHARDS: usize = 64;
@@ -496,9 +501,20 @@ pub(super) async fn run(
         reservation: Mutex::new(MemoryConsumer::new("strat: selected rows").register(&pool)),
         context,
     });
-    let df = match eligible(ctx, table, st).await {
+    // The filter `strat_selected(unit)` goes into the Parquet reader
+    // (pushdown_filters): it decodes the unit column, and the other columns
+    // only for the rows of selected units (late materialisation).
+    let late = pushdown_context(ctx);
+    let selected_udf = ScalarUDF::from(SelectedUdf {
+        lookup: lookup.clone(),
+        signature: Signature::any(1, Volatility::Immutable),
+    });
+    let df = match eligible(&late, table, st).await {
         Ok(df) => df,
         Err(_) => return Ok(Err(Fallback("reading the table failed"))),
+    };
+    let Ok(df) = df.filter(selected_udf.call(vec![column(&unit.name)])) else {
+        return Ok(Err(Fallback("planning the materialising pass failed")));
     };
     let mut select: Vec<Expr> = st.input.iter().map(|c| column(&c.name)).collect();
     select.extend(plan.projections(st)?);
@@ -549,9 +565,7 @@ pub(super) async fn run(
     if let Some(s) = stop {
         return s;
     }
-    let lookup = Arc::into_inner(lookup).ok_or_else(|| {
-        RunError::Statement("a selecting task outlived the pass (internal error)".into())
-    })?;
+    drop(selected_udf);
     let batch = concat_batches(&schema, &kept_batches).map_err(arrow_err("the selected rows"))?;
     drop(kept_batches);
     clock.lap("materialising pass (selected rows)");
@@ -654,6 +668,75 @@ pub(super) async fn run(
         plan: Plan::Streaming,
         profile: Profile { phases: clock.phases, fallback: None },
     }))
+}
+
+/// A context over the same tables and runtime whose Parquet scans evaluate
+/// filters while decoding.
+fn pushdown_context(ctx: &SessionContext) -> SessionContext {
+    // Not creating a default catalog: that would replace the shared one,
+    // and with it the caller's tables.
+    let mut config = ctx.copied_config().with_create_default_catalog_and_schema(false);
+    config.options_mut().execution.parquet.pushdown_filters = true;
+    let state = SessionStateBuilder::new_from_existing(ctx.state())
+        .with_config(config)
+        .build();
+    SessionContext::new_with_state(state)
+}
+
+/// `strat_selected(unit) -> Boolean`: is this the unit of a selected unit?
+struct SelectedUdf {
+    lookup: Arc<Lookup>,
+    signature: Signature,
+}
+
+impl std::fmt::Debug for SelectedUdf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "strat_selected({} units)", self.lookup.selected.len())
+    }
+}
+
+impl PartialEq for SelectedUdf {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.lookup, &other.lookup)
+    }
+}
+impl Eq for SelectedUdf {}
+impl Hash for SelectedUdf {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        std::ptr::hash(Arc::as_ptr(&self.lookup), state);
+    }
+}
+
+impl ScalarUDFImpl for SelectedUdf {
+    fn name(&self) -> &str {
+        "strat_selected"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> datafusion::error::Result<DataType> {
+        Ok(DataType::Boolean)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> datafusion::error::Result<ColumnarValue> {
+        let [key] = args.args.as_slice() else {
+            return datafusion::common::exec_err!("strat_selected takes 1 argument");
+        };
+        let keys = key.to_array(args.number_rows)?;
+        let kc = KeyColumn::unit(keys.as_ref())
+            .or_else(|e| datafusion::common::exec_err!("strat_selected: {e}"))?;
+        let mut buf = Vec::with_capacity(64);
+        let out: BooleanArray = (0..keys.len())
+            .map(|row| {
+                if kc.is_null(row) {
+                    return Some(false);
+                }
+                buf.clear();
+                let _ = kc.write(row, &mut buf);
+                Some(self.lookup.find(&buf).is_some())
+            })
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
 }
 
 /// Wall time per phase.
@@ -847,6 +930,16 @@ struct Lookup {
     context: String,
 }
 
+impl Lookup {
+    /// The selected unit of a key text, and its draw.
+    fn find(&self, key: &[u8]) -> Option<(&Selected, u64)> {
+        let &(start, count) = self.runs.get(&hash48(&self.hasher, key))?;
+        let r = self.drawer.draw(key);
+        let run = &self.selected[start as usize..(start + count) as usize];
+        run.iter().find(|s| s.r == r).map(|s| (s, r))
+    }
+}
+
 /// A kept row: its place in the output order and in the kept rows.
 struct KeptRow {
     r: u64,
@@ -887,12 +980,7 @@ async fn keep_partition(
             }
             buf.clear();
             let _ = keys.write(row, &mut buf);
-            let Some(&(start, count)) = shared.runs.get(&hash48(&shared.hasher, &buf)) else {
-                continue;
-            };
-            let r = shared.drawer.draw(&buf);
-            let run = &shared.selected[start as usize..(start + count) as usize];
-            if let Some(s) = run.iter().find(|s| s.r == r) {
+            if let Some((s, r)) = shared.find(&buf) {
                 rows.push(KeptRow {
                     r,
                     key_at: arena.len() as u64,
