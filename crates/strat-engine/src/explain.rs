@@ -91,6 +91,13 @@ pub async fn explain(ctx: &SessionContext, program: &Program, index: usize) -> R
 
     let run = run_statement(ctx, program, index).await?;
     let r = &run.report;
+    let _ = match run.profile.fallback {
+        None => writeln!(
+            out,
+            "\nrun plan:  streaming — a counting pass over the unit and stratum columns, then a pass that keeps only the selected units' rows"
+        ),
+        Some(why) => writeln!(out, "\nrun plan:  in memory (every eligible row held): {why}"),
+    };
     let _ = writeln!(
         out,
         "\nallocation: N = {} units in {} strata, {} selected{}",

@@ -161,11 +161,17 @@ pub(super) async fn run(
     split: Option<&ir::Split>,
     excluded: Option<&HashSet<Vec<u8>>>,
 ) -> Result<Result<RunOutput, Fallback>, RunError> {
-    let (ir::Source::Table(table), Some(unit)) = (&st.source, &st.unit) else {
-        return Ok(Err(Fallback("the source is a statement, or there is no `unit`")));
+    let ir::Source::Table(table) = &st.source else {
+        return Ok(Err(Fallback("the source is another statement, whose output is in memory already")));
     };
-    if st.has_aggregates() || matches!(st.method, ir::Method::Neyman(_)) {
-        return Ok(Err(Fallback("unit aggregates or neyman")));
+    let Some(unit) = &st.unit else {
+        return Ok(Err(Fallback("without `unit`, each row is a unit keyed by all its columns")));
+    };
+    if st.has_aggregates() {
+        return Ok(Err(Fallback("unit aggregates are computed over each unit's rows in memory")));
+    }
+    if matches!(st.method, ir::Method::Neyman(_)) {
+        return Ok(Err(Fallback("neyman's S_h is computed over each stratum's units in memory")));
     }
     let mut clock = Clock::new();
     let plan = StrataPlan::new(st);
