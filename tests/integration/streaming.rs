@@ -2,7 +2,8 @@
 //! plan it must equal: the same output rows in the same order, the same
 //! report, the same errors — on every example, every SQL conformance case and
 //! generated data with multi-row units, NULL units, exclusion, Bernoulli
-//! rules, bounds and splits, at 1 and 3 partitions.
+//! rules, bounds and splits, at 1 and 3 partitions; and with a unit budget so
+//! small that the counting pass spills sorted runs after every batch.
 
 use std::path::Path;
 
@@ -10,7 +11,7 @@ use datafusion::arrow::compute::concat_batches;
 use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::logical_expr::Partitioning;
 use datafusion::prelude::{CsvReadOptions, SessionConfig, SessionContext};
-use strat_engine::run::{Plan, run_statement_with};
+use strat_engine::run::{Plan, RunOptions, run_statement_with};
 use strat_engine::{Options, RunOutput, compile};
 
 use crate::common::{cases, header, root};
@@ -31,8 +32,17 @@ async fn compare(file: &Path, text: &str, options: &Options, partitions: usize) 
     let mut streamed = 0;
     for index in 0..program.statements.len() {
         let st = &program.statements[index];
-        let streaming = run_statement_with(&ctx, &program, index, Plan::Streaming).await;
-        let memory = run_statement_with(&ctx, &program, index, Plan::InMemory).await;
+        let in_memory = RunOptions { plan: Plan::InMemory, ..RunOptions::default() };
+        // A budget of 4 units: the counting pass spills its units after every batch.
+        let spilling = RunOptions { unit_memory: 128, ..RunOptions::default() };
+        let memory = run_statement_with(&ctx, &program, index, &in_memory).await;
+        if let (Ok(spilled), Ok(m)) = (run_statement_with(&ctx, &program, index, &spilling).await, &memory) {
+            same(&spilled, m, &format!("{} statement {index}, spilling", file.display()));
+            if spilled.plan == Plan::Streaming && spilled.report.total_population > 4 {
+                assert!(spilled.profile.spilled_runs > 0, "{}: did not spill", file.display());
+            }
+        }
+        let streaming = run_statement_with(&ctx, &program, index, &RunOptions::default()).await;
         let what = format!("{} statement {index} at {partitions} partition(s)", file.display());
         match (streaming, memory) {
             (Ok(s), Ok(m)) => {
@@ -61,9 +71,9 @@ fn same(s: &RunOutput, m: &RunOutput, what: &str) {
     assert_eq!(s.schema, m.schema, "{what}: schema");
     let a = concat_batches(&s.schema, &s.batches).expect("concat");
     let b = concat_batches(&m.schema, &m.batches).expect("concat");
+    assert_eq!(s.report, m.report, "{what}: report");
     assert_eq!(a.num_rows(), b.num_rows(), "{what}: rows");
     assert_eq!(a, b, "{what}: rows differ");
-    assert_eq!(s.report, m.report, "{what}: report");
 }
 
 fn options_from(args: &[String]) -> Options {

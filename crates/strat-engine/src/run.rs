@@ -116,6 +116,8 @@ pub struct Profile {
     pub phases: Vec<(&'static str, std::time::Duration)>,
     /// Why the streaming plan handed the statement to the in-memory plan.
     pub fallback: Option<&'static str>,
+    /// Sorted runs of units the streaming plan spilled to disk (0: none).
+    pub spilled_runs: usize,
 }
 
 /// The per-run report (what a user reads next to the sample).
@@ -381,16 +383,33 @@ pub async fn run_statement(
     program: &Program,
     index: usize,
 ) -> Result<RunOutput, RunError> {
-    run_statement_with(ctx, program, index, Plan::Streaming).await
+    run_statement_with(ctx, program, index, &RunOptions::default()).await
 }
 
-/// [`run_statement`] with a chosen [`Plan`].
+/// How to run a statement; the output never depends on it.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub plan: Plan,
+    /// Memory for the streaming plan's unit sets (about 32 bytes a unit);
+    /// beyond it (or beyond the context's memory limit) they are spilled to
+    /// disk as sorted runs. 256 MiB by default: about 8 million units.
+    pub unit_memory: usize,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions { plan: Plan::Streaming, unit_memory: 256 << 20 }
+    }
+}
+
+/// [`run_statement`] with chosen [`RunOptions`].
 pub async fn run_statement_with(
     ctx: &SessionContext,
     program: &Program,
     index: usize,
-    plan: Plan,
+    options: &RunOptions,
 ) -> Result<RunOutput, RunError> {
+    let plan = options.plan;
     let st = program.statements.get(index).ok_or_else(|| {
         RunError::Statement(format!(
             "there is no statement {index}; the program has {}",
@@ -414,7 +433,7 @@ pub async fn run_statement_with(
     };
     let mut fallback = None;
     if plan == Plan::Streaming {
-        match stream::run(ctx, st, split, excluded_keys.as_ref()).await? {
+        match stream::run(ctx, st, split, excluded_keys.as_ref(), options).await? {
             Ok(out) => return Ok(out),
             Err(stream::Fallback(why)) => fallback = Some(why),
         }
@@ -781,6 +800,7 @@ pub async fn run_statement_with(
         profile: Profile {
             phases: vec![("in-memory run", started.elapsed())],
             fallback,
+            spilled_runs: 0,
         },
     })
 }

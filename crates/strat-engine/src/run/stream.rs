@@ -48,7 +48,20 @@ use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+
+use datafusion::execution::{DiskManager, SpillFile};
+
+/// A spilled run of units.
+type RunFile = Arc<dyn SpillFile>;
+
 use super::*;
+
+/// Memory a unit takes in the sets: 16 bytes and a control byte per slot,
+/// at most 7/8 full and half full after growing.
+const ENTRY_BYTES: usize = 32;
 
 const SHARDS: usize = 64;
 const MAX_STRATA: usize = 1 << 16;
@@ -125,6 +138,12 @@ struct Counting {
     strata: Mutex<Strata>,
     reservation: Mutex<MemoryReservation>,
     context: String,
+    /// Units in the sets now, and how many may be before they are spilled.
+    in_sets: AtomicUsize,
+    budget: usize,
+    /// Sorted runs of spilled units.
+    runs: Mutex<Vec<RunFile>>,
+    disk: Arc<DiskManager>,
 }
 
 /// What one counting task saw besides units.
@@ -160,6 +179,7 @@ pub(super) async fn run(
     st: &Statement,
     split: Option<&ir::Split>,
     excluded: Option<&HashSet<Vec<u8>>>,
+    options: &RunOptions,
 ) -> Result<Result<RunOutput, Fallback>, RunError> {
     let ir::Source::Table(table) = &st.source else {
         return Ok(Err(Fallback("the source is another statement, whose output is in memory already")));
@@ -205,6 +225,10 @@ pub(super) async fn run(
         strata: Mutex::new(Strata::default()),
         reservation: Mutex::new(MemoryConsumer::new("strat: units").register(&pool)),
         context: context.clone(),
+        in_sets: AtomicUsize::new(0),
+        budget: (options.unit_memory / ENTRY_BYTES).max(1),
+        runs: Mutex::new(Vec::new()),
+        disk: ctx.runtime_env().disk_manager.clone(),
     });
     let Ok(streams) = df.execute_stream_partitioned().await else {
         return Ok(Err(Fallback("planning the counting pass failed")));
@@ -242,11 +266,26 @@ pub(super) async fn run(
     })?;
     let hasher = counting.hasher.clone();
     let drawer = counting.drawer.clone();
-    let units: Vec<UnitSet> = counting
-        .units
-        .into_iter()
-        .map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()))
-        .collect();
+    // Spilled once: spill the rest too, so that every unit is in a sorted run.
+    let spilled = !counting.runs.lock().unwrap_or_else(|p| p.into_inner()).is_empty();
+    if spilled {
+        spill(&counting, true).map_err(|e| match e {
+            Stop::Error(e) => e,
+            Stop::Fallback(why) => RunError::Statement(why.into()),
+        })?;
+    }
+    let spilled_runs = counting.runs.lock().unwrap_or_else(|p| p.into_inner()).len();
+    let units = if spilled {
+        Units::Spilled(counting.runs.into_inner().unwrap_or_else(|p| p.into_inner()))
+    } else {
+        Units::InMemory(
+            counting
+                .units
+                .into_iter()
+                .map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()))
+                .collect(),
+        )
+    };
     let strata = counting
         .strata
         .into_inner()
@@ -301,9 +340,20 @@ pub(super) async fn run(
         .collect();
     let stratum_strings: Vec<String> = stratum_texts.iter().map(|t| stratum_text(t)).collect();
     let mut sizes = vec![0u64; h_count];
-    for set in &units {
-        for e in set {
-            sizes[rank[e.stratum()]] += 1;
+    match &units {
+        Units::InMemory(sets) => {
+            for e in sets.iter().flatten() {
+                sizes[rank[e.stratum()]] += 1;
+            }
+        }
+        Units::Spilled(runs) => {
+            let complete = for_each_unit(runs, &context, |e| {
+                sizes[rank[e.stratum()]] += 1;
+                true
+            })?;
+            if !complete {
+                return Ok(Err(Fallback("a unit spans strata")));
+            }
         }
     }
     let starts: Vec<u32> = stratum_strings
@@ -311,71 +361,31 @@ pub(super) async fn run(
         .map(|s| drawer.stratum_start(s))
         .collect();
 
-    // 3. Selection: per unit its stratum (rank) and split.
-    let mut selected: Vec<Selected> = Vec::new();
-    let mut reports = Vec::with_capacity(h_count);
-    let mut weights = vec![1.0f64; h_count];
+    // 3. Selection: per stratum how units are assigned by their place in
+    // draw order, then each unit's split (or part 0 of a sample).
     let mut alloc_warnings = Vec::new();
-    let mut split_totals = Vec::new();
-    let values_text = |k: usize| -> Vec<String> {
-        stratum_texts[k]
-            .iter()
-            .map(|v| v.clone().unwrap_or_else(|| "∅".into()))
-            .collect()
-    };
-    if let Some(split) = split {
+    let mut targets: Vec<Target> = sizes.iter().map(|&n| Target::Exact(n)).collect();
+    let assign: Vec<Assign> = if let Some(split) = split {
         let shares: Vec<BigRational> = split.parts.iter().map(|(_, p)| p.clone()).collect();
-        let parts = shares.len();
-        let mut members: Vec<Vec<UnitEntry>> = vec![Vec::new(); h_count];
-        for set in &units {
-            for &e in set {
-                members[rank[e.stratum()]].push(e);
-            }
+        if split.about {
+            let t = strat_alloc::about_thresholds(&shares);
+            vec![Assign::Thresholds(t, shares.len()); h_count]
+        } else {
+            (0..h_count)
+                .map(|k| {
+                    let mut at = 0;
+                    Assign::Cuts(
+                        strat_alloc::split_sizes(sizes[k], &shares, starts[k])
+                            .into_iter()
+                            .map(|size| {
+                                at += size;
+                                at
+                            })
+                            .collect(),
+                    )
+                })
+                .collect()
         }
-        let thresholds = split.about.then(|| strat_alloc::about_thresholds(&shares));
-        let mut totals = vec![0u64; parts];
-        for (k, mut list) in members.into_iter().enumerate() {
-            let n = list.len() as u64;
-            let mut counts = vec![0u64; parts];
-            match &thresholds {
-                None => {
-                    list.sort_unstable_by_key(|e| e.r);
-                    let cut = strat_alloc::split_sizes(n, &shares, starts[k]);
-                    let mut at = 0usize;
-                    for (i, &size) in cut.iter().enumerate() {
-                        let end = at + size as usize;
-                        if at > 0 && at < list.len() && size > 0 && list[at - 1].r == list[at].r {
-                            return Ok(Err(Fallback("two units tie on their draw at a split boundary")));
-                        }
-                        for e in &list[at..end] {
-                            selected.push(Selected::new(*e, k, i));
-                        }
-                        counts[i] = size;
-                        at = end;
-                    }
-                }
-                Some(t) => {
-                    for e in list {
-                        let i = t.iter().position(|t| t.is_none_or(|t| e.r < t)).unwrap_or(parts - 1);
-                        selected.push(Selected::new(e, k, i));
-                        counts[i] += 1;
-                    }
-                }
-            }
-            for (t, c) in totals.iter_mut().zip(&counts) {
-                *t += c;
-            }
-            reports.push(StratumReport {
-                values: values_text(k),
-                text: stratum_strings[k].clone(),
-                population: n,
-                target: Target::Exact(n),
-                selected: n,
-                weight: 1.0,
-                split_counts: split.parts.iter().map(|(name, _)| name.clone()).zip(counts).collect(),
-            });
-        }
-        split_totals = split.parts.iter().map(|(name, _)| name.clone()).zip(totals).collect();
     } else {
         let reps: Vec<usize> = (0..h_count).collect();
         let matched = match_rules(ctx, st, &ordered, &reps).await?;
@@ -388,103 +398,74 @@ pub(super) async fn run(
             })
             .collect();
         let allocation = strat_alloc::allocate(&inputs, &request(st))?;
-        // Per stratum: keep all, the k smallest draws, or draws below t.
-        enum Pick {
-            All,
-            Smallest(usize),
-            Below(Option<u64>),
-        }
-        let picks: Vec<Pick> = allocation
-            .targets
+        alloc_warnings = allocation.warnings;
+        targets = allocation.targets;
+        targets
+            .iter()
+            .map(|t| match t {
+                Target::Exact(n) => Assign::Take(*n),
+                Target::Probability(p) => Assign::Below(strat_alloc::threshold(p)),
+            })
+            .collect()
+    };
+    let selected = match &units {
+        Units::InMemory(sets) => select_in_memory(sets, &rank, &sizes, &assign),
+        Units::Spilled(runs) => select_merged(runs, &rank, &assign, &context)?,
+    };
+    let Some(mut selected) = selected else {
+        return Ok(Err(Fallback("two units tie on their draw at a selection or split boundary")));
+    };
+
+    // The report: per stratum its units per part.
+    let parts = split.map_or(1, |s| s.parts.len());
+    let mut counts = vec![vec![0u64; parts]; h_count];
+    for s in &selected {
+        counts[s.stratum as usize][s.part as usize] += 1;
+    }
+    let mut weights = vec![1.0f64; h_count];
+    let mut reports = Vec::with_capacity(h_count);
+    for k in 0..h_count {
+        let n = sizes[k];
+        let (weight, split_counts) = match split {
+            Some(split) => (
+                1.0,
+                split.parts.iter().map(|(name, _)| name.clone()).zip(counts[k].iter().copied()).collect(),
+            ),
+            None => {
+                let w = match &targets[k] {
+                    Target::Exact(t) => {
+                        let t = (*t).min(n);
+                        if t == 0 { 0.0 } else { n as f64 / t as f64 }
+                    }
+                    Target::Probability(p) if p.numer() == &BigInt::from(0) => 0.0,
+                    Target::Probability(p) => ratio_to_f64(p.denom(), p.numer()),
+                };
+                (w, Vec::new())
+            }
+        };
+        weights[k] = weight;
+        reports.push(StratumReport {
+            values: stratum_texts[k]
+                .iter()
+                .map(|v| v.clone().unwrap_or_else(|| "∅".into()))
+                .collect(),
+            text: stratum_strings[k].clone(),
+            population: n,
+            target: targets[k].clone(),
+            selected: counts[k].iter().sum(),
+            weight,
+            split_counts,
+        });
+    }
+    let split_totals: Vec<(String, u64)> = match split {
+        Some(split) => split
+            .parts
             .iter()
             .enumerate()
-            .map(|(k, t)| match t {
-                Target::Exact(n) if *n >= sizes[k] => Pick::All,
-                Target::Exact(n) => Pick::Smallest(*n as usize),
-                Target::Probability(p) => Pick::Below(strat_alloc::threshold(p)),
-            })
-            .collect();
-        let mut heaps: Vec<BinaryHeap<u64>> = picks
-            .iter()
-            .map(|p| match p {
-                Pick::Smallest(n) if *n > 0 => BinaryHeap::with_capacity(n + 1),
-                _ => BinaryHeap::new(),
-            })
-            .collect();
-        for set in &units {
-            for &e in set {
-                let k = rank[e.stratum()];
-                match picks[k] {
-                    Pick::All => selected.push(Selected::new(e, k, 0)),
-                    Pick::Below(t) => {
-                        if t.is_none_or(|t| e.r < t) {
-                            selected.push(Selected::new(e, k, 0));
-                        }
-                    }
-                    Pick::Smallest(0) => {}
-                    Pick::Smallest(n) => {
-                        let heap = &mut heaps[k];
-                        if heap.len() <= n {
-                            heap.push(e.r);
-                        } else if heap.peek().is_some_and(|&top| e.r < top) {
-                            heap.pop();
-                            heap.push(e.r);
-                        }
-                    }
-                }
-            }
-        }
-        // The n smallest draws of a stratum: those below the (n+1)-th smallest,
-        // unless it ties with the n-th (then key texts decide).
-        let mut cut: Vec<Option<u64>> = vec![None; h_count];
-        for (k, p) in picks.iter().enumerate() {
-            if let Pick::Smallest(n) = *p
-                && n > 0
-            {
-                let sorted = std::mem::take(&mut heaps[k]).into_sorted_vec();
-                if sorted[n - 1] == sorted[n] {
-                    return Ok(Err(Fallback("two units tie on their draw at a selection boundary")));
-                }
-                cut[k] = Some(sorted[n]);
-            }
-        }
-        for set in &units {
-            for &e in set {
-                let k = rank[e.stratum()];
-                if let Some(c) = cut[k]
-                    && e.r < c
-                {
-                    selected.push(Selected::new(e, k, 0));
-                }
-            }
-        }
-        let mut chosen = vec![0u64; h_count];
-        for s in &selected {
-            chosen[s.stratum as usize] += 1;
-        }
-        for (k, target) in allocation.targets.iter().enumerate() {
-            let n = sizes[k];
-            let w = match target {
-                Target::Exact(t) => {
-                    let t = (*t).min(n);
-                    if t == 0 { 0.0 } else { n as f64 / t as f64 }
-                }
-                Target::Probability(p) if p.numer() == &BigInt::from(0) => 0.0,
-                Target::Probability(p) => ratio_to_f64(p.denom(), p.numer()),
-            };
-            weights[k] = w;
-            reports.push(StratumReport {
-                values: values_text(k),
-                text: stratum_strings[k].clone(),
-                population: n,
-                target: target.clone(),
-                selected: chosen[k],
-                weight: w,
-                split_counts: Vec::new(),
-            });
-        }
-        alloc_warnings = allocation.warnings;
-    }
+            .map(|(i, (name, _))| (name.clone(), counts.iter().map(|c| c[i]).sum()))
+            .collect(),
+        None => Vec::new(),
+    };
     drop(units);
     drop(unit_reservation);
 
@@ -672,7 +653,7 @@ pub(super) async fn run(
             split_totals,
         },
         plan: Plan::Streaming,
-        profile: Profile { phases: clock.phases, fallback: None },
+        profile: Profile { phases: clock.phases, fallback: None, spilled_runs },
     }))
 }
 
@@ -866,21 +847,303 @@ async fn count_partition(
                 }
             }
         }
-        // A set holds 16 bytes and a control byte per slot, at most 7/8 full
-        // and half full after growing: about 32 bytes a unit at worst.
-        shared
+        // Over the budget, or over the context's memory limit: the sets go to
+        // disk as a sorted run.
+        let refused = shared
             .reservation
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .try_grow(added * 32)
-            .map_err(|e| {
-                Stop::Error(RunError::Memory {
-                    context: shared.context.clone(),
-                    error: e,
-                })
-            })?;
+            .try_grow(added * ENTRY_BYTES)
+            .is_err();
+        let in_sets = shared.in_sets.fetch_add(added, AtomicOrdering::Relaxed) + added;
+        if refused || in_sets > shared.budget {
+            spill(&shared, refused)?;
+        }
     }
     Ok(stats)
+}
+
+/// The units after the counting pass: in memory, or in sorted runs on disk.
+enum Units {
+    InMemory(Vec<UnitSet>),
+    Spilled(Vec<RunFile>),
+}
+
+/// How a stratum's units are assigned to parts (a sample has one part).
+#[derive(Clone)]
+enum Assign {
+    /// The first `n` units in draw order.
+    Take(u64),
+    /// Units whose draw is below the threshold (`None`: all).
+    Below(Option<u64>),
+    /// Split boundaries `B_1 ≤ … ≤ B_k`: the unit at place `p` in draw order
+    /// goes to the first split with `p < B_i`.
+    Cuts(Vec<u64>),
+    /// `about` split thresholds and the number of splits: the first split
+    /// whose threshold is above `r`, else the last.
+    Thresholds(Vec<Option<u64>>, usize),
+}
+
+impl Assign {
+    /// The part of the unit at `place` in draw order with draw `r`.
+    fn part(&self, place: u64, r: u64) -> Option<u32> {
+        match self {
+            Assign::Take(n) => (place < *n).then_some(0),
+            Assign::Below(t) => t.is_none_or(|t| r < t).then_some(0),
+            Assign::Cuts(b) => b.iter().position(|&b| place < b).map(|i| i as u32),
+            Assign::Thresholds(t, parts) => Some(
+                t.iter()
+                    .position(|t| t.is_none_or(|t| r < t))
+                    .unwrap_or(parts - 1) as u32,
+            ),
+        }
+    }
+}
+
+/// Walks units in draw order, stratum by stratum, assigning each. Two units
+/// with the same draw that would land in different parts need their key
+/// texts to be ordered: the walk stops (`false`) and the in-memory plan decides.
+struct Walk<'a> {
+    assign: &'a [Assign],
+    places: Vec<u64>,
+    last: Vec<Option<(u64, Option<u32>)>>,
+}
+
+impl<'a> Walk<'a> {
+    fn new(assign: &'a [Assign]) -> Self {
+        Walk {
+            assign,
+            places: vec![0; assign.len()],
+            last: vec![None; assign.len()],
+        }
+    }
+
+    fn visit(&mut self, e: UnitEntry, k: usize, out: &mut Vec<Selected>) -> bool {
+        let part = self.assign[k].part(self.places[k], e.r);
+        if let Some((r, p)) = self.last[k]
+            && r == e.r
+            && p != part
+        {
+            return false;
+        }
+        self.places[k] += 1;
+        self.last[k] = Some((e.r, part));
+        if let Some(part) = part {
+            out.push(Selected::new(e, k, part as usize));
+        }
+        true
+    }
+}
+
+/// Selection over the in-memory sets: thresholds in one scan, the `n`
+/// smallest draws by a bounded heap, splits by sorting each stratum.
+/// `None` when draws tie at a boundary.
+fn select_in_memory(
+    sets: &[UnitSet],
+    rank: &[usize],
+    sizes: &[u64],
+    assign: &[Assign],
+) -> Option<Vec<Selected>> {
+    let h_count = assign.len();
+    let mut selected = Vec::new();
+    // Per stratum: the heap of the n+1 smallest draws, or the sorted members.
+    let mut heaps: Vec<BinaryHeap<u64>> = vec![BinaryHeap::new(); h_count];
+    let mut members: Vec<Vec<UnitEntry>> = vec![Vec::new(); h_count];
+    for &e in sets.iter().flatten() {
+        let k = rank[e.stratum()];
+        match &assign[k] {
+            Assign::Take(n) if *n >= sizes[k] => selected.push(Selected::new(e, k, 0)),
+            Assign::Take(0) => {}
+            Assign::Take(n) => {
+                let heap = &mut heaps[k];
+                if heap.len() as u64 <= *n {
+                    heap.push(e.r);
+                } else if heap.peek().is_some_and(|&top| e.r < top) {
+                    heap.pop();
+                    heap.push(e.r);
+                }
+            }
+            Assign::Below(_) | Assign::Thresholds(..) => {
+                if let Some(part) = assign[k].part(0, e.r) {
+                    selected.push(Selected::new(e, k, part as usize));
+                }
+            }
+            Assign::Cuts(_) => members[k].push(e),
+        }
+    }
+    // The n smallest draws: those below the (n+1)-th smallest, unless it
+    // ties with the n-th.
+    let mut cut: Vec<Option<u64>> = vec![None; h_count];
+    for (k, heap) in heaps.into_iter().enumerate() {
+        if let Assign::Take(n) = assign[k]
+            && n > 0
+            && n < sizes[k]
+        {
+            let sorted = heap.into_sorted_vec();
+            let n = n as usize;
+            if sorted[n - 1] == sorted[n] {
+                return None;
+            }
+            cut[k] = Some(sorted[n]);
+        }
+    }
+    if cut.iter().any(Option::is_some) {
+        for &e in sets.iter().flatten() {
+            let k = rank[e.stratum()];
+            if cut[k].is_some_and(|c| e.r < c) {
+                selected.push(Selected::new(e, k, 0));
+            }
+        }
+    }
+    let mut walk = Walk::new(assign);
+    for (k, mut list) in members.into_iter().enumerate() {
+        list.sort_unstable_by_key(|e| e.r);
+        for e in list {
+            if !walk.visit(e, k, &mut selected) {
+                return None;
+            }
+        }
+    }
+    Some(selected)
+}
+
+/// Selection over the spilled runs, merged in draw order. `None` when draws
+/// tie at a boundary.
+fn select_merged(
+    runs: &[RunFile],
+    rank: &[usize],
+    assign: &[Assign],
+    context: &str,
+) -> Result<Option<Vec<Selected>>, RunError> {
+    let mut selected = Vec::new();
+    let mut walk = Walk::new(assign);
+    let mut tie = false;
+    let complete = for_each_unit(runs, context, |e| {
+        let ok = walk.visit(e, rank[e.stratum()], &mut selected);
+        tie |= !ok;
+        ok
+    })?;
+    Ok((complete && !tie).then_some(selected))
+}
+
+fn spill_error(context: &str, what: &str, e: impl std::fmt::Display) -> RunError {
+    RunError::Memory {
+        context: context.to_string(),
+        error: DataFusionError::Execution(format!("{what}: {e}")),
+    }
+}
+
+/// Moves every unit of the sets to a new run on disk, sorted by draw (and
+/// keyed hash). Without `force`, only when the sets are still over the
+/// budget (another task may have spilled them meanwhile).
+fn spill(shared: &Counting, force: bool) -> Result<(), Stop> {
+    let mut runs = shared.runs.lock().unwrap_or_else(|p| p.into_inner());
+    if !force && shared.in_sets.load(AtomicOrdering::Relaxed) <= shared.budget {
+        return Ok(());
+    }
+    let context = &shared.context;
+    let file = shared
+        .disk
+        .create_tmp_file("strat: units sorted by draw")
+        .map_err(|e| Stop::Error(spill_error(context, "the units do not fit in memory, and spilling them to disk failed", e)))?;
+    let write_err = |e: std::io::Error| Stop::Error(spill_error(context, "writing units to a temporary file", e));
+    if file.path().is_none() {
+        return Err(Stop::Error(spill_error(
+            context,
+            "the units do not fit in memory",
+            "spilling them needs a local temporary folder",
+        )));
+    }
+    let writer = file
+        .open_writer()
+        .map_err(|e| Stop::Error(spill_error(context, "writing units to a temporary file", e)))?;
+    let mut w = BufWriter::with_capacity(1 << 20, writer);
+    let mut moved = 0usize;
+    for shard in &shared.units {
+        let set = std::mem::take(&mut *shard.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut entries: Vec<UnitEntry> = set.into_iter().collect();
+        entries.sort_unstable_by_key(|e| (e.r, e.hash48()));
+        moved += entries.len();
+        for e in entries {
+            w.write_all(&e.r.to_le_bytes()).map_err(write_err)?;
+            w.write_all(&e.tag.to_le_bytes()).map_err(write_err)?;
+        }
+    }
+    let mut writer = w.into_inner().map_err(|e| write_err(e.into_error()))?;
+    writer
+        .finish()
+        .map_err(|e| Stop::Error(spill_error(context, "writing units to a temporary file", e)))?;
+    runs.push(file);
+    shared.in_sets.fetch_sub(moved.min(shared.in_sets.load(AtomicOrdering::Relaxed)), AtomicOrdering::Relaxed);
+    let reservation = shared.reservation.lock().unwrap_or_else(|p| p.into_inner());
+    let freed = (moved * ENTRY_BYTES).min(reservation.size());
+    reservation.shrink(freed);
+    Ok(())
+}
+
+/// One sorted run being read back.
+struct RunReader(BufReader<File>);
+
+impl RunReader {
+    fn next(&mut self) -> std::io::Result<Option<UnitEntry>> {
+        let mut b = [0u8; 16];
+        match self.0.read_exact(&mut b) {
+            Ok(()) => Ok(Some(UnitEntry {
+                r: u64::from_le_bytes(b[..8].try_into().unwrap_or_default()),
+                tag: u64::from_le_bytes(b[8..].try_into().unwrap_or_default()),
+            })),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Calls `f` once per unit of the runs, in draw order (a unit met in several
+/// runs once), until it returns false. Returns false when a unit's entries
+/// name two strata, or `f` stopped the walk.
+fn for_each_unit(
+    runs: &[RunFile],
+    context: &str,
+    mut f: impl FnMut(UnitEntry) -> bool,
+) -> Result<bool, RunError> {
+    use std::cmp::Reverse;
+    let read_err = |e: std::io::Error| spill_error(context, "reading units back from a temporary file", e);
+    let mut readers = Vec::with_capacity(runs.len());
+    for run in runs {
+        let path = run.path().ok_or_else(|| read_err(std::io::ErrorKind::NotFound.into()))?;
+        readers.push(RunReader(BufReader::with_capacity(1 << 16, File::open(path).map_err(read_err)?)));
+    }
+    let mut heap = BinaryHeap::with_capacity(readers.len());
+    for (i, reader) in readers.iter_mut().enumerate() {
+        if let Some(e) = reader.next().map_err(read_err)? {
+            heap.push(Reverse((e.r, e.hash48(), e.tag, i)));
+        }
+    }
+    let mut current: Option<UnitEntry> = None;
+    while let Some(Reverse((r, _, tag, i))) = heap.pop() {
+        let e = UnitEntry { r, tag };
+        if let Some(next) = readers[i].next().map_err(read_err)? {
+            heap.push(Reverse((next.r, next.hash48(), next.tag, i)));
+        }
+        match current {
+            Some(c) if c == e => {
+                if c.stratum() != e.stratum() {
+                    return Ok(false);
+                }
+            }
+            Some(c) => {
+                if !f(c) {
+                    return Ok(false);
+                }
+                current = Some(e);
+            }
+            None => current = Some(e),
+        }
+    }
+    if let Some(c) = current {
+        return Ok(f(c));
+    }
+    Ok(true)
 }
 
 /// The global id of a stratum first met at `row` (registering its values).
