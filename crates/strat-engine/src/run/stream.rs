@@ -500,8 +500,15 @@ pub(super) async fn run(
         Ok(df) => df,
         Err(_) => return Ok(Err(Fallback("reading the table failed"))),
     };
-    let Ok(df) = df.filter(selected_udf.call(vec![column(&unit.name)])) else {
-        return Ok(Err(Fallback("planning the materialising pass failed")));
+    // When every unit is selected (a split) the filter would keep every row.
+    let everything = total_selected == sizes.iter().sum::<u64>();
+    let df = if everything {
+        df
+    } else {
+        let Ok(df) = df.filter(selected_udf.call(vec![column(&unit.name)])) else {
+            return Ok(Err(Fallback("planning the materialising pass failed")));
+        };
+        df
     };
     let mut select: Vec<Expr> = st.input.iter().map(|c| column(&c.name)).collect();
     select.extend(plan.projections(st)?);
