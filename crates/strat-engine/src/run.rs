@@ -736,52 +736,22 @@ pub async fn run_statement_with(
             row_splits.push(part);
         }
     }
-    let indices = UInt32Array::from(order);
-    let mut fields = Vec::with_capacity(st.output.len());
-    let mut columns: Vec<ArrayRef> = Vec::with_capacity(st.output.len());
-    for o in &st.output {
-        let array: ArrayRef = match o {
-            ir::Output::Column(c) => {
-                take(input[input_index(st, &c.name)?].as_ref(), &indices, None)
-                    .map_err(arrow_err("output"))?
-            }
-            ir::Output::Stratum { index, .. } => {
-                take(strata_arrays[*index].as_ref(), &indices, None).map_err(arrow_err("output"))?
-            }
-            ir::Output::Weight => Arc::new(Float64Array::from(weights.clone())),
-            ir::Output::StratumText => Arc::new(StringArray::from_iter_values(
-                row_strata.iter().map(|&h| stratum_strings[h].as_str()),
-            )),
-            ir::Output::SplitName => {
-                let parts = split.map_or(&[][..], |s| s.parts.as_slice());
-                Arc::new(StringArray::from_iter_values(
-                    row_splits.iter().map(|&i| parts[i].0.as_str()),
-                ))
-            }
-        };
-        fields.push(Field::new(o.name(), array.data_type().clone(), true));
-        columns.push(array);
-    }
-    let schema = Arc::new(Schema::new(fields));
-    let out = RecordBatch::try_new_with_options(
-        schema.clone(),
-        columns,
-        &datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(indices.len())),
-    )
-    .map_err(arrow_err("building the output"))?;
+    let (out, schema) = output_batch(
+        st,
+        split,
+        &input,
+        &strata_arrays,
+        OutputRows {
+            indices: UInt32Array::from(order),
+            weights,
+            strata: row_strata,
+            splits: row_splits,
+        },
+        &stratum_strings,
+    )?;
 
     // 8. Report.
-    let mut warnings = Vec::new();
-    if let (true, Some(c)) = (null_units > 0, &st.unit) {
-        warnings.push(format!(
-            "{null_units} eligible row(s) have a NULL `{}` and belong to no unit; they are left out",
-            c.name
-        ));
-    }
-    for w in &alloc_warnings {
-        warnings.push(warning_text(w, &stratum_strings, st));
-    }
-    warnings.extend(unknown_rule_values(st, &stratum_texts));
+    let warnings = run_warnings(st, null_units, &alloc_warnings, &stratum_strings, &stratum_texts);
     let report = Report {
         total_population: units.len() as u64,
         total_selected: selected.len() as u64,
@@ -803,6 +773,81 @@ pub async fn run_statement_with(
             spilled_runs: 0,
         },
     })
+}
+
+/// The output rows of a run, in output order: their places among the
+/// eligible rows, and their weight, stratum (in stratum order) and split.
+struct OutputRows {
+    indices: UInt32Array,
+    weights: Vec<f64>,
+    strata: Vec<usize>,
+    splits: Vec<usize>,
+}
+
+/// The statement's output columns (spec §7) for `rows`: source columns and
+/// stratum values taken from `input` and `strata_arrays` (per eligible row).
+fn output_batch(
+    st: &Statement,
+    split: Option<&ir::Split>,
+    input: &[ArrayRef],
+    strata_arrays: &[ArrayRef],
+    rows: OutputRows,
+    stratum_strings: &[String],
+) -> Result<(RecordBatch, SchemaRef), RunError> {
+    let mut fields = Vec::with_capacity(st.output.len());
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(st.output.len());
+    let mut weights = Some(rows.weights);
+    for o in &st.output {
+        let array: ArrayRef = match o {
+            ir::Output::Column(c) => take(input[input_index(st, &c.name)?].as_ref(), &rows.indices, None)
+                .map_err(arrow_err("output"))?,
+            ir::Output::Stratum { index, .. } => {
+                take(strata_arrays[*index].as_ref(), &rows.indices, None).map_err(arrow_err("output"))?
+            }
+            ir::Output::Weight => Arc::new(Float64Array::from(weights.take().unwrap_or_default())),
+            ir::Output::StratumText => Arc::new(StringArray::from_iter_values(
+                rows.strata.iter().map(|&h| stratum_strings[h].as_str()),
+            )),
+            ir::Output::SplitName => {
+                let parts = split.map_or(&[][..], |s| s.parts.as_slice());
+                Arc::new(StringArray::from_iter_values(
+                    rows.splits.iter().map(|&i| parts[i].0.as_str()),
+                ))
+            }
+        };
+        fields.push(Field::new(o.name(), array.data_type().clone(), true));
+        columns.push(array);
+    }
+    let schema = Arc::new(Schema::new(fields));
+    let out = RecordBatch::try_new_with_options(
+        schema.clone(),
+        columns,
+        &datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(rows.indices.len())),
+    )
+    .map_err(arrow_err("building the output"))?;
+    Ok((out, schema))
+}
+
+/// The data-dependent warnings of a run (spec §9).
+fn run_warnings(
+    st: &Statement,
+    null_rows: u64,
+    alloc_warnings: &[AllocWarning],
+    stratum_strings: &[String],
+    stratum_texts: &[Vec<Option<String>>],
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if let (true, Some(c)) = (null_rows > 0, &st.unit) {
+        warnings.push(format!(
+            "{null_rows} eligible row(s) have a NULL `{}` and belong to no unit; they are left out",
+            c.name
+        ));
+    }
+    for w in alloc_warnings {
+        warnings.push(warning_text(w, stratum_strings, st));
+    }
+    warnings.extend(unknown_rule_values(st, stratum_texts));
+    warnings
 }
 
 fn draw_order(a: &Unit, b: &Unit) -> Ordering {

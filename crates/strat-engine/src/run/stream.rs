@@ -535,7 +535,10 @@ pub(super) async fn run(
                 for (batch, mut rows) in parts {
                     // Each kept row is one row of its batch: rows are numbered
                     // across the batches as they will be concatenated.
-                    let base = kept.len() as u32;
+                    let Ok(base) = u32::try_from(kept.len() + rows.len()).map(|end| end - rows.len() as u32)
+                    else {
+                        return Err(RunError::Unsupported("more than 2^32 selected rows".into()));
+                    };
                     for r in &mut rows {
                         r.row += base;
                         r.key_at += key_base;
@@ -595,57 +598,31 @@ pub(super) async fn run(
             i = j;
         }
     }
-    let indices = UInt32Array::from_iter_values(kept.iter().map(|k| k.row));
-    let mut fields = Vec::with_capacity(st.output.len());
-    let mut columns: Vec<ArrayRef> = Vec::with_capacity(st.output.len());
-    for o in &st.output {
-        let array: ArrayRef = match o {
-            ir::Output::Column(c) => take(input[input_index(st, &c.name)?].as_ref(), &indices, None)
-                .map_err(arrow_err("output"))?,
-            ir::Output::Stratum { index, .. } => {
-                let a = batch
-                    .column_by_name(&format!("{STRATUM_PREFIX}{index}"))
-                    .ok_or_else(|| RunError::Statement("a stratum column is missing (internal error)".into()))?;
-                take(a.as_ref(), &indices, None).map_err(arrow_err("output"))?
-            }
-            ir::Output::Weight => Arc::new(Float64Array::from_iter_values(
-                kept.iter().map(|k| weights[k.stratum as usize]),
-            )),
-            ir::Output::StratumText => Arc::new(StringArray::from_iter_values(
-                kept.iter().map(|k| stratum_strings[k.stratum as usize].as_str()),
-            )),
-            ir::Output::SplitName => {
-                let parts = split.map_or(&[][..], |s| s.parts.as_slice());
-                Arc::new(StringArray::from_iter_values(
-                    kept.iter().map(|k| parts[k.part as usize].0.as_str()),
-                ))
-            }
-        };
-        fields.push(Field::new(o.name(), array.data_type().clone(), true));
-        columns.push(array);
-    }
-    let out_schema = Arc::new(Schema::new(fields));
-    let out = RecordBatch::try_new_with_options(
-        out_schema.clone(),
-        columns,
-        &datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(indices.len())),
-    )
-    .map_err(arrow_err("building the output"))?;
+    let strata_arrays: Vec<ArrayRef> = (0..st.strata.len())
+        .map(|i| {
+            batch.column_by_name(&format!("{STRATUM_PREFIX}{i}")).cloned().ok_or_else(|| {
+                RunError::Statement("a stratum column is missing (internal error)".into())
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let (out, out_schema) = output_batch(
+        st,
+        split,
+        &input,
+        &strata_arrays,
+        OutputRows {
+            indices: UInt32Array::from_iter_values(kept.iter().map(|k| k.row)),
+            weights: kept.iter().map(|k| weights[k.stratum as usize]).collect(),
+            strata: kept.iter().map(|k| k.stratum as usize).collect(),
+            splits: kept.iter().map(|k| k.part as usize).collect(),
+        },
+        &stratum_strings,
+    )?;
     drop(batch);
     drop(lookup);
     clock.lap("output order and columns");
 
-    let mut warnings = Vec::new();
-    if null_rows > 0 {
-        warnings.push(format!(
-            "{null_rows} eligible row(s) have a NULL `{}` and belong to no unit; they are left out",
-            unit.name
-        ));
-    }
-    for w in &alloc_warnings {
-        warnings.push(warning_text(w, &stratum_strings, st));
-    }
-    warnings.extend(unknown_rule_values(st, &stratum_texts));
+    let warnings = run_warnings(st, null_rows, &alloc_warnings, &stratum_strings, &stratum_texts);
     Ok(Ok(RunOutput {
         batches: vec![out],
         schema: out_schema,
