@@ -182,16 +182,24 @@ pub(super) async fn run(
     options: &RunOptions,
 ) -> Result<Result<RunOutput, Fallback>, RunError> {
     let ir::Source::Table(table) = &st.source else {
-        return Ok(Err(Fallback("the source is another statement, whose output is in memory already")));
+        return Ok(Err(Fallback(
+            "the source is another statement, whose output is in memory already",
+        )));
     };
     let Some(unit) = &st.unit else {
-        return Ok(Err(Fallback("without `unit`, each row is a unit keyed by all its columns")));
+        return Ok(Err(Fallback(
+            "without `unit`, each row is a unit keyed by all its columns",
+        )));
     };
     if st.has_aggregates() {
-        return Ok(Err(Fallback("unit aggregates are computed over each unit's rows in memory")));
+        return Ok(Err(Fallback(
+            "unit aggregates are computed over each unit's rows in memory",
+        )));
     }
     if matches!(st.method, ir::Method::Neyman(_)) {
-        return Ok(Err(Fallback("neyman's S_h is computed over each stratum's units in memory")));
+        return Ok(Err(Fallback(
+            "neyman's S_h is computed over each stratum's units in memory",
+        )));
     }
     let mut clock = Clock::new();
     let plan = StrataPlan::new(st);
@@ -221,7 +229,9 @@ pub(super) async fn run(
         hasher: RandomState::new(),
         excluded: excluded.map(|e| Arc::new(e.clone())),
         fields,
-        units: (0..SHARDS).map(|_| Mutex::new(UnitSet::default())).collect(),
+        units: (0..SHARDS)
+            .map(|_| Mutex::new(UnitSet::default()))
+            .collect(),
         strata: Mutex::new(Strata::default()),
         reservation: Mutex::new(MemoryConsumer::new("strat: units").register(&pool)),
         context: context.clone(),
@@ -239,27 +249,13 @@ pub(super) async fn run(
         .collect();
     let mut null_rows = 0u64;
     let mut excluded_seen: HashSet<Vec<u8>> = HashSet::new();
-    let mut stop = None;
-    for t in tasks {
-        match t.await {
-            Ok(Ok(stats)) => {
-                null_rows += stats.null_rows;
-                excluded_seen.extend(stats.excluded);
-            }
-            Ok(Err(Stop::Error(e @ RunError::Memory { .. }))) => stop = Some(Err(e)),
-            Ok(Err(Stop::Fallback(why))) => {
-                stop.get_or_insert(Ok(Err(Fallback(why))));
-            }
-            Ok(Err(Stop::Error(_))) => {
-                stop.get_or_insert(Ok(Err(Fallback("an error in the streaming pass"))));
-            }
-            Err(_) => {
-                stop.get_or_insert(Ok(Err(Fallback("a streaming task failed"))));
-            }
-        }
-    }
-    if let Some(s) = stop {
-        return s;
+    let stats = match join_tasks(tasks).await? {
+        Ok(stats) => stats,
+        Err(why) => return Ok(Err(why)),
+    };
+    for s in stats {
+        null_rows += s.null_rows;
+        excluded_seen.extend(s.excluded);
     }
     let counting = Arc::into_inner(counting).ok_or_else(|| {
         RunError::Statement("a counting task outlived the pass (internal error)".into())
@@ -267,16 +263,29 @@ pub(super) async fn run(
     let hasher = counting.hasher.clone();
     let drawer = counting.drawer.clone();
     // Spilled once: spill the rest too, so that every unit is in a sorted run.
-    let spilled = !counting.runs.lock().unwrap_or_else(|p| p.into_inner()).is_empty();
+    let spilled = !counting
+        .runs
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .is_empty();
     if spilled {
         spill(&counting, true).map_err(|e| match e {
             Stop::Error(e) => e,
             Stop::Fallback(why) => RunError::Statement(why.into()),
         })?;
     }
-    let spilled_runs = counting.runs.lock().unwrap_or_else(|p| p.into_inner()).len();
+    let spilled_runs = counting
+        .runs
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .len();
     let units = if spilled {
-        Units::Spilled(counting.runs.into_inner().unwrap_or_else(|p| p.into_inner()))
+        Units::Spilled(
+            counting
+                .runs
+                .into_inner()
+                .unwrap_or_else(|p| p.into_inner()),
+        )
     } else {
         Units::InMemory(
             counting
@@ -333,8 +342,10 @@ pub(super) async fn run(
         .iter()
         .map(|a| take(a.as_ref(), &order_idx, None).map_err(arrow_err("stratum values")))
         .collect::<Result<_, _>>()?;
-    let text_columns: Vec<TextColumn> =
-        ordered.iter().map(TextColumn::new).collect::<Result<_, _>>()?;
+    let text_columns: Vec<TextColumn> = ordered
+        .iter()
+        .map(TextColumn::new)
+        .collect::<Result<_, _>>()?;
     let stratum_texts: Vec<Vec<Option<String>>> = (0..h_count)
         .map(|k| text_columns.iter().map(|c| c.text(k)).collect())
         .collect();
@@ -413,7 +424,9 @@ pub(super) async fn run(
         Units::Spilled(runs) => select_merged(runs, &rank, &assign, &context)?,
     };
     let Some(mut selected) = selected else {
-        return Ok(Err(Fallback("two units tie on their draw at a selection or split boundary")));
+        return Ok(Err(Fallback(
+            "two units tie on their draw at a selection or split boundary",
+        )));
     };
 
     // The report: per stratum its units per part.
@@ -429,7 +442,12 @@ pub(super) async fn run(
         let (weight, split_counts) = match split {
             Some(split) => (
                 1.0,
-                split.parts.iter().map(|(name, _)| name.clone()).zip(counts[k].iter().copied()).collect(),
+                split
+                    .parts
+                    .iter()
+                    .map(|(name, _)| name.clone())
+                    .zip(counts[k].iter().copied())
+                    .collect(),
             ),
             None => {
                 let w = match &targets[k] {
@@ -526,41 +544,28 @@ pub(super) async fn run(
     let mut kept_batches = Vec::new();
     let mut kept: Vec<KeptRow> = Vec::new();
     let mut arena: Vec<u8> = Vec::new();
-    let mut stop = None;
-    for t in tasks {
-        match t.await {
-            Ok(Ok((parts, keys))) => {
-                let key_base = arena.len() as u64;
-                arena.extend_from_slice(&keys);
-                for (batch, mut rows) in parts {
-                    // Each kept row is one row of its batch: rows are numbered
-                    // across the batches as they will be concatenated.
-                    let Ok(base) = u32::try_from(kept.len() + rows.len()).map(|end| end - rows.len() as u32)
-                    else {
-                        return Err(RunError::Unsupported("more than 2^32 selected rows".into()));
-                    };
-                    for r in &mut rows {
-                        r.row += base;
-                        r.key_at += key_base;
-                    }
-                    kept.extend(rows);
-                    kept_batches.push(batch);
-                }
+    let partitions = match join_tasks(tasks).await? {
+        Ok(p) => p,
+        Err(why) => return Ok(Err(why)),
+    };
+    for (parts, keys) in partitions {
+        let key_base = arena.len() as u64;
+        arena.extend_from_slice(&keys);
+        for (batch, mut rows) in parts {
+            // Each kept row is one row of its batch: rows are numbered
+            // across the batches as they will be concatenated.
+            let Ok(base) =
+                u32::try_from(kept.len() + rows.len()).map(|end| end - rows.len() as u32)
+            else {
+                return Err(RunError::Unsupported("more than 2^32 selected rows".into()));
+            };
+            for r in &mut rows {
+                r.row += base;
+                r.key_at += key_base;
             }
-            Ok(Err(Stop::Error(e @ RunError::Memory { .. }))) => stop = Some(Err(e)),
-            Ok(Err(Stop::Fallback(why))) => {
-                stop.get_or_insert(Ok(Err(Fallback(why))));
-            }
-            Ok(Err(Stop::Error(_))) => {
-                stop.get_or_insert(Ok(Err(Fallback("an error in the streaming pass"))));
-            }
-            Err(_) => {
-                stop.get_or_insert(Ok(Err(Fallback("a streaming task failed"))));
-            }
+            kept.extend(rows);
+            kept_batches.push(batch);
         }
-    }
-    if let Some(s) = stop {
-        return s;
     }
     drop(selected_udf);
     let batch = concat_batches(&schema, &kept_batches).map_err(arrow_err("the selected rows"))?;
@@ -572,7 +577,11 @@ pub(super) async fn run(
         (a.part, a.stratum, a.r, a.key(&arena)).cmp(&(b.part, b.stratum, b.r, b.key(&arena)))
     });
     let same_unit = |a: &KeptRow, b: &KeptRow| a.r == b.r && a.key(&arena) == b.key(&arena);
-    let units_found = kept.iter().zip(kept.iter().skip(1)).filter(|(a, b)| !same_unit(a, b)).count()
+    let units_found = kept
+        .iter()
+        .zip(kept.iter().skip(1))
+        .filter(|(a, b)| !same_unit(a, b))
+        .count()
         + usize::from(!kept.is_empty());
     if units_found as u64 != total_selected {
         return Err(RunError::Statement(format!(
@@ -600,9 +609,12 @@ pub(super) async fn run(
     }
     let strata_arrays: Vec<ArrayRef> = (0..st.strata.len())
         .map(|i| {
-            batch.column_by_name(&format!("{STRATUM_PREFIX}{i}")).cloned().ok_or_else(|| {
-                RunError::Statement("a stratum column is missing (internal error)".into())
-            })
+            batch
+                .column_by_name(&format!("{STRATUM_PREFIX}{i}"))
+                .cloned()
+                .ok_or_else(|| {
+                    RunError::Statement("a stratum column is missing (internal error)".into())
+                })
         })
         .collect::<Result<_, _>>()?;
     let (out, out_schema) = output_batch(
@@ -622,7 +634,13 @@ pub(super) async fn run(
     drop(lookup);
     clock.lap("output order and columns");
 
-    let warnings = run_warnings(st, null_rows, &alloc_warnings, &stratum_strings, &stratum_texts);
+    let warnings = run_warnings(
+        st,
+        null_rows,
+        &alloc_warnings,
+        &stratum_strings,
+        &stratum_texts,
+    );
     Ok(Ok(RunOutput {
         batches: vec![out],
         schema: out_schema,
@@ -637,8 +655,38 @@ pub(super) async fn run(
             split_totals,
         },
         plan: Plan::Streaming,
-        profile: Profile { phases: clock.phases, fallback: None, spilled_runs },
+        profile: Profile {
+            phases: clock.phases,
+            fallback: None,
+            spilled_runs,
+        },
     }))
+}
+
+/// Waits for every task of a pass: their results, or why the pass stopped
+/// (a memory error is the run's error; anything else hands the statement to
+/// the in-memory plan, which reports it exactly).
+async fn join_tasks<T>(
+    tasks: Vec<tokio::task::JoinHandle<Result<T, Stop>>>,
+) -> Result<Result<Vec<T>, Fallback>, RunError> {
+    let mut out = Vec::with_capacity(tasks.len());
+    let mut stop = None;
+    for t in tasks {
+        match t.await {
+            Ok(Ok(v)) => out.push(v),
+            Ok(Err(Stop::Error(e @ RunError::Memory { .. }))) => stop = Some(Err(e)),
+            Ok(Err(Stop::Fallback(why))) => {
+                stop.get_or_insert(Ok(Err(Fallback(why))));
+            }
+            Ok(Err(Stop::Error(_))) => {
+                stop.get_or_insert(Ok(Err(Fallback("an error in the streaming pass"))));
+            }
+            Err(_) => {
+                stop.get_or_insert(Ok(Err(Fallback("a streaming task failed"))));
+            }
+        }
+    }
+    stop.unwrap_or(Ok(Ok(out)))
 }
 
 /// A context over the same tables and runtime whose Parquet scans evaluate
@@ -646,7 +694,9 @@ pub(super) async fn run(
 fn pushdown_context(ctx: &SessionContext) -> SessionContext {
     // Not creating a default catalog: that would replace the shared one,
     // and with it the caller's tables.
-    let mut config = ctx.copied_config().with_create_default_catalog_and_schema(false);
+    let mut config = ctx
+        .copied_config()
+        .with_create_default_catalog_and_schema(false);
     config.options_mut().execution.parquet.pushdown_filters = true;
     let state = SessionStateBuilder::new_from_existing(ctx.state())
         .with_config(config)
@@ -688,7 +738,10 @@ impl ScalarUDFImpl for SelectedUdf {
     fn return_type(&self, _: &[DataType]) -> datafusion::error::Result<DataType> {
         Ok(DataType::Boolean)
     }
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> datafusion::error::Result<ColumnarValue> {
+    fn invoke_with_args(
+        &self,
+        args: ScalarFunctionArgs,
+    ) -> datafusion::error::Result<ColumnarValue> {
         let [key] = args.args.as_slice() else {
             return datafusion::common::exec_err!("strat_selected takes 1 argument");
         };
@@ -718,7 +771,10 @@ struct Clock {
 
 impl Clock {
     fn new() -> Self {
-        Clock { at: std::time::Instant::now(), phases: Vec::new() }
+        Clock {
+            at: std::time::Instant::now(),
+            phases: Vec::new(),
+        }
     }
     fn lap(&mut self, phase: &'static str) {
         let now = std::time::Instant::now();
@@ -728,7 +784,11 @@ impl Clock {
 }
 
 /// The eligible rows of a table (its `where` applied).
-async fn eligible(ctx: &SessionContext, table: &str, st: &Statement) -> Result<DataFrame, RunError> {
+async fn eligible(
+    ctx: &SessionContext,
+    table: &str,
+    st: &Statement,
+) -> Result<DataFrame, RunError> {
     let mut df = ctx
         .table(TableReference::bare(table))
         .await
@@ -750,7 +810,10 @@ async fn count_partition(
     let converter = if shared.fields.is_empty() {
         None
     } else {
-        Some(RowConverter::new(shared.fields.clone()).map_err(|_| Stop::Fallback("a stratum value type without a row format"))?)
+        Some(
+            RowConverter::new(shared.fields.clone())
+                .map_err(|_| Stop::Fallback("a stratum value type without a row format"))?,
+        )
     };
     // Stratum values → id, for the strata this task has met.
     let mut known: HashMap<Vec<u8>, u16> = HashMap::new();
@@ -760,10 +823,14 @@ async fn count_partition(
     let mut prev_key: Vec<u8> = Vec::with_capacity(64);
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(|_| Stop::Fallback("reading the table failed"))?;
-        let keys = KeyColumn::unit(batch.column(0).as_ref()).map_err(|_| Stop::Fallback("the unit column has no key text"))?;
+        let keys = KeyColumn::unit(batch.column(0).as_ref())
+            .map_err(|_| Stop::Fallback("the unit column has no key text"))?;
         let strata_cols = &batch.columns()[1..];
         let rows = match &converter {
-            Some(c) => Some(c.convert_columns(strata_cols).map_err(|_| Stop::Fallback("stratum values without a row format"))?),
+            Some(c) => Some(
+                c.convert_columns(strata_cols)
+                    .map_err(|_| Stop::Fallback("stratum values without a row format"))?,
+            ),
             None => None,
         };
         for row in 0..batch.num_rows() {
@@ -1029,8 +1096,16 @@ fn spill(shared: &Counting, force: bool) -> Result<(), Stop> {
     let file = shared
         .disk
         .create_tmp_file("strat: units sorted by draw")
-        .map_err(|e| Stop::Error(spill_error(context, "the units do not fit in memory, and spilling them to disk failed", e)))?;
-    let write_err = |e: std::io::Error| Stop::Error(spill_error(context, "writing units to a temporary file", e));
+        .map_err(|e| {
+            Stop::Error(spill_error(
+                context,
+                "the units do not fit in memory, and spilling them to disk failed",
+                e,
+            ))
+        })?;
+    let write_err = |e: std::io::Error| {
+        Stop::Error(spill_error(context, "writing units to a temporary file", e))
+    };
     if file.path().is_none() {
         return Err(Stop::Error(spill_error(
             context,
@@ -1058,7 +1133,10 @@ fn spill(shared: &Counting, force: bool) -> Result<(), Stop> {
         .finish()
         .map_err(|e| Stop::Error(spill_error(context, "writing units to a temporary file", e)))?;
     runs.push(file);
-    shared.in_sets.fetch_sub(moved.min(shared.in_sets.load(AtomicOrdering::Relaxed)), AtomicOrdering::Relaxed);
+    shared.in_sets.fetch_sub(
+        moved.min(shared.in_sets.load(AtomicOrdering::Relaxed)),
+        AtomicOrdering::Relaxed,
+    );
     let reservation = shared.reservation.lock().unwrap_or_else(|p| p.into_inner());
     let freed = (moved * ENTRY_BYTES).min(reservation.size());
     reservation.shrink(freed);
@@ -1091,11 +1169,17 @@ fn for_each_unit(
     mut f: impl FnMut(UnitEntry) -> bool,
 ) -> Result<bool, RunError> {
     use std::cmp::Reverse;
-    let read_err = |e: std::io::Error| spill_error(context, "reading units back from a temporary file", e);
+    let read_err =
+        |e: std::io::Error| spill_error(context, "reading units back from a temporary file", e);
     let mut readers = Vec::with_capacity(runs.len());
     for run in runs {
-        let path = run.path().ok_or_else(|| read_err(std::io::ErrorKind::NotFound.into()))?;
-        readers.push(RunReader(BufReader::with_capacity(1 << 16, File::open(path).map_err(read_err)?)));
+        let path = run
+            .path()
+            .ok_or_else(|| read_err(std::io::ErrorKind::NotFound.into()))?;
+        readers.push(RunReader(BufReader::with_capacity(
+            1 << 16,
+            File::open(path).map_err(read_err)?,
+        )));
     }
     let mut heap = BinaryHeap::with_capacity(readers.len());
     for (i, reader) in readers.iter_mut().enumerate() {
@@ -1223,8 +1307,8 @@ async fn keep_partition(
     let mut buf = Vec::with_capacity(64);
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(|_| Stop::Fallback("reading the table failed"))?;
-        let keys =
-            KeyColumn::unit(batch.column(shared.unit_index).as_ref()).map_err(|_| Stop::Fallback("the unit column has no key text"))?;
+        let keys = KeyColumn::unit(batch.column(shared.unit_index).as_ref())
+            .map_err(|_| Stop::Fallback("the unit column has no key text"))?;
         let mut rows = Vec::new();
         let mut take_rows = Vec::new();
         for row in 0..batch.num_rows() {
@@ -1256,8 +1340,10 @@ async fn keep_partition(
             .map(|c| take(c.as_ref(), &idx, None))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|_| Stop::Fallback("copying the selected rows failed"))?;
-        let kept = RecordBatch::try_new(batch.schema(), columns).map_err(|_| Stop::Fallback("copying the selected rows failed"))?;
-        let bytes = kept.get_array_memory_size() + rows.len() * (std::mem::size_of::<KeptRow>() + 16);
+        let kept = RecordBatch::try_new(batch.schema(), columns)
+            .map_err(|_| Stop::Fallback("copying the selected rows failed"))?;
+        let bytes =
+            kept.get_array_memory_size() + rows.len() * (std::mem::size_of::<KeptRow>() + 16);
         shared
             .reservation
             .lock()
