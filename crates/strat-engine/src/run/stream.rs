@@ -100,13 +100,16 @@ impl Hash for UnitEntry {
     }
 }
 
-/// A hasher for values that already are uniform 64-bit hashes.
+/// A hasher for values that already are uniform hashes, though not in every
+/// bit: a shard's draws share their top bits and a 48-bit hash has none, while
+/// the hash table takes its control tags from the top 7 bits and its buckets
+/// from the low ones. One multiply spreads them over all 64 bits.
 #[derive(Default)]
 struct PassThrough(u64);
 
 impl Hasher for PassThrough {
     fn finish(&self) -> u64 {
-        self.0
+        (self.0 ^ (self.0 >> 29)).wrapping_mul(0x9e37_79b9_7f4a_7c15)
     }
     fn write(&mut self, bytes: &[u8]) {
         for &b in bytes {
