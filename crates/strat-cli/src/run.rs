@@ -300,7 +300,7 @@ pub(crate) fn run_diagnostic(e: &RunError, inputs: &[(String, PathBuf)]) -> Diag
             ("E0203", "check the input files: they must be readable and match their schema")
         }
     };
-    let mut d = Diagnostic::error(code, e.to_string()).with_help(help);
+    let mut d = Diagnostic::error(code, strat_engine::errtext::clean(&e.to_string())).with_help(help);
     if code == "E0203" {
         // Name the files behind the tables the message mentions (or all of them).
         let named: Vec<String> = inputs

@@ -171,13 +171,13 @@ pub fn write_file_atomic(
         }
         f
     };
-    let file = created.map_err(|e| fail(e.to_string(), &tmp))?;
+    let file = created.map_err(|e| fail(crate::errtext::io(&e), &tmp))?;
     let mut w = BufWriter::new(file);
     fill(&mut w).map_err(|e| fail(e, &tmp))?;
-    let file = w.into_inner().map_err(|e| fail(e.to_string(), &tmp))?;
-    file.sync_all().map_err(|e| fail(e.to_string(), &tmp))?;
+    let file = w.into_inner().map_err(|e| fail(crate::errtext::io(e.error()), &tmp))?;
+    file.sync_all().map_err(|e| fail(crate::errtext::io(&e), &tmp))?;
     drop(file);
-    std::fs::rename(&tmp, path).map_err(|e| fail(e.to_string(), &tmp))?;
+    std::fs::rename(&tmp, path).map_err(|e| fail(crate::errtext::io(&e), &tmp))?;
     untrack(&tmp);
     // Make the rename itself durable where the platform allows.
     if let Ok(d) = File::open(dir) {
@@ -207,7 +207,7 @@ fn write_batches(
     schema: SchemaRef,
     batches: &[RecordBatch],
 ) -> Result<(), String> {
-    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let err = |e: &dyn std::fmt::Display| crate::errtext::clean(&e.to_string());
     match format {
         OutputFormat::Parquet => {
             let mut writer =
