@@ -14,4 +14,5 @@ mod repl;
 mod robustness;
 mod run;
 mod sql;
+mod sql_hostile;
 mod statistics;
