@@ -9,6 +9,7 @@
 /// what went wrong.
 const LAYERS: &[&str] = &[
     "Arrow error: ",
+    "Parser error: ",
     "Parquet argument error: ",
     "Parquet error: ",
     "Object Store error: ",
