@@ -254,6 +254,9 @@ fn file_size_limit_fails_cleanly() {
         ("csv output", vec!["run", &all, "-o", "OUT/s.csv"], vec!["s.csv"]),
         ("parquet output", vec!["run", &all, "-o", "OUT/s.parquet"], vec!["s.parquet"]),
         ("markdown report", vec!["run", &strata, "-o", "OUT/s.csv", "--report", "OUT/r.md"], vec!["r.md", "s.csv"]),
+        // The sample over the limit, its report small: neither is replaced (the
+        // pair is renamed only once both are written).
+        ("csv output with a report", vec!["run", &all, "-o", "OUT/s.csv", "--report", "OUT/r.json"], vec!["r.json", "s.csv"]),
     ] {
         let out_dir = dir.join("out");
         let _ = std::fs::remove_dir_all(&out_dir);

@@ -223,6 +223,8 @@ fn failed_runs_leave_nothing_behind() {
         (vec!["run".into(), rule.clone(), "-o".into(), old.display().to_string(), "--report".into(), dir.join("r.txt").display().to_string()], "E0205"),
         (vec!["run".into(), rule.clone(), "-o".into(), dir.join("no/such/dir/s.csv").display().to_string()], "E0205"),
         (vec!["run".into(), rule.clone(), "-o".into(), old.display().to_string(), "--emit".into(), "cohrt".into()], "E0131"),
+        // The sample and the report cannot be one file.
+        (vec!["run".into(), rule.clone(), "-o".into(), dir.join("same.json").display().to_string(), "--report".into(), dir.join("same.json").display().to_string()], "E0205"),
     ];
     for (args, code) in cases {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -253,4 +255,34 @@ fn a_memory_limit_fails_cleanly() {
     assert!(!std::path::Path::new(&out).exists(), "no output after a failed run");
     run_ok(&["run", "examples/cohort.strat", "--emit", "cohort", "-o", &out, "--memory-limit", "1G"]);
     assert_eq!(strat(&["run", "examples/cohort.strat", "-o", &out, "--memory-limit", "lots"]).status.code(), Some(2));
+}
+
+/// The report records the sample it was written with (path, md5, size), so a
+/// report beside another sample is detectable.
+#[test]
+fn the_report_records_its_sample() {
+    let dir = tempdir("report-pair");
+    std::fs::write(dir.join("r.strat"), COHORT).unwrap();
+    std::fs::copy(root().join("examples/data/members.csv"), dir.join("members.csv")).unwrap();
+    let rule = dir.join("r.strat").to_string_lossy().into_owned();
+    for (sample, report) in [("s.csv", "r.json"), ("s.parquet", "r.md"), ("s.ndjson", "r.json")] {
+        let sample = dir.join(sample);
+        let report = dir.join(report);
+        run_ok(&["run", &rule, "-o", sample.to_str().unwrap(), "--report", report.to_str().unwrap()]);
+        let bytes = std::fs::read(&sample).unwrap();
+        let md5 = strat_engine::report::md5_hex(&bytes);
+        let text = std::fs::read_to_string(&report).unwrap();
+        if report.extension().unwrap() == "json" {
+            let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(json["output"]["md5"], md5.as_str(), "{text}");
+            assert_eq!(json["output"]["bytes"], bytes.len() as u64);
+            assert_eq!(json["output"]["path"], sample.to_str().unwrap());
+        } else {
+            let line = format!("- sample: {} (md5 `{md5}`, {} bytes)\n", sample.display(), bytes.len());
+            assert!(text.contains(&line), "{line}\n{text}");
+        }
+    }
+    let names: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(names.iter().all(|n| !n.contains("strat-tmp")), "{names:?}");
 }
