@@ -75,7 +75,7 @@ fn killed_runs_leave_old_or_complete_output() {
                 }
                 (Some(130), _) => {
                     // Between or after the renames: the message says what was written.
-                    assert!(err.contains("interrupted: only `"), "exit 130 at {delay_ms} ms: {err}");
+                    assert!(err.contains("interrupted after `"), "exit 130 at {delay_ms} ms: {err}");
                     sigint_endings.0 += 1;
                 }
                 (Some(0), _) => {

@@ -176,9 +176,10 @@ pub async fn run(args: RunArgs) -> i32 {
             if written.is_empty() {
                 eprintln!("interrupted: nothing was written");
             } else {
-                // Between the sample's rename and the report's.
+                // Between (or after) the sample's rename and the report's.
                 let names: Vec<String> = written.iter().map(|p| format!("`{}`", p.display())).collect();
-                eprintln!("interrupted: only {} was written", names.join(" and "));
+                let verb = if names.len() == 1 { "was" } else { "were" };
+                eprintln!("interrupted after {} {verb} written; nothing else was written", names.join(" and "));
             }
             std::process::exit(130);
         }
