@@ -313,13 +313,14 @@ def run_postgres(jobs):
                 with open(sql_file, encoding="utf-8") as f:
                     query = f.read().strip().rstrip(";")
                 # On lines of their own, so that a comment on the query's last line ends before `)`.
+                # Bytes, not text mode: universal newlines would turn a `\r` inside a value into `\n`.
                 p = subprocess.run(psql + ["-c", f"SET search_path TO data{g}",
                                            "-c", f"COPY (\n{query}\n) TO STDOUT WITH (FORMAT csv, HEADER true)"],
-                                   capture_output=True, text=True)
+                                   capture_output=True)
                 if p.returncode != 0:
-                    print(f"postgres: {sql_file}: {p.stderr.strip()}", file=sys.stderr)
+                    print(f"postgres: {sql_file}: {p.stderr.decode('utf-8', 'replace').strip()}", file=sys.stderr)
                     return 1
-                rows = list(csv.reader(io.StringIO(p.stdout, newline="")))
+                rows = list(csv.reader(io.StringIO(p.stdout.decode("utf-8"), newline="")))
                 with open(out, "w", newline="", encoding="utf-8") as f:
                     w = csv.writer(f, lineterminator="\n")
                     for i, r in enumerate(rows):

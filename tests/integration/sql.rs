@@ -60,7 +60,8 @@ pub(crate) fn read_csv(text: &str) -> Vec<Vec<String>> {
             (true, c) => field.push(c),
             (false, '"') => quoted = true,
             (false, ',') => row.push(std::mem::take(&mut field)),
-            (false, '\r') => {}
+            // A CRLF line end; a lone `\r` is data (Python's csv module leaves it unquoted).
+            (false, '\r') if chars.peek() == Some(&'\n') => {}
             (false, '\n') => {
                 row.push(std::mem::take(&mut field));
                 rows.push(std::mem::take(&mut row));

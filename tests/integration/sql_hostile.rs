@@ -1,6 +1,7 @@
 //! SQL export safety (issue 7): table names, column names, `--name` qualified
 //! names and string values holding single and double quotes, backticks,
-//! backslashes, semicolons, comment markers (`--`, `/*`), newlines, tabs and
+//! backslashes, semicolons, comment markers (`--`, `/*`), newlines, carriage
+//! returns, tabs and
 //! non-ASCII text go through `strat sql` for every dialect, and the query runs
 //! on the real engine (DuckDB, PostgreSQL, Spark via tests/engines/run_sql.py;
 //! DataFusion in-process). It must select exactly the rows of `strat run`: a
@@ -51,7 +52,9 @@ const GROUPS: [&str; 8] = [
     "bq`x\\",
 ];
 /// Unit keys besides plain ones.
-const KEYS: [&str; 18] = [
+const KEYS: [&str; 20] = [
+    "cr\rx",
+    "crlf\r\ny",
     "a'b",
     "c\"d",
     "e`f",
@@ -270,6 +273,9 @@ fn setup(name: &str) -> Setup {
         assert!(!keys.contains(&k), "{k:?} should have been filtered or excluded");
     }
     assert!(keys.iter().any(|k| k.contains(['\'', '"', '`', '\\', '\n', ';'])), "{keys:?}");
+    for special in ["cr\rx", "crlf\r\ny"] {
+        assert!(native.iter().any(|n| n.1.iter().any(|r| r[0] == special)), "{special:?} is in no sample");
+    }
     let all = &native[1].1;
     let obrien: std::collections::BTreeSet<&str> =
         all.iter().filter(|r| r[1] == GROUPS[0]).map(|r| r[0].as_str()).collect();
