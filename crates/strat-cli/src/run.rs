@@ -268,15 +268,15 @@ pub async fn run(args: RunArgs) -> i32 {
     if let Err(e) = sample.commit() {
         return fail(vec![output_diagnostic(e)]);
     }
-    if let Some(r) = staged_report {
-        if let Err(e) = r.commit() {
-            let mut d = output_diagnostic(e);
-            d.help = Some(format!(
-                "the sample `{}` was written; an old report beside it describes another sample (its md5 differs)",
-                args.output.display()
-            ));
-            return fail(vec![d]);
-        }
+    if let Some(r) = staged_report
+        && let Err(e) = r.commit()
+    {
+        let mut d = output_diagnostic(e);
+        d.help = Some(format!(
+            "the sample `{}` was written; an old report beside it describes another sample (its md5 differs)",
+            args.output.display()
+        ));
+        return fail(vec![d]);
     }
     for w in &out.report.warnings {
         eprintln!("warning: {w}");
