@@ -5,7 +5,13 @@
 
 ENGINE is `duckdb`, `postgres` or `spark`. The engine is started once for all
 the jobs (Spark takes seconds to start). Every `*.csv` of a job's CSV_DIR is
-loaded as a table named by its file stem, with column types inferred the way
+loaded as a table named by its file stem, and every `*.csv` of a subfolder
+SCHEMA of CSV_DIR as table SCHEMA.STEM (Spark: SCHEMA must be `global_temp`, a
+global temporary view); stems and folder names are percent-decoded (`%2F` is a
+`/`, `%25` a `%`), so any name, quotes, backslashes and comment markers
+included, can be a table's. Headers may hold any column names. Each file is
+read from a private copy with a plain name (no engine ever parses the real
+path). Column types are inferred the way
 strat (DataFusion) infers them: integer, float, boolean (true/false), date
 (YYYY-MM-DD), timestamp (YYYY-MM-DDTHH:MM:SS), else text; an empty field is
 NULL. Jobs with the same CSV_DIR share the loaded tables; each job's SQL_FILE
@@ -30,6 +36,8 @@ stderr), 0 otherwise.
 
 import csv
 import datetime
+import io
+import urllib.parse
 import glob
 import os
 import re
@@ -61,15 +69,36 @@ def infer(values):
     return "text"
 
 
+_COPIES = tempfile.mkdtemp(prefix="strat-sql-load-")
+
+
+def _private_copy(path):
+    """A copy of `path` under a plain name, so no engine parses a hostile path."""
+    dest = os.path.join(_COPIES, f"t{len(os.listdir(_COPIES))}.csv")
+    shutil.copyfile(path, dest)
+    return dest
+
+
 def tables(csv_dir):
+    """[(schema or None, name, path, header, types)] of a CSV_DIR (see the module doc)."""
     out = []
-    for path in sorted(glob.glob(os.path.join(csv_dir, "*.csv"))):
+    found = [(None, p) for p in sorted(glob.glob(os.path.join(glob.escape(csv_dir), "*.csv")))]
+    for sub in sorted(os.listdir(csv_dir)):
+        if os.path.isdir(os.path.join(csv_dir, sub)):
+            found += [(urllib.parse.unquote(sub), p)
+                      for p in sorted(glob.glob(os.path.join(glob.escape(os.path.join(csv_dir, sub)), "*.csv")))]
+    for schema, path in found:
         with open(path, newline="", encoding="utf-8") as f:
             rows = list(csv.reader(f))
         header, body = rows[0], rows[1:]
         types = [infer([r[i] for r in body]) for i in range(len(header))]
-        out.append((os.path.splitext(os.path.basename(path))[0], path, header, types))
+        name = urllib.parse.unquote(os.path.splitext(os.path.basename(path))[0])
+        out.append((schema, name, _private_copy(path), header, types))
     return out
+
+
+def sql_string(value):
+    return "'" + value.replace("'", "''") + "'"
 
 
 def cell(v):
@@ -116,11 +145,15 @@ def run_duckdb(jobs):
                   "timestamp": "TIMESTAMP", "text": "VARCHAR"}
     for csv_dir, group in groups(jobs):
         con = duckdb.connect()
-        for name, path, header, types in tables(csv_dir):
+        for schema, name, path, header, types in tables(csv_dir):
             columns = "{" + ", ".join(
-                "'" + h.replace("'", "''") + "': '" + duck_types[t] + "'" for h, t in zip(header, types)) + "}"
+                sql_string(h) + ": '" + duck_types[t] + "'" for h, t in zip(header, types)) + "}"
+            target = quote_ident(name)
+            if schema is not None:
+                con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
+                target = f"{quote_ident(schema)}.{target}"
             con.execute(
-                f"CREATE TABLE {quote_ident(name)} AS SELECT * FROM read_csv('{path}', header = true, "
+                f"CREATE TABLE {target} AS SELECT * FROM read_csv({sql_string(path)}, header = true, "
                 f"columns = {columns}, nullstr = '', timestampformat = '%Y-%m-%dT%H:%M:%S')")
         for sql_file, out in group:
             with open(sql_file, encoding="utf-8") as f:
@@ -176,13 +209,20 @@ def run_spark(jobs):
                        "timestamp": "timestamp", "text": "string"}
         views = []
         for csv_dir, group in groups(jobs):
-            for v in views:
-                spark.catalog.dropTempView(v)
+            for schema, v in views:
+                if schema is None:
+                    spark.catalog.dropTempView(v)
+                else:
+                    spark.catalog.dropGlobalTempView(v)
             spark.catalog.clearCache()
             views = []
-            for name, path, header, types in tables(csv_dir):
-                schema = ", ".join(f"{quote_spark(h)} STRING" for h in header)
-                df = spark.read.csv(path, header=True, schema=schema, nullValue="", emptyValue="",
+            for schema, name, path, header, types in tables(csv_dir):
+                if schema not in (None, "global_temp"):
+                    print(f"run_sql.py: Spark can only load tables into `global_temp`, not `{schema}`",
+                          file=sys.stderr)
+                    return 1
+                ddl = ", ".join(f"{quote_spark(h)} STRING" for h in header)
+                df = spark.read.csv(path, header=True, schema=ddl, nullValue="", emptyValue="",
                                     escape='"', multiLine=True)
                 cols = []
                 for h, t in zip(header, types):
@@ -194,8 +234,11 @@ def run_spark(jobs):
                 # Cached and counted once: the queries then read memory, not the CSV.
                 df = df.select(cols).cache()
                 df.count()
-                df.createOrReplaceTempView(quote_spark(name))
-                views.append(name)
+                if schema is None:
+                    df.createOrReplaceTempView(quote_spark(name))
+                else:
+                    df.createOrReplaceGlobalTempView(quote_spark(name))
+                views.append((schema, name))
             for sql_file, out in group:
                 with open(sql_file, encoding="utf-8") as f:
                     query = f.read().strip().rstrip(";")
@@ -248,29 +291,36 @@ def run_postgres(jobs):
                 "-v", "ON_ERROR_STOP=1"]
         pg_types = {"bigint": "BIGINT", "double": "DOUBLE PRECISION", "boolean": "BOOLEAN", "date": "DATE",
                     "timestamp": "TIMESTAMP", "text": "TEXT"}
-        script = []
-        grouped = groups(jobs)
-        for g, (csv_dir, _) in enumerate(grouped):
-            script.append(f"CREATE SCHEMA data{g}; SET search_path TO data{g};")
-            for name, path, header, types in tables(csv_dir):
+        # Group by group: load its tables, then run its queries (a qualified table
+        # SCHEMA.NAME is shared by all groups, so it is dropped and loaded again).
+        for g, (csv_dir, group) in enumerate(groups(jobs)):
+            script = [f"CREATE SCHEMA data{g}; SET search_path TO data{g};"]
+            for k, (schema, name, path, header, types) in enumerate(tables(csv_dir)):
                 cols = ", ".join(f"{quote_ident(h)} {pg_types[t]}" for h, t in zip(header, types))
-                script.append(f"CREATE TABLE {quote_ident(name)} ({cols});")
-                script.append(f"\\copy {quote_ident(name)} FROM '{path}' WITH (FORMAT csv, HEADER true)")
-        subprocess.run(psql, input="\n".join(script) + "\n", text=True, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        for g, (csv_dir, group) in enumerate(grouped):
+                # Loaded under a plain name (psql's \copy parses its table name itself), then renamed.
+                script.append(f"CREATE TABLE strat_load_{k} ({cols});")
+                script.append(f"\\copy strat_load_{k} FROM '{path}' WITH (FORMAT csv, HEADER true)")
+                if schema is not None:
+                    script.append(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)};")
+                    script.append(f"DROP TABLE IF EXISTS {quote_ident(schema)}.{quote_ident(name)};")
+                    script.append(f"ALTER TABLE strat_load_{k} SET SCHEMA {quote_ident(schema)};")
+                    script.append(f"ALTER TABLE {quote_ident(schema)}.strat_load_{k} RENAME TO {quote_ident(name)};")
+                else:
+                    script.append(f"ALTER TABLE strat_load_{k} RENAME TO {quote_ident(name)};")
+            subprocess.run(psql, input="\n".join(script) + "\n", text=True, check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             for sql_file, out in group:
                 with open(sql_file, encoding="utf-8") as f:
                     query = f.read().strip().rstrip(";")
-                # Comments would end up inside COPY (...): keep the query's lines that are not comments.
-                body = "\n".join(l for l in query.splitlines() if not l.lstrip().startswith("--"))
+                # On lines of their own, so that a comment on the query's last line ends before `)`.
+                # Bytes, not text mode: universal newlines would turn a `\r` inside a value into `\n`.
                 p = subprocess.run(psql + ["-c", f"SET search_path TO data{g}",
-                                           "-c", f"COPY ({body}) TO STDOUT WITH (FORMAT csv, HEADER true)"],
-                                   capture_output=True, text=True)
+                                           "-c", f"COPY (\n{query}\n) TO STDOUT WITH (FORMAT csv, HEADER true)"],
+                                   capture_output=True)
                 if p.returncode != 0:
-                    print(f"postgres: {sql_file}: {p.stderr.strip()}", file=sys.stderr)
+                    print(f"postgres: {sql_file}: {p.stderr.decode('utf-8', 'replace').strip()}", file=sys.stderr)
                     return 1
-                rows = list(csv.reader(p.stdout.splitlines(keepends=True)))
+                rows = list(csv.reader(io.StringIO(p.stdout.decode("utf-8"), newline="")))
                 with open(out, "w", newline="", encoding="utf-8") as f:
                     w = csv.writer(f, lineterminator="\n")
                     for i, r in enumerate(rows):
@@ -304,6 +354,8 @@ def main(argv):
     if len(argv) < 5 or (len(argv) - 2) % 3 != 0:
         print(__doc__, file=sys.stderr)
         return 64
+    import atexit
+    atexit.register(shutil.rmtree, _COPIES, True)
     engine = argv[1]
     jobs = [tuple(argv[i:i + 3]) for i in range(2, len(argv), 3)]
     runners = {"duckdb": run_duckdb, "postgres": run_postgres, "spark": run_spark}

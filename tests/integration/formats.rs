@@ -64,6 +64,7 @@ fn unreadable_tables_are_named() {
     std::fs::write(dir.join("mixed/b.json"), "{\"a\":1}\n").unwrap();
     std::fs::write(dir.join("r.strat"), "sample t seed 1\n").unwrap();
     let rule = dir.join("r.strat").to_string_lossy().into_owned();
+    let mut messages = String::new();
     for (file, want) in [
         ("empty.csv", "is empty (0 bytes)"),
         ("broken.parquet", "cannot read the schema of"),
@@ -76,7 +77,15 @@ fn unreadable_tables_are_named() {
         assert_eq!(out.status.code(), Some(1), "{file}");
         let err = stderr(&out);
         assert!(err.contains("E0130") && err.contains(want) && err.contains(file), "{file}: {err}");
+        messages.push_str(&format!("== {file}\n{}\n", redact(&err, &dir)));
     }
+    insta::assert_snapshot!("unreadable_tables_are_named", messages);
+}
+
+/// The temporary folder as `[DIR]` (object_store names it without the leading `/`).
+fn redact(text: &str, dir: &std::path::Path) -> String {
+    let dir = dir.display().to_string();
+    text.replace(&dir, "[DIR]").replace(dir.trim_start_matches('/'), "[DIR]")
 }
 
 #[test]
@@ -94,6 +103,7 @@ fn hostile_data_gets_clear_errors() {
     w("r.strat", "sample t unit id stratify by country take 1 seed 1\n");
     let rule = dir.join("r.strat").to_string_lossy().into_owned();
     let out_path = dir.join("out.csv");
+    let mut messages = String::new();
     for (file, want) in [
         ("ragged.csv", "ragged.csv"),
         ("broken.ndjson", "broken.ndjson"),
@@ -107,5 +117,13 @@ fn hostile_data_gets_clear_errors() {
         assert_eq!(out.status.code(), Some(1), "{file}: {}", stderr(&out));
         assert!(stderr(&out).contains(want), "{file}: expected {want:?} in\n{}", stderr(&out));
         assert!(!out_path.exists(), "{file}: no output after a failed run");
+        let leftovers: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains("strat-tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "{file}: {leftovers:?}");
+        messages.push_str(&format!("== {file}\n{}\n", redact(&stderr(&out), &dir)));
     }
+    insta::assert_snapshot!("hostile_data_gets_clear_errors", messages);
 }

@@ -6,8 +6,9 @@
 //! the temporary folder redacted), that nothing partial is left behind, that an
 //! existing output is untouched and that no input changed.
 //!
-//! Not here: "no read permission" — the tests run as root, who reads any file
-//! whatever its mode, so it cannot be provoked with chmod.
+//! No read permission and unwritable folders: as root (who reads and writes
+//! whatever the mode), `strat` runs as the unprivileged user `nobody` (uid 65534,
+//! with `setpriv` or `runuser`), for whom the modes bind; otherwise as the user.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -253,6 +254,9 @@ fn file_size_limit_fails_cleanly() {
         ("csv output", vec!["run", &all, "-o", "OUT/s.csv"], vec!["s.csv"]),
         ("parquet output", vec!["run", &all, "-o", "OUT/s.parquet"], vec!["s.parquet"]),
         ("markdown report", vec!["run", &strata, "-o", "OUT/s.csv", "--report", "OUT/r.md"], vec!["r.md", "s.csv"]),
+        // The sample over the limit, its report small: neither is replaced (the
+        // pair is renamed only once both are written).
+        ("csv output with a report", vec!["run", &all, "-o", "OUT/s.csv", "--report", "OUT/r.json"], vec!["r.json", "s.csv"]),
     ] {
         let out_dir = dir.join("out");
         let _ = std::fs::remove_dir_all(&out_dir);
@@ -277,4 +281,121 @@ fn file_size_limit_fails_cleanly() {
     let out = strat(&["run", &all, "-o", &dir.join("s.csv").display().to_string()]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(std::fs::metadata(dir.join("s.csv")).unwrap().len() > 64 * 1024);
+}
+
+/// The command prefix that runs a program as a user for whom file modes bind:
+/// `nobody` (uid/gid 65534, no supplementary groups) when the tests run as
+/// root, nothing otherwise. The uid that must own the writable folder.
+fn unprivileged(dir: &Path) -> (Vec<String>, Option<u32>) {
+    use std::os::unix::fs::MetadataExt;
+    // A file this process created belongs to its effective uid.
+    let euid = std::fs::metadata(dir).unwrap().uid();
+    if euid != 0 {
+        return (Vec::new(), None);
+    }
+    let has = |tool: &str| Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success());
+    if has("setpriv") {
+        let v = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"];
+        (v.iter().map(|s| s.to_string()).collect(), Some(65534))
+    } else if has("runuser") {
+        (["runuser", "-u", "nobody", "--"].iter().map(|s| s.to_string()).collect(), Some(65534))
+    } else {
+        panic!("running as root without setpriv or runuser: cannot drop privileges to test permissions");
+    }
+}
+
+#[test]
+fn unreadable_inputs_and_unwritable_folders() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempdir("hostile-perm");
+    let mode = |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    let members: String = std::fs::read_to_string(root().join("examples/data/members.csv"))
+        .unwrap()
+        .lines()
+        .take(200)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    for f in ["open.csv", "secret.csv"] {
+        std::fs::write(dir.join(f), &members).unwrap();
+    }
+    for d in ["secret_dir", "mixed_dir", "ro_out", "out"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    std::fs::write(dir.join("secret_dir/part-0.csv"), &members).unwrap();
+    std::fs::write(dir.join("mixed_dir/part-0.csv"), &members).unwrap();
+    std::fs::write(dir.join("mixed_dir/part-1.csv"), &members).unwrap();
+    let rule = |name: &str, table: &str| {
+        std::fs::write(
+            dir.join(name),
+            format!("table m = \"{table}\"\nsample m unit member_id stratify by country take 20 seed 1\n"),
+        )
+        .unwrap();
+    };
+    rule("ok.strat", "open.csv");
+    rule("secret.strat", "secret.csv");
+    rule("secret_dir.strat", "secret_dir");
+    rule("mixed_dir.strat", "mixed_dir");
+    rule("hidden.strat", "open.csv");
+    std::fs::write(dir.join("ro_out/s.csv"), OLD).unwrap();
+    std::fs::write(dir.join("out/s.csv"), OLD).unwrap();
+    let (prefix, owner) = unprivileged(&dir);
+    if let Some(uid) = owner {
+        // The one folder the user may write to.
+        std::os::unix::fs::chown(dir.join("out"), Some(uid), Some(uid)).unwrap();
+        std::os::unix::fs::chown(dir.join("out/s.csv"), Some(uid), Some(uid)).unwrap();
+    }
+    mode(&dir, 0o755);
+    mode(&dir.join("secret.csv"), 0o000);
+    mode(&dir.join("secret_dir"), 0o000);
+    mode(&dir.join("mixed_dir/part-1.csv"), 0o000);
+    mode(&dir.join("hidden.strat"), 0o000);
+    mode(&dir.join("ro_out"), 0o555);
+    let inputs_before: Vec<(String, u64)> =
+        ["open.csv", "secret.csv", "ok.strat"].iter().map(|f| (f.to_string(), std::fs::metadata(dir.join(f)).unwrap().len())).collect();
+
+    let run = |args: &[&str]| -> Output {
+        let mut all: Vec<&str> = prefix.iter().map(String::as_str).collect();
+        all.push(env!("CARGO_BIN_EXE_strat"));
+        all.extend(args);
+        all.extend(["--color", "never"]);
+        Command::new(all[0]).args(&all[1..]).current_dir(&dir).env_remove("NO_COLOR").output().expect("run strat")
+    };
+    // The user can read the open table and write `out/`: the setup itself is sound.
+    let ok = run(&["run", "ok.strat", "-o", "out/check.csv"]);
+    assert_eq!(ok.status.code(), Some(0), "as the unprivileged user: {}", stderr(&ok));
+    std::fs::remove_file(dir.join("out/check.csv")).unwrap();
+
+    let mut messages = String::new();
+    for (what, args, code, named) in [
+        ("table file without read permission", vec!["run", "secret.strat", "-o", "out/s.csv"], "E0130", "secret.csv"),
+        ("the same, in check", vec!["check", "secret.strat"], "E0130", "secret.csv"),
+        ("the same, bound with --table", vec!["run", "ok.strat", "--table", "m=secret.csv", "-o", "out/s.csv"], "E0130", "secret.csv"),
+        ("table folder that cannot be listed", vec!["run", "secret_dir.strat", "-o", "out/s.csv"], "E0130", "secret_dir"),
+        ("one unreadable file in a table folder", vec!["run", "mixed_dir.strat", "-o", "out/s.csv"], "E0130", "mixed_dir/part-1.csv"),
+        ("rule file without read permission", vec!["run", "hidden.strat", "-o", "out/s.csv"], "E0007", "hidden.strat"),
+        ("output folder not writable (CSV over an old file)", vec!["run", "ok.strat", "-o", "ro_out/s.csv"], "E0205", "ro_out/s.csv"),
+        ("output folder not writable (new Parquet)", vec!["run", "ok.strat", "-o", "ro_out/new.parquet"], "E0205", "ro_out/new.parquet"),
+        ("report folder not writable", vec!["run", "ok.strat", "-o", "out/s.csv", "--report", "ro_out/r.json"], "E0205", "ro_out/r.json"),
+    ] {
+        let out = run(&args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{what}: {err}");
+        assert!(err.contains(code), "{what}: expected {code}: {err}");
+        assert!(err.contains(&format!("`{named}`")), "{what}: the message names `{named}`: {err}");
+        assert!(!err.contains("os error") && !err.contains("Object Store"), "{what}: a library's message leaks: {err}");
+        // Nothing written, the old outputs untouched, no temporary file anywhere.
+        assert_eq!(names(&dir.join("out")), ["s.csv"], "{what}");
+        assert_eq!(std::fs::read(dir.join("out/s.csv")).unwrap(), OLD, "{what}");
+        assert_eq!(names(&dir.join("ro_out")), ["s.csv"], "{what}");
+        assert_eq!(std::fs::read(dir.join("ro_out/s.csv")).unwrap(), OLD, "{what}");
+        messages.push_str(&format!("== {what}\n{}\n", redact(&err, &dir)));
+    }
+    let inputs_after: Vec<(String, u64)> =
+        ["open.csv", "secret.csv", "ok.strat"].iter().map(|f| (f.to_string(), std::fs::metadata(dir.join(f)).unwrap().len())).collect();
+    assert_eq!(inputs_after, inputs_before);
+    insta::assert_snapshot!("hostile_permissions", messages);
+    for p in ["secret.csv", "secret_dir", "mixed_dir/part-1.csv", "hidden.strat", "ro_out"] {
+        mode(&dir.join(p), 0o755);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

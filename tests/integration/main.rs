@@ -14,5 +14,6 @@ mod repl;
 mod robustness;
 mod run;
 mod sql;
+mod sql_hostile;
 mod statistics;
 mod streaming;

@@ -30,11 +30,29 @@ fn hostile_files_get_diagnostics() {
         ("exponent", format!("{decl}sample members where tenure_days > 1e400 seed 1").into_bytes(), "E0001"),
         ("long_line", format!("{decl}sample members where country in ({}\"x\") seed 1", "\"US\", ".repeat(1_500_000)).into_bytes(), "\"diagnostics\": []"),
     ];
+    let mut messages = String::new();
     for (name, bytes, want) in cases {
         let (code, out) = check_bytes(name, &bytes);
         assert!(code == Some(1) || (code == Some(0) && want.contains("[]")), "{name}: exit {code:?}\n{out}");
         assert!(out.contains(want), "{name}: expected {want}:\n{}", &out[..out.len().min(2000)]);
+        // The whole of every diagnostic (the file's path aside), as a snapshot.
+        let json: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{name}: {e}"));
+        messages.push_str(&format!("== {name} (exit {code:?})\n"));
+        for d in json["diagnostics"].as_array().unwrap() {
+            messages.push_str(&format!(
+                "{} {} {}:{}-{}:{} {}\n  help: {}\n",
+                d["severity"].as_str().unwrap_or(""),
+                d["code"].as_str().unwrap_or(""),
+                d["line"],
+                d["column"],
+                d["end_line"],
+                d["end_column"],
+                d["message"].as_str().unwrap_or(""),
+                d["help"].as_str().unwrap_or("")
+            ));
+        }
     }
+    insta::assert_snapshot!("hostile_files_get_diagnostics", messages);
 }
 
 #[test]

@@ -47,10 +47,65 @@ async fn to_parquet(csv: &Path, out: &Path) {
     df.write_parquet(out.to_str().unwrap(), opts, None).await.unwrap();
 }
 
+/// The CSV's rows as NDJSON (one object per line, numbers and booleans as JSON
+/// values, dates as strings: JSON has no date type).
+async fn to_ndjson(csv: &Path, out: &Path) {
+    let ctx = SessionContext::new();
+    let df = ctx.read_csv(csv.to_str().unwrap(), CsvReadOptions::new()).await.unwrap();
+    let opts = datafusion::dataframe::DataFrameWriteOptions::new().with_single_file_output(true);
+    df.write_json(out.to_str().unwrap(), opts, None).await.unwrap();
+}
+
+/// The CSV's rows (with the types read from the CSV, dates included) as an
+/// Arrow IPC file, in several record batches.
+async fn to_arrow_ipc(csv: &Path, out: &Path) {
+    let ctx = SessionContext::new_with_config(datafusion::prelude::SessionConfig::new().with_batch_size(1000));
+    let df = ctx.read_csv(csv.to_str().unwrap(), CsvReadOptions::new()).await.unwrap();
+    let schema = df.schema().as_arrow().clone();
+    let batches = df.collect().await.unwrap();
+    assert!(batches.len() > 1, "several record batches");
+    let file = std::fs::File::create(out).unwrap();
+    let mut w = datafusion::arrow::ipc::writer::FileWriter::try_new(file, &schema).unwrap();
+    for b in &batches {
+        w.write(b).unwrap();
+    }
+    w.finish().unwrap();
+}
+
+/// A Parquet file's rows with `column` cast to text, to compare two samples
+/// whose only difference is that column's type.
+async fn parquet_rows_with_text(path: &Path, column: &str) -> Vec<datafusion::arrow::record_batch::RecordBatch> {
+    use datafusion::prelude::{ParquetReadOptions, col};
+    let ctx = SessionContext::new();
+    let df = ctx.read_parquet(path.to_str().unwrap(), ParquetReadOptions::default()).await.unwrap();
+    let exprs: Vec<_> = df
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| {
+            let c = col(format!("\"{}\"", f.name()));
+            if f.name() == column {
+                datafusion::logical_expr::cast(c, datafusion::arrow::datatypes::DataType::Utf8).alias(f.name())
+            } else {
+                c
+            }
+        })
+        .collect();
+    let batches = df.select(exprs).unwrap().collect().await.unwrap();
+    let schema = batches[0].schema();
+    vec![datafusion::arrow::compute::concat_batches(&schema, &batches).unwrap()]
+}
+
 #[test]
 fn determinism_matrix() {
     let dir = tempdir("determinism");
-    std::fs::write(dir.join("r.strat"), COHORT).unwrap();
+    // An explicit `output`: a table read from NDJSON has its columns in the order
+    // DataFusion's JSON schema inference gives them (by name), not the file's.
+    let rule = format!(
+        "{COHORT}  output member_id, country, plan, device, tenure_days, signup_date, watch_hours_28d, \
+         is_kids_profile, referral_source\n"
+    );
+    std::fs::write(dir.join("r.strat"), rule).unwrap();
     std::fs::copy(root().join("examples/data/members.csv"), dir.join("members.csv")).unwrap();
     let (header, rows) = shuffled_members();
     std::fs::write(dir.join("shuffled.csv"), format!("{header}\n{}\n", rows.join("\n"))).unwrap();
@@ -58,7 +113,10 @@ fn determinism_matrix() {
     for (k, chunk) in rows.chunks(rows.len().div_ceil(7)).enumerate() {
         std::fs::write(dir.join(format!("seven/part-{k}.csv")), format!("{header}\n{}\n", chunk.join("\n"))).unwrap();
     }
-    tokio::runtime::Runtime::new().unwrap().block_on(to_parquet(&dir.join("shuffled.csv"), &dir.join("members.parquet")));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(to_parquet(&dir.join("shuffled.csv"), &dir.join("members.parquet")));
+    rt.block_on(to_ndjson(&dir.join("shuffled.csv"), &dir.join("members.ndjson")));
+    rt.block_on(to_arrow_ipc(&dir.join("shuffled.csv"), &dir.join("members.arrow")));
 
     let rule = dir.join("r.strat").to_string_lossy().into_owned();
     let variants: Vec<(String, Vec<String>)> = vec![
@@ -69,10 +127,12 @@ fn determinism_matrix() {
         ("shuffled".into(), vec!["--table".into(), format!("members={}", dir.join("shuffled.csv").display())]),
         ("seven_files".into(), vec!["--table".into(), format!("members={}", dir.join("seven").display())]),
         ("parquet".into(), vec!["--table".into(), format!("members={}", dir.join("members.parquet").display())]),
+        ("arrow_ipc".into(), vec!["--table".into(), format!("members={}", dir.join("members.arrow").display())]),
+        ("ndjson".into(), vec!["--table".into(), format!("members={}", dir.join("members.ndjson").display())]),
     ];
     let mut outputs: Vec<(String, Vec<u8>)> = Vec::new();
     for (name, extra) in &variants {
-        for ext in ["csv", "parquet"] {
+        for ext in ["csv", "parquet", "ndjson"] {
             let out = dir.join(format!("out-{name}.{ext}")).to_string_lossy().into_owned();
             let mut args = vec!["run", rule.as_str(), "-o", out.as_str()];
             args.extend(extra.iter().map(String::as_str));
@@ -80,12 +140,23 @@ fn determinism_matrix() {
             outputs.push((format!("{name}.{ext}"), std::fs::read(&out).unwrap()));
         }
     }
-    for ext in ["csv", "parquet"] {
-        let same: Vec<&(String, Vec<u8>)> = outputs.iter().filter(|(n, _)| n.ends_with(ext)).collect();
+    for ext in ["csv", "parquet", "ndjson"] {
+        // NDJSON has no date type: read from NDJSON, `signup_date` is a string, which
+        // CSV and NDJSON outputs write with the same bytes but a Parquet output types
+        // differently (compared below, row by row).
+        let same: Vec<&(String, Vec<u8>)> = outputs
+            .iter()
+            .filter(|(n, _)| n.ends_with(&format!(".{ext}")) && !(ext == "parquet" && n.starts_with("ndjson.")))
+            .collect();
+        assert_eq!(same.len(), if ext == "parquet" { variants.len() - 1 } else { variants.len() });
         for (name, bytes) in &same[1..] {
             assert!(bytes == &same[0].1, "{name} differs from {}", same[0].0);
         }
     }
+    let from_ndjson = rt.block_on(parquet_rows_with_text(&dir.join("out-ndjson.parquet"), "signup_date"));
+    let from_csv = rt.block_on(parquet_rows_with_text(&dir.join("out-plain.parquet"), "signup_date"));
+    assert_eq!(from_ndjson, from_csv, "the Parquet sample of the NDJSON input has other rows or values");
+    assert_eq!(from_csv[0].num_rows(), 700);
     // And the sample is what was asked: 700 units, the US exactly 30%.
     let csv = String::from_utf8(outputs[0].1.clone()).unwrap();
     let rows: Vec<&str> = csv.lines().skip(1).collect();
@@ -152,6 +223,8 @@ fn failed_runs_leave_nothing_behind() {
         (vec!["run".into(), rule.clone(), "-o".into(), old.display().to_string(), "--report".into(), dir.join("r.txt").display().to_string()], "E0205"),
         (vec!["run".into(), rule.clone(), "-o".into(), dir.join("no/such/dir/s.csv").display().to_string()], "E0205"),
         (vec!["run".into(), rule.clone(), "-o".into(), old.display().to_string(), "--emit".into(), "cohrt".into()], "E0131"),
+        // The sample and the report cannot be one file.
+        (vec!["run".into(), rule.clone(), "-o".into(), dir.join("same.json").display().to_string(), "--report".into(), dir.join("same.json").display().to_string()], "E0205"),
     ];
     for (args, code) in cases {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -182,4 +255,34 @@ fn a_memory_limit_fails_cleanly() {
     assert!(!std::path::Path::new(&out).exists(), "no output after a failed run");
     run_ok(&["run", "examples/cohort.strat", "--emit", "cohort", "-o", &out, "--memory-limit", "1G"]);
     assert_eq!(strat(&["run", "examples/cohort.strat", "-o", &out, "--memory-limit", "lots"]).status.code(), Some(2));
+}
+
+/// The report records the sample it was written with (path, md5, size), so a
+/// report beside another sample is detectable.
+#[test]
+fn the_report_records_its_sample() {
+    let dir = tempdir("report-pair");
+    std::fs::write(dir.join("r.strat"), COHORT).unwrap();
+    std::fs::copy(root().join("examples/data/members.csv"), dir.join("members.csv")).unwrap();
+    let rule = dir.join("r.strat").to_string_lossy().into_owned();
+    for (sample, report) in [("s.csv", "r.json"), ("s.parquet", "r.md"), ("s.ndjson", "r.json")] {
+        let sample = dir.join(sample);
+        let report = dir.join(report);
+        run_ok(&["run", &rule, "-o", sample.to_str().unwrap(), "--report", report.to_str().unwrap()]);
+        let bytes = std::fs::read(&sample).unwrap();
+        let md5 = strat_engine::report::md5_hex(&bytes);
+        let text = std::fs::read_to_string(&report).unwrap();
+        if report.extension().unwrap() == "json" {
+            let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(json["output"]["md5"], md5.as_str(), "{text}");
+            assert_eq!(json["output"]["bytes"], bytes.len() as u64);
+            assert_eq!(json["output"]["path"], sample.to_str().unwrap());
+        } else {
+            let line = format!("- sample: {} (md5 `{md5}`, {} bytes)\n", sample.display(), bytes.len());
+            assert!(text.contains(&line), "{line}\n{text}");
+        }
+    }
+    let names: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(names.iter().all(|n| !n.contains("strat-tmp")), "{names:?}");
 }

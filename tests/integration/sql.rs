@@ -44,7 +44,7 @@ fn tables(file: &str) -> BTreeMap<String, PathBuf> {
 }
 
 /// A minimal RFC 4180 reader (quoted fields, doubled quotes, newlines inside quotes).
-fn read_csv(text: &str) -> Vec<Vec<String>> {
+pub(crate) fn read_csv(text: &str) -> Vec<Vec<String>> {
     let mut rows = Vec::new();
     let mut row = Vec::new();
     let mut field = String::new();
@@ -60,7 +60,8 @@ fn read_csv(text: &str) -> Vec<Vec<String>> {
             (true, c) => field.push(c),
             (false, '"') => quoted = true,
             (false, ',') => row.push(std::mem::take(&mut field)),
-            (false, '\r') => {}
+            // A CRLF line end; a lone `\r` is data (Python's csv module leaves it unquoted).
+            (false, '\r') if chars.peek() == Some(&'\n') => {}
             (false, '\n') => {
                 row.push(std::mem::take(&mut field));
                 rows.push(std::mem::take(&mut row));
@@ -107,7 +108,7 @@ fn normalise(cell: &str) -> String {
 }
 
 /// Header and rows (sorted, normalised).
-fn table_of(rows: Vec<Vec<String>>) -> (Vec<String>, Vec<Vec<String>>) {
+pub(crate) fn table_of(rows: Vec<Vec<String>>) -> (Vec<String>, Vec<Vec<String>>) {
     let mut it = rows.into_iter();
     let head = it.next().unwrap_or_default();
     let mut body: Vec<Vec<String>> = it
@@ -117,7 +118,7 @@ fn table_of(rows: Vec<Vec<String>>) -> (Vec<String>, Vec<Vec<String>>) {
     (head, body)
 }
 
-fn compare(
+pub(crate) fn compare(
     case: &str,
     engine: &str,
     want: &(Vec<String>, Vec<Vec<String>>),
@@ -205,7 +206,7 @@ fn stem(file: &str) -> String {
         .into_owned()
 }
 
-fn temp_dir(name: &str) -> PathBuf {
+pub(crate) fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("strat-sql-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();

@@ -175,8 +175,15 @@ pub async fn run(args: RunArgs) -> i32 {
     // Ctrl-C: remove any half-written temporary file, leave the destination as it was.
     tokio::spawn(async {
         if tokio::signal::ctrl_c().await.is_ok() {
-            output::remove_pending();
-            eprintln!("interrupted: nothing was written");
+            let written = output::remove_pending();
+            if written.is_empty() {
+                eprintln!("interrupted: nothing was written");
+            } else {
+                // Between (or after) the sample's rename and the report's.
+                let names: Vec<String> = written.iter().map(|p| format!("`{}`", p.display())).collect();
+                let verb = if names.len() == 1 { "was" } else { "were" };
+                eprintln!("interrupted after {} {verb} written; nothing else was written", names.join(" and "));
+            }
             std::process::exit(130);
         }
     });
@@ -204,7 +211,10 @@ pub async fn run(args: RunArgs) -> i32 {
     let destination = output::OutputFormat::for_path(&args.output)
         .and_then(|_| output::check_not_an_input(&args.output, &inputs))
         .and_then(|_| match &args.report {
-            Some(r) => report_format(r).map(|_| ()).and_then(|_| output::check_not_an_input(r, &inputs)),
+            Some(r) => report_format(r)
+                .map(|_| ())
+                .and_then(|_| output::check_not_an_input(r, &inputs))
+                .and_then(|_| output::check_distinct(&args.output, r)),
             None => Ok(()),
         });
     if let Err(e) = destination {
@@ -222,7 +232,22 @@ pub async fn run(args: RunArgs) -> i32 {
         Err(e) => return fail(vec![run_diagnostic(&e, &compiled_inputs)]),
     };
 
+    let writing = std::time::Instant::now();
+    // The sample and the report as a pair: both written completely (and fsynced)
+    // under temporary names before either is renamed; then the sample, then the
+    // report, which records the sample's md5 and size. A failure before the first
+    // rename leaves both old files; between the renames (a crash) the old report,
+    // whose md5 is not the new sample's, beside the new sample.
+    let sample = match output::stage_batches(&args.output, out.schema.clone(), &out.batches) {
+        Ok(s) => s,
+        Err(e) => return fail(vec![output_diagnostic(e)]),
+    };
+    let mut staged_report = None;
     if let Some(path) = &args.report {
+        let (md5, bytes) = match sample.md5_and_size() {
+            Ok(m) => m,
+            Err(e) => return fail(vec![output_diagnostic(e)]),
+        };
         let meta = RunMeta {
             rule_file: file.name.clone(),
             rule_hash: report::md5_hex(file.text.as_bytes()),
@@ -231,6 +256,7 @@ pub async fn run(args: RunArgs) -> i32 {
                 .iter()
                 .map(|(t, p)| (t.clone(), p.clone(), report::fingerprint(p).unwrap_or_else(|e| format!("unreadable: {e}"))))
                 .collect(),
+            output: Some(report::OutputMeta { path: args.output.clone(), md5, bytes }),
         };
         let text = match report_format(path) {
             Ok(ReportFormat::Json) => {
@@ -238,13 +264,24 @@ pub async fn run(args: RunArgs) -> i32 {
             }
             _ => report::to_markdown(&out.report, &meta),
         };
-        if let Err(e) = output::write_file_atomic(path, |w| w.write_all(text.as_bytes()).map_err(|e| e.to_string())) {
-            return fail(vec![output_diagnostic(e)]);
+        match output::stage_file(path, |w| w.write_all(text.as_bytes()).map_err(|e| strat_engine::errtext::io(&e))) {
+            Ok(r) => staged_report = Some(r),
+            // The staged sample is dropped: its temporary file is removed.
+            Err(e) => return fail(vec![output_diagnostic(e)]),
         }
     }
-    let writing = std::time::Instant::now();
-    if let Err(e) = output::write_atomic(&args.output, out.schema.clone(), &out.batches) {
+    if let Err(e) = sample.commit() {
         return fail(vec![output_diagnostic(e)]);
+    }
+    if let Some(r) = staged_report
+        && let Err(e) = r.commit()
+    {
+        let mut d = output_diagnostic(e);
+        d.help = Some(format!(
+            "the sample `{}` was written; an old report beside it describes another sample (its md5 differs)",
+            args.output.display()
+        ));
+        return fail(vec![d]);
     }
     let (writing, total) = (writing.elapsed(), started.elapsed());
     for w in &out.report.warnings {
@@ -286,7 +323,7 @@ fn timings(profile: &strat_engine::run::Profile, writing: Duration, total: Durat
     for (name, d) in &profile.phases {
         line(name, *d);
     }
-    line("writing the sample", writing);
+    line("writing the sample (and the report)", writing);
     line("total (without checking the rules)", total);
     out
 }
@@ -324,7 +361,7 @@ pub(crate) fn run_diagnostic(e: &RunError, inputs: &[(String, PathBuf)]) -> Diag
             ("E0203", "check the input files: they must be readable and match their schema")
         }
     };
-    let mut d = Diagnostic::error(code, e.to_string()).with_help(help);
+    let mut d = Diagnostic::error(code, strat_engine::errtext::clean(&e.to_string())).with_help(help);
     if code == "E0203" {
         // Name the files behind the tables the message mentions (or all of them).
         let named: Vec<String> = inputs

@@ -24,7 +24,11 @@ pub fn read(name: &str) -> RuleFile {
                         _ => format!("cannot read `{name}`: {e}"),
                     },
                 )
-                .with_help("pass the path of a .strat rule file"),
+                .with_help(if e.kind() == std::io::ErrorKind::PermissionDenied {
+                    "check the file's permissions: the user running strat must be able to read it"
+                } else {
+                    "pass the path of a .strat rule file"
+                }),
             ),
         },
         Ok(bytes) => from_bytes(name, bytes),

@@ -50,7 +50,7 @@ pub fn detect_format(path: &Path) -> Result<(Format, Option<PathBuf>), TableErro
         message: match e.kind() {
             std::io::ErrorKind::NotFound => format!("cannot read `{}`: no such file or folder", path.display()),
             std::io::ErrorKind::PermissionDenied => format!("cannot read `{}`: permission denied", path.display()),
-            _ => format!("cannot read `{}`: {e}", path.display()),
+            _ => format!("cannot read `{}`: {}", path.display(), crate::errtext::io(&e)),
         },
         help: "check the path (a relative path in a `table` declaration is relative to the rule file)".into(),
     })?;
@@ -60,8 +60,11 @@ pub fn detect_format(path: &Path) -> Result<(Format, Option<PathBuf>), TableErro
     }
     let mut found: Option<(Format, PathBuf)> = None;
     let entries = std::fs::read_dir(path).map_err(|e| TableError {
-        message: format!("cannot list the folder `{}`: {e}", path.display()),
-        help: "check the folder's permissions".into(),
+        message: match e.kind() {
+            std::io::ErrorKind::PermissionDenied => format!("cannot list the folder `{}`: permission denied", path.display()),
+            _ => format!("cannot list the folder `{}`: {}", path.display(), crate::errtext::io(&e)),
+        },
+        help: "check the folder's permissions: the user running strat must be able to list and read it".into(),
     })?;
     let mut names: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
     names.sort();
@@ -110,6 +113,22 @@ pub async fn register(ctx: &SessionContext, name: &str, path: &Path) -> Result<S
             message: format!("`{}` is empty (0 bytes)", sample.as_deref().unwrap_or(path).display()),
             help: "write the table again; an empty file has no schema".into(),
         });
+    }
+    // An unreadable file is named as such (not as a schema the reader could not parse).
+    let files = match &sample {
+        Some(_) => data_files(path, format),
+        None => vec![path.to_path_buf()],
+    };
+    for f in &files {
+        if let Err(e) = std::fs::File::open(f) {
+            return Err(TableError {
+                message: match e.kind() {
+                    std::io::ErrorKind::PermissionDenied => format!("cannot read `{}`: permission denied", f.display()),
+                    _ => format!("cannot read `{}`: {}", f.display(), crate::errtext::io(&e)),
+                },
+                help: "check the file's permissions: the user running strat must be able to read it".into(),
+            });
+        }
     }
     if sample.is_some() {
         same_columns_in_every_file(path, format).await?;
@@ -204,7 +223,7 @@ async fn same_columns_in_every_file(dir: &Path, format: Format) -> Result<(), Ta
 }
 
 fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or("").chars().take(300).collect()
+    crate::errtext::clean(s.lines().next().unwrap_or("")).chars().take(300).collect()
 }
 
 /// The checker's view of an Arrow type.

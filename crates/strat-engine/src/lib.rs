@@ -44,6 +44,7 @@ pub mod compile;
 
 pub use compile::{Compiled, Options, TableBinding, compile};
 pub mod draw;
+pub mod errtext;
 pub mod keys;
 pub mod output;
 pub mod lower;

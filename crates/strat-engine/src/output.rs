@@ -33,25 +33,40 @@ impl OutputFormat {
     }
 }
 
-/// Temporary files being written now; an interrupted process removes them
-/// ([`remove_pending`]) so that not even a hidden partial file stays behind.
-static PENDING: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+/// Temporary files being written now, and the destinations this process has
+/// already renamed into place. An interrupted process removes the temporary
+/// files ([`remove_pending`]) so that not even a hidden partial file stays
+/// behind, and can say which destinations were written.
+struct Pending {
+    temporaries: Vec<PathBuf>,
+    committed: Vec<PathBuf>,
+}
+
+static PENDING: std::sync::Mutex<Pending> =
+    std::sync::Mutex::new(Pending { temporaries: Vec::new(), committed: Vec::new() });
+
+fn pending() -> std::sync::MutexGuard<'static, Pending> {
+    PENDING.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// Removes every temporary file still being written (call from a signal handler
-/// before exiting). The destinations are untouched: they are only ever renamed onto.
-pub fn remove_pending() {
-    let mut pending = PENDING.lock().unwrap_or_else(|e| e.into_inner());
-    for p in pending.drain(..) {
+/// before exiting) and returns the destinations this process had already
+/// renamed into place (empty: nothing was written). The destinations are
+/// untouched: they are only ever renamed onto.
+pub fn remove_pending() -> Vec<PathBuf> {
+    let mut pending = pending();
+    for p in pending.temporaries.drain(..) {
         let _ = std::fs::remove_file(p);
     }
-    // Keep the lock: the caller exits, and no new temporary file may start meanwhile.
+    let committed = pending.committed.clone();
+    // Keep the lock: the caller exits, and no new temporary file may start or be
+    // renamed meanwhile.
     std::mem::forget(pending);
+    committed
 }
 
 fn untrack(tmp: &Path) {
-    if let Ok(mut pending) = PENDING.lock() {
-        pending.retain(|p| p != tmp);
-    }
+    pending().temporaries.retain(|p| p != tmp);
 }
 
 /// Why an output could not be written; nothing was left behind.
@@ -84,6 +99,17 @@ pub fn check_not_an_input(output: &Path, inputs: &[PathBuf]) -> Result<(), Outpu
     Ok(())
 }
 
+/// Refuses a report path that is the sample's own path.
+pub fn check_distinct(sample: &Path, report: &Path) -> Result<(), OutputError> {
+    if absolute(sample) == absolute(report) {
+        return Err(OutputError {
+            message: format!("`{}` cannot be both the sample (-o) and the report (--report)", report.display()),
+            help: "give the report another name, e.g. report.json".into(),
+        });
+    }
+    Ok(())
+}
+
 fn absolute(p: &Path) -> PathBuf {
     if let Ok(c) = p.canonicalize() {
         return c;
@@ -98,12 +124,19 @@ fn absolute(p: &Path) -> PathBuf {
 
 /// Writes `batches` to `path` in the format its extension names, atomically.
 pub fn write_atomic(path: &Path, schema: SchemaRef, batches: &[RecordBatch]) -> Result<(), OutputError> {
+    stage_batches(path, schema, batches)?.commit()
+}
+
+/// Writes `batches` completely (flushed and fsynced) to a temporary file next
+/// to `path`, in the format its extension names; [`Staged::commit`] puts it in
+/// place.
+pub fn stage_batches(path: &Path, schema: SchemaRef, batches: &[RecordBatch]) -> Result<Staged, OutputError> {
     let format = OutputFormat::for_path(path)?;
     let (schema, batches) = plain_types(schema, batches).map_err(|e| OutputError {
         message: format!("cannot write `{}`: {e}", path.display()),
         help: "please report this".into(),
     })?;
-    write_file_atomic(path, |file| write_batches(file, format, schema, &batches))
+    stage_file(path, |file| write_batches(file, format, schema, &batches))
 }
 
 /// String and binary views (Parquet input) become plain strings and binaries,
@@ -143,6 +176,91 @@ pub fn write_file_atomic(
     path: &Path,
     fill: impl FnOnce(&mut BufWriter<File>) -> Result<(), String>,
 ) -> Result<(), OutputError> {
+    stage_file(path, fill)?.commit()
+}
+
+/// A file written completely — flushed and fsynced — under a temporary name in
+/// its destination's folder, not yet in place. [`Staged::commit`] renames it
+/// over the destination; dropped uncommitted, it is removed. Staging every file
+/// of a run before committing any is how a sample and its report are written
+/// as a pair: all the writing (where a full disk or a limit can fail) is done
+/// before the first rename.
+#[derive(Debug)]
+pub struct Staged {
+    path: PathBuf,
+    tmp: PathBuf,
+    dir: PathBuf,
+    committed: bool,
+}
+
+impl Staged {
+    /// The destination.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// md5 (32 lowercase hex digits) and size in bytes of the staged file, read
+    /// back from the disk.
+    pub fn md5_and_size(&self) -> Result<(String, u64), OutputError> {
+        use md5::{Digest, Md5};
+        use std::io::Read;
+        let fail = |e: std::io::Error| OutputError {
+            message: format!("cannot read back `{}`: {}", self.tmp.display(), crate::errtext::io(&e)),
+            help: "nothing was written".into(),
+        };
+        let mut f = File::open(&self.tmp).map_err(fail)?;
+        let mut h = Md5::new();
+        let mut buf = vec![0u8; 1 << 16];
+        let mut size = 0u64;
+        loop {
+            let n = f.read(&mut buf).map_err(fail)?;
+            if n == 0 {
+                break;
+            }
+            size += n as u64;
+            h.update(&buf[..n]);
+        }
+        Ok((h.finalize().iter().map(|b| format!("{b:02x}")).collect(), size))
+    }
+
+    /// Renames the staged file over the destination and syncs the folder.
+    pub fn commit(mut self) -> Result<(), OutputError> {
+        {
+            // Under the lock: an interrupt sees the file either pending or committed.
+            let mut pending = pending();
+            if let Err(e) = std::fs::rename(&self.tmp, &self.path) {
+                drop(pending);
+                return Err(OutputError {
+                    message: format!("cannot write `{}`: {}", self.path.display(), crate::errtext::io(&e)),
+                    help: "check that the folder exists, is writable and has space; the file was not replaced".into(),
+                });
+            }
+            pending.temporaries.retain(|p| p != &self.tmp);
+            pending.committed.push(self.path.clone());
+            self.committed = true;
+        }
+        // Make the rename itself durable where the platform allows.
+        if let Ok(d) = File::open(&self.dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.tmp);
+            untrack(&self.tmp);
+        }
+    }
+}
+
+/// Runs `fill` on a temporary file next to `path`, flushes and fsyncs it.
+pub fn stage_file(
+    path: &Path,
+    fill: impl FnOnce(&mut BufWriter<File>) -> Result<(), String>,
+) -> Result<Staged, OutputError> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     if path.is_dir() {
         return Err(OutputError {
@@ -164,26 +282,20 @@ pub fn write_file_atomic(
     // Created and registered under the lock, so an interrupt either sees the
     // file registered (and removes it) or runs before it exists.
     let created = {
-        let mut pending = PENDING.lock().unwrap_or_else(|e| e.into_inner());
+        let mut pending = pending();
         let f = File::create(&tmp);
         if f.is_ok() {
-            pending.push(tmp.clone());
+            pending.temporaries.push(tmp.clone());
         }
         f
     };
-    let file = created.map_err(|e| fail(e.to_string(), &tmp))?;
+    let file = created.map_err(|e| fail(crate::errtext::io(&e), &tmp))?;
     let mut w = BufWriter::new(file);
     fill(&mut w).map_err(|e| fail(e, &tmp))?;
-    let file = w.into_inner().map_err(|e| fail(e.to_string(), &tmp))?;
-    file.sync_all().map_err(|e| fail(e.to_string(), &tmp))?;
+    let file = w.into_inner().map_err(|e| fail(crate::errtext::io(e.error()), &tmp))?;
+    file.sync_all().map_err(|e| fail(crate::errtext::io(&e), &tmp))?;
     drop(file);
-    std::fs::rename(&tmp, path).map_err(|e| fail(e.to_string(), &tmp))?;
-    untrack(&tmp);
-    // Make the rename itself durable where the platform allows.
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    Ok(Staged { path: path.to_path_buf(), tmp, dir: dir.to_path_buf(), committed: false })
 }
 
 /// Temporary files of earlier runs that were killed outright (SIGKILL, power
@@ -207,7 +319,7 @@ fn write_batches(
     schema: SchemaRef,
     batches: &[RecordBatch],
 ) -> Result<(), String> {
-    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let err = |e: &dyn std::fmt::Display| crate::errtext::clean(&e.to_string());
     match format {
         OutputFormat::Parquet => {
             let mut writer =
@@ -307,6 +419,39 @@ mod tests {
         assert!(e.message.contains("disk full"), "{e:?}");
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "old\n");
         assert_eq!(std::fs::read_dir(&d).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn staged_files_are_complete_before_any_rename() {
+        let d = dir("staged");
+        std::fs::write(d.join("s.csv"), "old sample\n").unwrap();
+        std::fs::write(d.join("r.json"), "old report\n").unwrap();
+        let (schema, b) = batch();
+        let sample = stage_batches(&d.join("s.csv"), schema.clone(), std::slice::from_ref(&b)).unwrap();
+        let (md5, size) = sample.md5_and_size().unwrap();
+        let want = "id,\"name, with comma\"\n1,\"a\"\"b\"\n2,\n";
+        assert_eq!((md5.as_str(), size), (crate::report::md5_hex(want.as_bytes()).as_str(), want.len() as u64));
+        // Staged, nothing is in place yet.
+        assert_eq!(std::fs::read_to_string(d.join("s.csv")).unwrap(), "old sample\n");
+        // The report fails: dropping the staged sample removes it, both old files stay.
+        let e = stage_file(&d.join("r.json"), |_| Err("disk full".into())).unwrap_err();
+        assert!(e.message.contains("disk full"));
+        drop(sample);
+        let mut names: Vec<String> =
+            std::fs::read_dir(&d).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        assert_eq!(names, ["r.json", "s.csv"]);
+        assert_eq!(std::fs::read_to_string(d.join("r.json")).unwrap(), "old report\n");
+        // Both staged, then committed in order.
+        let sample = stage_batches(&d.join("s.csv"), schema, &[b]).unwrap();
+        let report = stage_file(&d.join("r.json"), |w| w.write_all(b"{}\n").map_err(|e| e.to_string())).unwrap();
+        sample.commit().unwrap();
+        report.commit().unwrap();
+        assert_eq!(std::fs::read_to_string(d.join("s.csv")).unwrap(), want);
+        assert_eq!(std::fs::read_to_string(d.join("r.json")).unwrap(), "{}\n");
+        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 2);
+        assert!(check_distinct(&d.join("s.json"), &d.join("./s.json")).is_err());
+        assert!(check_distinct(&d.join("s.json"), &d.join("r.json")).is_ok());
     }
 
     #[test]

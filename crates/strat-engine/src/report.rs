@@ -21,6 +21,19 @@ pub struct RunMeta {
     pub statement: Option<String>,
     /// `(table, path, fingerprint)` of every bound input.
     pub inputs: Vec<(String, PathBuf, String)>,
+    /// The sample file this report describes, when it was written with one.
+    pub output: Option<OutputMeta>,
+}
+
+/// The sample file a report was written with: a report whose `md5` differs
+/// from the file beside it describes another sample (written as a pair, the
+/// two are renamed one after the other: see docs/guarantees.md).
+#[derive(Clone, Debug)]
+pub struct OutputMeta {
+    pub path: PathBuf,
+    /// md5 of the file's bytes, lowercase hex.
+    pub md5: String,
+    pub bytes: u64,
 }
 
 pub fn md5_hex(bytes: &[u8]) -> String {
@@ -99,6 +112,7 @@ pub fn to_json(report: &Report, meta: &RunMeta) -> Value {
         "statement": meta.statement,
         "seed": report.seed,
         "inputs": meta.inputs.iter().map(|(t, p, f)| json!({"table": t, "path": p.display().to_string(), "fingerprint": f})).collect::<Vec<_>>(),
+        "output": meta.output.as_ref().map(|o| json!({"path": o.path.display().to_string(), "md5": o.md5, "bytes": o.bytes})),
         "population": report.total_population,
         "selected": report.total_selected,
         "null_units": report.null_units,
@@ -121,6 +135,14 @@ pub fn to_markdown(report: &Report, meta: &RunMeta) -> String {
         out.push_str(&format!("- statement: `{}`\n", md_cell(s)));
     }
     out.push_str(&format!("- seed: {}\n", report.seed));
+    if let Some(o) = &meta.output {
+        out.push_str(&format!(
+            "- sample: {} (md5 `{}`, {} bytes)\n",
+            md_cell(&o.path.display().to_string()),
+            o.md5,
+            o.bytes
+        ));
+    }
     out.push_str(&format!("- population (units): {}\n", report.total_population));
     out.push_str(&format!("- selected (units): {}\n", report.total_selected));
     out.push_str(&format!("- rows with a NULL unit (left out): {}\n", report.null_units));

@@ -1117,6 +1117,7 @@ impl Session {
                     )
                 })
                 .collect(),
+            output: None,
         };
         let markdown = report::to_markdown(&out.report, &meta);
         let Some(path) = output else {

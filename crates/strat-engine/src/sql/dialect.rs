@@ -215,6 +215,23 @@ impl Dialect {
         out
     }
 
+    /// Text for a `-- ` comment line: every character that could end the line
+    /// for some engine's lexer (any control character: `\n`, `\r` — which ends a
+    /// `--` comment in PostgreSQL, DuckDB and Spark —, NEL; and the Unicode line
+    /// and paragraph separators) becomes a space, so no name in a comment can
+    /// leave it. Backticked names may hold `\r`.
+    pub fn comment(text: &str) -> String {
+        text.chars()
+            .map(|c| {
+                if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
+                    ' '
+                } else {
+                    c
+                }
+            })
+            .collect()
+    }
+
     /// Fills a template's `{0}`, `{1}`.
     pub fn fill(template: &str, args: &[&str]) -> String {
         let mut out = template.to_string();

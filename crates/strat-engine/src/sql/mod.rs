@@ -444,7 +444,7 @@ impl Gen<'_> {
         sql.push_str("WITH\n");
         let n = ctes.len();
         for (i, c) in ctes.iter().enumerate() {
-            let _ = writeln!(sql, "-- {}", c.comment);
+            let _ = writeln!(sql, "-- {}", Dialect::comment(&c.comment));
             let _ = write!(sql, "{} AS (\n  {}\n)", c.name, c.body);
             sql.push_str(if i + 1 < n { ",\n" } else { "\n" });
         }
@@ -458,16 +458,12 @@ impl Gen<'_> {
     }
 
     fn header(&self, index: usize) -> String {
-        let clean = |s: &str| {
-            s.chars()
-                .map(|c| if c.is_control() { ' ' } else { c })
-                .collect::<String>()
-        };
+        let clean = Dialect::comment;
         let st = self.st;
         let name = st
             .name
             .as_deref()
-            .map_or_else(|| format!("statement {}", index + 1), |n| format!("`{n}`"));
+            .map_or_else(|| format!("statement {}", index + 1), |n| format!("`{}`", clean(n)));
         let kind = match st.kind {
             ir::Kind::Sample => "sample",
             ir::Kind::Split => "split",
