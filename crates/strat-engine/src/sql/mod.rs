@@ -15,6 +15,7 @@
 //!
 //! | CTE | what |
 //! | --- | --- |
+//! | `statement_NAME` | an earlier statement this one reads, its own steps nested inside |
 //! | `eligible_rows` | `where`, NULL units out; the unit key text (§6) and the stratum values per row |
 //! | `excluded_keys` | key texts of `exclude units in` |
 //! | `units` | one row per unit, with its draw `r` (16 hex digits); a unit spanning strata fails the query |
@@ -28,8 +29,8 @@
 //!
 //! # The supported tier
 //!
-//! `sample`/`split` of a table with `unit`, `where`, `exclude units in` a
-//! table, `stratify by` expressions without unit aggregates, `take INT`,
+//! `sample`/`split` of a table or an earlier statement with `unit`, `where`,
+//! `exclude units in` a table or statement, `stratify by` expressions without unit aggregates, `take INT`,
 //! `take P%` and `take all` with proportional or equal allocation, rule blocks
 //! and `min`/`max` bounds, `take about P%` with plain proportional allocation,
 //! exact and `about` splits and folds. Everything else is an [`Unsupported`] error that
@@ -94,19 +95,106 @@ pub fn md5_hex(text: &str) -> String {
 }
 
 /// The SQL query of statement `index`.
+///
+/// A statement whose source (or `exclude units in`) is an earlier statement
+/// gets that statement, and the ones it reads in turn, as CTEs of the same
+/// query named `statement_NAME`, each holding its own chain of steps.
 pub fn statement_sql(program: &Program, index: usize, options: &SqlOptions) -> R<String> {
-    let st = &program.statements[index];
-    let g = Gen {
+    let make = |j: usize| Gen {
         d: options.dialect,
-        st,
+        st: &program.statements[j],
+        program,
         options,
     };
-    g.query(index)
+    let top = make(index);
+    let mut deps = Vec::new();
+    dependencies(program, index, &mut deps);
+    deps.sort_unstable();
+    // Unquoted CTE names: engines fold their case, so two statements whose
+    // names differ only in case (or a table of the same name) would collide.
+    let mut seen: Vec<String> = program
+        .tables
+        .iter()
+        .map(|t| t.name.to_ascii_lowercase())
+        .collect();
+    let mut sql = top.header(index);
+    sql.push_str("WITH\n");
+    let mut blocks: Vec<(String, String, String)> = Vec::new();
+    for &j in &deps {
+        let g = make(j);
+        let name = statement_cte(g.st);
+        if seen.contains(&name.to_ascii_lowercase()) {
+            return Err(top.unsupported(format!(
+                "reading statement `{}`, whose CTE name `{name}` differs only in case from another statement or table",
+                g.st.name.as_deref().unwrap_or_default()
+            )));
+        }
+        seen.push(name.to_ascii_lowercase());
+        let (ctes, select) = g.body(false)?;
+        let mut inner = String::from("WITH\n");
+        write_ctes(&mut inner, &ctes);
+        inner.push_str(&select);
+        let kind = match g.st.kind {
+            ir::Kind::Sample => "sample",
+            ir::Kind::Split => "split",
+        };
+        blocks.push((
+            format!(
+                "the rows of statement `{}` ({kind}), computed by its own steps",
+                g.st.name.as_deref().unwrap_or_default()
+            ),
+            name,
+            inner.trim_end().replace('\n', "\n  "),
+        ));
+    }
+    let (ctes, select) = top.body(true)?;
+    blocks.extend(
+        ctes.into_iter()
+            .map(|c| (c.comment, c.name.to_string(), c.body)),
+    );
+    let n = blocks.len();
+    for (i, (comment, name, body)) in blocks.iter().enumerate() {
+        let _ = writeln!(sql, "-- {comment}");
+        let _ = write!(sql, "{name} AS (\n  {body}\n)");
+        sql.push_str(if i + 1 < n { ",\n" } else { "\n" });
+    }
+    sql.push_str(&select);
+    Ok(sql)
+}
+
+/// The earlier statements statement `index` reads (its source, its
+/// `exclude units in`), and the ones they read, transitively.
+fn dependencies(program: &Program, index: usize, out: &mut Vec<usize>) {
+    let st = &program.statements[index];
+    let sources = [Some(&st.source), st.exclude.as_ref().map(|(s, _)| s)];
+    for s in sources.into_iter().flatten() {
+        if let ir::Source::Statement(j) = s
+            && !out.contains(j)
+        {
+            out.push(*j);
+            dependencies(program, *j, out);
+        }
+    }
+}
+
+/// The CTE holding an earlier statement's rows.
+fn statement_cte(st: &Statement) -> String {
+    format!("statement_{}", st.name.as_deref().unwrap_or_default())
+}
+
+fn write_ctes(sql: &mut String, ctes: &[Cte]) {
+    let n = ctes.len();
+    for (i, c) in ctes.iter().enumerate() {
+        let _ = writeln!(sql, "-- {}", c.comment);
+        let _ = write!(sql, "{} AS (\n  {}\n)", c.name, c.body);
+        sql.push_str(if i + 1 < n { ",\n" } else { "\n" });
+    }
 }
 
 struct Gen<'a> {
     d: Dialect,
     st: &'a Statement,
+    program: &'a Program,
     options: &'a SqlOptions,
 }
 
@@ -148,15 +236,17 @@ impl Gen<'_> {
         }
     }
 
+    /// What a source is read from: a table, or an earlier statement's CTE.
+    fn source(&self, source: &ir::Source) -> String {
+        match source {
+            ir::Source::Table(t) => self.table(t),
+            ir::Source::Statement(j) => statement_cte(&self.program.statements[*j]),
+        }
+    }
+
     /// Checks the statement is in the supported tier.
     fn check_tier(&self) -> R<()> {
         let st = self.st;
-        if !matches!(st.source, ir::Source::Table(_)) {
-            return Err(self.unsupported("a statement whose source is another statement"));
-        }
-        if matches!(st.exclude, Some((ir::Source::Statement(_), _))) {
-            return Err(self.unsupported("`exclude units in` a statement"));
-        }
         let Some(unit) = &st.unit else {
             return Err(Unsupported {
                 code: "E0141",
@@ -218,7 +308,9 @@ impl Gen<'_> {
         Ok(())
     }
 
-    fn query(&self, index: usize) -> R<String> {
+    /// The steps of this statement and its final `SELECT` (with `ORDER BY`
+    /// when `top`, the statement the query returns).
+    fn body(&self, top: bool) -> R<(Vec<Cte>, String)> {
         self.check_tier()?;
         let st = self.st;
         let d = self.d;
@@ -226,9 +318,6 @@ impl Gen<'_> {
         let mut ctes: Vec<Cte> = Vec::new();
 
         // eligible_rows
-        let ir::Source::Table(table) = &st.source else {
-            unreachable!("checked")
-        };
         let mut cols: Vec<String> = st.input.iter().map(|c| self.id(&c.name)).collect();
         cols.push(format!(
             "{} AS {}",
@@ -255,19 +344,26 @@ impl Gen<'_> {
         ctes.push(Cte {
             name: "eligible_rows",
             comment: "rows passing `where` whose unit is not NULL, with the unit key text (§6) and the stratum values".into(),
-            body: format!("SELECT\n    {}\n  FROM {}\n  WHERE {filter}", cols.join(",\n    "), self.table(table)),
+            body: format!("SELECT\n    {}\n  FROM {}\n  WHERE {filter}", cols.join(",\n    "), self.source(&st.source)),
         });
 
         // excluded_keys
         let mut exclusion = String::new();
-        if let Some((ir::Source::Table(t), c)) = &st.exclude {
+        if let Some((source, c)) = &st.exclude {
+            let t = match source {
+                ir::Source::Table(t) => t.as_str(),
+                ir::Source::Statement(j) => self.program.statements[*j]
+                    .name
+                    .as_deref()
+                    .unwrap_or_default(),
+            };
             ctes.push(Cte {
                 name: "excluded_keys",
                 comment: format!("key texts of `exclude units in {t}`"),
                 body: format!(
                     "SELECT DISTINCT {} AS unit_key\n  FROM {}\n  WHERE {} IS NOT NULL",
                     self.key_text(&self.id(&c.name), &c.ty)?,
-                    self.table(t),
+                    self.source(source),
                     self.id(&c.name)
                 ),
             });
@@ -408,10 +504,26 @@ impl Gen<'_> {
                 ir::Output::Stratum { index, .. } => {
                     format!("e.{}", self.id(&format!("{S_PREFIX}{index}")))
                 }
-                ir::Output::Weight => match &select_from {
-                    Some(w) => w.clone(),
-                    None => d.to_double("1"),
-                },
+                ir::Output::Weight => {
+                    // Two-phase sampling (§7): times the source's `_weight`;
+                    // a split keeps it.
+                    let source_weight = match &st.source {
+                        ir::Source::Statement(j)
+                            if self.program.statements[*j]
+                                .output
+                                .contains(&ir::Output::Weight) =>
+                        {
+                            Some(format!("e.{}", self.id("_weight")))
+                        }
+                        _ => None,
+                    };
+                    match (&select_from, source_weight) {
+                        (Some(w), Some(sw)) => format!("({w}) * {sw}"),
+                        (Some(w), None) => w.clone(),
+                        (None, Some(sw)) => sw,
+                        (None, None) => d.to_double("1"),
+                    }
+                }
                 ir::Output::StratumText => "s.stratum".to_string(),
                 ir::Output::SplitName => split_case.clone().expect("a split"),
             };
@@ -440,21 +552,15 @@ impl Gen<'_> {
             ),
         };
 
-        let mut sql = self.header(index);
-        sql.push_str("WITH\n");
-        let n = ctes.len();
-        for (i, c) in ctes.iter().enumerate() {
-            let _ = writeln!(sql, "-- {}", c.comment);
-            let _ = write!(sql, "{} AS (\n  {}\n)", c.name, c.body);
-            sql.push_str(if i + 1 < n { ",\n" } else { "\n" });
-        }
-        let _ = write!(
-            sql,
-            "SELECT\n  {}\nFROM eligible_rows e\nJOIN selected_units s ON e.{} = s.unit_key{filter}\nORDER BY {order}\n",
+        let mut select = format!(
+            "SELECT\n  {}\nFROM eligible_rows e\nJOIN selected_units s ON e.{} = s.unit_key{filter}\n",
             out.join(",\n  "),
             self.id(KEY)
         );
-        Ok(sql)
+        if top {
+            let _ = writeln!(select, "ORDER BY {order}");
+        }
+        Ok((ctes, select))
     }
 
     fn header(&self, index: usize) -> String {
