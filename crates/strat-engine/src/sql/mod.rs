@@ -17,6 +17,7 @@
 //! | --- | --- |
 //! | `statement_NAME` | an earlier statement this one reads, its own steps nested inside |
 //! | `eligible_rows` | `where`, NULL units out; the unit key text (§6) and the stratum values per row |
+//! | `eligible_input` … `unit_aggregates` | unit aggregates of `stratify by`, one row per unit |
 //! | `excluded_keys` | key texts of `exclude units in` |
 //! | `units` | one row per unit, with its draw `r` (16 hex digits); a unit spanning strata fails the query |
 //! | `unit_strata` | each unit's `_stratum` text (§7) and stratum order keys (§5.3) |
@@ -30,7 +31,8 @@
 //! # The supported tier
 //!
 //! `sample`/`split` of a table or an earlier statement with `unit`, `where`,
-//! `exclude units in` a table or statement, `stratify by` expressions without unit aggregates, `take INT`,
+//! `exclude units in` a table or statement, `stratify by` expressions
+//! (unit aggregates too, but `sum`/`avg` only of integers), `take INT`,
 //! `take P%` and `take all` with proportional or equal allocation, rule blocks
 //! and `min`/`max` bounds, `take about P%` with plain proportional allocation,
 //! exact and `about` splits and folds. Everything else is an [`Unsupported`] error that
@@ -88,6 +90,11 @@ type R<T> = Result<T, Unsupported>;
 /// Internal column names in `eligible_rows` (next to the source columns).
 const KEY: &str = "_strat_unit_key";
 const S_PREFIX: &str = "_strat_s";
+/// A unit aggregate's value, argument, `by` and row rank (first/last).
+const AGG_PREFIX: &str = "_strat_agg";
+const AGG_ARG: &str = "_strat_arg";
+const AGG_BY: &str = "_strat_by";
+const AGG_RANK: &str = "_strat_rank";
 
 /// The md5 of a text as 32 lowercase hex digits.
 pub fn md5_hex(text: &str) -> String {
@@ -270,11 +277,6 @@ impl Gen<'_> {
                 )));
             }
         }
-        if st.has_aggregates() {
-            return Err(self.unsupported(
-                "a unit aggregate (count/min/max/sum/avg/first/last) in `stratify by`",
-            ));
-        }
         if st.output.iter().any(|o| matches!(o, ir::Output::SplitName))
             && st.kind == ir::Kind::Sample
         {
@@ -317,7 +319,19 @@ impl Gen<'_> {
         let unit = st.unit.as_ref().expect("checked");
         let mut ctes: Vec<Cte> = Vec::new();
 
-        // eligible_rows
+        // eligible_rows (with unit aggregates: eligible_input, unit_aggregates)
+        let mut aggregates = Vec::new();
+        let rewritten: Vec<Option<ir::Expr>> = st
+            .strata
+            .iter()
+            .map(|s| {
+                s.expr.has_aggregate().then(|| {
+                    let mut e = s.expr.clone();
+                    crate::run::replace_aggregates(&mut e, AGG_PREFIX, &mut aggregates);
+                    e
+                })
+            })
+            .collect();
         let mut cols: Vec<String> = st.input.iter().map(|c| self.id(&c.name)).collect();
         cols.push(format!(
             "{} AS {}",
@@ -331,21 +345,75 @@ impl Gen<'_> {
                     s.expr.ty, s.name
                 ))
             })?;
-            cols.push(format!(
-                "{} AS {}",
-                self.expr(&s.expr)?,
-                self.id(&format!("{S_PREFIX}{i}"))
-            ));
+            if rewritten[i].is_none() {
+                cols.push(format!(
+                    "{} AS {}",
+                    self.expr(&s.expr)?,
+                    self.id(&format!("{S_PREFIX}{i}"))
+                ));
+            }
+        }
+        for (j, a) in aggregates.iter().enumerate() {
+            if let Some(x) = &a.arg {
+                cols.push(format!(
+                    "{} AS {}",
+                    self.expr(x)?,
+                    self.id(&format!("{AGG_ARG}{j}"))
+                ));
+            }
+            if let Some(t) = &a.by {
+                cols.push(format!(
+                    "{} AS {}",
+                    self.expr(t)?,
+                    self.id(&format!("{AGG_BY}{j}"))
+                ));
+            }
         }
         let mut filter = format!("{} IS NOT NULL", self.id(&unit.name));
         if let Some(f) = &st.filter {
             filter = format!("({})\n    AND {filter}", self.expr(f)?);
         }
-        ctes.push(Cte {
-            name: "eligible_rows",
-            comment: "rows passing `where` whose unit is not NULL, with the unit key text (§6) and the stratum values".into(),
-            body: format!("SELECT\n    {}\n  FROM {}\n  WHERE {filter}", cols.join(",\n    "), self.source(&st.source)),
-        });
+        let eligible = format!(
+            "SELECT\n    {}\n  FROM {}\n  WHERE {filter}",
+            cols.join(",\n    "),
+            self.source(&st.source)
+        );
+        if aggregates.is_empty() {
+            ctes.push(Cte {
+                name: "eligible_rows",
+                comment: "rows passing `where` whose unit is not NULL, with the unit key text (§6) and the stratum values".into(),
+                body: eligible,
+            });
+        } else {
+            ctes.push(Cte {
+                name: "eligible_input",
+                comment: "rows passing `where` whose unit is not NULL, with the unit key text (§6), the stratum values without unit aggregates and the aggregates' arguments".into(),
+                body: eligible,
+            });
+            self.aggregate_ctes(&mut ctes, &aggregates)?;
+            let mut cols: Vec<String> = st
+                .input
+                .iter()
+                .map(|c| format!("e.{}", self.id(&c.name)))
+                .collect();
+            cols.push(format!("e.{}", self.id(KEY)));
+            for (i, r) in rewritten.iter().enumerate() {
+                let name = self.id(&format!("{S_PREFIX}{i}"));
+                cols.push(match r {
+                    None => format!("e.{name}"),
+                    Some(r) => format!("{} AS {name}", self.expr(r)?),
+                });
+            }
+            ctes.push(Cte {
+                name: "eligible_rows",
+                comment: "the eligible rows with every stratum value, unit aggregates taken from the row's unit".into(),
+                body: format!(
+                    "SELECT\n    {}\n  FROM eligible_input e\n  JOIN unit_aggregates g ON e.{key} = g.{key}",
+                    cols.join(",\n    "),
+                    key = self.id(KEY)
+                ),
+            });
+        }
 
         // excluded_keys
         let mut exclusion = String::new();
@@ -586,6 +654,157 @@ impl Gen<'_> {
             md5_hex(&self.options.file_text),
             self.d
         )
+    }
+
+    /// `unit_aggregates`: one row per unit key with each unit aggregate over
+    /// the unit's eligible rows (docs/reference.md §6.5, as `crate::run`
+    /// computes them), from `eligible_input` (through `ranked_rows` for
+    /// `first`/`last`).
+    fn aggregate_ctes(
+        &self,
+        ctes: &mut Vec<Cte>,
+        aggregates: &[crate::run::UnitAggregate],
+    ) -> R<()> {
+        use ir::Aggregate as A;
+        let d = self.d;
+        let key = self.id(KEY);
+        let arg = |j: usize| self.id(&format!("{AGG_ARG}{j}"));
+        let ordered = |x: &str, ty: &Type| {
+            if *ty == Type::String {
+                d.bytes_order(x)
+            } else {
+                x.to_string()
+            }
+        };
+        let mut ranks = Vec::new();
+        for (j, a) in aggregates.iter().enumerate() {
+            if let (A::First | A::Last, Some(x), Some(t)) = (a.func, &a.arg, &a.by) {
+                // NULL t last, then the larger x, NULL x last.
+                let dir = if a.func == A::First { "ASC" } else { "DESC" };
+                ranks.push(format!(
+                    "ROW_NUMBER() OVER (PARTITION BY {key} ORDER BY {} {dir} NULLS LAST, {} DESC NULLS LAST) AS {}",
+                    ordered(&self.id(&format!("{AGG_BY}{j}")), &t.ty),
+                    ordered(&arg(j), &x.ty),
+                    self.id(&format!("{AGG_RANK}{j}"))
+                ));
+            }
+        }
+        let from = if ranks.is_empty() {
+            "eligible_input"
+        } else {
+            let mut cols = vec![key.clone()];
+            cols.extend(
+                aggregates
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, a)| a.arg.is_some())
+                    .map(|(j, _)| arg(j)),
+            );
+            cols.extend(ranks);
+            ctes.push(Cte {
+                name: "ranked_rows",
+                comment: "first/last: each unit's rows ranked by t (NULLs last), then the larger x (NULLs last)".into(),
+                body: format!("SELECT\n    {}\n  FROM eligible_input", cols.join(",\n    ")),
+            });
+            "ranked_rows"
+        };
+        // Checks fail the query in HAVING (the raise spelling is a boolean);
+        // the value itself is NULL there.
+        let mut checks: Vec<String> = Vec::new();
+        let mut cols = vec![key.clone()];
+        for (j, a) in aggregates.iter().enumerate() {
+            let x = arg(j);
+            let ty = a.arg.as_ref().map(|x| x.ty.clone());
+            let bool_min = |v: &str, f: &str| {
+                format!("({f}(CASE WHEN {v} THEN 1 WHEN NOT {v} THEN 0 END) = 1)")
+            };
+            let value = match (a.func, ty.as_ref()) {
+                (A::Count, _) => "COUNT(*)".to_string(),
+                (A::Min | A::Max, Some(ty)) => {
+                    let f = if a.func == A::Min { "MIN" } else { "MAX" };
+                    match ty {
+                        Type::Bool => bool_min(&x, f),
+                        _ => format!("{f}({})", ordered(&x, ty)),
+                    }
+                }
+                (A::Sum | A::Avg, Some(Type::Int)) => {
+                    let sum = format!("SUM({})", d.cast(&x, "DECIMAL(38,0)"));
+                    let (bad, message, value) = if a.func == A::Sum {
+                        (
+                            format!(
+                                "{sum} > 9223372036854775807 OR {sum} < -9223372036854775807 - 1"
+                            ),
+                            format!(
+                                "{} || {key} || {}",
+                                self.s("strat: integer overflow in `sum(…)` of unit "),
+                                self.s(
+                                    "; cast to a float with `* 1.0` or keep the numbers smaller"
+                                )
+                            ),
+                            format!("CAST({sum} AS BIGINT)"),
+                        )
+                    } else {
+                        // Exact as long as the sum is a double exactly (|sum| <= 2^53).
+                        (
+                            format!("{sum} > 9007199254740992 OR {sum} < -9007199254740992"),
+                            format!(
+                                "{} || {key} || {}",
+                                self.s("strat: `avg(…)` of unit "),
+                                self.s(" adds up to more than 2^53; `strat sql` cannot divide it exactly")
+                            ),
+                            format!(
+                                "{} / {}",
+                                d.to_double(&sum),
+                                d.to_double(&format!("COUNT({x})"))
+                            ),
+                        )
+                    };
+                    checks.push(format!(
+                        "CASE WHEN {bad} THEN {} ELSE TRUE END",
+                        d.raise(&message)
+                    ));
+                    format!("CASE WHEN {bad} THEN NULL ELSE {value} END")
+                }
+                (A::Sum | A::Avg, Some(ty)) => {
+                    return Err(self.unsupported(format!(
+                        "`{}` of a {ty} column (engines add floats and decimals in their own order and types)",
+                        if a.func == A::Sum { "sum" } else { "avg" }
+                    )));
+                }
+                (A::First | A::Last, Some(ty)) => {
+                    let v = format!(
+                        "CASE WHEN {} = 1 THEN {x} END",
+                        self.id(&format!("{AGG_RANK}{j}"))
+                    );
+                    if *ty == Type::Bool {
+                        Dialect::fill(d.spelling().min_bool, &[&v])
+                    } else {
+                        format!("MIN({v})")
+                    }
+                }
+                (_, None) => {
+                    return Err(self.unsupported("a unit aggregate without its argument"));
+                }
+            };
+            cols.push(format!(
+                "{value} AS {}",
+                self.id(&format!("{AGG_PREFIX}{j}"))
+            ));
+        }
+        ctes.push(Cte {
+            name: "unit_aggregates",
+            comment: "the unit aggregates of `stratify by`, one row per unit over its eligible rows (NULLs ignored)".into(),
+            body: format!(
+                "SELECT\n    {}\n  FROM {from}\n  GROUP BY {key}{}",
+                cols.join(",\n    "),
+                if checks.is_empty() {
+                    String::new()
+                } else {
+                    format!("\n  HAVING {}", checks.join("\n    AND "))
+                }
+            ),
+        });
+        Ok(())
     }
 
     /// Allocation and selection of a sample; returns the `_weight` expression.

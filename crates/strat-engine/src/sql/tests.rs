@@ -127,6 +127,10 @@ const SUPPORTED: &[&str] = &[
      min 3 per stratum max 8 per stratum seed 23",
     "sample members unit member_id stratify by country, is_kids allocate { country = \"US\" => rate 10% \
      country = \"BR\" => none } max 5 per stratum seed 24",
+    // Unit aggregates (units of several rows: one per signup date).
+    "sample members unit signup stratify by bucket(count(*), [2]) as n, max(is_kids) as k, \
+     first(country by tenure_days) as f, bucket(avg(tenure_days), [300.5]) as a, \
+     last(is_kids by country) as l take 40% seed 25",
     // Chains: two-phase weights, a split keeping its source's `_weight`,
     // `exclude units in` a statement, and one statement read twice.
     "a = sample members unit member_id stratify by country take 150 seed 1 output member_id, country, is_kids, _weight, _stratum \
@@ -223,9 +227,9 @@ async fn unsupported_constructs_are_errors() {
             "equal",
         ),
         (
-            "sample members unit member_id stratify by count(*) as c take 5 seed 1",
+            "sample members unit member_id stratify by bucket(sum(hours), [10]) as c take 5 seed 1",
             "E0140",
-            "aggregate",
+            "`sum` of a float",
         ),
         (
             "sample members unit member_id stratify by round(hours) as h take 5 seed 1",
