@@ -25,6 +25,7 @@
 //! | `population`, `sample_size` | `N`, `H`, `n` (`take INT` above `N` fails the query) |
 //! | `stratum_rules` … `method_total` | rule blocks: the first true rule per stratum, rule amounts, `share` quotas, `R` |
 //! | `bounded_strata` … `bounded_lambda` | `min`/`max`: the clamp/λ water-filling rule solved exactly (§5.2) |
+//! | `about_rules` … `stratum_thresholds` | `take about` with rules, bounds or `equal`: exact `p_h` and `floor(p_h·2^64)` |
 //! | `quotas`, `allocation` | exact largest-remainder `n_h` (§5.3), integers only |
 //! | `selected_units` / `assigned_units` | draw order within each stratum, the selection or the split |
 //!
@@ -34,7 +35,7 @@
 //! `exclude units in` a table or statement, `stratify by` expressions
 //! (unit aggregates too, but `sum`/`avg` only of integers), `take INT`,
 //! `take P%` and `take all` with proportional or equal allocation, rule blocks
-//! and `min`/`max` bounds, `take about P%` with plain proportional allocation,
+//! and `min`/`max` bounds, `take about P%` (with rules, bounds, `equal`),
 //! exact and `about` splits and folds. Everything else is an [`Unsupported`] error that
 //! names the construct and the dialect (docs/sql.md has the table).
 
@@ -283,13 +284,6 @@ impl Gen<'_> {
             return Err(self.unsupported("`_split` in a sample"));
         }
         if st.kind == ir::Kind::Sample {
-            let about = matches!(st.amount, ir::Amount::About(_));
-            if about && !st.rules.is_empty() {
-                return Err(self.unsupported("an `allocate { … }` rule block with `take about`"));
-            }
-            if about && (st.min.is_some() || st.max.is_some()) {
-                return Err(self.unsupported("`min`/`max … per stratum` with `take about`"));
-            }
             let share = st
                 .rules
                 .iter()
@@ -299,9 +293,6 @@ impl Gen<'_> {
             }
             match (&st.method, &st.amount) {
                 (ir::Method::Proportional, _) => {}
-                (ir::Method::Equal, ir::Amount::About(_)) => {
-                    return Err(self.unsupported("`allocate equal` with `take about`"));
-                }
                 (ir::Method::Equal, _) => {}
                 (ir::Method::Neyman(_), _) => return Err(self.unsupported("`allocate neyman(…)`")),
                 (ir::Method::Power(_), _) => return Err(self.unsupported("`allocate power(…)`")),
@@ -811,6 +802,14 @@ impl Gen<'_> {
     fn sample_ctes(&self, ctes: &mut Vec<Cte>) -> R<Option<String>> {
         let d = self.d;
         let st = self.st;
+        if let ir::Amount::About(p) = &st.amount
+            && (!st.rules.is_empty()
+                || st.min.is_some()
+                || st.max.is_some()
+                || st.method != ir::Method::Proportional)
+        {
+            return self.about_ctes(ctes, p).map(Some);
+        }
         if let ir::Amount::About(p) = &st.amount {
             // Plain proportional: p_h = P in every stratum (§5.4).
             let keep = match strat_alloc::threshold(p) {
@@ -915,6 +914,212 @@ impl Gen<'_> {
         )))
     }
 
+    /// `take about P%` with rule blocks, `min`/`max` or `equal` (§5.4): rule
+    /// strata get `p_h` = 1, 0 or the rate; the method strata share
+    /// `R = P·N − Σ N_h·p_h` by the clamp/λ rule without rounding, solved in
+    /// integers over the common denominator D of P and the rates. Each
+    /// `p_h = p_num / p_den` exactly; `r < floor(p_h·2^64)` is decided on the
+    /// two 32-bit halves of r and of the threshold (long division by p_den).
+    /// Returns the `_weight` expression (`1 / p_h`).
+    fn about_ctes(&self, ctes: &mut Vec<Cte>, p: &BigRational) -> R<String> {
+        let d = self.d;
+        let st = self.st;
+        let gcd = |a: &BigInt, b: &BigInt| {
+            let (mut a, mut b) = (a.clone(), b.clone());
+            while !b.is_zero() {
+                (a, b) = (b.clone(), a % b);
+            }
+            a
+        };
+        let mut den = p.denom().clone();
+        for r in &st.rules {
+            if let Some(ir::RuleAmount::Rate(q)) = &r.amount {
+                den = &den / gcd(&den, q.denom()) * q.denom();
+            }
+        }
+        let too_fine = || {
+            self.unsupported(
+                "`take about` or `rate` percentages with more than 15 significant digits",
+            )
+        };
+        let scale = small(&den).ok_or_else(too_fine)?;
+        let p_scaled = small(&(p.numer() * (&den / p.denom()))).ok_or_else(too_fine)?;
+        ctes.push(Cte {
+            name: "population",
+            comment: "N (units) and H (strata)".into(),
+            body: "SELECT\n    CAST(COALESCE(SUM(n_units), 0) AS BIGINT) AS big_n,\n    COUNT(*) AS big_h\n  FROM strata".into(),
+        });
+        let method_strata = if st.rules.is_empty() {
+            ctes.push(Cte {
+                name: "method_total",
+                comment: format!("R·D = P·N·D with D = {scale}, the expected sample size over D"),
+                body: format!(
+                    "SELECT {} * {p_scaled} AS n_total\n  FROM population",
+                    d.to_wide("big_n")
+                ),
+            });
+            "strata"
+        } else {
+            self.stratum_rules(ctes)?;
+            // p_r = num / den per rule, and p_r·D.
+            let mut method_rules = vec!["-1".to_string()];
+            let (mut num, mut dn, mut sc) = (
+                String::from("CASE rule_no"),
+                String::from("CASE rule_no"),
+                String::from("CASE rule_no"),
+            );
+            for (j, r) in st.rules.iter().enumerate() {
+                let q = match &r.amount {
+                    None => {
+                        method_rules.push(j.to_string());
+                        continue;
+                    }
+                    Some(ir::RuleAmount::All) => BigRational::one(),
+                    Some(ir::RuleAmount::None) => BigRational::zero(),
+                    Some(ir::RuleAmount::Rate(q)) => q.clone(),
+                    Some(_) => return Err(self.unsupported("`count` or `share` with `take about`")),
+                };
+                let (Some(a), Some(b), Some(k)) = (
+                    small(q.numer()),
+                    small(q.denom()),
+                    small(&(q.numer() * (&den / q.denom()))),
+                ) else {
+                    return Err(too_fine());
+                };
+                let _ = write!(num, " WHEN {j} THEN {a}");
+                let _ = write!(dn, " WHEN {j} THEN {b}");
+                let _ = write!(sc, " WHEN {j} THEN {k}");
+            }
+            for c in [&mut num, &mut dn, &mut sc] {
+                c.push_str(" END");
+            }
+            let method_list = method_rules.join(", ");
+            ctes.push(Cte {
+                name: "about_rules",
+                comment: format!("p_h = rule_num / rule_den of the rule strata (all 1, none 0, rate P), and p_h·D with D = {scale}"),
+                body: format!(
+                    "SELECT\n    stratum,\n    h,\n    u,\n    n_units,\n    \
+                     CASE WHEN rule_no IN ({method_list}) THEN 1 ELSE 0 END AS is_method,\n    \
+                     {num} AS rule_num,\n    {dn} AS rule_den,\n    {sc} AS rule_scaled\n  FROM stratum_rules"
+                ),
+            });
+            ctes.push(Cte {
+                name: "method_strata",
+                comment: "the strata no rule decides: the method allocates them".into(),
+                body: "SELECT stratum, h, u, n_units FROM about_rules WHERE is_method = 1".into(),
+            });
+            let rules_sum = format!(
+                "COALESCE(SUM(CASE WHEN r.is_method = 0 THEN {} * r.rule_scaled ELSE 0 END), 0)",
+                d.to_wide("r.n_units")
+            );
+            let message = format!(
+                "{} || {} || {} || {} || {}",
+                self.s("strat: the expected sizes of the rule strata add up to "),
+                d.to_text(&rules_sum),
+                self.s(" but the expected total is "),
+                d.to_text(&format!("MAX(z.big_n) * {p_scaled}")),
+                self.s(&format!(
+                    " (both times {scale}); lower the rule rates or raise `take about`"
+                ))
+            );
+            ctes.push(Cte {
+                name: "method_total",
+                comment: format!("R·D = (P·N − Σ N_h·p_h over the rule strata)·D with D = {scale} (R < 0 fails the query)"),
+                body: format!(
+                    "SELECT\n    {} * {p_scaled} - {rules_sum} AS n_total\n  FROM population z\n  \
+                     LEFT JOIN about_rules r ON TRUE\n  \
+                     HAVING CASE WHEN {} * {p_scaled} < {rules_sum} THEN {} ELSE TRUE END",
+                    d.to_wide("MAX(z.big_n)"),
+                    d.to_wide("MAX(z.big_n)"),
+                    d.raise(&message)
+                ),
+            });
+            "method_strata"
+        };
+        self.water_fill_ctes(ctes, method_strata, "method_total", Some(&den))?;
+        let (free_num, free_den) = match st.method {
+            // x_h / N_h = (A·N_h / B) / (D·N_h) = A / (B·D)
+            ir::Method::Proportional => {
+                ("l.a".to_string(), format!("{} * {scale}", d.to_wide("l.b")))
+            }
+            _ => (
+                format!("{} * c.w", d.to_wide("l.a")),
+                format!("{} * {scale} * c.n_units", d.to_wide("l.b")),
+            ),
+        };
+        let mut body = format!(
+            "SELECT\n    c.stratum,\n    c.h,\n    \
+             CASE c.clamped WHEN 1 THEN c.lo WHEN 2 THEN c.hi ELSE {free_num} END AS p_num,\n    \
+             CASE WHEN c.clamped IN (1, 2) THEN {} * {scale} ELSE {free_den} END AS p_den\n  \
+             FROM clamped_strata c\n  CROSS JOIN bounded_lambda l",
+            d.to_wide("c.n_units")
+        );
+        if !st.rules.is_empty() {
+            body.push_str(
+                "\n  UNION ALL\n  SELECT stratum, h, rule_num AS p_num, rule_den AS p_den FROM about_rules WHERE is_method = 0",
+            );
+        }
+        ctes.push(Cte {
+            name: "stratum_probabilities",
+            comment: "p_h = p_num / p_den exactly: x_h / N_h for the method strata (x_h = clamp(λ·w_h, lower_h, upper_h), D·x_h over D·N_h)".into(),
+            body,
+        });
+        // 2^53: p_den and p_num are doubles exactly, so 1/p_h is correctly
+        // rounded; DataFusion's integers are 64 bits: p_den·2^32 must fit.
+        let limit: u64 = if d == Dialect::DataFusion {
+            1 << 31
+        } else {
+            1 << 53
+        };
+        // (A message with a column in it: DataFusion folds a constant one at plan time.)
+        let message = format!(
+            "{} || {} || {}",
+            self.s("strat: the probability of a stratum has the denominator "),
+            d.to_text("MAX(p_den)"),
+            self.s(&format!(
+                ", above {limit}; `strat sql` cannot compare it exactly on this engine (use `strat run`)"
+            ))
+        );
+        ctes.push(Cte {
+            name: "probability_check",
+            comment: format!("every p_den at most {limit}, else the query fails"),
+            body: format!(
+                "SELECT COUNT(*) AS n_strata\n  FROM stratum_probabilities\n  \
+                 HAVING CASE WHEN MAX(p_den) > {limit} THEN {} ELSE TRUE END",
+                d.raise(&message)
+            ),
+        });
+        let shifted = format!("{} * 4294967296", d.to_wide("p.p_num"));
+        ctes.push(Cte {
+            name: "stratum_thresholds",
+            comment: "t_h = floor(p_h·2^64) as two 32-bit halves: q1 = floor(p_h·2^32), q2 = floor(frac(p_h·2^32)·2^32)".into(),
+            body: format!(
+                "SELECT\n    p.stratum,\n    p.h,\n    p.p_num,\n    p.p_den,\n    {} AS q1,\n    {} AS q2\n  \
+                 FROM stratum_probabilities p\n  CROSS JOIN probability_check",
+                d.int_div(&shifted, "p.p_den"),
+                d.int_div(&format!("({shifted}) % p.p_den * 4294967296"), "p.p_den"),
+            ),
+        });
+        let (hi, lo) = (
+            d.hex_to_int("substr(u.r, 1, 8)", 8),
+            d.hex_to_int("substr(u.r, 9, 8)", 8),
+        );
+        ctes.push(Cte {
+            name: "selected_units",
+            comment: "Bernoulli (§5.4, §6): keep a unit iff p_h >= 1 or r < t_h, compared on 32-bit halves".into(),
+            body: format!(
+                "SELECT\n    u.unit_key,\n    u.r,\n    u.stratum,\n    t.h,\n    t.p_num,\n    t.p_den\n  \
+                 FROM unit_strata u\n  JOIN stratum_thresholds t ON u.stratum = t.stratum\n  \
+                 WHERE t.p_num >= t.p_den OR {hi} < t.q1 OR ({hi} = t.q1 AND {lo} < t.q2)"
+            ),
+        });
+        Ok(format!(
+            "{} / {}",
+            d.to_double("s.p_den"),
+            d.to_double("s.p_num")
+        ))
+    }
+
     /// The exact allocation (§5): `allocation(stratum, h, n_units, n_take)`.
     fn allocation_ctes(&self, ctes: &mut Vec<Cte>) -> R<()> {
         let st = self.st;
@@ -943,7 +1148,8 @@ impl Gen<'_> {
             });
         } else {
             if bounded {
-                self.water_fill_ctes(ctes, method_strata, method_total)?;
+                self.water_fill_ctes(ctes, method_strata, method_total, None)?;
+                self.bounded_quotas(ctes);
             } else {
                 self.method_quotas(ctes, method_strata, method_total)?;
             }
@@ -1045,8 +1251,21 @@ impl Gen<'_> {
     /// `f(lower_h/w_h) >= R` and at its upper bound iff `f(upper_h/w_h) <= R`
     /// (f is evaluated at each breakpoint `a/b` as the integer `f(a/b)·b`); the
     /// others are free, and `λ* = A/B` with `A = R − Σ clamped`, `B = Σ_free w_h`.
-    fn water_fill_ctes(&self, ctes: &mut Vec<Cte>, ms: &str, mt: &str) -> R<()> {
+    ///
+    /// With `scale` D (Bernoulli, §5.4) R is the rational `n_total / D` and
+    /// the bounds are scaled by D too, so everything stays in integers.
+    fn water_fill_ctes(
+        &self,
+        ctes: &mut Vec<Cte>,
+        ms: &str,
+        mt: &str,
+        scale: Option<&BigInt>,
+    ) -> R<()> {
         let d = self.d;
+        let scaled = |b: String| match scale {
+            Some(k) => format!("{} * {k}", d.to_wide(&format!("({b})"))),
+            None => b,
+        };
         let weight = match self.st.method {
             ir::Method::Proportional => "s.n_units",
             ir::Method::Equal => "1",
@@ -1057,8 +1276,8 @@ impl Gen<'_> {
             comment: "method strata with weight w_h and bounds lower_h = min(min, N_h), upper_h = min(max, N_h)".into(),
             body: format!(
                 "SELECT\n    s.stratum,\n    s.h,\n    s.u,\n    s.n_units,\n    {weight} AS w,\n    {} AS lo,\n    {} AS hi\n  FROM {ms} s",
-                self.lower_bound("s.n_units"),
-                self.upper_bound("s.n_units")
+                scaled(self.lower_bound("s.n_units")),
+                scaled(self.upper_bound("s.n_units"))
             ),
         });
         let message = format!(
@@ -1069,14 +1288,20 @@ impl Gen<'_> {
             d.to_text("SUM(b.hi)"),
             self.s(" units but "),
             d.to_text("MAX(z.n_total)"),
-            self.s(" must go to them; change `min`, `max` or `take`")
+            self.s(&match scale {
+                Some(k) => format!(
+                    " must go to them (all three times {k}, the common denominator of the expected sizes); \
+                     change `min`, `max` or `take`"
+                ),
+                None => " must go to them; change `min`, `max` or `take`".into(),
+            })
         );
         ctes.push(Cte {
             name: "bounds_total",
             comment: "R and the feasibility check Σ lower_h <= R <= Σ upper_h".into(),
             body: format!(
                 "SELECT\n    MAX(z.n_total) AS n_total\n  FROM {mt} z\n  LEFT JOIN bounded_strata b ON TRUE\n  \
-                 HAVING CASE WHEN COALESCE(SUM(b.lo), 0) > MAX(z.n_total) OR COALESCE(SUM(b.hi), 0) < MAX(z.n_total) \
+                 HAVING CASE WHEN COUNT(b.h) > 0 AND (SUM(b.lo) > MAX(z.n_total) OR SUM(b.hi) < MAX(z.n_total)) \
                  THEN {} ELSE TRUE END",
                 d.raise(&message)
             ),
@@ -1120,6 +1345,12 @@ impl Gen<'_> {
                    SUM(CASE WHEN clamped = 0 THEN w ELSE 0 END) AS b\n  FROM clamped_strata"
                 .into(),
         });
+        Ok(())
+    }
+
+    /// After [`Self::water_fill_ctes`]: `quotas` of the exact allocation.
+    fn bounded_quotas(&self, ctes: &mut Vec<Cte>) {
+        let d = self.d;
         ctes.push(Cte {
             name: "quotas",
             comment: "x_h = clamp(λ·w_h, lower_h, upper_h): floor and remainder over the common denominator b".into(),
@@ -1132,6 +1363,26 @@ impl Gen<'_> {
                 aw = format!("{} * c.w", d.to_wide("l.a"))
             ),
         });
+    }
+
+    /// `stratum_rules`: the rule deciding each stratum (-1 for none).
+    fn stratum_rules(&self, ctes: &mut Vec<Cte>) -> R<()> {
+        let mut case = String::from("CASE");
+        for (j, r) in self.st.rules.iter().enumerate() {
+            let pred = match &r.predicate {
+                Some(p) => self.expr(p)?,
+                None => "TRUE".into(),
+            };
+            let _ = write!(case, "\n      WHEN {pred} THEN {j}");
+        }
+        case.push_str("\n      ELSE -1 END");
+        ctes.push(Cte {
+            name: "stratum_rules",
+            comment: "the first rule whose predicate is true for the stratum's values (NULL is not true); -1 for none".into(),
+            body: format!(
+                "SELECT\n    stratum,\n    h,\n    u,\n    n_units,\n    {case} AS rule_no\n  FROM strata"
+            ),
+        });
         Ok(())
     }
 
@@ -1141,15 +1392,7 @@ impl Gen<'_> {
     fn rule_ctes(&self, ctes: &mut Vec<Cte>, take_all: bool) -> R<()> {
         let d = self.d;
         let st = self.st;
-        let mut case = String::from("CASE");
-        for (j, r) in st.rules.iter().enumerate() {
-            let pred = match &r.predicate {
-                Some(p) => self.expr(p)?,
-                None => "TRUE".into(),
-            };
-            let _ = write!(case, "\n      WHEN {pred} THEN {j}");
-        }
-        case.push_str("\n      ELSE -1 END");
+        self.stratum_rules(ctes)?;
         let mut method_rules = vec!["-1".to_string()];
         let mut fixed = String::from("CASE rule_no");
         let mut shares: Vec<(usize, BigRational)> = Vec::new();
@@ -1191,13 +1434,6 @@ impl Gen<'_> {
         } else {
             fixed.push_str(" END");
         }
-        ctes.push(Cte {
-            name: "stratum_rules",
-            comment: "the first rule whose predicate is true for the stratum's values (NULL is not true); -1 for none".into(),
-            body: format!(
-                "SELECT\n    stratum,\n    h,\n    u,\n    n_units,\n    {case} AS rule_no\n  FROM strata"
-            ),
-        });
         let method_list = method_rules.join(", ");
         ctes.push(Cte {
             name: "rule_amounts",

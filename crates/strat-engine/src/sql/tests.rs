@@ -127,6 +127,13 @@ const SUPPORTED: &[&str] = &[
      min 3 per stratum max 8 per stratum seed 23",
     "sample members unit member_id stratify by country, is_kids allocate { country = \"US\" => rate 10% \
      country = \"BR\" => none } max 5 per stratum seed 24",
+    // take about with rules, bounds and equal.
+    "sample members unit member_id stratify by country, is_kids take about 30% allocate { \
+     country = \"US\" => rate 12.5% country = \"BR\" and is_kids => all is_kids is null => none \
+     else => proportional } seed 26",
+    "sample members unit member_id stratify by country take about 30% min 3 per stratum max 11 per stratum seed 27",
+    "sample members unit member_id stratify by country, is_kids take about 20% allocate { \
+     country = \"US\" => rate 1% else => equal } max 6 per stratum seed 28",
     // Unit aggregates (units of several rows: one per signup date).
     "sample members unit signup stratify by bucket(count(*), [2]) as n, max(is_kids) as k, \
      first(country by tenure_days) as f, bucket(avg(tenure_days), [300.5]) as a, \
@@ -207,24 +214,9 @@ async fn unsupported_constructs_are_errors() {
             "unit",
         ),
         (
-            "sample members unit member_id stratify by country take about 5% allocate { country = \"US\" => all } seed 1",
-            "E0140",
-            "rule block",
-        ),
-        (
-            "sample members unit member_id stratify by country take about 5% min 1 per stratum seed 1",
-            "E0140",
-            "min",
-        ),
-        (
             "sample members unit member_id stratify by country take 5 allocate neyman(tenure_days) seed 1",
             "E0140",
             "neyman",
-        ),
-        (
-            "sample members unit member_id stratify by country take about 5% allocate equal seed 1",
-            "E0140",
-            "equal",
         ),
         (
             "sample members unit member_id stratify by bucket(sum(hours), [10]) as c take 5 seed 1",
@@ -377,6 +369,14 @@ async fn span_and_total_errors_fail_the_query() {
         ),
         (
             "sample members unit member_id stratify by country take 200 max 5 per stratum seed 1",
+            "must go to them",
+        ),
+        (
+            "sample members unit member_id stratify by country take about 5% allocate { country = \"US\" => all } seed 1",
+            "the expected sizes of the rule strata add up to",
+        ),
+        (
+            "sample members unit member_id stratify by country take about 50% max 2 per stratum seed 1",
             "must go to them",
         ),
     ] {
