@@ -24,6 +24,7 @@
 //! | `strata` | `N_h`, the stratum start `U` and the stratum's rank in stratum order |
 //! | `population`, `sample_size` | `N`, `H`, `n` (`take INT` above `N` fails the query) |
 //! | `stratum_rules` … `method_total` | rule blocks: the first true rule per stratum, rule amounts, `share` quotas, `R` |
+//! | `neyman_means`, `neyman_sd` | `neyman(C)`: S_h per stratum from C's value per unit |
 //! | `bounded_strata` … `bounded_lambda` | `min`/`max`: the clamp/λ water-filling rule solved exactly (§5.2) |
 //! | `about_rules` … `stratum_thresholds` | `take about` with rules, bounds or `equal`: exact `p_h` and `floor(p_h·2^64)` |
 //! | `quotas`, `allocation` | exact largest-remainder `n_h` (§5.3), integers only |
@@ -34,7 +35,7 @@
 //! `sample`/`split` of a table or an earlier statement with `unit`, `where`,
 //! `exclude units in` a table or statement, `stratify by` expressions
 //! (unit aggregates too, but `sum`/`avg` only of integers), `take INT`,
-//! `take P%` and `take all` with proportional or equal allocation, rule blocks
+//! `take P%` and `take all` with proportional, equal, neyman or power allocation, rule blocks
 //! and `min`/`max` bounds, `take about P%` (with rules, bounds, `equal`),
 //! exact and `about` splits and folds. Everything else is an [`Unsupported`] error that
 //! names the construct and the dialect (docs/sql.md has the table).
@@ -294,8 +295,17 @@ impl Gen<'_> {
             match (&st.method, &st.amount) {
                 (ir::Method::Proportional, _) => {}
                 (ir::Method::Equal, _) => {}
-                (ir::Method::Neyman(_), _) => return Err(self.unsupported("`allocate neyman(…)`")),
-                (ir::Method::Power(_), _) => return Err(self.unsupported("`allocate power(…)`")),
+                (ir::Method::Neyman(_) | ir::Method::Power(_), ir::Amount::About(_)) => {
+                    return Err(
+                        self.unsupported("`allocate neyman(…)` or `power(…)` with `take about`")
+                    );
+                }
+                (ir::Method::Neyman(c), _) if !matches!(c.ty, Type::Int | Type::Float) => {
+                    return Err(
+                        self.unsupported(format!("`allocate neyman(…)` of a {} column", c.ty))
+                    );
+                }
+                (ir::Method::Neyman(_) | ir::Method::Power(_), _) => {}
             }
         }
         Ok(())
@@ -455,7 +465,7 @@ impl Gen<'_> {
             ));
         }
         unit_cols.push(format!("{} AS r", draw(&format!("e.{}", self.id(KEY)))));
-        let having = if span_checks.is_empty() {
+        let mut having = if span_checks.is_empty() {
             String::new()
         } else {
             let message = format!(
@@ -470,6 +480,33 @@ impl Gen<'_> {
                 d.raise(&message)
             )
         };
+        // neyman(C): C's value per unit, which must be constant within it (§5.2).
+        let neyman = match &st.method {
+            ir::Method::Neyman(c) if st.kind == ir::Kind::Sample => Some(c),
+            _ => None,
+        };
+        if let Some(c) = neyman {
+            let v = format!("e.{}", self.id(&c.name));
+            unit_cols.push(format!("MIN({v}) AS neyman_value"));
+            let message = format!(
+                "{} || e.{} || {}",
+                self.s(&format!(
+                    "strat: neyman(`{}`) needs one value per unit, but unit `{}` = ",
+                    c.name, unit.name
+                )),
+                self.id(KEY),
+                self.s(" has several; use a column constant within a unit")
+            );
+            let check = format!(
+                "CASE WHEN COUNT(DISTINCT {v}) > 1 OR COUNT({v}) NOT IN (0, COUNT(*)) THEN {} ELSE TRUE END",
+                d.raise(&message)
+            );
+            having = if having.is_empty() {
+                format!("\n  HAVING {check}")
+            } else {
+                format!("{having}\n    AND {check}")
+            };
+        }
         ctes.push(Cte {
             name: "units",
             comment: "one row per unit (after `exclude`) with its draw r: 16 hex digits of md5(seed:key) (§6)".into(),
@@ -482,6 +519,9 @@ impl Gen<'_> {
 
         // unit_strata
         let mut us_cols = vec!["u.unit_key".to_string(), "u.r".to_string()];
+        if neyman.is_some() {
+            us_cols.push("u.neyman_value".to_string());
+        }
         us_cols.push(format!("{} AS stratum", self.stratum_text()?));
         for (i, s) in st.strata.iter().enumerate() {
             us_cols.push(format!("{} AS o{i}", self.order_key(&format!("u.s{i}"), s)));
@@ -1147,7 +1187,11 @@ impl Gen<'_> {
                 ),
             });
         } else {
-            if bounded {
+            if self.weighted() {
+                self.neyman_ctes(ctes)?;
+                self.water_fill_ctes(ctes, method_strata, method_total, None)?;
+                self.weighted_quotas(ctes);
+            } else if bounded {
                 self.water_fill_ctes(ctes, method_strata, method_total, None)?;
                 self.bounded_quotas(ctes);
             } else {
@@ -1266,16 +1310,25 @@ impl Gen<'_> {
             Some(k) => format!("{} * {k}", d.to_wide(&format!("({b})"))),
             None => b,
         };
-        let weight = match self.st.method {
-            ir::Method::Proportional => "s.n_units",
-            ir::Method::Equal => "1",
-            _ => unreachable!("checked"),
+        let (weight, join) = match &self.st.method {
+            ir::Method::Proportional => ("s.n_units".to_string(), String::new()),
+            ir::Method::Equal => ("1".to_string(), String::new()),
+            // f64 weights (§5.2); all 0 means proportional.
+            ir::Method::Neyman(_) => (
+                format!(
+                    "CASE WHEN SUM({w}) OVER () = 0 THEN {} ELSE {w} END",
+                    d.to_double("s.n_units"),
+                    w = format!("{} * n.sd", d.to_double("s.n_units"))
+                ),
+                "\n  JOIN neyman_sd n ON s.stratum = n.stratum".to_string(),
+            ),
+            ir::Method::Power(q) => (self.power_weight(q)?, String::new()),
         };
         ctes.push(Cte {
             name: "bounded_strata",
             comment: "method strata with weight w_h and bounds lower_h = min(min, N_h), upper_h = min(max, N_h)".into(),
             body: format!(
-                "SELECT\n    s.stratum,\n    s.h,\n    s.u,\n    s.n_units,\n    {weight} AS w,\n    {} AS lo,\n    {} AS hi\n  FROM {ms} s",
+                "SELECT\n    s.stratum,\n    s.h,\n    s.u,\n    s.n_units,\n    {weight} AS w,\n    {} AS lo,\n    {} AS hi\n  FROM {ms} s{join}",
                 scaled(self.lower_bound("s.n_units")),
                 scaled(self.upper_bound("s.n_units"))
             ),
@@ -1338,14 +1391,144 @@ impl Gen<'_> {
                 r = format!("{} * s.w", d.to_wide("t.n_total"))
             ),
         });
+        let a = "MAX(n_total) - SUM(CASE clamped WHEN 1 THEN lo WHEN 2 THEN hi ELSE 0 END)";
+        let b = "SUM(CASE WHEN clamped = 0 THEN w ELSE 0 END)";
+        let shortfall = if self.weighted() {
+            // Strata of weight 0 stay at their lower bound: R may be out of reach.
+            let message = format!(
+                "{} || {} || {}",
+                self.s("strat: the strata of weight 0 stay at their lower bound, so only "),
+                d.to_text(&format!("MAX(n_total) - ({a})")),
+                self.s(" of the units can be allocated; change `take`, `min` or `max`")
+            );
+            format!(
+                "\n  HAVING CASE WHEN {b} = 0 AND {a} <> 0 THEN {} ELSE TRUE END",
+                d.raise(&message)
+            )
+        } else {
+            String::new()
+        };
         ctes.push(Cte {
             name: "bounded_lambda",
             comment: "λ = a / b: R less the clamped strata, over the free strata's weights".into(),
-            body: "SELECT\n    MAX(n_total) - SUM(CASE clamped WHEN 1 THEN lo WHEN 2 THEN hi ELSE 0 END) AS a,\n    \
-                   SUM(CASE WHEN clamped = 0 THEN w ELSE 0 END) AS b\n  FROM clamped_strata"
-                .into(),
+            body: format!("SELECT\n    {a} AS a,\n    {b} AS b\n  FROM clamped_strata{shortfall}"),
         });
         Ok(())
+    }
+
+    /// `neyman(C)` and `power(Q)`: weights are doubles (§5.2).
+    fn weighted(&self) -> bool {
+        matches!(self.st.method, ir::Method::Neyman(_) | ir::Method::Power(_))
+    }
+
+    /// `N_h^Q` as strat computes it: 1, `N_h`, `sqrt(N_h)` exactly, else `power`.
+    fn power_weight(&self, q: &BigRational) -> R<String> {
+        let d = self.d;
+        let n = d.to_double("s.n_units");
+        Ok(if q.is_zero() {
+            d.to_double("1")
+        } else if q.is_one() {
+            n
+        } else if *q == BigRational::new(1.into(), 2.into()) {
+            format!("sqrt({n})")
+        } else {
+            let f = q
+                .to_f64()
+                .ok_or_else(|| self.unsupported("a `power` exponent that is not a double"))?;
+            format!("power({n}, {})", d.to_double(&self.s(&format!("{f:?}"))))
+        })
+    }
+
+    /// `neyman_sd`: S_h, the population standard deviation of C over the
+    /// stratum's units with a value (0 with fewer than two): exact sums for an
+    /// integer column (`(n·Σx² − (Σx)²) / n²`), two passes in doubles for a float one.
+    fn neyman_ctes(&self, ctes: &mut Vec<Cte>) -> R<()> {
+        let ir::Method::Neyman(c) = &self.st.method else {
+            return Ok(());
+        };
+        let d = self.d;
+        if c.ty == Type::Int {
+            let v = d.to_wide("neyman_value");
+            let (n, s1, s2) = (
+                d.to_wide("COUNT(neyman_value)"),
+                format!("SUM({v})"),
+                format!("SUM({v} * {v})"),
+            );
+            let mut body = format!(
+                "SELECT\n    stratum,\n    CASE WHEN COUNT(neyman_value) < 2 THEN {} \
+                 ELSE sqrt({} / {}) END AS sd\n  FROM unit_strata\n  GROUP BY stratum",
+                d.to_double("0"),
+                d.to_double(&format!("{n} * {s2} - {s1} * {s1}")),
+                d.to_double(&format!("{n} * {n}"))
+            );
+            if d == Dialect::DataFusion {
+                // 64-bit integers there: n·Σx² must not wrap.
+                let message = format!(
+                    "{} || stratum || {}",
+                    self.s(&format!(
+                        "strat: neyman(`{}`): the sums of squares of stratum ",
+                        c.name
+                    )),
+                    self.s(" overflow 64-bit integers on DataFusion; use `strat run`")
+                );
+                let _ = write!(
+                    body,
+                    "\n  HAVING CASE WHEN {} * {} * {} >= 4.0e18 THEN {} ELSE TRUE END",
+                    d.to_double("COUNT(neyman_value)"),
+                    d.to_double("MAX(abs(neyman_value))"),
+                    d.to_double("MAX(abs(neyman_value))"),
+                    d.raise(&message)
+                );
+            }
+            ctes.push(Cte {
+                name: "neyman_sd",
+                comment: format!("S_h of `{}` over the stratum's units (exact sums; 0 for fewer than two values)", c.name),
+                body,
+            });
+        } else {
+            ctes.push(Cte {
+                name: "neyman_means",
+                comment: format!(
+                    "the mean of `{}` over the stratum's units with a value",
+                    c.name
+                ),
+                body: format!(
+                    "SELECT\n    stratum,\n    COUNT(neyman_value) AS n_values,\n    \
+                     SUM(neyman_value) / {} AS mean\n  FROM unit_strata\n  GROUP BY stratum",
+                    d.to_double("NULLIF(COUNT(neyman_value), 0)")
+                ),
+            });
+            ctes.push(Cte {
+                name: "neyman_sd",
+                comment: format!("S_h of `{}` (0 for fewer than two values)", c.name),
+                body: format!(
+                    "SELECT\n    m.stratum,\n    CASE WHEN MAX(m.n_values) < 2 THEN {} \
+                     ELSE sqrt(SUM((u.neyman_value - m.mean) * (u.neyman_value - m.mean)) / {}) END AS sd\n  \
+                     FROM neyman_means m\n  JOIN unit_strata u ON u.stratum = m.stratum\n  GROUP BY m.stratum",
+                    d.to_double("0"),
+                    d.to_double("MAX(m.n_values)")
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// After [`Self::water_fill_ctes`] with double weights: `quotas` with the
+    /// floor and fractional part of `x_h = a·w_h / b` in doubles.
+    fn weighted_quotas(&self, ctes: &mut Vec<Cte>) {
+        let d = self.d;
+        let x = format!("{} * c.w / l.b", d.to_double("l.a"));
+        ctes.push(Cte {
+            name: "quotas",
+            comment: "x_h = clamp(λ·w_h, lower_h, upper_h) in doubles: floor and fractional part".into(),
+            body: format!(
+                "SELECT\n    c.stratum,\n    c.h,\n    c.u,\n    c.n_units,\n    c.n_total,\n    \
+                 CASE c.clamped WHEN 1 THEN c.lo WHEN 2 THEN c.hi ELSE CAST(floor({x}) AS BIGINT) END AS base,\n    \
+                 CASE WHEN c.clamped = 0 THEN {x} - floor({x}) ELSE {} END AS remainder\n  \
+                 FROM clamped_strata c\n  CROSS JOIN bounded_lambda l",
+                d.to_double("0")
+            ),
+        });
     }
 
     /// After [`Self::water_fill_ctes`]: `quotas` of the exact allocation.

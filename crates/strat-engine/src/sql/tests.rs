@@ -134,6 +134,12 @@ const SUPPORTED: &[&str] = &[
     "sample members unit member_id stratify by country take about 30% min 3 per stratum max 11 per stratum seed 27",
     "sample members unit member_id stratify by country, is_kids take about 20% allocate { \
      country = \"US\" => rate 1% else => equal } max 6 per stratum seed 28",
+    // neyman (integer and float columns) and power, with rules and bounds.
+    "sample members unit member_id stratify by country take 60 allocate neyman(tenure_days) seed 29",
+    "sample members unit member_id stratify by country, is_kids take 90 allocate { country = \"US\" => count 9 \
+     else => neyman(hours) } min 2 per stratum max 12 per stratum seed 30",
+    "sample members unit member_id stratify by country take 25% allocate power(0.5) seed 31",
+    "sample members unit member_id stratify by country, is_kids take 70 allocate power(0.3) max 9 per stratum seed 32",
     // Unit aggregates (units of several rows: one per signup date).
     "sample members unit signup stratify by bucket(count(*), [2]) as n, max(is_kids) as k, \
      first(country by tenure_days) as f, bucket(avg(tenure_days), [300.5]) as a, \
@@ -214,7 +220,7 @@ async fn unsupported_constructs_are_errors() {
             "unit",
         ),
         (
-            "sample members unit member_id stratify by country take 5 allocate neyman(tenure_days) seed 1",
+            "sample members unit member_id stratify by country take about 5% allocate neyman(tenure_days) seed 1",
             "E0140",
             "neyman",
         ),
@@ -378,6 +384,10 @@ async fn span_and_total_errors_fail_the_query() {
         (
             "sample members unit member_id stratify by country take about 50% max 2 per stratum seed 1",
             "must go to them",
+        ),
+        (
+            "sample members unit country stratify by length(country) as l take 3 allocate neyman(tenure_days) seed 1",
+            "needs one value per unit",
         ),
     ] {
         let p = program(&ctx, rules).await;
