@@ -50,6 +50,8 @@ pub struct Spelling {
     /// An aggregate that returns the value of a boolean column that is
     /// constant within the group (PostgreSQL has no `MIN(boolean)`).
     pub min_bool: &'static str,
+    /// True iff the string `{0}` is all ASCII (as many bytes as characters).
+    pub ascii_only: &'static str,
 }
 
 /// How a dialect turns hex digits into an integer.
@@ -88,6 +90,7 @@ const DUCKDB: Spelling = Spelling {
     raise: "error({0})",
     like: Like::Plain,
     min_bool: "MIN({0})",
+    ascii_only: "(strlen({0}) = length({0}))",
 };
 
 const POSTGRES: Spelling = Spelling {
@@ -105,6 +108,7 @@ const POSTGRES: Spelling = Spelling {
     raise: "(CAST({0} AS INTEGER) = 0)",
     like: Like::EmptyEscape,
     min_bool: "bool_and({0})",
+    ascii_only: "(octet_length(convert_to({0}, 'UTF8')) = char_length({0}))",
 };
 
 const SPARK: Spelling = Spelling {
@@ -122,6 +126,7 @@ const SPARK: Spelling = Spelling {
     raise: "(raise_error({0}) IS NULL)",
     like: Like::DoubleBackslash,
     min_bool: "MIN({0})",
+    ascii_only: "(octet_length({0}) = char_length({0}))",
 };
 
 const DATAFUSION: Spelling = Spelling {
@@ -139,6 +144,7 @@ const DATAFUSION: Spelling = Spelling {
     raise: "(CAST({0} AS INT) = 0)",
     like: Like::DoubleBackslash,
     min_bool: "MIN({0})",
+    ascii_only: "(octet_length({0}) = character_length({0}))",
 };
 
 impl Dialect {

@@ -2092,16 +2092,49 @@ impl Gen<'_> {
         let d = self.d;
         let a = |i: usize| self.expr(&args[i]);
         Ok(match func {
+            // Engines map non-ASCII letters differently (and PostgreSQL by
+            // locale): ASCII letters are mapped with `translate`, and a
+            // non-ASCII value fails the query.
             Func::Lower | Func::Upper if d != Dialect::DataFusion => {
-                return Err(self.unsupported(format!(
-                    "`{}` ({}'s case mapping of non-ASCII letters differs from strat's)",
-                    if func == Func::Lower {
-                        "lower"
-                    } else {
-                        "upper"
-                    },
-                    d
-                )));
+                let (name, from, to) = if func == Func::Lower {
+                    (
+                        "lower",
+                        "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+                        "abcdefghijklmnopqrstuvwxyz",
+                    )
+                } else {
+                    (
+                        "upper",
+                        "abcdefghijklmnopqrstuvwxyz",
+                        "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+                    )
+                };
+                let x = a(0)?;
+                if let ExprKind::Literal(v) = &args[0].kind {
+                    return match v {
+                        Value::String(t) if t.is_ascii() => Ok(self.s(&if func == Func::Lower {
+                            t.to_ascii_lowercase()
+                        } else {
+                            t.to_ascii_uppercase()
+                        })),
+                        Value::Null => Ok(x),
+                        _ => Err(self.unsupported(format!("`{name}` of a non-ASCII literal"))),
+                    };
+                }
+                let message = format!(
+                    "{} || {x} || {}",
+                    self.s(&format!("strat: `{name}` of the non-ASCII value ")),
+                    self.s(&format!(
+                        " cannot be exported to {d}, whose case mapping differs from strat; use `strat run`"
+                    ))
+                );
+                format!(
+                    "CASE WHEN {x} IS NULL THEN NULL WHEN {} THEN translate({x}, {}, {}) WHEN {} THEN NULL END",
+                    Dialect::fill(d.spelling().ascii_only, &[&x]),
+                    self.s(from),
+                    self.s(to),
+                    d.raise(&message)
+                )
             }
             Func::Lower => format!("lower({})", a(0)?),
             Func::Upper => format!("upper({})", a(0)?),
@@ -2152,10 +2185,17 @@ impl Gen<'_> {
                 d.cast(&format!("{f}({})", a(0)?), "BIGINT")
             }
             Func::Round if args[0].ty == Type::Int => a(0)?,
+            // Half away from zero, as strat (not the engines' `round`, which is
+            // half-even for PostgreSQL floats): x − floor(x) is exact.
             Func::Round => {
-                return Err(
-                    self.unsupported("`round` of a non-integer (engines round halves differently)")
-                );
+                let x = a(0)?;
+                d.cast(
+                    &format!(
+                        "CASE WHEN {x} >= 0 THEN floor({x}) + CASE WHEN {x} - floor({x}) >= 0.5 THEN 1 ELSE 0 END \
+                         ELSE ceil({x}) - CASE WHEN ceil({x}) - {x} >= 0.5 THEN 1 ELSE 0 END END"
+                    ),
+                    "BIGINT",
+                )
             }
         })
     }
