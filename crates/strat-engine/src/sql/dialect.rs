@@ -52,6 +52,8 @@ pub struct Spelling {
     pub min_bool: &'static str,
     /// True iff the string `{0}` is all ASCII (as many bytes as characters).
     pub ascii_only: &'static str,
+    /// A timestamp as `YYYY-MM-DDTHH:MM:SS` (whole seconds).
+    pub timestamp_text: &'static str,
 }
 
 /// How a dialect turns hex digits into an integer.
@@ -91,6 +93,7 @@ const DUCKDB: Spelling = Spelling {
     like: Like::Plain,
     min_bool: "MIN({0})",
     ascii_only: "(strlen({0}) = length({0}))",
+    timestamp_text: "strftime({0}, '%Y-%m-%dT%H:%M:%S')",
 };
 
 const POSTGRES: Spelling = Spelling {
@@ -109,6 +112,7 @@ const POSTGRES: Spelling = Spelling {
     like: Like::EmptyEscape,
     min_bool: "bool_and({0})",
     ascii_only: "(octet_length(convert_to({0}, 'UTF8')) = char_length({0}))",
+    timestamp_text: "to_char({0}, 'YYYY-MM-DD') || 'T' || to_char({0}, 'HH24:MI:SS')",
 };
 
 const SPARK: Spelling = Spelling {
@@ -127,6 +131,7 @@ const SPARK: Spelling = Spelling {
     like: Like::DoubleBackslash,
     min_bool: "MIN({0})",
     ascii_only: "(octet_length({0}) = char_length({0}))",
+    timestamp_text: "date_format({0}, 'yyyy-MM-dd') || 'T' || date_format({0}, 'HH:mm:ss')",
 };
 
 const DATAFUSION: Spelling = Spelling {
@@ -145,6 +150,7 @@ const DATAFUSION: Spelling = Spelling {
     like: Like::DoubleBackslash,
     min_bool: "MIN({0})",
     ascii_only: "(octet_length({0}) = character_length({0}))",
+    timestamp_text: "to_char({0}, '%Y-%m-%dT%H:%M:%S')",
 };
 
 impl Dialect {
