@@ -402,3 +402,59 @@ async fn span_and_total_errors_fail_the_query() {
         assert!(e.contains(words), "{rules}: {e}");
     }
 }
+
+#[tokio::test]
+async fn sub_second_timestamps_and_case_folded_names_are_refused() {
+    use datafusion::arrow::array::TimestampNanosecondArray;
+    let ctx = context();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, true),
+        Field::new(
+            "ts",
+            DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Nanosecond, None),
+            true,
+        ),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from(vec![1, 2, 3])),
+            Arc::new(TimestampNanosecondArray::from(vec![
+                Some(1_520_000_000_000_000_000),
+                Some(1_520_000_000_500_000_000),
+                None,
+            ])),
+        ],
+    )
+    .unwrap();
+    ctx.register_batch("events", batch).unwrap();
+    // A sub-second timestamp stratum value fails the query (strat run writes it).
+    let p = program(&ctx, "sample events unit id stratify by ts take 2 seed 1").await;
+    assert!(crate::run::run_statement(&ctx, &p, 0).await.is_ok());
+    let sql = statement_sql(&p, 0, &options(Dialect::DataFusion)).unwrap();
+    let r = match ctx.sql(&sql).await {
+        Ok(df) => df.collect().await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    assert!(r.unwrap_err().to_string().contains("sub-second"));
+    // Whole seconds export and give the native sample.
+    let p = program(
+        &ctx,
+        "sample events where id != 2 unit id stratify by ts take 1 seed 1",
+    )
+    .await;
+    let sql = statement_sql(&p, 0, &options(Dialect::DataFusion)).unwrap();
+    let native = crate::run::run_statement(&ctx, &p, 0).await.unwrap();
+    let got = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+    assert_eq!(rows(&native.batches), rows(&got));
+    // Statement CTE names that differ only in case would collide.
+    let p = program(
+        &ctx,
+        "A = sample members unit member_id take 50 seed 1\n\
+         a = sample members unit member_id take 40 seed 2\n\
+         sample A unit member_id exclude units in a take 5 seed 3",
+    )
+    .await;
+    let e = statement_sql(&p, 2, &options(Dialect::DuckDb)).unwrap_err();
+    assert!(e.message.contains("differs only in case"), "{}", e.message);
+}
