@@ -347,7 +347,7 @@ fn sql_reports_unsupported_constructs() {
     std::fs::write(
         &rule,
         format!(
-            "table members = \"{}\"\nsample members unit member_id stratify by country take 50 allocate neyman(tenure_days) seed 1\n",
+            "table members = \"{}\"\nsample members unit member_id stratify by country take about 5% allocate neyman(tenure_days) seed 1\n",
             members.display()
         ),
     )

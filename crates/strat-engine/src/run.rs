@@ -869,10 +869,10 @@ const AGG_BY_PREFIX: &str = "\u{1}strat_agg_by_";
 const ROW_INDEX: &str = "\u{1}strat_row";
 
 /// One unit aggregate of `stratify by`: its function, argument and `by`.
-struct UnitAggregate {
-    func: ir::Aggregate,
-    arg: Option<ir::Expr>,
-    by: Option<ir::Expr>,
+pub(crate) struct UnitAggregate {
+    pub(crate) func: ir::Aggregate,
+    pub(crate) arg: Option<ir::Expr>,
+    pub(crate) by: Option<ir::Expr>,
 }
 
 /// How the stratum expressions are evaluated: directly per row, or (with
@@ -893,7 +893,7 @@ impl StrataPlan {
             .map(|s| {
                 s.expr.has_aggregate().then(|| {
                     let mut e = s.expr.clone();
-                    replace_aggregates(&mut e, &mut aggregates);
+                    replace_aggregates(&mut e, AGG_PREFIX, &mut aggregates);
                     e
                 })
             })
@@ -1023,9 +1023,10 @@ impl StrataPlan {
     }
 }
 
-/// Replaces each unit aggregate in `e` by a column `AGG_PREFIX j` (of the
-/// aggregate's type), collecting the aggregates in order.
-fn replace_aggregates(e: &mut ir::Expr, out: &mut Vec<UnitAggregate>) {
+/// Replaces each unit aggregate in `e` by a column `{prefix}j` (of the
+/// aggregate's type), collecting the aggregates in order (the SQL exporter
+/// does the same with its own prefix).
+pub(crate) fn replace_aggregates(e: &mut ir::Expr, prefix: &str, out: &mut Vec<UnitAggregate>) {
     use ir::ExprKind as K;
     if let K::Aggregate {
         func,
@@ -1038,47 +1039,47 @@ fn replace_aggregates(e: &mut ir::Expr, out: &mut Vec<UnitAggregate>) {
             arg: arg.as_deref().cloned(),
             by: order_by.as_deref().cloned(),
         });
-        e.kind = K::Column(format!("{AGG_PREFIX}{}", out.len() - 1));
+        e.kind = K::Column(format!("{prefix}{}", out.len() - 1));
         return;
     }
     match &mut e.kind {
         K::Column(_) | K::Stratum(_) | K::Literal(_) | K::Aggregate { .. } => {}
         K::Unary { expr, .. } | K::IsNull { expr, .. } | K::Bucket { expr, .. } => {
-            replace_aggregates(expr, out);
+            replace_aggregates(expr, prefix, out);
         }
         K::Binary { left, right, .. } => {
-            replace_aggregates(left, out);
-            replace_aggregates(right, out);
+            replace_aggregates(left, prefix, out);
+            replace_aggregates(right, prefix, out);
         }
         K::InList { expr, list, .. } => {
-            replace_aggregates(expr, out);
+            replace_aggregates(expr, prefix, out);
             for x in list {
-                replace_aggregates(x, out);
+                replace_aggregates(x, prefix, out);
             }
         }
         K::Between {
             expr, low, high, ..
         } => {
-            replace_aggregates(expr, out);
-            replace_aggregates(low, out);
-            replace_aggregates(high, out);
+            replace_aggregates(expr, prefix, out);
+            replace_aggregates(low, prefix, out);
+            replace_aggregates(high, prefix, out);
         }
         K::Like { expr, pattern, .. } => {
-            replace_aggregates(expr, out);
-            replace_aggregates(pattern, out);
+            replace_aggregates(expr, prefix, out);
+            replace_aggregates(pattern, prefix, out);
         }
         K::Func { args, .. } => {
             for x in args {
-                replace_aggregates(x, out);
+                replace_aggregates(x, prefix, out);
             }
         }
         K::Case { whens, otherwise } => {
             for (w, t) in whens {
-                replace_aggregates(w, out);
-                replace_aggregates(t, out);
+                replace_aggregates(w, prefix, out);
+                replace_aggregates(t, prefix, out);
             }
             if let Some(o) = otherwise {
-                replace_aggregates(o, out);
+                replace_aggregates(o, prefix, out);
             }
         }
     }

@@ -50,6 +50,10 @@ pub struct Spelling {
     /// An aggregate that returns the value of a boolean column that is
     /// constant within the group (PostgreSQL has no `MIN(boolean)`).
     pub min_bool: &'static str,
+    /// True iff the string `{0}` is all ASCII (as many bytes as characters).
+    pub ascii_only: &'static str,
+    /// A timestamp as `YYYY-MM-DDTHH:MM:SS` (whole seconds).
+    pub timestamp_text: &'static str,
 }
 
 /// How a dialect turns hex digits into an integer.
@@ -88,6 +92,8 @@ const DUCKDB: Spelling = Spelling {
     raise: "error({0})",
     like: Like::Plain,
     min_bool: "MIN({0})",
+    ascii_only: "(strlen({0}) = length({0}))",
+    timestamp_text: "strftime({0}, '%Y-%m-%dT%H:%M:%S')",
 };
 
 const POSTGRES: Spelling = Spelling {
@@ -105,6 +111,8 @@ const POSTGRES: Spelling = Spelling {
     raise: "(CAST({0} AS INTEGER) = 0)",
     like: Like::EmptyEscape,
     min_bool: "bool_and({0})",
+    ascii_only: "(octet_length(convert_to({0}, 'UTF8')) = char_length({0}))",
+    timestamp_text: "to_char({0}, 'YYYY-MM-DD') || 'T' || to_char({0}, 'HH24:MI:SS')",
 };
 
 const SPARK: Spelling = Spelling {
@@ -122,6 +130,8 @@ const SPARK: Spelling = Spelling {
     raise: "(raise_error({0}) IS NULL)",
     like: Like::DoubleBackslash,
     min_bool: "MIN({0})",
+    ascii_only: "(octet_length({0}) = char_length({0}))",
+    timestamp_text: "date_format({0}, 'yyyy-MM-dd') || 'T' || date_format({0}, 'HH:mm:ss')",
 };
 
 const DATAFUSION: Spelling = Spelling {
@@ -139,6 +149,8 @@ const DATAFUSION: Spelling = Spelling {
     raise: "(CAST({0} AS INT) = 0)",
     like: Like::DoubleBackslash,
     min_bool: "MIN({0})",
+    ascii_only: "(octet_length({0}) = character_length({0}))",
+    timestamp_text: "to_char({0}, '%Y-%m-%dT%H:%M:%S')",
 };
 
 impl Dialect {

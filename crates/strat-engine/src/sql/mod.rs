@@ -15,23 +15,28 @@
 //!
 //! | CTE | what |
 //! | --- | --- |
+//! | `statement_NAME` | an earlier statement this one reads, its own steps nested inside |
 //! | `eligible_rows` | `where`, NULL units out; the unit key text (§6) and the stratum values per row |
+//! | `eligible_input` … `unit_aggregates` | unit aggregates of `stratify by`, one row per unit |
 //! | `excluded_keys` | key texts of `exclude units in` |
 //! | `units` | one row per unit, with its draw `r` (16 hex digits); a unit spanning strata fails the query |
 //! | `unit_strata` | each unit's `_stratum` text (§7) and stratum order keys (§5.3) |
 //! | `strata` | `N_h`, the stratum start `U` and the stratum's rank in stratum order |
 //! | `population`, `sample_size` | `N`, `H`, `n` (`take INT` above `N` fails the query) |
 //! | `stratum_rules` … `method_total` | rule blocks: the first true rule per stratum, rule amounts, `share` quotas, `R` |
+//! | `neyman_means`, `neyman_sd` | `neyman(C)`: S_h per stratum from C's value per unit |
 //! | `bounded_strata` … `bounded_lambda` | `min`/`max`: the clamp/λ water-filling rule solved exactly (§5.2) |
+//! | `about_rules` … `stratum_thresholds` | `take about` with rules, bounds or `equal`: exact `p_h` and `floor(p_h·2^64)` |
 //! | `quotas`, `allocation` | exact largest-remainder `n_h` (§5.3), integers only |
 //! | `selected_units` / `assigned_units` | draw order within each stratum, the selection or the split |
 //!
 //! # The supported tier
 //!
-//! `sample`/`split` of a table with `unit`, `where`, `exclude units in` a
-//! table, `stratify by` expressions without unit aggregates, `take INT`,
-//! `take P%` and `take all` with proportional or equal allocation, rule blocks
-//! and `min`/`max` bounds, `take about P%` with plain proportional allocation,
+//! `sample`/`split` of a table or an earlier statement with `unit`, `where`,
+//! `exclude units in` a table or statement, `stratify by` expressions
+//! (unit aggregates too, but `sum`/`avg` only of integers), `take INT`,
+//! `take P%` and `take all` with proportional, equal, neyman or power allocation, rule blocks
+//! and `min`/`max` bounds, `take about P%` (with rules, bounds, `equal`),
 //! exact and `about` splits and folds. Everything else is an [`Unsupported`] error that
 //! names the construct and the dialect (docs/sql.md has the table).
 
@@ -87,6 +92,11 @@ type R<T> = Result<T, Unsupported>;
 /// Internal column names in `eligible_rows` (next to the source columns).
 const KEY: &str = "_strat_unit_key";
 const S_PREFIX: &str = "_strat_s";
+/// A unit aggregate's value, argument, `by` and row rank (first/last).
+const AGG_PREFIX: &str = "_strat_agg";
+const AGG_ARG: &str = "_strat_arg";
+const AGG_BY: &str = "_strat_by";
+const AGG_RANK: &str = "_strat_rank";
 
 /// The md5 of a text as 32 lowercase hex digits.
 pub fn md5_hex(text: &str) -> String {
@@ -94,19 +104,106 @@ pub fn md5_hex(text: &str) -> String {
 }
 
 /// The SQL query of statement `index`.
+///
+/// A statement whose source (or `exclude units in`) is an earlier statement
+/// gets that statement, and the ones it reads in turn, as CTEs of the same
+/// query named `statement_NAME`, each holding its own chain of steps.
 pub fn statement_sql(program: &Program, index: usize, options: &SqlOptions) -> R<String> {
-    let st = &program.statements[index];
-    let g = Gen {
+    let make = |j: usize| Gen {
         d: options.dialect,
-        st,
+        st: &program.statements[j],
+        program,
         options,
     };
-    g.query(index)
+    let top = make(index);
+    let mut deps = Vec::new();
+    dependencies(program, index, &mut deps);
+    deps.sort_unstable();
+    // Unquoted CTE names: engines fold their case, so two statements whose
+    // names differ only in case (or a table of the same name) would collide.
+    let mut seen: Vec<String> = program
+        .tables
+        .iter()
+        .map(|t| t.name.to_ascii_lowercase())
+        .collect();
+    let mut sql = top.header(index);
+    sql.push_str("WITH\n");
+    let mut blocks: Vec<(String, String, String)> = Vec::new();
+    for &j in &deps {
+        let g = make(j);
+        let name = statement_cte(g.st);
+        if seen.contains(&name.to_ascii_lowercase()) {
+            return Err(top.unsupported(format!(
+                "reading statement `{}`, whose CTE name `{name}` differs only in case from another statement or table",
+                g.st.name.as_deref().unwrap_or_default()
+            )));
+        }
+        seen.push(name.to_ascii_lowercase());
+        let (ctes, select) = g.body(false)?;
+        let mut inner = String::from("WITH\n");
+        write_ctes(&mut inner, &ctes);
+        inner.push_str(&select);
+        let kind = match g.st.kind {
+            ir::Kind::Sample => "sample",
+            ir::Kind::Split => "split",
+        };
+        blocks.push((
+            format!(
+                "the rows of statement `{}` ({kind}), computed by its own steps",
+                g.st.name.as_deref().unwrap_or_default()
+            ),
+            name,
+            inner.trim_end().replace('\n', "\n  "),
+        ));
+    }
+    let (ctes, select) = top.body(true)?;
+    blocks.extend(
+        ctes.into_iter()
+            .map(|c| (c.comment, c.name.to_string(), c.body)),
+    );
+    let n = blocks.len();
+    for (i, (comment, name, body)) in blocks.iter().enumerate() {
+        let _ = writeln!(sql, "-- {comment}");
+        let _ = write!(sql, "{name} AS (\n  {body}\n)");
+        sql.push_str(if i + 1 < n { ",\n" } else { "\n" });
+    }
+    sql.push_str(&select);
+    Ok(sql)
+}
+
+/// The earlier statements statement `index` reads (its source, its
+/// `exclude units in`), and the ones they read, transitively.
+fn dependencies(program: &Program, index: usize, out: &mut Vec<usize>) {
+    let st = &program.statements[index];
+    let sources = [Some(&st.source), st.exclude.as_ref().map(|(s, _)| s)];
+    for s in sources.into_iter().flatten() {
+        if let ir::Source::Statement(j) = s
+            && !out.contains(j)
+        {
+            out.push(*j);
+            dependencies(program, *j, out);
+        }
+    }
+}
+
+/// The CTE holding an earlier statement's rows.
+fn statement_cte(st: &Statement) -> String {
+    format!("statement_{}", st.name.as_deref().unwrap_or_default())
+}
+
+fn write_ctes(sql: &mut String, ctes: &[Cte]) {
+    let n = ctes.len();
+    for (i, c) in ctes.iter().enumerate() {
+        let _ = writeln!(sql, "-- {}", c.comment);
+        let _ = write!(sql, "{} AS (\n  {}\n)", c.name, c.body);
+        sql.push_str(if i + 1 < n { ",\n" } else { "\n" });
+    }
 }
 
 struct Gen<'a> {
     d: Dialect,
     st: &'a Statement,
+    program: &'a Program,
     options: &'a SqlOptions,
 }
 
@@ -148,15 +245,17 @@ impl Gen<'_> {
         }
     }
 
+    /// What a source is read from: a table, or an earlier statement's CTE.
+    fn source(&self, source: &ir::Source) -> String {
+        match source {
+            ir::Source::Table(t) => self.table(t),
+            ir::Source::Statement(j) => statement_cte(&self.program.statements[*j]),
+        }
+    }
+
     /// Checks the statement is in the supported tier.
     fn check_tier(&self) -> R<()> {
         let st = self.st;
-        if !matches!(st.source, ir::Source::Table(_)) {
-            return Err(self.unsupported("a statement whose source is another statement"));
-        }
-        if matches!(st.exclude, Some((ir::Source::Statement(_), _))) {
-            return Err(self.unsupported("`exclude units in` a statement"));
-        }
         let Some(unit) = &st.unit else {
             return Err(Unsupported {
                 code: "E0141",
@@ -180,24 +279,12 @@ impl Gen<'_> {
                 )));
             }
         }
-        if st.has_aggregates() {
-            return Err(self.unsupported(
-                "a unit aggregate (count/min/max/sum/avg/first/last) in `stratify by`",
-            ));
-        }
         if st.output.iter().any(|o| matches!(o, ir::Output::SplitName))
             && st.kind == ir::Kind::Sample
         {
             return Err(self.unsupported("`_split` in a sample"));
         }
         if st.kind == ir::Kind::Sample {
-            let about = matches!(st.amount, ir::Amount::About(_));
-            if about && !st.rules.is_empty() {
-                return Err(self.unsupported("an `allocate { … }` rule block with `take about`"));
-            }
-            if about && (st.min.is_some() || st.max.is_some()) {
-                return Err(self.unsupported("`min`/`max … per stratum` with `take about`"));
-            }
             let share = st
                 .rules
                 .iter()
@@ -207,28 +294,45 @@ impl Gen<'_> {
             }
             match (&st.method, &st.amount) {
                 (ir::Method::Proportional, _) => {}
-                (ir::Method::Equal, ir::Amount::About(_)) => {
-                    return Err(self.unsupported("`allocate equal` with `take about`"));
-                }
                 (ir::Method::Equal, _) => {}
-                (ir::Method::Neyman(_), _) => return Err(self.unsupported("`allocate neyman(…)`")),
-                (ir::Method::Power(_), _) => return Err(self.unsupported("`allocate power(…)`")),
+                (ir::Method::Neyman(_) | ir::Method::Power(_), ir::Amount::About(_)) => {
+                    return Err(
+                        self.unsupported("`allocate neyman(…)` or `power(…)` with `take about`")
+                    );
+                }
+                (ir::Method::Neyman(c), _) if !matches!(c.ty, Type::Int | Type::Float) => {
+                    return Err(
+                        self.unsupported(format!("`allocate neyman(…)` of a {} column", c.ty))
+                    );
+                }
+                (ir::Method::Neyman(_) | ir::Method::Power(_), _) => {}
             }
         }
         Ok(())
     }
 
-    fn query(&self, index: usize) -> R<String> {
+    /// The steps of this statement and its final `SELECT` (with `ORDER BY`
+    /// when `top`, the statement the query returns).
+    fn body(&self, top: bool) -> R<(Vec<Cte>, String)> {
         self.check_tier()?;
         let st = self.st;
         let d = self.d;
         let unit = st.unit.as_ref().expect("checked");
         let mut ctes: Vec<Cte> = Vec::new();
 
-        // eligible_rows
-        let ir::Source::Table(table) = &st.source else {
-            unreachable!("checked")
-        };
+        // eligible_rows (with unit aggregates: eligible_input, unit_aggregates)
+        let mut aggregates = Vec::new();
+        let rewritten: Vec<Option<ir::Expr>> = st
+            .strata
+            .iter()
+            .map(|s| {
+                s.expr.has_aggregate().then(|| {
+                    let mut e = s.expr.clone();
+                    crate::run::replace_aggregates(&mut e, AGG_PREFIX, &mut aggregates);
+                    e
+                })
+            })
+            .collect();
         let mut cols: Vec<String> = st.input.iter().map(|c| self.id(&c.name)).collect();
         cols.push(format!(
             "{} AS {}",
@@ -242,32 +346,93 @@ impl Gen<'_> {
                     s.expr.ty, s.name
                 ))
             })?;
-            cols.push(format!(
-                "{} AS {}",
-                self.expr(&s.expr)?,
-                self.id(&format!("{S_PREFIX}{i}"))
-            ));
+            if rewritten[i].is_none() {
+                cols.push(format!(
+                    "{} AS {}",
+                    self.expr(&s.expr)?,
+                    self.id(&format!("{S_PREFIX}{i}"))
+                ));
+            }
+        }
+        for (j, a) in aggregates.iter().enumerate() {
+            if let Some(x) = &a.arg {
+                cols.push(format!(
+                    "{} AS {}",
+                    self.expr(x)?,
+                    self.id(&format!("{AGG_ARG}{j}"))
+                ));
+            }
+            if let Some(t) = &a.by {
+                cols.push(format!(
+                    "{} AS {}",
+                    self.expr(t)?,
+                    self.id(&format!("{AGG_BY}{j}"))
+                ));
+            }
         }
         let mut filter = format!("{} IS NOT NULL", self.id(&unit.name));
         if let Some(f) = &st.filter {
             filter = format!("({})\n    AND {filter}", self.expr(f)?);
         }
-        ctes.push(Cte {
-            name: "eligible_rows",
-            comment: "rows passing `where` whose unit is not NULL, with the unit key text (§6) and the stratum values".into(),
-            body: format!("SELECT\n    {}\n  FROM {}\n  WHERE {filter}", cols.join(",\n    "), self.table(table)),
-        });
+        let eligible = format!(
+            "SELECT\n    {}\n  FROM {}\n  WHERE {filter}",
+            cols.join(",\n    "),
+            self.source(&st.source)
+        );
+        if aggregates.is_empty() {
+            ctes.push(Cte {
+                name: "eligible_rows",
+                comment: "rows passing `where` whose unit is not NULL, with the unit key text (§6) and the stratum values".into(),
+                body: eligible,
+            });
+        } else {
+            ctes.push(Cte {
+                name: "eligible_input",
+                comment: "rows passing `where` whose unit is not NULL, with the unit key text (§6), the stratum values without unit aggregates and the aggregates' arguments".into(),
+                body: eligible,
+            });
+            self.aggregate_ctes(&mut ctes, &aggregates)?;
+            let mut cols: Vec<String> = st
+                .input
+                .iter()
+                .map(|c| format!("e.{}", self.id(&c.name)))
+                .collect();
+            cols.push(format!("e.{}", self.id(KEY)));
+            for (i, r) in rewritten.iter().enumerate() {
+                let name = self.id(&format!("{S_PREFIX}{i}"));
+                cols.push(match r {
+                    None => format!("e.{name}"),
+                    Some(r) => format!("{} AS {name}", self.expr(r)?),
+                });
+            }
+            ctes.push(Cte {
+                name: "eligible_rows",
+                comment: "the eligible rows with every stratum value, unit aggregates taken from the row's unit".into(),
+                body: format!(
+                    "SELECT\n    {}\n  FROM eligible_input e\n  JOIN unit_aggregates g ON e.{key} = g.{key}",
+                    cols.join(",\n    "),
+                    key = self.id(KEY)
+                ),
+            });
+        }
 
         // excluded_keys
         let mut exclusion = String::new();
-        if let Some((ir::Source::Table(t), c)) = &st.exclude {
+        if let Some((source, c)) = &st.exclude {
+            let t = match source {
+                ir::Source::Table(t) => t.as_str(),
+                ir::Source::Statement(j) => self.program.statements[*j]
+                    .name
+                    .as_deref()
+                    .unwrap_or_default(),
+            };
             ctes.push(Cte {
                 name: "excluded_keys",
                 comment: format!("key texts of `exclude units in {t}`"),
                 body: format!(
                     "SELECT DISTINCT {} AS unit_key\n  FROM {}\n  WHERE {} IS NOT NULL",
                     self.key_text(&self.id(&c.name), &c.ty)?,
-                    self.table(t),
+                    self.source(source),
                     self.id(&c.name)
                 ),
             });
@@ -300,7 +465,7 @@ impl Gen<'_> {
             ));
         }
         unit_cols.push(format!("{} AS r", draw(&format!("e.{}", self.id(KEY)))));
-        let having = if span_checks.is_empty() {
+        let mut having = if span_checks.is_empty() {
             String::new()
         } else {
             let message = format!(
@@ -315,6 +480,33 @@ impl Gen<'_> {
                 d.raise(&message)
             )
         };
+        // neyman(C): C's value per unit, which must be constant within it (§5.2).
+        let neyman = match &st.method {
+            ir::Method::Neyman(c) if st.kind == ir::Kind::Sample => Some(c),
+            _ => None,
+        };
+        if let Some(c) = neyman {
+            let v = format!("e.{}", self.id(&c.name));
+            unit_cols.push(format!("MIN({v}) AS neyman_value"));
+            let message = format!(
+                "{} || e.{} || {}",
+                self.s(&format!(
+                    "strat: neyman(`{}`) needs one value per unit, but unit `{}` = ",
+                    c.name, unit.name
+                )),
+                self.id(KEY),
+                self.s(" has several; use a column constant within a unit")
+            );
+            let check = format!(
+                "CASE WHEN COUNT(DISTINCT {v}) > 1 OR COUNT({v}) NOT IN (0, COUNT(*)) THEN {} ELSE TRUE END",
+                d.raise(&message)
+            );
+            having = if having.is_empty() {
+                format!("\n  HAVING {check}")
+            } else {
+                format!("{having}\n    AND {check}")
+            };
+        }
         ctes.push(Cte {
             name: "units",
             comment: "one row per unit (after `exclude`) with its draw r: 16 hex digits of md5(seed:key) (§6)".into(),
@@ -327,6 +519,9 @@ impl Gen<'_> {
 
         // unit_strata
         let mut us_cols = vec!["u.unit_key".to_string(), "u.r".to_string()];
+        if neyman.is_some() {
+            us_cols.push("u.neyman_value".to_string());
+        }
         us_cols.push(format!("{} AS stratum", self.stratum_text()?));
         for (i, s) in st.strata.iter().enumerate() {
             us_cols.push(format!("{} AS o{i}", self.order_key(&format!("u.s{i}"), s)));
@@ -408,10 +603,26 @@ impl Gen<'_> {
                 ir::Output::Stratum { index, .. } => {
                     format!("e.{}", self.id(&format!("{S_PREFIX}{index}")))
                 }
-                ir::Output::Weight => match &select_from {
-                    Some(w) => w.clone(),
-                    None => d.to_double("1"),
-                },
+                ir::Output::Weight => {
+                    // Two-phase sampling (§7): times the source's `_weight`;
+                    // a split keeps it.
+                    let source_weight = match &st.source {
+                        ir::Source::Statement(j)
+                            if self.program.statements[*j]
+                                .output
+                                .contains(&ir::Output::Weight) =>
+                        {
+                            Some(format!("e.{}", self.id("_weight")))
+                        }
+                        _ => None,
+                    };
+                    match (&select_from, source_weight) {
+                        (Some(w), Some(sw)) => format!("({w}) * {sw}"),
+                        (Some(w), None) => w.clone(),
+                        (None, Some(sw)) => sw,
+                        (None, None) => d.to_double("1"),
+                    }
+                }
                 ir::Output::StratumText => "s.stratum".to_string(),
                 ir::Output::SplitName => split_case.clone().expect("a split"),
             };
@@ -440,21 +651,15 @@ impl Gen<'_> {
             ),
         };
 
-        let mut sql = self.header(index);
-        sql.push_str("WITH\n");
-        let n = ctes.len();
-        for (i, c) in ctes.iter().enumerate() {
-            let _ = writeln!(sql, "-- {}", Dialect::comment(&c.comment));
-            let _ = write!(sql, "{} AS (\n  {}\n)", c.name, c.body);
-            sql.push_str(if i + 1 < n { ",\n" } else { "\n" });
-        }
-        let _ = write!(
-            sql,
-            "SELECT\n  {}\nFROM eligible_rows e\nJOIN selected_units s ON e.{} = s.unit_key{filter}\nORDER BY {order}\n",
+        let mut select = format!(
+            "SELECT\n  {}\nFROM eligible_rows e\nJOIN selected_units s ON e.{} = s.unit_key{filter}\n",
             out.join(",\n  "),
             self.id(KEY)
         );
-        Ok(sql)
+        if top {
+            let _ = writeln!(select, "ORDER BY {order}");
+        }
+        Ok((ctes, select))
     }
 
     fn header(&self, index: usize) -> String {
@@ -478,10 +683,169 @@ impl Gen<'_> {
         )
     }
 
+    /// `unit_aggregates`: one row per unit key with each unit aggregate over
+    /// the unit's eligible rows (docs/reference.md §6.5, as `crate::run`
+    /// computes them), from `eligible_input` (through `ranked_rows` for
+    /// `first`/`last`).
+    fn aggregate_ctes(
+        &self,
+        ctes: &mut Vec<Cte>,
+        aggregates: &[crate::run::UnitAggregate],
+    ) -> R<()> {
+        use ir::Aggregate as A;
+        let d = self.d;
+        let key = self.id(KEY);
+        let arg = |j: usize| self.id(&format!("{AGG_ARG}{j}"));
+        let ordered = |x: &str, ty: &Type| {
+            if *ty == Type::String {
+                d.bytes_order(x)
+            } else {
+                x.to_string()
+            }
+        };
+        let mut ranks = Vec::new();
+        for (j, a) in aggregates.iter().enumerate() {
+            if let (A::First | A::Last, Some(x), Some(t)) = (a.func, &a.arg, &a.by) {
+                // NULL t last, then the larger x, NULL x last.
+                let dir = if a.func == A::First { "ASC" } else { "DESC" };
+                ranks.push(format!(
+                    "ROW_NUMBER() OVER (PARTITION BY {key} ORDER BY {} {dir} NULLS LAST, {} DESC NULLS LAST) AS {}",
+                    ordered(&self.id(&format!("{AGG_BY}{j}")), &t.ty),
+                    ordered(&arg(j), &x.ty),
+                    self.id(&format!("{AGG_RANK}{j}"))
+                ));
+            }
+        }
+        let from = if ranks.is_empty() {
+            "eligible_input"
+        } else {
+            let mut cols = vec![key.clone()];
+            cols.extend(
+                aggregates
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, a)| a.arg.is_some())
+                    .map(|(j, _)| arg(j)),
+            );
+            cols.extend(ranks);
+            ctes.push(Cte {
+                name: "ranked_rows",
+                comment: "first/last: each unit's rows ranked by t (NULLs last), then the larger x (NULLs last)".into(),
+                body: format!("SELECT\n    {}\n  FROM eligible_input", cols.join(",\n    ")),
+            });
+            "ranked_rows"
+        };
+        // Checks fail the query in HAVING (the raise spelling is a boolean);
+        // the value itself is NULL there.
+        let mut checks: Vec<String> = Vec::new();
+        let mut cols = vec![key.clone()];
+        for (j, a) in aggregates.iter().enumerate() {
+            let x = arg(j);
+            let ty = a.arg.as_ref().map(|x| x.ty.clone());
+            let bool_min = |v: &str, f: &str| {
+                format!("({f}(CASE WHEN {v} THEN 1 WHEN NOT {v} THEN 0 END) = 1)")
+            };
+            let value = match (a.func, ty.as_ref()) {
+                (A::Count, _) => "COUNT(*)".to_string(),
+                (A::Min | A::Max, Some(ty)) => {
+                    let f = if a.func == A::Min { "MIN" } else { "MAX" };
+                    match ty {
+                        Type::Bool => bool_min(&x, f),
+                        _ => format!("{f}({})", ordered(&x, ty)),
+                    }
+                }
+                (A::Sum | A::Avg, Some(Type::Int)) => {
+                    let sum = format!("SUM({})", d.cast(&x, "DECIMAL(38,0)"));
+                    let (bad, message, value) = if a.func == A::Sum {
+                        (
+                            format!(
+                                "{sum} > 9223372036854775807 OR {sum} < -9223372036854775807 - 1"
+                            ),
+                            format!(
+                                "{} || {key} || {}",
+                                self.s("strat: integer overflow in `sum(…)` of unit "),
+                                self.s(
+                                    "; cast to a float with `* 1.0` or keep the numbers smaller"
+                                )
+                            ),
+                            format!("CAST({sum} AS BIGINT)"),
+                        )
+                    } else {
+                        // Exact as long as the sum is a double exactly (|sum| <= 2^53).
+                        (
+                            format!("{sum} > 9007199254740992 OR {sum} < -9007199254740992"),
+                            format!(
+                                "{} || {key} || {}",
+                                self.s("strat: `avg(…)` of unit "),
+                                self.s(" adds up to more than 2^53; `strat sql` cannot divide it exactly")
+                            ),
+                            format!(
+                                "{} / {}",
+                                d.to_double(&sum),
+                                d.to_double(&format!("COUNT({x})"))
+                            ),
+                        )
+                    };
+                    checks.push(format!(
+                        "CASE WHEN {bad} THEN {} ELSE TRUE END",
+                        d.raise(&message)
+                    ));
+                    format!("CASE WHEN {bad} THEN NULL ELSE {value} END")
+                }
+                (A::Sum | A::Avg, Some(ty)) => {
+                    return Err(self.unsupported(format!(
+                        "`{}` of a {ty} column (engines add floats and decimals in their own order and types)",
+                        if a.func == A::Sum { "sum" } else { "avg" }
+                    )));
+                }
+                (A::First | A::Last, Some(ty)) => {
+                    let v = format!(
+                        "CASE WHEN {} = 1 THEN {x} END",
+                        self.id(&format!("{AGG_RANK}{j}"))
+                    );
+                    if *ty == Type::Bool {
+                        Dialect::fill(d.spelling().min_bool, &[&v])
+                    } else {
+                        format!("MIN({v})")
+                    }
+                }
+                (_, None) => {
+                    return Err(self.unsupported("a unit aggregate without its argument"));
+                }
+            };
+            cols.push(format!(
+                "{value} AS {}",
+                self.id(&format!("{AGG_PREFIX}{j}"))
+            ));
+        }
+        ctes.push(Cte {
+            name: "unit_aggregates",
+            comment: "the unit aggregates of `stratify by`, one row per unit over its eligible rows (NULLs ignored)".into(),
+            body: format!(
+                "SELECT\n    {}\n  FROM {from}\n  GROUP BY {key}{}",
+                cols.join(",\n    "),
+                if checks.is_empty() {
+                    String::new()
+                } else {
+                    format!("\n  HAVING {}", checks.join("\n    AND "))
+                }
+            ),
+        });
+        Ok(())
+    }
+
     /// Allocation and selection of a sample; returns the `_weight` expression.
     fn sample_ctes(&self, ctes: &mut Vec<Cte>) -> R<Option<String>> {
         let d = self.d;
         let st = self.st;
+        if let ir::Amount::About(p) = &st.amount
+            && (!st.rules.is_empty()
+                || st.min.is_some()
+                || st.max.is_some()
+                || st.method != ir::Method::Proportional)
+        {
+            return self.about_ctes(ctes, p).map(Some);
+        }
         if let ir::Amount::About(p) = &st.amount {
             // Plain proportional: p_h = P in every stratum (§5.4).
             let keep = match strat_alloc::threshold(p) {
@@ -586,6 +950,212 @@ impl Gen<'_> {
         )))
     }
 
+    /// `take about P%` with rule blocks, `min`/`max` or `equal` (§5.4): rule
+    /// strata get `p_h` = 1, 0 or the rate; the method strata share
+    /// `R = P·N − Σ N_h·p_h` by the clamp/λ rule without rounding, solved in
+    /// integers over the common denominator D of P and the rates. Each
+    /// `p_h = p_num / p_den` exactly; `r < floor(p_h·2^64)` is decided on the
+    /// two 32-bit halves of r and of the threshold (long division by p_den).
+    /// Returns the `_weight` expression (`1 / p_h`).
+    fn about_ctes(&self, ctes: &mut Vec<Cte>, p: &BigRational) -> R<String> {
+        let d = self.d;
+        let st = self.st;
+        let gcd = |a: &BigInt, b: &BigInt| {
+            let (mut a, mut b) = (a.clone(), b.clone());
+            while !b.is_zero() {
+                (a, b) = (b.clone(), a % b);
+            }
+            a
+        };
+        let mut den = p.denom().clone();
+        for r in &st.rules {
+            if let Some(ir::RuleAmount::Rate(q)) = &r.amount {
+                den = &den / gcd(&den, q.denom()) * q.denom();
+            }
+        }
+        let too_fine = || {
+            self.unsupported(
+                "`take about` or `rate` percentages with more than 15 significant digits",
+            )
+        };
+        let scale = small(&den).ok_or_else(too_fine)?;
+        let p_scaled = small(&(p.numer() * (&den / p.denom()))).ok_or_else(too_fine)?;
+        ctes.push(Cte {
+            name: "population",
+            comment: "N (units) and H (strata)".into(),
+            body: "SELECT\n    CAST(COALESCE(SUM(n_units), 0) AS BIGINT) AS big_n,\n    COUNT(*) AS big_h\n  FROM strata".into(),
+        });
+        let method_strata = if st.rules.is_empty() {
+            ctes.push(Cte {
+                name: "method_total",
+                comment: format!("R·D = P·N·D with D = {scale}, the expected sample size over D"),
+                body: format!(
+                    "SELECT {} * {p_scaled} AS n_total\n  FROM population",
+                    d.to_wide("big_n")
+                ),
+            });
+            "strata"
+        } else {
+            self.stratum_rules(ctes)?;
+            // p_r = num / den per rule, and p_r·D.
+            let mut method_rules = vec!["-1".to_string()];
+            let (mut num, mut dn, mut sc) = (
+                String::from("CASE rule_no"),
+                String::from("CASE rule_no"),
+                String::from("CASE rule_no"),
+            );
+            for (j, r) in st.rules.iter().enumerate() {
+                let q = match &r.amount {
+                    None => {
+                        method_rules.push(j.to_string());
+                        continue;
+                    }
+                    Some(ir::RuleAmount::All) => BigRational::one(),
+                    Some(ir::RuleAmount::None) => BigRational::zero(),
+                    Some(ir::RuleAmount::Rate(q)) => q.clone(),
+                    Some(_) => return Err(self.unsupported("`count` or `share` with `take about`")),
+                };
+                let (Some(a), Some(b), Some(k)) = (
+                    small(q.numer()),
+                    small(q.denom()),
+                    small(&(q.numer() * (&den / q.denom()))),
+                ) else {
+                    return Err(too_fine());
+                };
+                let _ = write!(num, " WHEN {j} THEN {a}");
+                let _ = write!(dn, " WHEN {j} THEN {b}");
+                let _ = write!(sc, " WHEN {j} THEN {k}");
+            }
+            for c in [&mut num, &mut dn, &mut sc] {
+                c.push_str(" END");
+            }
+            let method_list = method_rules.join(", ");
+            ctes.push(Cte {
+                name: "about_rules",
+                comment: format!("p_h = rule_num / rule_den of the rule strata (all 1, none 0, rate P), and p_h·D with D = {scale}"),
+                body: format!(
+                    "SELECT\n    stratum,\n    h,\n    u,\n    n_units,\n    \
+                     CASE WHEN rule_no IN ({method_list}) THEN 1 ELSE 0 END AS is_method,\n    \
+                     {num} AS rule_num,\n    {dn} AS rule_den,\n    {sc} AS rule_scaled\n  FROM stratum_rules"
+                ),
+            });
+            ctes.push(Cte {
+                name: "method_strata",
+                comment: "the strata no rule decides: the method allocates them".into(),
+                body: "SELECT stratum, h, u, n_units FROM about_rules WHERE is_method = 1".into(),
+            });
+            let rules_sum = format!(
+                "COALESCE(SUM(CASE WHEN r.is_method = 0 THEN {} * r.rule_scaled ELSE 0 END), 0)",
+                d.to_wide("r.n_units")
+            );
+            let message = format!(
+                "{} || {} || {} || {} || {}",
+                self.s("strat: the expected sizes of the rule strata add up to "),
+                d.to_text(&rules_sum),
+                self.s(" but the expected total is "),
+                d.to_text(&format!("MAX(z.big_n) * {p_scaled}")),
+                self.s(&format!(
+                    " (both times {scale}); lower the rule rates or raise `take about`"
+                ))
+            );
+            ctes.push(Cte {
+                name: "method_total",
+                comment: format!("R·D = (P·N − Σ N_h·p_h over the rule strata)·D with D = {scale} (R < 0 fails the query)"),
+                body: format!(
+                    "SELECT\n    {} * {p_scaled} - {rules_sum} AS n_total\n  FROM population z\n  \
+                     LEFT JOIN about_rules r ON TRUE\n  \
+                     HAVING CASE WHEN {} * {p_scaled} < {rules_sum} THEN {} ELSE TRUE END",
+                    d.to_wide("MAX(z.big_n)"),
+                    d.to_wide("MAX(z.big_n)"),
+                    d.raise(&message)
+                ),
+            });
+            "method_strata"
+        };
+        self.water_fill_ctes(ctes, method_strata, "method_total", Some(&den))?;
+        let (free_num, free_den) = match st.method {
+            // x_h / N_h = (A·N_h / B) / (D·N_h) = A / (B·D)
+            ir::Method::Proportional => {
+                ("l.a".to_string(), format!("{} * {scale}", d.to_wide("l.b")))
+            }
+            _ => (
+                format!("{} * c.w", d.to_wide("l.a")),
+                format!("{} * {scale} * c.n_units", d.to_wide("l.b")),
+            ),
+        };
+        let mut body = format!(
+            "SELECT\n    c.stratum,\n    c.h,\n    \
+             CASE c.clamped WHEN 1 THEN c.lo WHEN 2 THEN c.hi ELSE {free_num} END AS p_num,\n    \
+             CASE WHEN c.clamped IN (1, 2) THEN {} * {scale} ELSE {free_den} END AS p_den\n  \
+             FROM clamped_strata c\n  CROSS JOIN bounded_lambda l",
+            d.to_wide("c.n_units")
+        );
+        if !st.rules.is_empty() {
+            body.push_str(
+                "\n  UNION ALL\n  SELECT stratum, h, rule_num AS p_num, rule_den AS p_den FROM about_rules WHERE is_method = 0",
+            );
+        }
+        ctes.push(Cte {
+            name: "stratum_probabilities",
+            comment: "p_h = p_num / p_den exactly: x_h / N_h for the method strata (x_h = clamp(λ·w_h, lower_h, upper_h), D·x_h over D·N_h)".into(),
+            body,
+        });
+        // 2^53: p_den and p_num are doubles exactly, so 1/p_h is correctly
+        // rounded; DataFusion's integers are 64 bits: p_den·2^32 must fit.
+        let limit: u64 = if d == Dialect::DataFusion {
+            1 << 31
+        } else {
+            1 << 53
+        };
+        // (A message with a column in it: DataFusion folds a constant one at plan time.)
+        let message = format!(
+            "{} || {} || {}",
+            self.s("strat: the probability of a stratum has the denominator "),
+            d.to_text("MAX(p_den)"),
+            self.s(&format!(
+                ", above {limit}; `strat sql` cannot compare it exactly on this engine (use `strat run`)"
+            ))
+        );
+        ctes.push(Cte {
+            name: "probability_check",
+            comment: format!("every p_den at most {limit}, else the query fails"),
+            body: format!(
+                "SELECT COUNT(*) AS n_strata\n  FROM stratum_probabilities\n  \
+                 HAVING CASE WHEN MAX(p_den) > {limit} THEN {} ELSE TRUE END",
+                d.raise(&message)
+            ),
+        });
+        let shifted = format!("{} * 4294967296", d.to_wide("p.p_num"));
+        ctes.push(Cte {
+            name: "stratum_thresholds",
+            comment: "t_h = floor(p_h·2^64) as two 32-bit halves: q1 = floor(p_h·2^32), q2 = floor(frac(p_h·2^32)·2^32)".into(),
+            body: format!(
+                "SELECT\n    p.stratum,\n    p.h,\n    p.p_num,\n    p.p_den,\n    {} AS q1,\n    {} AS q2\n  \
+                 FROM stratum_probabilities p\n  CROSS JOIN probability_check",
+                d.int_div(&shifted, "p.p_den"),
+                d.int_div(&format!("({shifted}) % p.p_den * 4294967296"), "p.p_den"),
+            ),
+        });
+        let (hi, lo) = (
+            d.hex_to_int("substr(u.r, 1, 8)", 8),
+            d.hex_to_int("substr(u.r, 9, 8)", 8),
+        );
+        ctes.push(Cte {
+            name: "selected_units",
+            comment: "Bernoulli (§5.4, §6): keep a unit iff p_h >= 1 or r < t_h, compared on 32-bit halves".into(),
+            body: format!(
+                "SELECT\n    u.unit_key,\n    u.r,\n    u.stratum,\n    t.h,\n    t.p_num,\n    t.p_den\n  \
+                 FROM unit_strata u\n  JOIN stratum_thresholds t ON u.stratum = t.stratum\n  \
+                 WHERE t.p_num >= t.p_den OR {hi} < t.q1 OR ({hi} = t.q1 AND {lo} < t.q2)"
+            ),
+        });
+        Ok(format!(
+            "{} / {}",
+            d.to_double("s.p_den"),
+            d.to_double("s.p_num")
+        ))
+    }
+
     /// The exact allocation (§5): `allocation(stratum, h, n_units, n_take)`.
     fn allocation_ctes(&self, ctes: &mut Vec<Cte>) -> R<()> {
         let st = self.st;
@@ -613,8 +1183,13 @@ impl Gen<'_> {
                 ),
             });
         } else {
-            if bounded {
-                self.water_fill_ctes(ctes, method_strata, method_total)?;
+            if self.weighted() {
+                self.neyman_ctes(ctes)?;
+                self.water_fill_ctes(ctes, method_strata, method_total, None)?;
+                self.weighted_quotas(ctes);
+            } else if bounded {
+                self.water_fill_ctes(ctes, method_strata, method_total, None)?;
+                self.bounded_quotas(ctes);
             } else {
                 self.method_quotas(ctes, method_strata, method_total)?;
             }
@@ -716,20 +1291,42 @@ impl Gen<'_> {
     /// `f(lower_h/w_h) >= R` and at its upper bound iff `f(upper_h/w_h) <= R`
     /// (f is evaluated at each breakpoint `a/b` as the integer `f(a/b)·b`); the
     /// others are free, and `λ* = A/B` with `A = R − Σ clamped`, `B = Σ_free w_h`.
-    fn water_fill_ctes(&self, ctes: &mut Vec<Cte>, ms: &str, mt: &str) -> R<()> {
+    ///
+    /// With `scale` D (Bernoulli, §5.4) R is the rational `n_total / D` and
+    /// the bounds are scaled by D too, so everything stays in integers.
+    fn water_fill_ctes(
+        &self,
+        ctes: &mut Vec<Cte>,
+        ms: &str,
+        mt: &str,
+        scale: Option<&BigInt>,
+    ) -> R<()> {
         let d = self.d;
-        let weight = match self.st.method {
-            ir::Method::Proportional => "s.n_units",
-            ir::Method::Equal => "1",
-            _ => unreachable!("checked"),
+        let scaled = |b: String| match scale {
+            Some(k) => format!("{} * {k}", d.to_wide(&format!("({b})"))),
+            None => b,
+        };
+        let (weight, join) = match &self.st.method {
+            ir::Method::Proportional => ("s.n_units".to_string(), String::new()),
+            ir::Method::Equal => ("1".to_string(), String::new()),
+            // f64 weights (§5.2); all 0 means proportional.
+            ir::Method::Neyman(_) => (
+                format!(
+                    "CASE WHEN SUM({w}) OVER () = 0 THEN {} ELSE {w} END",
+                    d.to_double("s.n_units"),
+                    w = format!("{} * n.sd", d.to_double("s.n_units"))
+                ),
+                "\n  JOIN neyman_sd n ON s.stratum = n.stratum".to_string(),
+            ),
+            ir::Method::Power(q) => (self.power_weight(q)?, String::new()),
         };
         ctes.push(Cte {
             name: "bounded_strata",
             comment: "method strata with weight w_h and bounds lower_h = min(min, N_h), upper_h = min(max, N_h)".into(),
             body: format!(
-                "SELECT\n    s.stratum,\n    s.h,\n    s.u,\n    s.n_units,\n    {weight} AS w,\n    {} AS lo,\n    {} AS hi\n  FROM {ms} s",
-                self.lower_bound("s.n_units"),
-                self.upper_bound("s.n_units")
+                "SELECT\n    s.stratum,\n    s.h,\n    s.u,\n    s.n_units,\n    {weight} AS w,\n    {} AS lo,\n    {} AS hi\n  FROM {ms} s{join}",
+                scaled(self.lower_bound("s.n_units")),
+                scaled(self.upper_bound("s.n_units"))
             ),
         });
         let message = format!(
@@ -740,14 +1337,20 @@ impl Gen<'_> {
             d.to_text("SUM(b.hi)"),
             self.s(" units but "),
             d.to_text("MAX(z.n_total)"),
-            self.s(" must go to them; change `min`, `max` or `take`")
+            self.s(&match scale {
+                Some(k) => format!(
+                    " must go to them (all three times {k}, the common denominator of the expected sizes); \
+                     change `min`, `max` or `take`"
+                ),
+                None => " must go to them; change `min`, `max` or `take`".into(),
+            })
         );
         ctes.push(Cte {
             name: "bounds_total",
             comment: "R and the feasibility check Σ lower_h <= R <= Σ upper_h".into(),
             body: format!(
                 "SELECT\n    MAX(z.n_total) AS n_total\n  FROM {mt} z\n  LEFT JOIN bounded_strata b ON TRUE\n  \
-                 HAVING CASE WHEN COALESCE(SUM(b.lo), 0) > MAX(z.n_total) OR COALESCE(SUM(b.hi), 0) < MAX(z.n_total) \
+                 HAVING CASE WHEN COUNT(b.h) > 0 AND (SUM(b.lo) > MAX(z.n_total) OR SUM(b.hi) < MAX(z.n_total)) \
                  THEN {} ELSE TRUE END",
                 d.raise(&message)
             ),
@@ -784,13 +1387,149 @@ impl Gen<'_> {
                 r = format!("{} * s.w", d.to_wide("t.n_total"))
             ),
         });
+        let a = "MAX(n_total) - SUM(CASE clamped WHEN 1 THEN lo WHEN 2 THEN hi ELSE 0 END)";
+        let b = "SUM(CASE WHEN clamped = 0 THEN w ELSE 0 END)";
+        let shortfall = if self.weighted() {
+            // Strata of weight 0 stay at their lower bound: R may be out of reach.
+            let message = format!(
+                "{} || {} || {}",
+                self.s("strat: the strata of weight 0 stay at their lower bound, so only "),
+                d.to_text(&format!("MAX(n_total) - ({a})")),
+                self.s(" of the units can be allocated; change `take`, `min` or `max`")
+            );
+            format!(
+                "\n  HAVING CASE WHEN {b} = 0 AND {a} <> 0 THEN {} ELSE TRUE END",
+                d.raise(&message)
+            )
+        } else {
+            String::new()
+        };
         ctes.push(Cte {
             name: "bounded_lambda",
             comment: "λ = a / b: R less the clamped strata, over the free strata's weights".into(),
-            body: "SELECT\n    MAX(n_total) - SUM(CASE clamped WHEN 1 THEN lo WHEN 2 THEN hi ELSE 0 END) AS a,\n    \
-                   SUM(CASE WHEN clamped = 0 THEN w ELSE 0 END) AS b\n  FROM clamped_strata"
-                .into(),
+            body: format!("SELECT\n    {a} AS a,\n    {b} AS b\n  FROM clamped_strata{shortfall}"),
         });
+        Ok(())
+    }
+
+    /// `neyman(C)` and `power(Q)`: weights are doubles (§5.2).
+    fn weighted(&self) -> bool {
+        matches!(self.st.method, ir::Method::Neyman(_) | ir::Method::Power(_))
+    }
+
+    /// `N_h^Q` as strat computes it: 1, `N_h`, `sqrt(N_h)` exactly, else `power`.
+    fn power_weight(&self, q: &BigRational) -> R<String> {
+        let d = self.d;
+        let n = d.to_double("s.n_units");
+        Ok(if q.is_zero() {
+            d.to_double("1")
+        } else if q.is_one() {
+            n
+        } else if *q == BigRational::new(1.into(), 2.into()) {
+            format!("sqrt({n})")
+        } else {
+            let f = q
+                .to_f64()
+                .ok_or_else(|| self.unsupported("a `power` exponent that is not a double"))?;
+            format!("power({n}, {})", d.to_double(&self.s(&format!("{f:?}"))))
+        })
+    }
+
+    /// `neyman_sd`: S_h, the population standard deviation of C over the
+    /// stratum's units with a value (0 with fewer than two): exact sums for an
+    /// integer column (`(n·Σx² − (Σx)²) / n²`), two passes in doubles for a float one.
+    fn neyman_ctes(&self, ctes: &mut Vec<Cte>) -> R<()> {
+        let ir::Method::Neyman(c) = &self.st.method else {
+            return Ok(());
+        };
+        let d = self.d;
+        if c.ty == Type::Int {
+            let v = d.to_wide("neyman_value");
+            let (n, s1, s2) = (
+                d.to_wide("COUNT(neyman_value)"),
+                format!("SUM({v})"),
+                format!("SUM({v} * {v})"),
+            );
+            let mut body = format!(
+                "SELECT\n    stratum,\n    CASE WHEN COUNT(neyman_value) < 2 THEN {} \
+                 ELSE sqrt({} / {}) END AS sd\n  FROM unit_strata\n  GROUP BY stratum",
+                d.to_double("0"),
+                d.to_double(&format!("{n} * {s2} - {s1} * {s1}")),
+                d.to_double(&format!("{n} * {n}"))
+            );
+            if d == Dialect::DataFusion {
+                // 64-bit integers there: n·Σx² must not wrap.
+                let message = format!(
+                    "{} || stratum || {}",
+                    self.s(&format!(
+                        "strat: neyman(`{}`): the sums of squares of stratum ",
+                        c.name
+                    )),
+                    self.s(" overflow 64-bit integers on DataFusion; use `strat run`")
+                );
+                let _ = write!(
+                    body,
+                    "\n  HAVING CASE WHEN {} * {} * {} >= 4.0e18 THEN {} ELSE TRUE END",
+                    d.to_double("COUNT(neyman_value)"),
+                    d.to_double("MAX(abs(neyman_value))"),
+                    d.to_double("MAX(abs(neyman_value))"),
+                    d.raise(&message)
+                );
+            }
+            ctes.push(Cte {
+                name: "neyman_sd",
+                comment: format!("S_h of `{}` over the stratum's units (exact sums; 0 for fewer than two values)", c.name),
+                body,
+            });
+        } else {
+            ctes.push(Cte {
+                name: "neyman_means",
+                comment: format!(
+                    "the mean of `{}` over the stratum's units with a value",
+                    c.name
+                ),
+                body: format!(
+                    "SELECT\n    stratum,\n    COUNT(neyman_value) AS n_values,\n    \
+                     SUM(neyman_value) / {} AS mean\n  FROM unit_strata\n  GROUP BY stratum",
+                    d.to_double("NULLIF(COUNT(neyman_value), 0)")
+                ),
+            });
+            ctes.push(Cte {
+                name: "neyman_sd",
+                comment: format!("S_h of `{}` (0 for fewer than two values)", c.name),
+                body: format!(
+                    "SELECT\n    m.stratum,\n    CASE WHEN MAX(m.n_values) < 2 THEN {} \
+                     ELSE sqrt(SUM((u.neyman_value - m.mean) * (u.neyman_value - m.mean)) / {}) END AS sd\n  \
+                     FROM neyman_means m\n  JOIN unit_strata u ON u.stratum = m.stratum\n  GROUP BY m.stratum",
+                    d.to_double("0"),
+                    d.to_double("MAX(m.n_values)")
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// After [`Self::water_fill_ctes`] with double weights: `quotas` with the
+    /// floor and fractional part of `x_h = a·w_h / b` in doubles.
+    fn weighted_quotas(&self, ctes: &mut Vec<Cte>) {
+        let d = self.d;
+        let x = format!("{} * c.w / l.b", d.to_double("l.a"));
+        ctes.push(Cte {
+            name: "quotas",
+            comment: "x_h = clamp(λ·w_h, lower_h, upper_h) in doubles: floor and fractional part".into(),
+            body: format!(
+                "SELECT\n    c.stratum,\n    c.h,\n    c.u,\n    c.n_units,\n    c.n_total,\n    \
+                 CASE c.clamped WHEN 1 THEN c.lo WHEN 2 THEN c.hi ELSE CAST(floor({x}) AS BIGINT) END AS base,\n    \
+                 CASE WHEN c.clamped = 0 THEN {x} - floor({x}) ELSE {} END AS remainder\n  \
+                 FROM clamped_strata c\n  CROSS JOIN bounded_lambda l",
+                d.to_double("0")
+            ),
+        });
+    }
+
+    /// After [`Self::water_fill_ctes`]: `quotas` of the exact allocation.
+    fn bounded_quotas(&self, ctes: &mut Vec<Cte>) {
+        let d = self.d;
         ctes.push(Cte {
             name: "quotas",
             comment: "x_h = clamp(λ·w_h, lower_h, upper_h): floor and remainder over the common denominator b".into(),
@@ -803,6 +1542,26 @@ impl Gen<'_> {
                 aw = format!("{} * c.w", d.to_wide("l.a"))
             ),
         });
+    }
+
+    /// `stratum_rules`: the rule deciding each stratum (-1 for none).
+    fn stratum_rules(&self, ctes: &mut Vec<Cte>) -> R<()> {
+        let mut case = String::from("CASE");
+        for (j, r) in self.st.rules.iter().enumerate() {
+            let pred = match &r.predicate {
+                Some(p) => self.expr(p)?,
+                None => "TRUE".into(),
+            };
+            let _ = write!(case, "\n      WHEN {pred} THEN {j}");
+        }
+        case.push_str("\n      ELSE -1 END");
+        ctes.push(Cte {
+            name: "stratum_rules",
+            comment: "the first rule whose predicate is true for the stratum's values (NULL is not true); -1 for none".into(),
+            body: format!(
+                "SELECT\n    stratum,\n    h,\n    u,\n    n_units,\n    {case} AS rule_no\n  FROM strata"
+            ),
+        });
         Ok(())
     }
 
@@ -812,15 +1571,7 @@ impl Gen<'_> {
     fn rule_ctes(&self, ctes: &mut Vec<Cte>, take_all: bool) -> R<()> {
         let d = self.d;
         let st = self.st;
-        let mut case = String::from("CASE");
-        for (j, r) in st.rules.iter().enumerate() {
-            let pred = match &r.predicate {
-                Some(p) => self.expr(p)?,
-                None => "TRUE".into(),
-            };
-            let _ = write!(case, "\n      WHEN {pred} THEN {j}");
-        }
-        case.push_str("\n      ELSE -1 END");
+        self.stratum_rules(ctes)?;
         let mut method_rules = vec!["-1".to_string()];
         let mut fixed = String::from("CASE rule_no");
         let mut shares: Vec<(usize, BigRational)> = Vec::new();
@@ -862,13 +1613,6 @@ impl Gen<'_> {
         } else {
             fixed.push_str(" END");
         }
-        ctes.push(Cte {
-            name: "stratum_rules",
-            comment: "the first rule whose predicate is true for the stratum's values (NULL is not true); -1 for none".into(),
-            body: format!(
-                "SELECT\n    stratum,\n    h,\n    u,\n    n_units,\n    {case} AS rule_no\n  FROM strata"
-            ),
-        });
         let method_list = method_rules.join(", ");
         ctes.push(Cte {
             name: "rule_amounts",
@@ -1172,6 +1916,22 @@ impl Gen<'_> {
                 self.s("true"),
                 self.s("false")
             ),
+            // Whole seconds only: engines write sub-second digits differently,
+            // so a timestamp with them fails the query.
+            Type::Timestamp => {
+                let text = format!("({})", Dialect::fill(d.spelling().timestamp_text, &[e]));
+                let message = format!(
+                    "{} || {text} || {}",
+                    self.s("strat: the timestamp "),
+                    self.s(
+                        " has a sub-second part, which `strat sql` cannot write as strat does; use `strat run`"
+                    )
+                );
+                format!(
+                    "CASE WHEN {e} IS NULL THEN NULL WHEN date_trunc('second', {e}) = {e} THEN {text} WHEN {} THEN NULL END",
+                    d.raise(&message)
+                )
+            }
             Type::Null => d.cast("NULL", d.spelling().text_type),
             other => return Err(self.unsupported(format!("the key text of a {other} value"))),
         })
@@ -1344,16 +2104,49 @@ impl Gen<'_> {
         let d = self.d;
         let a = |i: usize| self.expr(&args[i]);
         Ok(match func {
+            // Engines map non-ASCII letters differently (and PostgreSQL by
+            // locale): ASCII letters are mapped with `translate`, and a
+            // non-ASCII value fails the query.
             Func::Lower | Func::Upper if d != Dialect::DataFusion => {
-                return Err(self.unsupported(format!(
-                    "`{}` ({}'s case mapping of non-ASCII letters differs from strat's)",
-                    if func == Func::Lower {
-                        "lower"
-                    } else {
-                        "upper"
-                    },
-                    d
-                )));
+                let (name, from, to) = if func == Func::Lower {
+                    (
+                        "lower",
+                        "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+                        "abcdefghijklmnopqrstuvwxyz",
+                    )
+                } else {
+                    (
+                        "upper",
+                        "abcdefghijklmnopqrstuvwxyz",
+                        "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+                    )
+                };
+                let x = a(0)?;
+                if let ExprKind::Literal(v) = &args[0].kind {
+                    return match v {
+                        Value::String(t) if t.is_ascii() => Ok(self.s(&if func == Func::Lower {
+                            t.to_ascii_lowercase()
+                        } else {
+                            t.to_ascii_uppercase()
+                        })),
+                        Value::Null => Ok(x),
+                        _ => Err(self.unsupported(format!("`{name}` of a non-ASCII literal"))),
+                    };
+                }
+                let message = format!(
+                    "{} || {x} || {}",
+                    self.s(&format!("strat: `{name}` of the non-ASCII value ")),
+                    self.s(&format!(
+                        " cannot be exported to {d}, whose case mapping differs from strat; use `strat run`"
+                    ))
+                );
+                format!(
+                    "CASE WHEN {x} IS NULL THEN NULL WHEN {} THEN translate({x}, {}, {}) WHEN {} THEN NULL END",
+                    Dialect::fill(d.spelling().ascii_only, &[&x]),
+                    self.s(from),
+                    self.s(to),
+                    d.raise(&message)
+                )
             }
             Func::Lower => format!("lower({})", a(0)?),
             Func::Upper => format!("upper({})", a(0)?),
@@ -1404,10 +2197,17 @@ impl Gen<'_> {
                 d.cast(&format!("{f}({})", a(0)?), "BIGINT")
             }
             Func::Round if args[0].ty == Type::Int => a(0)?,
+            // Half away from zero, as strat (not the engines' `round`, which is
+            // half-even for PostgreSQL floats): x − floor(x) is exact.
             Func::Round => {
-                return Err(
-                    self.unsupported("`round` of a non-integer (engines round halves differently)")
-                );
+                let x = a(0)?;
+                d.cast(
+                    &format!(
+                        "CASE WHEN {x} >= 0 THEN floor({x}) + CASE WHEN {x} - floor({x}) >= 0.5 THEN 1 ELSE 0 END \
+                         ELSE ceil({x}) - CASE WHEN ceil({x}) - {x} >= 0.5 THEN 1 ELSE 0 END END"
+                    ),
+                    "BIGINT",
+                )
             }
         })
     }
