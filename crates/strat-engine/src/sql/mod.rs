@@ -163,7 +163,8 @@ pub fn statement_sql(program: &Program, index: usize, options: &SqlOptions) -> R
     );
     let n = blocks.len();
     for (i, (comment, name, body)) in blocks.iter().enumerate() {
-        let _ = writeln!(sql, "-- {comment}");
+        // Comments may quote names, which may hold line breaks: cleaned.
+        let _ = writeln!(sql, "-- {}", Dialect::comment(comment));
         let _ = write!(sql, "{name} AS (\n  {body}\n)");
         sql.push_str(if i + 1 < n { ",\n" } else { "\n" });
     }
@@ -194,7 +195,7 @@ fn statement_cte(st: &Statement) -> String {
 fn write_ctes(sql: &mut String, ctes: &[Cte]) {
     let n = ctes.len();
     for (i, c) in ctes.iter().enumerate() {
-        let _ = writeln!(sql, "-- {}", c.comment);
+        let _ = writeln!(sql, "-- {}", Dialect::comment(&c.comment));
         let _ = write!(sql, "{} AS (\n  {}\n)", c.name, c.body);
         sql.push_str(if i + 1 < n { ",\n" } else { "\n" });
     }
