@@ -257,6 +257,34 @@ fn a_memory_limit_fails_cleanly() {
     assert_eq!(strat(&["run", "examples/cohort.strat", "-o", &out, "--memory-limit", "lots"]).status.code(), Some(2));
 }
 
+/// Under a memory limit too small for its units, the streaming plan spills
+/// them to disk and writes the same sample as without a limit.
+#[test]
+fn a_memory_limit_makes_the_units_spill() {
+    let dir = tempdir("memory-spill");
+    let mut csv = String::from("member_id,country,plan\n");
+    for i in 0..60_000u64 {
+        let country = ["US", "BR", "DE", "FR", "IS"][(i * 7 % 5) as usize];
+        let plan = ["basic", "premium"][(i * 13 % 2) as usize];
+        csv.push_str(&format!("{i},{country},{plan}\n"));
+    }
+    std::fs::write(dir.join("m.csv"), csv).unwrap();
+    std::fs::write(
+        dir.join("r.strat"),
+        "table m = \"m.csv\"\nsample m unit member_id stratify by country, plan take 300 seed 5\n",
+    )
+    .unwrap();
+    let rule = dir.join("r.strat").to_string_lossy().into_owned();
+    let free = dir.join("free.csv").to_string_lossy().into_owned();
+    let limited = dir.join("limited.csv").to_string_lossy().into_owned();
+    run_ok(&["run", &rule, "-o", &free]);
+    // 60,000 units take about 1.9 MB in memory.
+    let run = strat(&["run", &rule, "-o", &limited, "--memory-limit", "1M", "--timings"]);
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+    assert!(stderr(&run).contains("sorted runs"), "the units were spilled: {}", stderr(&run));
+    assert_eq!(std::fs::read(&free).unwrap(), std::fs::read(&limited).unwrap());
+}
+
 /// The report records the sample it was written with (path, md5, size), so a
 /// report beside another sample is detectable.
 #[test]

@@ -325,6 +325,9 @@ fn timings(profile: &strat_engine::run::Profile, writing: Duration, total: Durat
     }
     line("writing the sample (and the report)", writing);
     line("total (without checking the rules)", total);
+    if profile.spilled_runs > 0 {
+        out.push_str(&format!("  (the units went to disk in {} sorted runs)\n", profile.spilled_runs));
+    }
     out
 }
 
