@@ -1,18 +1,25 @@
 //! strat-bench-gen: deterministic benchmark data (issue 6).
 //!
-//! `strat-bench-gen --members N [--events] --out DIR` writes `DIR/members.parquet`
-//! (and `DIR/events.parquet`, 10–50 events per member). The same N gives the
-//! same bytes on every machine: one seeded SplitMix64 stream, no threads.
+//! `strat-bench-gen --members N [--events] [--event-members M] --out DIR` writes
+//! `DIR/members.parquet` (and, with `--events`, `DIR/events.parquet`: 10–50 events
+//! for each of the first M members, all of them by default). The same arguments
+//! give the same bytes on every machine: seeded SplitMix64 streams, no threads.
+//!
+//! Member i's columns come from a fixed number of draws of the members stream, and
+//! events from a stream of their own, so the members table of N rows is the first
+//! N rows of any larger one, with or without events.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{
-    ArrayRef, BooleanArray, Date32Array, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray,
+use arrow_array::{
+    ArrayRef, BooleanArray, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
 };
-use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::parquet::arrow::ArrowWriter;
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
 
 /// SplitMix64: small, fast and fully specified, so the data never changes.
 struct Rng(u64);
@@ -47,9 +54,14 @@ fn country_code(i: usize) -> String {
     BIG.get(i).map_or_else(|| format!("C{i:03}"), |s| s.to_string())
 }
 
-/// Zipf-like weights (s = 1.3): the smallest countries get < 50 rows at 10M.
+/// Zipf-like weights with an exponential cut-off, `k^-1.2 · e^(-k/35)` for the
+/// k-th largest country: the largest holds ~35 % of members, the next ones
+/// 15 %, 9 %, 6 %, …, and the smallest ~3 per million, so at 10M rows about 16
+/// countries have fewer than 50 members (and at 1M a few may have none).
 fn country_cdf() -> Vec<f64> {
-    let w: Vec<f64> = (1..=COUNTRIES).map(|k| 1.0 / (k as f64).powf(1.3)).collect();
+    let w: Vec<f64> = (1..=COUNTRIES)
+        .map(|k| (k as f64).powf(-1.2) * (-(k as f64) / 35.0).exp())
+        .collect();
     let total: f64 = w.iter().sum();
     let mut acc = 0.0;
     w.iter()
@@ -82,28 +94,41 @@ fn members_schema() -> Arc<Schema> {
     ]))
 }
 
-/// The member ids: a bijective scramble of 0..n, so ids are not sequential.
+/// The member ids: a bijection of [0, 2^40) (odd multiplications and xor-shifts
+/// modulo 2^40), so ids are unique but neither sequential nor sorted.
 fn member_id(i: u64) -> i64 {
-    ((i.wrapping_mul(0x5851_f42d_4c95_7f2d) >> 8) % 1_000_000_000_000 + 1_000_000) as i64
+    const MASK: u64 = (1 << 40) - 1;
+    assert!(i <= MASK, "at most 2^40 members");
+    let mut x = i.wrapping_mul(0x5851_f42d_4c95_7f2d) & MASK;
+    x ^= x >> 17;
+    x = x.wrapping_mul(0x9e37_79b9_7f4a_7c15) & MASK;
+    x ^= x >> 21;
+    (x + 1_000_000) as i64
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let get = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
-    let Some(n) = get("--members").and_then(|s| s.replace('_', "").parse::<u64>().ok()) else {
-        eprintln!("usage: strat-bench-gen --members N [--events] --out DIR");
+    let count = |flag: &str| get(flag).and_then(|s| s.replace('_', "").parse::<u64>().ok());
+    let Some(n) = count("--members") else {
+        eprintln!("usage: strat-bench-gen --members N [--events] [--event-members M] --out DIR");
         std::process::exit(2);
     };
     let out = PathBuf::from(get("--out").unwrap_or_else(|| ".".into()));
     let events = args.iter().any(|a| a == "--events");
+    // Events for the first `event_members` members only (all of them by default).
+    let event_members = if events { count("--event-members").unwrap_or(n).min(n) } else { 0 };
     std::fs::create_dir_all(&out).expect("create the output folder");
     let cdf = country_cdf();
     let countries: Vec<String> = (0..COUNTRIES).map(country_code).collect();
     let mut rng = Rng(20180601);
+    let mut ev_rng = Rng(20180602);
     let batch_rows = 1 << 17;
     let schema = members_schema();
+    // Snappy, dictionary pages and 1M-row row groups: what a data lake holds.
+    let props = || Some(WriterProperties::builder().set_compression(Compression::SNAPPY).build());
     let file = std::fs::File::create(out.join("members.parquet")).expect("create members.parquet");
-    let mut writer = ArrowWriter::try_new(file, schema.clone(), None).expect("parquet writer");
+    let mut writer = ArrowWriter::try_new(file, schema.clone(), props()).expect("parquet writer");
     let ev_schema = Arc::new(Schema::new(vec![
         Field::new("event_id", DataType::Int64, false),
         Field::new("member_id", DataType::Int64, false),
@@ -114,7 +139,7 @@ fn main() {
     ]));
     let mut ev_writer = events.then(|| {
         let f = std::fs::File::create(out.join("events.parquet")).expect("create events.parquet");
-        ArrowWriter::try_new(f, ev_schema.clone(), None).expect("parquet writer")
+        ArrowWriter::try_new(f, ev_schema.clone(), props()).expect("parquet writer")
     });
     let mut event_id: i64 = 1;
     let as_of_days = 17_683; // 2018-06-01
@@ -146,15 +171,15 @@ fn main() {
                 3 => Some("ad"),
                 _ => Some("partner"),
             });
-            if events {
-                for _ in 0..10 + rng.below(41) {
+            if i < event_members {
+                for _ in 0..10 + ev_rng.below(41) {
                     ev.0.push(event_id);
                     event_id += 1;
                     ev.1.push(id);
-                    ev.2.push(1_519_862_400_000_000 + rng.below(92 * 86_400) as i64 * 1_000_000);
+                    ev.2.push(1_519_862_400_000_000 + ev_rng.below(92 * 86_400) as i64 * 1_000_000);
                     ev.3.push(countries[c].as_str());
-                    ev.4.push(rng.below(50_000) as i64);
-                    ev.5.push(1 + rng.below(180) as i64);
+                    ev.4.push(ev_rng.below(50_000) as i64);
+                    ev.5.push(1 + ev_rng.below(180) as i64);
                 }
             }
         }
@@ -187,5 +212,6 @@ fn main() {
     if let Some(w) = ev_writer {
         w.close().expect("close events.parquet");
     }
-    eprintln!("wrote {n} members{} to {}", if events { " and their events" } else { "" }, out.display());
+    let what = if events { format!(" and {} events of {event_members} of them", event_id - 1) } else { String::new() };
+    eprintln!("wrote {n} members{what} to {}", out.display());
 }

@@ -1,0 +1,50 @@
+"""Floors in DataFusion, the engine strat runs on (the `datafusion` Python
+package of the same major version, 55): the scan floor (read the task's
+columns, count by strata) and the draw floor (the same plus DataFusion's
+built-in md5 draw of every unit). No sample: strat is the DataFusion sample.
+
+    python3 peer_datafusion.py --task t2 --mode scan --members M.parquet --events E.parquet --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from datafusion import SessionConfig, SessionContext
+
+from tasks import TASKS
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--task", required=True)
+    ap.add_argument("--mode", default="scan", choices=["scan", "draw"])
+    ap.add_argument("--members", required=True)
+    ap.add_argument("--events", required=True)
+    ap.add_argument("--out")
+    ap.add_argument("--n", type=int)
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+    t = TASKS[a.task]
+    ctx = SessionContext(SessionConfig().with_target_partitions(a.threads))
+    t0 = time.perf_counter()
+    ctx.register_parquet("members", a.members)
+    ctx.register_parquet("events", a.events)
+    s = ", ".join(t["strata"])
+    conds = [t["where_sql"]] if "where_sql" in t else []
+    if a.mode == "scan":
+        sql = f"SELECT {s}, count(*), max(member_id) FROM {t['table']}"
+    else:
+        conds.append(f"substr(md5('{t['seed']}:' || CAST(member_id AS VARCHAR)), 1, 16) < '8000000000000000'")
+        sql = f"SELECT {s}, count(*) FROM {t['table']}"
+    if conds:
+        sql += " WHERE " + " AND ".join(conds)
+    sql += f" GROUP BY {s}"
+    ctx.sql(sql).collect()
+    print(json.dumps({"inner_s": time.perf_counter() - t0}))
+
+
+if __name__ == "__main__":
+    main()
