@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
 import duckdb
@@ -121,7 +122,8 @@ def main() -> None:
     t0 = time.perf_counter()
     con.execute(f"SET threads = {a.threads}")
     con.execute(f"CREATE VIEW members AS SELECT * FROM read_parquet({q(a.members)})")
-    con.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet({q(a.events)})")
+    if os.path.exists(a.events):  # tables generated without events (members-only sizes)
+        con.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet({q(a.events)})")
     if a.mode == "sample":
         sql = f"COPY ({sample_sql(a.task, a.n)}) TO {q(a.out)} (FORMAT parquet)"
     elif a.mode == "scan":
