@@ -1,4 +1,5 @@
-//! `strat sql` conformance: for every case under tests/cases/sql, the query
+//! `strat sql` conformance: for every case under tests/cases/sql and every
+//! shipped example (examples/*.strat), the query
 //! exported for each engine, run on that engine, gives exactly the rows of
 //! `strat run` (compared as multisets of rows; numbers compared as numbers,
 //! `_weight` as an exact f64).
@@ -174,7 +175,15 @@ fn export(case: &Case, dialect: &str, out: &Path) {
 
 fn prepare(dir: &Path) -> Vec<Case> {
     let mut out = Vec::new();
-    for file in cases("sql") {
+    // Every SQL case, and every shipped example.
+    let mut examples: Vec<String> = std::fs::read_dir(root().join("examples"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| format!("examples/{}", e.file_name().to_string_lossy()))
+        .filter(|n| n.ends_with(".strat"))
+        .collect();
+    examples.sort();
+    for file in cases("sql").into_iter().chain(examples) {
         let text = std::fs::read_to_string(root().join(&file)).unwrap();
         let args = header(&text).args;
         let native = dir.join(format!("{}.native.csv", stem(&file)));
@@ -288,9 +297,25 @@ fn sql_on_spark_gives_the_native_sample() {
 
 #[test]
 fn sql_on_datafusion_gives_the_native_sample() {
+    // DataFusion plans the nested CTEs of chained statements recursively: in
+    // a debug build that needs more than a test thread's 2 MiB of stack.
+    let run = std::thread::Builder::new()
+        .stack_size(256 << 20)
+        .spawn(datafusion_conformance)
+        .unwrap();
+    if let Err(panic) = run.join() {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+fn datafusion_conformance() {
     let dir = temp_dir("datafusion");
     let cases = prepare(&dir);
-    let rt = tokio::runtime::Runtime::new().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .thread_stack_size(64 << 20)
+        .enable_all()
+        .build()
+        .unwrap();
     for c in &cases {
         let sql_path = dir.join(format!("{}.datafusion.sql", stem(&c.file)));
         export(c, "datafusion", &sql_path);
