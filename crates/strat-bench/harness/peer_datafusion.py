@@ -8,24 +8,16 @@ built-in md5 draw of every unit). No sample: strat is the DataFusion sample.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 
 from datafusion import SessionConfig, SessionContext
 
-from tasks import TASKS
+from tasks import TASKS, peer_arguments
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--task", required=True)
-    ap.add_argument("--mode", default="scan", choices=["scan", "draw"])
-    ap.add_argument("--members", required=True)
-    ap.add_argument("--events", required=True)
-    ap.add_argument("--out")
-    ap.add_argument("--n", type=int)
-    ap.add_argument("--threads", type=int, default=2)
+    ap = peer_arguments(['scan', 'draw'])
     a = ap.parse_args()
     t = TASKS[a.task]
     ctx = SessionContext(SessionConfig().with_target_partitions(a.threads))

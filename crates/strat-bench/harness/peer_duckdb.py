@@ -12,14 +12,13 @@ being ready (connected) to the file written}.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
 
 import duckdb
 
-from tasks import TASKS, columns_needed
+from tasks import TASKS, columns_needed, peer_arguments
 
 
 def q(s: str) -> str:
@@ -108,14 +107,7 @@ def draw_sql(task: str) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--task", required=True, choices=sorted(TASKS))
-    ap.add_argument("--mode", default="sample", choices=["sample", "scan", "draw"])
-    ap.add_argument("--members", required=True)
-    ap.add_argument("--events", required=True)
-    ap.add_argument("--out")
-    ap.add_argument("--n", type=int)
-    ap.add_argument("--threads", type=int, default=2)
+    ap = peer_arguments(['sample', 'scan', 'draw'])
     ap.add_argument("--print-sql", action="store_true")
     a = ap.parse_args()
     con = duckdb.connect()

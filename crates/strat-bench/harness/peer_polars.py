@@ -8,22 +8,16 @@ written with sink_parquet. Threads: POLARS_MAX_THREADS, set before import.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 import time
 
+from tasks import peer_arguments
+
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--task", required=True)
-    ap.add_argument("--mode", default="sample", choices=["sample", "scan"])
-    ap.add_argument("--members", required=True)
-    ap.add_argument("--events", required=True)
-    ap.add_argument("--out")
-    ap.add_argument("--n", type=int)
-    ap.add_argument("--threads", type=int, default=2)
+    ap = peer_arguments(['sample', 'scan'])
     a = ap.parse_args()
     os.environ["POLARS_MAX_THREADS"] = str(a.threads)
     import polars as pl

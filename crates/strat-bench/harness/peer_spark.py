@@ -11,21 +11,15 @@ driver memory, 2 × THREADS shuffle partitions, no UI.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
 
+from tasks import peer_arguments
+
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--task", required=True)
-    ap.add_argument("--mode", default="sample", choices=["sample", "scan"])
-    ap.add_argument("--members", required=True)
-    ap.add_argument("--events", required=True)
-    ap.add_argument("--out")
-    ap.add_argument("--n", type=int)
-    ap.add_argument("--threads", type=int, default=2)
+    ap = peer_arguments(['sample', 'scan'])
     ap.add_argument("--driver-memory", default="4g")
     a = ap.parse_args()
     t0 = time.perf_counter()

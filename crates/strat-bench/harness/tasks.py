@@ -9,6 +9,8 @@ timed runs.
 
 from __future__ import annotations
 
+import argparse
+
 import math
 from fractions import Fraction
 
@@ -127,3 +129,16 @@ def t1_rates(counts: dict) -> dict:
 def split_bounds(n_h: int, share: Fraction) -> tuple[int, int]:
     x = n_h * share
     return math.floor(x), math.ceil(x)
+
+
+def peer_arguments(modes: list[str]) -> argparse.ArgumentParser:
+    """The command line every peer script takes (the first mode is the default)."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--task", required=True, choices=sorted(TASKS))
+    ap.add_argument("--mode", default=modes[0], choices=modes)
+    ap.add_argument("--members", required=True)
+    ap.add_argument("--events", required=True)
+    ap.add_argument("--out")
+    ap.add_argument("--n", type=int)
+    ap.add_argument("--threads", type=int, default=2)
+    return ap
