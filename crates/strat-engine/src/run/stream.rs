@@ -570,7 +570,10 @@ pub(super) async fn run(
             kept_batches.push(batch);
         }
     }
+    // The selected units' table is not needed any more: free it before the
+    // kept rows are concatenated and put in order.
     drop(selected_udf);
+    drop(lookup);
     let batch = concat_batches(&schema, &kept_batches).map_err(arrow_err("the selected rows"))?;
     drop(kept_batches);
     clock.lap("materialising pass (selected rows)");
@@ -634,7 +637,6 @@ pub(super) async fn run(
         &stratum_strings,
     )?;
     drop(batch);
-    drop(lookup);
     clock.lap("output order and columns");
 
     let warnings = run_warnings(
@@ -1336,15 +1338,20 @@ async fn keep_partition(
         if take_rows.is_empty() {
             continue;
         }
-        let idx = UInt32Array::from(take_rows);
-        let columns = batch
-            .columns()
-            .iter()
-            .map(|c| take(c.as_ref(), &idx, None))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| Stop::Fallback("copying the selected rows failed"))?;
-        let kept = RecordBatch::try_new(batch.schema(), columns)
-            .map_err(|_| Stop::Fallback("copying the selected rows failed"))?;
+        // Every row kept (a split): the batch as it is, without a copy.
+        let kept = if take_rows.len() == batch.num_rows() {
+            batch
+        } else {
+            let idx = UInt32Array::from(take_rows);
+            let columns = batch
+                .columns()
+                .iter()
+                .map(|c| take(c.as_ref(), &idx, None))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| Stop::Fallback("copying the selected rows failed"))?;
+            RecordBatch::try_new(batch.schema(), columns)
+                .map_err(|_| Stop::Fallback("copying the selected rows failed"))?
+        };
         let bytes =
             kept.get_array_memory_size() + rows.len() * (std::mem::size_of::<KeptRow>() + 16);
         shared
