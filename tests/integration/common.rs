@@ -55,3 +55,15 @@ pub fn cases(dir: &str) -> Vec<String> {
     v.sort();
     v
 }
+
+/// The shipped rule files `examples/*.strat`, sorted, as paths relative to the root.
+pub fn examples() -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(root().join("examples"))
+        .expect("examples folder")
+        .filter_map(|e| e.ok())
+        .map(|e| format!("examples/{}", e.file_name().to_string_lossy()))
+        .filter(|n| n.ends_with(".strat"))
+        .collect();
+    v.sort();
+    v
+}

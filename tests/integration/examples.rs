@@ -1,16 +1,10 @@
 //! Every shipped example checks without errors.
 
-use crate::common::{root, stderr, strat};
+use crate::common::{examples, stderr, strat};
 
 #[test]
 fn every_example_checks() {
-    let mut names: Vec<String> = std::fs::read_dir(root().join("examples"))
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| format!("examples/{}", e.file_name().to_string_lossy()))
-        .filter(|n| n.ends_with(".strat"))
-        .collect();
-    names.sort();
+    let names = examples();
     assert!(names.len() >= 3, "at least three examples ship: {names:?}");
     for n in &names {
         let out = strat(&["check", n, "--color", "never"]);
@@ -22,15 +16,8 @@ fn every_example_checks() {
 #[test]
 fn every_example_runs_and_reruns_to_the_same_bytes() {
     let dir = crate::cli::tempdir("examples-run");
-    let mut names: Vec<String> = std::fs::read_dir(root().join("examples"))
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".strat"))
-        .collect();
-    names.sort();
-    for n in &names {
-        let rule = format!("examples/{n}");
+    for rule in examples() {
+        let n = rule.trim_start_matches("examples/");
         let a = dir.join(format!("{n}-1.parquet")).to_string_lossy().into_owned();
         let b = dir.join(format!("{n}-3.parquet")).to_string_lossy().into_owned();
         let report = dir.join(format!("{n}.json")).to_string_lossy().into_owned();

@@ -20,7 +20,7 @@ use std::process::Command;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::prelude::{CsvReadOptions, SessionContext};
 
-use crate::common::{cases, header, root, stderr, stdout, strat};
+use crate::common::{cases, examples, header, root, stderr, stdout, strat};
 
 /// A case's tables: name → CSV path (absolute), from its `table` declarations.
 fn tables(file: &str) -> BTreeMap<String, PathBuf> {
@@ -176,14 +176,7 @@ fn export(case: &Case, dialect: &str, out: &Path) {
 fn prepare(dir: &Path) -> Vec<Case> {
     let mut out = Vec::new();
     // Every SQL case, and every shipped example.
-    let mut examples: Vec<String> = std::fs::read_dir(root().join("examples"))
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| format!("examples/{}", e.file_name().to_string_lossy()))
-        .filter(|n| n.ends_with(".strat"))
-        .collect();
-    examples.sort();
-    for file in cases("sql").into_iter().chain(examples) {
+    for file in cases("sql").into_iter().chain(examples()) {
         let text = std::fs::read_to_string(root().join(&file)).unwrap();
         let args = header(&text).args;
         let native = dir.join(format!("{}.native.csv", stem(&file)));

@@ -14,7 +14,7 @@ use datafusion::prelude::{CsvReadOptions, SessionConfig, SessionContext};
 use strat_engine::run::{Plan, RunOptions, run_statement_with};
 use strat_engine::{Options, RunOutput, compile};
 
-use crate::common::{cases, header, root};
+use crate::common::{cases, examples, header, root};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -90,14 +90,8 @@ fn options_from(args: &[String]) -> Options {
 
 #[test]
 fn streaming_equals_in_memory_on_examples_and_sql_cases() {
-    let mut files: Vec<String> = std::fs::read_dir(root().join("examples"))
-        .expect("examples")
-        .filter_map(|e| e.ok())
-        .map(|e| format!("examples/{}", e.file_name().to_string_lossy()))
-        .filter(|n| n.ends_with(".strat"))
-        .collect();
+    let mut files = examples();
     files.extend(cases("sql"));
-    files.sort();
     let rt = runtime();
     let mut streamed = 0;
     for f in &files {
