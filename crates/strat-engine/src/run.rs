@@ -429,11 +429,11 @@ pub async fn run_statement_with(
     };
     let excluded_keys = match &st.exclude {
         None => None,
-        Some((source, c)) => Some(exclusion_keys(ctx, program, source, &c.name).await?),
+        Some((source, c)) => Some(Arc::new(exclusion_keys(ctx, program, source, &c.name).await?)),
     };
     let mut fallback = None;
     if plan == Plan::Streaming {
-        match stream::run(ctx, st, split, excluded_keys.as_ref(), options).await? {
+        match stream::run(ctx, st, split, excluded_keys.clone(), options).await? {
             Ok(out) => return Ok(out),
             Err(stream::Fallback(why)) => fallback = Some(why),
         }

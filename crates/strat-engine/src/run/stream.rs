@@ -181,7 +181,7 @@ pub(super) async fn run(
     ctx: &SessionContext,
     st: &Statement,
     split: Option<&ir::Split>,
-    excluded: Option<&HashSet<Vec<u8>>>,
+    excluded: Option<Arc<HashSet<Vec<u8>>>>,
     options: &RunOptions,
 ) -> Result<Result<RunOutput, Fallback>, RunError> {
     let ir::Source::Table(table) = &st.source else {
@@ -230,7 +230,7 @@ pub(super) async fn run(
     let counting = Arc::new(Counting {
         drawer: Drawer::new(st.seed),
         hasher: RandomState::new(),
-        excluded: excluded.map(|e| Arc::new(e.clone())),
+        excluded,
         fields,
         units: (0..SHARDS)
             .map(|_| Mutex::new(UnitSet::default()))
@@ -243,16 +243,12 @@ pub(super) async fn run(
         runs: Mutex::new(Vec::new()),
         disk: ctx.runtime_env().disk_manager.clone(),
     });
-    let Ok(streams) = df.execute_stream_partitioned().await else {
-        return Ok(Err(Fallback("planning the counting pass failed")));
-    };
-    let tasks: Vec<_> = streams
-        .into_iter()
-        .map(|s| tokio::spawn(count_partition(s, counting.clone())))
-        .collect();
+    let passes = each_partition(df, "planning the counting pass failed", |s| {
+        count_partition(s, counting.clone())
+    });
     let mut null_rows = 0u64;
     let mut excluded_seen: HashSet<Vec<u8>> = HashSet::new();
-    let stats = match join_tasks(tasks).await? {
+    let stats = match passes.await? {
         Ok(stats) => stats,
         Err(why) => return Ok(Err(why)),
     };
@@ -537,17 +533,13 @@ pub(super) async fn run(
         return Ok(Err(Fallback("evaluating `stratify by` failed")));
     };
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-    let Ok(streams) = df.execute_stream_partitioned().await else {
-        return Ok(Err(Fallback("planning the materialising pass failed")));
-    };
-    let tasks: Vec<_> = streams
-        .into_iter()
-        .map(|s| tokio::spawn(keep_partition(s, lookup.clone())))
-        .collect();
+    let passes = each_partition(df, "planning the materialising pass failed", |s| {
+        keep_partition(s, lookup.clone())
+    });
     let mut kept_batches = Vec::new();
     let mut kept: Vec<KeptRow> = Vec::new();
     let mut arena: Vec<u8> = Vec::new();
-    let partitions = match join_tasks(tasks).await? {
+    let partitions = match passes.await? {
         Ok(p) => p,
         Err(why) => return Ok(Err(why)),
     };
@@ -668,12 +660,25 @@ pub(super) async fn run(
     }))
 }
 
-/// Waits for every task of a pass: their results, or why the pass stopped
-/// (a memory error is the run's error; anything else hands the statement to
-/// the in-memory plan, which reports it exactly).
-async fn join_tasks<T>(
-    tasks: Vec<tokio::task::JoinHandle<Result<T, Stop>>>,
-) -> Result<Result<Vec<T>, Fallback>, RunError> {
+/// Runs `task` over every partition of `df` at once, one tokio task each,
+/// and waits for them all: their results, or why the pass stopped (a memory
+/// error is the run's error; anything else hands the statement to the
+/// in-memory plan, which reports it exactly). `unplannable` says why when
+/// the plan cannot even start.
+async fn each_partition<T, F, Fut>(
+    df: DataFrame,
+    unplannable: &'static str,
+    task: F,
+) -> Result<Result<Vec<T>, Fallback>, RunError>
+where
+    F: Fn(SendableRecordBatchStream) -> Fut,
+    Fut: std::future::Future<Output = Result<T, Stop>> + Send + 'static,
+    T: Send + 'static,
+{
+    let Ok(streams) = df.execute_stream_partitioned().await else {
+        return Ok(Err(Fallback(unplannable)));
+    };
+    let tasks: Vec<_> = streams.into_iter().map(|s| tokio::spawn(task(s))).collect();
     let mut out = Vec::with_capacity(tasks.len());
     let mut stop = None;
     for t in tasks {
