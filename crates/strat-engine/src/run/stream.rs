@@ -10,16 +10,19 @@
 //!    second 64-bit hash `c` of the key (SipHash with a per-run random key)
 //!    and the row's stratum (Arrow's row format of the stratum values, mapped
 //!    to a stratum id). A unit is remembered as 16 bytes: `r` and `c`'s top 48
-//!    bits with the stratum id in the low 16 — in one of 64 locked shards of a
-//!    set, keyed by `r`. Two different key texts are taken for one unit only
+//!    bits with the stratum id in the low 16 — appended, without a lock or a
+//!    hash probe, to the task's bucket for the top 12 bits of `r`. At the end
+//!    each bucket (all tasks' entries) is sorted by draw and its repeats
+//!    dropped, so the buckets in turn hold the units in draw order. Two
+//!    different key texts are taken for one unit only
 //!    if both md5's first 64 bits and the keyed 48-bit hash agree (chance
 //!    about `N² / 2^113` per run, and no input can be built to force it,
 //!    since the hash key is secret and new on every run).
 //! 2. **Allocation**, exactly as the in-memory runner: strata in stratum
 //!    order, rules matched once per stratum, [`strat_alloc::allocate`].
-//! 3. **Selection** from the unit set, without keys: per stratum a bounded
-//!    heap of the `n_h + 1` smallest draws (exact), the draw threshold
-//!    (Bernoulli), or all units sorted by draw (splits).
+//! 3. **Selection** from the units in draw order, without keys: per stratum
+//!    the first `n_h` (exact), those below the draw threshold (Bernoulli), or
+//!    each unit's split by its place (splits).
 //! 4. **Materialising pass.** DataFusion reads the source columns again; a row
 //!    is kept iff its unit is selected (looked up by `c`, confirmed by `r`).
 //!    Only kept rows are copied; they are then put in §7 order (by unit key
@@ -59,11 +62,12 @@ type RunFile = Arc<dyn SpillFile>;
 
 use super::*;
 
-/// Memory a unit takes in the sets: 16 bytes and a control byte per slot,
-/// at most 7/8 full and half full after growing.
-const ENTRY_BYTES: usize = 32;
+/// A unit's entry.
+const ENTRY_BYTES: usize = std::mem::size_of::<UnitEntry>();
 
-const SHARDS: usize = 64;
+/// Units are bucketed by the top `BUCKET_BITS` bits of their draw.
+const BUCKET_BITS: u32 = 12;
+const BUCKETS: usize = 1 << BUCKET_BITS;
 const MAX_STRATA: usize = 1 << 16;
 
 /// Why the streaming plan handed the statement to the in-memory runner.
@@ -85,6 +89,10 @@ impl UnitEntry {
     }
     fn hash48(self) -> u64 {
         self.tag >> 16
+    }
+    /// The order of units: by draw, then keyed hash.
+    fn order(self) -> (u64, u64) {
+        (self.r, self.hash48())
     }
 }
 
@@ -121,7 +129,155 @@ impl Hasher for PassThrough {
     }
 }
 
-type UnitSet = HashSet<UnitEntry, BuildHasherDefault<PassThrough>>;
+/// One task's units, bucketed by the top bits of their draw: appended as met
+/// (a unit with rows apart is appended more than once), sorted by draw and
+/// its repeats dropped when compacted.
+struct Buckets {
+    lists: Vec<Vec<UnitEntry>>,
+}
+
+impl Buckets {
+    fn new() -> Self {
+        Buckets {
+            lists: vec![Vec::new(); BUCKETS],
+        }
+    }
+
+    fn push(&mut self, e: UnitEntry) {
+        self.lists[(e.r >> (64 - BUCKET_BITS)) as usize].push(e);
+    }
+
+    /// Memory held, by capacity.
+    fn bytes(&self) -> usize {
+        self.lists.iter().map(Vec::capacity).sum::<usize>() * ENTRY_BYTES
+    }
+
+    fn is_empty(&self) -> bool {
+        self.lists.iter().all(Vec::is_empty)
+    }
+
+    /// Sorts every bucket and drops repeated units. False when a unit was
+    /// met in two strata.
+    fn compact(&mut self) -> bool {
+        self.lists.iter_mut().all(sort_units)
+    }
+}
+
+/// Sorts units by draw (then keyed hash) and keeps one entry per unit.
+/// False when two entries of one unit name different strata.
+fn sort_units(list: &mut Vec<UnitEntry>) -> bool {
+    list.sort_unstable_by_key(|e| e.order());
+    let mut spans = false;
+    list.dedup_by(|later, kept| {
+        let same = later == kept;
+        spans |= same && later.stratum() != kept.stratum();
+        same
+    });
+    !spans
+}
+
+/// The units of the counting tasks, each task's buckets sorted and without
+/// repeats: `[task][bucket]`.
+struct SortedUnits(Vec<Vec<Vec<UnitEntry>>>);
+
+impl SortedUnits {
+    /// Calls `f` once per unit in draw order (merging the tasks' buckets),
+    /// until it returns false. False when a unit's entries name two strata,
+    /// or `f` stopped the walk.
+    fn for_each(&self, f: impl FnMut(UnitEntry) -> bool) -> bool {
+        let mut walk = OncePerUnit::new(f);
+        let mut heads: Vec<&[UnitEntry]> = Vec::with_capacity(self.0.len());
+        for b in 0..BUCKETS {
+            heads.clear();
+            heads.extend(
+                self.0
+                    .iter()
+                    .map(|t| t[b].as_slice())
+                    .filter(|l| !l.is_empty()),
+            );
+            let stopped = match heads.as_mut_slice() {
+                [] => false,
+                [only] => !only.iter().all(|&e| walk.feed(e)),
+                [a, b] => !merge_two(a, b, |e| walk.feed(e)),
+                _ => !merge_many(&mut heads, |e| walk.feed(e)),
+            };
+            if stopped {
+                return false;
+            }
+        }
+        walk.finish()
+    }
+}
+
+/// Feeds two sorted lists to `f` in order, until it returns false.
+fn merge_two(a: &[UnitEntry], b: &[UnitEntry], mut f: impl FnMut(UnitEntry) -> bool) -> bool {
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        let e = if a[i].order() <= b[j].order() {
+            i += 1;
+            a[i - 1]
+        } else {
+            j += 1;
+            b[j - 1]
+        };
+        if !f(e) {
+            return false;
+        }
+    }
+    a[i..].iter().chain(&b[j..]).all(|&e| f(e))
+}
+
+/// Feeds any number of sorted lists to `f` in order, until it returns false.
+fn merge_many(heads: &mut [&[UnitEntry]], mut f: impl FnMut(UnitEntry) -> bool) -> bool {
+    loop {
+        let mut best: Option<usize> = None;
+        for (i, h) in heads.iter().enumerate() {
+            if let Some(e) = h.first()
+                && best.is_none_or(|j| e.order() < heads[j][0].order())
+            {
+                best = Some(i);
+            }
+        }
+        let Some(i) = best else { return true };
+        let e = heads[i][0];
+        heads[i] = &heads[i][1..];
+        if !f(e) {
+            return false;
+        }
+    }
+}
+
+/// Entries in draw order → `f` once per unit: repeats of a unit are
+/// adjacent, and must name one stratum.
+struct OncePerUnit<F> {
+    f: F,
+    current: Option<UnitEntry>,
+}
+
+impl<F: FnMut(UnitEntry) -> bool> OncePerUnit<F> {
+    fn new(f: F) -> Self {
+        OncePerUnit { f, current: None }
+    }
+
+    /// False to stop: a unit spans strata, or `f` said so.
+    fn feed(&mut self, e: UnitEntry) -> bool {
+        match self.current {
+            Some(c) if c == e => c.stratum() == e.stratum(),
+            Some(c) => {
+                self.current = Some(e);
+                (self.f)(c)
+            }
+            None => {
+                self.current = Some(e);
+                true
+            }
+        }
+    }
+
+    fn finish(mut self) -> bool {
+        self.current.is_none_or(|c| (self.f)(c))
+    }
+}
 
 /// The strata met so far: stratum values (Arrow row format) → id, and one
 /// row of stratum values per id.
@@ -137,21 +293,22 @@ struct Counting {
     hasher: RandomState,
     excluded: Option<Arc<HashSet<Vec<u8>>>>,
     fields: Vec<SortField>,
-    units: Vec<Mutex<UnitSet>>,
     strata: Mutex<Strata>,
     reservation: Mutex<MemoryReservation>,
     context: String,
-    /// Units in the sets now, and how many may be before they are spilled.
-    in_sets: AtomicUsize,
+    /// Bytes the tasks' buckets hold now, and how many they may hold
+    /// before they are spilled; the tasks counting.
+    held: AtomicUsize,
     budget: usize,
+    tasks: AtomicUsize,
     /// Sorted runs of spilled units.
     runs: Mutex<Vec<RunFile>>,
     disk: Arc<DiskManager>,
 }
 
-/// What one counting task saw besides units.
-#[derive(Default)]
+/// What one counting task saw: its units not spilled, and the rest.
 struct CountStats {
+    units: Buckets,
     null_rows: u64,
     excluded: HashSet<Vec<u8>>,
 }
@@ -165,10 +322,6 @@ impl From<RunError> for Stop {
     fn from(e: RunError) -> Self {
         Stop::Error(e)
     }
-}
-
-fn shard(r: u64) -> usize {
-    (r >> 58) as usize
 }
 
 /// The 48-bit keyed hash of a key text, as stored in [`UnitEntry::tag`].
@@ -232,14 +385,12 @@ pub(super) async fn run(
         hasher: RandomState::new(),
         excluded,
         fields,
-        units: (0..SHARDS)
-            .map(|_| Mutex::new(UnitSet::default()))
-            .collect(),
         strata: Mutex::new(Strata::default()),
         reservation: Mutex::new(MemoryConsumer::new("strat: units").register(&pool)),
         context: context.clone(),
-        in_sets: AtomicUsize::new(0),
-        budget: (options.unit_memory / ENTRY_BYTES).max(1),
+        held: AtomicUsize::new(0),
+        budget: options.unit_memory.max(1),
+        tasks: AtomicUsize::new(0),
         runs: Mutex::new(Vec::new()),
         disk: ctx.runtime_env().disk_manager.clone(),
     });
@@ -252,9 +403,11 @@ pub(super) async fn run(
         Ok(stats) => stats,
         Err(why) => return Ok(Err(why)),
     };
+    let mut task_units = Vec::with_capacity(stats.len());
     for s in stats {
         null_rows += s.null_rows;
         excluded_seen.extend(s.excluded);
+        task_units.push(s.units);
     }
     let counting = Arc::into_inner(counting).ok_or_else(|| {
         RunError::Statement("a counting task outlived the pass (internal error)".into())
@@ -267,32 +420,25 @@ pub(super) async fn run(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .is_empty();
-    if spilled {
-        spill(&counting, true).map_err(|e| match e {
-            Stop::Error(e) => e,
-            Stop::Fallback(why) => RunError::Statement(why.into()),
-        })?;
-    }
-    let spilled_runs = counting
-        .runs
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .len();
     let units = if spilled {
+        for mut b in task_units {
+            match spill(&counting, &mut b) {
+                Ok(()) => {}
+                Err(Stop::Error(e)) => return Err(e),
+                Err(Stop::Fallback(why)) => return Ok(Err(Fallback(why))),
+            }
+        }
         Units::Spilled(
-            counting
-                .runs
-                .into_inner()
-                .unwrap_or_else(|p| p.into_inner()),
+            std::mem::take(&mut *counting.runs.lock().unwrap_or_else(|p| p.into_inner())),
         )
     } else {
-        Units::InMemory(
-            counting
-                .units
-                .into_iter()
-                .map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()))
-                .collect(),
-        )
+        Units::InMemory(SortedUnits(
+            task_units.into_iter().map(|b| b.lists).collect(),
+        ))
+    };
+    let spilled_runs = match &units {
+        Units::Spilled(runs) => runs.len(),
+        Units::InMemory(_) => 0,
     };
     let strata = counting
         .strata
@@ -350,21 +496,16 @@ pub(super) async fn run(
         .collect();
     let stratum_strings: Vec<String> = stratum_texts.iter().map(|t| stratum_text(t)).collect();
     let mut sizes = vec![0u64; h_count];
-    match &units {
-        Units::InMemory(sets) => {
-            for e in sets.iter().flatten() {
-                sizes[rank[e.stratum()]] += 1;
-            }
-        }
-        Units::Spilled(runs) => {
-            let complete = for_each_unit(runs, &context, |e| {
-                sizes[rank[e.stratum()]] += 1;
-                true
-            })?;
-            if !complete {
-                return Ok(Err(Fallback("a unit spans strata")));
-            }
-        }
+    let count = |e: UnitEntry| {
+        sizes[rank[e.stratum()]] += 1;
+        true
+    };
+    let complete = match &units {
+        Units::InMemory(sorted) => sorted.for_each(count),
+        Units::Spilled(runs) => for_each_unit(runs, &context, count)?,
+    };
+    if !complete {
+        return Ok(Err(Fallback("a unit spans strata")));
     }
     let starts: Vec<u32> = stratum_strings
         .iter()
@@ -418,10 +559,7 @@ pub(super) async fn run(
             })
             .collect()
     };
-    let selected = match &units {
-        Units::InMemory(sets) => select_in_memory(sets, &rank, &sizes, &assign),
-        Units::Spilled(runs) => select_merged(runs, &rank, &assign, &context)?,
-    };
+    let selected = select_units(&units, &rank, &assign, &context)?;
     let Some(mut selected) = selected else {
         return Ok(Err(Fallback(
             "two units tie on their draw at a selection or split boundary",
@@ -816,7 +954,13 @@ async fn count_partition(
     mut stream: SendableRecordBatchStream,
     shared: Arc<Counting>,
 ) -> Result<CountStats, Stop> {
-    let mut stats = CountStats::default();
+    shared.tasks.fetch_add(1, AtomicOrdering::Relaxed);
+    let mut stats = CountStats {
+        units: Buckets::new(),
+        null_rows: 0,
+        excluded: HashSet::new(),
+    };
+    let mut held = 0usize;
     let converter = if shared.fields.is_empty() {
         None
     } else {
@@ -828,7 +972,6 @@ async fn count_partition(
     // Stratum values → id, for the strata this task has met.
     let mut known: HashMap<Vec<u8>, u16> = HashMap::new();
     let mut buf = Vec::with_capacity(64);
-    let mut pending: Vec<Vec<UnitEntry>> = vec![Vec::new(); SHARDS];
     let mut prev: Option<UnitEntry> = None;
     let mut prev_key: Vec<u8> = Vec::with_capacity(64);
     while let Some(batch) = stream.next().await {
@@ -889,44 +1032,46 @@ async fn count_partition(
             let r = shared.drawer.draw(&buf);
             let tag = (hash48(&shared.hasher, &buf) << 16) | u64::from(h);
             let e = UnitEntry { r, tag };
-            pending[shard(r)].push(e);
+            stats.units.push(e);
             prev = Some(e);
             std::mem::swap(&mut prev_key, &mut buf);
         }
-        let mut added = 0usize;
-        for (s, entries) in pending.iter_mut().enumerate() {
-            if entries.is_empty() {
-                continue;
-            }
-            let mut set = shared.units[s].lock().unwrap_or_else(|p| p.into_inner());
-            for e in entries.drain(..) {
-                // One probe for a new unit; a second only for a unit seen before.
-                if set.insert(e) {
-                    added += 1;
-                } else if set.get(&e).is_some_and(|old| old.stratum() != e.stratum()) {
-                    return Err(Stop::Fallback("a unit spans strata"));
-                }
-            }
-        }
-        // Over the budget, or over the context's memory limit: the sets go to
+        // Over the budget, or over the context's memory limit: units go to
         // disk as a sorted run.
-        let refused = shared
-            .reservation
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .try_grow(added * ENTRY_BYTES)
-            .is_err();
-        let in_sets = shared.in_sets.fetch_add(added, AtomicOrdering::Relaxed) + added;
-        if refused || in_sets > shared.budget {
-            spill(&shared, refused)?;
+        let now = stats.units.bytes();
+        let refused = now > held
+            && shared
+                .reservation
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .try_grow(now - held)
+                .is_err();
+        if !refused {
+            shared.held.fetch_add(now.saturating_sub(held), AtomicOrdering::Relaxed);
+            held = held.max(now);
         }
+        if refused || shared.held.load(AtomicOrdering::Relaxed) > shared.budget {
+            // The big holders spill; a small one leaves it to them.
+            let tasks = shared.tasks.load(AtomicOrdering::Relaxed).max(1);
+            if refused || held >= shared.budget / (2 * tasks) {
+                spill(&shared, &mut stats.units)?;
+                let reservation = shared.reservation.lock().unwrap_or_else(|p| p.into_inner());
+                reservation.shrink(held.min(reservation.size()));
+                shared.held.fetch_sub(held, AtomicOrdering::Relaxed);
+                held = 0;
+            }
+        }
+    }
+    // Each task sorts its own units, so the tasks sort at once.
+    if !stats.units.compact() {
+        return Err(Stop::Fallback("a unit spans strata"));
     }
     Ok(stats)
 }
 
 /// The units after the counting pass: in memory, or in sorted runs on disk.
 enum Units {
-    InMemory(Vec<UnitSet>),
+    InMemory(SortedUnits),
     Spilled(Vec<RunFile>),
 }
 
@@ -996,82 +1141,10 @@ impl<'a> Walk<'a> {
     }
 }
 
-/// Selection over the in-memory sets: thresholds in one scan, the `n`
-/// smallest draws by a bounded heap, splits by sorting each stratum.
-/// `None` when draws tie at a boundary.
-fn select_in_memory(
-    sets: &[UnitSet],
-    rank: &[usize],
-    sizes: &[u64],
-    assign: &[Assign],
-) -> Option<Vec<Selected>> {
-    let h_count = assign.len();
-    let mut selected = Vec::new();
-    // Per stratum: the heap of the n+1 smallest draws, or the sorted members.
-    let mut heaps: Vec<BinaryHeap<u64>> = vec![BinaryHeap::new(); h_count];
-    let mut members: Vec<Vec<UnitEntry>> = vec![Vec::new(); h_count];
-    for &e in sets.iter().flatten() {
-        let k = rank[e.stratum()];
-        match &assign[k] {
-            Assign::Take(n) if *n >= sizes[k] => selected.push(Selected::new(e, k, 0)),
-            Assign::Take(0) => {}
-            Assign::Take(n) => {
-                let heap = &mut heaps[k];
-                if heap.len() as u64 <= *n {
-                    heap.push(e.r);
-                } else if heap.peek().is_some_and(|&top| e.r < top) {
-                    heap.pop();
-                    heap.push(e.r);
-                }
-            }
-            Assign::Below(_) | Assign::Thresholds(..) => {
-                if let Some(part) = assign[k].part(0, e.r) {
-                    selected.push(Selected::new(e, k, part as usize));
-                }
-            }
-            Assign::Cuts(_) => members[k].push(e),
-        }
-    }
-    // The n smallest draws: those below the (n+1)-th smallest, unless it
-    // ties with the n-th.
-    let mut cut: Vec<Option<u64>> = vec![None; h_count];
-    for (k, heap) in heaps.into_iter().enumerate() {
-        if let Assign::Take(n) = assign[k]
-            && n > 0
-            && n < sizes[k]
-        {
-            let sorted = heap.into_sorted_vec();
-            let n = n as usize;
-            if sorted[n - 1] == sorted[n] {
-                return None;
-            }
-            cut[k] = Some(sorted[n]);
-        }
-    }
-    if cut.iter().any(Option::is_some) {
-        for &e in sets.iter().flatten() {
-            let k = rank[e.stratum()];
-            if cut[k].is_some_and(|c| e.r < c) {
-                selected.push(Selected::new(e, k, 0));
-            }
-        }
-    }
-    let mut walk = Walk::new(assign);
-    for (k, mut list) in members.into_iter().enumerate() {
-        list.sort_unstable_by_key(|e| e.r);
-        for e in list {
-            if !walk.visit(e, k, &mut selected) {
-                return None;
-            }
-        }
-    }
-    Some(selected)
-}
-
-/// Selection over the spilled runs, merged in draw order. `None` when draws
-/// tie at a boundary.
-fn select_merged(
-    runs: &[RunFile],
+/// Selection: the units in draw order, each assigned by its place in its
+/// stratum. `None` when draws tie at a boundary.
+fn select_units(
+    units: &Units,
     rank: &[usize],
     assign: &[Assign],
     context: &str,
@@ -1079,11 +1152,15 @@ fn select_merged(
     let mut selected = Vec::new();
     let mut walk = Walk::new(assign);
     let mut tie = false;
-    let complete = for_each_unit(runs, context, |e| {
+    let visit = |e: UnitEntry| {
         let ok = walk.visit(e, rank[e.stratum()], &mut selected);
         tie |= !ok;
         ok
-    })?;
+    };
+    let complete = match units {
+        Units::InMemory(sorted) => sorted.for_each(visit),
+        Units::Spilled(runs) => for_each_unit(runs, context, visit)?,
+    };
     Ok((complete && !tie).then_some(selected))
 }
 
@@ -1094,13 +1171,14 @@ fn spill_error(context: &str, what: &str, e: impl std::fmt::Display) -> RunError
     }
 }
 
-/// Moves every unit of the sets to a new run on disk, sorted by draw (and
-/// keyed hash). Without `force`, only when the sets are still over the
-/// budget (another task may have spilled them meanwhile).
-fn spill(shared: &Counting, force: bool) -> Result<(), Stop> {
-    let mut runs = shared.runs.lock().unwrap_or_else(|p| p.into_inner());
-    if !force && shared.in_sets.load(AtomicOrdering::Relaxed) <= shared.budget {
+/// Moves a task's units to a new run on disk, sorted by draw (and keyed
+/// hash), and empties its buckets.
+fn spill(shared: &Counting, units: &mut Buckets) -> Result<(), Stop> {
+    if units.is_empty() {
         return Ok(());
+    }
+    if !units.compact() {
+        return Err(Stop::Fallback("a unit spans strata"));
     }
     let context = &shared.context;
     let file = shared
@@ -1127,29 +1205,20 @@ fn spill(shared: &Counting, force: bool) -> Result<(), Stop> {
         .open_writer()
         .map_err(|e| Stop::Error(spill_error(context, "writing units to a temporary file", e)))?;
     let mut w = BufWriter::with_capacity(1 << 20, writer);
-    let mut moved = 0usize;
-    for shard in &shared.units {
-        let set = std::mem::take(&mut *shard.lock().unwrap_or_else(|p| p.into_inner()));
-        let mut entries: Vec<UnitEntry> = set.into_iter().collect();
-        entries.sort_unstable_by_key(|e| (e.r, e.hash48()));
-        moved += entries.len();
-        for e in entries {
-            w.write_all(&e.r.to_le_bytes()).map_err(write_err)?;
-            w.write_all(&e.tag.to_le_bytes()).map_err(write_err)?;
-        }
+    for e in units.lists.iter().flatten() {
+        w.write_all(&e.r.to_le_bytes()).map_err(write_err)?;
+        w.write_all(&e.tag.to_le_bytes()).map_err(write_err)?;
     }
     let mut writer = w.into_inner().map_err(|e| write_err(e.into_error()))?;
     writer
         .finish()
         .map_err(|e| Stop::Error(spill_error(context, "writing units to a temporary file", e)))?;
-    runs.push(file);
-    shared.in_sets.fetch_sub(
-        moved.min(shared.in_sets.load(AtomicOrdering::Relaxed)),
-        AtomicOrdering::Relaxed,
-    );
-    let reservation = shared.reservation.lock().unwrap_or_else(|p| p.into_inner());
-    let freed = (moved * ENTRY_BYTES).min(reservation.size());
-    reservation.shrink(freed);
+    shared
+        .runs
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(file);
+    *units = Buckets::new();
     Ok(())
 }
 
@@ -1176,7 +1245,7 @@ impl RunReader {
 fn for_each_unit(
     runs: &[RunFile],
     context: &str,
-    mut f: impl FnMut(UnitEntry) -> bool,
+    f: impl FnMut(UnitEntry) -> bool,
 ) -> Result<bool, RunError> {
     use std::cmp::Reverse;
     let read_err =
@@ -1197,31 +1266,16 @@ fn for_each_unit(
             heap.push(Reverse((e.r, e.hash48(), e.tag, i)));
         }
     }
-    let mut current: Option<UnitEntry> = None;
+    let mut walk = OncePerUnit::new(f);
     while let Some(Reverse((r, _, tag, i))) = heap.pop() {
-        let e = UnitEntry { r, tag };
         if let Some(next) = readers[i].next().map_err(read_err)? {
             heap.push(Reverse((next.r, next.hash48(), next.tag, i)));
         }
-        match current {
-            Some(c) if c == e => {
-                if c.stratum() != e.stratum() {
-                    return Ok(false);
-                }
-            }
-            Some(c) => {
-                if !f(c) {
-                    return Ok(false);
-                }
-                current = Some(e);
-            }
-            None => current = Some(e),
+        if !walk.feed(UnitEntry { r, tag }) {
+            return Ok(false);
         }
     }
-    if let Some(c) = current {
-        return Ok(f(c));
-    }
-    Ok(true)
+    Ok(walk.finish())
 }
 
 /// The global id of a stratum first met at `row` (registering its values).
