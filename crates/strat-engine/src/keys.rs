@@ -229,6 +229,21 @@ impl KeyColumn {
     }
 
     /// True if the value at `row` is NULL.
+    /// Whether two non-NULL rows certainly have the same key text, decided
+    /// without writing it (integers and strings; `false` when unsure).
+    pub fn same_value(&self, a: usize, b: usize) -> bool {
+        match &self.kind {
+            Kind::I32(x) => x.value(a) == x.value(b),
+            Kind::I64(x) => x.value(a) == x.value(b),
+            Kind::U32(x) => x.value(a) == x.value(b),
+            Kind::U64(x) => x.value(a) == x.value(b),
+            Kind::Utf8(x) => x.value(a) == x.value(b),
+            Kind::LargeUtf8(x) => x.value(a) == x.value(b),
+            Kind::Utf8View(x) => x.value(a) == x.value(b),
+            _ => false,
+        }
+    }
+
     pub fn is_null(&self, row: usize) -> bool {
         matches!(self.kind, Kind::Null) || self.nulls.as_ref().is_some_and(|n| n.is_null(row))
     }
@@ -321,6 +336,11 @@ impl RowKeys {
     /// Clears `buf` and writes the row key of `row` into it.
     pub fn write(&self, row: usize, buf: &mut Vec<u8>) {
         buf.clear();
+        self.append(row, buf);
+    }
+
+    /// Appends the row key of `row` to `buf`.
+    pub fn append(&self, row: usize, buf: &mut Vec<u8>) {
         for (i, column) in self.columns.iter().enumerate() {
             if i > 0 {
                 buf.push(ROW_KEY_SEPARATOR);
@@ -489,6 +509,37 @@ mod tests {
 
     fn one(a: ArrayRef) -> String {
         row_of(&[a], 0)
+    }
+
+    /// `same_value` may say "same" only when the key texts are equal; it
+    /// may say "not sure" (false) for any type.
+    #[test]
+    fn same_value_agrees_with_the_key_texts() {
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from(vec![7, 7, 8, -7])),
+            Arc::new(StringArray::from(vec!["a", "a", "b", "A"])),
+            Arc::new(Float64Array::from(vec![0.0, -0.0, 1.0, 1.0])),
+            Arc::new(UInt64Array::from(vec![1, 1, 2, 2])),
+        ];
+        for c in &columns {
+            let kc = KeyColumn::row(c.as_ref()).unwrap();
+            let text = |row| {
+                let mut buf = Vec::new();
+                kc.write(row, &mut buf).unwrap();
+                buf
+            };
+            for a in 0..4 {
+                for b in 0..4 {
+                    if kc.same_value(a, b) {
+                        assert_eq!(text(a), text(b));
+                    }
+                }
+            }
+        }
+        let ints = KeyColumn::unit(columns[0].as_ref()).unwrap();
+        assert!(ints.same_value(0, 1) && !ints.same_value(0, 3));
+        let floats = KeyColumn::row(columns[2].as_ref()).unwrap();
+        assert!(!floats.same_value(2, 3), "floats are never taken as the same");
     }
 
     #[test]

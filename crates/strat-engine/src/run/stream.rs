@@ -712,7 +712,7 @@ pub(super) async fn run(
     kept.sort_unstable_by(|a, b| {
         (a.part, a.stratum, a.r, a.key(&arena)).cmp(&(b.part, b.stratum, b.r, b.key(&arena)))
     });
-    let same_unit = |a: &KeptRow, b: &KeptRow| a.r == b.r && a.key(&arena) == b.key(&arena);
+    let same_unit = |a: &KeptRow, b: &KeptRow| same_unit(a, b, &arena);
     let units_found = kept
         .iter()
         .zip(kept.iter().skip(1))
@@ -727,21 +727,27 @@ pub(super) async fn run(
     let n_in = st.input.len();
     let input: Vec<ArrayRef> = batch.columns()[..n_in].to_vec();
     if let Ok(rk) = RowKeys::new(&input) {
-        let mut i = 0;
-        while i < kept.len() {
-            let mut j = i + 1;
-            while j < kept.len() && same_unit(&kept[j], &kept[i]) {
-                j += 1;
+        // Row keys are formatted for the rows of multi-row units only, on
+        // every thread: each takes whole units.
+        let threads = ctx.state().config().target_partitions().max(1);
+        let mut rest: &mut [KeptRow] = &mut kept;
+        let mut chunks = Vec::with_capacity(threads);
+        for t in (1..threads).rev() {
+            let mut at = rest.len() / (t + 1);
+            while at > 0 && at < rest.len() && same_unit(&rest[at], &rest[at - 1]) {
+                at += 1;
             }
-            if j - i > 1 {
-                kept[i..j].sort_by_cached_key(|k| {
-                    let mut b = Vec::new();
-                    rk.write(k.row as usize, &mut b);
-                    (b, k.row)
-                });
-            }
-            i = j;
+            let (head, tail) = rest.split_at_mut(at);
+            chunks.push(head);
+            rest = tail;
         }
+        chunks.push(rest);
+        let (rk, arena) = (&rk, &arena);
+        std::thread::scope(|scope| {
+            for chunk in chunks {
+                scope.spawn(move || order_within_units(chunk, rk, arena));
+            }
+        });
     }
     let strata_arrays: Vec<ArrayRef> = (0..st.strata.len())
         .map(|i| {
@@ -897,14 +903,27 @@ impl ScalarUDFImpl for SelectedUdf {
         let kc = KeyColumn::unit(keys.as_ref())
             .or_else(|e| datafusion::common::exec_err!("strat_selected: {e}"))?;
         let mut buf = Vec::with_capacity(64);
+        // Rows of one unit often come together: the previous answer holds.
+        let mut prev: Vec<u8> = Vec::with_capacity(64);
+        let mut prev_found = None;
+        let mut prev_row: Option<usize> = None;
         let out: BooleanArray = (0..keys.len())
             .map(|row| {
                 if kc.is_null(row) {
                     return Some(false);
                 }
+                if prev_row.is_some_and(|p| kc.same_value(p, row)) {
+                    prev_row = Some(row);
+                    return prev_found;
+                }
                 buf.clear();
                 let _ = kc.write(row, &mut buf);
-                Some(self.lookup.find(&buf).is_some())
+                if prev_found.is_none() || buf != prev {
+                    prev_found = Some(self.lookup.find(&buf).is_some());
+                    std::mem::swap(&mut prev, &mut buf);
+                }
+                prev_row = Some(row);
+                prev_found
             })
             .collect();
         Ok(ColumnarValue::Array(Arc::new(out)))
@@ -986,47 +1005,59 @@ async fn count_partition(
             ),
             None => None,
         };
+        // The row of this batch whose unit is `prev`, and the last row whose
+        // stratum was looked up: rows of one unit often come together
+        // (events by member), and then their unit is known without hashing.
+        let mut prev_row: Option<usize> = None;
+        let mut last_stratum: Option<(usize, u16)> = None;
         for row in 0..batch.num_rows() {
             if keys.is_null(row) {
                 stats.null_rows += 1;
                 continue;
             }
-            buf.clear();
-            let _ = keys.write(row, &mut buf);
-            if let Some(ex) = &shared.excluded
-                && ex.contains(buf.as_slice())
-            {
-                if !stats.excluded.contains(buf.as_slice()) {
-                    stats.excluded.insert(buf.clone());
+            let same = prev_row.is_some_and(|p| keys.same_value(p, row));
+            if !same {
+                buf.clear();
+                let _ = keys.write(row, &mut buf);
+                if let Some(ex) = &shared.excluded
+                    && ex.contains(buf.as_slice())
+                {
+                    if !stats.excluded.contains(buf.as_slice()) {
+                        stats.excluded.insert(buf.clone());
+                    }
+                    continue;
                 }
-                continue;
             }
             let h = match &rows {
                 None => 0,
-                Some(rows) => {
-                    let bytes = rows.row(row);
-                    match known.get(bytes.as_ref()) {
-                        Some(&h) => h,
-                        None => {
-                            let h = register(&shared, bytes.as_ref(), strata_cols, row)?;
-                            known.insert(bytes.as_ref().to_vec(), h);
-                            h
-                        }
+                Some(rows) => match last_stratum {
+                    Some((at, h)) if rows.row(at) == rows.row(row) => h,
+                    _ => {
+                        let bytes = rows.row(row);
+                        let h = match known.get(bytes.as_ref()) {
+                            Some(&h) => h,
+                            None => {
+                                let h = register(&shared, bytes.as_ref(), strata_cols, row)?;
+                                known.insert(bytes.as_ref().to_vec(), h);
+                                h
+                            }
+                        };
+                        last_stratum = Some((row, h));
+                        h
                     }
-                }
+                },
             };
             if rows.is_none() && known.is_empty() {
                 register(&shared, &[], strata_cols, row)?;
                 known.insert(Vec::new(), 0);
             }
-            // Rows of one unit often come together (events by member): the
-            // previous row's unit is known without hashing.
             if let Some(p) = prev
-                && buf == prev_key
+                && (same || buf == prev_key)
             {
                 if p.stratum() != usize::from(h) {
                     return Err(Stop::Fallback("a unit spans strata"));
                 }
+                prev_row = Some(row);
                 continue;
             }
             let r = shared.drawer.draw(&buf);
@@ -1034,6 +1065,7 @@ async fn count_partition(
             let e = UnitEntry { r, tag };
             stats.units.push(e);
             prev = Some(e);
+            prev_row = Some(row);
             std::mem::swap(&mut prev_key, &mut buf);
         }
         // Over the budget, or over the context's memory limit: units go to
@@ -1342,6 +1374,7 @@ impl Lookup {
 }
 
 /// A kept row: its place in the output order and in the kept rows.
+#[derive(Clone, Copy)]
 struct KeptRow {
     r: u64,
     /// The unit's key text: `arena[key_at..key_at + key_len]`.
@@ -1355,6 +1388,46 @@ struct KeptRow {
 impl KeptRow {
     fn key<'a>(&self, arena: &'a [u8]) -> &'a [u8] {
         &arena[self.key_at as usize..self.key_at as usize + self.key_len as usize]
+    }
+}
+
+fn same_unit(a: &KeptRow, b: &KeptRow, arena: &[u8]) -> bool {
+    a.r == b.r && (a.key_at == b.key_at || a.key(arena) == b.key(arena))
+}
+
+/// Puts the rows of each unit (adjacent in `kept`) in row key order. A
+/// unit's row keys are written into one buffer, without an allocation per row.
+fn order_within_units(kept: &mut [KeptRow], rk: &RowKeys, arena: &[u8]) {
+    let mut text: Vec<u8> = Vec::new();
+    let mut spans: Vec<(usize, usize)> = Vec::new();
+    let mut order: Vec<usize> = Vec::new();
+    let mut rows: Vec<KeptRow> = Vec::new();
+    let mut i = 0;
+    while i < kept.len() {
+        let mut j = i + 1;
+        while j < kept.len() && same_unit(&kept[j], &kept[i], arena) {
+            j += 1;
+        }
+        if j - i > 1 {
+            text.clear();
+            spans.clear();
+            for k in &kept[i..j] {
+                let start = text.len();
+                rk.append(k.row as usize, &mut text);
+                spans.push((start, text.len()));
+            }
+            order.clear();
+            order.extend(0..j - i);
+            let unit = &kept[i..j];
+            order.sort_unstable_by(|&a, &b| {
+                let key = |x: usize| (&text[spans[x].0..spans[x].1], unit[x].row);
+                key(a).cmp(&key(b))
+            });
+            rows.clear();
+            rows.extend(order.iter().map(|&x| unit[x]));
+            kept[i..j].copy_from_slice(&rows);
+        }
+        i = j;
     }
 }
 
@@ -1375,22 +1448,40 @@ async fn keep_partition(
             .map_err(|_| Stop::Fallback("the unit column has no key text"))?;
         let mut rows = Vec::new();
         let mut take_rows = Vec::new();
+        // The previous row's unit, when it is the same (rows of a unit often
+        // come together).
+        let mut prev: Vec<u8> = Vec::with_capacity(64);
+        let mut prev_found: Option<Option<(&Selected, u64)>> = None;
+        let mut key_at: Option<u64> = None;
+        let mut prev_row: Option<usize> = None;
         for row in 0..batch.num_rows() {
             if keys.is_null(row) {
                 continue;
             }
-            buf.clear();
-            let _ = keys.write(row, &mut buf);
-            if let Some((s, r)) = shared.find(&buf) {
+            if !prev_row.is_some_and(|p| keys.same_value(p, row)) {
+                buf.clear();
+                let _ = keys.write(row, &mut buf);
+                if prev_found.is_none() || buf != prev {
+                    prev_found = Some(shared.find(&buf));
+                    std::mem::swap(&mut prev, &mut buf);
+                    key_at = None;
+                }
+            }
+            prev_row = Some(row);
+            if let Some(Some((s, r))) = prev_found {
+                // A unit's rows share one copy of its key.
+                let at = *key_at.get_or_insert_with(|| {
+                    arena.extend_from_slice(&prev);
+                    (arena.len() - prev.len()) as u64
+                });
                 rows.push(KeptRow {
                     r,
-                    key_at: arena.len() as u64,
-                    key_len: buf.len() as u32,
+                    key_at: at,
+                    key_len: prev.len() as u32,
                     part: s.part,
                     stratum: s.stratum,
                     row: take_rows.len() as u32,
                 });
-                arena.extend_from_slice(&buf);
                 take_rows.push(row as u32);
             }
         }
