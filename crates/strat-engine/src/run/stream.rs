@@ -25,8 +25,12 @@
 //!    each unit's split by its place (splits).
 //! 4. **Materialising pass.** DataFusion reads the source columns again; a row
 //!    is kept iff its unit is selected (looked up by `c`, confirmed by `r`).
-//!    Only kept rows are copied; they are then put in §7 order (by unit key
-//!    where draws tie, by row key within a unit).
+//!    A split keeps every unit, so its rows need no lookup: each row's part
+//!    follows from its stratum and draw (where each part's run of draws
+//!    starts in that stratum). Kept rows are put in §7 order (by unit key
+//!    where draws tie, by row key within a unit), and the units found again
+//!    must be the units selected: their number and a checksum of their draws
+//!    and strata, else the table changed during the run (an error).
 //!
 //! Whatever this plan cannot decide without key texts falls back to the
 //! in-memory runner, which then gives the answer (or the exact error): two
@@ -377,13 +381,14 @@ pub(super) async fn run(
         .map(|f| f.data_type().clone())
         .collect();
     let fields: Vec<SortField> = types.iter().map(|t| SortField::new(t.clone())).collect();
+    let fields_for_keep = fields.clone();
     if !fields.is_empty() && RowConverter::new(fields.clone()).is_err() {
         return Ok(Err(Fallback("a stratum value type without a row format")));
     }
     let counting = Arc::new(Counting {
         drawer: Drawer::new(st.seed),
         hasher: RandomState::new(),
-        excluded,
+        excluded: excluded.clone(),
         fields,
         strata: Mutex::new(Strata::default()),
         reservation: Mutex::new(MemoryConsumer::new("strat: units").register(&pool)),
@@ -559,19 +564,23 @@ pub(super) async fn run(
             })
             .collect()
     };
-    let selected = select_units(&units, &rank, &assign, &context)?;
-    let Some(mut selected) = selected else {
+    // A split keeps every unit: its rows are placed by stratum and draw, so
+    // the units are counted, not listed.
+    let parts = split.map_or(1, |s| s.parts.len());
+    let mut walk = Walk::new(&assign, parts, split.is_none());
+    if !select_units(&units, &rank, &mut walk, &context)? {
         return Ok(Err(Fallback(
             "two units tie on their draw at a selection or split boundary",
         )));
-    };
-
-    // The report: per stratum its units per part.
-    let parts = split.map_or(1, |s| s.parts.len());
-    let mut counts = vec![vec![0u64; parts]; h_count];
-    for s in &selected {
-        counts[s.stratum as usize][s.part as usize] += 1;
     }
+    let Walk {
+        counts,
+        starts,
+        selected,
+        check,
+        ..
+    } = walk;
+    let mut selected = selected.unwrap_or_default();
     let mut weights = vec![1.0f64; h_count];
     let mut reports = Vec::with_capacity(h_count);
     for k in 0..h_count {
@@ -627,7 +636,7 @@ pub(super) async fn run(
     clock.lap("allocation and selection");
 
     // 4. Materialising pass.
-    let total_selected = selected.len() as u64;
+    let total_selected: u64 = counts.iter().flatten().sum();
     selected.sort_unstable_by_key(|s| s.hash48);
     let mut runs: HashMap<u64, (u32, u32), BuildHasherDefault<PassThrough>> = HashMap::default();
     for (i, s) in selected.iter().enumerate() {
@@ -640,6 +649,13 @@ pub(super) async fn run(
         drawer,
         hasher,
         unit_index: input_index(st, &unit.name)?,
+        by_draw: split.is_some().then(|| ByDraw {
+            starts,
+            ids: strata.ids.iter().map(|(b, &id)| (b.clone(), rank[usize::from(id)] as u32)).collect(),
+            fields: fields_for_keep.clone(),
+            at: st.input.len(),
+        }),
+        excluded,
         reservation: Mutex::new(MemoryConsumer::new("strat: selected rows").register(&pool)),
         context,
     });
@@ -656,7 +672,7 @@ pub(super) async fn run(
         Err(_) => return Ok(Err(Fallback("reading the table failed"))),
     };
     // When every unit is selected (a split) the filter would keep every row.
-    let everything = total_selected == sizes.iter().sum::<u64>();
+    let everything = split.is_some() || total_selected == sizes.iter().sum::<u64>();
     let df = if everything {
         df
     } else {
@@ -709,19 +725,35 @@ pub(super) async fn run(
     clock.lap("materialising pass (selected rows)");
 
     // §7 order: split, stratum, draw, unit key, then the row key.
-    kept.sort_unstable_by(|a, b| {
-        (a.part, a.stratum, a.r, a.key(&arena)).cmp(&(b.part, b.stratum, b.r, b.key(&arena)))
-    });
+    // By one integer key first, on every thread; then rows with one draw
+    // (a unit's rows, or units whose draws tie) by unit key.
+    let place = |k: &KeptRow| (u128::from(k.part) << 96) | (u128::from(k.stratum) << 64) | u128::from(k.r);
+    let threads = ctx.state().config().target_partitions().max(1);
+    sort_on_threads(&mut kept, threads, place);
+    let mut i = 0;
+    while i < kept.len() {
+        let mut j = i + 1;
+        while j < kept.len() && place(&kept[j]) == place(&kept[i]) {
+            j += 1;
+        }
+        if j - i > 1 && kept[i..j].iter().any(|k| k.key_at != kept[i].key_at) {
+            kept[i..j].sort_by(|a, b| a.key(&arena).cmp(b.key(&arena)));
+        }
+        i = j;
+    }
     let same_unit = |a: &KeptRow, b: &KeptRow| same_unit(a, b, &arena);
-    let units_found = kept
-        .iter()
-        .zip(kept.iter().skip(1))
-        .filter(|(a, b)| !same_unit(a, b))
-        .count()
-        + usize::from(!kept.is_empty());
-    if units_found as u64 != total_selected {
+    // The units found again must be the units selected, in their strata.
+    let mut units_found = 0u64;
+    let mut found_check = 0u64;
+    for (i, k) in kept.iter().enumerate() {
+        if i == 0 || !same_unit(&kept[i - 1], k) {
+            units_found += 1;
+            found_check = found_check.wrapping_add(unit_check(k.r, k.stratum));
+        }
+    }
+    if units_found != total_selected || found_check != check {
         return Err(RunError::Statement(format!(
-            "table `{table}` changed while strat read it: {units_found} of the {total_selected} selected units were found again; run again on data that does not change during the run"
+            "table `{table}` changed while strat read it: the {total_selected} selected units were not found again as they were counted; run again on data that does not change during the run"
         )));
     }
     let n_in = st.input.len();
@@ -1145,47 +1177,71 @@ struct Walk<'a> {
     assign: &'a [Assign],
     places: Vec<u64>,
     last: Vec<Option<(u64, Option<u32>)>>,
+    /// Per stratum, units per part.
+    counts: Vec<Vec<u64>>,
+    /// Per stratum, the draw at which each run of one part starts: a unit's
+    /// part is that of the last start at or below its draw.
+    starts: Vec<Vec<(u64, u32)>>,
+    /// The selected units (`None`: not listed, only counted).
+    selected: Option<Vec<Selected>>,
+    /// [`unit_check`] summed over the selected units.
+    check: u64,
+}
+
+/// A unit's share of a checksum over a set of units: the materialising pass
+/// must find again exactly the units the selection chose, in their strata.
+fn unit_check(r: u64, stratum: u32) -> u64 {
+    (r ^ u64::from(stratum).wrapping_mul(0x9e37_79b9_7f4a_7c15)).rotate_left(17)
 }
 
 impl<'a> Walk<'a> {
-    fn new(assign: &'a [Assign]) -> Self {
+    fn new(assign: &'a [Assign], parts: usize, list: bool) -> Self {
         Walk {
             assign,
             places: vec![0; assign.len()],
             last: vec![None; assign.len()],
+            counts: vec![vec![0; parts]; assign.len()],
+            starts: vec![Vec::new(); assign.len()],
+            selected: list.then(Vec::new),
+            check: 0,
         }
     }
 
-    fn visit(&mut self, e: UnitEntry, k: usize, out: &mut Vec<Selected>) -> bool {
+    fn visit(&mut self, e: UnitEntry, k: usize) -> bool {
         let part = self.assign[k].part(self.places[k], e.r);
-        if let Some((r, p)) = self.last[k]
-            && r == e.r
-            && p != part
-        {
-            return false;
+        match self.last[k] {
+            Some((r, p)) if r == e.r && p != part => return false,
+            Some((_, p)) if p == part => {}
+            _ => {
+                if let Some(part) = part {
+                    self.starts[k].push((e.r, part));
+                }
+            }
         }
         self.places[k] += 1;
         self.last[k] = Some((e.r, part));
         if let Some(part) = part {
-            out.push(Selected::new(e, k, part as usize));
+            self.counts[k][part as usize] += 1;
+            self.check = self.check.wrapping_add(unit_check(e.r, k as u32));
+            if let Some(list) = &mut self.selected {
+                list.push(Selected::new(e, k, part as usize));
+            }
         }
         true
     }
 }
 
 /// Selection: the units in draw order, each assigned by its place in its
-/// stratum. `None` when draws tie at a boundary.
-fn select_units(
+/// stratum. False when draws tie at a boundary.
+fn select_units<'a>(
     units: &Units,
     rank: &[usize],
-    assign: &[Assign],
+    walk: &mut Walk<'a>,
     context: &str,
-) -> Result<Option<Vec<Selected>>, RunError> {
-    let mut selected = Vec::new();
-    let mut walk = Walk::new(assign);
+) -> Result<bool, RunError> {
     let mut tie = false;
     let visit = |e: UnitEntry| {
-        let ok = walk.visit(e, rank[e.stratum()], &mut selected);
+        let ok = walk.visit(e, rank[e.stratum()]);
         tie |= !ok;
         ok
     };
@@ -1193,7 +1249,7 @@ fn select_units(
         Units::InMemory(sorted) => sorted.for_each(visit),
         Units::Spilled(runs) => for_each_unit(runs, context, visit)?,
     };
-    Ok((complete && !tie).then_some(selected))
+    Ok(complete && !tie)
 }
 
 fn spill_error(context: &str, what: &str, e: impl std::fmt::Display) -> RunError {
@@ -1359,8 +1415,35 @@ struct Lookup {
     drawer: Drawer,
     hasher: RandomState,
     unit_index: usize,
+    /// A split: rows are placed by stratum and draw instead.
+    by_draw: Option<ByDraw>,
+    /// Units another statement excluded (found by key text here).
+    excluded: Option<Arc<HashSet<Vec<u8>>>>,
     reservation: Mutex<MemoryReservation>,
     context: String,
+}
+
+/// Why the materialising pass gave up: a row it met was not counted.
+const CHANGED: &str = "the table changed between the counting and the materialising pass";
+
+/// How a split's rows find their part without a table of units.
+struct ByDraw {
+    /// Per stratum (in stratum order), where each part's run of draws starts.
+    starts: Vec<Vec<(u64, u32)>>,
+    /// Stratum values (Arrow row format) → stratum (in stratum order).
+    ids: HashMap<Vec<u8>, u32>,
+    fields: Vec<SortField>,
+    /// The first stratum column of the materialising pass.
+    at: usize,
+}
+
+impl ByDraw {
+    /// The part of a unit in stratum `k` with draw `r`.
+    fn part(&self, k: usize, r: u64) -> Option<u32> {
+        let starts = &self.starts[k];
+        let i = starts.partition_point(|&(s, _)| s <= r);
+        i.checked_sub(1).map(|i| starts[i].1)
+    }
 }
 
 impl Lookup {
@@ -1389,6 +1472,42 @@ impl KeptRow {
     fn key<'a>(&self, arena: &'a [u8]) -> &'a [u8] {
         &arena[self.key_at as usize..self.key_at as usize + self.key_len as usize]
     }
+}
+
+/// Sorts `rows` by `key`: each thread sorts a slice, then the slices are
+/// merged.
+fn sort_on_threads<T: Copy + Send, K: Ord>(
+    rows: &mut Vec<T>,
+    threads: usize,
+    key: impl Fn(&T) -> K + Sync,
+) {
+    if threads < 2 || rows.len() < 1 << 16 {
+        rows.sort_unstable_by_key(|r| key(r));
+        return;
+    }
+    let chunk = rows.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        for part in rows.chunks_mut(chunk) {
+            let key = &key;
+            scope.spawn(move || part.sort_unstable_by_key(|r| key(r)));
+        }
+    });
+    let mut heads: Vec<&[T]> = rows.chunks(chunk).collect();
+    let mut merged = Vec::with_capacity(rows.len());
+    loop {
+        let mut best: Option<usize> = None;
+        for (i, h) in heads.iter().enumerate() {
+            if let Some(x) = h.first()
+                && best.is_none_or(|b| key(x) < key(&heads[b][0]))
+            {
+                best = Some(i);
+            }
+        }
+        let Some(b) = best else { break };
+        merged.push(heads[b][0]);
+        heads[b] = &heads[b][1..];
+    }
+    *rows = merged;
 }
 
 fn same_unit(a: &KeptRow, b: &KeptRow, arena: &[u8]) -> bool {
@@ -1442,16 +1561,32 @@ async fn keep_partition(
     let mut out = Vec::new();
     let mut arena = Vec::new();
     let mut buf = Vec::with_capacity(64);
+    let converter = match &shared.by_draw {
+        Some(bd) if !bd.fields.is_empty() => Some(
+            RowConverter::new(bd.fields.clone())
+                .map_err(|_| Stop::Fallback("a stratum value type without a row format"))?,
+        ),
+        _ => None,
+    };
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(|_| Stop::Fallback("reading the table failed"))?;
         let keys = KeyColumn::unit(batch.column(shared.unit_index).as_ref())
             .map_err(|_| Stop::Fallback("the unit column has no key text"))?;
         let mut rows = Vec::new();
         let mut take_rows = Vec::new();
-        // The previous row's unit, when it is the same (rows of a unit often
-        // come together).
+        // A split's rows: their strata, to place them by stratum and draw.
+        let strata_rows = match (&shared.by_draw, &converter) {
+            (Some(bd), Some(c)) => Some(
+                c.convert_columns(&batch.columns()[bd.at..])
+                    .map_err(|_| Stop::Fallback("stratum values without a row format"))?,
+            ),
+            _ => None,
+        };
+        let mut last_stratum: Option<(usize, u32)> = None;
+        // The previous row's unit (draw, part, stratum), when it is the same
+        // (rows of a unit often come together).
         let mut prev: Vec<u8> = Vec::with_capacity(64);
-        let mut prev_found: Option<Option<(&Selected, u64)>> = None;
+        let mut prev_found: Option<Option<(u64, u32, u32)>> = None;
         let mut key_at: Option<u64> = None;
         let mut prev_row: Option<usize> = None;
         for row in 0..batch.num_rows() {
@@ -1462,13 +1597,34 @@ async fn keep_partition(
                 buf.clear();
                 let _ = keys.write(row, &mut buf);
                 if prev_found.is_none() || buf != prev {
-                    prev_found = Some(shared.find(&buf));
+                    prev_found = Some(match &shared.by_draw {
+                        None => shared.find(&buf).map(|(s, r)| (r, s.part, s.stratum)),
+                        Some(_) if shared.excluded.as_ref().is_some_and(|ex| ex.contains(&buf)) => {
+                            None
+                        }
+                        Some(_) => Some((shared.drawer.draw(&buf), 0, 0)),
+                    });
                     std::mem::swap(&mut prev, &mut buf);
                     key_at = None;
                 }
             }
             prev_row = Some(row);
-            if let Some(Some((s, r))) = prev_found {
+            if let Some(Some((r, mut part, mut stratum))) = prev_found {
+                if let Some(bd) = &shared.by_draw {
+                    stratum = match (&strata_rows, last_stratum) {
+                        (Some(sr), Some((at, k))) if sr.row(at) == sr.row(row) => k,
+                        (Some(sr), _) => {
+                            let k = *bd
+                                .ids
+                                .get(sr.row(row).as_ref())
+                                .ok_or(Stop::Fallback(CHANGED))?;
+                            last_stratum = Some((row, k));
+                            k
+                        }
+                        (None, _) => *bd.ids.get(&[][..]).ok_or(Stop::Fallback(CHANGED))?,
+                    };
+                    part = bd.part(stratum as usize, r).ok_or(Stop::Fallback(CHANGED))?;
+                }
                 // A unit's rows share one copy of its key.
                 let at = *key_at.get_or_insert_with(|| {
                     arena.extend_from_slice(&prev);
@@ -1478,8 +1634,8 @@ async fn keep_partition(
                     r,
                     key_at: at,
                     key_len: prev.len() as u32,
-                    part: s.part,
-                    stratum: s.stratum,
+                    part,
+                    stratum,
                     row: take_rows.len() as u32,
                 });
                 take_rows.push(row as u32);
@@ -1518,4 +1674,72 @@ async fn keep_partition(
         out.push((kept, rows));
     }
     Ok((out, arena))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rows sorted on threads come out as one sort would put them, also
+    /// with many equal keys (the merge takes from the first slice first).
+    #[test]
+    fn sorting_on_threads_equals_one_sort() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let rows: Vec<(u64, u32)> = (0..200_000u32)
+            .map(|i| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x % 5_000, i)
+            })
+            .collect();
+        for threads in [1, 2, 3, 7] {
+            let mut ours = rows.clone();
+            sort_on_threads(&mut ours, threads, |r| r.0);
+            let mut expected = rows.clone();
+            expected.sort_by_key(|r| r.0);
+            let keys = |v: &[(u64, u32)]| v.iter().map(|r| r.0).collect::<Vec<_>>();
+            assert_eq!(keys(&ours), keys(&expected), "{threads} threads");
+            let mut a = ours.clone();
+            a.sort();
+            let mut b = rows.clone();
+            b.sort();
+            assert_eq!(a, b, "{threads} threads: the same rows");
+        }
+    }
+
+    /// Buckets from several tasks are walked in draw order, each unit once,
+    /// and a unit met in two strata stops the walk.
+    #[test]
+    fn sorted_units_merge_tasks_once_per_unit() {
+        let e = |r: u64, h: u64, s: u64| UnitEntry { r, tag: (h << 16) | s };
+        let mut tasks = Vec::new();
+        // Task t holds units 500t .. 500t + 1000 (twice each): they overlap.
+        for t in 0..3u64 {
+            let mut b = Buckets::new();
+            for i in 500 * t..500 * t + 1000 {
+                let r = i.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                b.push(e(r, i, i % 4));
+                b.push(e(r, i, i % 4));
+            }
+            assert!(b.compact());
+            tasks.push(b.lists);
+        }
+        let units = SortedUnits(tasks);
+        let mut seen = Vec::new();
+        assert!(units.for_each(|u| {
+            seen.push(u.order());
+            true
+        }));
+        let mut expected = seen.clone();
+        expected.sort();
+        expected.dedup();
+        assert_eq!(seen, expected);
+        assert_eq!(seen.len(), 2000);
+
+        let mut spanning = Buckets::new();
+        spanning.push(e(42, 1, 0));
+        spanning.push(e(42, 1, 1));
+        assert!(!spanning.compact());
+    }
 }
