@@ -739,10 +739,8 @@ pub async fn run_statement_with(
     let (out, schema) = output_batch(
         st,
         split,
-        &input,
-        &strata_arrays,
         OutputRows {
-            indices: UInt32Array::from(order),
+            picks: RowPicks::Take { input: &input, strata: &strata_arrays, indices: UInt32Array::from(order) },
             weights,
             strata: row_strata,
             splits: row_splits,
@@ -777,20 +775,51 @@ pub async fn run_statement_with(
 
 /// The output rows of a run, in output order: their places among the
 /// eligible rows, and their weight, stratum (in stratum order) and split.
-struct OutputRows {
-    indices: UInt32Array,
+struct OutputRows<'a> {
+    picks: RowPicks<'a>,
     weights: Vec<f64>,
     strata: Vec<usize>,
     splits: Vec<usize>,
 }
 
+/// Where the output rows come from, in output order.
+enum RowPicks<'a> {
+    /// Rows `indices` of the source columns `input` and the stratum columns.
+    Take { input: &'a [ArrayRef], strata: &'a [ArrayRef], indices: UInt32Array },
+    /// (batch, row) pairs of `batches`, whose columns are the source columns,
+    /// then the stratum columns from `strata_at` on.
+    Gather { batches: &'a [RecordBatch], strata_at: usize, pairs: Vec<(usize, usize)> },
+}
+
+impl RowPicks<'_> {
+    fn len(&self) -> usize {
+        match self {
+            RowPicks::Take { indices, .. } => indices.len(),
+            RowPicks::Gather { pairs, .. } => pairs.len(),
+        }
+    }
+
+    /// Source column `i` (or stratum column `i`) at the picked rows.
+    fn column(&self, i: usize, stratum: bool) -> Result<ArrayRef, RunError> {
+        match self {
+            RowPicks::Take { input, strata, indices } => {
+                let a = if stratum { &strata[i] } else { &input[i] };
+                take(a.as_ref(), indices, None).map_err(arrow_err("output"))
+            }
+            RowPicks::Gather { batches, strata_at, pairs } => {
+                let at = if stratum { strata_at + i } else { i };
+                let arrays: Vec<&dyn Array> = batches.iter().map(|b| b.column(at).as_ref()).collect();
+                datafusion::arrow::compute::interleave(&arrays, pairs).map_err(arrow_err("output"))
+            }
+        }
+    }
+}
+
 /// The statement's output columns (spec §7) for `rows`: source columns and
-/// stratum values taken from `input` and `strata_arrays` (per eligible row).
+/// stratum values at the picked rows, and the generated columns.
 fn output_batch(
     st: &Statement,
     split: Option<&ir::Split>,
-    input: &[ArrayRef],
-    strata_arrays: &[ArrayRef],
     rows: OutputRows,
     stratum_strings: &[String],
 ) -> Result<(RecordBatch, SchemaRef), RunError> {
@@ -799,11 +828,8 @@ fn output_batch(
     let mut weights = Some(rows.weights);
     for o in &st.output {
         let array: ArrayRef = match o {
-            ir::Output::Column(c) => take(input[input_index(st, &c.name)?].as_ref(), &rows.indices, None)
-                .map_err(arrow_err("output"))?,
-            ir::Output::Stratum { index, .. } => {
-                take(strata_arrays[*index].as_ref(), &rows.indices, None).map_err(arrow_err("output"))?
-            }
+            ir::Output::Column(c) => rows.picks.column(input_index(st, &c.name)?, false)?,
+            ir::Output::Stratum { index, .. } => rows.picks.column(*index, true)?,
             ir::Output::Weight => Arc::new(Float64Array::from(weights.take().unwrap_or_default())),
             ir::Output::StratumText => Arc::new(StringArray::from_iter_values(
                 rows.strata.iter().map(|&h| stratum_strings[h].as_str()),
@@ -822,7 +848,7 @@ fn output_batch(
     let out = RecordBatch::try_new_with_options(
         schema.clone(),
         columns,
-        &datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(rows.indices.len())),
+        &datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(rows.picks.len())),
     )
     .map_err(arrow_err("building the output"))?;
     Ok((out, schema))

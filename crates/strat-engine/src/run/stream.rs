@@ -25,9 +25,10 @@
 //!    each unit's split by its place (splits).
 //! 4. **Materialising pass.** DataFusion reads the source columns again; a row
 //!    is kept iff its unit is selected (looked up by `c`, confirmed by `r`).
-//!    A split keeps every unit, so its rows need no lookup: each row's part
-//!    follows from its stratum and draw (where each part's run of draws
-//!    starts in that stratum). Kept rows are put in §7 order (by unit key
+//!    A split keeps every row, so it has no second pass: its counting pass
+//!    reads every column and keeps the rows, and each row's part follows
+//!    from its stratum and draw (where each part's run of draws starts in
+//!    that stratum). Kept rows are put in §7 order (by unit key
 //!    where draws tie, by row key within a unit), and the units found again
 //!    must be the units selected: their number and a checksum of their draws
 //!    and strata, else the table changed during the run (an error).
@@ -48,7 +49,7 @@ use datafusion::arrow::array::new_empty_array;
 use datafusion::arrow::compute::concat;
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::execution::SendableRecordBatchStream;
-use datafusion::execution::memory_pool::MemoryReservation;
+use datafusion::execution::memory_pool::{MemoryPool, MemoryReservation};
 
 use datafusion::execution::SessionStateBuilder;
 use datafusion::logical_expr::{
@@ -308,6 +309,11 @@ struct Counting {
     /// Sorted runs of spilled units.
     runs: Mutex<Vec<RunFile>>,
     disk: Arc<DiskManager>,
+    /// Where the unit column and the first stratum column are in a batch.
+    unit_at: usize,
+    strata_at: usize,
+    /// Keep every row read (a split, in one pass).
+    keep_rows: bool,
 }
 
 /// What one counting task saw: its units not spilled, and the rest.
@@ -315,6 +321,9 @@ struct CountStats {
     units: Buckets,
     null_rows: u64,
     excluded: HashSet<Vec<u8>>,
+    /// The rows it kept (one pass), their stratum ids not yet in stratum
+    /// order and their parts not yet known.
+    kept: Kept,
 }
 
 enum Stop {
@@ -371,17 +380,26 @@ pub(super) async fn run(
         Ok(df) => df,
         Err(_) => return Ok(Err(Fallback("reading the table failed"))),
     };
-    let mut select = vec![column(&unit.name)];
+    // A split keeps every row: it is read once, all columns, and its rows
+    // are kept as they are counted (one pass).
+    let one_pass = split.is_some();
+    let (mut select, unit_at) = if one_pass {
+        let columns = st.input.iter().map(|c| column(&c.name)).collect();
+        (columns, input_index(st, &unit.name)?)
+    } else {
+        (vec![column(&unit.name)], 0)
+    };
+    let strata_at = select.len();
     select.extend(plan.projections(st)?);
     let Ok(df) = df.select(select) else {
         return Ok(Err(Fallback("evaluating `stratify by` failed")));
     };
-    let types: Vec<DataType> = df.schema().fields()[1..]
+    let row_schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+    let types: Vec<DataType> = df.schema().fields()[strata_at..]
         .iter()
         .map(|f| f.data_type().clone())
         .collect();
     let fields: Vec<SortField> = types.iter().map(|t| SortField::new(t.clone())).collect();
-    let fields_for_keep = fields.clone();
     if !fields.is_empty() && RowConverter::new(fields.clone()).is_err() {
         return Ok(Err(Fallback("a stratum value type without a row format")));
     }
@@ -398,6 +416,9 @@ pub(super) async fn run(
         tasks: AtomicUsize::new(0),
         runs: Mutex::new(Vec::new()),
         disk: ctx.runtime_env().disk_manager.clone(),
+        unit_at,
+        strata_at,
+        keep_rows: one_pass,
     });
     let passes = each_partition(df, "planning the counting pass failed", |s| {
         count_partition(s, counting.clone())
@@ -409,10 +430,12 @@ pub(super) async fn run(
         Err(why) => return Ok(Err(why)),
     };
     let mut task_units = Vec::with_capacity(stats.len());
+    let mut counted_rows = Vec::with_capacity(stats.len());
     for s in stats {
         null_rows += s.null_rows;
         excluded_seen.extend(s.excluded);
         task_units.push(s.units);
+        counted_rows.push(s.kept);
     }
     let counting = Arc::into_inner(counting).ok_or_else(|| {
         RunError::Statement("a counting task outlived the pass (internal error)".into())
@@ -454,7 +477,11 @@ pub(super) async fn run(
         .into_inner()
         .unwrap_or_else(|p| p.into_inner());
 
-    clock.lap("counting pass (unit and stratum columns, draws)");
+    clock.lap(if one_pass {
+        "counting pass (every column: a split keeps every row)"
+    } else {
+        "counting pass (unit and stratum columns, draws)"
+    });
 
     // 2. Strata in stratum order, and the allocation.
     let h_count = strata.values.len();
@@ -580,7 +607,7 @@ pub(super) async fn run(
         check,
         ..
     } = walk;
-    let mut selected = selected.unwrap_or_default();
+    let selected = selected.unwrap_or_default();
     let mut weights = vec![1.0f64; h_count];
     let mut reports = Vec::with_capacity(h_count);
     for k in 0..h_count {
@@ -631,12 +658,193 @@ pub(super) async fn run(
         None => Vec::new(),
     };
     drop(units);
-    drop(unit_reservation);
-
     clock.lap("allocation and selection");
 
-    // 4. Materialising pass.
+    // 4. The rows: kept by the counting pass (a split), or read again.
     let total_selected: u64 = counts.iter().flatten().sum();
+    let (mut batches, mut kept, arena) = if one_pass {
+        let mut kept_batches = Vec::new();
+        let mut kept: Vec<KeptRow> = Vec::new();
+        let mut arena: Vec<u8> = Vec::new();
+        let mut base = 0usize;
+        for (parts, keys) in counted_rows {
+            let key_base = arena.len() as u64;
+            arena.extend_from_slice(&keys);
+            for (batch, mut rows) in parts {
+                let Ok(b) = u32::try_from(base + batch.num_rows()).map(|_| base as u32) else {
+                    return Err(RunError::Unsupported("more than 2^32 rows in a split".into()));
+                };
+                for r in &mut rows {
+                    let k = rank[r.stratum as usize];
+                    r.row += b;
+                    r.key_at += key_base;
+                    r.stratum = k as u32;
+                    r.part = part_by_draw(&starts[k], r.r).ok_or_else(|| {
+                        RunError::Statement("a row of a split has no part (internal error)".into())
+                    })?;
+                }
+                base += batch.num_rows();
+                kept.extend(rows);
+                kept_batches.push(batch);
+            }
+        }
+        (kept_batches, kept, arena)
+    } else {
+        drop(unit_reservation);
+        let everything = total_selected == sizes.iter().sum::<u64>();
+        let rows = materialise(
+            ctx, st, table, &unit.name, &plan, selected, everything, drawer, hasher, &pool, context,
+        );
+        match rows.await? {
+            Ok(rows) => rows,
+            Err(why) => return Ok(Err(why)),
+        }
+    };
+    clock.lap(if one_pass {
+        "the split's rows (kept by the counting pass)"
+    } else {
+        "materialising pass (selected rows)"
+    });
+
+    // §7 order: split, stratum, draw, unit key, then the row key.
+    // By one integer key first, on every thread; then rows with one draw
+    // (a unit's rows, or units whose draws tie) by unit key.
+    let place = |k: &KeptRow| (u128::from(k.part) << 96) | (u128::from(k.stratum) << 64) | u128::from(k.r);
+    let threads = ctx.state().config().target_partitions().max(1);
+    sort_on_threads(&mut kept, threads, place);
+    let mut i = 0;
+    while i < kept.len() {
+        let mut j = i + 1;
+        while j < kept.len() && place(&kept[j]) == place(&kept[i]) {
+            j += 1;
+        }
+        if j - i > 1 && kept[i..j].iter().any(|k| k.key_at != kept[i].key_at) {
+            kept[i..j].sort_by(|a, b| a.key(&arena).cmp(b.key(&arena)));
+        }
+        i = j;
+    }
+    let same_unit = |a: &KeptRow, b: &KeptRow| same_unit(a, b, &arena);
+    // The units found again must be the units selected, in their strata.
+    let mut units_found = 0u64;
+    let mut found_check = 0u64;
+    for (i, k) in kept.iter().enumerate() {
+        if i == 0 || !same_unit(&kept[i - 1], k) {
+            units_found += 1;
+            found_check = found_check.wrapping_add(unit_check(k.r, k.stratum));
+        }
+    }
+    if units_found != total_selected || found_check != check {
+        return Err(RunError::Statement(format!(
+            "table `{table}` changed while strat read it: the {total_selected} selected units were not found again as they were counted; run again on data that does not change during the run"
+        )));
+    }
+    // Kept rows are numbered across the batches: batch `b` starts at bases[b].
+    if batches.is_empty() {
+        batches.push(RecordBatch::new_empty(row_schema.clone()));
+    }
+    let mut bases = Vec::with_capacity(batches.len());
+    let mut at = 0usize;
+    for b in &batches {
+        bases.push(at);
+        at += b.num_rows();
+    }
+    let locate = |row: u32| {
+        let b = bases.partition_point(|&s| s <= row as usize) - 1;
+        (b, row as usize - bases[b])
+    };
+    let n_in = st.input.len();
+    let row_keys: Result<Vec<RowKeys>, _> =
+        batches.iter().map(|b| RowKeys::new(&b.columns()[..n_in])).collect();
+    if let Ok(row_keys) = row_keys {
+        // Row keys are formatted for the rows of multi-row units only, on
+        // every thread: each takes whole units.
+        let threads = ctx.state().config().target_partitions().max(1);
+        let mut rest: &mut [KeptRow] = &mut kept;
+        let mut chunks = Vec::with_capacity(threads);
+        for t in (1..threads).rev() {
+            let mut at = rest.len() / (t + 1);
+            while at > 0 && at < rest.len() && same_unit(&rest[at], &rest[at - 1]) {
+                at += 1;
+            }
+            let (head, tail) = rest.split_at_mut(at);
+            chunks.push(head);
+            rest = tail;
+        }
+        chunks.push(rest);
+        let write_key = |row: u32, buf: &mut Vec<u8>| {
+            let (b, r) = locate(row);
+            row_keys[b].append(r, buf);
+        };
+        let (write_key, arena) = (&write_key, &arena);
+        std::thread::scope(|scope| {
+            for chunk in chunks {
+                scope.spawn(move || order_within_units(chunk, write_key, arena));
+            }
+        });
+    }
+    let (out, out_schema) = output_batch(
+        st,
+        split,
+        OutputRows {
+            picks: RowPicks::Gather {
+                batches: &batches,
+                strata_at: n_in,
+                pairs: kept.iter().map(|k| locate(k.row)).collect(),
+            },
+            weights: kept.iter().map(|k| weights[k.stratum as usize]).collect(),
+            strata: kept.iter().map(|k| k.stratum as usize).collect(),
+            splits: kept.iter().map(|k| k.part as usize).collect(),
+        },
+        &stratum_strings,
+    )?;
+    drop(batches);
+    clock.lap("output order and columns");
+
+    let warnings = run_warnings(
+        st,
+        null_rows,
+        &alloc_warnings,
+        &stratum_strings,
+        &stratum_texts,
+    );
+    Ok(Ok(RunOutput {
+        batches: vec![out],
+        schema: out_schema,
+        report: Report {
+            total_population: sizes.iter().sum(),
+            total_selected,
+            strata: reports,
+            null_units: null_rows,
+            excluded_units: excluded_seen.len() as u64,
+            seed: st.seed,
+            warnings,
+            split_totals,
+        },
+        plan: Plan::Streaming,
+        profile: Profile {
+            phases: clock.phases,
+            fallback: None,
+            spilled_runs,
+        },
+    }))
+}
+
+/// The materialising pass of a sample: the rows of the selected units,
+/// concatenated, with their places and the units' key texts.
+#[allow(clippy::too_many_arguments)]
+async fn materialise(
+    ctx: &SessionContext,
+    st: &Statement,
+    table: &str,
+    unit: &str,
+    plan: &StrataPlan,
+    mut selected: Vec<Selected>,
+    everything: bool,
+    drawer: Drawer,
+    hasher: RandomState,
+    pool: &Arc<dyn MemoryPool>,
+    context: String,
+) -> Result<Result<(Vec<RecordBatch>, Vec<KeptRow>, Vec<u8>), Fallback>, RunError> {
     selected.sort_unstable_by_key(|s| s.hash48);
     let mut runs: HashMap<u64, (u32, u32), BuildHasherDefault<PassThrough>> = HashMap::default();
     for (i, s) in selected.iter().enumerate() {
@@ -648,15 +856,8 @@ pub(super) async fn run(
         runs,
         drawer,
         hasher,
-        unit_index: input_index(st, &unit.name)?,
-        by_draw: split.is_some().then(|| ByDraw {
-            starts,
-            ids: strata.ids.iter().map(|(b, &id)| (b.clone(), rank[usize::from(id)] as u32)).collect(),
-            fields: fields_for_keep.clone(),
-            at: st.input.len(),
-        }),
-        excluded,
-        reservation: Mutex::new(MemoryConsumer::new("strat: selected rows").register(&pool)),
+        unit_index: input_index(st, unit)?,
+        reservation: Mutex::new(MemoryConsumer::new("strat: selected rows").register(pool)),
         context,
     });
     // The filter `strat_selected(unit)` goes into the Parquet reader
@@ -671,12 +872,11 @@ pub(super) async fn run(
         Ok(df) => df,
         Err(_) => return Ok(Err(Fallback("reading the table failed"))),
     };
-    // When every unit is selected (a split) the filter would keep every row.
-    let everything = split.is_some() || total_selected == sizes.iter().sum::<u64>();
+    // When every unit is selected the filter would keep every row.
     let df = if everything {
         df
     } else {
-        let Ok(df) = df.filter(selected_udf.call(vec![column(&unit.name)])) else {
+        let Ok(df) = df.filter(selected_udf.call(vec![column(unit)])) else {
             return Ok(Err(Fallback("planning the materialising pass failed")));
         };
         df
@@ -717,123 +917,14 @@ pub(super) async fn run(
         }
     }
     // The selected units' table is not needed any more: free it before the
-    // kept rows are concatenated and put in order.
+    // kept rows are put in order.
     drop(selected_udf);
     drop(lookup);
-    let batch = concat_batches(&schema, &kept_batches).map_err(arrow_err("the selected rows"))?;
-    drop(kept_batches);
-    clock.lap("materialising pass (selected rows)");
+    if kept_batches.is_empty() {
+        kept_batches.push(RecordBatch::new_empty(schema));
+    }
+    Ok(Ok((kept_batches, kept, arena)))
 
-    // §7 order: split, stratum, draw, unit key, then the row key.
-    // By one integer key first, on every thread; then rows with one draw
-    // (a unit's rows, or units whose draws tie) by unit key.
-    let place = |k: &KeptRow| (u128::from(k.part) << 96) | (u128::from(k.stratum) << 64) | u128::from(k.r);
-    let threads = ctx.state().config().target_partitions().max(1);
-    sort_on_threads(&mut kept, threads, place);
-    let mut i = 0;
-    while i < kept.len() {
-        let mut j = i + 1;
-        while j < kept.len() && place(&kept[j]) == place(&kept[i]) {
-            j += 1;
-        }
-        if j - i > 1 && kept[i..j].iter().any(|k| k.key_at != kept[i].key_at) {
-            kept[i..j].sort_by(|a, b| a.key(&arena).cmp(b.key(&arena)));
-        }
-        i = j;
-    }
-    let same_unit = |a: &KeptRow, b: &KeptRow| same_unit(a, b, &arena);
-    // The units found again must be the units selected, in their strata.
-    let mut units_found = 0u64;
-    let mut found_check = 0u64;
-    for (i, k) in kept.iter().enumerate() {
-        if i == 0 || !same_unit(&kept[i - 1], k) {
-            units_found += 1;
-            found_check = found_check.wrapping_add(unit_check(k.r, k.stratum));
-        }
-    }
-    if units_found != total_selected || found_check != check {
-        return Err(RunError::Statement(format!(
-            "table `{table}` changed while strat read it: the {total_selected} selected units were not found again as they were counted; run again on data that does not change during the run"
-        )));
-    }
-    let n_in = st.input.len();
-    let input: Vec<ArrayRef> = batch.columns()[..n_in].to_vec();
-    if let Ok(rk) = RowKeys::new(&input) {
-        // Row keys are formatted for the rows of multi-row units only, on
-        // every thread: each takes whole units.
-        let threads = ctx.state().config().target_partitions().max(1);
-        let mut rest: &mut [KeptRow] = &mut kept;
-        let mut chunks = Vec::with_capacity(threads);
-        for t in (1..threads).rev() {
-            let mut at = rest.len() / (t + 1);
-            while at > 0 && at < rest.len() && same_unit(&rest[at], &rest[at - 1]) {
-                at += 1;
-            }
-            let (head, tail) = rest.split_at_mut(at);
-            chunks.push(head);
-            rest = tail;
-        }
-        chunks.push(rest);
-        let (rk, arena) = (&rk, &arena);
-        std::thread::scope(|scope| {
-            for chunk in chunks {
-                scope.spawn(move || order_within_units(chunk, rk, arena));
-            }
-        });
-    }
-    let strata_arrays: Vec<ArrayRef> = (0..st.strata.len())
-        .map(|i| {
-            batch
-                .column_by_name(&format!("{STRATUM_PREFIX}{i}"))
-                .cloned()
-                .ok_or_else(|| {
-                    RunError::Statement("a stratum column is missing (internal error)".into())
-                })
-        })
-        .collect::<Result<_, _>>()?;
-    let (out, out_schema) = output_batch(
-        st,
-        split,
-        &input,
-        &strata_arrays,
-        OutputRows {
-            indices: UInt32Array::from_iter_values(kept.iter().map(|k| k.row)),
-            weights: kept.iter().map(|k| weights[k.stratum as usize]).collect(),
-            strata: kept.iter().map(|k| k.stratum as usize).collect(),
-            splits: kept.iter().map(|k| k.part as usize).collect(),
-        },
-        &stratum_strings,
-    )?;
-    drop(batch);
-    clock.lap("output order and columns");
-
-    let warnings = run_warnings(
-        st,
-        null_rows,
-        &alloc_warnings,
-        &stratum_strings,
-        &stratum_texts,
-    );
-    Ok(Ok(RunOutput {
-        batches: vec![out],
-        schema: out_schema,
-        report: Report {
-            total_population: sizes.iter().sum(),
-            total_selected,
-            strata: reports,
-            null_units: null_rows,
-            excluded_units: excluded_seen.len() as u64,
-            seed: st.seed,
-            warnings,
-            split_totals,
-        },
-        plan: Plan::Streaming,
-        profile: Profile {
-            phases: clock.phases,
-            fallback: None,
-            spilled_runs,
-        },
-    }))
 }
 
 /// Runs `task` over every partition of `df` at once, one tokio task each,
@@ -1010,7 +1101,10 @@ async fn count_partition(
         units: Buckets::new(),
         null_rows: 0,
         excluded: HashSet::new(),
+        kept: (Vec::new(), Vec::new()),
     };
+    // One pass: where the current unit's key is in the task's key arena.
+    let mut unit_key_at = 0u64;
     let mut held = 0usize;
     let converter = if shared.fields.is_empty() {
         None
@@ -1027,9 +1121,10 @@ async fn count_partition(
     let mut prev_key: Vec<u8> = Vec::with_capacity(64);
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(|_| Stop::Fallback("reading the table failed"))?;
-        let keys = KeyColumn::unit(batch.column(0).as_ref())
+        let keys = KeyColumn::unit(batch.column(shared.unit_at).as_ref())
             .map_err(|_| Stop::Fallback("the unit column has no key text"))?;
-        let strata_cols = &batch.columns()[1..];
+        let strata_cols = &batch.columns()[shared.strata_at..];
+        let mut kept_rows: Vec<KeptRow> = Vec::new();
         let rows = match &converter {
             Some(c) => Some(
                 c.convert_columns(strata_cols)
@@ -1090,6 +1185,9 @@ async fn count_partition(
                     return Err(Stop::Fallback("a unit spans strata"));
                 }
                 prev_row = Some(row);
+                if shared.keep_rows {
+                    kept_rows.push(KeptRow::counted(p, unit_key_at, &prev_key, row));
+                }
                 continue;
             }
             let r = shared.drawer.draw(&buf);
@@ -1099,6 +1197,28 @@ async fn count_partition(
             prev = Some(e);
             prev_row = Some(row);
             std::mem::swap(&mut prev_key, &mut buf);
+            if shared.keep_rows {
+                let arena = &mut stats.kept.1;
+                unit_key_at = arena.len() as u64;
+                arena.extend_from_slice(&prev_key);
+                kept_rows.push(KeptRow::counted(e, unit_key_at, &prev_key, row));
+            }
+        }
+        if shared.keep_rows {
+            let bytes = batch.get_array_memory_size()
+                + kept_rows.len() * (std::mem::size_of::<KeptRow>() + 16);
+            shared
+                .reservation
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .try_grow(bytes)
+                .map_err(|e| {
+                    Stop::Error(RunError::Memory {
+                        context: shared.context.clone(),
+                        error: e,
+                    })
+                })?;
+            stats.kept.0.push((batch.clone(), kept_rows));
         }
         // Over the budget, or over the context's memory limit: units go to
         // disk as a sorted run.
@@ -1415,35 +1535,8 @@ struct Lookup {
     drawer: Drawer,
     hasher: RandomState,
     unit_index: usize,
-    /// A split: rows are placed by stratum and draw instead.
-    by_draw: Option<ByDraw>,
-    /// Units another statement excluded (found by key text here).
-    excluded: Option<Arc<HashSet<Vec<u8>>>>,
     reservation: Mutex<MemoryReservation>,
     context: String,
-}
-
-/// Why the materialising pass gave up: a row it met was not counted.
-const CHANGED: &str = "the table changed between the counting and the materialising pass";
-
-/// How a split's rows find their part without a table of units.
-struct ByDraw {
-    /// Per stratum (in stratum order), where each part's run of draws starts.
-    starts: Vec<Vec<(u64, u32)>>,
-    /// Stratum values (Arrow row format) → stratum (in stratum order).
-    ids: HashMap<Vec<u8>, u32>,
-    fields: Vec<SortField>,
-    /// The first stratum column of the materialising pass.
-    at: usize,
-}
-
-impl ByDraw {
-    /// The part of a unit in stratum `k` with draw `r`.
-    fn part(&self, k: usize, r: u64) -> Option<u32> {
-        let starts = &self.starts[k];
-        let i = starts.partition_point(|&(s, _)| s <= r);
-        i.checked_sub(1).map(|i| starts[i].1)
-    }
 }
 
 impl Lookup {
@@ -1454,6 +1547,13 @@ impl Lookup {
         let run = &self.selected[start as usize..(start + count) as usize];
         run.iter().find(|s| s.r == r).map(|s| (s, r))
     }
+}
+
+/// The part of a split's unit with draw `r`, from where each part's run of
+/// draws starts in its stratum.
+fn part_by_draw(starts: &[(u64, u32)], r: u64) -> Option<u32> {
+    let i = starts.partition_point(|&(s, _)| s <= r);
+    i.checked_sub(1).map(|i| starts[i].1)
 }
 
 /// A kept row: its place in the output order and in the kept rows.
@@ -1469,6 +1569,19 @@ struct KeptRow {
 }
 
 impl KeptRow {
+    /// A row kept by the counting pass: its stratum id (not yet its place
+    /// in stratum order) and no part yet.
+    fn counted(e: UnitEntry, key_at: u64, key: &[u8], row: usize) -> Self {
+        KeptRow {
+            r: e.r,
+            key_at,
+            key_len: key.len() as u32,
+            part: 0,
+            stratum: e.stratum() as u32,
+            row: row as u32,
+        }
+    }
+
     fn key<'a>(&self, arena: &'a [u8]) -> &'a [u8] {
         &arena[self.key_at as usize..self.key_at as usize + self.key_len as usize]
     }
@@ -1516,7 +1629,11 @@ fn same_unit(a: &KeptRow, b: &KeptRow, arena: &[u8]) -> bool {
 
 /// Puts the rows of each unit (adjacent in `kept`) in row key order. A
 /// unit's row keys are written into one buffer, without an allocation per row.
-fn order_within_units(kept: &mut [KeptRow], rk: &RowKeys, arena: &[u8]) {
+fn order_within_units(
+    kept: &mut [KeptRow],
+    write_key: &(dyn Fn(u32, &mut Vec<u8>) + Sync),
+    arena: &[u8],
+) {
     let mut text: Vec<u8> = Vec::new();
     let mut spans: Vec<(usize, usize)> = Vec::new();
     let mut order: Vec<usize> = Vec::new();
@@ -1532,7 +1649,7 @@ fn order_within_units(kept: &mut [KeptRow], rk: &RowKeys, arena: &[u8]) {
             spans.clear();
             for k in &kept[i..j] {
                 let start = text.len();
-                rk.append(k.row as usize, &mut text);
+                write_key(k.row, &mut text);
                 spans.push((start, text.len()));
             }
             order.clear();
@@ -1561,28 +1678,12 @@ async fn keep_partition(
     let mut out = Vec::new();
     let mut arena = Vec::new();
     let mut buf = Vec::with_capacity(64);
-    let converter = match &shared.by_draw {
-        Some(bd) if !bd.fields.is_empty() => Some(
-            RowConverter::new(bd.fields.clone())
-                .map_err(|_| Stop::Fallback("a stratum value type without a row format"))?,
-        ),
-        _ => None,
-    };
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(|_| Stop::Fallback("reading the table failed"))?;
         let keys = KeyColumn::unit(batch.column(shared.unit_index).as_ref())
             .map_err(|_| Stop::Fallback("the unit column has no key text"))?;
         let mut rows = Vec::new();
         let mut take_rows = Vec::new();
-        // A split's rows: their strata, to place them by stratum and draw.
-        let strata_rows = match (&shared.by_draw, &converter) {
-            (Some(bd), Some(c)) => Some(
-                c.convert_columns(&batch.columns()[bd.at..])
-                    .map_err(|_| Stop::Fallback("stratum values without a row format"))?,
-            ),
-            _ => None,
-        };
-        let mut last_stratum: Option<(usize, u32)> = None;
         // The previous row's unit (draw, part, stratum), when it is the same
         // (rows of a unit often come together).
         let mut prev: Vec<u8> = Vec::with_capacity(64);
@@ -1597,34 +1698,13 @@ async fn keep_partition(
                 buf.clear();
                 let _ = keys.write(row, &mut buf);
                 if prev_found.is_none() || buf != prev {
-                    prev_found = Some(match &shared.by_draw {
-                        None => shared.find(&buf).map(|(s, r)| (r, s.part, s.stratum)),
-                        Some(_) if shared.excluded.as_ref().is_some_and(|ex| ex.contains(&buf)) => {
-                            None
-                        }
-                        Some(_) => Some((shared.drawer.draw(&buf), 0, 0)),
-                    });
+                    prev_found = Some(shared.find(&buf).map(|(s, r)| (r, s.part, s.stratum)));
                     std::mem::swap(&mut prev, &mut buf);
                     key_at = None;
                 }
             }
             prev_row = Some(row);
-            if let Some(Some((r, mut part, mut stratum))) = prev_found {
-                if let Some(bd) = &shared.by_draw {
-                    stratum = match (&strata_rows, last_stratum) {
-                        (Some(sr), Some((at, k))) if sr.row(at) == sr.row(row) => k,
-                        (Some(sr), _) => {
-                            let k = *bd
-                                .ids
-                                .get(sr.row(row).as_ref())
-                                .ok_or(Stop::Fallback(CHANGED))?;
-                            last_stratum = Some((row, k));
-                            k
-                        }
-                        (None, _) => *bd.ids.get(&[][..]).ok_or(Stop::Fallback(CHANGED))?,
-                    };
-                    part = bd.part(stratum as usize, r).ok_or(Stop::Fallback(CHANGED))?;
-                }
+            if let Some(Some((r, part, stratum))) = prev_found {
                 // A unit's rows share one copy of its key.
                 let at = *key_at.get_or_insert_with(|| {
                     arena.extend_from_slice(&prev);
