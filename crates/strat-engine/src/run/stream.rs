@@ -71,7 +71,7 @@ use super::*;
 const ENTRY_BYTES: usize = std::mem::size_of::<UnitEntry>();
 
 /// Units are bucketed by the top `BUCKET_BITS` bits of their draw.
-const BUCKET_BITS: u32 = 12;
+const BUCKET_BITS: u32 = 10;
 const BUCKETS: usize = 1 << BUCKET_BITS;
 const MAX_STRATA: usize = 1 << 16;
 
@@ -190,9 +190,20 @@ impl SortedUnits {
     /// until it returns false. False when a unit's entries name two strata,
     /// or `f` stopped the walk.
     fn for_each(&self, f: impl FnMut(UnitEntry) -> bool) -> bool {
+        self.for_each_in(0..BUCKETS, f)
+    }
+
+    /// [`Self::for_each`] over the units of some buckets. Units of different
+    /// buckets have different draws, so ranges of buckets can be walked at
+    /// once, each on its own thread.
+    fn for_each_in(
+        &self,
+        buckets: std::ops::Range<usize>,
+        f: impl FnMut(UnitEntry) -> bool,
+    ) -> bool {
         let mut walk = OncePerUnit::new(f);
         let mut heads: Vec<&[UnitEntry]> = Vec::with_capacity(self.0.len());
-        for b in 0..BUCKETS {
+        for b in buckets {
             heads.clear();
             heads.extend(
                 self.0
@@ -212,6 +223,15 @@ impl SortedUnits {
         }
         walk.finish()
     }
+}
+
+/// The buckets split into one range per thread.
+fn bucket_ranges(threads: usize) -> Vec<std::ops::Range<usize>> {
+    let chunk = BUCKETS.div_ceil(threads.clamp(1, BUCKETS));
+    (0..BUCKETS)
+        .step_by(chunk)
+        .map(|a| a..(a + chunk).min(BUCKETS))
+        .collect()
 }
 
 /// Feeds two sorted lists to `f` in order, until it returns false.
@@ -527,17 +547,46 @@ pub(super) async fn run(
         .map(|k| text_columns.iter().map(|c| c.text(k)).collect())
         .collect();
     let stratum_strings: Vec<String> = stratum_texts.iter().map(|t| stratum_text(t)).collect();
+    // Units per stratum; in memory, per range of buckets too (one per thread).
+    let threads = ctx.state().config().target_partitions().max(1);
     let mut sizes = vec![0u64; h_count];
-    let count = |e: UnitEntry| {
-        sizes[rank[e.stratum()]] += 1;
-        true
-    };
-    let complete = match &units {
-        Units::InMemory(sorted) => sorted.for_each(count),
-        Units::Spilled(runs) => for_each_unit(runs, &context, count)?,
-    };
-    if !complete {
-        return Ok(Err(Fallback("a unit spans strata")));
+    let mut range_sizes: Vec<Vec<u64>> = Vec::new();
+    match &units {
+        Units::InMemory(sorted) => {
+            let (rank, ranges) = (&rank, bucket_ranges(threads));
+            let counted: Vec<Option<Vec<u64>>> = std::thread::scope(|scope| {
+                let tasks: Vec<_> = ranges
+                    .into_iter()
+                    .map(|range| {
+                        scope.spawn(move || {
+                            let mut sizes = vec![0u64; h_count];
+                            let complete = sorted.for_each_in(range, |e| {
+                                sizes[rank[e.stratum()]] += 1;
+                                true
+                            });
+                            complete.then_some(sizes)
+                        })
+                    })
+                    .collect();
+                tasks.into_iter().map(|t| t.join().ok().flatten()).collect()
+            });
+            for c in counted {
+                let Some(c) = c else {
+                    return Ok(Err(Fallback("a unit spans strata")));
+                };
+                sizes.iter_mut().zip(&c).for_each(|(s, n)| *s += n);
+                range_sizes.push(c);
+            }
+        }
+        Units::Spilled(runs) => {
+            let count = |e: UnitEntry| {
+                sizes[rank[e.stratum()]] += 1;
+                true
+            };
+            if !for_each_unit(runs, &context, count)? {
+                return Ok(Err(Fallback("a unit spans strata")));
+            }
+        }
     }
     let starts: Vec<u32> = stratum_strings
         .iter()
@@ -595,7 +644,45 @@ pub(super) async fn run(
     // the units are counted, not listed.
     let parts = split.map_or(1, |s| s.parts.len());
     let mut walk = Walk::new(&assign, parts, split.is_none());
-    if !select_units(&units, &rank, &mut walk, &context)? {
+    let complete = match &units {
+        Units::InMemory(sorted) => {
+            // Each range of buckets on its own thread, its places in each
+            // stratum counted on from the ranges before it.
+            let (rank, assign) = (&rank, &assign);
+            let mut places = vec![0u64; h_count];
+            let mut starts_at = Vec::with_capacity(range_sizes.len());
+            for c in &range_sizes {
+                starts_at.push(places.clone());
+                places.iter_mut().zip(c).for_each(|(p, n)| *p += n);
+            }
+            let walks: Vec<Option<Walk>> = std::thread::scope(|scope| {
+                let tasks: Vec<_> = bucket_ranges(threads)
+                    .into_iter()
+                    .zip(starts_at)
+                    .map(|(range, places)| {
+                        scope.spawn(move || {
+                            let mut walk = Walk::new(assign, parts, split.is_none());
+                            walk.places = places;
+                            let complete =
+                                sorted.for_each_in(range, |e| walk.visit(e, rank[e.stratum()]));
+                            complete.then_some(walk)
+                        })
+                    })
+                    .collect();
+                tasks.into_iter().map(|t| t.join().ok().flatten()).collect()
+            });
+            let mut complete = true;
+            for w in walks {
+                match w {
+                    Some(w) => walk.absorb(w),
+                    None => complete = false,
+                }
+            }
+            complete
+        }
+        Units::Spilled(_) => select_units(&units, &rank, &mut walk, &context)?,
+    };
+    if !complete {
         return Ok(Err(Fallback(
             "two units tie on their draw at a selection or split boundary",
         )));
@@ -1325,6 +1412,20 @@ impl<'a> Walk<'a> {
             selected: list.then(Vec::new),
             check: 0,
         }
+    }
+
+    /// Takes in the walk of the next range of draws.
+    fn absorb(&mut self, next: Walk) {
+        for (k, c) in next.counts.into_iter().enumerate() {
+            self.counts[k].iter_mut().zip(c).for_each(|(a, b)| *a += b);
+        }
+        for (k, s) in next.starts.into_iter().enumerate() {
+            self.starts[k].extend(s);
+        }
+        if let (Some(a), Some(b)) = (&mut self.selected, next.selected) {
+            a.extend(b);
+        }
+        self.check = self.check.wrapping_add(next.check);
     }
 
     fn visit(&mut self, e: UnitEntry, k: usize) -> bool {
