@@ -238,7 +238,8 @@ pub async fn run(args: RunArgs) -> i32 {
     // report, which records the sample's md5 and size. A failure before the first
     // rename leaves both old files; between the renames (a crash) the old report,
     // whose md5 is not the new sample's, beside the new sample.
-    let sample = match output::stage_batches(&args.output, out.schema.clone(), &out.batches) {
+    let threads = ctx.state().config().target_partitions();
+    let sample = match output::stage_batches(&args.output, out.schema.clone(), &out.batches, threads) {
         Ok(s) => s,
         Err(e) => return fail(vec![output_diagnostic(e)]),
     };

@@ -122,26 +122,41 @@ fn absolute(p: &Path) -> PathBuf {
     }
 }
 
-/// Writes `batches` to `path` in the format its extension names, atomically.
-pub fn write_atomic(path: &Path, schema: SchemaRef, batches: &[RecordBatch]) -> Result<(), OutputError> {
-    stage_batches(path, schema, batches)?.commit()
+/// Writes `batches` to `path` in the format its extension names, atomically
+/// (Parquet encoded on `threads` threads).
+pub fn write_atomic(
+    path: &Path,
+    schema: SchemaRef,
+    batches: &[RecordBatch],
+    threads: usize,
+) -> Result<(), OutputError> {
+    stage_batches(path, schema, batches, threads)?.commit()
 }
 
 /// Writes `batches` completely (flushed and fsynced) to a temporary file next
 /// to `path`, in the format its extension names; [`Staged::commit`] puts it in
-/// place.
-pub fn stage_batches(path: &Path, schema: SchemaRef, batches: &[RecordBatch]) -> Result<Staged, OutputError> {
+/// place. Parquet's columns are encoded on `threads` threads.
+pub fn stage_batches(
+    path: &Path,
+    schema: SchemaRef,
+    batches: &[RecordBatch],
+    threads: usize,
+) -> Result<Staged, OutputError> {
     let format = OutputFormat::for_path(path)?;
-    let (schema, batches) = plain_types(schema, batches).map_err(|e| OutputError {
+    let (schema, batches) = plain_types(schema, batches, threads).map_err(|e| OutputError {
         message: format!("cannot write `{}`: {e}", path.display()),
         help: "please report this".into(),
     })?;
-    stage_file(path, |file| write_batches(file, format, schema, &batches))
+    stage_file(path, |file| write_batches(file, format, schema, &batches, threads))
 }
 
 /// String and binary views (Parquet input) become plain strings and binaries,
 /// so a sample's bytes do not depend on the input's format.
-fn plain_types(schema: SchemaRef, batches: &[RecordBatch]) -> Result<(SchemaRef, Vec<RecordBatch>), String> {
+fn plain_types(
+    schema: SchemaRef,
+    batches: &[RecordBatch],
+    threads: usize,
+) -> Result<(SchemaRef, Vec<RecordBatch>), String> {
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
     let plain = |t: &DataType| match t {
         DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,
@@ -159,11 +174,31 @@ fn plain_types(schema: SchemaRef, batches: &[RecordBatch]) -> Result<(SchemaRef,
     let target = std::sync::Arc::new(Schema::new(fields));
     let mut out = Vec::with_capacity(batches.len());
     for b in batches {
-        let columns = b
-            .columns()
-            .iter()
-            .zip(target.fields())
-            .map(|(c, f)| datafusion::arrow::compute::cast(c, f.data_type()))
+        // The columns that change type, cast on `threads` threads.
+        let cast = |i: usize| {
+            let to = target.field(i).data_type();
+            let c = b.column(i);
+            if c.data_type() == to { Ok(c.clone()) } else { datafusion::arrow::compute::cast(c, to) }
+        };
+        let n = b.num_columns();
+        let threads = threads.clamp(1, n.max(1));
+        let mut columns: Vec<Option<Result<_, _>>> = (0..n).map(|_| None).collect();
+        std::thread::scope(|scope| {
+            let tasks: Vec<_> = (0..threads)
+                .map(|t| {
+                    let cast = &cast;
+                    scope.spawn(move || (t..n).step_by(threads).map(|i| (i, cast(i))).collect::<Vec<_>>())
+                })
+                .collect();
+            for task in tasks {
+                if let Ok(done) = task.join() {
+                    done.into_iter().for_each(|(i, c)| columns[i] = Some(c));
+                }
+            }
+        });
+        let columns = columns
+            .into_iter()
+            .map(|c| c.unwrap_or_else(|| Err(datafusion::arrow::error::ArrowError::ComputeError("a cast failed".into()))))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| e.to_string())?;
         out.push(RecordBatch::try_new(target.clone(), columns).map_err(|e| e.to_string())?);
@@ -313,22 +348,98 @@ fn remove_stale_temporaries(dir: &Path, name: &str) {
     }
 }
 
+/// Parquet as `ArrowWriter` writes it (the same row groups, encodings and
+/// bytes), with the columns of each row group encoded on `threads` threads.
+fn write_parquet(
+    w: &mut BufWriter<File>,
+    schema: SchemaRef,
+    batches: &[RecordBatch],
+    threads: usize,
+) -> Result<(), datafusion::parquet::errors::ParquetError> {
+    use datafusion::parquet::arrow::ArrowWriter;
+    use datafusion::parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowLeafColumn, compute_leaves};
+    // Row groups span batches, as ArrowWriter's buffering makes them.
+    let all;
+    let rows: &RecordBatch = match batches {
+        [one] => one,
+        _ => {
+            all = datafusion::arrow::compute::concat_batches(&schema, batches)?;
+            &all
+        }
+    };
+    let (mut file, factory) = ArrowWriter::try_new(&mut *w, schema.clone(), None)?.into_serialized_writer()?;
+    let group = file.properties().max_row_group_row_count().unwrap_or(usize::MAX).max(1);
+    let mut offset = 0;
+    let mut index = 0;
+    while offset < rows.num_rows() {
+        let slice = rows.slice(offset, group.min(rows.num_rows() - offset));
+        let mut leaves: Vec<ArrowLeafColumn> = Vec::new();
+        for (field, column) in schema.fields().iter().zip(slice.columns()) {
+            leaves.extend(compute_leaves(field, column)?);
+        }
+        let writers = factory.create_column_writers(index)?;
+        let mut work: Vec<_> = writers.into_iter().zip(leaves).enumerate().collect();
+        // Each thread encodes every `threads`-th column chunk.
+        let mut chunks: Vec<Option<ArrowColumnChunk>> = (0..work.len()).map(|_| None).collect();
+        let threads = threads.clamp(1, work.len().max(1));
+        let mut shares: Vec<Vec<_>> = (0..threads).map(|_| Vec::new()).collect();
+        for (n, item) in work.drain(..).enumerate() {
+            shares[n % threads].push(item);
+        }
+        let done = std::thread::scope(|scope| {
+            let tasks: Vec<_> = shares
+                .into_iter()
+                .map(|share| {
+                    scope.spawn(move || {
+                        share
+                            .into_iter()
+                            .map(|(i, (mut writer, leaf))| {
+                                writer.write(&leaf)?;
+                                Ok((i, writer.close()?))
+                            })
+                            .collect::<Result<Vec<_>, datafusion::parquet::errors::ParquetError>>()
+                    })
+                })
+                .collect();
+            tasks
+                .into_iter()
+                .map(|t| {
+                    t.join().unwrap_or_else(|_| {
+                        Err(datafusion::parquet::errors::ParquetError::General(
+                            "a column encoder failed".into(),
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        for (i, chunk) in done.into_iter().flatten() {
+            chunks[i] = Some(chunk);
+        }
+        let mut row_group = file.next_row_group()?;
+        for chunk in chunks {
+            let chunk = chunk.ok_or_else(|| {
+                datafusion::parquet::errors::ParquetError::General("a column chunk is missing".into())
+            })?;
+            chunk.append_to_row_group(&mut row_group)?;
+        }
+        row_group.close()?;
+        offset += slice.num_rows();
+        index += 1;
+    }
+    file.close()?;
+    Ok(())
+}
+
 fn write_batches(
     w: &mut BufWriter<File>,
     format: OutputFormat,
     schema: SchemaRef,
     batches: &[RecordBatch],
+    threads: usize,
 ) -> Result<(), String> {
     let err = |e: &dyn std::fmt::Display| crate::errtext::clean(&e.to_string());
     match format {
-        OutputFormat::Parquet => {
-            let mut writer =
-                datafusion::parquet::arrow::ArrowWriter::try_new(&mut *w, schema, None).map_err(|e| err(&e))?;
-            for b in batches {
-                writer.write(b).map_err(|e| err(&e))?;
-            }
-            writer.close().map_err(|e| err(&e))?;
-        }
+        OutputFormat::Parquet => write_parquet(w, schema, batches, threads).map_err(|e| err(&e))?,
         OutputFormat::Csv => {
             let mut writer = datafusion::arrow::csv::WriterBuilder::new().with_header(true).build(&mut *w);
             // An empty batch first: the header is written even for an empty sample.
@@ -380,12 +491,47 @@ mod tests {
         d
     }
 
+    /// Parquet encoded on several threads is byte for byte what ArrowWriter
+    /// writes from the rows in one batch: over a row group boundary, with
+    /// NULLs, whether the rows come in one batch or several.
+    #[test]
+    fn parquet_on_threads_is_arrow_writers_bytes() {
+        use datafusion::parquet::arrow::ArrowWriter;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, true),
+        ]));
+        let rows = 1_100_000i64;
+        let batch = |from: i64, to: i64| {
+            RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    Arc::new(Int64Array::from_iter_values(from..to)),
+                    Arc::new(StringArray::from_iter((from..to).map(|i| (i % 7 != 0).then(|| format!("n{}", i % 1000))))),
+                ],
+            )
+            .unwrap()
+        };
+        let mut expected = Vec::new();
+        let mut w = ArrowWriter::try_new(&mut expected, schema.clone(), None).unwrap();
+        w.write(&batch(0, rows)).unwrap();
+        w.close().unwrap();
+        let d = dir("parallel-parquet");
+        let one = vec![batch(0, rows)];
+        let two = vec![batch(0, 400_000), batch(400_000, rows)];
+        for (batches, threads) in [(&one, 1), (&one, 2), (&two, 3)] {
+            let path = d.join(format!("t{threads}.parquet"));
+            write_atomic(&path, schema.clone(), batches, threads).unwrap();
+            assert!(std::fs::read(&path).unwrap() == expected, "{} batch(es), {threads} threads", batches.len());
+        }
+    }
+
     #[test]
     fn writes_each_format_and_leaves_no_temp_file() {
         let d = dir("formats");
         let (schema, b) = batch();
         for name in ["s.csv", "s.ndjson", "s.jsonl", "s.parquet"] {
-            write_atomic(&d.join(name), schema.clone(), std::slice::from_ref(&b)).unwrap();
+            write_atomic(&d.join(name), schema.clone(), std::slice::from_ref(&b), 2).unwrap();
         }
         assert_eq!(std::fs::read_to_string(d.join("s.csv")).unwrap(), "id,\"name, with comma\"\n1,\"a\"\"b\"\n2,\n");
         assert_eq!(
@@ -402,7 +548,7 @@ mod tests {
     fn empty_csv_still_has_a_header() {
         let d = dir("empty");
         let (schema, _) = batch();
-        write_atomic(&d.join("e.csv"), schema, &[]).unwrap();
+        write_atomic(&d.join("e.csv"), schema, &[], 2).unwrap();
         assert_eq!(std::fs::read_to_string(d.join("e.csv")).unwrap(), "id,\"name, with comma\"\n");
     }
 
@@ -427,7 +573,7 @@ mod tests {
         std::fs::write(d.join("s.csv"), "old sample\n").unwrap();
         std::fs::write(d.join("r.json"), "old report\n").unwrap();
         let (schema, b) = batch();
-        let sample = stage_batches(&d.join("s.csv"), schema.clone(), std::slice::from_ref(&b)).unwrap();
+        let sample = stage_batches(&d.join("s.csv"), schema.clone(), std::slice::from_ref(&b), 2).unwrap();
         let (md5, size) = sample.md5_and_size().unwrap();
         let want = "id,\"name, with comma\"\n1,\"a\"\"b\"\n2,\n";
         assert_eq!((md5.as_str(), size), (crate::report::md5_hex(want.as_bytes()).as_str(), want.len() as u64));
@@ -443,7 +589,7 @@ mod tests {
         assert_eq!(names, ["r.json", "s.csv"]);
         assert_eq!(std::fs::read_to_string(d.join("r.json")).unwrap(), "old report\n");
         // Both staged, then committed in order.
-        let sample = stage_batches(&d.join("s.csv"), schema, &[b]).unwrap();
+        let sample = stage_batches(&d.join("s.csv"), schema, &[b], 2).unwrap();
         let report = stage_file(&d.join("r.json"), |w| w.write_all(b"{}\n").map_err(|e| e.to_string())).unwrap();
         sample.commit().unwrap();
         report.commit().unwrap();
@@ -465,7 +611,7 @@ mod tests {
         assert!(check_not_an_input(&d.join("sample.csv"), &[input]).is_ok());
         assert!(OutputFormat::for_path(Path::new("x.xlsx")).is_err());
         let (schema, b) = batch();
-        let e = write_atomic(&d.join("no/such/folder/s.csv"), schema, &[b]).unwrap_err();
+        let e = write_atomic(&d.join("no/such/folder/s.csv"), schema, &[b], 2).unwrap_err();
         assert!(e.message.contains("cannot write"), "{e:?}");
     }
 }

@@ -746,6 +746,7 @@ pub async fn run_statement_with(
             splits: row_splits,
         },
         &stratum_strings,
+        ctx.state().config().target_partitions(),
     )?;
 
     // 8. Report.
@@ -816,31 +817,59 @@ impl RowPicks<'_> {
 }
 
 /// The statement's output columns (spec §7) for `rows`: source columns and
-/// stratum values at the picked rows, and the generated columns.
+/// stratum values at the picked rows, and the generated columns, built on
+/// `threads` threads (a column each at a time).
 fn output_batch(
     st: &Statement,
     split: Option<&ir::Split>,
     rows: OutputRows,
     stratum_strings: &[String],
+    threads: usize,
 ) -> Result<(RecordBatch, SchemaRef), RunError> {
-    let mut fields = Vec::with_capacity(st.output.len());
-    let mut columns: Vec<ArrayRef> = Vec::with_capacity(st.output.len());
-    let mut weights = Some(rows.weights);
-    for o in &st.output {
-        let array: ArrayRef = match o {
+    let make = |o: &ir::Output| -> Result<ArrayRef, RunError> {
+        Ok(match o {
             ir::Output::Column(c) => rows.picks.column(input_index(st, &c.name)?, false)?,
             ir::Output::Stratum { index, .. } => rows.picks.column(*index, true)?,
-            ir::Output::Weight => Arc::new(Float64Array::from(weights.take().unwrap_or_default())),
+            ir::Output::Weight => Arc::new(Float64Array::from_iter_values(rows.weights.iter().copied())),
             ir::Output::StratumText => Arc::new(StringArray::from_iter_values(
                 rows.strata.iter().map(|&h| stratum_strings[h].as_str()),
             )),
             ir::Output::SplitName => {
                 let parts = split.map_or(&[][..], |s| s.parts.as_slice());
-                Arc::new(StringArray::from_iter_values(
-                    rows.splits.iter().map(|&i| parts[i].0.as_str()),
-                ))
+                Arc::new(StringArray::from_iter_values(rows.splits.iter().map(|&i| parts[i].0.as_str())))
             }
-        };
+        })
+    };
+    let threads = threads.clamp(1, st.output.len().max(1));
+    let built: Vec<Result<ArrayRef, RunError>> = if threads == 1 {
+        st.output.iter().map(make).collect()
+    } else {
+        // Thread t builds columns t, t + threads, …
+        let mut slots: Vec<Option<Result<ArrayRef, RunError>>> = (0..st.output.len()).map(|_| None).collect();
+        std::thread::scope(|scope| {
+            let tasks: Vec<_> = (0..threads)
+                .map(|t| {
+                    let make = &make;
+                    scope.spawn(move || {
+                        st.output.iter().enumerate().skip(t).step_by(threads).map(|(i, o)| (i, make(o))).collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            for task in tasks {
+                if let Ok(done) = task.join() {
+                    done.into_iter().for_each(|(i, a)| slots[i] = Some(a));
+                }
+            }
+        });
+        slots
+            .into_iter()
+            .map(|a| a.unwrap_or_else(|| Err(RunError::Statement("building an output column failed (internal error)".into()))))
+            .collect()
+    };
+    let mut fields = Vec::with_capacity(st.output.len());
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(st.output.len());
+    for (o, array) in st.output.iter().zip(built) {
+        let array = array?;
         fields.push(Field::new(o.name(), array.data_type().clone(), true));
         columns.push(array);
     }

@@ -998,7 +998,8 @@ impl Session {
         }
         if let Some(path) = output {
             let c = self.checked()?;
-            output::write_atomic(path, out.schema.clone(), &out.batches)
+            let threads = c.ctx.state().config().target_partitions();
+            output::write_atomic(path, out.schema.clone(), &out.batches, threads)
                 .map_err(|e| self.render_run_error(&c.text, output_diagnostic(e)))?;
             let _ = writeln!(text, "wrote {rows} rows to {}", path.display());
         }

@@ -838,9 +838,20 @@ pub(super) async fn run(
         bases.push(at);
         at += b.num_rows();
     }
+    // The batch of a row: from the batch where its 1,024-row chunk starts,
+    // on past the batches that end before it (a table instead of a binary
+    // search per row).
+    let mut chunk_batch: Vec<u32> = Vec::with_capacity(at / 1024 + 1);
+    for c in 0..at.div_ceil(1024) {
+        chunk_batch.push((bases.partition_point(|&s| s <= c * 1024) - 1) as u32);
+    }
     let locate = |row: u32| {
-        let b = bases.partition_point(|&s| s <= row as usize) - 1;
-        (b, row as usize - bases[b])
+        let row = row as usize;
+        let mut b = chunk_batch[row >> 10] as usize;
+        while b + 1 < bases.len() && bases[b + 1] <= row {
+            b += 1;
+        }
+        (b, row - bases[b])
     };
     let n_in = st.input.len();
     let row_keys: Result<Vec<RowKeys>, _> =
@@ -886,6 +897,7 @@ pub(super) async fn run(
             splits: kept.iter().map(|k| k.part as usize).collect(),
         },
         &stratum_strings,
+        ctx.state().config().target_partitions(),
     )?;
     drop(batches);
     clock.lap("output order and columns");
