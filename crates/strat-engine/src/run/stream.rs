@@ -883,19 +883,24 @@ pub(super) async fn run(
             }
         });
     }
+    let rows = OutputRows {
+        picks: RowPicks::Gather {
+            batches: &batches,
+            strata_at: n_in,
+            pairs: kept.iter().map(|k| locate(k.row)).collect(),
+        },
+        weights: kept.iter().map(|k| weights[k.stratum as usize]).collect(),
+        strata: kept.iter().map(|k| k.stratum as usize).collect(),
+        splits: kept.iter().map(|k| k.part as usize).collect(),
+    };
+    // The kept rows' places and keys are not needed any more: free them
+    // before the output columns are built.
+    drop(kept);
+    drop(arena);
     let (out, out_schema) = output_batch(
         st,
         split,
-        OutputRows {
-            picks: RowPicks::Gather {
-                batches: &batches,
-                strata_at: n_in,
-                pairs: kept.iter().map(|k| locate(k.row)).collect(),
-            },
-            weights: kept.iter().map(|k| weights[k.stratum as usize]).collect(),
-            strata: kept.iter().map(|k| k.stratum as usize).collect(),
-            splits: kept.iter().map(|k| k.part as usize).collect(),
-        },
+        rows,
         &stratum_strings,
         ctx.state().config().target_partitions(),
     )?;
