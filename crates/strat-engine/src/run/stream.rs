@@ -186,16 +186,11 @@ fn sort_units(list: &mut Vec<UnitEntry>) -> bool {
 struct SortedUnits(Vec<Vec<Vec<UnitEntry>>>);
 
 impl SortedUnits {
-    /// Calls `f` once per unit in draw order (merging the tasks' buckets),
-    /// until it returns false. False when a unit's entries name two strata,
-    /// or `f` stopped the walk.
-    fn for_each(&self, f: impl FnMut(UnitEntry) -> bool) -> bool {
-        self.for_each_in(0..BUCKETS, f)
-    }
-
-    /// [`Self::for_each`] over the units of some buckets. Units of different
-    /// buckets have different draws, so ranges of buckets can be walked at
-    /// once, each on its own thread.
+    /// Calls `f` once per unit of some buckets in draw order (merging the
+    /// tasks' buckets), until it returns false. False when a unit's entries
+    /// name two strata, or `f` stopped the walk. Units of different buckets
+    /// have different draws, so ranges of buckets can be walked at once, each
+    /// on its own thread.
     fn for_each_in(
         &self,
         buckets: std::ops::Range<usize>,
@@ -683,7 +678,7 @@ pub(super) async fn run(
             }
             complete
         }
-        Units::Spilled(_) => select_units(&units, &rank, &mut walk, &context)?,
+        Units::Spilled(runs) => select_spilled(runs, &rank, &mut walk, &context)?,
     };
     if !complete {
         return Ok(Err(Fallback(
@@ -1340,19 +1335,7 @@ async fn count_partition(
             }
         }
         if shared.keep_rows {
-            let bytes = batch.get_array_memory_size()
-                + kept_rows.len() * (std::mem::size_of::<KeptRow>() + 16);
-            shared
-                .reservation
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .try_grow(bytes)
-                .map_err(|e| {
-                    Stop::Error(RunError::Memory {
-                        context: shared.context.clone(),
-                        error: e,
-                    })
-                })?;
+            reserve_kept(&shared.reservation, &shared.context, &batch, kept_rows.len())?;
             stats.kept.0.push((batch.clone(), kept_rows));
         }
         // Over the budget, or over the context's memory limit: units go to
@@ -1500,24 +1483,20 @@ impl<'a> Walk<'a> {
     }
 }
 
-/// Selection: the units in draw order, each assigned by its place in its
-/// stratum. False when draws tie at a boundary.
-fn select_units<'a>(
-    units: &Units,
+/// Selection over the spilled runs: the units in draw order, each assigned
+/// by its place in its stratum. False when draws tie at a boundary.
+fn select_spilled(
+    runs: &[RunFile],
     rank: &[usize],
-    walk: &mut Walk<'a>,
+    walk: &mut Walk<'_>,
     context: &str,
 ) -> Result<bool, RunError> {
     let mut tie = false;
-    let visit = |e: UnitEntry| {
+    let complete = for_each_unit(runs, context, |e| {
         let ok = walk.visit(e, rank[e.stratum()]);
         tie |= !ok;
         ok
-    };
-    let complete = match units {
-        Units::InMemory(sorted) => sorted.for_each(visit),
-        Units::Spilled(runs) => for_each_unit(runs, context, visit)?,
-    };
+    })?;
     Ok(complete && !tie)
 }
 
@@ -1816,6 +1795,27 @@ fn order_within_units(
     }
 }
 
+/// Counts a batch of kept rows (and `rows` places in it) against the
+/// memory pool: past `--memory-limit` the run fails (E0208).
+fn reserve_kept(
+    reservation: &Mutex<MemoryReservation>,
+    context: &str,
+    batch: &RecordBatch,
+    rows: usize,
+) -> Result<(), Stop> {
+    let bytes = batch.get_array_memory_size() + rows * (std::mem::size_of::<KeptRow>() + 16);
+    reservation
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .try_grow(bytes)
+        .map_err(|e| {
+            Stop::Error(RunError::Memory {
+                context: context.to_string(),
+                error: e,
+            })
+        })
+}
+
 /// A partition's kept rows: batches with their rows' places, and the key texts.
 type Kept = (Vec<(RecordBatch, Vec<KeptRow>)>, Vec<u8>);
 
@@ -1887,19 +1887,7 @@ async fn keep_partition(
             RecordBatch::try_new(batch.schema(), columns)
                 .map_err(|_| Stop::Fallback("copying the selected rows failed"))?
         };
-        let bytes =
-            kept.get_array_memory_size() + rows.len() * (std::mem::size_of::<KeptRow>() + 16);
-        shared
-            .reservation
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .try_grow(bytes)
-            .map_err(|e| {
-                Stop::Error(RunError::Memory {
-                    context: shared.context.clone(),
-                    error: e,
-                })
-            })?;
+        reserve_kept(&shared.reservation, &shared.context, &kept, rows.len())?;
         out.push((kept, rows));
     }
     Ok((out, arena))
@@ -1956,7 +1944,7 @@ mod tests {
         }
         let units = SortedUnits(tasks);
         let mut seen = Vec::new();
-        assert!(units.for_each(|u| {
+        assert!(units.for_each_in(0..BUCKETS, |u| {
             seen.push(u.order());
             true
         }));
