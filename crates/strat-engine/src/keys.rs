@@ -339,6 +339,18 @@ impl RowKeys {
         self.append(row, buf);
     }
 
+    /// The number of columns of a row key.
+    pub fn width(&self) -> usize {
+        self.columns.len()
+    }
+
+    /// Appends the text of column `column` of the row key of `row` to `buf`
+    /// (as it stands in the row key: escaped, NULL as `\N`).
+    pub fn append_column(&self, column: usize, row: usize, buf: &mut Vec<u8>) {
+        // Row mode never fails: NULL is `\N`.
+        let _ = self.columns[column].write(row, buf);
+    }
+
     /// Appends the row key of `row` to `buf`.
     pub fn append(&self, row: usize, buf: &mut Vec<u8>) {
         for (i, column) in self.columns.iter().enumerate() {
@@ -349,6 +361,27 @@ impl RowKeys {
             let _ = column.write(row, buf);
         }
     }
+}
+
+/// Compares two row keys one column at a time, as their joined texts
+/// compare bytewise: given the texts of one column of both keys (escaped, so
+/// they never hold the separator), `None` when they are equal (compare the
+/// next column), else the order of the keys. `last`: the key's last column.
+pub fn compare_row_key_column(a: &[u8], b: &[u8], last: bool) -> Option<std::cmp::Ordering> {
+    use std::cmp::Ordering;
+    if a == b {
+        return None;
+    }
+    let common = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    Some(match (a.get(common), b.get(common)) {
+        (Some(x), Some(y)) => x.cmp(y),
+        // One text is a prefix of the other: the shorter key goes on with
+        // the separator, or ends after its last column.
+        (None, Some(y)) if !last => ROW_KEY_SEPARATOR.cmp(y),
+        (Some(x), None) if !last => x.cmp(&ROW_KEY_SEPARATOR),
+        (None, _) => Ordering::Less,
+        (_, None) => Ordering::Greater,
+    })
 }
 
 /// Clears `buf` and writes the unit key text of `array[row]` into it.
@@ -513,6 +546,30 @@ mod tests {
 
     /// `same_value` may say "same" only when the key texts are equal; it
     /// may say "not sure" (false) for any type.
+    /// Column by column, row keys compare as their joined texts do: with
+    /// empty texts, prefixes, bytes below and above the separator, and keys
+    /// equal up to the last column.
+    #[test]
+    fn row_keys_compare_column_by_column_as_joined() {
+        let texts: [&[u8]; 9] = [b"", b"1", b"10", b"1\t", b"1\\u001f", b"2", b"\\N", b"a\t", b"\t"];
+        let texts: Vec<Vec<u8>> = texts.iter().map(|t| t.to_vec()).chain([vec![b'1', 0x09], vec![0x09]]).collect();
+        let mut keys: Vec<Vec<&[u8]>> = Vec::new();
+        for x in &texts {
+            for y in &texts {
+                keys.push(vec![x.as_slice(), y.as_slice()]);
+            }
+        }
+        let joined = |k: &[&[u8]]| k.join(&ROW_KEY_SEPARATOR);
+        for a in &keys {
+            for b in &keys {
+                let by_column = (0..2)
+                    .find_map(|c| compare_row_key_column(a[c], b[c], c == 1))
+                    .unwrap_or(std::cmp::Ordering::Equal);
+                assert_eq!(by_column, joined(a).cmp(&joined(b)), "{a:?} vs {b:?}");
+            }
+        }
+    }
+
     #[test]
     fn same_value_agrees_with_the_key_texts() {
         let columns: Vec<ArrayRef> = vec![

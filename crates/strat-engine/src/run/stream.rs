@@ -62,6 +62,8 @@ use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 
 use datafusion::execution::{DiskManager, SpillFile};
 
+use crate::keys::compare_row_key_column;
+
 /// A spilled run of units.
 type RunFile = Arc<dyn SpillFile>;
 
@@ -867,14 +869,15 @@ pub(super) async fn run(
             rest = tail;
         }
         chunks.push(rest);
-        let write_key = |row: u32, buf: &mut Vec<u8>| {
+        let write_column = |row: u32, column: usize, buf: &mut Vec<u8>| {
             let (b, r) = locate(row);
-            row_keys[b].append(r, buf);
+            row_keys[b].append_column(column, r, buf);
         };
-        let (write_key, arena) = (&write_key, &arena);
+        let width = row_keys.first().map_or(0, RowKeys::width);
+        let (write_column, arena) = (&write_column, &arena);
         std::thread::scope(|scope| {
             for chunk in chunks {
-                scope.spawn(move || order_within_units(chunk, write_key, arena));
+                scope.spawn(move || order_within_units(chunk, write_column, width, arena));
             }
         });
     }
@@ -1755,15 +1758,19 @@ fn same_unit(a: &KeptRow, b: &KeptRow, arena: &[u8]) -> bool {
     a.r == b.r && (a.key_at == b.key_at || a.key(arena) == b.key(arena))
 }
 
-/// Puts the rows of each unit (adjacent in `kept`) in row key order. A
-/// unit's row keys are written into one buffer, without an allocation per row.
+/// Puts the rows of each unit (adjacent in `kept`) in row key order. Row
+/// keys are compared column by column, and a column's text is written only
+/// when a comparison gets to it (once per row, into one buffer per unit):
+/// rows that differ in their first column never format the others.
 fn order_within_units(
     kept: &mut [KeptRow],
-    write_key: &(dyn Fn(u32, &mut Vec<u8>) + Sync),
+    write_column: &(dyn Fn(u32, usize, &mut Vec<u8>) + Sync),
+    width: usize,
     arena: &[u8],
 ) {
     let mut text: Vec<u8> = Vec::new();
-    let mut spans: Vec<(usize, usize)> = Vec::new();
+    // Where row x's text of column c is in `text`: spans[c * m + x].
+    let mut spans: Vec<Option<(usize, usize)>> = Vec::new();
     let mut order: Vec<usize> = Vec::new();
     let mut rows: Vec<KeptRow> = Vec::new();
     let mut i = 0;
@@ -1772,20 +1779,32 @@ fn order_within_units(
         while j < kept.len() && same_unit(&kept[j], &kept[i], arena) {
             j += 1;
         }
-        if j - i > 1 {
+        let m = j - i;
+        if m > 1 {
+            let unit = &kept[i..j];
             text.clear();
             spans.clear();
-            for k in &kept[i..j] {
-                let start = text.len();
-                write_key(k.row, &mut text);
-                spans.push((start, text.len()));
-            }
+            spans.resize(width * m, None);
+            let cache = std::cell::RefCell::new((&mut text, &mut spans));
             order.clear();
-            order.extend(0..j - i);
-            let unit = &kept[i..j];
-            order.sort_unstable_by(|&a, &b| {
-                let key = |x: usize| (&text[spans[x].0..spans[x].1], unit[x].row);
-                key(a).cmp(&key(b))
+            order.extend(0..m);
+            order.sort_by(|&a, &b| {
+                let mut cache = cache.borrow_mut();
+                let (text, spans) = &mut *cache;
+                for c in 0..width {
+                    for x in [a, b] {
+                        if spans[c * m + x].is_none() {
+                            let start = text.len();
+                            write_column(unit[x].row, c, text);
+                            spans[c * m + x] = Some((start, text.len()));
+                        }
+                    }
+                    let at = |x: usize| spans[c * m + x].map_or(&text[..0], |(s, e)| &text[s..e]);
+                    if let Some(o) = compare_row_key_column(at(a), at(b), c + 1 == width) {
+                        return o;
+                    }
+                }
+                unit[a].row.cmp(&unit[b].row)
             });
             rows.clear();
             rows.extend(order.iter().map(|&x| unit[x]));
