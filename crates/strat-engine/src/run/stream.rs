@@ -1,23 +1,28 @@
 //! The streaming runner: two passes over a table, holding 16 bytes per unit
-//! and the selected rows — never the table (issue 6).
+//! and the selected rows — never the table (issue 6). A split, which keeps
+//! every row, takes one pass.
 //!
 //! # Plan
 //!
 //! 1. **Counting pass.** DataFusion reads only the unit column and the stratum
 //!    expressions of the eligible rows (`where` applied, its columns read and
 //!    dropped), one stream per partition, each consumed by its own task. Per
-//!    row: the unit's key text (§6), its draw `r` (md5, no allocation, 8 keys at a time), a
-//!    second 64-bit hash `c` of the key (SipHash with a per-run random key)
-//!    and the row's stratum (Arrow's row format of the stratum values, mapped
-//!    to a stratum id). A unit is remembered as 16 bytes: `r` and `c`'s top 48
-//!    bits with the stratum id in the low 16 — appended, without a lock or a
-//!    hash probe, to the task's bucket for the top 12 bits of `r`. At the end
-//!    each bucket (all tasks' entries) is sorted by draw and its repeats
-//!    dropped, so the buckets in turn hold the units in draw order. Two
-//!    different key texts are taken for one unit only
-//!    if both md5's first 64 bits and the keyed 48-bit hash agree (chance
-//!    about `N² / 2^113` per run, and no input can be built to force it,
-//!    since the hash key is secret and new on every run).
+//!    row: the unit's key text (§6), its draw `r` (md5, no allocation, the
+//!    batch's new units 8 at a time), a second 64-bit hash `c` of the key
+//!    (SipHash with a per-run random key) and the row's stratum (Arrow's row
+//!    format of the stratum values, mapped to a stratum id); a row whose unit
+//!    value equals the previous row's skips all but the stratum. A unit is
+//!    remembered as 16 bytes: `r` and `c`'s top 48 bits with the stratum id
+//!    in the low 16 — appended, without a lock or a hash probe, to the task's
+//!    bucket for the top 10 bits of `r`. At the end each task sorts its
+//!    buckets by draw and drops repeats; merging the tasks' buckets walks the
+//!    units in draw order (ranges of buckets on every thread: units of
+//!    different buckets never tie). Past the unit budget a task writes its
+//!    buckets to disk as a sorted run, and the runs are merged instead. Two
+//!    different key texts are taken for one unit only if both md5's first 64
+//!    bits and the keyed 48-bit hash agree (chance about `N² / 2^113` per
+//!    run, and no input can be built to force it, since the hash key is
+//!    secret and new on every run).
 //! 2. **Allocation**, exactly as the in-memory runner: strata in stratum
 //!    order, rules matched once per stratum, [`strat_alloc::allocate`].
 //! 3. **Selection** from the units in draw order, without keys: per stratum
