@@ -47,6 +47,7 @@ pub mod draw;
 pub mod errtext;
 pub mod keys;
 pub mod output;
+mod parallel;
 pub mod lower;
 pub mod run;
 pub mod report;

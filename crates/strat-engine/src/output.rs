@@ -180,25 +180,9 @@ fn plain_types(
             let c = b.column(i);
             if c.data_type() == to { Ok(c.clone()) } else { datafusion::arrow::compute::cast(c, to) }
         };
-        let n = b.num_columns();
-        let threads = threads.clamp(1, n.max(1));
-        let mut columns: Vec<Option<Result<_, _>>> = (0..n).map(|_| None).collect();
-        std::thread::scope(|scope| {
-            let tasks: Vec<_> = (0..threads)
-                .map(|t| {
-                    let cast = &cast;
-                    scope.spawn(move || (t..n).step_by(threads).map(|i| (i, cast(i))).collect::<Vec<_>>())
-                })
-                .collect();
-            for task in tasks {
-                if let Ok(done) = task.join() {
-                    done.into_iter().for_each(|(i, c)| columns[i] = Some(c));
-                }
-            }
-        });
-        let columns = columns
+        let columns = crate::parallel::map_on_threads((0..b.num_columns()).collect(), threads, cast)
+            .ok_or("a cast failed")?
             .into_iter()
-            .map(|c| c.unwrap_or_else(|| Err(datafusion::arrow::error::ArrowError::ComputeError("a cast failed".into()))))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| e.to_string())?;
         out.push(RecordBatch::try_new(target.clone(), columns).map_err(|e| e.to_string())?);
@@ -357,7 +341,8 @@ fn write_parquet(
     threads: usize,
 ) -> Result<(), datafusion::parquet::errors::ParquetError> {
     use datafusion::parquet::arrow::ArrowWriter;
-    use datafusion::parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowLeafColumn, compute_leaves};
+    use datafusion::parquet::arrow::arrow_writer::{ArrowColumnWriter, ArrowLeafColumn, compute_leaves};
+    use datafusion::parquet::errors::ParquetError;
     // Row groups span batches, as ArrowWriter's buffering makes them.
     let all;
     let rows: &RecordBatch = match batches {
@@ -378,49 +363,15 @@ fn write_parquet(
             leaves.extend(compute_leaves(field, column)?);
         }
         let writers = factory.create_column_writers(index)?;
-        let mut work: Vec<_> = writers.into_iter().zip(leaves).enumerate().collect();
-        // Each thread encodes every `threads`-th column chunk.
-        let mut chunks: Vec<Option<ArrowColumnChunk>> = (0..work.len()).map(|_| None).collect();
-        let threads = threads.clamp(1, work.len().max(1));
-        let mut shares: Vec<Vec<_>> = (0..threads).map(|_| Vec::new()).collect();
-        for (n, item) in work.drain(..).enumerate() {
-            shares[n % threads].push(item);
-        }
-        let done = std::thread::scope(|scope| {
-            let tasks: Vec<_> = shares
-                .into_iter()
-                .map(|share| {
-                    scope.spawn(move || {
-                        share
-                            .into_iter()
-                            .map(|(i, (mut writer, leaf))| {
-                                writer.write(&leaf)?;
-                                Ok((i, writer.close()?))
-                            })
-                            .collect::<Result<Vec<_>, datafusion::parquet::errors::ParquetError>>()
-                    })
-                })
-                .collect();
-            tasks
-                .into_iter()
-                .map(|t| {
-                    t.join().unwrap_or_else(|_| {
-                        Err(datafusion::parquet::errors::ParquetError::General(
-                            "a column encoder failed".into(),
-                        ))
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()
-        })?;
-        for (i, chunk) in done.into_iter().flatten() {
-            chunks[i] = Some(chunk);
-        }
+        let encode = |(mut writer, leaf): (ArrowColumnWriter, ArrowLeafColumn)| {
+            writer.write(&leaf)?;
+            writer.close()
+        };
+        let chunks = crate::parallel::map_on_threads(writers.into_iter().zip(leaves).collect(), threads, encode)
+            .ok_or_else(|| ParquetError::General("a column encoder failed".into()))?;
         let mut row_group = file.next_row_group()?;
         for chunk in chunks {
-            let chunk = chunk.ok_or_else(|| {
-                datafusion::parquet::errors::ParquetError::General("a column chunk is missing".into())
-            })?;
-            chunk.append_to_row_group(&mut row_group)?;
+            chunk?.append_to_row_group(&mut row_group)?;
         }
         row_group.close()?;
         offset += slice.num_rows();

@@ -840,32 +840,8 @@ fn output_batch(
             }
         })
     };
-    let threads = threads.clamp(1, st.output.len().max(1));
-    let built: Vec<Result<ArrayRef, RunError>> = if threads == 1 {
-        st.output.iter().map(make).collect()
-    } else {
-        // Thread t builds columns t, t + threads, …
-        let mut slots: Vec<Option<Result<ArrayRef, RunError>>> = (0..st.output.len()).map(|_| None).collect();
-        std::thread::scope(|scope| {
-            let tasks: Vec<_> = (0..threads)
-                .map(|t| {
-                    let make = &make;
-                    scope.spawn(move || {
-                        st.output.iter().enumerate().skip(t).step_by(threads).map(|(i, o)| (i, make(o))).collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            for task in tasks {
-                if let Ok(done) = task.join() {
-                    done.into_iter().for_each(|(i, a)| slots[i] = Some(a));
-                }
-            }
-        });
-        slots
-            .into_iter()
-            .map(|a| a.unwrap_or_else(|| Err(RunError::Statement("building an output column failed (internal error)".into()))))
-            .collect()
-    };
+    let built = crate::parallel::map_on_threads(st.output.iter().collect(), threads, make)
+        .ok_or_else(|| RunError::Statement("building an output column failed (internal error)".into()))?;
     let mut fields = Vec::with_capacity(st.output.len());
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(st.output.len());
     for (o, array) in st.output.iter().zip(built) {

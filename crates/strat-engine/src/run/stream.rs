@@ -68,6 +68,7 @@ use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use datafusion::execution::{DiskManager, SpillFile};
 
 use crate::keys::compare_row_key_column;
+use crate::parallel::map_on_threads;
 
 /// A spilled run of units.
 type RunFile = Arc<dyn SpillFile>;
@@ -213,13 +214,7 @@ impl SortedUnits {
                     .map(|t| t[b].as_slice())
                     .filter(|l| !l.is_empty()),
             );
-            let stopped = match heads.as_mut_slice() {
-                [] => false,
-                [only] => !only.iter().all(|&e| walk.feed(e)),
-                [a, b] => !merge_two(a, b, |e| walk.feed(e)),
-                _ => !merge_many(&mut heads, |e| walk.feed(e)),
-            };
-            if stopped {
+            if !merge_sorted(&mut heads, UnitEntry::order, |e| walk.feed(e)) {
                 return false;
             }
         }
@@ -236,41 +231,49 @@ fn bucket_ranges(threads: usize) -> Vec<std::ops::Range<usize>> {
         .collect()
 }
 
-/// Feeds two sorted lists to `f` in order, until it returns false.
-fn merge_two(a: &[UnitEntry], b: &[UnitEntry], mut f: impl FnMut(UnitEntry) -> bool) -> bool {
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() && j < b.len() {
-        let e = if a[i].order() <= b[j].order() {
-            i += 1;
-            a[i - 1]
-        } else {
-            j += 1;
-            b[j - 1]
-        };
-        if !f(e) {
-            return false;
-        }
-    }
-    a[i..].iter().chain(&b[j..]).all(|&e| f(e))
-}
-
-/// Feeds any number of sorted lists to `f` in order, until it returns false.
-fn merge_many(heads: &mut [&[UnitEntry]], mut f: impl FnMut(UnitEntry) -> bool) -> bool {
-    loop {
-        let mut best: Option<usize> = None;
-        for (i, h) in heads.iter().enumerate() {
-            if let Some(e) = h.first()
-                && best.is_none_or(|j| e.order() < heads[j][0].order())
-            {
-                best = Some(i);
+/// Feeds the items of lists sorted by `key` to `f` in that order (on equal
+/// keys, the earlier list's first), until it returns false.
+fn merge_sorted<T: Copy, K: Ord>(
+    heads: &mut [&[T]],
+    key: impl Fn(T) -> K,
+    mut f: impl FnMut(T) -> bool,
+) -> bool {
+    match heads {
+        [] => true,
+        [only] => only.iter().all(|&x| f(x)),
+        // Two lists (two threads): no search for the smallest head.
+        [a, b] => {
+            let (mut i, mut j) = (0, 0);
+            while i < a.len() && j < b.len() {
+                let x = if key(a[i]) <= key(b[j]) {
+                    i += 1;
+                    a[i - 1]
+                } else {
+                    j += 1;
+                    b[j - 1]
+                };
+                if !f(x) {
+                    return false;
+                }
             }
+            a[i..].iter().chain(&b[j..]).all(|&x| f(x))
         }
-        let Some(i) = best else { return true };
-        let e = heads[i][0];
-        heads[i] = &heads[i][1..];
-        if !f(e) {
-            return false;
-        }
+        _ => loop {
+            let mut best: Option<usize> = None;
+            for (i, h) in heads.iter().enumerate() {
+                if let Some(&x) = h.first()
+                    && best.is_none_or(|b| key(x) < key(heads[b][0]))
+                {
+                    best = Some(i);
+                }
+            }
+            let Some(b) = best else { return true };
+            let x = heads[b][0];
+            heads[b] = &heads[b][1..];
+            if !f(x) {
+                return false;
+            }
+        },
     }
 }
 
@@ -558,23 +561,17 @@ pub(super) async fn run(
     let mut range_sizes: Vec<Vec<u64>> = Vec::new();
     match &units {
         Units::InMemory(sorted) => {
-            let (rank, ranges) = (&rank, bucket_ranges(threads));
-            let counted: Vec<Option<Vec<u64>>> = std::thread::scope(|scope| {
-                let tasks: Vec<_> = ranges
-                    .into_iter()
-                    .map(|range| {
-                        scope.spawn(move || {
-                            let mut sizes = vec![0u64; h_count];
-                            let complete = sorted.for_each_in(range, |e| {
-                                sizes[rank[e.stratum()]] += 1;
-                                true
-                            });
-                            complete.then_some(sizes)
-                        })
-                    })
-                    .collect();
-                tasks.into_iter().map(|t| t.join().ok().flatten()).collect()
-            });
+            let count = |range| {
+                let mut sizes = vec![0u64; h_count];
+                let complete = sorted.for_each_in(range, |e| {
+                    sizes[rank[e.stratum()]] += 1;
+                    true
+                });
+                complete.then_some(sizes)
+            };
+            let Some(counted) = map_on_threads(bucket_ranges(threads), threads, count) else {
+                return Ok(Err(Fallback("a streaming task failed")));
+            };
             for c in counted {
                 let Some(c) = c else {
                     return Ok(Err(Fallback("a unit spans strata")));
@@ -653,29 +650,22 @@ pub(super) async fn run(
         Units::InMemory(sorted) => {
             // Each range of buckets on its own thread, its places in each
             // stratum counted on from the ranges before it.
-            let (rank, assign) = (&rank, &assign);
             let mut places = vec![0u64; h_count];
             let mut starts_at = Vec::with_capacity(range_sizes.len());
             for c in &range_sizes {
                 starts_at.push(places.clone());
                 places.iter_mut().zip(c).for_each(|(p, n)| *p += n);
             }
-            let walks: Vec<Option<Walk>> = std::thread::scope(|scope| {
-                let tasks: Vec<_> = bucket_ranges(threads)
-                    .into_iter()
-                    .zip(starts_at)
-                    .map(|(range, places)| {
-                        scope.spawn(move || {
-                            let mut walk = Walk::new(assign, parts, split.is_none());
-                            walk.places = places;
-                            let complete =
-                                sorted.for_each_in(range, |e| walk.visit(e, rank[e.stratum()]));
-                            complete.then_some(walk)
-                        })
-                    })
-                    .collect();
-                tasks.into_iter().map(|t| t.join().ok().flatten()).collect()
-            });
+            let select = |(range, places)| {
+                let mut walk = Walk::new(&assign, parts, split.is_none());
+                walk.places = places;
+                let complete = sorted.for_each_in(range, |e| walk.visit(e, rank[e.stratum()]));
+                complete.then_some(walk)
+            };
+            let ranges: Vec<_> = bucket_ranges(threads).into_iter().zip(starts_at).collect();
+            let Some(walks) = map_on_threads(ranges, threads, select) else {
+                return Ok(Err(Fallback("a streaming task failed")));
+            };
             let mut complete = true;
             for w in walks {
                 match w {
@@ -754,33 +744,15 @@ pub(super) async fn run(
 
     // 4. The rows: kept by the counting pass (a split), or read again.
     let total_selected: u64 = counts.iter().flatten().sum();
-    let (mut batches, mut kept, arena) = if one_pass {
-        let mut kept_batches = Vec::new();
-        let mut kept: Vec<KeptRow> = Vec::new();
-        let mut arena: Vec<u8> = Vec::new();
-        let mut base = 0usize;
-        for (parts, keys) in counted_rows {
-            let key_base = arena.len() as u64;
-            arena.extend_from_slice(&keys);
-            for (batch, mut rows) in parts {
-                let Ok(b) = u32::try_from(base + batch.num_rows()).map(|_| base as u32) else {
-                    return Err(RunError::Unsupported("more than 2^32 rows in a split".into()));
-                };
-                for r in &mut rows {
-                    let k = rank[r.stratum as usize];
-                    r.row += b;
-                    r.key_at += key_base;
-                    r.stratum = k as u32;
-                    r.part = part_by_draw(&starts[k], r.r).ok_or_else(|| {
-                        RunError::Statement("a row of a split has no part (internal error)".into())
-                    })?;
-                }
-                base += batch.num_rows();
-                kept.extend(rows);
-                kept_batches.push(batch);
-            }
-        }
-        (kept_batches, kept, arena)
+    let (batches, mut kept, arena) = if one_pass {
+        join_kept(counted_rows, row_schema.clone(), "rows in a split", |r| {
+            let k = rank[r.stratum as usize];
+            r.stratum = k as u32;
+            r.part = part_by_draw(&starts[k], r.r).ok_or_else(|| {
+                RunError::Statement("a row of a split has no part (internal error)".into())
+            })?;
+            Ok(())
+        })?
     } else {
         drop(unit_reservation);
         let everything = total_selected == sizes.iter().sum::<u64>();
@@ -831,9 +803,6 @@ pub(super) async fn run(
         )));
     }
     // Kept rows are numbered across the batches: batch `b` starts at bases[b].
-    if batches.is_empty() {
-        batches.push(RecordBatch::new_empty(row_schema.clone()));
-    }
     let mut bases = Vec::with_capacity(batches.len());
     let mut at = 0usize;
     for b in &batches {
@@ -879,12 +848,12 @@ pub(super) async fn run(
             row_keys[b].append_column(column, r, buf);
         };
         let width = row_keys.first().map_or(0, RowKeys::width);
-        let (write_column, arena) = (&write_column, &arena);
-        std::thread::scope(|scope| {
-            for chunk in chunks {
-                scope.spawn(move || order_within_units(chunk, write_column, width, arena));
-            }
-        });
+        let order = |chunk: &mut [KeptRow]| order_within_units(chunk, &write_column, width, &arena);
+        if map_on_threads(chunks, threads, order).is_none() {
+            return Err(RunError::Statement(
+                "putting a unit's rows in row key order failed (internal error)".into(),
+            ));
+        }
     }
     let rows = OutputRows {
         picks: RowPicks::Gather {
@@ -954,7 +923,7 @@ async fn materialise(
     hasher: RandomState,
     pool: &Arc<dyn MemoryPool>,
     context: String,
-) -> Result<Result<(Vec<RecordBatch>, Vec<KeptRow>, Vec<u8>), Fallback>, RunError> {
+) -> Result<Result<KeptRows, Fallback>, RunError> {
     selected.sort_unstable_by_key(|s| s.hash48);
     let mut runs: HashMap<u64, (u32, u32), BuildHasherDefault<PassThrough>> = HashMap::default();
     for (i, s) in selected.iter().enumerate() {
@@ -1000,41 +969,16 @@ async fn materialise(
     let passes = each_partition(df, "planning the materialising pass failed", |s| {
         keep_partition(s, lookup.clone())
     });
-    let mut kept_batches = Vec::new();
-    let mut kept: Vec<KeptRow> = Vec::new();
-    let mut arena: Vec<u8> = Vec::new();
     let partitions = match passes.await? {
         Ok(p) => p,
         Err(why) => return Ok(Err(why)),
     };
-    for (parts, keys) in partitions {
-        let key_base = arena.len() as u64;
-        arena.extend_from_slice(&keys);
-        for (batch, mut rows) in parts {
-            // Each kept row is one row of its batch: rows are numbered
-            // across the batches as they will be concatenated.
-            let Ok(base) =
-                u32::try_from(kept.len() + rows.len()).map(|end| end - rows.len() as u32)
-            else {
-                return Err(RunError::Unsupported("more than 2^32 selected rows".into()));
-            };
-            for r in &mut rows {
-                r.row += base;
-                r.key_at += key_base;
-            }
-            kept.extend(rows);
-            kept_batches.push(batch);
-        }
-    }
+    let kept = join_kept(partitions, schema, "selected rows", |_| Ok(()))?;
     // The selected units' table is not needed any more: free it before the
     // kept rows are put in order.
     drop(selected_udf);
     drop(lookup);
-    if kept_batches.is_empty() {
-        kept_batches.push(RecordBatch::new_empty(schema));
-    }
-    Ok(Ok((kept_batches, kept, arena)))
-
+    Ok(Ok(kept))
 }
 
 /// Runs `task` over every partition of `df` at once, one tokio task each,
@@ -1735,27 +1679,18 @@ fn sort_on_threads<T: Copy + Send, K: Ord>(
         return;
     }
     let chunk = rows.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        for part in rows.chunks_mut(chunk) {
-            let key = &key;
-            scope.spawn(move || part.sort_unstable_by_key(|r| key(r)));
-        }
-    });
+    let parts: Vec<&mut [T]> = rows.chunks_mut(chunk).collect();
+    if map_on_threads(parts, threads, |part| part.sort_unstable_by_key(|r| key(r))).is_none() {
+        // A sorting thread failed: sort here instead.
+        rows.sort_unstable_by_key(|r| key(r));
+        return;
+    }
     let mut heads: Vec<&[T]> = rows.chunks(chunk).collect();
     let mut merged = Vec::with_capacity(rows.len());
-    loop {
-        let mut best: Option<usize> = None;
-        for (i, h) in heads.iter().enumerate() {
-            if let Some(x) = h.first()
-                && best.is_none_or(|b| key(x) < key(&heads[b][0]))
-            {
-                best = Some(i);
-            }
-        }
-        let Some(b) = best else { break };
-        merged.push(heads[b][0]);
-        heads[b] = &heads[b][1..];
-    }
+    merge_sorted(&mut heads, |x| key(&x), |x| {
+        merged.push(x);
+        true
+    });
     *rows = merged;
 }
 
@@ -1819,6 +1754,43 @@ fn order_within_units(
     }
 }
 
+/// The kept rows of every task, their batches one after the other: a row's
+/// `row` becomes its place among all the batches' rows and its key goes into
+/// one arena; `finish` completes each row. At least one batch (an empty one
+/// of `schema` when no row was kept). Fails past 2^32 rows (`what`).
+fn join_kept(
+    tasks: Vec<Kept>,
+    schema: SchemaRef,
+    what: &str,
+    mut finish: impl FnMut(&mut KeptRow) -> Result<(), RunError>,
+) -> Result<KeptRows, RunError> {
+    let mut batches = Vec::new();
+    let mut kept: Vec<KeptRow> = Vec::new();
+    let mut arena: Vec<u8> = Vec::new();
+    let mut base = 0usize;
+    for (parts, keys) in tasks {
+        let key_base = arena.len() as u64;
+        arena.extend_from_slice(&keys);
+        for (batch, mut rows) in parts {
+            let Ok(b) = u32::try_from(base + batch.num_rows()).map(|_| base as u32) else {
+                return Err(RunError::Unsupported(format!("more than 2^32 {what}")));
+            };
+            for r in &mut rows {
+                r.row += b;
+                r.key_at += key_base;
+                finish(r)?;
+            }
+            base += batch.num_rows();
+            kept.extend(rows);
+            batches.push(batch);
+        }
+    }
+    if batches.is_empty() {
+        batches.push(RecordBatch::new_empty(schema));
+    }
+    Ok((batches, kept, arena))
+}
+
 /// Counts a batch of kept rows (and `rows` places in it) against the
 /// memory pool: past `--memory-limit` the run fails (E0208).
 fn reserve_kept(
@@ -1839,6 +1811,10 @@ fn reserve_kept(
             })
         })
 }
+
+/// Every kept row: the batches, the rows' places (numbered across the
+/// batches) and the units' key texts.
+type KeptRows = (Vec<RecordBatch>, Vec<KeptRow>, Vec<u8>);
 
 /// A partition's kept rows: batches with their rows' places, and the key texts.
 type Kept = (Vec<(RecordBatch, Vec<KeptRow>)>, Vec<u8>);
