@@ -127,7 +127,6 @@ fn md5_lanes(m: &[[u32; LANES]; 16]) -> [u64; LANES] {
     })
 }
 
-
 impl Drawer {
     pub fn new(seed: u64) -> Self {
         let mut itoa = itoa::Buffer::new();

@@ -228,7 +228,6 @@ impl KeyColumn {
         })
     }
 
-    /// True if the value at `row` is NULL.
     /// Whether two non-NULL rows certainly have the same key text, decided
     /// without writing it (integers and strings; `false` when unsure).
     pub fn same_value(&self, a: usize, b: usize) -> bool {
@@ -244,6 +243,7 @@ impl KeyColumn {
         }
     }
 
+    /// True if the value at `row` is NULL.
     pub fn is_null(&self, row: usize) -> bool {
         matches!(self.kind, Kind::Null) || self.nulls.as_ref().is_some_and(|n| n.is_null(row))
     }
@@ -544,8 +544,6 @@ mod tests {
         row_of(&[a], 0)
     }
 
-    /// `same_value` may say "same" only when the key texts are equal; it
-    /// may say "not sure" (false) for any type.
     /// Column by column, row keys compare as their joined texts do: with
     /// empty texts, prefixes, bytes below and above the separator, and keys
     /// equal up to the last column.
@@ -570,6 +568,8 @@ mod tests {
         }
     }
 
+    /// `same_value` may say "same" only when the key texts are equal; it
+    /// may say "not sure" (false) for any type.
     #[test]
     fn same_value_agrees_with_the_key_texts() {
         let columns: Vec<ArrayRef> = vec![
