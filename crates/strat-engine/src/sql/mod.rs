@@ -1531,6 +1531,8 @@ impl Gen<'_> {
     /// After [`Self::water_fill_ctes`]: `quotas` of the exact allocation.
     fn bounded_quotas(&self, ctes: &mut Vec<Cte>) {
         let d = self.d;
+        // a·w_h, whose floor and remainder over b are the quota.
+        let aw = format!("{} * c.w", d.to_wide("l.a"));
         ctes.push(Cte {
             name: "quotas",
             comment: "x_h = clamp(λ·w_h, lower_h, upper_h): floor and remainder over the common denominator b".into(),
@@ -1539,8 +1541,7 @@ impl Gen<'_> {
                  CASE c.clamped WHEN 1 THEN c.lo WHEN 2 THEN c.hi ELSE {} END AS base,\n    \
                  CASE WHEN c.clamped = 0 THEN ({aw}) % NULLIF(l.b, 0) ELSE 0 END AS remainder\n  \
                  FROM clamped_strata c\n  CROSS JOIN bounded_lambda l",
-                d.int_div(&format!("{} * c.w", d.to_wide("l.a")), "NULLIF(l.b, 0)"),
-                aw = format!("{} * c.w", d.to_wide("l.a"))
+                d.int_div(&aw, "NULLIF(l.b, 0)"),
             ),
         });
     }
