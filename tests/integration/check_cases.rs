@@ -12,8 +12,9 @@ fn check_cases() {
         let mut args: Vec<&str> = vec!["check", &case, "--format", "json"];
         args.extend(h.args.iter().map(String::as_str));
         let out = strat(&args);
-        let json: serde_json::Value = serde_json::from_str(&stdout(&out))
-            .unwrap_or_else(|e| panic!("{case}: bad JSON ({e}): {}\n{}", stdout(&out), stderr(&out)));
+        let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| {
+            panic!("{case}: bad JSON ({e}): {}\n{}", stdout(&out), stderr(&out))
+        });
         let codes: Vec<String> = json["diagnostics"]
             .as_array()
             .unwrap()
@@ -25,7 +26,10 @@ fn check_cases() {
             failures.push(format!("{case}: expected {:?}, got {:?}", h.expect, codes));
         }
         if out.status.code() != Some(i32::from(has_error)) {
-            failures.push(format!("{case}: exit code {:?} with codes {codes:?}", out.status.code()));
+            failures.push(format!(
+                "{case}: exit code {:?} with codes {codes:?}",
+                out.status.code()
+            ));
         }
         // Every diagnostic of a file is placed inside it.
         for d in json["diagnostics"].as_array().unwrap() {
@@ -33,7 +37,10 @@ fn check_cases() {
                 failures.push(format!("{case}: diagnostic without a place: {d}"));
             }
         }
-        let name = case.trim_start_matches("tests/cases/check/").trim_end_matches(".strat").to_string();
+        let name = case
+            .trim_start_matches("tests/cases/check/")
+            .trim_end_matches(".strat")
+            .to_string();
         insta::assert_snapshot!(format!("{name}.json"), stdout(&out));
         let mut human_args: Vec<&str> = vec!["check", &case, "--color", "never"];
         human_args.extend(h.args.iter().map(String::as_str));

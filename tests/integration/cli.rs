@@ -6,8 +6,18 @@ use crate::common::{root, stderr, stdout, strat};
 fn usage_errors_exit_2() {
     assert_eq!(strat(&[]).status.code(), Some(2));
     assert_eq!(strat(&["check"]).status.code(), Some(2));
-    assert_eq!(strat(&["check", "x.strat", "--format", "yaml"]).status.code(), Some(2));
-    assert_eq!(strat(&["check", "x.strat", "--table", "novalue"]).status.code(), Some(2));
+    assert_eq!(
+        strat(&["check", "x.strat", "--format", "yaml"])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        strat(&["check", "x.strat", "--table", "novalue"])
+            .status
+            .code(),
+        Some(2)
+    );
     assert_eq!(strat(&["frobnicate"]).status.code(), Some(2));
 }
 
@@ -26,7 +36,11 @@ fn help_of_every_command() {
 fn missing_rule_file_is_an_error_naming_it() {
     let out = strat(&["check", "no/such.strat", "--color", "never"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("cannot read `no/such.strat`: no such file"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot read `no/such.strat`: no such file"),
+        "{}",
+        stderr(&out)
+    );
     let out = strat(&["check", "examples", "--format", "json"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stdout(&out).contains("E0007"), "{}", stdout(&out));
@@ -40,13 +54,33 @@ fn table_flag_binds_a_table_the_file_does_not_declare() {
     let rule = rule.to_string_lossy().into_owned();
     let out = strat(&["check", &rule, "--color", "never"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("--table visits=PATH"), "{}", stderr(&out));
-    let out = strat(&["check", &rule, "--table", "visits=examples/data/members.csv"]);
+    assert!(
+        stderr(&out).contains("--table visits=PATH"),
+        "{}",
+        stderr(&out)
+    );
+    let out = strat(&[
+        "check",
+        &rule,
+        "--table",
+        "visits=examples/data/members.csv",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     // A --table that points nowhere names the flag and the path.
-    let out = strat(&["check", &rule, "--table", "visits=nowhere.csv", "--format", "json"]);
+    let out = strat(&[
+        "check",
+        &rule,
+        "--table",
+        "visits=nowhere.csv",
+        "--format",
+        "json",
+    ]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stdout(&out).contains("--table visits=nowhere.csv"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("--table visits=nowhere.csv"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]
@@ -54,7 +88,14 @@ fn param_flag_overrides_and_is_type_checked() {
     let rule = "tests/cases/check/bad_param_flag.strat";
     let out = strat(&["check", rule, "--param", "as_of=2018-07-01"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let out = strat(&["check", rule, "--param", "as_of=tomorrow", "--format", "json"]);
+    let out = strat(&[
+        "check",
+        rule,
+        "--param",
+        "as_of=tomorrow",
+        "--format",
+        "json",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stdout(&out).contains("E0124"));
 }
@@ -78,7 +119,13 @@ fn several_files_are_checked_in_one_run() {
         .filter(|d| d["severity"] == "error")
         .map(|d| d["file"].as_str().unwrap())
         .collect();
-    assert_eq!(files, ["tests/cases/check/unknown_column.strat", "tests/cases/check/unknown_table.strat"]);
+    assert_eq!(
+        files,
+        [
+            "tests/cases/check/unknown_column.strat",
+            "tests/cases/check/unknown_table.strat"
+        ]
+    );
 }
 
 #[test]
@@ -87,12 +134,22 @@ fn json_positions_are_one_based_lines_and_character_columns() {
     let rule = dir.join("r.strat");
     let members = root().join("examples/data/members.csv");
     // A two-byte character before the mistake: the column counts characters.
-    std::fs::write(&rule, format!("table members = \"{}\"\n# é\nsample members\n  where é_x = 1 seed 1\n", members.display()))
-        .unwrap();
+    std::fs::write(
+        &rule,
+        format!(
+            "table members = \"{}\"\n# é\nsample members\n  where é_x = 1 seed 1\n",
+            members.display()
+        ),
+    )
+    .unwrap();
     let out = strat(&["check", &rule.to_string_lossy(), "--format", "json"]);
     let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     let d = &json["diagnostics"][0];
-    assert_eq!((d["line"].as_u64(), d["column"].as_u64()), (Some(4), Some(9)), "{d}");
+    assert_eq!(
+        (d["line"].as_u64(), d["column"].as_u64()),
+        (Some(4), Some(9)),
+        "{d}"
+    );
 }
 
 #[test]

@@ -4,7 +4,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root")
 }
 
 /// Runs `strat` with `args` in the workspace root.
@@ -32,10 +35,17 @@ pub struct Header {
 }
 
 pub fn header(text: &str) -> Header {
-    let mut h = Header { expect: Vec::new(), args: Vec::new() };
+    let mut h = Header {
+        expect: Vec::new(),
+        args: Vec::new(),
+    };
     for line in text.lines().take_while(|l| l.starts_with('#')) {
         if let Some(rest) = line.strip_prefix("# expect:") {
-            h.expect = rest.split_whitespace().filter(|c| *c != "ok").map(String::from).collect();
+            h.expect = rest
+                .split_whitespace()
+                .filter(|c| *c != "ok")
+                .map(String::from)
+                .collect();
         } else if let Some(rest) = line.strip_prefix("# args:") {
             h.args = rest.split_whitespace().map(String::from).collect();
         }

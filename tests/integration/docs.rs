@@ -5,14 +5,18 @@ use crate::common::root;
 /// Every diagnostic code the crates can emit has a section in docs/diagnostics.md.
 #[test]
 fn every_diagnostic_code_is_documented() {
-    let docs = std::fs::read_to_string(root().join("docs/diagnostics.md")).expect("docs/diagnostics.md");
+    let docs =
+        std::fs::read_to_string(root().join("docs/diagnostics.md")).expect("docs/diagnostics.md");
     let mut missing = Vec::new();
     for code in codes_in(&root().join("crates")) {
         if !docs.contains(&format!("## {code}")) {
             missing.push(code);
         }
     }
-    assert!(missing.is_empty(), "undocumented diagnostic codes: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "undocumented diagnostic codes: {missing:?}"
+    );
 }
 
 fn codes_in(dir: &std::path::Path) -> std::collections::BTreeSet<String> {

@@ -13,17 +13,33 @@ const RULES: &str = "sample members where tenure_days >= 30 and not is_kids_prof
 async fn write_formats(dir: &std::path::Path) {
     let ctx = SessionContext::new();
     let csv = root().join("examples/data/members.csv");
-    let df = ctx.read_csv(csv.to_str().unwrap(), CsvReadOptions::new()).await.unwrap();
+    let df = ctx
+        .read_csv(csv.to_str().unwrap(), CsvReadOptions::new())
+        .await
+        .unwrap();
     let opts = || datafusion::dataframe::DataFrameWriteOptions::new().with_single_file_output(true);
     let p = |n: &str| dir.join(n).to_string_lossy().into_owned();
-    df.clone().write_parquet(&p("members.parquet"), opts(), None).await.unwrap();
-    df.clone().write_json(&p("members.ndjson"), opts(), None).await.unwrap();
+    df.clone()
+        .write_parquet(&p("members.parquet"), opts(), None)
+        .await
+        .unwrap();
+    df.clone()
+        .write_json(&p("members.ndjson"), opts(), None)
+        .await
+        .unwrap();
     std::fs::create_dir_all(dir.join("folder")).unwrap();
-    df.clone().write_parquet(&p("folder/part-0.parquet"), opts(), None).await.unwrap();
-    df.clone().write_parquet(&p("folder/part-1.parquet"), opts(), None).await.unwrap();
+    df.clone()
+        .write_parquet(&p("folder/part-0.parquet"), opts(), None)
+        .await
+        .unwrap();
+    df.clone()
+        .write_parquet(&p("folder/part-1.parquet"), opts(), None)
+        .await
+        .unwrap();
     let batches = df.collect().await.unwrap();
     let file = std::fs::File::create(dir.join("members.arrow")).unwrap();
-    let mut w = datafusion::arrow::ipc::writer::FileWriter::try_new(file, &batches[0].schema()).unwrap();
+    let mut w =
+        datafusion::arrow::ipc::writer::FileWriter::try_new(file, &batches[0].schema()).unwrap();
     for b in &batches {
         w.write(b).unwrap();
     }
@@ -33,21 +49,39 @@ async fn write_formats(dir: &std::path::Path) {
 #[test]
 fn every_format_binds() {
     let dir = tempdir("formats");
-    tokio::runtime::Runtime::new().unwrap().block_on(write_formats(&dir));
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(write_formats(&dir));
     let rule = dir.join("r.strat");
     std::fs::write(&rule, RULES).unwrap();
     let rule = rule.to_string_lossy().into_owned();
-    for file in ["members.parquet", "members.ndjson", "members.arrow", "folder"] {
+    for file in [
+        "members.parquet",
+        "members.ndjson",
+        "members.arrow",
+        "folder",
+    ] {
         let binding = format!("members={}", dir.join(file).display());
         let out = strat(&["check", &rule, "--table", &binding, "--color", "never"]);
         assert_eq!(out.status.code(), Some(0), "{file}:\n{}", stderr(&out));
     }
     // The checker sees real types: a date column compared with a string is an error.
     // (NDJSON has no date type: there `signup_date` is a string, as JSON stores it.)
-    std::fs::write(dir.join("bad.strat"), "sample members where signup_date = \"2018\" seed 1\n").unwrap();
+    std::fs::write(
+        dir.join("bad.strat"),
+        "sample members where signup_date = \"2018\" seed 1\n",
+    )
+    .unwrap();
     for file in ["members.parquet", "members.arrow", "folder"] {
         let binding = format!("members={}", dir.join(file).display());
-        let out = strat(&["check", &dir.join("bad.strat").to_string_lossy(), "--table", &binding, "--color", "never"]);
+        let out = strat(&[
+            "check",
+            &dir.join("bad.strat").to_string_lossy(),
+            "--table",
+            &binding,
+            "--color",
+            "never",
+        ]);
         assert_eq!(out.status.code(), Some(1), "{file}");
         assert!(stderr(&out).contains("E0106"), "{file}: {}", stderr(&out));
     }
@@ -76,7 +110,10 @@ fn unreadable_tables_are_named() {
         let out = strat(&["check", &rule, "--table", &binding, "--color", "never"]);
         assert_eq!(out.status.code(), Some(1), "{file}");
         let err = stderr(&out);
-        assert!(err.contains("E0130") && err.contains(want) && err.contains(file), "{file}: {err}");
+        assert!(
+            err.contains("E0130") && err.contains(want) && err.contains(file),
+            "{file}: {err}"
+        );
         messages.push_str(&format!("== {file}\n{}\n", redact(&err, &dir)));
     }
     insta::assert_snapshot!("unreadable_tables_are_named", messages);
@@ -85,7 +122,8 @@ fn unreadable_tables_are_named() {
 /// The temporary folder as `[DIR]` (object_store names it without the leading `/`).
 fn redact(text: &str, dir: &std::path::Path) -> String {
     let dir = dir.display().to_string();
-    text.replace(&dir, "[DIR]").replace(dir.trim_start_matches('/'), "[DIR]")
+    text.replace(&dir, "[DIR]")
+        .replace(dir.trim_start_matches('/'), "[DIR]")
 }
 
 #[test]
@@ -93,14 +131,23 @@ fn hostile_data_gets_clear_errors() {
     let dir = tempdir("hostile-data");
     let w = |name: &str, text: &str| std::fs::write(dir.join(name), text).unwrap();
     w("ragged.csv", "id,country\n1,US\n2,BR\n3\n4,US,extra\n");
-    w("broken.ndjson", "{\"id\":1,\"country\":\"US\"}\n{\"id\":2,\"country\":\n");
+    w(
+        "broken.ndjson",
+        "{\"id\":1,\"country\":\"US\"}\n{\"id\":2,\"country\":\n",
+    );
     std::fs::create_dir_all(dir.join("mixed")).unwrap();
     w("mixed/a.csv", "id,country\n1,US\n");
     w("mixed/b.csv", "id,country,plan\n2,BR,basic\n");
     w("nullunit.csv", "id,country\n,US\n,BR\n");
     let late: Vec<String> = (0..3000).map(|i| format!("{i},US")).collect();
-    w("late.csv", &format!("id,country\n{}\noops,BR\n", late.join("\n")));
-    w("r.strat", "sample t unit id stratify by country take 1 seed 1\n");
+    w(
+        "late.csv",
+        &format!("id,country\n{}\noops,BR\n", late.join("\n")),
+    );
+    w(
+        "r.strat",
+        "sample t unit id stratify by country take 1 seed 1\n",
+    );
     let rule = dir.join("r.strat").to_string_lossy().into_owned();
     let out_path = dir.join("out.csv");
     let mut messages = String::new();
@@ -113,9 +160,22 @@ fn hostile_data_gets_clear_errors() {
         ("late.csv", "late.csv"),
     ] {
         let binding = format!("t={}", dir.join(file).display());
-        let out = strat(&["run", &rule, "--table", &binding, "-o", &out_path.to_string_lossy(), "--color", "never"]);
+        let out = strat(&[
+            "run",
+            &rule,
+            "--table",
+            &binding,
+            "-o",
+            &out_path.to_string_lossy(),
+            "--color",
+            "never",
+        ]);
         assert_eq!(out.status.code(), Some(1), "{file}: {}", stderr(&out));
-        assert!(stderr(&out).contains(want), "{file}: expected {want:?} in\n{}", stderr(&out));
+        assert!(
+            stderr(&out).contains(want),
+            "{file}: expected {want:?} in\n{}",
+            stderr(&out)
+        );
         assert!(!out_path.exists(), "{file}: no output after a failed run");
         let leftovers: Vec<String> = std::fs::read_dir(&dir)
             .unwrap()

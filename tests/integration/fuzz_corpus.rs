@@ -18,7 +18,12 @@ fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
         .filter(|p| p.is_file())
-        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
         .collect();
     files.sort();
     files
@@ -33,7 +38,11 @@ fn rule_file(bytes: &[u8], env: &strat_check::Env) {
         bodies::assert_spans_inside(&file.text, &p);
         diags.insert(0, p);
     }
-    let fd = FileDiagnostics { name: "corpus.strat", text: &file.text, diagnostics: &diags };
+    let fd = FileDiagnostics {
+        name: "corpus.strat",
+        text: &file.text,
+        diagnostics: &diags,
+    };
     let _ = human(&fd, false);
     let out = json(std::slice::from_ref(&fd));
     let _: serde_json::Value = serde_json::from_str(&out).expect("valid JSON");

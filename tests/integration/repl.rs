@@ -55,7 +55,10 @@ fn a_session_in_a_terminal() {
     // (after `where`, after a trailing comma); `sample mem⇥` completes the table.
     send(&mut p, "cohort = sample mem\t");
     send(&mut p, " where\r");
-    send(&mut p, "  tenure_days >= 30 unit member_id stratify by country,\r");
+    send(
+        &mut p,
+        "  tenure_days >= 30 unit member_id stratify by country,\r",
+    );
     send(&mut p, "  plan take 200 seed 7\r");
     expect(&mut p, "defined `cohort`");
 

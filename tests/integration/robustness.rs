@@ -10,33 +10,116 @@ fn check_bytes(name: &str, bytes: &[u8]) -> (Option<i32>, String) {
     let path = dir.join("r.strat");
     std::fs::write(&path, bytes).unwrap();
     let out = strat(&["check", &path.to_string_lossy(), "--format", "json"]);
-    (out.status.code(), format!("{}{}", stdout(&out), stderr(&out)))
+    (
+        out.status.code(),
+        format!("{}{}", stdout(&out), stderr(&out)),
+    )
 }
 
 #[test]
 fn hostile_files_get_diagnostics() {
-    let members = root().join("examples/data/members.csv").display().to_string();
+    let members = root()
+        .join("examples/data/members.csv")
+        .display()
+        .to_string();
     let decl = format!("table members = \"{members}\"\n");
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("empty", b"".to_vec(), "E0006"),
         ("garbage", vec![0, 159, 146, 150, 255, 0, 1], "E0005"),
-        ("invalid_utf8", [decl.as_bytes(), b"sample members where country = \"\xff\" seed 1"].concat(), "E0005"),
-        ("deep_parens", format!("{decl}sample members where {}1{} seed 1", "(".repeat(100_000), ")".repeat(100_000)).into_bytes(), "E0003"),
-        ("deep_not", format!("{decl}sample members where {} true seed 1", "not ".repeat(100_000)).into_bytes(), "E0003"),
-        ("deep_minus", format!("{decl}sample members where {}1 > 0 seed 1", "- ".repeat(100_000)).into_bytes(), "E0003"),
-        ("nested_120", format!("{decl}sample members where {}tenure_days > 1{} seed 1", "(".repeat(120), ")".repeat(120)).into_bytes(), "\"diagnostics\": []"),
-        ("long_or_chain", format!("{decl}sample members where {} seed 1", (0..50_000).map(|i| format!("tenure_days = {i}")).collect::<Vec<_>>().join(" or ")).into_bytes(), "\"diagnostics\": []"),
-        ("huge_take", format!("{decl}sample members take 99999999999999999999 seed 1").into_bytes(), "E0002"),
-        ("exponent", format!("{decl}sample members where tenure_days > 1e400 seed 1").into_bytes(), "E0001"),
-        ("long_line", format!("{decl}sample members where country in ({}\"x\") seed 1", "\"US\", ".repeat(1_500_000)).into_bytes(), "\"diagnostics\": []"),
+        (
+            "invalid_utf8",
+            [
+                decl.as_bytes(),
+                b"sample members where country = \"\xff\" seed 1",
+            ]
+            .concat(),
+            "E0005",
+        ),
+        (
+            "deep_parens",
+            format!(
+                "{decl}sample members where {}1{} seed 1",
+                "(".repeat(100_000),
+                ")".repeat(100_000)
+            )
+            .into_bytes(),
+            "E0003",
+        ),
+        (
+            "deep_not",
+            format!(
+                "{decl}sample members where {} true seed 1",
+                "not ".repeat(100_000)
+            )
+            .into_bytes(),
+            "E0003",
+        ),
+        (
+            "deep_minus",
+            format!(
+                "{decl}sample members where {}1 > 0 seed 1",
+                "- ".repeat(100_000)
+            )
+            .into_bytes(),
+            "E0003",
+        ),
+        (
+            "nested_120",
+            format!(
+                "{decl}sample members where {}tenure_days > 1{} seed 1",
+                "(".repeat(120),
+                ")".repeat(120)
+            )
+            .into_bytes(),
+            "\"diagnostics\": []",
+        ),
+        (
+            "long_or_chain",
+            format!(
+                "{decl}sample members where {} seed 1",
+                (0..50_000)
+                    .map(|i| format!("tenure_days = {i}"))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            )
+            .into_bytes(),
+            "\"diagnostics\": []",
+        ),
+        (
+            "huge_take",
+            format!("{decl}sample members take 99999999999999999999 seed 1").into_bytes(),
+            "E0002",
+        ),
+        (
+            "exponent",
+            format!("{decl}sample members where tenure_days > 1e400 seed 1").into_bytes(),
+            "E0001",
+        ),
+        (
+            "long_line",
+            format!(
+                "{decl}sample members where country in ({}\"x\") seed 1",
+                "\"US\", ".repeat(1_500_000)
+            )
+            .into_bytes(),
+            "\"diagnostics\": []",
+        ),
     ];
     let mut messages = String::new();
     for (name, bytes, want) in cases {
         let (code, out) = check_bytes(name, &bytes);
-        assert!(code == Some(1) || (code == Some(0) && want.contains("[]")), "{name}: exit {code:?}\n{out}");
-        assert!(out.contains(want), "{name}: expected {want}:\n{}", &out[..out.len().min(2000)]);
+        assert!(
+            code == Some(1) || (code == Some(0) && want.contains("[]")),
+            "{name}: exit {code:?}\n{out}"
+        );
+        assert!(
+            out.contains(want),
+            "{name}: expected {want}:\n{}",
+            &out[..out.len().min(2000)]
+        );
         // The whole of every diagnostic (the file's path aside), as a snapshot.
-        let json: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let json: serde_json::Value =
+            serde_json::from_str(&out).unwrap_or_else(|e| panic!("{name}: {e}"));
         messages.push_str(&format!("== {name} (exit {code:?})\n"));
         for d in json["diagnostics"].as_array().unwrap() {
             messages.push_str(&format!(
@@ -57,12 +140,19 @@ fn hostile_files_get_diagnostics() {
 
 #[test]
 fn bom_and_crlf_are_fine() {
-    let members = root().join("examples/data/members.csv").display().to_string();
-    let text = format!("\u{feff}table members = \"{members}\"\r\nsample members\r\n  stratify by country\r\n  take 10\r\n  seed 1\r\n");
+    let members = root()
+        .join("examples/data/members.csv")
+        .display()
+        .to_string();
+    let text = format!(
+        "\u{feff}table members = \"{members}\"\r\nsample members\r\n  stratify by country\r\n  take 10\r\n  seed 1\r\n"
+    );
     let (code, out) = check_bytes("bom", text.as_bytes());
     assert_eq!(code, Some(0), "{out}");
     // A mistake after CRLF lines is still placed on the right line.
-    let text = format!("table members = \"{members}\"\r\nsample members\r\n  stratify by contry\r\n  seed 1\r\n");
+    let text = format!(
+        "table members = \"{members}\"\r\nsample members\r\n  stratify by contry\r\n  seed 1\r\n"
+    );
     let (_, out) = check_bytes("crlf", text.as_bytes());
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(json["diagnostics"][0]["line"], 3, "{out}");
@@ -71,8 +161,13 @@ fn bom_and_crlf_are_fine() {
 
 #[test]
 fn thousands_of_rules_and_statements() {
-    let members = root().join("examples/data/members.csv").display().to_string();
-    let mut text = format!("table members = \"{members}\"\nsample members stratify by tenure_days take 100 allocate {{\n");
+    let members = root()
+        .join("examples/data/members.csv")
+        .display()
+        .to_string();
+    let mut text = format!(
+        "table members = \"{members}\"\nsample members stratify by tenure_days take 100 allocate {{\n"
+    );
     for i in 0..5_000 {
         text.push_str(&format!("  tenure_days = {i} => count 1\n"));
     }

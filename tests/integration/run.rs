@@ -42,25 +42,40 @@ fn shuffled_members() -> (String, Vec<String>) {
 
 async fn to_parquet(csv: &Path, out: &Path) {
     let ctx = SessionContext::new();
-    let df = ctx.read_csv(csv.to_str().unwrap(), CsvReadOptions::new()).await.unwrap();
+    let df = ctx
+        .read_csv(csv.to_str().unwrap(), CsvReadOptions::new())
+        .await
+        .unwrap();
     let opts = datafusion::dataframe::DataFrameWriteOptions::new().with_single_file_output(true);
-    df.write_parquet(out.to_str().unwrap(), opts, None).await.unwrap();
+    df.write_parquet(out.to_str().unwrap(), opts, None)
+        .await
+        .unwrap();
 }
 
 /// The CSV's rows as NDJSON (one object per line, numbers and booleans as JSON
 /// values, dates as strings: JSON has no date type).
 async fn to_ndjson(csv: &Path, out: &Path) {
     let ctx = SessionContext::new();
-    let df = ctx.read_csv(csv.to_str().unwrap(), CsvReadOptions::new()).await.unwrap();
+    let df = ctx
+        .read_csv(csv.to_str().unwrap(), CsvReadOptions::new())
+        .await
+        .unwrap();
     let opts = datafusion::dataframe::DataFrameWriteOptions::new().with_single_file_output(true);
-    df.write_json(out.to_str().unwrap(), opts, None).await.unwrap();
+    df.write_json(out.to_str().unwrap(), opts, None)
+        .await
+        .unwrap();
 }
 
 /// The CSV's rows (with the types read from the CSV, dates included) as an
 /// Arrow IPC file, in several record batches.
 async fn to_arrow_ipc(csv: &Path, out: &Path) {
-    let ctx = SessionContext::new_with_config(datafusion::prelude::SessionConfig::new().with_batch_size(1000));
-    let df = ctx.read_csv(csv.to_str().unwrap(), CsvReadOptions::new()).await.unwrap();
+    let ctx = SessionContext::new_with_config(
+        datafusion::prelude::SessionConfig::new().with_batch_size(1000),
+    );
+    let df = ctx
+        .read_csv(csv.to_str().unwrap(), CsvReadOptions::new())
+        .await
+        .unwrap();
     let schema = df.schema().as_arrow().clone();
     let batches = df.collect().await.unwrap();
     assert!(batches.len() > 1, "several record batches");
@@ -74,10 +89,16 @@ async fn to_arrow_ipc(csv: &Path, out: &Path) {
 
 /// A Parquet file's rows with `column` cast to text, to compare two samples
 /// whose only difference is that column's type.
-async fn parquet_rows_with_text(path: &Path, column: &str) -> Vec<datafusion::arrow::record_batch::RecordBatch> {
+async fn parquet_rows_with_text(
+    path: &Path,
+    column: &str,
+) -> Vec<datafusion::arrow::record_batch::RecordBatch> {
     use datafusion::prelude::{ParquetReadOptions, col};
     let ctx = SessionContext::new();
-    let df = ctx.read_parquet(path.to_str().unwrap(), ParquetReadOptions::default()).await.unwrap();
+    let df = ctx
+        .read_parquet(path.to_str().unwrap(), ParquetReadOptions::default())
+        .await
+        .unwrap();
     let exprs: Vec<_> = df
         .schema()
         .fields()
@@ -85,7 +106,8 @@ async fn parquet_rows_with_text(path: &Path, column: &str) -> Vec<datafusion::ar
         .map(|f| {
             let c = col(format!("\"{}\"", f.name()));
             if f.name() == column {
-                datafusion::logical_expr::cast(c, datafusion::arrow::datatypes::DataType::Utf8).alias(f.name())
+                datafusion::logical_expr::cast(c, datafusion::arrow::datatypes::DataType::Utf8)
+                    .alias(f.name())
             } else {
                 c
             }
@@ -106,17 +128,38 @@ fn determinism_matrix() {
          is_kids_profile, referral_source\n"
     );
     std::fs::write(dir.join("r.strat"), rule).unwrap();
-    std::fs::copy(root().join("examples/data/members.csv"), dir.join("members.csv")).unwrap();
+    std::fs::copy(
+        root().join("examples/data/members.csv"),
+        dir.join("members.csv"),
+    )
+    .unwrap();
     let (header, rows) = shuffled_members();
-    std::fs::write(dir.join("shuffled.csv"), format!("{header}\n{}\n", rows.join("\n"))).unwrap();
+    std::fs::write(
+        dir.join("shuffled.csv"),
+        format!("{header}\n{}\n", rows.join("\n")),
+    )
+    .unwrap();
     std::fs::create_dir_all(dir.join("seven")).unwrap();
     for (k, chunk) in rows.chunks(rows.len().div_ceil(7)).enumerate() {
-        std::fs::write(dir.join(format!("seven/part-{k}.csv")), format!("{header}\n{}\n", chunk.join("\n"))).unwrap();
+        std::fs::write(
+            dir.join(format!("seven/part-{k}.csv")),
+            format!("{header}\n{}\n", chunk.join("\n")),
+        )
+        .unwrap();
     }
     let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(to_parquet(&dir.join("shuffled.csv"), &dir.join("members.parquet")));
-    rt.block_on(to_ndjson(&dir.join("shuffled.csv"), &dir.join("members.ndjson")));
-    rt.block_on(to_arrow_ipc(&dir.join("shuffled.csv"), &dir.join("members.arrow")));
+    rt.block_on(to_parquet(
+        &dir.join("shuffled.csv"),
+        &dir.join("members.parquet"),
+    ));
+    rt.block_on(to_ndjson(
+        &dir.join("shuffled.csv"),
+        &dir.join("members.ndjson"),
+    ));
+    rt.block_on(to_arrow_ipc(
+        &dir.join("shuffled.csv"),
+        &dir.join("members.arrow"),
+    ));
 
     let rule = dir.join("r.strat").to_string_lossy().into_owned();
     let variants: Vec<(String, Vec<String>)> = vec![
@@ -124,16 +167,49 @@ fn determinism_matrix() {
         ("threads1".into(), vec!["--threads".into(), "1".into()]),
         ("threads2".into(), vec!["--threads".into(), "2".into()]),
         ("threads8".into(), vec!["--threads".into(), "8".into()]),
-        ("shuffled".into(), vec!["--table".into(), format!("members={}", dir.join("shuffled.csv").display())]),
-        ("seven_files".into(), vec!["--table".into(), format!("members={}", dir.join("seven").display())]),
-        ("parquet".into(), vec!["--table".into(), format!("members={}", dir.join("members.parquet").display())]),
-        ("arrow_ipc".into(), vec!["--table".into(), format!("members={}", dir.join("members.arrow").display())]),
-        ("ndjson".into(), vec!["--table".into(), format!("members={}", dir.join("members.ndjson").display())]),
+        (
+            "shuffled".into(),
+            vec![
+                "--table".into(),
+                format!("members={}", dir.join("shuffled.csv").display()),
+            ],
+        ),
+        (
+            "seven_files".into(),
+            vec![
+                "--table".into(),
+                format!("members={}", dir.join("seven").display()),
+            ],
+        ),
+        (
+            "parquet".into(),
+            vec![
+                "--table".into(),
+                format!("members={}", dir.join("members.parquet").display()),
+            ],
+        ),
+        (
+            "arrow_ipc".into(),
+            vec![
+                "--table".into(),
+                format!("members={}", dir.join("members.arrow").display()),
+            ],
+        ),
+        (
+            "ndjson".into(),
+            vec![
+                "--table".into(),
+                format!("members={}", dir.join("members.ndjson").display()),
+            ],
+        ),
     ];
     let mut outputs: Vec<(String, Vec<u8>)> = Vec::new();
     for (name, extra) in &variants {
         for ext in ["csv", "parquet", "ndjson"] {
-            let out = dir.join(format!("out-{name}.{ext}")).to_string_lossy().into_owned();
+            let out = dir
+                .join(format!("out-{name}.{ext}"))
+                .to_string_lossy()
+                .into_owned();
             let mut args = vec!["run", rule.as_str(), "-o", out.as_str()];
             args.extend(extra.iter().map(String::as_str));
             run_ok(&args);
@@ -146,22 +222,43 @@ fn determinism_matrix() {
         // differently (compared below, row by row).
         let same: Vec<&(String, Vec<u8>)> = outputs
             .iter()
-            .filter(|(n, _)| n.ends_with(&format!(".{ext}")) && !(ext == "parquet" && n.starts_with("ndjson.")))
+            .filter(|(n, _)| {
+                n.ends_with(&format!(".{ext}")) && !(ext == "parquet" && n.starts_with("ndjson."))
+            })
             .collect();
-        assert_eq!(same.len(), if ext == "parquet" { variants.len() - 1 } else { variants.len() });
+        assert_eq!(
+            same.len(),
+            if ext == "parquet" {
+                variants.len() - 1
+            } else {
+                variants.len()
+            }
+        );
         for (name, bytes) in &same[1..] {
             assert!(bytes == &same[0].1, "{name} differs from {}", same[0].0);
         }
     }
-    let from_ndjson = rt.block_on(parquet_rows_with_text(&dir.join("out-ndjson.parquet"), "signup_date"));
-    let from_csv = rt.block_on(parquet_rows_with_text(&dir.join("out-plain.parquet"), "signup_date"));
-    assert_eq!(from_ndjson, from_csv, "the Parquet sample of the NDJSON input has other rows or values");
+    let from_ndjson = rt.block_on(parquet_rows_with_text(
+        &dir.join("out-ndjson.parquet"),
+        "signup_date",
+    ));
+    let from_csv = rt.block_on(parquet_rows_with_text(
+        &dir.join("out-plain.parquet"),
+        "signup_date",
+    ));
+    assert_eq!(
+        from_ndjson, from_csv,
+        "the Parquet sample of the NDJSON input has other rows or values"
+    );
     assert_eq!(from_csv[0].num_rows(), 700);
     // And the sample is what was asked: 700 units, the US exactly 30%.
     let csv = String::from_utf8(outputs[0].1.clone()).unwrap();
     let rows: Vec<&str> = csv.lines().skip(1).collect();
     assert_eq!(rows.len(), 700);
-    let us = rows.iter().filter(|r| r.split(',').nth(1) == Some("US")).count();
+    let us = rows
+        .iter()
+        .filter(|r| r.split(',').nth(1) == Some("US"))
+        .count();
     assert_eq!(us, 210);
 }
 
@@ -169,7 +266,11 @@ fn determinism_matrix() {
 fn report_numbers_are_the_allocation() {
     let dir = tempdir("report");
     std::fs::write(dir.join("r.strat"), COHORT).unwrap();
-    std::fs::copy(root().join("examples/data/members.csv"), dir.join("members.csv")).unwrap();
+    std::fs::copy(
+        root().join("examples/data/members.csv"),
+        dir.join("members.csv"),
+    )
+    .unwrap();
     let rule = dir.join("r.strat").to_string_lossy().into_owned();
     let out = dir.join("s.csv").to_string_lossy().into_owned();
     let report = dir.join("r.json").to_string_lossy().into_owned();
@@ -182,13 +283,26 @@ fn report_numbers_are_the_allocation() {
     let strata = json["strata"].as_array().unwrap();
     let sum_n: u64 = strata.iter().map(|s| s["n_h"].as_u64().unwrap()).sum();
     let sum_sel: u64 = strata.iter().map(|s| s["selected"].as_u64().unwrap()).sum();
-    let sum_pop: u64 = strata.iter().map(|s| s["population"].as_u64().unwrap()).sum();
+    let sum_pop: u64 = strata
+        .iter()
+        .map(|s| s["population"].as_u64().unwrap())
+        .sum();
     assert_eq!((sum_n, sum_sel), (700, 700));
     assert_eq!(sum_pop, json["population"].as_u64().unwrap());
-    let us: u64 = strata.iter().filter(|s| s["values"][0] == "US").map(|s| s["selected"].as_u64().unwrap()).sum();
+    let us: u64 = strata
+        .iter()
+        .filter(|s| s["values"][0] == "US")
+        .map(|s| s["selected"].as_u64().unwrap())
+        .sum();
     assert_eq!(us, 210, "share 30% of 700");
-    for s in strata.iter().filter(|s| s["values"][0] == "IS" || s["values"][0] == "LU") {
-        assert_eq!(s["selected"], s["population"], "`all` keeps every unit: {s}");
+    for s in strata
+        .iter()
+        .filter(|s| s["values"][0] == "IS" || s["values"][0] == "LU")
+    {
+        assert_eq!(
+            s["selected"], s["population"],
+            "`all` keeps every unit: {s}"
+        );
     }
     // Each stratum's weight is N_h / n_h, and the CSV carries it per row.
     for s in strata.iter().filter(|s| s["n_h"].as_u64().unwrap() > 0) {
@@ -197,19 +311,36 @@ fn report_numbers_are_the_allocation() {
     }
     let md = dir.join("r.md").to_string_lossy().into_owned();
     run_ok(&["run", &rule, "-o", &out, "--report", &md]);
-    assert!(std::fs::read_to_string(&md).unwrap().contains("| stratum | N_h | target | selected | weight |"));
+    assert!(
+        std::fs::read_to_string(&md)
+            .unwrap()
+            .contains("| stratum | N_h | target | selected | weight |")
+    );
 }
 
 fn assert_untouched(path: &PathBuf, before: &[u8]) {
-    assert_eq!(std::fs::read(path).unwrap(), before, "{} must be untouched", path.display());
+    assert_eq!(
+        std::fs::read(path).unwrap(),
+        before,
+        "{} must be untouched",
+        path.display()
+    );
 }
 
 #[test]
 fn failed_runs_leave_nothing_behind() {
     let dir = tempdir("failures");
-    std::fs::copy(root().join("examples/data/members.csv"), dir.join("members.csv")).unwrap();
+    std::fs::copy(
+        root().join("examples/data/members.csv"),
+        dir.join("members.csv"),
+    )
+    .unwrap();
     std::fs::write(dir.join("r.strat"), COHORT).unwrap();
-    std::fs::write(dir.join("big.strat"), "table members = \"members.csv\"\nsample members take 1_000_000 seed 1\n").unwrap();
+    std::fs::write(
+        dir.join("big.strat"),
+        "table members = \"members.csv\"\nsample members take 1_000_000 seed 1\n",
+    )
+    .unwrap();
     let old = dir.join("old.csv");
     std::fs::write(&old, "previous sample\n").unwrap();
     let input = dir.join("members.csv");
@@ -217,20 +348,86 @@ fn failed_runs_leave_nothing_behind() {
     let rule = dir.join("r.strat").to_string_lossy().into_owned();
     let big = dir.join("big.strat").to_string_lossy().into_owned();
     let cases: Vec<(Vec<String>, &str)> = vec![
-        (vec!["run".into(), big.clone(), "-o".into(), old.display().to_string()], "E0202"),
-        (vec!["run".into(), rule.clone(), "-o".into(), input.display().to_string()], "E0205"),
-        (vec!["run".into(), rule.clone(), "-o".into(), dir.join("s.xlsx").display().to_string()], "E0205"),
-        (vec!["run".into(), rule.clone(), "-o".into(), old.display().to_string(), "--report".into(), dir.join("r.txt").display().to_string()], "E0205"),
-        (vec!["run".into(), rule.clone(), "-o".into(), dir.join("no/such/dir/s.csv").display().to_string()], "E0205"),
-        (vec!["run".into(), rule.clone(), "-o".into(), old.display().to_string(), "--emit".into(), "cohrt".into()], "E0131"),
+        (
+            vec![
+                "run".into(),
+                big.clone(),
+                "-o".into(),
+                old.display().to_string(),
+            ],
+            "E0202",
+        ),
+        (
+            vec![
+                "run".into(),
+                rule.clone(),
+                "-o".into(),
+                input.display().to_string(),
+            ],
+            "E0205",
+        ),
+        (
+            vec![
+                "run".into(),
+                rule.clone(),
+                "-o".into(),
+                dir.join("s.xlsx").display().to_string(),
+            ],
+            "E0205",
+        ),
+        (
+            vec![
+                "run".into(),
+                rule.clone(),
+                "-o".into(),
+                old.display().to_string(),
+                "--report".into(),
+                dir.join("r.txt").display().to_string(),
+            ],
+            "E0205",
+        ),
+        (
+            vec![
+                "run".into(),
+                rule.clone(),
+                "-o".into(),
+                dir.join("no/such/dir/s.csv").display().to_string(),
+            ],
+            "E0205",
+        ),
+        (
+            vec![
+                "run".into(),
+                rule.clone(),
+                "-o".into(),
+                old.display().to_string(),
+                "--emit".into(),
+                "cohrt".into(),
+            ],
+            "E0131",
+        ),
         // The sample and the report cannot be one file.
-        (vec!["run".into(), rule.clone(), "-o".into(), dir.join("same.json").display().to_string(), "--report".into(), dir.join("same.json").display().to_string()], "E0205"),
+        (
+            vec![
+                "run".into(),
+                rule.clone(),
+                "-o".into(),
+                dir.join("same.json").display().to_string(),
+                "--report".into(),
+                dir.join("same.json").display().to_string(),
+            ],
+            "E0205",
+        ),
     ];
     for (args, code) in cases {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = strat(&args);
         assert_eq!(out.status.code(), Some(1), "{args:?}");
-        assert!(stderr(&out).contains(code), "{args:?}: expected {code}\n{}", stderr(&out));
+        assert!(
+            stderr(&out).contains(code),
+            "{args:?}: expected {code}\n{}",
+            stderr(&out)
+        );
         assert_untouched(&old, b"previous sample\n");
         assert_untouched(&input, &input_bytes);
     }
@@ -242,19 +439,60 @@ fn failed_runs_leave_nothing_behind() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
     // The infeasible total states both numbers.
     let out = strat(&["run", &big, "-o", &old.display().to_string()]);
-    assert!(stderr(&out).contains("1000000") && stderr(&out).contains("6000"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("1000000") && stderr(&out).contains("6000"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
 fn a_memory_limit_fails_cleanly() {
     let dir = tempdir("memory");
     let out = dir.join("s.csv").to_string_lossy().into_owned();
-    let run = strat(&["run", "examples/cohort.strat", "--emit", "cohort", "-o", &out, "--memory-limit", "200K"]);
+    let run = strat(&[
+        "run",
+        "examples/cohort.strat",
+        "--emit",
+        "cohort",
+        "-o",
+        &out,
+        "--memory-limit",
+        "200K",
+    ]);
     assert_eq!(run.status.code(), Some(1));
-    assert!(stderr(&run).contains("E0208") && stderr(&run).contains("memory limit"), "{}", stderr(&run));
-    assert!(!std::path::Path::new(&out).exists(), "no output after a failed run");
-    run_ok(&["run", "examples/cohort.strat", "--emit", "cohort", "-o", &out, "--memory-limit", "1G"]);
-    assert_eq!(strat(&["run", "examples/cohort.strat", "-o", &out, "--memory-limit", "lots"]).status.code(), Some(2));
+    assert!(
+        stderr(&run).contains("E0208") && stderr(&run).contains("memory limit"),
+        "{}",
+        stderr(&run)
+    );
+    assert!(
+        !std::path::Path::new(&out).exists(),
+        "no output after a failed run"
+    );
+    run_ok(&[
+        "run",
+        "examples/cohort.strat",
+        "--emit",
+        "cohort",
+        "-o",
+        &out,
+        "--memory-limit",
+        "1G",
+    ]);
+    assert_eq!(
+        strat(&[
+            "run",
+            "examples/cohort.strat",
+            "-o",
+            &out,
+            "--memory-limit",
+            "lots"
+        ])
+        .status
+        .code(),
+        Some(2)
+    );
 }
 
 /// Under a memory limit too small for its units, the streaming plan spills
@@ -279,10 +517,25 @@ fn a_memory_limit_makes_the_units_spill() {
     let limited = dir.join("limited.csv").to_string_lossy().into_owned();
     run_ok(&["run", &rule, "-o", &free]);
     // 60,000 units take about 1.9 MB in memory.
-    let run = strat(&["run", &rule, "-o", &limited, "--memory-limit", "1M", "--timings"]);
+    let run = strat(&[
+        "run",
+        &rule,
+        "-o",
+        &limited,
+        "--memory-limit",
+        "1M",
+        "--timings",
+    ]);
     assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
-    assert!(stderr(&run).contains("sorted runs"), "the units were spilled: {}", stderr(&run));
-    assert_eq!(std::fs::read(&free).unwrap(), std::fs::read(&limited).unwrap());
+    assert!(
+        stderr(&run).contains("sorted runs"),
+        "the units were spilled: {}",
+        stderr(&run)
+    );
+    assert_eq!(
+        std::fs::read(&free).unwrap(),
+        std::fs::read(&limited).unwrap()
+    );
 }
 
 /// The report records the sample it was written with (path, md5, size), so a
@@ -291,12 +544,27 @@ fn a_memory_limit_makes_the_units_spill() {
 fn the_report_records_its_sample() {
     let dir = tempdir("report-pair");
     std::fs::write(dir.join("r.strat"), COHORT).unwrap();
-    std::fs::copy(root().join("examples/data/members.csv"), dir.join("members.csv")).unwrap();
+    std::fs::copy(
+        root().join("examples/data/members.csv"),
+        dir.join("members.csv"),
+    )
+    .unwrap();
     let rule = dir.join("r.strat").to_string_lossy().into_owned();
-    for (sample, report) in [("s.csv", "r.json"), ("s.parquet", "r.md"), ("s.ndjson", "r.json")] {
+    for (sample, report) in [
+        ("s.csv", "r.json"),
+        ("s.parquet", "r.md"),
+        ("s.ndjson", "r.json"),
+    ] {
         let sample = dir.join(sample);
         let report = dir.join(report);
-        run_ok(&["run", &rule, "-o", sample.to_str().unwrap(), "--report", report.to_str().unwrap()]);
+        run_ok(&[
+            "run",
+            &rule,
+            "-o",
+            sample.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+        ]);
         let bytes = std::fs::read(&sample).unwrap();
         let md5 = strat_engine::report::md5_hex(&bytes);
         let text = std::fs::read_to_string(&report).unwrap();
@@ -306,11 +574,17 @@ fn the_report_records_its_sample() {
             assert_eq!(json["output"]["bytes"], bytes.len() as u64);
             assert_eq!(json["output"]["path"], sample.to_str().unwrap());
         } else {
-            let line = format!("- sample: {} (md5 `{md5}`, {} bytes)\n", sample.display(), bytes.len());
+            let line = format!(
+                "- sample: {} (md5 `{md5}`, {} bytes)\n",
+                sample.display(),
+                bytes.len()
+            );
             assert!(text.contains(&line), "{line}\n{text}");
         }
     }
-    let names: Vec<String> =
-        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     assert!(names.iter().all(|n| !n.contains("strat-tmp")), "{names:?}");
 }

@@ -108,7 +108,9 @@ fn field(v: &str) -> String {
 }
 
 fn csv(rows: &[Vec<String>]) -> String {
-    rows.iter().map(|r| r.iter().map(|f| field(f)).collect::<Vec<_>>().join(",") + "\n").collect()
+    rows.iter()
+        .map(|r| r.iter().map(|f| field(f)).collect::<Vec<_>>().join(",") + "\n")
+        .collect()
 }
 
 /// A name as a file or folder name for run_sql.py (which percent-decodes it).
@@ -118,20 +120,38 @@ fn file_name(name: &str) -> String {
 
 fn write_data(dir: &Path) -> (PathBuf, PathBuf) {
     let mut rows = vec![vec![UNIT.to_string(), GRP.into(), NUM.into(), NOTE.into()]];
-    let keys: Vec<String> = KEYS.iter().map(|k| k.to_string()).chain((0..30).map(|i| format!("u{i}"))).collect();
+    let keys: Vec<String> = KEYS
+        .iter()
+        .map(|k| k.to_string())
+        .chain((0..30).map(|i| format!("u{i}")))
+        .collect();
     for (i, k) in keys.iter().enumerate() {
         let num = if k == "u7" { -1 } else { i as i64 };
         let note = ["'); DROP TABLE x; --", "a\nb", "/* c */", "d\\", "e\"f`g"][i % 5];
-        rows.push(vec![k.clone(), GROUPS[i % GROUPS.len()].into(), num.to_string(), note.into()]);
+        rows.push(vec![
+            k.clone(),
+            GROUPS[i % GROUPS.len()].into(),
+            num.to_string(),
+            note.into(),
+        ]);
         if i % 6 == 0 {
             // A unit with two rows (in the same stratum).
-            rows.push(vec![k.clone(), GROUPS[i % GROUPS.len()].into(), (num + 1000).to_string(), "second row".into()]);
+            rows.push(vec![
+                k.clone(),
+                GROUPS[i % GROUPS.len()].into(),
+                (num + 1000).to_string(),
+                "second row".into(),
+            ]);
         }
     }
     let t1 = dir.join("t1.csv");
     std::fs::write(&t1, csv(&rows)).unwrap();
     let mut excl = vec![vec![UNIT.to_string(), "why".into()]];
-    excl.extend(EXCLUDED.iter().map(|k| vec![k.to_string(), "excluded; -- 'really'".into()]));
+    excl.extend(
+        EXCLUDED
+            .iter()
+            .map(|k| vec![k.to_string(), "excluded; -- 'really'".into()]),
+    );
     let t2 = dir.join("t2.csv");
     std::fs::write(&t2, csv(&excl)).unwrap();
     (t1, t2)
@@ -157,7 +177,11 @@ fn rule_files(dir: &Path) -> Vec<PathBuf> {
     let texts = [
         (
             "default_output",
-            format!("sample {}\n  {filter}\n  stratify by {}\n  take 15\n  seed 7\n", bq(T1), bq(GRP)),
+            format!(
+                "sample {}\n  {filter}\n  stratify by {}\n  take 15\n  seed 7\n",
+                bq(T1),
+                bq(GRP)
+            ),
         ),
         (
             "rules",
@@ -206,15 +230,28 @@ fn rule_files(dir: &Path) -> Vec<PathBuf> {
 
 /// `strat run` of a rule file: its rows (header first).
 fn native(rule: &Path, dir: &Path) -> Vec<Vec<String>> {
-    let out = dir.join(format!("{}.native.csv", rule.file_stem().unwrap().to_string_lossy()));
+    let out = dir.join(format!(
+        "{}.native.csv",
+        rule.file_stem().unwrap().to_string_lossy()
+    ));
     let o = strat(&["run", rule.to_str().unwrap(), "-o", out.to_str().unwrap()]);
-    assert!(o.status.success(), "strat run {}: {}", rule.display(), stderr(&o));
+    assert!(
+        o.status.success(),
+        "strat run {}: {}",
+        rule.display(),
+        stderr(&o)
+    );
     read_csv(&std::fs::read_to_string(&out).unwrap())
 }
 
 /// `strat sql` of a rule file for a dialect, with `--name` flags.
 fn export(rule: &Path, dialect: &str, names: &[(&str, String)], out: &Path) -> String {
-    let mut args = vec!["sql".to_string(), rule.display().to_string(), "--dialect".into(), dialect.into()];
+    let mut args = vec![
+        "sql".to_string(),
+        rule.display().to_string(),
+        "--dialect".into(),
+        dialect.into(),
+    ];
     for (t, q) in names {
         args.push("--name".into());
         args.push(format!("{t}={q}"));
@@ -231,7 +268,10 @@ fn export(rule: &Path, dialect: &str, names: &[(&str, String)], out: &Path) -> S
 /// qualified names (`schema` is `global_temp` on Spark, which keeps temporary
 /// views only there).
 fn qualified(schema: &str) -> Vec<(&'static str, String)> {
-    vec![(T1, format!("{schema}.{Q1}")), (T2, format!("{schema}.{Q2}"))]
+    vec![
+        (T1, format!("{schema}.{Q1}")),
+        (T2, format!("{schema}.{Q2}")),
+    ]
 }
 
 /// Data folders for run_sql.py: `plain/` (tables by name) and `qualified/`
@@ -269,24 +309,66 @@ fn setup(name: &str) -> Setup {
     let (head, rows) = &native[0];
     assert_eq!(head, &[UNIT, GRP, NUM, NOTE]);
     let keys: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
-    for k in ["' OR '1'='1", "zz\\abc", "c\"d", "'; DROP TABLE x; --", "u7"] {
-        assert!(!keys.contains(&k), "{k:?} should have been filtered or excluded");
+    for k in [
+        "' OR '1'='1",
+        "zz\\abc",
+        "c\"d",
+        "'; DROP TABLE x; --",
+        "u7",
+    ] {
+        assert!(
+            !keys.contains(&k),
+            "{k:?} should have been filtered or excluded"
+        );
     }
-    assert!(keys.iter().any(|k| k.contains(['\'', '"', '`', '\\', '\n', ';'])), "{keys:?}");
+    assert!(
+        keys.iter()
+            .any(|k| k.contains(['\'', '"', '`', '\\', '\n', ';'])),
+        "{keys:?}"
+    );
     for special in ["cr\rx", "crlf\r\ny"] {
-        assert!(native.iter().any(|n| n.1.iter().any(|r| r[0] == special)), "{special:?} is in no sample");
+        assert!(
+            native.iter().any(|n| n.1.iter().any(|r| r[0] == special)),
+            "{special:?} is in no sample"
+        );
     }
     let all = &native[1].1;
-    let obrien: std::collections::BTreeSet<&str> =
-        all.iter().filter(|r| r[1] == GROUPS[0]).map(|r| r[0].as_str()).collect();
+    let obrien: std::collections::BTreeSet<&str> = all
+        .iter()
+        .filter(|r| r[1] == GROUPS[0])
+        .map(|r| r[0].as_str())
+        .collect();
     assert_eq!(obrien.len(), 6, "`all` keeps the 6 O'Brien units");
-    assert_eq!(all.iter().filter(|r| r[1] == GROUPS[7]).count(), 0, "`none`");
-    assert!(all.iter().any(|r| r[4] == "back\\\\slash"), "_stratum escapes a backslash");
-    assert!(all.iter().any(|r| r[4] == "quo\"te\\/*c*\\/"), "_stratum escapes a slash");
-    assert!(all.iter().any(|r| r[4] == "uni✓é😀\\∅"), "_stratum escapes ∅");
-    let splits: std::collections::BTreeSet<&str> = native[2].1.iter().map(|r| r[2].as_str()).collect();
-    assert_eq!(splits.into_iter().collect::<Vec<_>>(), ["te`st\\ /*", "tr'ain\"; --"]);
-    Setup { dir, t1, t2, rules, native }
+    assert_eq!(
+        all.iter().filter(|r| r[1] == GROUPS[7]).count(),
+        0,
+        "`none`"
+    );
+    assert!(
+        all.iter().any(|r| r[4] == "back\\\\slash"),
+        "_stratum escapes a backslash"
+    );
+    assert!(
+        all.iter().any(|r| r[4] == "quo\"te\\/*c*\\/"),
+        "_stratum escapes a slash"
+    );
+    assert!(
+        all.iter().any(|r| r[4] == "uni✓é😀\\∅"),
+        "_stratum escapes ∅"
+    );
+    let splits: std::collections::BTreeSet<&str> =
+        native[2].1.iter().map(|r| r[2].as_str()).collect();
+    assert_eq!(
+        splits.into_iter().collect::<Vec<_>>(),
+        ["te`st\\ /*", "tr'ain\"; --"]
+    );
+    Setup {
+        dir,
+        t1,
+        t2,
+        rules,
+        native,
+    }
 }
 
 fn stem(p: &Path) -> String {
@@ -297,23 +379,46 @@ fn stem(p: &Path) -> String {
 fn python_engine(engine: &str) {
     // Not `temp_dir(engine)`: sql.rs uses that folder for the same engine, maybe at the same time.
     let s = setup(&format!("hostile-{engine}"));
-    let schema = if engine == "spark" { "global_temp" } else { SCHEMA };
+    let schema = if engine == "spark" {
+        "global_temp"
+    } else {
+        SCHEMA
+    };
     let (plain, qual) = engine_data(&s.dir, &s.t1, &s.t2, schema);
-    let mut args = vec![root().join("tests/engines/run_sql.py").display().to_string(), engine.to_string()];
+    let mut args = vec![
+        root()
+            .join("tests/engines/run_sql.py")
+            .display()
+            .to_string(),
+        engine.to_string(),
+    ];
     let mut jobs = Vec::new();
     for (i, rule) in s.rules.iter().enumerate() {
-        for (mode, names, data) in [("plain", vec![], &plain), ("qualified", qualified(schema), &qual)] {
+        for (mode, names, data) in [
+            ("plain", vec![], &plain),
+            ("qualified", qualified(schema), &qual),
+        ] {
             let sql = s.dir.join(format!("{}.{mode}.{engine}.sql", stem(rule)));
             export(rule, engine, &names, &sql);
             let out = s.dir.join(format!("{}.{mode}.{engine}.csv", stem(rule)));
-            args.extend([sql.display().to_string(), data.display().to_string(), out.display().to_string()]);
+            args.extend([
+                sql.display().to_string(),
+                data.display().to_string(),
+                out.display().to_string(),
+            ]);
             jobs.push((i, format!("{} ({mode} names)", stem(rule)), out));
         }
     }
-    let o = Command::new("python3").args(&args).output().expect("python3");
+    let o = Command::new("python3")
+        .args(&args)
+        .output()
+        .expect("python3");
     match o.status.code() {
         Some(0) => {}
-        Some(2) => panic!("{engine} is not installed: run `bash tests/engines/setup.sh`\n{}", stderr(&o)),
+        Some(2) => panic!(
+            "{engine} is not installed: run `bash tests/engines/setup.sh`\n{}",
+            stderr(&o)
+        ),
         _ => panic!("{engine} failed: {}{}", stdout(&o), stderr(&o)),
     }
     for (i, what, out) in jobs {
@@ -355,18 +460,36 @@ fn hostile_names_and_values_on_datafusion() {
                     let catalog = ctx.catalog("datafusion").unwrap();
                     let schema: Arc<dyn SchemaProvider> = Arc::new(MemorySchemaProvider::new());
                     catalog.register_schema(SCHEMA, schema).unwrap();
-                    (TableReference::partial(SCHEMA, Q1), TableReference::partial(SCHEMA, Q2))
+                    (
+                        TableReference::partial(SCHEMA, Q1),
+                        TableReference::partial(SCHEMA, Q2),
+                    )
                 };
-                ctx.register_csv(r1, s.t1.to_str().unwrap(), CsvReadOptions::new()).await.unwrap();
-                ctx.register_csv(r2, s.t2.to_str().unwrap(), CsvReadOptions::new()).await.unwrap();
-                let df = ctx.sql(&sql).await.unwrap_or_else(|e| panic!("{what}: {e}\n{sql}"));
-                let head: Vec<String> = df.schema().fields().iter().map(|f| f.name().clone()).collect();
+                ctx.register_csv(r1, s.t1.to_str().unwrap(), CsvReadOptions::new())
+                    .await
+                    .unwrap();
+                ctx.register_csv(r2, s.t2.to_str().unwrap(), CsvReadOptions::new())
+                    .await
+                    .unwrap();
+                let df = ctx
+                    .sql(&sql)
+                    .await
+                    .unwrap_or_else(|e| panic!("{what}: {e}\n{sql}"));
+                let head: Vec<String> = df
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().clone())
+                    .collect();
                 let batches = df.collect().await.unwrap_or_else(|e| panic!("{what}: {e}"));
                 let opts = FormatOptions::default().with_null("");
                 let mut rows = vec![head];
                 for b in &batches {
-                    let f: Vec<ArrayFormatter> =
-                        b.columns().iter().map(|a| ArrayFormatter::try_new(a.as_ref(), &opts).unwrap()).collect();
+                    let f: Vec<ArrayFormatter> = b
+                        .columns()
+                        .iter()
+                        .map(|a| ArrayFormatter::try_new(a.as_ref(), &opts).unwrap())
+                        .collect();
                     for r in 0..b.num_rows() {
                         rows.push(f.iter().map(|x| x.value(r).to_string()).collect());
                     }
@@ -407,22 +530,41 @@ fn names_cannot_leave_sql_comments() {
         let sql = export(&rule, dialect, &[], &dir.join(format!("{dialect}.sql")));
         for line in sql.split('\n').filter(|l| l.trim_start().starts_with("--")) {
             assert!(
-                !line.chars().any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')),
+                !line
+                    .chars()
+                    .any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')),
                 "{dialect}: a comment line holds a line-ending character: {line:?}"
             );
         }
-        assert!(sql.contains("e\r) SELECT 1; --"), "{dialect}: the table name itself is kept, quoted");
+        assert!(
+            sql.contains("e\r) SELECT 1; --"),
+            "{dialect}: the table name itself is kept, quoted"
+        );
         if dialect == "datafusion" {
             let rt = tokio::runtime::Runtime::new().unwrap();
             let got = rt.block_on(async {
                 let ctx = SessionContext::new();
-                ctx.register_csv(TableReference::bare("t"), dir.join("t.csv").to_str().unwrap(), CsvReadOptions::new())
+                ctx.register_csv(
+                    TableReference::bare("t"),
+                    dir.join("t.csv").to_str().unwrap(),
+                    CsvReadOptions::new(),
+                )
+                .await
+                .unwrap();
+                ctx.register_csv(
+                    TableReference::bare(evil_table),
+                    dir.join("e.csv").to_str().unwrap(),
+                    CsvReadOptions::new(),
+                )
+                .await
+                .unwrap();
+                let batches = ctx
+                    .sql(&sql)
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}\n{sql}"))
+                    .collect()
                     .await
                     .unwrap();
-                ctx.register_csv(TableReference::bare(evil_table), dir.join("e.csv").to_str().unwrap(), CsvReadOptions::new())
-                    .await
-                    .unwrap();
-                let batches = ctx.sql(&sql).await.unwrap_or_else(|e| panic!("{e}\n{sql}")).collect().await.unwrap();
                 batches.iter().map(|b| b.num_rows()).sum::<usize>()
             });
             assert_eq!(got, 3, "the query selects the native rows");

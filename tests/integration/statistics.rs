@@ -12,7 +12,13 @@ const SEEDS: u64 = 400;
 fn data(dir: &std::path::Path) -> std::path::PathBuf {
     let mut csv = String::from("id,grp\n");
     for i in 0..35 {
-        let g = if i < 20 { "A" } else if i < 30 { "B" } else { "C" };
+        let g = if i < 20 {
+            "A"
+        } else if i < 30 {
+            "B"
+        } else {
+            "C"
+        };
         csv.push_str(&format!("{},{g}\n", 1000 + i * 7));
     }
     let path = dir.join("units.csv");
@@ -22,7 +28,10 @@ fn data(dir: &std::path::Path) -> std::path::PathBuf {
 
 /// Inclusion counts per unit id over `SEEDS` seeds of `rules` (with `{seed}`).
 fn inclusion_counts(rules: &str) -> std::collections::BTreeMap<String, u64> {
-    let dir = tempdir(&format!("stats-{}", strat_engine::report::md5_hex(rules.as_bytes())));
+    let dir = tempdir(&format!(
+        "stats-{}",
+        strat_engine::report::md5_hex(rules.as_bytes())
+    ));
     let path = data(&dir);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut counts = std::collections::BTreeMap::new();
@@ -30,17 +39,31 @@ fn inclusion_counts(rules: &str) -> std::collections::BTreeMap<String, u64> {
         let text = rules.replace("{seed}", &seed.to_string());
         let ctx = SessionContext::new();
         let options = strat_engine::Options {
-            tables: vec![strat_engine::TableBinding { name: "pop".into(), path: path.clone() }],
+            tables: vec![strat_engine::TableBinding {
+                name: "pop".into(),
+                path: path.clone(),
+            }],
             params: vec![],
         };
         let out = rt.block_on(async {
             let compiled = strat_engine::compile(&ctx, None, &text, &options).await;
-            let program = compiled.program.unwrap_or_else(|| panic!("{:#?}", compiled.diagnostics));
-            strat_engine::run::run_statement(&ctx, &program, program.statements.len() - 1).await.unwrap()
+            let program = compiled
+                .program
+                .unwrap_or_else(|| panic!("{:#?}", compiled.diagnostics));
+            strat_engine::run::run_statement(&ctx, &program, program.statements.len() - 1)
+                .await
+                .unwrap()
         });
         for b in &out.batches {
-            let ids = datafusion::arrow::compute::cast(b.column(0), &datafusion::arrow::datatypes::DataType::Utf8).unwrap();
-            let ids = ids.as_any().downcast_ref::<datafusion::arrow::array::StringArray>().unwrap();
+            let ids = datafusion::arrow::compute::cast(
+                b.column(0),
+                &datafusion::arrow::datatypes::DataType::Utf8,
+            )
+            .unwrap();
+            let ids = ids
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::StringArray>()
+                .unwrap();
             for id in ids.iter().flatten() {
                 *counts.entry(id.to_string()).or_insert(0) += 1;
             }
@@ -59,7 +82,11 @@ fn assert_frequencies(counts: &std::collections::BTreeMap<String, u64>, p: impl 
         let p = p(i);
         let mean = SEEDS as f64 * p;
         let var = SEEDS as f64 * p * (1.0 - p);
-        assert!((k - mean).abs() <= 4.5 * var.sqrt(), "unit {id}: {k} inclusions, expected {mean:.1} ± {:.1}", var.sqrt());
+        assert!(
+            (k - mean).abs() <= 4.5 * var.sqrt(),
+            "unit {id}: {k} inclusions, expected {mean:.1} ± {:.1}",
+            var.sqrt()
+        );
         chi2 += (k - mean).powi(2) / var;
     }
     // 35 degrees of freedom: P(chi2 > 80) is about 2e-5.
@@ -75,9 +102,18 @@ fn exact_inclusion_frequencies_are_n_over_n() {
 
 #[test]
 fn equal_allocation_frequencies_follow_each_stratum() {
-    let counts = inclusion_counts("sample pop unit id stratify by grp take 9 allocate equal seed {seed}");
+    let counts =
+        inclusion_counts("sample pop unit id stratify by grp take 9 allocate equal seed {seed}");
     // 3 per stratum: 3/20, 3/10, 3/5.
-    assert_frequencies(&counts, |i| if i < 20 { 0.15 } else if i < 30 { 0.3 } else { 0.6 });
+    assert_frequencies(&counts, |i| {
+        if i < 20 {
+            0.15
+        } else if i < 30 {
+            0.3
+        } else {
+            0.6
+        }
+    });
 }
 
 #[test]

@@ -26,24 +26,47 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// Runs every statement of `file` with both plans; returns how many ran streaming.
 async fn compare(file: &Path, text: &str, options: &Options, partitions: usize) -> usize {
-    let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(partitions));
+    let ctx =
+        SessionContext::new_with_config(SessionConfig::new().with_target_partitions(partitions));
     let compiled = compile(&ctx, Some(file), text, options).await;
-    let program = compiled.program.unwrap_or_else(|| panic!("{}: {:?}", file.display(), compiled.diagnostics));
+    let program = compiled
+        .program
+        .unwrap_or_else(|| panic!("{}: {:?}", file.display(), compiled.diagnostics));
     let mut streamed = 0;
     for index in 0..program.statements.len() {
         let st = &program.statements[index];
-        let in_memory = RunOptions { plan: Plan::InMemory, ..RunOptions::default() };
+        let in_memory = RunOptions {
+            plan: Plan::InMemory,
+            ..RunOptions::default()
+        };
         // A budget of 4 units: the counting pass spills its units after every batch.
-        let spilling = RunOptions { unit_memory: 128, ..RunOptions::default() };
+        let spilling = RunOptions {
+            unit_memory: 128,
+            ..RunOptions::default()
+        };
         let memory = run_statement_with(&ctx, &program, index, &in_memory).await;
-        if let (Ok(spilled), Ok(m)) = (run_statement_with(&ctx, &program, index, &spilling).await, &memory) {
-            same(&spilled, m, &format!("{} statement {index}, spilling", file.display()));
+        if let (Ok(spilled), Ok(m)) = (
+            run_statement_with(&ctx, &program, index, &spilling).await,
+            &memory,
+        ) {
+            same(
+                &spilled,
+                m,
+                &format!("{} statement {index}, spilling", file.display()),
+            );
             if spilled.plan == Plan::Streaming && spilled.report.total_population > 4 {
-                assert!(spilled.profile.spilled_runs > 0, "{}: did not spill", file.display());
+                assert!(
+                    spilled.profile.spilled_runs > 0,
+                    "{}: did not spill",
+                    file.display()
+                );
             }
         }
         let streaming = run_statement_with(&ctx, &program, index, &RunOptions::default()).await;
-        let what = format!("{} statement {index} at {partitions} partition(s)", file.display());
+        let what = format!(
+            "{} statement {index} at {partitions} partition(s)",
+            file.display()
+        );
         match (streaming, memory) {
             (Ok(s), Ok(m)) => {
                 assert_eq!(m.plan, Plan::InMemory);
@@ -81,7 +104,11 @@ fn options_from(args: &[String]) -> Options {
     let mut it = args.iter();
     while let Some(a) = it.next() {
         if a == "--param" {
-            let (k, v) = it.next().expect("value").split_once('=').expect("NAME=VALUE");
+            let (k, v) = it
+                .next()
+                .expect("value")
+                .split_once('=')
+                .expect("NAME=VALUE");
             o.params.push((k.to_string(), v.to_string()));
         }
     }
@@ -126,8 +153,16 @@ fn write_data(dir: &Path) {
         let p = ["basic", "standard", "premium"][(next() % 3) as usize];
         let tenure = next() % 1000;
         let score = (next() % 10_000) as f64 / 7.0;
-        let note = if next() % 5 == 0 { String::new() } else { format!("n{}", next() % 50) };
-        let id = if i % 97 == 0 { String::new() } else { (i / 2).to_string() };
+        let note = if next() % 5 == 0 {
+            String::new()
+        } else {
+            format!("n{}", next() % 50)
+        };
+        let id = if i % 97 == 0 {
+            String::new()
+        } else {
+            (i / 2).to_string()
+        };
         // Rows of one id share country and plan: (i / 2) keeps them together.
         let (c, p) = if i % 2 == 1 { ("", "") } else { (c, p) };
         m.push_str(&format!("{id},{c},{p},{tenure},{score},{note}\n"));
@@ -177,13 +212,22 @@ fn streaming_equals_in_memory_on_generated_data() {
     rt.block_on(async {
         let ctx = SessionContext::new();
         let df = ctx
-            .read_csv(dir.join("members.csv").to_str().unwrap(), CsvReadOptions::new())
+            .read_csv(
+                dir.join("members.csv").to_str().unwrap(),
+                CsvReadOptions::new(),
+            )
             .await
             .expect("read");
-        let df = df.repartition(Partitioning::RoundRobinBatch(3)).expect("repartition");
-        df.write_parquet(dir.join("members_parquet").to_str().unwrap(), DataFrameWriteOptions::new(), None)
-            .await
-            .expect("write");
+        let df = df
+            .repartition(Partitioning::RoundRobinBatch(3))
+            .expect("repartition");
+        df.write_parquet(
+            dir.join("members_parquet").to_str().unwrap(),
+            DataFrameWriteOptions::new(),
+            None,
+        )
+        .await
+        .expect("write");
     });
     let file = dir.join("rules.strat");
     for (i, rule) in RULES.iter().enumerate() {

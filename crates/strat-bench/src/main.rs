@@ -50,8 +50,11 @@ const COUNTRIES: usize = 190;
 
 /// Country codes "C000".."C189" except the biggest ones, which get real codes.
 fn country_code(i: usize) -> String {
-    const BIG: [&str; 12] = ["US", "BR", "GB", "DE", "FR", "MX", "CA", "IN", "JP", "ES", "IT", "AU"];
-    BIG.get(i).map_or_else(|| format!("C{i:03}"), |s| s.to_string())
+    const BIG: [&str; 12] = [
+        "US", "BR", "GB", "DE", "FR", "MX", "CA", "IN", "JP", "ES", "IT", "AU",
+    ];
+    BIG.get(i)
+        .map_or_else(|| format!("C{i:03}"), |s| s.to_string())
 }
 
 /// Zipf-like weights with an exponential cut-off, `k^-1.2 · e^(-k/35)` for the
@@ -78,7 +81,14 @@ fn pick(cdf: &[f64], u: f64) -> usize {
 
 /// The events of one batch of members, column by column.
 #[derive(Default)]
-struct Events<'a>(Vec<i64>, Vec<i64>, Vec<i64>, Vec<&'a str>, Vec<i64>, Vec<i64>);
+struct Events<'a>(
+    Vec<i64>,
+    Vec<i64>,
+    Vec<i64>,
+    Vec<&'a str>,
+    Vec<i64>,
+    Vec<i64>,
+);
 
 fn members_schema() -> Arc<Schema> {
     Arc::new(Schema::new(vec![
@@ -108,7 +118,12 @@ fn member_id(i: u64) -> i64 {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let get = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
+    let get = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
     let count = |flag: &str| get(flag).and_then(|s| s.replace('_', "").parse::<u64>().ok());
     let Some(n) = count("--members") else {
         eprintln!("usage: strat-bench-gen --members N [--events] [--event-members M] --out DIR");
@@ -117,7 +132,11 @@ fn main() {
     let out = PathBuf::from(get("--out").unwrap_or_else(|| ".".into()));
     let events = args.iter().any(|a| a == "--events");
     // Events for the first `event_members` members only (all of them by default).
-    let event_members = if events { count("--event-members").unwrap_or(n).min(n) } else { 0 };
+    let event_members = if events {
+        count("--event-members").unwrap_or(n).min(n)
+    } else {
+        0
+    };
     std::fs::create_dir_all(&out).expect("create the output folder");
     let cdf = country_cdf();
     let countries: Vec<String> = (0..COUNTRIES).map(country_code).collect();
@@ -126,13 +145,23 @@ fn main() {
     let batch_rows = 1 << 17;
     let schema = members_schema();
     // Snappy, dictionary pages and 1M-row row groups: what a data lake holds.
-    let props = || Some(WriterProperties::builder().set_compression(Compression::SNAPPY).build());
+    let props = || {
+        Some(
+            WriterProperties::builder()
+                .set_compression(Compression::SNAPPY)
+                .build(),
+        )
+    };
     let file = std::fs::File::create(out.join("members.parquet")).expect("create members.parquet");
     let mut writer = ArrowWriter::try_new(file, schema.clone(), props()).expect("parquet writer");
     let ev_schema = Arc::new(Schema::new(vec![
         Field::new("event_id", DataType::Int64, false),
         Field::new("member_id", DataType::Int64, false),
-        Field::new("event_ts", DataType::Timestamp(TimeUnit::Microsecond, None), false),
+        Field::new(
+            "event_ts",
+            DataType::Timestamp(TimeUnit::Microsecond, None),
+            false,
+        ),
         Field::new("country", DataType::Utf8, false),
         Field::new("title_id", DataType::Int64, false),
         Field::new("watch_minutes", DataType::Int64, false),
@@ -148,8 +177,15 @@ fn main() {
         let rows = batch_rows.min(n - start);
         let mut ids = Vec::with_capacity(rows as usize);
         let mut cs = Vec::with_capacity(rows as usize);
-        let (mut plans, mut devices, mut tenure, mut signup, mut watch, mut kids, mut referral) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut plans, mut devices, mut tenure, mut signup, mut watch, mut kids, mut referral) = (
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        );
         let mut ev = Events::default();
         for i in start..start + rows {
             let id = member_id(i);
@@ -158,7 +194,13 @@ fn main() {
             let t = (rng.unit().powi(2) * 3000.0) as i64;
             ids.push(id);
             cs.push(countries[c].as_str());
-            plans.push(if p < 0.5 { "basic" } else if p < 0.85 { "standard" } else { "premium" });
+            plans.push(if p < 0.5 {
+                "basic"
+            } else if p < 0.85 {
+                "standard"
+            } else {
+                "premium"
+            });
             devices.push(["tv", "mobile", "web", "tablet"][rng.below(4) as usize]);
             tenure.push(t);
             signup.push(as_of_days - t as i32);
@@ -194,7 +236,9 @@ fn main() {
             Arc::new(BooleanArray::from(kids)),
             Arc::new(StringArray::from(referral)),
         ];
-        writer.write(&RecordBatch::try_new(schema.clone(), columns).expect("batch")).expect("write members");
+        writer
+            .write(&RecordBatch::try_new(schema.clone(), columns).expect("batch"))
+            .expect("write members");
         if let Some(w) = ev_writer.as_mut() {
             let columns: Vec<ArrayRef> = vec![
                 Arc::new(Int64Array::from(std::mem::take(&mut ev.0))),
@@ -204,7 +248,8 @@ fn main() {
                 Arc::new(Int64Array::from(std::mem::take(&mut ev.4))),
                 Arc::new(Int64Array::from(std::mem::take(&mut ev.5))),
             ];
-            w.write(&RecordBatch::try_new(ev_schema.clone(), columns).expect("batch")).expect("write events");
+            w.write(&RecordBatch::try_new(ev_schema.clone(), columns).expect("batch"))
+                .expect("write events");
         }
         start += rows;
     }
@@ -212,6 +257,10 @@ fn main() {
     if let Some(w) = ev_writer {
         w.close().expect("close events.parquet");
     }
-    let what = if events { format!(" and {} events of {event_members} of them", event_id - 1) } else { String::new() };
+    let what = if events {
+        format!(" and {} events of {event_members} of them", event_id - 1)
+    } else {
+        String::new()
+    };
     eprintln!("wrote {n} members{what} to {}", out.display());
 }

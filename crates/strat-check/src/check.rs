@@ -30,8 +30,8 @@ pub struct Checked {
 }
 
 const FUNCTIONS: &[&str] = &[
-    "lower", "upper", "length", "trim", "substr", "coalesce", "abs", "year", "month", "day", "round", "floor",
-    "ceil", "bucket", "count", "min", "max", "sum", "avg", "first", "last",
+    "lower", "upper", "length", "trim", "substr", "coalesce", "abs", "year", "month", "day",
+    "round", "floor", "ceil", "bucket", "count", "min", "max", "sum", "avg", "first", "last",
 ];
 const AGGREGATES: &[&str] = &["count", "min", "max", "sum", "avg", "first", "last"];
 const MAX_SEED: u64 = (1u64 << 63) - 1;
@@ -52,10 +52,19 @@ pub fn check(src: &str, file: &ast::File, env: &Env) -> Checked {
 }
 
 fn check_here(src: &str, file: &ast::File, env: &Env) -> Checked {
-    let mut cx = Checker { src, env, diags: Vec::new(), params: HashMap::new(), tables_used: Vec::new() };
+    let mut cx = Checker {
+        src,
+        env,
+        diags: Vec::new(),
+        params: HashMap::new(),
+        tables_used: Vec::new(),
+    };
     let program = cx.file(file);
     let has_error = cx.diags.iter().any(Diagnostic::is_error);
-    Checked { program: if has_error { None } else { program }, diagnostics: cx.diags }
+    Checked {
+        program: if has_error { None } else { program },
+        diagnostics: cx.diags,
+    }
 }
 
 struct Param {
@@ -109,10 +118,13 @@ impl<'a> Checker<'a> {
                 ast::Item::Table(t) => {
                     if let Some(prev) = table_decls.insert(&t.name.name, t.name.span) {
                         self.err(
-                            Diagnostic::error("E0120", format!("table `{}` is declared twice", t.name.name))
-                                .at(t.name.span)
-                                .with_secondary(prev, "first declared here")
-                                .with_help("remove one declaration or give the table another name"),
+                            Diagnostic::error(
+                                "E0120",
+                                format!("table `{}` is declared twice", t.name.name),
+                            )
+                            .at(t.name.span)
+                            .with_secondary(prev, "first declared here")
+                            .with_help("remove one declaration or give the table another name"),
                         );
                     }
                 }
@@ -135,21 +147,31 @@ impl<'a> Checker<'a> {
         let mut complete = true;
         let mut index = 0;
         for item in &file.items {
-            let ast::Item::Statement(st) = item else { continue };
+            let ast::Item::Statement(st) = item else {
+                continue;
+            };
             if let Some(n) = &st.name {
                 if let Some((_, prev)) = names.get(&n.name) {
                     let prev = *prev;
                     self.err(
-                        Diagnostic::error("E0120", format!("a statement named `{}` is already defined", n.name))
-                            .at(n.span)
-                            .with_secondary(prev, "first defined here")
-                            .with_help("give each statement its own name"),
+                        Diagnostic::error(
+                            "E0120",
+                            format!("a statement named `{}` is already defined", n.name),
+                        )
+                        .at(n.span)
+                        .with_secondary(prev, "first defined here")
+                        .with_help("give each statement its own name"),
                     );
-                } else if table_decls.contains_key(n.name.as_str()) || self.env.tables.contains_key(&n.name) {
+                } else if table_decls.contains_key(n.name.as_str())
+                    || self.env.tables.contains_key(&n.name)
+                {
                     self.err(
-                        Diagnostic::error("E0120", format!("`{}` names both a table and a statement", n.name))
-                            .at(n.span)
-                            .with_help("rename the statement so that sources are unambiguous"),
+                        Diagnostic::error(
+                            "E0120",
+                            format!("`{}` names both a table and a statement", n.name),
+                        )
+                        .at(n.span)
+                        .with_help("rename the statement so that sources are unambiguous"),
                     );
                 } else {
                     names.insert(n.name.clone(), (index, n.span));
@@ -165,7 +187,10 @@ impl<'a> Checker<'a> {
             }
             index += 1;
         }
-        complete.then(|| ir::Program { tables: std::mem::take(&mut self.tables_used), statements })
+        complete.then(|| ir::Program {
+            tables: std::mem::take(&mut self.tables_used),
+            statements,
+        })
     }
 
     // ------------------------------------------------------------- params
@@ -174,34 +199,52 @@ impl<'a> Checker<'a> {
         if let Some(prev) = self.params.get(&p.name.name) {
             let _ = prev;
             self.err(
-                Diagnostic::error("E0120", format!("param `{}` is declared twice", p.name.name))
-                    .at(p.name.span)
-                    .with_help("remove one of the declarations"),
+                Diagnostic::error(
+                    "E0120",
+                    format!("param `{}` is declared twice", p.name.name),
+                )
+                .at(p.name.span)
+                .with_help("remove one of the declarations"),
             );
             return;
         }
         let value = match self.literal(&p.value) {
             Some(v) => v,
             None => {
-                self.params.insert(p.name.name.clone(), Param { value: Value::Null });
+                self.params
+                    .insert(p.name.name.clone(), Param { value: Value::Null });
                 return;
             }
         };
         let value = match (p.ty, value) {
             (ast::ParamType::Float, Value::Int(i)) => Value::Float(i as f64),
-            (ast::ParamType::Float, Value::Decimal(d)) => Value::Float(d.parse().unwrap_or(f64::NAN)),
+            (ast::ParamType::Float, Value::Decimal(d)) => {
+                Value::Float(d.parse().unwrap_or(f64::NAN))
+            }
             (_, v) => v,
         };
         let expected = param_type(p.ty);
         if value.ty() != expected && value != Value::Null {
             self.err(
-                Diagnostic::error("E0106", format!("param `{}` is declared `{}` but its value is {}", p.name.name, p.ty.as_str(), a(&value.ty())))
-                    .at(p.value.span())
-                    .with_secondary(p.ty_span, "declared type")
-                    .with_help(format!("write {} value, or change the type", a_word(p.ty.as_str()))),
+                Diagnostic::error(
+                    "E0106",
+                    format!(
+                        "param `{}` is declared `{}` but its value is {}",
+                        p.name.name,
+                        p.ty.as_str(),
+                        a(&value.ty())
+                    ),
+                )
+                .at(p.value.span())
+                .with_secondary(p.ty_span, "declared type")
+                .with_help(format!(
+                    "write {} value, or change the type",
+                    a_word(p.ty.as_str())
+                )),
             );
             // Known but unusable: later uses are not reported again.
-            self.params.insert(p.name.name.clone(), Param { value: Value::Null });
+            self.params
+                .insert(p.name.name.clone(), Param { value: Value::Null });
             return;
         }
         self.params.insert(p.name.name.clone(), Param { value });
@@ -210,7 +253,10 @@ impl<'a> Checker<'a> {
     fn param_overrides(&mut self) {
         for (name, raw) in &self.env.params {
             let Some(param) = self.params.get(name) else {
-                let mut d = Diagnostic::error("E0103", format!("--param {name}: the file declares no param `{name}`"));
+                let mut d = Diagnostic::error(
+                    "E0103",
+                    format!("--param {name}: the file declares no param `{name}`"),
+                );
                 d = match closest(name, self.params.keys().map(String::as_str)) {
                     Some(s) => d.with_help(format!("did you mean `{s}`?")),
                     None => d.with_help(format!("declare it in the file: `param {name}: int = …`")),
@@ -222,8 +268,11 @@ impl<'a> Checker<'a> {
             match parse_param_value(&ty, raw) {
                 Some(v) => self.params.get_mut(name).unwrap().value = v,
                 None => self.diags.push(
-                    Diagnostic::error("E0124", format!("--param {name}={raw}: `{raw}` is not a valid {ty}"))
-                        .with_help(param_example(&ty)),
+                    Diagnostic::error(
+                        "E0124",
+                        format!("--param {name}={raw}: `{raw}` is not a valid {ty}"),
+                    )
+                    .with_help(param_example(&ty)),
                 ),
             }
         }
@@ -239,24 +288,36 @@ impl<'a> Checker<'a> {
         all_names: &[(String, Span)],
     ) -> Option<(ir::Source, Option<Vec<Column>>)> {
         if let Some((i, _)) = names.get(&ident.name)
-            && *i < statements.len() {
-                let st = &statements[*i];
-                let cols = if st.span.is_empty() { None } else { Some(st.output_columns()) };
-                return Some((ir::Source::Statement(*i), cols));
-            }
+            && *i < statements.len()
+        {
+            let st = &statements[*i];
+            let cols = if st.span.is_empty() {
+                None
+            } else {
+                Some(st.output_columns())
+            };
+            return Some((ir::Source::Statement(*i), cols));
+        }
         if let Some(schema) = self.env.tables.get(&ident.name) {
             if let Some(cols) = schema
-                && !self.tables_used.iter().any(|t| t.name == ident.name) {
-                    self.tables_used.push(ir::TableRef { name: ident.name.clone(), columns: cols.clone() });
-                }
+                && !self.tables_used.iter().any(|t| t.name == ident.name)
+            {
+                self.tables_used.push(ir::TableRef {
+                    name: ident.name.clone(),
+                    columns: cols.clone(),
+                });
+            }
             return Some((ir::Source::Table(ident.name.clone()), schema.clone()));
         }
         if let Some((_, later)) = all_names.iter().find(|(n, _)| *n == ident.name) {
             self.err(
-                Diagnostic::error("E0121", format!("`{}` is used before it is defined", ident.name))
-                    .at(ident.span)
-                    .with_secondary(*later, "defined here, later in the file")
-                    .with_help("move this statement below the one it reads from"),
+                Diagnostic::error(
+                    "E0121",
+                    format!("`{}` is used before it is defined", ident.name),
+                )
+                .at(ident.span)
+                .with_secondary(*later, "defined here, later in the file")
+                .with_help("move this statement below the one it reads from"),
             );
             return None;
         }
@@ -295,7 +356,11 @@ impl<'a> Checker<'a> {
             None => (None, None),
         };
         let cols = columns.as_deref();
-        let scope = Scope { columns: cols, aggregates: AggregateUse::NotHere, strata: None };
+        let scope = Scope {
+            columns: cols,
+            aggregates: AggregateUse::NotHere,
+            strata: None,
+        };
 
         let filter = st.filter.as_ref().and_then(|e| {
             let x = self.expr(e, &scope)?;
@@ -344,8 +409,16 @@ impl<'a> Checker<'a> {
         });
 
         // Strata.
-        let agg_use = if st.unit.is_some() { AggregateUse::Allowed } else { AggregateUse::NoUnit };
-        let sscope = Scope { columns: cols, aggregates: agg_use, strata: None };
+        let agg_use = if st.unit.is_some() {
+            AggregateUse::Allowed
+        } else {
+            AggregateUse::NoUnit
+        };
+        let sscope = Scope {
+            columns: cols,
+            aggregates: agg_use,
+            strata: None,
+        };
         let mut strata = Vec::new();
         // Per stratum item: its text, `as` name and type (None when it did not check).
         let mut strata_info: Vec<StratumInfo> = Vec::new();
@@ -360,13 +433,16 @@ impl<'a> Checker<'a> {
             let Some(x) = checked else { continue };
             if matches!(x.ty, Type::Float | Type::Decimal | Type::Other(_)) {
                 self.err(
-                    Diagnostic::error("E0109", format!("a stratum cannot be {} expression", a(&x.ty)))
-                        .at(item.expr.span)
-                        .with_label(format!("this is {}", a(&x.ty)))
-                        .with_help(format!(
-                            "use `bucket({0}, [edges])` or `round({0})` to make it discrete",
-                            self.text(item.expr.span)
-                        )),
+                    Diagnostic::error(
+                        "E0109",
+                        format!("a stratum cannot be {} expression", a(&x.ty)),
+                    )
+                    .at(item.expr.span)
+                    .with_label(format!("this is {}", a(&x.ty)))
+                    .with_help(format!(
+                        "use `bucket({0}, [edges])` or `round({0})` to make it discrete",
+                        self.text(item.expr.span)
+                    )),
                 );
                 continue;
             }
@@ -375,9 +451,18 @@ impl<'a> Checker<'a> {
                     let is_same_column = matches!(&item.expr.kind, AK::Name(n) if n.name == a.name);
                     if !is_same_column && cols.is_some_and(|c| c.iter().any(|c| c.name == a.name)) {
                         self.err(
-                            Diagnostic::error("E0129", format!("`as {}` would hide the column `{}` of the source", a.name, a.name))
-                                .at(a.span)
-                                .with_help(format!("choose another name, e.g. `as {}_stratum`", a.name)),
+                            Diagnostic::error(
+                                "E0129",
+                                format!(
+                                    "`as {}` would hide the column `{}` of the source",
+                                    a.name, a.name
+                                ),
+                            )
+                            .at(a.span)
+                            .with_help(format!(
+                                "choose another name, e.g. `as {}_stratum`",
+                                a.name
+                            )),
                         );
                     }
                     a.name.clone()
@@ -396,7 +481,12 @@ impl<'a> Checker<'a> {
                 ExprKind::Bucket { labels, .. } => Some(labels.clone()),
                 _ => None,
             };
-            strata.push(ir::Stratum { name, has_alias: item.alias.is_some(), expr: x, bucket_labels });
+            strata.push(ir::Stratum {
+                name,
+                has_alias: item.alias.is_some(),
+                expr: x,
+                bucket_labels,
+            });
         }
 
         // Amounts.
@@ -404,9 +494,15 @@ impl<'a> Checker<'a> {
             None => ir::Amount::All,
             Some(t) => match &t.amount {
                 ast::TakeAmount::All => ir::Amount::All,
-                ast::TakeAmount::Count(n) => ir::Amount::Count(self.int_value(n, "take").unwrap_or(0)),
-                ast::TakeAmount::Percent(p) => ir::Amount::Fraction(self.percent(p).unwrap_or_else(BigRational::zero)),
-                ast::TakeAmount::About(p) => ir::Amount::About(self.percent(p).unwrap_or_else(BigRational::zero)),
+                ast::TakeAmount::Count(n) => {
+                    ir::Amount::Count(self.int_value(n, "take").unwrap_or(0))
+                }
+                ast::TakeAmount::Percent(p) => {
+                    ir::Amount::Fraction(self.percent(p).unwrap_or_else(BigRational::zero))
+                }
+                ast::TakeAmount::About(p) => {
+                    ir::Amount::About(self.percent(p).unwrap_or_else(BigRational::zero))
+                }
             },
         };
         let about = matches!(amount, ir::Amount::About(_));
@@ -422,7 +518,11 @@ impl<'a> Checker<'a> {
                 }
             }
             Some(ast::Allocate::Rules { rules: rs, .. }) => {
-                let rscope = Scope { columns: cols, aggregates: AggregateUse::NotHere, strata: Some(&strata_info) };
+                let rscope = Scope {
+                    columns: cols,
+                    aggregates: AggregateUse::NotHere,
+                    strata: Some(&strata_info),
+                };
                 let mut share_sum = BigRational::zero();
                 let mut first_share: Option<Span> = None;
                 for r in rs {
@@ -443,9 +543,13 @@ impl<'a> Checker<'a> {
                             if about {
                                 self.err(self.about_conflict("count", r.amount_span, st));
                             }
-                            Some(ir::RuleAmount::Count(self.int_value(k, "count").unwrap_or(0)))
+                            Some(ir::RuleAmount::Count(
+                                self.int_value(k, "count").unwrap_or(0),
+                            ))
                         }
-                        ast::Amount::Rate(p) => Some(ir::RuleAmount::Rate(self.percent(p).unwrap_or_else(BigRational::zero))),
+                        ast::Amount::Rate(p) => Some(ir::RuleAmount::Rate(
+                            self.percent(p).unwrap_or_else(BigRational::zero),
+                        )),
                         ast::Amount::Share(p) => {
                             if about {
                                 self.err(self.about_conflict("share", r.amount_span, st));
@@ -469,17 +573,32 @@ impl<'a> Checker<'a> {
                             None
                         }
                     };
-                    rules.push(ir::Rule { predicate, amount, span: r.span });
+                    rules.push(ir::Rule {
+                        predicate,
+                        amount,
+                        span: r.span,
+                    });
                 }
                 if share_sum > BigRational::one() {
                     self.err(
-                        Diagnostic::error("E0111", format!("the shares add up to {}%, more than 100%", percent_text(&share_sum)))
-                            .at(first_share.unwrap_or(st.span))
-                            .with_help("lower the shares so that together they are at most 100%"),
+                        Diagnostic::error(
+                            "E0111",
+                            format!(
+                                "the shares add up to {}%, more than 100%",
+                                percent_text(&share_sum)
+                            ),
+                        )
+                        .at(first_share.unwrap_or(st.span))
+                        .with_help("lower the shares so that together they are at most 100%"),
                     );
                 }
                 if st.min.is_some() || st.max.is_some() {
-                    let at = st.min.as_ref().or(st.max.as_ref()).map(|v| v.span()).unwrap_or(st.span);
+                    let at = st
+                        .min
+                        .as_ref()
+                        .or(st.max.as_ref())
+                        .map(|v| v.span())
+                        .unwrap_or(st.span);
                     self.diags.push(
                         Diagnostic::note("W0003", "`min`/`max` bound only the strata that the method allocates, not those a rule decides")
                             .at(at)
@@ -493,14 +612,18 @@ impl<'a> Checker<'a> {
         let min = st.min.as_ref().and_then(|v| self.int_value(v, "min"));
         let max = st.max.as_ref().and_then(|v| self.int_value(v, "max"));
         if let (Some(lo), Some(hi)) = (min, max)
-            && lo > hi {
-                self.err(
-                    Diagnostic::error("E0113", format!("`min {lo} per stratum` is larger than `max {hi} per stratum`"))
-                        .at(st.min.as_ref().unwrap().span())
-                        .with_secondary(st.max.as_ref().unwrap().span(), "the max")
-                        .with_help("make min at most max"),
-                );
-            }
+            && lo > hi
+        {
+            self.err(
+                Diagnostic::error(
+                    "E0113",
+                    format!("`min {lo} per stratum` is larger than `max {hi} per stratum`"),
+                )
+                .at(st.min.as_ref().unwrap().span())
+                .with_secondary(st.max.as_ref().unwrap().span(), "the max")
+                .with_help("make min at most max"),
+            );
+        }
 
         let seed = match &st.seed {
             Some(v) => match self.int_value(v, "seed") {
@@ -529,14 +652,22 @@ impl<'a> Checker<'a> {
 
         // Correlated draws with the source statement.
         if let Some(ir::Source::Statement(i)) = &source
-            && statements[*i].seed == seed && !statements[*i].span.is_empty() {
-                self.diags.push(
-                    Diagnostic::warning("W0002", format!("this statement and its source `{}` use the same seed {seed}", st.source.name))
-                        .at(st.seed.as_ref().map_or(st.keyword_span, |s| s.span()))
-                        .with_secondary(statements[*i].span, "the source statement")
-                        .with_help("give each statement its own seed, or their draws are correlated"),
-                );
-            }
+            && statements[*i].seed == seed
+            && !statements[*i].span.is_empty()
+        {
+            self.diags.push(
+                Diagnostic::warning(
+                    "W0002",
+                    format!(
+                        "this statement and its source `{}` use the same seed {seed}",
+                        st.source.name
+                    ),
+                )
+                .at(st.seed.as_ref().map_or(st.keyword_span, |s| s.span()))
+                .with_secondary(statements[*i].span, "the source statement")
+                .with_help("give each statement its own seed, or their draws are correlated"),
+            );
+        }
 
         let output = self.output(st, cols, &strata);
 
@@ -602,9 +733,18 @@ impl<'a> Checker<'a> {
                 let col = self.column(c, cols)?;
                 if !col.ty.is_numeric() {
                     self.err(
-                        Diagnostic::error("E0106", format!("`neyman` needs a numeric column; `{}` is {}", col.name, a(&col.ty)))
-                            .at(c.span)
-                            .with_help("name the numeric outcome whose spread should drive the allocation"),
+                        Diagnostic::error(
+                            "E0106",
+                            format!(
+                                "`neyman` needs a numeric column; `{}` is {}",
+                                col.name,
+                                a(&col.ty)
+                            ),
+                        )
+                        .at(c.span)
+                        .with_help(
+                            "name the numeric outcome whose spread should drive the allocation",
+                        ),
                     );
                     return None;
                 }
@@ -620,14 +760,23 @@ impl<'a> Checker<'a> {
                             Some(Value::Float(f)) => parse_decimal(&format!("{f}"))?,
                             Some(other) => {
                                 self.err(
-                                    Diagnostic::error("E0106", format!("power() needs a number; param `{name}` is {other}"))
-                                        .at(*q_span)
-                                        .with_help("declare the param as `float`"),
+                                    Diagnostic::error(
+                                        "E0106",
+                                        format!(
+                                            "power() needs a number; param `{name}` is {other}"
+                                        ),
+                                    )
+                                    .at(*q_span)
+                                    .with_help("declare the param as `float`"),
                                 );
                                 return None;
                             }
                             None => {
-                                let ident = ast::Ident { name: name.to_string(), span: *q_span, quoted: false };
+                                let ident = ast::Ident {
+                                    name: name.to_string(),
+                                    span: *q_span,
+                                    quoted: false,
+                                };
                                 self.unknown_param(&ident);
                                 return None;
                             }
@@ -636,17 +785,27 @@ impl<'a> Checker<'a> {
                 };
                 if v < BigRational::zero() {
                     self.err(
-                        Diagnostic::error("E0133", format!("power({q}): the exponent must be between 0 and 1"))
-                            .at(*q_span)
-                            .with_help("0 is equal allocation, 1 proportional, 0.5 the square-root compromise"),
+                        Diagnostic::error(
+                            "E0133",
+                            format!("power({q}): the exponent must be between 0 and 1"),
+                        )
+                        .at(*q_span)
+                        .with_help(
+                            "0 is equal allocation, 1 proportional, 0.5 the square-root compromise",
+                        ),
                     );
                     return None;
                 }
                 if v > BigRational::one() {
                     self.err(
-                        Diagnostic::error("E0133", format!("power({q}): the exponent must be between 0 and 1"))
-                            .at(*q_span)
-                            .with_help("0 is equal allocation, 1 proportional, 0.5 the square-root compromise"),
+                        Diagnostic::error(
+                            "E0133",
+                            format!("power({q}): the exponent must be between 0 and 1"),
+                        )
+                        .at(*q_span)
+                        .with_help(
+                            "0 is equal allocation, 1 proportional, 0.5 the square-root compromise",
+                        ),
                     );
                     return None;
                 }
@@ -661,18 +820,33 @@ impl<'a> Checker<'a> {
                 let k = self.int_value(k, "folds")?;
                 if k < 2 {
                     self.err(
-                        Diagnostic::error("E0128", format!("`into {k} folds` needs at least 2 folds"))
-                            .at(into.span)
-                            .with_help("write e.g. `into 5 folds`"),
+                        Diagnostic::error(
+                            "E0128",
+                            format!("`into {k} folds` needs at least 2 folds"),
+                        )
+                        .at(into.span)
+                        .with_help("write e.g. `into 5 folds`"),
                     );
                     return None;
                 }
                 if k > 1_000_000 {
-                    self.err(Diagnostic::error("E0128", format!("`into {k} folds` asks for too many folds")).at(into.span).with_help("use at most 1,000,000 folds"));
+                    self.err(
+                        Diagnostic::error(
+                            "E0128",
+                            format!("`into {k} folds` asks for too many folds"),
+                        )
+                        .at(into.span)
+                        .with_help("use at most 1,000,000 folds"),
+                    );
                     return None;
                 }
                 let share = BigRational::new(BigInt::one(), BigInt::from(k));
-                Some(ir::Split { about: false, parts: (1..=k).map(|i| (format!("fold_{i}"), share.clone())).collect() })
+                Some(ir::Split {
+                    about: false,
+                    parts: (1..=k)
+                        .map(|i| (format!("fold_{i}"), share.clone()))
+                        .collect(),
+                })
             }
             ast::IntoKind::Parts { about, parts } => {
                 let mut out = Vec::new();
@@ -682,10 +856,13 @@ impl<'a> Checker<'a> {
                 for p in parts {
                     if let Some(prev) = seen.insert(&p.name.name, p.name.span) {
                         self.err(
-                            Diagnostic::error("E0129", format!("split `{}` is listed twice", p.name.name))
-                                .at(p.name.span)
-                                .with_secondary(prev, "first listed here")
-                                .with_help("give each split its own name"),
+                            Diagnostic::error(
+                                "E0129",
+                                format!("split `{}` is listed twice", p.name.name),
+                            )
+                            .at(p.name.span)
+                            .with_secondary(prev, "first listed here")
+                            .with_help("give each split its own name"),
                         );
                         ok = false;
                     }
@@ -705,12 +882,20 @@ impl<'a> Checker<'a> {
                     );
                     return None;
                 }
-                ok.then_some(ir::Split { about: *about, parts: out })
+                ok.then_some(ir::Split {
+                    about: *about,
+                    parts: out,
+                })
             }
         }
     }
 
-    fn output(&mut self, st: &ast::Statement, cols: Option<&[Column]>, strata: &[ir::Stratum]) -> Vec<Output> {
+    fn output(
+        &mut self,
+        st: &ast::Statement,
+        cols: Option<&[Column]>,
+        strata: &[ir::Stratum],
+    ) -> Vec<Output> {
         let is_split = st.kind == ast::StatementKind::Split;
         let Some(list) = &st.output else {
             let mut out: Vec<Output> = cols
@@ -733,18 +918,27 @@ impl<'a> Checker<'a> {
         for name in list {
             if let Some(prev) = seen.insert(&name.name, name.span) {
                 self.err(
-                    Diagnostic::error("E0129", format!("`{}` is listed twice in `output`", name.name))
-                        .at(name.span)
-                        .with_secondary(prev, "first listed here")
-                        .with_help("list each output column once"),
+                    Diagnostic::error(
+                        "E0129",
+                        format!("`{}` is listed twice in `output`", name.name),
+                    )
+                    .at(name.span)
+                    .with_secondary(prev, "first listed here")
+                    .with_help("list each output column once"),
                 );
                 continue;
             }
             let o = match name.name.as_str() {
                 "_weight" => Output::Weight,
                 "_stratum" => Output::StratumText,
-                "_split" if is_split || cols.is_some_and(|c| c.iter().any(|c| c.name == "_split")) => {
-                    if is_split { Output::SplitName } else { Output::Column(Column::new("_split", Type::String)) }
+                "_split"
+                    if is_split || cols.is_some_and(|c| c.iter().any(|c| c.name == "_split")) =>
+                {
+                    if is_split {
+                        Output::SplitName
+                    } else {
+                        Output::Column(Column::new("_split", Type::String))
+                    }
                 }
                 "_split" => {
                     self.err(
@@ -756,7 +950,10 @@ impl<'a> Checker<'a> {
                 }
                 n => {
                     if let Some(i) = strata.iter().position(|s| s.has_alias && s.name == n) {
-                        Output::Stratum { index: i, name: n.to_string() }
+                        Output::Stratum {
+                            index: i,
+                            name: n.to_string(),
+                        }
                     } else {
                         match self.column(name, cols) {
                             Some(c) => Output::Column(c),
@@ -782,10 +979,18 @@ impl<'a> Checker<'a> {
     }
 
     fn unknown_column(&mut self, ident: &ast::Ident, cols: &[Column], extra: &[&str]) {
-        let candidates = cols.iter().map(|c| c.name.as_str()).chain(extra.iter().copied()).chain(self.params.keys().map(String::as_str));
-        let mut d = Diagnostic::error("E0102", format!("unknown column `{}`", ident.name)).at(ident.span);
+        let candidates = cols
+            .iter()
+            .map(|c| c.name.as_str())
+            .chain(extra.iter().copied())
+            .chain(self.params.keys().map(String::as_str));
+        let mut d =
+            Diagnostic::error("E0102", format!("unknown column `{}`", ident.name)).at(ident.span);
         d = match closest(&ident.name, candidates) {
-            Some(s) if !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || s.starts_with(|c: char| c.is_ascii_digit()) => {
+            Some(s)
+                if !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    || s.starts_with(|c: char| c.is_ascii_digit()) =>
+            {
                 d.with_help(format!("did you mean `` `{s}` ``?"))
             }
             Some(s) => d.with_help(format!("did you mean `{s}`?")),
@@ -815,9 +1020,15 @@ impl<'a> Checker<'a> {
                 Some(Value::Int(i)) if i >= 0 => Some(i as u64),
                 Some(other) => {
                     self.err(
-                        Diagnostic::error("E0106", format!("`{what}` needs a whole number ≥ 0; param `{}` is {other}", p.name))
-                            .at(p.span)
-                            .with_help("declare the param as `int` with a value ≥ 0"),
+                        Diagnostic::error(
+                            "E0106",
+                            format!(
+                                "`{what}` needs a whole number ≥ 0; param `{}` is {other}",
+                                p.name
+                            ),
+                        )
+                        .at(p.span)
+                        .with_help("declare the param as `int` with a value ≥ 0"),
                     );
                     None
                 }
@@ -841,30 +1052,44 @@ impl<'a> Checker<'a> {
     fn percent(&mut self, p: &ast::Percent) -> Option<BigRational> {
         let (value, span) = match p {
             ast::Percent::Literal { number, span } => (parse_decimal(number)?, *span),
-            ast::Percent::Param { name, span } => match self.params.get(&name.name).map(|p| p.value.clone()) {
-                Some(Value::Int(i)) => (BigRational::from_integer(BigInt::from(i)), *span),
-                // The param's shortest decimal text, exactly: 33.3 means 33.3, not its binary neighbour.
-                Some(Value::Float(f)) => (parse_decimal(&format!("{f}"))?, *span),
-                Some(other) => {
-                    self.err(
-                        Diagnostic::error("E0106", format!("a percentage needs a number; param `{}` is {other}", name.name))
+            ast::Percent::Param { name, span } => {
+                match self.params.get(&name.name).map(|p| p.value.clone()) {
+                    Some(Value::Int(i)) => (BigRational::from_integer(BigInt::from(i)), *span),
+                    // The param's shortest decimal text, exactly: 33.3 means 33.3, not its binary neighbour.
+                    Some(Value::Float(f)) => (parse_decimal(&format!("{f}"))?, *span),
+                    Some(other) => {
+                        self.err(
+                            Diagnostic::error(
+                                "E0106",
+                                format!(
+                                    "a percentage needs a number; param `{}` is {other}",
+                                    name.name
+                                ),
+                            )
                             .at(*span)
                             .with_help("declare the param as `int` or `float`"),
-                    );
-                    return None;
+                        );
+                        return None;
+                    }
+                    None => {
+                        self.unknown_param(name);
+                        return None;
+                    }
                 }
-                None => {
-                    self.unknown_param(name);
-                    return None;
-                }
-            },
+            }
         };
         let hundred = BigRational::from_integer(BigInt::from(100));
         if value > hundred || value < BigRational::zero() {
             self.err(
-                Diagnostic::error("E0111", format!("{}% is not a percentage between 0% and 100%", percent_text(&(value.clone() / &hundred))))
-                    .at(span)
-                    .with_help("write a percentage from 0% to 100%"),
+                Diagnostic::error(
+                    "E0111",
+                    format!(
+                        "{}% is not a percentage between 0% and 100%",
+                        percent_text(&(value.clone() / &hundred))
+                    ),
+                )
+                .at(span)
+                .with_help("write a percentage from 0% to 100%"),
             );
             return None;
         }
@@ -877,9 +1102,14 @@ impl<'a> Checker<'a> {
                 Ok(i) => Value::Int(i),
                 Err(_) => {
                     self.err(
-                        Diagnostic::error("E0002", format!("integer `{digits}` does not fit in 64 bits"))
-                            .at(*span)
-                            .with_help("integers range from -9223372036854775808 to 9223372036854775807"),
+                        Diagnostic::error(
+                            "E0002",
+                            format!("integer `{digits}` does not fit in 64 bits"),
+                        )
+                        .at(*span)
+                        .with_help(
+                            "integers range from -9223372036854775808 to 9223372036854775807",
+                        ),
                     );
                     return None;
                 }
@@ -902,9 +1132,12 @@ impl<'a> Checker<'a> {
     fn expect_bool(&mut self, x: &ir::Expr, span: Span, what: &str) {
         if x.ty != Type::Bool && x.ty != Type::Null {
             self.err(
-                Diagnostic::error("E0106", format!("{what} must be true or false, but this is {}", a(&x.ty)))
-                    .at(span)
-                    .with_help("compare it with something, e.g. `x = 1` or `x is not null`"),
+                Diagnostic::error(
+                    "E0106",
+                    format!("{what} must be true or false, but this is {}", a(&x.ty)),
+                )
+                .at(span)
+                .with_help("compare it with something, e.g. `x = 1` or `x is not null`"),
             );
         }
     }
@@ -915,10 +1148,16 @@ impl<'a> Checker<'a> {
         // In a rule predicate, a whole stratum expression stands for the stratum's value.
         if let Some(strata) = scope.strata {
             let text = normalise(self.text(e.span));
-            if let Some(i) = strata.iter().position(|(t, alias, _)| *t == text || alias.as_deref() == Some(text.as_str())) {
+            if let Some(i) = strata
+                .iter()
+                .position(|(t, alias, _)| *t == text || alias.as_deref() == Some(text.as_str()))
+            {
                 // A stratum that failed its own check was reported there.
                 let ty = strata[i].2.clone()?;
-                return Some(ir::Expr { kind: ExprKind::Stratum(i), ty });
+                return Some(ir::Expr {
+                    kind: ExprKind::Stratum(i),
+                    ty,
+                });
             }
         }
         let mk = |kind, ty| Some(ir::Expr { kind, ty });
@@ -935,9 +1174,10 @@ impl<'a> Checker<'a> {
                 if *op == ast::UnaryOp::Neg {
                     let folded = match &x.kind {
                         ExprKind::Literal(Value::Int(i)) => i.checked_neg().map(Value::Int),
-                        ExprKind::Literal(Value::Decimal(d)) => {
-                            Some(Value::Decimal(d.strip_prefix('-').map_or_else(|| format!("-{d}"), str::to_string)))
-                        }
+                        ExprKind::Literal(Value::Decimal(d)) => Some(Value::Decimal(
+                            d.strip_prefix('-')
+                                .map_or_else(|| format!("-{d}"), str::to_string),
+                        )),
                         ExprKind::Literal(Value::Float(f)) => Some(Value::Float(-f)),
                         _ => None,
                     };
@@ -948,15 +1188,31 @@ impl<'a> Checker<'a> {
                 match op {
                     ast::UnaryOp::Not => {
                         self.operand(&x, expr.span, &[Type::Bool], "`not`")?;
-                        mk(ExprKind::Unary { op: *op, expr: Box::new(x) }, Type::Bool)
+                        mk(
+                            ExprKind::Unary {
+                                op: *op,
+                                expr: Box::new(x),
+                            },
+                            Type::Bool,
+                        )
                     }
                     ast::UnaryOp::Neg => {
                         if !x.ty.is_numeric() {
-                            self.type_error(expr.span, format!("`-` needs a number, but this is {}", a(&x.ty)), scope);
+                            self.type_error(
+                                expr.span,
+                                format!("`-` needs a number, but this is {}", a(&x.ty)),
+                                scope,
+                            );
                             return None;
                         }
                         let ty = x.ty.clone();
-                        mk(ExprKind::Unary { op: *op, expr: Box::new(x) }, ty)
+                        mk(
+                            ExprKind::Unary {
+                                op: *op,
+                                expr: Box::new(x),
+                            },
+                            ty,
+                        )
                     }
                 }
             }
@@ -980,16 +1236,43 @@ impl<'a> Checker<'a> {
                     }
                     _ => {
                         if !l.ty.is_numeric() || !r.ty.is_numeric() {
-                            let (bad, span) = if !l.ty.is_numeric() { (&l, left.span) } else { (&r, right.span) };
-                            self.type_error(span, format!("`{}` needs numbers, but this is {}", op.as_str(), a(&bad.ty)), scope);
+                            let (bad, span) = if !l.ty.is_numeric() {
+                                (&l, left.span)
+                            } else {
+                                (&r, right.span)
+                            };
+                            self.type_error(
+                                span,
+                                format!(
+                                    "`{}` needs numbers, but this is {}",
+                                    op.as_str(),
+                                    a(&bad.ty)
+                                ),
+                                scope,
+                            );
                             return None;
                         }
-                        if *op == B::Div { Type::Float } else { l.ty.unify(&r.ty).unwrap_or(Type::Float) }
+                        if *op == B::Div {
+                            Type::Float
+                        } else {
+                            l.ty.unify(&r.ty).unwrap_or(Type::Float)
+                        }
                     }
                 };
-                mk(ExprKind::Binary { op: *op, left: Box::new(l), right: Box::new(r) }, ty)
+                mk(
+                    ExprKind::Binary {
+                        op: *op,
+                        left: Box::new(l),
+                        right: Box::new(r),
+                    },
+                    ty,
+                )
             }
-            AK::InList { expr, list, negated } => {
+            AK::InList {
+                expr,
+                list,
+                negated,
+            } => {
                 let x = self.expr(expr, scope)?;
                 let mut items = Vec::new();
                 for item in list {
@@ -1000,9 +1283,21 @@ impl<'a> Checker<'a> {
                     }
                     items.push(v);
                 }
-                mk(ExprKind::InList { expr: Box::new(x), list: items, negated: *negated }, Type::Bool)
+                mk(
+                    ExprKind::InList {
+                        expr: Box::new(x),
+                        list: items,
+                        negated: *negated,
+                    },
+                    Type::Bool,
+                )
             }
-            AK::Between { expr, low, high, negated } => {
+            AK::Between {
+                expr,
+                low,
+                high,
+                negated,
+            } => {
                 let x = self.expr(expr, scope)?;
                 let lo = self.expr(low, scope)?;
                 let hi = self.expr(high, scope)?;
@@ -1012,18 +1307,43 @@ impl<'a> Checker<'a> {
                         return None;
                     }
                 }
-                mk(ExprKind::Between { expr: Box::new(x), low: Box::new(lo), high: Box::new(hi), negated: *negated }, Type::Bool)
+                mk(
+                    ExprKind::Between {
+                        expr: Box::new(x),
+                        low: Box::new(lo),
+                        high: Box::new(hi),
+                        negated: *negated,
+                    },
+                    Type::Bool,
+                )
             }
             AK::IsNull { expr, negated } => {
                 let x = self.expr(expr, scope)?;
-                mk(ExprKind::IsNull { expr: Box::new(x), negated: *negated }, Type::Bool)
+                mk(
+                    ExprKind::IsNull {
+                        expr: Box::new(x),
+                        negated: *negated,
+                    },
+                    Type::Bool,
+                )
             }
-            AK::Like { expr, pattern, negated } => {
+            AK::Like {
+                expr,
+                pattern,
+                negated,
+            } => {
                 let x = self.expr(expr, scope)?;
                 let p = self.expr(pattern, scope)?;
                 self.operand(&x, expr.span, &[Type::String], "`like`")?;
                 self.operand(&p, pattern.span, &[Type::String], "`like`")?;
-                mk(ExprKind::Like { expr: Box::new(x), pattern: Box::new(p), negated: *negated }, Type::Bool)
+                mk(
+                    ExprKind::Like {
+                        expr: Box::new(x),
+                        pattern: Box::new(p),
+                        negated: *negated,
+                    },
+                    Type::Bool,
+                )
             }
             AK::Case { whens, otherwise } => {
                 let mut out = Vec::new();
@@ -1035,7 +1355,15 @@ impl<'a> Checker<'a> {
                     ty = match ty.unify(&tx.ty) {
                         Some(t) => t,
                         None => {
-                            self.type_error(t.span, format!("this branch is {} but an earlier one is {}", a(&tx.ty), a(&ty)), scope);
+                            self.type_error(
+                                t.span,
+                                format!(
+                                    "this branch is {} but an earlier one is {}",
+                                    a(&tx.ty),
+                                    a(&ty)
+                                ),
+                                scope,
+                            );
                             return None;
                         }
                     };
@@ -1047,7 +1375,15 @@ impl<'a> Checker<'a> {
                         ty = match ty.unify(&ox.ty) {
                             Some(t) => t,
                             None => {
-                                self.type_error(o.span, format!("`else` is {} but the branches are {}", a(&ox.ty), a(&ty)), scope);
+                                self.type_error(
+                                    o.span,
+                                    format!(
+                                        "`else` is {} but the branches are {}",
+                                        a(&ox.ty),
+                                        a(&ty)
+                                    ),
+                                    scope,
+                                );
                                 return None;
                             }
                         };
@@ -1055,21 +1391,40 @@ impl<'a> Checker<'a> {
                     }
                     None => None,
                 };
-                mk(ExprKind::Case { whens: out, otherwise: other }, ty)
+                mk(
+                    ExprKind::Case {
+                        whens: out,
+                        otherwise: other,
+                    },
+                    ty,
+                )
             }
-            AK::Call { func, args, star, order_by } => self.call(e, func, args, *star, order_by.as_deref(), scope),
+            AK::Call {
+                func,
+                args,
+                star,
+                order_by,
+            } => self.call(e, func, args, *star, order_by.as_deref(), scope),
         }
     }
 
     fn name(&mut self, ident: &ast::Ident, scope: &Scope) -> Option<ir::Expr> {
-        let column = scope.columns.and_then(|c| c.iter().find(|c| c.name == ident.name));
+        let column = scope
+            .columns
+            .and_then(|c| c.iter().find(|c| c.name == ident.name));
         let param = self.params.get(&ident.name);
         match (column, param) {
             (Some(_), Some(_)) if !ident.quoted => {
                 self.err(
-                    Diagnostic::error("E0125", format!("`{}` is both a column and a param", ident.name))
-                        .at(ident.span)
-                        .with_help(format!("rename the param, or write `` `{}` `` for the column", ident.name)),
+                    Diagnostic::error(
+                        "E0125",
+                        format!("`{}` is both a column and a param", ident.name),
+                    )
+                    .at(ident.span)
+                    .with_help(format!(
+                        "rename the param, or write `` `{}` `` for the column",
+                        ident.name
+                    )),
                 );
                 None
             }
@@ -1083,12 +1438,23 @@ impl<'a> Checker<'a> {
                     );
                     return None;
                 }
-                Some(ir::Expr { kind: ExprKind::Column(c.name.clone()), ty: c.ty.clone() })
+                Some(ir::Expr {
+                    kind: ExprKind::Column(c.name.clone()),
+                    ty: c.ty.clone(),
+                })
             }
-            (None, Some(p)) => Some(ir::Expr { ty: p.value.ty(), kind: ExprKind::Literal(p.value.clone()) }),
+            (None, Some(p)) => Some(ir::Expr {
+                ty: p.value.ty(),
+                kind: ExprKind::Literal(p.value.clone()),
+            }),
             (None, None) => {
                 if let Some(cols) = scope.columns {
-                    let aliases: Vec<&str> = scope.strata.into_iter().flatten().filter_map(|(_, a, _)| a.as_deref()).collect();
+                    let aliases: Vec<&str> = scope
+                        .strata
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|(_, a, _)| a.as_deref())
+                        .collect();
                     self.unknown_column(ident, cols, &aliases);
                 }
                 None
@@ -1102,9 +1468,16 @@ impl<'a> Checker<'a> {
         }
         let want_s: Vec<String> = want.iter().map(Type::to_string).collect();
         self.err(
-            Diagnostic::error("E0106", format!("{what} needs {} value, but this is {}", a_word(&want_s.join(" or ")), a(&x.ty)))
-                .at(span)
-                .with_label(a(&x.ty)),
+            Diagnostic::error(
+                "E0106",
+                format!(
+                    "{what} needs {} value, but this is {}",
+                    a_word(&want_s.join(" or ")),
+                    a(&x.ty)
+                ),
+            )
+            .at(span)
+            .with_label(a(&x.ty)),
         );
         None
     }
@@ -1113,26 +1486,55 @@ impl<'a> Checker<'a> {
         self.err(Diagnostic::error("E0106", message).at(span));
     }
 
-    fn mismatch(&mut self, at: Span, l: &ir::Expr, ls: Span, r: &ir::Expr, rs: Span, scope: &Scope) {
+    fn mismatch(
+        &mut self,
+        at: Span,
+        l: &ir::Expr,
+        ls: Span,
+        r: &ir::Expr,
+        rs: Span,
+        scope: &Scope,
+    ) {
         let in_rule = scope.strata.is_some()
             && (matches!(l.kind, ExprKind::Stratum(_)) || matches!(r.kind, ExprKind::Stratum(_)));
         let (code, message) = if in_rule {
-            let (s, other) = if matches!(l.kind, ExprKind::Stratum(_)) { (l, r) } else { (r, l) };
-            ("E0107", format!("this rule compares {} stratum with {} value", a(&s.ty), a(&other.ty)))
+            let (s, other) = if matches!(l.kind, ExprKind::Stratum(_)) {
+                (l, r)
+            } else {
+                (r, l)
+            };
+            (
+                "E0107",
+                format!(
+                    "this rule compares {} stratum with {} value",
+                    a(&s.ty),
+                    a(&other.ty)
+                ),
+            )
         } else {
-            ("E0106", format!("cannot compare {} with {}", a(&l.ty), a(&r.ty)))
+            (
+                "E0106",
+                format!("cannot compare {} with {}", a(&l.ty), a(&r.ty)),
+            )
         };
         let help = match (&l.ty, &r.ty) {
             (Type::String, t) | (t, Type::String) if t.is_numeric() => {
-                let string_literal = [l, r].iter().any(|x| x.ty == Type::String && matches!(x.kind, ExprKind::Literal(_)));
+                let string_literal = [l, r]
+                    .iter()
+                    .any(|x| x.ty == Type::String && matches!(x.kind, ExprKind::Literal(_)));
                 if string_literal {
                     "remove the quotes to compare with a number".to_string()
                 } else {
                     "quote the number (`\"42\"`) to compare with a string".to_string()
                 }
             }
-            (Type::Date, Type::Timestamp) | (Type::Timestamp, Type::Date) => "compare a date with `@YYYY-MM-DD` and a timestamp with `@YYYY-MM-DDTHH:MM:SS`".to_string(),
-            (Type::Date, Type::String) | (Type::String, Type::Date) => "write dates as `@2018-06-01`, not as strings".to_string(),
+            (Type::Date, Type::Timestamp) | (Type::Timestamp, Type::Date) => {
+                "compare a date with `@YYYY-MM-DD` and a timestamp with `@YYYY-MM-DDTHH:MM:SS`"
+                    .to_string()
+            }
+            (Type::Date, Type::String) | (Type::String, Type::Date) => {
+                "write dates as `@2018-06-01`, not as strings".to_string()
+            }
             _ => format!("make both sides the same type ({} vs {})", l.ty, r.ty),
         };
         let _ = at;
@@ -1156,7 +1558,8 @@ impl<'a> Checker<'a> {
     ) -> Option<ir::Expr> {
         let name = func.name.as_str();
         if !FUNCTIONS.contains(&name) {
-            let mut d = Diagnostic::error("E0104", format!("unknown function `{name}`")).at(func.span);
+            let mut d =
+                Diagnostic::error("E0104", format!("unknown function `{name}`")).at(func.span);
             d = match closest(name, FUNCTIONS.iter().copied()) {
                 Some(s) => d.with_help(format!("did you mean `{s}`?")),
                 None => d.with_help(format!("the functions are: {}", FUNCTIONS.join(", "))),
@@ -1203,7 +1606,11 @@ impl<'a> Checker<'a> {
                     return None;
                 }
             }
-            let inner = Scope { columns: scope.columns, aggregates: AggregateUse::Inside, strata: None };
+            let inner = Scope {
+                columns: scope.columns,
+                aggregates: AggregateUse::Inside,
+                strata: None,
+            };
             let agg = match name {
                 "count" => Aggregate::Count,
                 "min" => Aggregate::Min,
@@ -1215,11 +1622,30 @@ impl<'a> Checker<'a> {
             };
             let ordered = matches!(agg, Aggregate::First | Aggregate::Last);
             if agg == Aggregate::Count {
-                arity(self, "`*`: `count(*)`", star && args.is_empty() && order_by.is_none())?;
-                return Some(ir::Expr { kind: ExprKind::Aggregate { func: agg, arg: None, order_by: None }, ty: Type::Int });
+                arity(
+                    self,
+                    "`*`: `count(*)`",
+                    star && args.is_empty() && order_by.is_none(),
+                )?;
+                return Some(ir::Expr {
+                    kind: ExprKind::Aggregate {
+                        func: agg,
+                        arg: None,
+                        order_by: None,
+                    },
+                    ty: Type::Int,
+                });
             }
-            let want = if ordered { "one column and `by`: `last(x by t)`" } else { "one argument" };
-            arity(self, want, !star && args.len() == 1 && order_by.is_some() == ordered)?;
+            let want = if ordered {
+                "one column and `by`: `last(x by t)`"
+            } else {
+                "one argument"
+            };
+            arity(
+                self,
+                want,
+                !star && args.len() == 1 && order_by.is_some() == ordered,
+            )?;
             let ast::Arg::Expr(a) = &args[0] else {
                 arity(self, want, false)?;
                 return None;
@@ -1231,16 +1657,33 @@ impl<'a> Checker<'a> {
             };
             let ty = match agg {
                 Aggregate::Sum => {
-                    self.operand(&x, a.span, &[Type::Int, Type::Float, Type::Decimal], "`sum`")?;
+                    self.operand(
+                        &x,
+                        a.span,
+                        &[Type::Int, Type::Float, Type::Decimal],
+                        "`sum`",
+                    )?;
                     x.ty.clone()
                 }
                 Aggregate::Avg => {
-                    self.operand(&x, a.span, &[Type::Int, Type::Float, Type::Decimal], "`avg`")?;
+                    self.operand(
+                        &x,
+                        a.span,
+                        &[Type::Int, Type::Float, Type::Decimal],
+                        "`avg`",
+                    )?;
                     Type::Float
                 }
                 _ => x.ty.clone(),
             };
-            return Some(ir::Expr { kind: ExprKind::Aggregate { func: agg, arg: Some(Box::new(x)), order_by: ob }, ty });
+            return Some(ir::Expr {
+                kind: ExprKind::Aggregate {
+                    func: agg,
+                    arg: Some(Box::new(x)),
+                    order_by: ob,
+                },
+                ty,
+            });
         }
         if star || order_by.is_some() {
             arity(self, "plain arguments", false)?;
@@ -1253,7 +1696,11 @@ impl<'a> Checker<'a> {
             match a {
                 ast::Arg::Expr(x) => xs.push((self.expr(x, scope)?, x.span)),
                 ast::Arg::List { span, .. } => {
-                    self.err(Diagnostic::error("E0122", format!("`{name}` does not take a list")).at(*span).with_help(format!("write it as {}", usage(name))));
+                    self.err(
+                        Diagnostic::error("E0122", format!("`{name}` does not take a list"))
+                            .at(*span)
+                            .with_help(format!("write it as {}", usage(name))),
+                    );
                     return None;
                 }
             }
@@ -1263,7 +1710,14 @@ impl<'a> Checker<'a> {
             "lower" | "upper" | "trim" => {
                 arity(self, "one argument", n == 1)?;
                 self.operand(&xs[0].0, xs[0].1, &[Type::String], &format!("`{name}`"))?;
-                (match name { "lower" => Func::Lower, "upper" => Func::Upper, _ => Func::Trim }, Type::String)
+                (
+                    match name {
+                        "lower" => Func::Lower,
+                        "upper" => Func::Upper,
+                        _ => Func::Trim,
+                    },
+                    Type::String,
+                )
             }
             "length" => {
                 arity(self, "one argument", n == 1)?;
@@ -1285,7 +1739,15 @@ impl<'a> Checker<'a> {
                     ty = match ty.unify(&x.ty) {
                         Some(t) => t,
                         None => {
-                            self.type_error(*s, format!("`coalesce` arguments must share a type; this is {} after {}", a(&x.ty), a(&ty)), scope);
+                            self.type_error(
+                                *s,
+                                format!(
+                                    "`coalesce` arguments must share a type; this is {} after {}",
+                                    a(&x.ty),
+                                    a(&ty)
+                                ),
+                                scope,
+                            );
                             return None;
                         }
                     };
@@ -1294,21 +1756,56 @@ impl<'a> Checker<'a> {
             }
             "abs" => {
                 arity(self, "one argument", n == 1)?;
-                self.operand(&xs[0].0, xs[0].1, &[Type::Int, Type::Float, Type::Decimal], "`abs`")?;
+                self.operand(
+                    &xs[0].0,
+                    xs[0].1,
+                    &[Type::Int, Type::Float, Type::Decimal],
+                    "`abs`",
+                )?;
                 (Func::Abs, xs[0].0.ty.clone())
             }
             "year" | "month" | "day" => {
                 arity(self, "one argument", n == 1)?;
-                self.operand(&xs[0].0, xs[0].1, &[Type::Date, Type::Timestamp], &format!("`{name}`"))?;
-                (match name { "year" => Func::Year, "month" => Func::Month, _ => Func::Day }, Type::Int)
+                self.operand(
+                    &xs[0].0,
+                    xs[0].1,
+                    &[Type::Date, Type::Timestamp],
+                    &format!("`{name}`"),
+                )?;
+                (
+                    match name {
+                        "year" => Func::Year,
+                        "month" => Func::Month,
+                        _ => Func::Day,
+                    },
+                    Type::Int,
+                )
             }
             _ => {
                 arity(self, "one argument", n == 1)?;
-                self.operand(&xs[0].0, xs[0].1, &[Type::Int, Type::Float, Type::Decimal], &format!("`{name}`"))?;
-                (match name { "round" => Func::Round, "floor" => Func::Floor, _ => Func::Ceil }, Type::Int)
+                self.operand(
+                    &xs[0].0,
+                    xs[0].1,
+                    &[Type::Int, Type::Float, Type::Decimal],
+                    &format!("`{name}`"),
+                )?;
+                (
+                    match name {
+                        "round" => Func::Round,
+                        "floor" => Func::Floor,
+                        _ => Func::Ceil,
+                    },
+                    Type::Int,
+                )
             }
         };
-        Some(ir::Expr { kind: ExprKind::Func { func, args: xs.into_iter().map(|(x, _)| x).collect() }, ty })
+        Some(ir::Expr {
+            kind: ExprKind::Func {
+                func,
+                args: xs.into_iter().map(|(x, _)| x).collect(),
+            },
+            ty,
+        })
     }
 
     fn bucket(&mut self, e: &ast::Expr, args: &[ast::Arg], scope: &Scope) -> Option<ir::Expr> {
@@ -1324,12 +1821,26 @@ impl<'a> Checker<'a> {
             }
         };
         let xv = self.expr(x, scope)?;
-        if !matches!(xv.ty, Type::Int | Type::Float | Type::Decimal | Type::Date | Type::Null) {
-            self.type_error(x.span, format!("`bucket` needs a number or a date, but this is {}", a(&xv.ty)), scope);
+        if !matches!(
+            xv.ty,
+            Type::Int | Type::Float | Type::Decimal | Type::Date | Type::Null
+        ) {
+            self.type_error(
+                x.span,
+                format!(
+                    "`bucket` needs a number or a date, but this is {}",
+                    a(&xv.ty)
+                ),
+                scope,
+            );
             return None;
         }
         if list.is_empty() {
-            self.err(Diagnostic::error("E0123", "`bucket` needs at least one edge").at(list_span).with_help("write e.g. `[90, 365]`"));
+            self.err(
+                Diagnostic::error("E0123", "`bucket` needs at least one edge")
+                    .at(list_span)
+                    .with_help("write e.g. `[90, 365]`"),
+            );
             return None;
         }
         let mut edges = Vec::new();
@@ -1338,13 +1849,25 @@ impl<'a> Checker<'a> {
         for item in list {
             // Edges are literals or params: any other name is an unknown param.
             if let AK::Name(ident) = &item.kind
-                && !self.params.contains_key(&ident.name) {
-                    self.unknown_param(ident);
-                    return None;
-                }
-            let v = self.expr(item, &Scope { columns: None, aggregates: AggregateUse::NotHere, strata: None })?;
+                && !self.params.contains_key(&ident.name)
+            {
+                self.unknown_param(ident);
+                return None;
+            }
+            let v = self.expr(
+                item,
+                &Scope {
+                    columns: None,
+                    aggregates: AggregateUse::NotHere,
+                    strata: None,
+                },
+            )?;
             let ExprKind::Literal(val) = &v.kind else {
-                self.err(Diagnostic::error("E0123", "bucket edges must be literals or params").at(item.span).with_help("write numbers or dates, e.g. `[90, 365]`"));
+                self.err(
+                    Diagnostic::error("E0123", "bucket edges must be literals or params")
+                        .at(item.span)
+                        .with_help("write numbers or dates, e.g. `[90, 365]`"),
+                );
                 return None;
             };
             let numeric = xv.ty.is_numeric();
@@ -1355,22 +1878,34 @@ impl<'a> Checker<'a> {
                 (Value::Date(d), false) => (0.0, d.clone()),
                 _ => {
                     self.err(
-                        Diagnostic::error("E0123", format!("a bucket edge of {} value must be a {}", a(&xv.ty), if numeric { "number" } else { "date" }))
-                            .at(item.span)
-                            .with_help(if numeric { "write numbers such as `[90, 365]`" } else { "write dates such as `[@2017-01-01, @2018-01-01]`" }),
+                        Diagnostic::error(
+                            "E0123",
+                            format!(
+                                "a bucket edge of {} value must be a {}",
+                                a(&xv.ty),
+                                if numeric { "number" } else { "date" }
+                            ),
+                        )
+                        .at(item.span)
+                        .with_help(if numeric {
+                            "write numbers such as `[90, 365]`"
+                        } else {
+                            "write dates such as `[@2017-01-01, @2018-01-01]`"
+                        }),
                     );
                     return None;
                 }
             };
             if let Some(p) = &prev
-                && !(key.0 > p.0 || (!numeric && key.1 > p.1)) {
-                    self.err(
-                        Diagnostic::error("E0123", "bucket edges must be strictly ascending")
-                            .at(item.span)
-                            .with_help("sort the edges and remove repeats"),
-                    );
-                    return None;
-                }
+                && !(key.0 > p.0 || (!numeric && key.1 > p.1))
+            {
+                self.err(
+                    Diagnostic::error("E0123", "bucket edges must be strictly ascending")
+                        .at(item.span)
+                        .with_help("sort the edges and remove repeats"),
+                );
+                return None;
+            }
             prev = Some(key);
             edges.push(val.clone());
             // Labels show edges as written; a param's edge shows its value.
@@ -1383,7 +1918,14 @@ impl<'a> Checker<'a> {
         let mut labels = vec![format!("[-inf,{})", texts[0])];
         labels.extend(texts.windows(2).map(|w| format!("[{},{})", w[0], w[1])));
         labels.push(format!("[{},inf)", texts[texts.len() - 1]));
-        Some(ir::Expr { kind: ExprKind::Bucket { expr: Box::new(xv), edges, labels }, ty: Type::String })
+        Some(ir::Expr {
+            kind: ExprKind::Bucket {
+                expr: Box::new(xv),
+                edges,
+                labels,
+            },
+            ty: Type::String,
+        })
     }
 }
 
@@ -1393,7 +1935,11 @@ fn a(ty: &Type) -> String {
 }
 
 fn a_word(s: &str) -> String {
-    if s.starts_with(['a', 'e', 'i', 'o', 'u']) { format!("an {s}") } else { format!("a {s}") }
+    if s.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        format!("an {s}")
+    } else {
+        format!("a {s}")
+    }
 }
 
 fn usage(name: &str) -> &'static str {
@@ -1444,7 +1990,10 @@ pub fn parse_param_value(ty: &Type, raw: &str) -> Option<Value> {
             Value::Date(s.to_string())
         }
         Type::Timestamp => {
-            let s = raw_t.strip_prefix('@').unwrap_or(raw_t).replacen(' ', "T", 1);
+            let s = raw_t
+                .strip_prefix('@')
+                .unwrap_or(raw_t)
+                .replacen(' ', "T", 1);
             if !one_literal(ty, &s) {
                 return None;
             }
@@ -1459,16 +2008,21 @@ pub fn parse_param_value(ty: &Type, raw: &str) -> Option<Value> {
 /// (The `param_value` fuzz target's property: `2018-06-01T00:00:00#x`, or a
 /// date for a timestamp param, passed `strat check` and failed the run.)
 fn one_literal(ty: &Type, text: &str) -> bool {
-    let word = if *ty == Type::Date { "date" } else { "timestamp" };
+    let word = if *ty == Type::Date {
+        "date"
+    } else {
+        "timestamp"
+    };
     let p = strat_syntax::parse(&format!("param x: {word} = @{text}\nsample x"));
     if !p.diagnostics.is_empty() {
         return false;
     }
-    let [ast::Item::Param(decl), _] = p.file.items.as_slice() else { return false };
+    let [ast::Item::Param(decl), _] = p.file.items.as_slice() else {
+        return false;
+    };
     match (&decl.value, ty) {
-        (ast::Literal::Date { text: t, .. }, Type::Date) | (ast::Literal::Timestamp { text: t, .. }, Type::Timestamp) => {
-            t == text
-        }
+        (ast::Literal::Date { text: t, .. }, Type::Date)
+        | (ast::Literal::Timestamp { text: t, .. }, Type::Timestamp) => t == text,
         _ => false,
     }
 }
@@ -1486,7 +2040,11 @@ fn param_example(ty: &Type) -> String {
 
 fn normalise_timestamp(text: &str) -> String {
     // `@2018-06-01T12:30` means 12:30:00.
-    if text.len() == 16 { format!("{text}:00") } else { text.to_string() }
+    if text.len() == 16 {
+        format!("{text}:00")
+    } else {
+        text.to_string()
+    }
 }
 
 /// Collapses whitespace so `bucket(x,[1, 2])` and `bucket(x, [1,2])` compare equal.
@@ -1501,7 +2059,9 @@ fn normalise(text: &str) -> String {
         // `plan` and plan are the same name.
         let plain = tok.len() > 2
             && t.kind == strat_syntax::lex::TokenKind::QuotedName
-            && tok[1..tok.len() - 1].chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            && tok[1..tok.len() - 1]
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !out.is_empty() && t.kind == strat_syntax::lex::TokenKind::Word {
             // Keep words apart: `not x` must not become `notx`.
             if out.ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {

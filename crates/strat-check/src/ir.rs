@@ -15,7 +15,9 @@ pub struct Program {
 
 impl Program {
     pub fn statement(&self, name: &str) -> Option<&Statement> {
-        self.statements.iter().find(|s| s.name.as_deref() == Some(name))
+        self.statements
+            .iter()
+            .find(|s| s.name.as_deref() == Some(name))
     }
 }
 
@@ -65,7 +67,10 @@ pub struct Statement {
 impl Statement {
     /// The result columns, in order, with their types.
     pub fn output_columns(&self) -> Vec<Column> {
-        self.output.iter().map(|o| Column::new(o.name(), o.ty(self))).collect()
+        self.output
+            .iter()
+            .map(|o| Column::new(o.name(), o.ty(self)))
+            .collect()
     }
 
     pub fn has_aggregates(&self) -> bool {
@@ -134,7 +139,10 @@ pub enum Output {
     /// A source column, by name and type.
     Column(Column),
     /// A stratum value under its `as` name.
-    Stratum { index: usize, name: String },
+    Stratum {
+        index: usize,
+        name: String,
+    },
     Weight,
     StratumText,
     SplitName,
@@ -204,49 +212,98 @@ pub enum ExprKind {
     /// A stratum value (only in rule predicates).
     Stratum(usize),
     Literal(Value),
-    Unary { op: UnaryOp, expr: Box<Expr> },
-    Binary { op: BinaryOp, left: Box<Expr>, right: Box<Expr> },
-    InList { expr: Box<Expr>, list: Vec<Expr>, negated: bool },
-    Between { expr: Box<Expr>, low: Box<Expr>, high: Box<Expr>, negated: bool },
-    IsNull { expr: Box<Expr>, negated: bool },
-    Like { expr: Box<Expr>, pattern: Box<Expr>, negated: bool },
-    Func { func: Func, args: Vec<Expr> },
-    Case { whens: Vec<(Expr, Expr)>, otherwise: Option<Box<Expr>> },
+    Unary {
+        op: UnaryOp,
+        expr: Box<Expr>,
+    },
+    Binary {
+        op: BinaryOp,
+        left: Box<Expr>,
+        right: Box<Expr>,
+    },
+    InList {
+        expr: Box<Expr>,
+        list: Vec<Expr>,
+        negated: bool,
+    },
+    Between {
+        expr: Box<Expr>,
+        low: Box<Expr>,
+        high: Box<Expr>,
+        negated: bool,
+    },
+    IsNull {
+        expr: Box<Expr>,
+        negated: bool,
+    },
+    Like {
+        expr: Box<Expr>,
+        pattern: Box<Expr>,
+        negated: bool,
+    },
+    Func {
+        func: Func,
+        args: Vec<Expr>,
+    },
+    Case {
+        whens: Vec<(Expr, Expr)>,
+        otherwise: Option<Box<Expr>>,
+    },
     /// `bucket(x, [edges])`: `labels[i]` for `edges[i-1] <= x < edges[i]`.
-    Bucket { expr: Box<Expr>, edges: Vec<Value>, labels: Vec<String> },
+    Bucket {
+        expr: Box<Expr>,
+        edges: Vec<Value>,
+        labels: Vec<String>,
+    },
     /// A unit aggregate; `arg` is `None` for `count(*)`.
-    Aggregate { func: Aggregate, arg: Option<Box<Expr>>, order_by: Option<Box<Expr>> },
+    Aggregate {
+        func: Aggregate,
+        arg: Option<Box<Expr>>,
+        order_by: Option<Box<Expr>>,
+    },
 }
 
 impl Expr {
     pub fn children(&self) -> Vec<&Expr> {
         match &self.kind {
             ExprKind::Column(_) | ExprKind::Stratum(_) | ExprKind::Literal(_) => vec![],
-            ExprKind::Unary { expr, .. } | ExprKind::IsNull { expr, .. } | ExprKind::Bucket { expr, .. } => {
+            ExprKind::Unary { expr, .. }
+            | ExprKind::IsNull { expr, .. }
+            | ExprKind::Bucket { expr, .. } => {
                 vec![expr]
             }
             ExprKind::Binary { left, right, .. } => vec![left, right],
             ExprKind::InList { expr, list, .. } => std::iter::once(&**expr).chain(list).collect(),
-            ExprKind::Between { expr, low, high, .. } => vec![expr, low, high],
+            ExprKind::Between {
+                expr, low, high, ..
+            } => vec![expr, low, high],
             ExprKind::Like { expr, pattern, .. } => vec![expr, pattern],
             ExprKind::Func { args, .. } => args.iter().collect(),
-            ExprKind::Case { whens, otherwise } => {
-                whens.iter().flat_map(|(w, t)| [w, t]).chain(otherwise.as_deref()).collect()
-            }
-            ExprKind::Aggregate { arg, order_by, .. } => arg.as_deref().into_iter().chain(order_by.as_deref()).collect(),
+            ExprKind::Case { whens, otherwise } => whens
+                .iter()
+                .flat_map(|(w, t)| [w, t])
+                .chain(otherwise.as_deref())
+                .collect(),
+            ExprKind::Aggregate { arg, order_by, .. } => arg
+                .as_deref()
+                .into_iter()
+                .chain(order_by.as_deref())
+                .collect(),
         }
     }
 
     pub fn has_aggregate(&self) -> bool {
-        matches!(self.kind, ExprKind::Aggregate { .. }) || self.children().iter().any(|c| c.has_aggregate())
+        matches!(self.kind, ExprKind::Aggregate { .. })
+            || self.children().iter().any(|c| c.has_aggregate())
     }
 
     /// Columns this expression reads, outside and inside aggregates.
     pub fn columns(&self, out: &mut Vec<String>) {
         if let ExprKind::Column(c) = &self.kind
-            && !out.contains(c) {
-                out.push(c.clone());
-            }
+            && !out.contains(c)
+        {
+            out.push(c.clone());
+        }
         for c in self.children() {
             c.columns(out);
         }

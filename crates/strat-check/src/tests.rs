@@ -25,7 +25,9 @@ fn program(src: &str, env: &Env) -> ir::Program {
     let parsed = strat_syntax::parse(src);
     assert!(parsed.diagnostics.is_empty(), "{:#?}", parsed.diagnostics);
     let checked = check(src, &parsed.file, env);
-    checked.program.unwrap_or_else(|| panic!("{:#?}", checked.diagnostics))
+    checked
+        .program
+        .unwrap_or_else(|| panic!("{:#?}", checked.diagnostics))
 }
 
 fn frac(n: i64, d: i64) -> BigRational {
@@ -39,7 +41,9 @@ fn params_are_substituted_and_overridable() {
     let p = program(src, &env());
     assert_eq!(p.statements[0].amount, ir::Amount::Count(10));
     assert_eq!(p.statements[1].amount, ir::Amount::Fraction(frac(1, 8)));
-    let ExprKind::Binary { right, .. } = &p.statements[0].filter.as_ref().unwrap().kind else { panic!() };
+    let ExprKind::Binary { right, .. } = &p.statements[0].filter.as_ref().unwrap().kind else {
+        panic!()
+    };
     assert_eq!(right.kind, ExprKind::Literal(Value::String("US".into())));
     let mut e = env();
     e.params = vec![("n".into(), "1_000".into()), ("c".into(), "BR".into())];
@@ -53,7 +57,14 @@ fn percentages_are_exact() {
     assert_eq!(p.statements[0].amount, ir::Amount::Fraction(frac(1, 8)));
     let p = program("split members unit member_id into 3 folds seed 1", &env());
     let split = p.statements[0].split.as_ref().unwrap();
-    assert_eq!(split.parts.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["fold_1", "fold_2", "fold_3"]);
+    assert_eq!(
+        split
+            .parts
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect::<Vec<_>>(),
+        ["fold_1", "fold_2", "fold_3"]
+    );
     assert!(split.parts.iter().all(|(_, s)| *s == frac(1, 3)));
 }
 
@@ -77,7 +88,10 @@ fn rule_predicates_see_strata_not_columns() {
     walk(st.rules[0].predicate.as_ref().unwrap(), &mut strata_refs);
     walk(st.rules[1].predicate.as_ref().unwrap(), &mut strata_refs);
     assert_eq!(strata_refs, [0, 1, 0]);
-    assert_eq!(st.strata[1].bucket_labels.as_deref().unwrap(), ["[-inf,90)", "[90,365)", "[365,inf)"]);
+    assert_eq!(
+        st.strata[1].bucket_labels.as_deref().unwrap(),
+        ["[-inf,90)", "[90,365)", "[365,inf)"]
+    );
 }
 
 #[test]
@@ -85,8 +99,15 @@ fn outputs_and_chaining() {
     let src = "cohort = sample members stratify by country take 100 seed 1 output member_id, country, _weight, _stratum\n\
                split cohort unit member_id into a 50%, b 50% seed 2";
     let p = program(src, &env());
-    let names: Vec<String> = p.statements[1].output_columns().into_iter().map(|c| c.name).collect();
-    assert_eq!(names, ["member_id", "country", "_weight", "_stratum", "_split"]);
+    let names: Vec<String> = p.statements[1]
+        .output_columns()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(
+        names,
+        ["member_id", "country", "_weight", "_stratum", "_split"]
+    );
     assert_eq!(p.statements[1].source, ir::Source::Statement(0));
     // A source column named `_weight` becomes the generated weight by default (spec §7).
     let p = program("sample members take 1 seed 1", &env());
@@ -116,5 +137,8 @@ fn bucket_labels_show_literals_as_written_and_params_by_value() {
 fn float_params_are_percentages_by_their_decimal_text() {
     let src = "param p: float = 33.3\nsplit members unit member_id into a p%, b p%, c 33.4% seed 1";
     let p = program(src, &env());
-    assert_eq!(p.statements[0].split.as_ref().unwrap().parts[0].1, frac(333, 1000));
+    assert_eq!(
+        p.statements[0].split.as_ref().unwrap().parts[0].1,
+        frac(333, 1000)
+    );
 }

@@ -29,7 +29,10 @@ impl Type {
 
     /// Can values of these two types be compared?
     pub fn comparable(&self, other: &Type) -> bool {
-        self == other || *self == Type::Null || *other == Type::Null || (self.is_numeric() && other.is_numeric())
+        self == other
+            || *self == Type::Null
+            || *other == Type::Null
+            || (self.is_numeric() && other.is_numeric())
     }
 
     /// The type both sides of a comparison, `case` or `coalesce` become.
@@ -71,7 +74,10 @@ pub struct Column {
 
 impl Column {
     pub fn new(name: impl Into<String>, ty: Type) -> Self {
-        Column { name: name.into(), ty }
+        Column {
+            name: name.into(),
+            ty,
+        }
     }
 }
 

@@ -4,8 +4,8 @@
 pub mod render;
 mod repl;
 mod run;
-mod sql;
 pub mod source;
+mod sql;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -64,7 +64,14 @@ pub struct BindArgs {
 impl BindArgs {
     pub fn options(&self) -> Options {
         Options {
-            tables: self.tables.iter().map(|(n, p)| TableBinding { name: n.clone(), path: PathBuf::from(p) }).collect(),
+            tables: self
+                .tables
+                .iter()
+                .map(|(n, p)| TableBinding {
+                    name: n.clone(),
+                    path: PathBuf::from(p),
+                })
+                .collect(),
             params: self.params.clone(),
         }
     }
@@ -72,7 +79,9 @@ impl BindArgs {
 
 fn parse_binding(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
-        Some((name, value)) if !name.trim().is_empty() => Ok((name.trim().to_string(), value.to_string())),
+        Some((name, value)) if !name.trim().is_empty() => {
+            Ok((name.trim().to_string(), value.to_string()))
+        }
         _ => Err(format!("expected NAME=VALUE, got `{s}`")),
     }
 }
@@ -95,14 +104,19 @@ impl ColorChoice {
         match self {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
-            ColorChoice::Auto => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+            ColorChoice::Auto => {
+                std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+            }
         }
     }
 }
 
 /// Runs a parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -128,7 +142,9 @@ async fn check(args: CheckArgs) -> i32 {
             Some(p) => vec![p.clone()],
             None => {
                 let ctx = datafusion::prelude::SessionContext::new();
-                strat_engine::compile(&ctx, Some(std::path::Path::new(name)), &file.text, &options).await.diagnostics
+                strat_engine::compile(&ctx, Some(std::path::Path::new(name)), &file.text, &options)
+                    .await
+                    .diagnostics
             }
         };
         files.push((file, diagnostics));
@@ -136,7 +152,11 @@ async fn check(args: CheckArgs) -> i32 {
     let any_error = files.iter().any(|(_, d)| d.iter().any(|d| d.is_error()));
     let views: Vec<render::FileDiagnostics> = files
         .iter()
-        .map(|(f, d)| render::FileDiagnostics { name: &f.name, text: &f.text, diagnostics: d })
+        .map(|(f, d)| render::FileDiagnostics {
+            name: &f.name,
+            text: &f.text,
+            diagnostics: d,
+        })
         .collect();
     match args.format {
         Format::Json => {
@@ -147,8 +167,17 @@ async fn check(args: CheckArgs) -> i32 {
             let mut err = std::io::stderr().lock();
             for v in &views {
                 let _ = write!(err, "{}", render::human(v, color));
-                let verdict = if v.diagnostics.iter().any(|d| d.is_error()) { "failed" } else { "ok" };
-                let _ = writeln!(err, "{}: {verdict} ({})", v.name, render::summary(v.diagnostics));
+                let verdict = if v.diagnostics.iter().any(|d| d.is_error()) {
+                    "failed"
+                } else {
+                    "ok"
+                };
+                let _ = writeln!(
+                    err,
+                    "{}: {verdict} ({})",
+                    v.name,
+                    render::summary(v.diagnostics)
+                );
             }
         }
     }

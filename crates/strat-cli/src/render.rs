@@ -45,13 +45,21 @@ fn render_one(file: &FileDiagnostics, d: &Diagnostic, color: bool, out: &mut Vec
     let range = clamp(span.start)..clamp(span.end);
     let name = file.name.to_string();
     let mut report = Report::build(kind, (name.clone(), range.clone()))
-        .with_config(Config::default().with_color(color).with_index_type(IndexType::Byte))
+        .with_config(
+            Config::default()
+                .with_color(color)
+                .with_index_type(IndexType::Byte),
+        )
         .with_code(d.code)
         .with_message(&d.message)
         .with_label(
             // ariadne draws no underline for a label without a message.
             Label::new((name.clone(), range))
-                .with_message(if d.label.is_empty() { &d.message } else { &d.label })
+                .with_message(if d.label.is_empty() {
+                    &d.message
+                } else {
+                    &d.label
+                })
                 .with_color(paint),
         );
     for l in &d.labels {

@@ -101,7 +101,11 @@ async fn prepare(
 ) -> Result<Prepared, i32> {
     let file = source::read(name);
     let fail = |file: &source::RuleFile, diags: Vec<Diagnostic>| {
-        let view = FileDiagnostics { name: &file.name, text: &file.text, diagnostics: &diags };
+        let view = FileDiagnostics {
+            name: &file.name,
+            text: &file.text,
+            diagnostics: &diags,
+        };
         eprint!("{}", render::human(&view, color));
         1
     };
@@ -124,36 +128,73 @@ async fn prepare(
             return Err(1);
         }
     };
-    let compiled = strat_engine::compile(&ctx, Some(Path::new(name)), &file.text, &bind.options()).await;
+    let compiled =
+        strat_engine::compile(&ctx, Some(Path::new(name)), &file.text, &bind.options()).await;
     // Warnings and notes are shown even when the run goes on.
-    let view = FileDiagnostics { name: &file.name, text: &file.text, diagnostics: &compiled.diagnostics };
+    let view = FileDiagnostics {
+        name: &file.name,
+        text: &file.text,
+        diagnostics: &compiled.diagnostics,
+    };
     eprint!("{}", render::human(&view, color));
     let Some(program) = compiled.program else {
-        eprintln!("{}: failed ({})", file.name, render::summary(&compiled.diagnostics));
+        eprintln!(
+            "{}: failed ({})",
+            file.name,
+            render::summary(&compiled.diagnostics)
+        );
         return Err(1);
     };
     let index = match emit {
         None => program.statements.len() - 1,
-        Some(name) => match program.statements.iter().position(|s| s.name.as_deref() == Some(name)) {
+        Some(name) => match program
+            .statements
+            .iter()
+            .position(|s| s.name.as_deref() == Some(name))
+        {
             Some(i) => i,
             None => {
-                let names: Vec<&str> = program.statements.iter().filter_map(|s| s.name.as_deref()).collect();
-                let mut d = Diagnostic::error("E0131", format!("--emit {name}: the file has no statement named `{name}`"));
+                let names: Vec<&str> = program
+                    .statements
+                    .iter()
+                    .filter_map(|s| s.name.as_deref())
+                    .collect();
+                let mut d = Diagnostic::error(
+                    "E0131",
+                    format!("--emit {name}: the file has no statement named `{name}`"),
+                );
                 d = match strat_syntax::diagnostic::closest(name, names.iter().copied()) {
                     Some(s) => d.with_help(format!("did you mean `{s}`?")),
-                    None if names.is_empty() => d.with_help("name a statement (`cohort = sample …`) to emit it"),
+                    None if names.is_empty() => {
+                        d.with_help("name a statement (`cohort = sample …`) to emit it")
+                    }
                     None => d.with_help(format!("the named statements are: {}", names.join(", "))),
                 };
                 return Err(fail(&file, vec![d]));
             }
         },
     };
-    Ok(Prepared { file, ctx, compiled_inputs: compiled.inputs, program, index })
+    Ok(Prepared {
+        file,
+        ctx,
+        compiled_inputs: compiled.inputs,
+        program,
+        index,
+    })
 }
 
 pub async fn explain(args: ExplainArgs) -> i32 {
     let color = args.color.enabled();
-    let p = match prepare(&args.file, &args.bind, args.emit.as_deref(), None, None, color).await {
+    let p = match prepare(
+        &args.file,
+        &args.bind,
+        args.emit.as_deref(),
+        None,
+        None,
+        color,
+    )
+    .await
+    {
         Ok(p) => p,
         Err(code) => return code,
     };
@@ -164,7 +205,11 @@ pub async fn explain(args: ExplainArgs) -> i32 {
         }
         Err(e) => {
             let diags = vec![run_diagnostic(&e, &p.compiled_inputs)];
-            let view = FileDiagnostics { name: &p.file.name, text: &p.file.text, diagnostics: &diags };
+            let view = FileDiagnostics {
+                name: &p.file.name,
+                text: &p.file.text,
+                diagnostics: &diags,
+            };
             eprint!("{}", render::human(&view, color));
             1
         }
@@ -180,9 +225,15 @@ pub async fn run(args: RunArgs) -> i32 {
                 eprintln!("interrupted: nothing was written");
             } else {
                 // Between (or after) the sample's rename and the report's.
-                let names: Vec<String> = written.iter().map(|p| format!("`{}`", p.display())).collect();
+                let names: Vec<String> = written
+                    .iter()
+                    .map(|p| format!("`{}`", p.display()))
+                    .collect();
                 let verb = if names.len() == 1 { "was" } else { "were" };
-                eprintln!("interrupted after {} {verb} written; nothing else was written", names.join(" and "));
+                eprintln!(
+                    "interrupted after {} {verb} written; nothing else was written",
+                    names.join(" and ")
+                );
             }
             std::process::exit(130);
         }
@@ -195,13 +246,31 @@ pub async fn run(args: RunArgs) -> i32 {
     let _file_size_limit =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(libc::SIGXFSZ));
     let color = args.color.enabled();
-    let Prepared { file, ctx, compiled_inputs, program, index } =
-        match prepare(&args.file, &args.bind, args.emit.as_deref(), args.threads, args.memory_limit, color).await {
-            Ok(p) => p,
-            Err(code) => return code,
-        };
+    let Prepared {
+        file,
+        ctx,
+        compiled_inputs,
+        program,
+        index,
+    } = match prepare(
+        &args.file,
+        &args.bind,
+        args.emit.as_deref(),
+        args.threads,
+        args.memory_limit,
+        color,
+    )
+    .await
+    {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
     let fail = |diags: Vec<Diagnostic>| {
-        let view = FileDiagnostics { name: &file.name, text: &file.text, diagnostics: &diags };
+        let view = FileDiagnostics {
+            name: &file.name,
+            text: &file.text,
+            diagnostics: &diags,
+        };
         eprint!("{}", render::human(&view, color));
         1
     };
@@ -239,10 +308,11 @@ pub async fn run(args: RunArgs) -> i32 {
     // rename leaves both old files; between the renames (a crash) the old report,
     // whose md5 is not the new sample's, beside the new sample.
     let threads = ctx.state().config().target_partitions();
-    let sample = match output::stage_batches(&args.output, out.schema.clone(), &out.batches, threads) {
-        Ok(s) => s,
-        Err(e) => return fail(vec![output_diagnostic(e)]),
-    };
+    let sample =
+        match output::stage_batches(&args.output, out.schema.clone(), &out.batches, threads) {
+            Ok(s) => s,
+            Err(e) => return fail(vec![output_diagnostic(e)]),
+        };
     let mut staged_report = None;
     if let Some(path) = &args.report {
         let (md5, bytes) = match sample.md5_and_size() {
@@ -255,17 +325,32 @@ pub async fn run(args: RunArgs) -> i32 {
             statement: program.statements[index].name.clone(),
             inputs: compiled_inputs
                 .iter()
-                .map(|(t, p)| (t.clone(), p.clone(), report::fingerprint(p).unwrap_or_else(|e| format!("unreadable: {e}"))))
+                .map(|(t, p)| {
+                    (
+                        t.clone(),
+                        p.clone(),
+                        report::fingerprint(p).unwrap_or_else(|e| format!("unreadable: {e}")),
+                    )
+                })
                 .collect(),
-            output: Some(report::OutputMeta { path: args.output.clone(), md5, bytes }),
+            output: Some(report::OutputMeta {
+                path: args.output.clone(),
+                md5,
+                bytes,
+            }),
         };
         let text = match report_format(path) {
             Ok(ReportFormat::Json) => {
-                serde_json::to_string_pretty(&report::to_json(&out.report, &meta)).expect("plain JSON") + "\n"
+                serde_json::to_string_pretty(&report::to_json(&out.report, &meta))
+                    .expect("plain JSON")
+                    + "\n"
             }
             _ => report::to_markdown(&out.report, &meta),
         };
-        match output::stage_file(path, |w| w.write_all(text.as_bytes()).map_err(|e| strat_engine::errtext::io(&e))) {
+        match output::stage_file(path, |w| {
+            w.write_all(text.as_bytes())
+                .map_err(|e| strat_engine::errtext::io(&e))
+        }) {
             Ok(r) => staged_report = Some(r),
             // The staged sample is dropped: its temporary file is removed.
             Err(e) => return fail(vec![output_diagnostic(e)]),
@@ -299,7 +384,12 @@ pub async fn run(args: RunArgs) -> i32 {
             args.output.display()
         );
     } else {
-        let parts: Vec<String> = out.report.split_totals.iter().map(|(n, c)| format!("{n} {c}")).collect();
+        let parts: Vec<String> = out
+            .report
+            .split_totals
+            .iter()
+            .map(|(n, c)| format!("{n} {c}"))
+            .collect();
         eprintln!(
             "{}: split {} units ({rows} rows) into {}: {}",
             file.name,
@@ -320,14 +410,18 @@ fn timings(profile: &strat_engine::run::Profile, writing: Duration, total: Durat
         None => "timings (streaming plan):\n".to_string(),
         Some(why) => format!("timings (in-memory plan: {why}):\n"),
     };
-    let mut line = |name: &str, d: Duration| out.push_str(&format!("  {:>9.3} s  {name}\n", d.as_secs_f64()));
+    let mut line =
+        |name: &str, d: Duration| out.push_str(&format!("  {:>9.3} s  {name}\n", d.as_secs_f64()));
     for (name, d) in &profile.phases {
         line(name, *d);
     }
     line("writing the sample (and the report)", writing);
     line("total (without checking the rules)", total);
     if profile.spilled_runs > 0 {
-        out.push_str(&format!("  (the units went to disk in {} sorted runs)\n", profile.spilled_runs));
+        out.push_str(&format!(
+            "  (the units went to disk in {} sorted runs)\n",
+            profile.spilled_runs
+        ));
     }
     out
 }
@@ -338,11 +432,19 @@ enum ReportFormat {
 }
 
 fn report_format(path: &Path) -> Result<ReportFormat, OutputError> {
-    match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+    match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         Some("json") => Ok(ReportFormat::Json),
         Some("md" | "markdown") => Ok(ReportFormat::Markdown),
         _ => Err(OutputError {
-            message: format!("cannot tell the report format of `{}` from its extension", path.display()),
+            message: format!(
+                "cannot tell the report format of `{}` from its extension",
+                path.display()
+            ),
             help: "name the report .json or .md".into(),
         }),
     }
@@ -355,17 +457,34 @@ pub(crate) fn output_diagnostic(e: OutputError) -> Diagnostic {
 /// A run-time error (spec §9) as a diagnostic with a stable code.
 pub(crate) fn run_diagnostic(e: &RunError, inputs: &[(String, PathBuf)]) -> Diagnostic {
     let (code, help) = match e {
-        RunError::UnitSpansStrata { .. } => ("E0201", "stratify by values that are constant within a unit, e.g. `last(x by t)`"),
-        RunError::Alloc(_) => ("E0202", "change `take`, the rules or the bounds so that the numbers add up"),
-        RunError::NeymanNotConstant { .. } => ("E0206", "use a column that is constant within each unit, or another method"),
-        RunError::Unsupported(_) => ("E0204", "this construct is checked but cannot run natively yet"),
+        RunError::UnitSpansStrata { .. } => (
+            "E0201",
+            "stratify by values that are constant within a unit, e.g. `last(x by t)`",
+        ),
+        RunError::Alloc(_) => (
+            "E0202",
+            "change `take`, the rules or the bounds so that the numbers add up",
+        ),
+        RunError::NeymanNotConstant { .. } => (
+            "E0206",
+            "use a column that is constant within each unit, or another method",
+        ),
+        RunError::Unsupported(_) => (
+            "E0204",
+            "this construct is checked but cannot run natively yet",
+        ),
         RunError::Statement(_) => ("E0207", "check the statement names"),
-        RunError::Memory { .. } => ("E0208", "raise --memory-limit, or narrow `where` / the table so fewer rows are eligible"),
-        RunError::DataFusion { .. } | RunError::Key(_) | RunError::Lower(_) => {
-            ("E0203", "check the input files: they must be readable and match their schema")
-        }
+        RunError::Memory { .. } => (
+            "E0208",
+            "raise --memory-limit, or narrow `where` / the table so fewer rows are eligible",
+        ),
+        RunError::DataFusion { .. } | RunError::Key(_) | RunError::Lower(_) => (
+            "E0203",
+            "check the input files: they must be readable and match their schema",
+        ),
     };
-    let mut d = Diagnostic::error(code, strat_engine::errtext::clean(&e.to_string())).with_help(help);
+    let mut d =
+        Diagnostic::error(code, strat_engine::errtext::clean(&e.to_string())).with_help(help);
     if code == "E0203" {
         // Name the files behind the tables the message mentions (or all of them).
         let named: Vec<String> = inputs
@@ -373,7 +492,10 @@ pub(crate) fn run_diagnostic(e: &RunError, inputs: &[(String, PathBuf)]) -> Diag
             .filter(|(t, _)| d.message.contains(&format!("`{t}`")))
             .map(|(t, p)| format!("table `{t}` is `{}`", p.display()))
             .collect();
-        let all: Vec<String> = inputs.iter().map(|(t, p)| format!("table `{t}` is `{}`", p.display())).collect();
+        let all: Vec<String> = inputs
+            .iter()
+            .map(|(t, p)| format!("table `{t}` is `{}`", p.display()))
+            .collect();
         let files = if named.is_empty() { all } else { named };
         if !files.is_empty() {
             d.help = Some(format!("{help}; {}", files.join(", ")));
@@ -400,18 +522,34 @@ fn summary(report: &Report) -> String {
         header.extend(report.split_totals.iter().map(|(n, _)| n.clone()));
         table.set_header(header);
         for s in report.strata.iter().take(SUMMARY_ROWS) {
-            let mut row = vec![if s.text.is_empty() { "(all)".to_string() } else { s.text.clone() }, s.population.to_string()];
+            let mut row = vec![
+                if s.text.is_empty() {
+                    "(all)".to_string()
+                } else {
+                    s.text.clone()
+                },
+                s.population.to_string(),
+            ];
             row.extend(s.split_counts.iter().map(|(_, c)| c.to_string()));
             table.add_row(row);
         }
     }
-    for s in report.strata.iter().take(SUMMARY_ROWS).filter(|_| report.split_totals.is_empty()) {
+    for s in report
+        .strata
+        .iter()
+        .take(SUMMARY_ROWS)
+        .filter(|_| report.split_totals.is_empty())
+    {
         let target = match &s.target {
             Target::Exact(n) => n.to_string(),
             Target::Probability(p) => format!("p={p}"),
         };
         table.add_row(vec![
-            if s.text.is_empty() { "(all)".to_string() } else { s.text.clone() },
+            if s.text.is_empty() {
+                "(all)".to_string()
+            } else {
+                s.text.clone()
+            },
             s.population.to_string(),
             target,
             s.selected.to_string(),

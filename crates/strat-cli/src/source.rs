@@ -18,9 +18,15 @@ pub fn read(name: &str) -> RuleFile {
                 Diagnostic::error(
                     "E0007",
                     match e.kind() {
-                        std::io::ErrorKind::NotFound => format!("cannot read `{name}`: no such file"),
-                        std::io::ErrorKind::PermissionDenied => format!("cannot read `{name}`: permission denied"),
-                        _ if std::path::Path::new(name).is_dir() => format!("cannot read `{name}`: it is a folder"),
+                        std::io::ErrorKind::NotFound => {
+                            format!("cannot read `{name}`: no such file")
+                        }
+                        std::io::ErrorKind::PermissionDenied => {
+                            format!("cannot read `{name}`: permission denied")
+                        }
+                        _ if std::path::Path::new(name).is_dir() => {
+                            format!("cannot read `{name}`: it is a folder")
+                        }
                         _ => format!("cannot read `{name}`: {e}"),
                     },
                 )
@@ -37,7 +43,11 @@ pub fn read(name: &str) -> RuleFile {
 
 pub fn from_bytes(name: &str, bytes: Vec<u8>) -> RuleFile {
     match String::from_utf8(bytes) {
-        Ok(text) => RuleFile { name: name.to_string(), text, problem: None },
+        Ok(text) => RuleFile {
+            name: name.to_string(),
+            text,
+            problem: None,
+        },
         Err(e) => {
             let at = e.utf8_error().valid_up_to();
             let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
@@ -46,7 +56,11 @@ pub fn from_bytes(name: &str, bytes: Vec<u8>) -> RuleFile {
                 .at(Span::new(at, at + char::REPLACEMENT_CHARACTER.len_utf8()))
                 .with_label("the first invalid byte is here")
                 .with_help("save the rule file as UTF-8");
-            RuleFile { name: name.to_string(), text, problem: Some(problem) }
+            RuleFile {
+                name: name.to_string(),
+                text,
+                problem: Some(problem),
+            }
         }
     }
 }

@@ -28,12 +28,15 @@ impl Format {
     }
 
     fn extension(self, path: &Path) -> String {
-        path.extension().and_then(|e| e.to_str()).map(|e| format!(".{e}")).unwrap_or_else(|| match self {
-            Format::Parquet => ".parquet".into(),
-            Format::Csv => ".csv".into(),
-            Format::Json => ".json".into(),
-            Format::Arrow => ".arrow".into(),
-        })
+        path.extension()
+            .and_then(|e| e.to_str())
+            .map(|e| format!(".{e}"))
+            .unwrap_or_else(|| match self {
+                Format::Parquet => ".parquet".into(),
+                Format::Csv => ".csv".into(),
+                Format::Json => ".json".into(),
+                Format::Arrow => ".arrow".into(),
+            })
     }
 }
 
@@ -48,11 +51,21 @@ pub struct TableError {
 pub fn detect_format(path: &Path) -> Result<(Format, Option<PathBuf>), TableError> {
     let meta = std::fs::metadata(path).map_err(|e| TableError {
         message: match e.kind() {
-            std::io::ErrorKind::NotFound => format!("cannot read `{}`: no such file or folder", path.display()),
-            std::io::ErrorKind::PermissionDenied => format!("cannot read `{}`: permission denied", path.display()),
-            _ => format!("cannot read `{}`: {}", path.display(), crate::errtext::io(&e)),
+            std::io::ErrorKind::NotFound => {
+                format!("cannot read `{}`: no such file or folder", path.display())
+            }
+            std::io::ErrorKind::PermissionDenied => {
+                format!("cannot read `{}`: permission denied", path.display())
+            }
+            _ => format!(
+                "cannot read `{}`: {}",
+                path.display(),
+                crate::errtext::io(&e)
+            ),
         },
-        help: "check the path (a relative path in a `table` declaration is relative to the rule file)".into(),
+        help:
+            "check the path (a relative path in a `table` declaration is relative to the rule file)"
+                .into(),
     })?;
     if meta.is_file() {
         let f = Format::from_path(path).ok_or_else(|| unknown_format(path))?;
@@ -69,11 +82,16 @@ pub fn detect_format(path: &Path) -> Result<(Format, Option<PathBuf>), TableErro
     let mut names: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
     names.sort();
     for p in names {
-        let hidden = p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.') || n.starts_with('_'));
+        let hidden = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.') || n.starts_with('_'));
         if hidden || !p.is_file() {
             continue;
         }
-        let Some(f) = Format::from_path(&p) else { continue };
+        let Some(f) = Format::from_path(&p) else {
+            continue;
+        };
         match &found {
             None => found = Some((f, p)),
             Some((g, first)) if *g != f => {
@@ -91,14 +109,20 @@ pub fn detect_format(path: &Path) -> Result<(Format, Option<PathBuf>), TableErro
         }
     }
     found.map(|(f, p)| (f, Some(p))).ok_or_else(|| TableError {
-        message: format!("the folder `{}` holds no .parquet, .csv, .json/.ndjson/.jsonl or .arrow files", path.display()),
+        message: format!(
+            "the folder `{}` holds no .parquet, .csv, .json/.ndjson/.jsonl or .arrow files",
+            path.display()
+        ),
         help: "point the table at a data file or a folder of data files".into(),
     })
 }
 
 fn unknown_format(path: &Path) -> TableError {
     TableError {
-        message: format!("cannot tell the format of `{}` from its extension", path.display()),
+        message: format!(
+            "cannot tell the format of `{}` from its extension",
+            path.display()
+        ),
         help: "name the file .parquet, .csv, .json/.ndjson/.jsonl or .arrow".into(),
     }
 }
@@ -107,10 +131,16 @@ fn unknown_format(path: &Path) -> TableError {
 /// to know its schema) and returns the schema.
 pub async fn register(ctx: &SessionContext, name: &str, path: &Path) -> Result<Schema, TableError> {
     let (format, sample) = detect_format(path)?;
-    if let Some(meta) = std::fs::metadata(sample.as_deref().unwrap_or(path)).ok().filter(|m| m.len() == 0) {
+    if let Some(meta) = std::fs::metadata(sample.as_deref().unwrap_or(path))
+        .ok()
+        .filter(|m| m.len() == 0)
+    {
         let _ = meta;
         return Err(TableError {
-            message: format!("`{}` is empty (0 bytes)", sample.as_deref().unwrap_or(path).display()),
+            message: format!(
+                "`{}` is empty (0 bytes)",
+                sample.as_deref().unwrap_or(path).display()
+            ),
             help: "write the table again; an empty file has no schema".into(),
         });
     }
@@ -123,10 +153,14 @@ pub async fn register(ctx: &SessionContext, name: &str, path: &Path) -> Result<S
         if let Err(e) = std::fs::File::open(f) {
             return Err(TableError {
                 message: match e.kind() {
-                    std::io::ErrorKind::PermissionDenied => format!("cannot read `{}`: permission denied", f.display()),
+                    std::io::ErrorKind::PermissionDenied => {
+                        format!("cannot read `{}`: permission denied", f.display())
+                    }
                     _ => format!("cannot read `{}`: {}", f.display(), crate::errtext::io(&e)),
                 },
-                help: "check the file's permissions: the user running strat must be able to read it".into(),
+                help:
+                    "check the file's permissions: the user running strat must be able to read it"
+                        .into(),
             });
         }
     }
@@ -138,12 +172,29 @@ pub async fn register(ctx: &SessionContext, name: &str, path: &Path) -> Result<S
     let quoted = crate::compile::quoted(name);
     let result = match format {
         Format::Parquet => {
-            ctx.register_parquet(&quoted, &location, ParquetReadOptions::default().file_extension(&ext)).await
+            ctx.register_parquet(
+                &quoted,
+                &location,
+                ParquetReadOptions::default().file_extension(&ext),
+            )
+            .await
         }
         Format::Csv => {
-            ctx.register_csv(&quoted, &location, CsvReadOptions::new().has_header(true).file_extension(&ext)).await
+            ctx.register_csv(
+                &quoted,
+                &location,
+                CsvReadOptions::new().has_header(true).file_extension(&ext),
+            )
+            .await
         }
-        Format::Json => ctx.register_json(&quoted, &location, JsonReadOptions::default().file_extension(&ext)).await,
+        Format::Json => {
+            ctx.register_json(
+                &quoted,
+                &location,
+                JsonReadOptions::default().file_extension(&ext),
+            )
+            .await
+        }
         Format::Arrow => {
             let opts = datafusion::datasource::file_format::options::ArrowReadOptions {
                 file_extension: &ext,
@@ -153,16 +204,28 @@ pub async fn register(ctx: &SessionContext, name: &str, path: &Path) -> Result<S
         }
     };
     result.map_err(|e| TableError {
-        message: format!("cannot read the schema of `{}`: {}", path.display(), first_line(&e.to_string())),
+        message: format!(
+            "cannot read the schema of `{}`: {}",
+            path.display(),
+            first_line(&e.to_string())
+        ),
         help: match format {
-            Format::Parquet => "is it a complete Parquet file? Write it again if it was cut short".into(),
-            Format::Csv => "a CSV table needs a header row and the same number of fields on every line".into(),
+            Format::Parquet => {
+                "is it a complete Parquet file? Write it again if it was cut short".into()
+            }
+            Format::Csv => {
+                "a CSV table needs a header row and the same number of fields on every line".into()
+            }
             Format::Json => "a JSON table needs one JSON object per line".into(),
             Format::Arrow => "is it an Arrow IPC file?".into(),
         },
     })?;
     let table = ctx.table(&quoted).await.map_err(|e| TableError {
-        message: format!("cannot open `{}`: {}", path.display(), first_line(&e.to_string())),
+        message: format!(
+            "cannot open `{}`: {}",
+            path.display(),
+            first_line(&e.to_string())
+        ),
         help: "check the file".into(),
     })?;
     Ok(table.schema().as_arrow().clone())
@@ -174,7 +237,10 @@ fn data_files(dir: &Path, format: Format) -> Vec<PathBuf> {
         .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
         .unwrap_or_default();
     files.retain(|p| {
-        let hidden = p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.') || n.starts_with('_'));
+        let hidden = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.') || n.starts_with('_'));
         !hidden && p.is_file() && Format::from_path(p) == Some(format)
     });
     files.sort();
@@ -191,16 +257,40 @@ async fn same_columns_in_every_file(dir: &Path, format: Format) -> Result<(), Ta
         let location = file.to_string_lossy().to_string();
         let ext = format.extension(file);
         let df = match format {
-            Format::Parquet => ctx.read_parquet(&location, ParquetReadOptions::default().file_extension(&ext)).await,
-            Format::Csv => ctx.read_csv(&location, CsvReadOptions::new().has_header(true).file_extension(&ext)).await,
-            Format::Json => ctx.read_json(&location, JsonReadOptions::default().file_extension(&ext)).await,
+            Format::Parquet => {
+                ctx.read_parquet(
+                    &location,
+                    ParquetReadOptions::default().file_extension(&ext),
+                )
+                .await
+            }
+            Format::Csv => {
+                ctx.read_csv(
+                    &location,
+                    CsvReadOptions::new().has_header(true).file_extension(&ext),
+                )
+                .await
+            }
+            Format::Json => {
+                ctx.read_json(&location, JsonReadOptions::default().file_extension(&ext))
+                    .await
+            }
             Format::Arrow => return Ok(()),
         };
         let df = df.map_err(|e| TableError {
-            message: format!("cannot read the schema of `{}`: {}", file.display(), first_line(&e.to_string())),
+            message: format!(
+                "cannot read the schema of `{}`: {}",
+                file.display(),
+                first_line(&e.to_string())
+            ),
             help: "check or remove that file".into(),
         })?;
-        let names: Vec<String> = df.schema().fields().iter().map(|f| f.name().clone()).collect();
+        let names: Vec<String> = df
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
         match &first {
             None => first = Some((file.clone(), names)),
             Some((f0, n0)) if *n0 != names => {
@@ -213,7 +303,8 @@ async fn same_columns_in_every_file(dir: &Path, format: Format) -> Result<(), Ta
                         file.display(),
                         names.join(", ")
                     ),
-                    help: "the files of one table must have the same columns in the same order".into(),
+                    help: "the files of one table must have the same columns in the same order"
+                        .into(),
                 });
             }
             Some(_) => {}
@@ -223,7 +314,10 @@ async fn same_columns_in_every_file(dir: &Path, format: Format) -> Result<(), Ta
 }
 
 fn first_line(s: &str) -> String {
-    crate::errtext::clean(s.lines().next().unwrap_or("")).chars().take(300).collect()
+    crate::errtext::clean(s.lines().next().unwrap_or(""))
+        .chars()
+        .take(300)
+        .collect()
 }
 
 /// The checker's view of an Arrow type.
@@ -238,9 +332,10 @@ pub fn checker_type(t: &DataType) -> Type {
         | DataType::UInt32
         | DataType::UInt64 => Type::Int,
         DataType::Float16 | DataType::Float32 | DataType::Float64 => Type::Float,
-        DataType::Decimal32(..) | DataType::Decimal64(..) | DataType::Decimal128(..) | DataType::Decimal256(..) => {
-            Type::Decimal
-        }
+        DataType::Decimal32(..)
+        | DataType::Decimal64(..)
+        | DataType::Decimal128(..)
+        | DataType::Decimal256(..) => Type::Decimal,
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Type::String,
         DataType::Boolean => Type::Bool,
         DataType::Date32 | DataType::Date64 => Type::Date,
@@ -252,5 +347,9 @@ pub fn checker_type(t: &DataType) -> Type {
 }
 
 pub fn checker_columns(schema: &Schema) -> Vec<Column> {
-    schema.fields().iter().map(|f| Column::new(f.name().clone(), checker_type(f.data_type()))).collect()
+    schema
+        .fields()
+        .iter()
+        .map(|f| Column::new(f.name().clone(), checker_type(f.data_type())))
+        .collect()
 }

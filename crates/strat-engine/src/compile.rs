@@ -44,30 +44,45 @@ impl Compiled {
 /// Checks the rule file `text` (read from `file`, whose folder anchors relative
 /// table paths). Every table it binds is registered on `ctx` under its name;
 /// only schemas are read.
-pub async fn compile(ctx: &SessionContext, file: Option<&Path>, text: &str, options: &Options) -> Compiled {
+pub async fn compile(
+    ctx: &SessionContext,
+    file: Option<&Path>,
+    text: &str,
+    options: &Options,
+) -> Compiled {
     let parsed = strat_syntax::parse(text);
     let mut diagnostics = parsed.diagnostics;
-    let base = file.and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default();
+    let base = file
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
 
     // Bindings: declarations, then command-line overrides.
     let mut bindings: BTreeMap<String, (PathBuf, Option<Span>)> = BTreeMap::new();
     for item in &parsed.file.items {
         if let Item::Table(t) = item {
-            bindings.entry(t.name.name.clone()).or_insert((base.join(&t.path.value), Some(t.path.span)));
+            bindings
+                .entry(t.name.name.clone())
+                .or_insert((base.join(&t.path.value), Some(t.path.span)));
         }
     }
     for b in &options.tables {
         bindings.insert(b.name.clone(), (b.path.clone(), None));
     }
 
-    let mut env = Env { tables: BTreeMap::new(), params: options.params.clone() };
+    let mut env = Env {
+        tables: BTreeMap::new(),
+        params: options.params.clone(),
+    };
     for (name, (path, span)) in &bindings {
         match catalog::register(ctx, name, path).await {
             Ok(schema) => {
-                env.tables.insert(name.clone(), Some(catalog::checker_columns(&schema)));
+                env.tables
+                    .insert(name.clone(), Some(catalog::checker_columns(&schema)));
             }
             Err(e) => {
-                let mut d = Diagnostic::error("E0130", format!("table `{name}`: {}", e.message)).with_help(e.help);
+                let mut d = Diagnostic::error("E0130", format!("table `{name}`: {}", e.message))
+                    .with_help(e.help);
                 if let Some(span) = span {
                     d = d.at(*span);
                 } else {
@@ -84,11 +99,16 @@ pub async fn compile(ctx: &SessionContext, file: Option<&Path>, text: &str, opti
     for item in &parsed.file.items {
         let Item::Statement(st) = item else { continue };
         for name in std::iter::once(&st.source).chain(st.exclude.as_ref()) {
-            if env.tables.contains_key(&name.name) || !ctx.table_exist(quoted(&name.name)).unwrap_or(false) {
+            if env.tables.contains_key(&name.name)
+                || !ctx.table_exist(quoted(&name.name)).unwrap_or(false)
+            {
                 continue;
             }
             if let Ok(table) = ctx.table(quoted(&name.name)).await {
-                env.tables.insert(name.name.clone(), Some(catalog::checker_columns(table.schema().as_arrow())));
+                env.tables.insert(
+                    name.name.clone(),
+                    Some(catalog::checker_columns(table.schema().as_arrow())),
+                );
             }
         }
     }
@@ -97,8 +117,15 @@ pub async fn compile(ctx: &SessionContext, file: Option<&Path>, text: &str, opti
     diagnostics.extend(checked.diagnostics);
     strat_syntax::diagnostic::sort_by_position(&mut diagnostics);
     let has_errors = diagnostics.iter().any(Diagnostic::is_error);
-    let inputs = bindings.into_iter().map(|(name, (path, _))| (name, path)).collect();
-    Compiled { program: if has_errors { None } else { checked.program }, diagnostics, inputs }
+    let inputs = bindings
+        .into_iter()
+        .map(|(name, (path, _))| (name, path))
+        .collect();
+    Compiled {
+        program: if has_errors { None } else { checked.program },
+        diagnostics,
+        inputs,
+    }
 }
 
 /// A table name as DataFusion reads it: quoted, so case and symbols are kept.

@@ -43,15 +43,69 @@ pub const LANES: usize = 8;
 
 /// MD5's per-step constants (RFC 1321).
 const MD5_K: [u32; 64] = [
-    0xd76a_a478, 0xe8c7_b756, 0x2420_70db, 0xc1bd_ceee, 0xf57c_0faf, 0x4787_c62a, 0xa830_4613,
-    0xfd46_9501, 0x6980_98d8, 0x8b44_f7af, 0xffff_5bb1, 0x895c_d7be, 0x6b90_1122, 0xfd98_7193,
-    0xa679_438e, 0x49b4_0821, 0xf61e_2562, 0xc040_b340, 0x265e_5a51, 0xe9b6_c7aa, 0xd62f_105d,
-    0x0244_1453, 0xd8a1_e681, 0xe7d3_fbc8, 0x21e1_cde6, 0xc337_07d6, 0xf4d5_0d87, 0x455a_14ed,
-    0xa9e3_e905, 0xfcef_a3f8, 0x676f_02d9, 0x8d2a_4c8a, 0xfffa_3942, 0x8771_f681, 0x6d9d_6122,
-    0xfde5_380c, 0xa4be_ea44, 0x4bde_cfa9, 0xf6bb_4b60, 0xbebf_bc70, 0x289b_7ec6, 0xeaa1_27fa,
-    0xd4ef_3085, 0x0488_1d05, 0xd9d4_d039, 0xe6db_99e5, 0x1fa2_7cf8, 0xc4ac_5665, 0xf429_2244,
-    0x432a_ff97, 0xab94_23a7, 0xfc93_a039, 0x655b_59c3, 0x8f0c_cc92, 0xffef_f47d, 0x8584_5dd1,
-    0x6fa8_7e4f, 0xfe2c_e6e0, 0xa301_4314, 0x4e08_11a1, 0xf753_7e82, 0xbd3a_f235, 0x2ad7_d2bb,
+    0xd76a_a478,
+    0xe8c7_b756,
+    0x2420_70db,
+    0xc1bd_ceee,
+    0xf57c_0faf,
+    0x4787_c62a,
+    0xa830_4613,
+    0xfd46_9501,
+    0x6980_98d8,
+    0x8b44_f7af,
+    0xffff_5bb1,
+    0x895c_d7be,
+    0x6b90_1122,
+    0xfd98_7193,
+    0xa679_438e,
+    0x49b4_0821,
+    0xf61e_2562,
+    0xc040_b340,
+    0x265e_5a51,
+    0xe9b6_c7aa,
+    0xd62f_105d,
+    0x0244_1453,
+    0xd8a1_e681,
+    0xe7d3_fbc8,
+    0x21e1_cde6,
+    0xc337_07d6,
+    0xf4d5_0d87,
+    0x455a_14ed,
+    0xa9e3_e905,
+    0xfcef_a3f8,
+    0x676f_02d9,
+    0x8d2a_4c8a,
+    0xfffa_3942,
+    0x8771_f681,
+    0x6d9d_6122,
+    0xfde5_380c,
+    0xa4be_ea44,
+    0x4bde_cfa9,
+    0xf6bb_4b60,
+    0xbebf_bc70,
+    0x289b_7ec6,
+    0xeaa1_27fa,
+    0xd4ef_3085,
+    0x0488_1d05,
+    0xd9d4_d039,
+    0xe6db_99e5,
+    0x1fa2_7cf8,
+    0xc4ac_5665,
+    0xf429_2244,
+    0x432a_ff97,
+    0xab94_23a7,
+    0xfc93_a039,
+    0x655b_59c3,
+    0x8f0c_cc92,
+    0xffef_f47d,
+    0x8584_5dd1,
+    0x6fa8_7e4f,
+    0xfe2c_e6e0,
+    0xa301_4314,
+    0x4e08_11a1,
+    0xf753_7e82,
+    0xbd3a_f235,
+    0x2ad7_d2bb,
     0xeb86_d391,
 ];
 
@@ -80,7 +134,10 @@ fn md5_lanes(m: &[[u32; LANES]; 16]) -> [u64; LANES] {
         f: impl Fn(u32, u32, u32) -> u32,
     ) {
         for l in 0..LANES {
-            let t = a[l].wrapping_add(f(b[l], c[l], d[l])).wrapping_add(k).wrapping_add(m[l]);
+            let t = a[l]
+                .wrapping_add(f(b[l], c[l], d[l]))
+                .wrapping_add(k)
+                .wrapping_add(m[l]);
             a[l] = b[l].wrapping_add(t.rotate_left(S));
         }
     }
@@ -123,7 +180,10 @@ fn md5_lanes(m: &[[u32; LANES]; 16]) -> [u64; LANES] {
         step::<21>(&mut b, &c, &d, &a, &m[g(i + 3)], k[i + 3], ii);
     }
     std::array::from_fn(|l| {
-        draw_of(a[l].wrapping_add(MD5_INIT[0]), b[l].wrapping_add(MD5_INIT[1]))
+        draw_of(
+            a[l].wrapping_add(MD5_INIT[0]),
+            b[l].wrapping_add(MD5_INIT[1]),
+        )
     })
 }
 
@@ -137,7 +197,11 @@ impl Drawer {
         let mut prefix = [0u8; 20];
         prefix[..digits.len()].copy_from_slice(digits);
         prefix[digits.len()] = b':';
-        Drawer { primed, prefix, prefix_len: digits.len() + 1 }
+        Drawer {
+            primed,
+            prefix,
+            prefix_len: digits.len() + 1,
+        }
     }
 
     /// The message `D ":" key` padded to one MD5 block, if it fits (at most
@@ -217,7 +281,6 @@ impl Drawer {
         let d = self.digest(key);
         u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
     }
-
 
     /// The stratum start `U` (the spec's `u_h` is `U / 2^32`).
     pub fn stratum_start(&self, stratum_text: &str) -> u32 {
@@ -376,7 +439,9 @@ mod tests {
             let mut ends = Vec::new();
             for len in 0..=120usize {
                 for variant in 0..3u8 {
-                    keys.extend((0..len).map(|i| b'!' + ((i * 7 + len + variant as usize) % 90) as u8));
+                    keys.extend(
+                        (0..len).map(|i| b'!' + ((i * 7 + len + variant as usize) % 90) as u8),
+                    );
                     ends.push(keys.len());
                 }
             }
@@ -387,7 +452,11 @@ mod tests {
                 assert_eq!(out[0], 42, "what was in `out` stays");
                 let mut start = 0;
                 for (i, &end) in ends[..take].iter().enumerate() {
-                    assert_eq!(out[i + 1], drawer.draw(&keys[start..end]), "seed {seed}, key {i}");
+                    assert_eq!(
+                        out[i + 1],
+                        drawer.draw(&keys[start..end]),
+                        "seed {seed}, key {i}"
+                    );
                     start = end;
                 }
             }

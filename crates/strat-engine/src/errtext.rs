@@ -65,16 +65,29 @@ mod tests {
     #[test]
     fn strips_layers_and_os_numbers() {
         assert_eq!(
-            clean("cannot read `a.parquet`: Parquet error: Parquet error: Invalid Parquet file. Corrupt footer"),
+            clean(
+                "cannot read `a.parquet`: Parquet error: Parquet error: Invalid Parquet file. Corrupt footer"
+            ),
             "cannot read `a.parquet`: Invalid Parquet file. Corrupt footer"
         );
         assert_eq!(
-            clean("Object Store error: Generic LocalFileSystem error: Unable to open file /x: Permission denied (os error 13)"),
+            clean(
+                "Object Store error: Generic LocalFileSystem error: Unable to open file /x: Permission denied (os error 13)"
+            ),
             "Unable to open file /x: Permission denied"
         );
-        assert_eq!(clean("Csv error: File too large (os error 27)"), "File too large");
-        assert_eq!(clean("Arrow error: Parquet argument error: Parquet error: bad"), "bad");
+        assert_eq!(
+            clean("Csv error: File too large (os error 27)"),
+            "File too large"
+        );
+        assert_eq!(
+            clean("Arrow error: Parquet argument error: Parquet error: bad"),
+            "bad"
+        );
         // Words that merely contain a prefix stay.
-        assert_eq!(clean("take 2 of the External: rows"), "take 2 of the External: rows");
+        assert_eq!(
+            clean("take 2 of the External: rows"),
+            "take 2 of the External: rows"
+        );
     }
 }

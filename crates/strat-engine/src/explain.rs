@@ -12,11 +12,26 @@ use strat_check::ir::{self, Amount, Program, RuleAmount};
 use crate::lower::lower_expr;
 use crate::run::{RunError, run_statement};
 
-pub async fn explain(ctx: &SessionContext, program: &Program, index: usize) -> Result<String, RunError> {
+pub async fn explain(
+    ctx: &SessionContext,
+    program: &Program,
+    index: usize,
+) -> Result<String, RunError> {
     let st = &program.statements[index];
     let mut out = String::new();
-    let name = st.name.as_deref().map_or_else(|| format!("statement {}", index + 1), |n| format!("`{n}`"));
-    let _ = writeln!(out, "== {name}: {} ==", if st.kind == ir::Kind::Sample { "sample" } else { "split" });
+    let name = st
+        .name
+        .as_deref()
+        .map_or_else(|| format!("statement {}", index + 1), |n| format!("`{n}`"));
+    let _ = writeln!(
+        out,
+        "== {name}: {} ==",
+        if st.kind == ir::Kind::Sample {
+            "sample"
+        } else {
+            "split"
+        }
+    );
     let source = match &st.source {
         ir::Source::Table(t) => format!("table `{t}`"),
         ir::Source::Statement(j) => match &program.statements[*j].name {
@@ -28,17 +43,34 @@ pub async fn explain(ctx: &SessionContext, program: &Program, index: usize) -> R
     let _ = writeln!(
         out,
         "unit:      {}",
-        st.unit.as_ref().map_or("each row (keyed by its content)".to_string(), |c| format!("`{}`", c.name))
+        st.unit
+            .as_ref()
+            .map_or("each row (keyed by its content)".to_string(), |c| format!(
+                "`{}`",
+                c.name
+            ))
     );
     if let Some((src, col)) = &st.exclude {
         let what = match src {
             ir::Source::Table(t) => format!("table `{t}`"),
             ir::Source::Statement(j) => format!("statement {}", j + 1),
         };
-        let _ = writeln!(out, "exclude:   units whose key appears in {what}.`{}`", col.name);
+        let _ = writeln!(
+            out,
+            "exclude:   units whose key appears in {what}.`{}`",
+            col.name
+        );
     }
     let strata: Vec<&str> = st.strata.iter().map(|s| s.name.as_str()).collect();
-    let _ = writeln!(out, "strata:    {}", if strata.is_empty() { "none (one stratum)".into() } else { strata.join(", ") });
+    let _ = writeln!(
+        out,
+        "strata:    {}",
+        if strata.is_empty() {
+            "none (one stratum)".into()
+        } else {
+            strata.join(", ")
+        }
+    );
     let amount = match &st.amount {
         Amount::Count(n) => format!("exactly {n} units"),
         Amount::Fraction(p) => format!("exactly round_half_up({p} × N) units"),
@@ -56,7 +88,11 @@ pub async fn explain(ctx: &SessionContext, program: &Program, index: usize) -> R
                 Some(RuleAmount::Rate(p)) => format!("rate {p}"),
                 Some(RuleAmount::Share(p)) => format!("share {p}"),
             };
-            let when = if r.predicate.is_some() { format!("rule {}", i + 1) } else { "else".to_string() };
+            let when = if r.predicate.is_some() {
+                format!("rule {}", i + 1)
+            } else {
+                "else".to_string()
+            };
             let _ = writeln!(out, "           {when} => {amount}");
         }
         let method = match &st.method {
@@ -65,11 +101,24 @@ pub async fn explain(ctx: &SessionContext, program: &Program, index: usize) -> R
             ir::Method::Neyman(c) => format!("neyman({})", c.name),
             ir::Method::Power(q) => format!("power({q})"),
         };
-        let _ = writeln!(out, "method:    {method}, min {:?}, max {:?} per stratum", st.min, st.max);
+        let _ = writeln!(
+            out,
+            "method:    {method}, min {:?}, max {:?} per stratum",
+            st.min, st.max
+        );
     }
     if let Some(split) = &st.split {
-        let parts: Vec<String> = split.parts.iter().map(|(n, p)| format!("{n} {p}")).collect();
-        let _ = writeln!(out, "split:     {}{}", if split.about { "about " } else { "" }, parts.join(", "));
+        let parts: Vec<String> = split
+            .parts
+            .iter()
+            .map(|(n, p)| format!("{n} {p}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "split:     {}{}",
+            if split.about { "about " } else { "" },
+            parts.join(", ")
+        );
     }
     let _ = writeln!(out, "seed:      {}", st.seed);
     let outputs: Vec<&str> = st.output.iter().map(|o| o.name()).collect();
@@ -80,11 +129,19 @@ pub async fn explain(ctx: &SessionContext, program: &Program, index: usize) -> R
         let df = ctx.table(TableReference::bare(t.as_str())).await;
         if let Ok(mut df) = df {
             if let Some(f) = &st.filter
-                && let Ok(e) = lower_expr(f, None) {
-                    df = df.filter(e).map_err(|e| RunError::DataFusion { context: "planning".into(), error: e })?;
-                }
+                && let Ok(e) = lower_expr(f, None)
+            {
+                df = df.filter(e).map_err(|e| RunError::DataFusion {
+                    context: "planning".into(),
+                    error: e,
+                })?;
+            }
             if let Ok(plan) = df.into_optimized_plan() {
-                let _ = writeln!(out, "\neligible rows (DataFusion optimised logical plan):\n{}", plan.display_indent());
+                let _ = writeln!(
+                    out,
+                    "\neligible rows (DataFusion optimised logical plan):\n{}",
+                    plan.display_indent()
+                );
             }
         }
     }
@@ -96,7 +153,10 @@ pub async fn explain(ctx: &SessionContext, program: &Program, index: usize) -> R
             out,
             "\nrun plan:  streaming — a counting pass over the unit and stratum columns, then a pass that keeps only the selected units' rows"
         ),
-        Some(why) => writeln!(out, "\nrun plan:  in memory (every eligible row held): {why}"),
+        Some(why) => writeln!(
+            out,
+            "\nrun plan:  in memory (every eligible row held): {why}"
+        ),
     };
     let _ = writeln!(
         out,
@@ -104,16 +164,32 @@ pub async fn explain(ctx: &SessionContext, program: &Program, index: usize) -> R
         r.total_population,
         r.strata.len(),
         r.total_selected,
-        if r.null_units > 0 { format!(", {} rows with a NULL unit left out", r.null_units) } else { String::new() }
+        if r.null_units > 0 {
+            format!(", {} rows with a NULL unit left out", r.null_units)
+        } else {
+            String::new()
+        }
     );
-    let _ = writeln!(out, "{:<40} {:>10} {:>14} {:>10} {:>12}", "stratum", "N_h", "target", "selected", "weight");
+    let _ = writeln!(
+        out,
+        "{:<40} {:>10} {:>14} {:>10} {:>12}",
+        "stratum", "N_h", "target", "selected", "weight"
+    );
     for s in &r.strata {
         let target = match &s.target {
             Target::Exact(n) => n.to_string(),
             Target::Probability(p) => format!("p={p}"),
         };
-        let text = if s.text.is_empty() { "(all)" } else { s.text.as_str() };
-        let _ = writeln!(out, "{text:<40} {:>10} {target:>14} {:>10} {:>12.6}", s.population, s.selected, s.weight);
+        let text = if s.text.is_empty() {
+            "(all)"
+        } else {
+            s.text.as_str()
+        };
+        let _ = writeln!(
+            out,
+            "{text:<40} {:>10} {target:>14} {:>10} {:>12.6}",
+            s.population, s.selected, s.weight
+        );
     }
     for w in &r.warnings {
         let _ = writeln!(out, "warning: {w}");

@@ -549,8 +549,22 @@ mod tests {
     /// equal up to the last column.
     #[test]
     fn row_keys_compare_column_by_column_as_joined() {
-        let texts: [&[u8]; 9] = [b"", b"1", b"10", b"1\t", b"1\\u001f", b"2", b"\\N", b"a\t", b"\t"];
-        let texts: Vec<Vec<u8>> = texts.iter().map(|t| t.to_vec()).chain([vec![b'1', 0x09], vec![0x09]]).collect();
+        let texts: [&[u8]; 9] = [
+            b"",
+            b"1",
+            b"10",
+            b"1\t",
+            b"1\\u001f",
+            b"2",
+            b"\\N",
+            b"a\t",
+            b"\t",
+        ];
+        let texts: Vec<Vec<u8>> = texts
+            .iter()
+            .map(|t| t.to_vec())
+            .chain([vec![b'1', 0x09], vec![0x09]])
+            .collect();
         let mut keys: Vec<Vec<&[u8]>> = Vec::new();
         for x in &texts {
             for y in &texts {
@@ -596,7 +610,10 @@ mod tests {
         let ints = KeyColumn::unit(columns[0].as_ref()).unwrap();
         assert!(ints.same_value(0, 1) && !ints.same_value(0, 3));
         let floats = KeyColumn::row(columns[2].as_ref()).unwrap();
-        assert!(!floats.same_value(2, 3), "floats are never taken as the same");
+        assert!(
+            !floats.same_value(2, 3),
+            "floats are never taken as the same"
+        );
     }
 
     #[test]

@@ -45,13 +45,13 @@ pub mod compile;
 pub use compile::{Compiled, Options, TableBinding, compile};
 pub mod draw;
 pub mod errtext;
+pub mod explain;
 pub mod keys;
+pub mod lower;
 pub mod output;
 mod parallel;
-pub mod lower;
-pub mod run;
 pub mod report;
-pub mod explain;
+pub mod run;
 pub mod sql;
 
 pub use run::{Report, RunError, RunOutput};
@@ -71,8 +71,11 @@ impl std::fmt::Display for SampleError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             SampleError::Check(d) => {
-                let errors: Vec<String> =
-                    d.iter().filter(|d| d.is_error()).map(|d| format!("{}: {}", d.code, d.message)).collect();
+                let errors: Vec<String> = d
+                    .iter()
+                    .filter(|d| d.is_error())
+                    .map(|d| format!("{}: {}", d.code, d.message))
+                    .collect();
                 write!(f, "the rules do not check: {}", errors.join("; "))
             }
             SampleError::NoSuchStatement(n) => write!(f, "no statement named `{n}`"),
@@ -103,5 +106,7 @@ pub async fn sample(
             .position(|s| s.name.as_deref() == Some(name))
             .ok_or_else(|| SampleError::NoSuchStatement(name.to_string()))?,
     };
-    run::run_statement(ctx, &program, index).await.map_err(SampleError::Run)
+    run::run_statement(ctx, &program, index)
+        .await
+        .map_err(SampleError::Run)
 }

@@ -20,13 +20,19 @@ pub enum OutputFormat {
 impl OutputFormat {
     /// The format for a path, by extension.
     pub fn for_path(path: &Path) -> Result<OutputFormat, OutputError> {
-        let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
         match ext.as_deref() {
             Some("parquet") => Ok(OutputFormat::Parquet),
             Some("csv") => Ok(OutputFormat::Csv),
             Some("ndjson" | "jsonl" | "json") => Ok(OutputFormat::NdJson),
             _ => Err(OutputError {
-                message: format!("cannot tell the output format of `{}` from its extension", path.display()),
+                message: format!(
+                    "cannot tell the output format of `{}` from its extension",
+                    path.display()
+                ),
                 help: "name the output .parquet, .csv, .ndjson or .jsonl".into(),
             }),
         }
@@ -42,8 +48,10 @@ struct Pending {
     committed: Vec<PathBuf>,
 }
 
-static PENDING: std::sync::Mutex<Pending> =
-    std::sync::Mutex::new(Pending { temporaries: Vec::new(), committed: Vec::new() });
+static PENDING: std::sync::Mutex<Pending> = std::sync::Mutex::new(Pending {
+    temporaries: Vec::new(),
+    committed: Vec::new(),
+});
 
 fn pending() -> std::sync::MutexGuard<'static, Pending> {
     PENDING.lock().unwrap_or_else(|e| e.into_inner())
@@ -91,7 +99,10 @@ pub fn check_not_an_input(output: &Path, inputs: &[PathBuf]) -> Result<(), Outpu
         let inp = absolute(input);
         if out == inp || out.starts_with(&inp) && inp.is_dir() {
             return Err(OutputError {
-                message: format!("refusing to write `{}`: it is an input of this run", output.display()),
+                message: format!(
+                    "refusing to write `{}`: it is an input of this run",
+                    output.display()
+                ),
                 help: "write the sample to another path".into(),
             });
         }
@@ -103,7 +114,10 @@ pub fn check_not_an_input(output: &Path, inputs: &[PathBuf]) -> Result<(), Outpu
 pub fn check_distinct(sample: &Path, report: &Path) -> Result<(), OutputError> {
     if absolute(sample) == absolute(report) {
         return Err(OutputError {
-            message: format!("`{}` cannot be both the sample (-o) and the report (--report)", report.display()),
+            message: format!(
+                "`{}` cannot be both the sample (-o) and the report (--report)",
+                report.display()
+            ),
             help: "give the report another name, e.g. report.json".into(),
         });
     }
@@ -115,7 +129,10 @@ fn absolute(p: &Path) -> PathBuf {
         return c;
     }
     // Not there yet: canonicalise the folder and keep the name.
-    let parent = p.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = p
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     match (parent.canonicalize(), p.file_name()) {
         (Ok(dir), Some(name)) => dir.join(name),
         _ => p.to_path_buf(),
@@ -147,7 +164,9 @@ pub fn stage_batches(
         message: format!("cannot write `{}`: {e}", path.display()),
         help: "please report this".into(),
     })?;
-    stage_file(path, |file| write_batches(file, format, schema, &batches, threads))
+    stage_file(path, |file| {
+        write_batches(file, format, schema, &batches, threads)
+    })
 }
 
 /// String and binary views (Parquet input) become plain strings and binaries,
@@ -163,7 +182,11 @@ fn plain_types(
         DataType::BinaryView | DataType::LargeBinary => DataType::Binary,
         other => other.clone(),
     };
-    if schema.fields().iter().all(|f| plain(f.data_type()) == *f.data_type()) {
+    if schema
+        .fields()
+        .iter()
+        .all(|f| plain(f.data_type()) == *f.data_type())
+    {
         return Ok((schema, batches.to_vec()));
     }
     let fields: Vec<Field> = schema
@@ -178,13 +201,18 @@ fn plain_types(
         let cast = |i: usize| {
             let to = target.field(i).data_type();
             let c = b.column(i);
-            if c.data_type() == to { Ok(c.clone()) } else { datafusion::arrow::compute::cast(c, to) }
+            if c.data_type() == to {
+                Ok(c.clone())
+            } else {
+                datafusion::arrow::compute::cast(c, to)
+            }
         };
-        let columns = crate::parallel::map_on_threads((0..b.num_columns()).collect(), threads, cast)
-            .ok_or("a cast failed")?
-            .into_iter()
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| e.to_string())?;
+        let columns =
+            crate::parallel::map_on_threads((0..b.num_columns()).collect(), threads, cast)
+                .ok_or("a cast failed")?
+                .into_iter()
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| e.to_string())?;
         out.push(RecordBatch::try_new(target.clone(), columns).map_err(|e| e.to_string())?);
     }
     Ok((target, out))
@@ -224,7 +252,11 @@ impl Staged {
         use md5::{Digest, Md5};
         use std::io::Read;
         let fail = |e: std::io::Error| OutputError {
-            message: format!("cannot read back `{}`: {}", self.tmp.display(), crate::errtext::io(&e)),
+            message: format!(
+                "cannot read back `{}`: {}",
+                self.tmp.display(),
+                crate::errtext::io(&e)
+            ),
             help: "nothing was written".into(),
         };
         let mut f = File::open(&self.tmp).map_err(fail)?;
@@ -239,7 +271,10 @@ impl Staged {
             size += n as u64;
             h.update(&buf[..n]);
         }
-        Ok((h.finalize().iter().map(|b| format!("{b:02x}")).collect(), size))
+        Ok((
+            h.finalize().iter().map(|b| format!("{b:02x}")).collect(),
+            size,
+        ))
     }
 
     /// Renames the staged file over the destination and syncs the folder.
@@ -280,21 +315,28 @@ pub fn stage_file(
     path: &Path,
     fill: impl FnOnce(&mut BufWriter<File>) -> Result<(), String>,
 ) -> Result<Staged, OutputError> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     if path.is_dir() {
         return Err(OutputError {
             message: format!("cannot write `{}`: it is a folder", path.display()),
             help: "name a file, e.g. sample.parquet".into(),
         });
     }
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.strat-tmp-{}", std::process::id()));
     let fail = |what: String, tmp: &Path| {
         let _ = std::fs::remove_file(tmp);
         untrack(tmp);
         OutputError {
             message: format!("cannot write `{}`: {what}", path.display()),
-            help: "check that the folder exists, is writable and has space; nothing was written".into(),
+            help: "check that the folder exists, is writable and has space; nothing was written"
+                .into(),
         }
     };
     remove_stale_temporaries(dir, &name);
@@ -311,20 +353,35 @@ pub fn stage_file(
     let file = created.map_err(|e| fail(crate::errtext::io(&e), &tmp))?;
     let mut w = BufWriter::new(file);
     fill(&mut w).map_err(|e| fail(e, &tmp))?;
-    let file = w.into_inner().map_err(|e| fail(crate::errtext::io(e.error()), &tmp))?;
-    file.sync_all().map_err(|e| fail(crate::errtext::io(&e), &tmp))?;
+    let file = w
+        .into_inner()
+        .map_err(|e| fail(crate::errtext::io(e.error()), &tmp))?;
+    file.sync_all()
+        .map_err(|e| fail(crate::errtext::io(&e), &tmp))?;
     drop(file);
-    Ok(Staged { path: path.to_path_buf(), tmp, dir: dir.to_path_buf(), committed: false })
+    Ok(Staged {
+        path: path.to_path_buf(),
+        tmp,
+        dir: dir.to_path_buf(),
+        committed: false,
+    })
 }
 
 /// Temporary files of earlier runs that were killed outright (SIGKILL, power
 /// loss) are removed once their process is gone.
 fn remove_stale_temporaries(dir: &Path, name: &str) {
     let prefix = format!(".{name}.strat-tmp-");
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let file = e.file_name().to_string_lossy().into_owned();
-        let Some(pid) = file.strip_prefix(&prefix).and_then(|p| p.parse::<u32>().ok()) else { continue };
+        let Some(pid) = file
+            .strip_prefix(&prefix)
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
         let alive = pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists();
         if !alive {
             let _ = std::fs::remove_file(e.path());
@@ -341,7 +398,9 @@ fn write_parquet(
     threads: usize,
 ) -> Result<(), datafusion::parquet::errors::ParquetError> {
     use datafusion::parquet::arrow::ArrowWriter;
-    use datafusion::parquet::arrow::arrow_writer::{ArrowColumnWriter, ArrowLeafColumn, compute_leaves};
+    use datafusion::parquet::arrow::arrow_writer::{
+        ArrowColumnWriter, ArrowLeafColumn, compute_leaves,
+    };
     use datafusion::parquet::errors::ParquetError;
     // Row groups span batches, as ArrowWriter's buffering makes them.
     let all;
@@ -352,8 +411,13 @@ fn write_parquet(
             &all
         }
     };
-    let (mut file, factory) = ArrowWriter::try_new(&mut *w, schema.clone(), None)?.into_serialized_writer()?;
-    let group = file.properties().max_row_group_row_count().unwrap_or(usize::MAX).max(1);
+    let (mut file, factory) =
+        ArrowWriter::try_new(&mut *w, schema.clone(), None)?.into_serialized_writer()?;
+    let group = file
+        .properties()
+        .max_row_group_row_count()
+        .unwrap_or(usize::MAX)
+        .max(1);
     let mut offset = 0;
     let mut index = 0;
     while offset < rows.num_rows() {
@@ -367,8 +431,12 @@ fn write_parquet(
             writer.write(&leaf)?;
             writer.close()
         };
-        let chunks = crate::parallel::map_on_threads(writers.into_iter().zip(leaves).collect(), threads, encode)
-            .ok_or_else(|| ParquetError::General("a column encoder failed".into()))?;
+        let chunks = crate::parallel::map_on_threads(
+            writers.into_iter().zip(leaves).collect(),
+            threads,
+            encode,
+        )
+        .ok_or_else(|| ParquetError::General("a column encoder failed".into()))?;
         let mut row_group = file.next_row_group()?;
         for chunk in chunks {
             chunk?.append_to_row_group(&mut row_group)?;
@@ -392,9 +460,13 @@ fn write_batches(
     match format {
         OutputFormat::Parquet => write_parquet(w, schema, batches, threads).map_err(|e| err(&e))?,
         OutputFormat::Csv => {
-            let mut writer = datafusion::arrow::csv::WriterBuilder::new().with_header(true).build(&mut *w);
+            let mut writer = datafusion::arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(&mut *w);
             // An empty batch first: the header is written even for an empty sample.
-            writer.write(&RecordBatch::new_empty(schema)).map_err(|e| err(&e))?;
+            writer
+                .write(&RecordBatch::new_empty(schema))
+                .map_err(|e| err(&e))?;
             for b in batches {
                 writer.write(b).map_err(|e| err(&e))?;
             }
@@ -429,7 +501,10 @@ mod tests {
         ]));
         let b = RecordBatch::try_new(
             schema.clone(),
-            vec![Arc::new(Int64Array::from(vec![1, 2])), Arc::new(StringArray::from(vec![Some("a\"b"), None]))],
+            vec![
+                Arc::new(Int64Array::from(vec![1, 2])),
+                Arc::new(StringArray::from(vec![Some("a\"b"), None])),
+            ],
         )
         .unwrap();
         (schema, b)
@@ -458,7 +533,9 @@ mod tests {
                 schema.clone(),
                 vec![
                     Arc::new(Int64Array::from_iter_values(from..to)),
-                    Arc::new(StringArray::from_iter((from..to).map(|i| (i % 7 != 0).then(|| format!("n{}", i % 1000))))),
+                    Arc::new(StringArray::from_iter(
+                        (from..to).map(|i| (i % 7 != 0).then(|| format!("n{}", i % 1000))),
+                    )),
                 ],
             )
             .unwrap()
@@ -473,7 +550,11 @@ mod tests {
         for (batches, threads) in [(&one, 1), (&one, 2), (&two, 3)] {
             let path = d.join(format!("t{threads}.parquet"));
             write_atomic(&path, schema.clone(), batches, threads).unwrap();
-            assert!(std::fs::read(&path).unwrap() == expected, "{} batch(es), {threads} threads", batches.len());
+            assert!(
+                std::fs::read(&path).unwrap() == expected,
+                "{} batch(es), {threads} threads",
+                batches.len()
+            );
         }
     }
 
@@ -484,14 +565,23 @@ mod tests {
         for name in ["s.csv", "s.ndjson", "s.jsonl", "s.parquet"] {
             write_atomic(&d.join(name), schema.clone(), std::slice::from_ref(&b), 2).unwrap();
         }
-        assert_eq!(std::fs::read_to_string(d.join("s.csv")).unwrap(), "id,\"name, with comma\"\n1,\"a\"\"b\"\n2,\n");
+        assert_eq!(
+            std::fs::read_to_string(d.join("s.csv")).unwrap(),
+            "id,\"name, with comma\"\n1,\"a\"\"b\"\n2,\n"
+        );
         assert_eq!(
             std::fs::read_to_string(d.join("s.ndjson")).unwrap(),
             "{\"id\":1,\"name, with comma\":\"a\\\"b\"}\n{\"id\":2,\"name, with comma\":null}\n"
         );
-        assert!(std::fs::read(d.join("s.parquet")).unwrap().starts_with(b"PAR1"));
-        let names: Vec<String> =
-            std::fs::read_dir(&d).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        assert!(
+            std::fs::read(d.join("s.parquet"))
+                .unwrap()
+                .starts_with(b"PAR1")
+        );
+        let names: Vec<String> = std::fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
         assert!(names.iter().all(|n| !n.contains("strat-tmp")), "{names:?}");
     }
 
@@ -500,7 +590,10 @@ mod tests {
         let d = dir("empty");
         let (schema, _) = batch();
         write_atomic(&d.join("e.csv"), schema, &[], 2).unwrap();
-        assert_eq!(std::fs::read_to_string(d.join("e.csv")).unwrap(), "id,\"name, with comma\"\n");
+        assert_eq!(
+            std::fs::read_to_string(d.join("e.csv")).unwrap(),
+            "id,\"name, with comma\"\n"
+        );
     }
 
     #[test]
@@ -524,24 +617,47 @@ mod tests {
         std::fs::write(d.join("s.csv"), "old sample\n").unwrap();
         std::fs::write(d.join("r.json"), "old report\n").unwrap();
         let (schema, b) = batch();
-        let sample = stage_batches(&d.join("s.csv"), schema.clone(), std::slice::from_ref(&b), 2).unwrap();
+        let sample = stage_batches(
+            &d.join("s.csv"),
+            schema.clone(),
+            std::slice::from_ref(&b),
+            2,
+        )
+        .unwrap();
         let (md5, size) = sample.md5_and_size().unwrap();
         let want = "id,\"name, with comma\"\n1,\"a\"\"b\"\n2,\n";
-        assert_eq!((md5.as_str(), size), (crate::report::md5_hex(want.as_bytes()).as_str(), want.len() as u64));
+        assert_eq!(
+            (md5.as_str(), size),
+            (
+                crate::report::md5_hex(want.as_bytes()).as_str(),
+                want.len() as u64
+            )
+        );
         // Staged, nothing is in place yet.
-        assert_eq!(std::fs::read_to_string(d.join("s.csv")).unwrap(), "old sample\n");
+        assert_eq!(
+            std::fs::read_to_string(d.join("s.csv")).unwrap(),
+            "old sample\n"
+        );
         // The report fails: dropping the staged sample removes it, both old files stay.
         let e = stage_file(&d.join("r.json"), |_| Err("disk full".into())).unwrap_err();
         assert!(e.message.contains("disk full"));
         drop(sample);
-        let mut names: Vec<String> =
-            std::fs::read_dir(&d).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        let mut names: Vec<String> = std::fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
         names.sort();
         assert_eq!(names, ["r.json", "s.csv"]);
-        assert_eq!(std::fs::read_to_string(d.join("r.json")).unwrap(), "old report\n");
+        assert_eq!(
+            std::fs::read_to_string(d.join("r.json")).unwrap(),
+            "old report\n"
+        );
         // Both staged, then committed in order.
         let sample = stage_batches(&d.join("s.csv"), schema, &[b], 2).unwrap();
-        let report = stage_file(&d.join("r.json"), |w| w.write_all(b"{}\n").map_err(|e| e.to_string())).unwrap();
+        let report = stage_file(&d.join("r.json"), |w| {
+            w.write_all(b"{}\n").map_err(|e| e.to_string())
+        })
+        .unwrap();
         sample.commit().unwrap();
         report.commit().unwrap();
         assert_eq!(std::fs::read_to_string(d.join("s.csv")).unwrap(), want);
@@ -557,7 +673,9 @@ mod tests {
         let input = d.join("members.csv");
         std::fs::write(&input, "a\n1\n").unwrap();
         assert!(check_not_an_input(&input, std::slice::from_ref(&input)).is_err());
-        assert!(check_not_an_input(&d.join("./members.csv"), std::slice::from_ref(&input)).is_err());
+        assert!(
+            check_not_an_input(&d.join("./members.csv"), std::slice::from_ref(&input)).is_err()
+        );
         assert!(check_not_an_input(&d.join("x/part.csv"), std::slice::from_ref(&d)).is_err());
         assert!(check_not_an_input(&d.join("sample.csv"), &[input]).is_ok());
         assert!(OutputFormat::for_path(Path::new("x.xlsx")).is_err());

@@ -25,7 +25,12 @@ pub(crate) fn map_on_threads<T: Send, R: Send>(
         let tasks: Vec<_> = shares
             .into_iter()
             .map(|share| {
-                scope.spawn(move || share.into_iter().map(|(i, x)| (i, f(x))).collect::<Vec<_>>())
+                scope.spawn(move || {
+                    share
+                        .into_iter()
+                        .map(|(i, x)| (i, f(x)))
+                        .collect::<Vec<_>>()
+                })
             })
             .collect();
         for task in tasks {
@@ -47,7 +52,11 @@ mod tests {
     fn results_come_in_the_items_order_on_any_number_of_threads() {
         for threads in [0, 1, 2, 3, 64] {
             let out = map_on_threads((0..10u64).collect(), threads, |x| x * x);
-            assert_eq!(out, Some((0..10u64).map(|x| x * x).collect::<Vec<_>>()), "{threads}");
+            assert_eq!(
+                out,
+                Some((0..10u64).map(|x| x * x).collect::<Vec<_>>()),
+                "{threads}"
+            );
         }
         assert_eq!(map_on_threads(Vec::<u8>::new(), 2, |x| x), Some(vec![]));
     }

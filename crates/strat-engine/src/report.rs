@@ -37,7 +37,10 @@ pub struct OutputMeta {
 }
 
 pub fn md5_hex(bytes: &[u8]) -> String {
-    Md5::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Md5::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// A cheap content fingerprint of a file or folder: md5 over, for each file in
@@ -61,7 +64,12 @@ pub fn fingerprint(path: &Path) -> std::io::Result<String> {
     for f in files {
         let mut file = std::fs::File::open(&f)?;
         let size = file.metadata()?.len();
-        h.update(f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default().as_bytes());
+        h.update(
+            f.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+                .as_bytes(),
+        );
         h.update(size.to_le_bytes());
         let mut buf = vec![0; CHUNK.min(size) as usize];
         file.read_exact(&mut buf)?;
@@ -100,7 +108,12 @@ pub fn to_json(report: &Report, meta: &RunMeta) -> Value {
                 "weight": s.weight,
             });
             if !s.split_counts.is_empty() {
-                v["splits"] = s.split_counts.iter().map(|(n, c)| (n.clone(), json!(c))).collect::<serde_json::Map<_, _>>().into();
+                v["splits"] = s
+                    .split_counts
+                    .iter()
+                    .map(|(n, c)| (n.clone(), json!(c)))
+                    .collect::<serde_json::Map<_, _>>()
+                    .into();
             }
             v
         })
@@ -129,7 +142,10 @@ fn md_cell(s: &str) -> String {
 
 pub fn to_markdown(report: &Report, meta: &RunMeta) -> String {
     let mut out = String::new();
-    out.push_str(&format!("# strat run report: {}\n\n", md_cell(&meta.rule_file)));
+    out.push_str(&format!(
+        "# strat run report: {}\n\n",
+        md_cell(&meta.rule_file)
+    ));
     out.push_str(&format!("- rule file md5: `{}`\n", meta.rule_hash));
     if let Some(s) = &meta.statement {
         out.push_str(&format!("- statement: `{}`\n", md_cell(s)));
@@ -143,15 +159,25 @@ pub fn to_markdown(report: &Report, meta: &RunMeta) -> String {
             o.bytes
         ));
     }
-    out.push_str(&format!("- population (units): {}\n", report.total_population));
+    out.push_str(&format!(
+        "- population (units): {}\n",
+        report.total_population
+    ));
     out.push_str(&format!("- selected (units): {}\n", report.total_selected));
-    out.push_str(&format!("- rows with a NULL unit (left out): {}\n", report.null_units));
+    out.push_str(&format!(
+        "- rows with a NULL unit (left out): {}\n",
+        report.null_units
+    ));
     out.push_str(&format!("- units excluded: {}\n", report.excluded_units));
     out.push_str(&format!("- strat {}\n\n", env!("CARGO_PKG_VERSION")));
     if !meta.inputs.is_empty() {
         out.push_str("## Inputs\n\n| table | path | fingerprint |\n| --- | --- | --- |\n");
         for (t, p, f) in &meta.inputs {
-            out.push_str(&format!("| {} | {} | `{f}` |\n", md_cell(t), md_cell(&p.display().to_string())));
+            out.push_str(&format!(
+                "| {} | {} | `{f}` |\n",
+                md_cell(t),
+                md_cell(&p.display().to_string())
+            ));
         }
         out.push('\n');
     }
@@ -163,13 +189,38 @@ pub fn to_markdown(report: &Report, meta: &RunMeta) -> String {
         out.push('\n');
     }
     if !report.split_totals.is_empty() {
-        let names: Vec<&str> = report.split_totals.iter().map(|(n, _)| n.as_str()).collect();
-        out.push_str(&format!("## Splits\n\n| stratum | N_h | {} |\n| --- | ---: |{}\n", names.iter().map(|n| md_cell(n)).collect::<Vec<_>>().join(" | "), " ---: |".repeat(names.len())));
-        let totals: Vec<String> = report.split_totals.iter().map(|(_, c)| c.to_string()).collect();
-        out.push_str(&format!("| **total** | {} | {} |\n", report.total_population, totals.join(" | ")));
+        let names: Vec<&str> = report
+            .split_totals
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect();
+        out.push_str(&format!(
+            "## Splits\n\n| stratum | N_h | {} |\n| --- | ---: |{}\n",
+            names
+                .iter()
+                .map(|n| md_cell(n))
+                .collect::<Vec<_>>()
+                .join(" | "),
+            " ---: |".repeat(names.len())
+        ));
+        let totals: Vec<String> = report
+            .split_totals
+            .iter()
+            .map(|(_, c)| c.to_string())
+            .collect();
+        out.push_str(&format!(
+            "| **total** | {} | {} |\n",
+            report.total_population,
+            totals.join(" | ")
+        ));
         for s in &report.strata {
             let counts: Vec<String> = s.split_counts.iter().map(|(_, c)| c.to_string()).collect();
-            out.push_str(&format!("| {} | {} | {} |\n", md_cell(if s.text.is_empty() { "(all)" } else { &s.text }), s.population, counts.join(" | ")));
+            out.push_str(&format!(
+                "| {} | {} | {} |\n",
+                md_cell(if s.text.is_empty() { "(all)" } else { &s.text }),
+                s.population,
+                counts.join(" | ")
+            ));
         }
         return out;
     }

@@ -72,8 +72,8 @@ use datafusion::arrow::datatypes::{
 };
 use datafusion::common::TableReference;
 use datafusion::error::DataFusionError;
-use datafusion::logical_expr::Expr;
 use datafusion::execution::memory_pool::MemoryConsumer;
+use datafusion::logical_expr::Expr;
 use datafusion::prelude::{DataFrame, SessionContext};
 use futures::StreamExt;
 use strat_alloc::{
@@ -282,7 +282,9 @@ fn stratum_values(a: &ArrayRef, labels: Option<&[String]>) -> Result<Vec<SVal>, 
     let valid = |i: usize| a.is_valid(i);
     // NULL where the array has none, else the value `f` makes of row i.
     let each = |f: &dyn Fn(usize) -> SVal| -> Vec<SVal> {
-        (0..n).map(|i| if valid(i) { f(i) } else { SVal::Null }).collect()
+        (0..n)
+            .map(|i| if valid(i) { f(i) } else { SVal::Null })
+            .collect()
     };
     Ok(match a.data_type() {
         D::Null => vec![SVal::Null; n],
@@ -398,7 +400,10 @@ pub struct RunOptions {
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { plan: Plan::Streaming, unit_memory: 256 << 20 }
+        RunOptions {
+            plan: Plan::Streaming,
+            unit_memory: 256 << 20,
+        }
     }
 }
 
@@ -429,7 +434,9 @@ pub async fn run_statement_with(
     };
     let excluded_keys = match &st.exclude {
         None => None,
-        Some((source, c)) => Some(Arc::new(exclusion_keys(ctx, program, source, &c.name).await?)),
+        Some((source, c)) => Some(Arc::new(
+            exclusion_keys(ctx, program, source, &c.name).await?,
+        )),
     };
     let mut fallback = None;
     if plan == Plan::Streaming {
@@ -740,7 +747,11 @@ pub async fn run_statement_with(
         st,
         split,
         OutputRows {
-            picks: RowPicks::Take { input: &input, strata: &strata_arrays, indices: UInt32Array::from(order) },
+            picks: RowPicks::Take {
+                input: &input,
+                strata: &strata_arrays,
+                indices: UInt32Array::from(order),
+            },
             weights,
             strata: row_strata,
             splits: row_splits,
@@ -750,7 +761,13 @@ pub async fn run_statement_with(
     )?;
 
     // 8. Report.
-    let warnings = run_warnings(st, null_units, &alloc_warnings, &stratum_strings, &stratum_texts);
+    let warnings = run_warnings(
+        st,
+        null_units,
+        &alloc_warnings,
+        &stratum_strings,
+        &stratum_texts,
+    );
     let report = Report {
         total_population: units.len() as u64,
         total_selected: selected.len() as u64,
@@ -786,10 +803,18 @@ struct OutputRows<'a> {
 /// Where the output rows come from, in output order.
 enum RowPicks<'a> {
     /// Rows `indices` of the source columns `input` and the stratum columns.
-    Take { input: &'a [ArrayRef], strata: &'a [ArrayRef], indices: UInt32Array },
+    Take {
+        input: &'a [ArrayRef],
+        strata: &'a [ArrayRef],
+        indices: UInt32Array,
+    },
     /// (batch, row) pairs of `batches`, whose columns are the source columns,
     /// then the stratum columns from `strata_at` on.
-    Gather { batches: &'a [RecordBatch], strata_at: usize, pairs: Vec<(usize, usize)> },
+    Gather {
+        batches: &'a [RecordBatch],
+        strata_at: usize,
+        pairs: Vec<(usize, usize)>,
+    },
 }
 
 impl RowPicks<'_> {
@@ -803,13 +828,22 @@ impl RowPicks<'_> {
     /// Source column `i` (or stratum column `i`) at the picked rows.
     fn column(&self, i: usize, stratum: bool) -> Result<ArrayRef, RunError> {
         match self {
-            RowPicks::Take { input, strata, indices } => {
+            RowPicks::Take {
+                input,
+                strata,
+                indices,
+            } => {
                 let a = if stratum { &strata[i] } else { &input[i] };
                 take(a.as_ref(), indices, None).map_err(arrow_err("output"))
             }
-            RowPicks::Gather { batches, strata_at, pairs } => {
+            RowPicks::Gather {
+                batches,
+                strata_at,
+                pairs,
+            } => {
                 let at = if stratum { strata_at + i } else { i };
-                let arrays: Vec<&dyn Array> = batches.iter().map(|b| b.column(at).as_ref()).collect();
+                let arrays: Vec<&dyn Array> =
+                    batches.iter().map(|b| b.column(at).as_ref()).collect();
                 datafusion::arrow::compute::interleave(&arrays, pairs).map_err(arrow_err("output"))
             }
         }
@@ -830,18 +864,24 @@ fn output_batch(
         Ok(match o {
             ir::Output::Column(c) => rows.picks.column(input_index(st, &c.name)?, false)?,
             ir::Output::Stratum { index, .. } => rows.picks.column(*index, true)?,
-            ir::Output::Weight => Arc::new(Float64Array::from_iter_values(rows.weights.iter().copied())),
+            ir::Output::Weight => {
+                Arc::new(Float64Array::from_iter_values(rows.weights.iter().copied()))
+            }
             ir::Output::StratumText => Arc::new(StringArray::from_iter_values(
                 rows.strata.iter().map(|&h| stratum_strings[h].as_str()),
             )),
             ir::Output::SplitName => {
                 let parts = split.map_or(&[][..], |s| s.parts.as_slice());
-                Arc::new(StringArray::from_iter_values(rows.splits.iter().map(|&i| parts[i].0.as_str())))
+                Arc::new(StringArray::from_iter_values(
+                    rows.splits.iter().map(|&i| parts[i].0.as_str()),
+                ))
             }
         })
     };
     let built = crate::parallel::map_on_threads(st.output.iter().collect(), threads, make)
-        .ok_or_else(|| RunError::Statement("building an output column failed (internal error)".into()))?;
+        .ok_or_else(|| {
+            RunError::Statement("building an output column failed (internal error)".into())
+        })?;
     let mut fields = Vec::with_capacity(st.output.len());
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(st.output.len());
     for (o, array) in st.output.iter().zip(built) {
@@ -1346,15 +1386,20 @@ async fn read_input(
     let mut batches = Vec::new();
     while let Some(b) = stream.next().await {
         let b = b.map_err(df_err(context.clone()))?;
-        reservation.try_grow(b.get_array_memory_size()).map_err(|e| RunError::Memory {
-            context: context.clone(),
-            error: e,
-        })?;
+        reservation
+            .try_grow(b.get_array_memory_size())
+            .map_err(|e| RunError::Memory {
+                context: context.clone(),
+                error: e,
+            })?;
         batches.push(b);
     }
     // The concatenated copy is held while the pieces are still alive.
     let total: usize = batches.iter().map(|b| b.get_array_memory_size()).sum();
-    reservation.try_grow(total).map_err(|e| RunError::Memory { context: context.clone(), error: e })?;
+    reservation.try_grow(total).map_err(|e| RunError::Memory {
+        context: context.clone(),
+        error: e,
+    })?;
     let all = concat_batches(&schema, &batches).map_err(arrow_err(&context))?;
     drop(batches);
     reservation.shrink(total);

@@ -1479,12 +1479,18 @@ async fn unicode_keys_strata_byte_order_and_stratum_escaping() {
     }
     let batch = RecordBatch::try_new(
         schema,
-        vec![Arc::new(StringArray::from(who.clone())) as ArrayRef, Arc::new(StringArray::from(place.clone()))],
+        vec![
+            Arc::new(StringArray::from(who.clone())) as ArrayRef,
+            Arc::new(StringArray::from(place.clone())),
+        ],
     )
     .unwrap();
-    let out = run(&[("t", &batch)], "sample t unit who stratify by place take 12 seed 9 output who, place, _stratum")
-        .await
-        .unwrap();
+    let out = run(
+        &[("t", &batch)],
+        "sample t unit who stratify by place take 12 seed 9 output who, place, _stratum",
+    )
+    .await
+    .unwrap();
     let texts: Vec<&str> = out.report.strata.iter().map(|s| s.text.as_str()).collect();
     assert_eq!(texts, ["Z", "a\\/b", "x\\\\y", "Ä", "\\∅", "日本"]);
     // Two per stratum, the first two of each stratum in draw order of the unicode keys.

@@ -184,13 +184,20 @@ impl Rng {
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
     fn below(&mut self, n: usize) -> usize {
-        if n == 0 { 0 } else { (self.next() % n as u64) as usize }
+        if n == 0 {
+            0
+        } else {
+            (self.next() % n as u64) as usize
+        }
     }
 }
 
 /// One token-level edit of `text`; `None` when there is nothing to edit.
 fn token_edit(text: &str, rng: &mut Rng) -> Option<String> {
-    let toks: Vec<_> = tokens(text).into_iter().filter(|t| t.kind != TokenKind::Comment).collect();
+    let toks: Vec<_> = tokens(text)
+        .into_iter()
+        .filter(|t| t.kind != TokenKind::Comment)
+        .collect();
     if toks.is_empty() {
         return Some(WORDS[rng.below(WORDS.len())].to_string());
     }
@@ -199,7 +206,9 @@ fn token_edit(text: &str, rng: &mut Rng) -> Option<String> {
     let (a, b) = (toks[i].span, toks[j].span);
     let piece = |s: strat_syntax::Span| &text[s.start..s.end];
     let word = WORDS[rng.below(WORDS.len())];
-    let splice = |start: usize, end: usize, with: &str| format!("{}{}{}", &text[..start], with, &text[end..]);
+    let splice = |start: usize, end: usize, with: &str| {
+        format!("{}{}{}", &text[..start], with, &text[end..])
+    };
     Some(match rng.below(8) {
         0 => splice(a.start, a.end, ""),
         1 => splice(a.end, a.end, &format!(" {}", piece(a))),
@@ -208,14 +217,25 @@ fn token_edit(text: &str, rng: &mut Rng) -> Option<String> {
             if x.end > y.start {
                 return None;
             }
-            format!("{}{}{}{}{}", &text[..x.start], piece(y), &text[x.end..y.start], piece(x), &text[y.end..])
+            format!(
+                "{}{}{}{}{}",
+                &text[..x.start],
+                piece(y),
+                &text[x.end..y.start],
+                piece(x),
+                &text[y.end..]
+            )
         }
         3 => splice(a.start, a.end, word),
         4 => splice(a.start, a.start, &format!("{word} ")),
         5 => splice(b.start, b.start, &format!("{} ", piece(a))),
         6 => {
             let n = 1 + rng.below(200);
-            splice(a.start, a.end, &format!("{}{}{}", "(".repeat(n), piece(a), ")".repeat(n)))
+            splice(
+                a.start,
+                a.end,
+                &format!("{}{}{}", "(".repeat(n), piece(a), ")".repeat(n)),
+            )
         }
         _ => {
             let n = 1 + rng.below(4);

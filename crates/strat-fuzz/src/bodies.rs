@@ -17,7 +17,13 @@ use strat_syntax::Diagnostic;
 /// every checker type, and a table whose schema could not be read.
 pub fn env() -> Env {
     let mut env = Env::default();
-    let t = |cols: &[(&str, Type)]| Some(cols.iter().map(|(n, t)| Column::new(*n, t.clone())).collect::<Vec<_>>());
+    let t = |cols: &[(&str, Type)]| {
+        Some(
+            cols.iter()
+                .map(|(n, t)| Column::new(*n, t.clone()))
+                .collect::<Vec<_>>(),
+        )
+    };
     env.tables.insert(
         "members".into(),
         t(&[
@@ -44,7 +50,8 @@ pub fn env() -> Env {
             ("device", Type::String),
         ]),
     );
-    env.tables.insert("holdout".into(), t(&[("member_id", Type::Int)]));
+    env.tables
+        .insert("holdout".into(), t(&[("member_id", Type::Int)]));
     env.tables.insert(
         "ratings".into(),
         t(&[
@@ -75,15 +82,28 @@ pub fn env() -> Env {
 
 /// Every span of `d` (primary and secondary) lies inside `text`, on character boundaries.
 pub fn assert_spans_inside(text: &str, d: &Diagnostic) {
-    let spans = d.span.iter().copied().chain(d.labels.iter().map(|l| l.span));
+    let spans = d
+        .span
+        .iter()
+        .copied()
+        .chain(d.labels.iter().map(|l| l.span));
     for s in spans {
         assert!(s.start <= s.end, "reversed span {s} in {d:?}");
-        assert!(s.end <= text.len(), "span {s} past the end ({} bytes) in {d:?}", text.len());
-        assert!(text.is_char_boundary(s.start) && text.is_char_boundary(s.end), "span {s} inside a character in {d:?}");
+        assert!(
+            s.end <= text.len(),
+            "span {s} past the end ({} bytes) in {d:?}",
+            text.len()
+        );
+        assert!(
+            text.is_char_boundary(s.start) && text.is_char_boundary(s.end),
+            "span {s} inside a character in {d:?}"
+        );
     }
     let code = d.code.as_bytes();
     assert!(
-        code.len() == 5 && matches!(code[0], b'E' | b'W' | b'N') && code[1..].iter().all(u8::is_ascii_digit),
+        code.len() == 5
+            && matches!(code[0], b'E' | b'W' | b'N')
+            && code[1..].iter().all(u8::is_ascii_digit),
         "bad code {:?}",
         d.code
     );
@@ -95,7 +115,10 @@ pub fn parse_check_text(text: &str, env: &Env) -> Vec<Diagnostic> {
     let parsed = strat_syntax::parse(text);
     let checked = strat_check::check(text, &parsed.file, env);
     let has_error = checked.diagnostics.iter().any(Diagnostic::is_error);
-    assert!(!(has_error && checked.program.is_some()), "a program despite errors");
+    assert!(
+        !(has_error && checked.program.is_some()),
+        "a program despite errors"
+    );
     let mut all = parsed.diagnostics;
     all.extend(checked.diagnostics);
     for d in &all {
@@ -125,13 +148,18 @@ pub const PARAM_TYPES: &[(Type, &str, &str)] = &[
 /// a value of that type whose text is a canonical literal; and the checker
 /// must agree with it (no diagnostic exactly when the value is accepted).
 pub fn param_value(data: &[u8]) {
-    let Some((&selector, rest)) = data.split_first() else { return };
+    let Some((&selector, rest)) = data.split_first() else {
+        return;
+    };
     let raw = String::from_utf8_lossy(rest);
     // Every type, the ones no param can have included (they must be refused).
     let all = [Type::Decimal, Type::Null, Type::Other("Binary".into())];
     let idx = usize::from(selector) % (PARAM_TYPES.len() + all.len());
     if idx >= PARAM_TYPES.len() {
-        assert_eq!(strat_check::parse_param_value(&all[idx - PARAM_TYPES.len()], &raw), None);
+        assert_eq!(
+            strat_check::parse_param_value(&all[idx - PARAM_TYPES.len()], &raw),
+            None
+        );
         return;
     }
     let (ty, word, default) = &PARAM_TYPES[idx];
@@ -146,14 +174,18 @@ pub fn param_value(data: &[u8]) {
                 let lit = format!("@{s}");
                 let toks = strat_syntax::lex::tokens(&lit);
                 assert!(
-                    s.bytes().all(|b| b.is_ascii_digit() || b"-:T.".contains(&b)),
+                    s.bytes()
+                        .all(|b| b.is_ascii_digit() || b"-:T.".contains(&b)),
                     "{raw:?} accepted as the {word} {s:?}"
                 );
                 assert!(toks.len() <= 2, "{raw:?} accepted as the {word} {s:?}");
                 // Written as the param's default in a file, it checks: the same literal.
                 let text = format!("param p: {word} = {lit}\nsample members where p = p seed 1\n");
                 let diags = parse_check_text(&text, &env());
-                assert!(diags.is_empty(), "{raw:?} accepted as the {word} {s:?}, but in a file: {diags:?}");
+                assert!(
+                    diags.is_empty(),
+                    "{raw:?} accepted as the {word} {s:?}, but in a file: {diags:?}"
+                );
             }
             _ => {}
         }
@@ -164,5 +196,9 @@ pub fn param_value(data: &[u8]) {
     env.params.push(("p".into(), raw.clone().into_owned()));
     let diags = parse_check_text(&text, &env);
     let e0124 = diags.iter().any(|d| d.code == "E0124");
-    assert_eq!(e0124, value.is_none(), "{raw:?} as {word}: parse_param_value says {value:?}, the checker {diags:?}");
+    assert_eq!(
+        e0124,
+        value.is_none(),
+        "{raw:?} as {word}: parse_param_value says {value:?}, the checker {diags:?}"
+    );
 }

@@ -138,7 +138,10 @@ pub struct StratumItem {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum IntValue {
     /// Digits without `_` separators (possibly too large for any integer type).
-    Literal { digits: String, span: Span },
+    Literal {
+        digits: String,
+        span: Span,
+    },
     Param(Ident),
 }
 
@@ -155,8 +158,14 @@ impl IntValue {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Percent {
     /// The number before `%`, without `_` separators.
-    Literal { number: String, span: Span },
-    Param { name: Ident, span: Span },
+    Literal {
+        number: String,
+        span: Span,
+    },
+    Param {
+        name: Ident,
+        span: Span,
+    },
 }
 
 impl Percent {
@@ -187,7 +196,10 @@ pub enum Method {
     Equal,
     Neyman(Ident),
     /// The exponent as written (a decimal).
-    Power { q: String, q_span: Span },
+    Power {
+        q: String,
+        q_span: Span,
+    },
 }
 
 impl Method {
@@ -256,18 +268,38 @@ pub struct Into {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Literal {
     /// Integer digits without `_`.
-    Integer { digits: String, span: Span },
+    Integer {
+        digits: String,
+        span: Span,
+    },
     /// A decimal such as `3.5`, without `_`.
-    Decimal { text: String, span: Span },
+    Decimal {
+        text: String,
+        span: Span,
+    },
     /// A negative number written in a `param` declaration.
     Negative(Box<Literal>),
-    String { value: String, span: Span },
-    Bool { value: bool, span: Span },
-    Null { span: Span },
+    String {
+        value: String,
+        span: Span,
+    },
+    Bool {
+        value: bool,
+        span: Span,
+    },
+    Null {
+        span: Span,
+    },
     /// `@YYYY-MM-DD` (text without `@`).
-    Date { text: String, span: Span },
+    Date {
+        text: String,
+        span: Span,
+    },
     /// `@YYYY-MM-DDTHH:MM[:SS[.f]]` (text without `@`).
-    Timestamp { text: String, span: Span },
+    Timestamp {
+        text: String,
+        span: Span,
+    },
 }
 
 impl Literal {
@@ -328,7 +360,12 @@ impl BinaryOp {
     pub fn is_comparison(self) -> bool {
         matches!(
             self,
-            BinaryOp::Eq | BinaryOp::NotEq | BinaryOp::Lt | BinaryOp::LtEq | BinaryOp::Gt | BinaryOp::GtEq
+            BinaryOp::Eq
+                | BinaryOp::NotEq
+                | BinaryOp::Lt
+                | BinaryOp::LtEq
+                | BinaryOp::Gt
+                | BinaryOp::GtEq
         )
     }
 }
@@ -360,15 +397,46 @@ pub enum ExprKind {
     Literal(Literal),
     /// A column, param or `as` name; the checker resolves which.
     Name(Ident),
-    Unary { op: UnaryOp, expr: Box<Expr> },
-    Binary { op: BinaryOp, left: Box<Expr>, right: Box<Expr> },
-    InList { expr: Box<Expr>, list: Vec<Expr>, negated: bool },
-    Between { expr: Box<Expr>, low: Box<Expr>, high: Box<Expr>, negated: bool },
-    IsNull { expr: Box<Expr>, negated: bool },
-    Like { expr: Box<Expr>, pattern: Box<Expr>, negated: bool },
+    Unary {
+        op: UnaryOp,
+        expr: Box<Expr>,
+    },
+    Binary {
+        op: BinaryOp,
+        left: Box<Expr>,
+        right: Box<Expr>,
+    },
+    InList {
+        expr: Box<Expr>,
+        list: Vec<Expr>,
+        negated: bool,
+    },
+    Between {
+        expr: Box<Expr>,
+        low: Box<Expr>,
+        high: Box<Expr>,
+        negated: bool,
+    },
+    IsNull {
+        expr: Box<Expr>,
+        negated: bool,
+    },
+    Like {
+        expr: Box<Expr>,
+        pattern: Box<Expr>,
+        negated: bool,
+    },
     /// `f(args)`, `count(*)` (`star`), `last(x by t)` (`order_by`).
-    Call { func: Ident, args: Vec<Arg>, star: bool, order_by: Option<Box<Expr>> },
-    Case { whens: Vec<(Expr, Expr)>, otherwise: Option<Box<Expr>> },
+    Call {
+        func: Ident,
+        args: Vec<Arg>,
+        star: bool,
+        order_by: Option<Box<Expr>>,
+    },
+    Case {
+        whens: Vec<(Expr, Expr)>,
+        otherwise: Option<Box<Expr>>,
+    },
 }
 
 impl Expr {
@@ -386,7 +454,9 @@ impl Expr {
                 expr.walk(f);
                 list.iter().for_each(|e| e.walk(f));
             }
-            ExprKind::Between { expr, low, high, .. } => {
+            ExprKind::Between {
+                expr, low, high, ..
+            } => {
                 expr.walk(f);
                 low.walk(f);
                 high.walk(f);

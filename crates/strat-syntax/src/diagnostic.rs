@@ -78,7 +78,10 @@ impl Diagnostic {
     }
 
     pub fn with_secondary(mut self, span: Span, message: impl Into<String>) -> Self {
-        self.labels.push(Label { span, message: message.into() });
+        self.labels.push(Label {
+            span,
+            message: message.into(),
+        });
         self
     }
 
@@ -94,7 +97,12 @@ impl Diagnostic {
 
 /// Sorts diagnostics by position so a file reads top to bottom; spanless ones come first.
 pub fn sort_by_position(diags: &mut [Diagnostic]) {
-    diags.sort_by_key(|d| (d.span.map(|s| (1, s.start, s.end)).unwrap_or((0, 0, 0)), d.severity));
+    diags.sort_by_key(|d| {
+        (
+            d.span.map(|s| (1, s.start, s.end)).unwrap_or((0, 0, 0)),
+            d.severity,
+        )
+    });
 }
 
 /// "did you mean" — the closest candidate within a small edit distance.
@@ -111,8 +119,10 @@ where
         .into_iter()
         .filter(|c| *c != word)
         .map(|c| {
-            let d = strsim::damerau_levenshtein(word, c)
-                .min(strsim::damerau_levenshtein(&word.to_lowercase(), &c.to_lowercase()));
+            let d = strsim::damerau_levenshtein(word, c).min(strsim::damerau_levenshtein(
+                &word.to_lowercase(),
+                &c.to_lowercase(),
+            ));
             (d, c)
         })
         .filter(|(d, _)| *d <= limit)

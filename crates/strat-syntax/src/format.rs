@@ -10,7 +10,10 @@ use crate::span::Span;
 /// (a layout would lose it).
 pub fn layout_statement(text: &str, st: &Statement) -> Option<String> {
     let slice = |s: Span| &text[s.start.min(text.len())..s.end.min(text.len())];
-    if lex::tokens(slice(st.span)).iter().any(|t| t.kind == TokenKind::Comment) {
+    if lex::tokens(slice(st.span))
+        .iter()
+        .any(|t| t.kind == TokenKind::Comment)
+    {
         return None;
     }
     let flat = |s: Span| collapse(slice(s));
@@ -44,13 +47,21 @@ pub fn layout_statement(text: &str, st: &Statement) -> Option<String> {
         Some(Allocate::Rules { rules, .. }) => {
             let lhs: Vec<String> = rules
                 .iter()
-                .map(|r| r.predicate.as_ref().map_or_else(|| "else".to_string(), |p| flat(p.span)))
+                .map(|r| {
+                    r.predicate
+                        .as_ref()
+                        .map_or_else(|| "else".to_string(), |p| flat(p.span))
+                })
                 .collect();
             let width = lhs.iter().map(|l| l.chars().count()).max().unwrap_or(0);
             let mut block = String::from("allocate {");
             for (l, r) in lhs.iter().zip(rules) {
                 let pad = width - l.chars().count();
-                block.push_str(&format!("\n    {l}{} => {}", " ".repeat(pad), flat(r.amount_span)));
+                block.push_str(&format!(
+                    "\n    {l}{} => {}",
+                    " ".repeat(pad),
+                    flat(r.amount_span)
+                ));
             }
             block.push_str("\n  }");
             line(block);
@@ -68,7 +79,11 @@ pub fn layout_statement(text: &str, st: &Statement) -> Option<String> {
             IntoKind::Folds(k) => line(format!("into {} folds", flat(k.span()))),
             IntoKind::Parts { about, parts } => {
                 let parts: Vec<String> = parts.iter().map(|p| flat(p.span)).collect();
-                line(format!("into {}{}", if *about { "about " } else { "" }, parts.join(", ")));
+                line(format!(
+                    "into {}{}",
+                    if *about { "about " } else { "" },
+                    parts.join(", ")
+                ));
             }
         }
     }
@@ -104,7 +119,9 @@ mod tests {
     fn layout(src: &str) -> String {
         let p = crate::parse(src);
         assert!(p.diagnostics.is_empty(), "{:?}", p.diagnostics);
-        let Some(Item::Statement(st)) = p.file.items.into_iter().next() else { panic!("a statement") };
+        let Some(Item::Statement(st)) = p.file.items.into_iter().next() else {
+            panic!("a statement")
+        };
         layout_statement(src, &st).unwrap()
     }
 
@@ -125,14 +142,19 @@ mod tests {
 
     #[test]
     fn splits_and_comments() {
-        assert_eq!(layout("split c into 3 folds seed 1"), "split c\n  into 3 folds\n  seed 1");
+        assert_eq!(
+            layout("split c into 3 folds seed 1"),
+            "split c\n  into 3 folds\n  seed 1"
+        );
         assert_eq!(
             layout("split c unit m into about a 50%, b 50%"),
             "split c\n  unit m\n  into about a 50%, b 50%"
         );
         let src = "sample t # why\n seed 1";
         let p = crate::parse(src);
-        let Some(Item::Statement(st)) = p.file.items.into_iter().next() else { panic!() };
+        let Some(Item::Statement(st)) = p.file.items.into_iter().next() else {
+            panic!()
+        };
         assert_eq!(layout_statement(src, &st), None);
     }
 }

@@ -7,11 +7,52 @@ use crate::span::Span;
 
 /// The reserved words of spec §2.
 pub const KEYWORDS: &[&str] = &[
-    "sample", "split", "table", "param", "where", "unit", "exclude", "units", "stratify", "by", "as",
-    "take", "about", "allocate", "min", "max", "per", "stratum", "seed", "output", "into", "all",
-    "none", "count", "rate", "share", "else", "proportional", "equal", "neyman", "power", "folds",
-    "and", "or", "not", "in", "between", "is", "null", "like", "true", "false", "case", "when",
-    "then", "end",
+    "sample",
+    "split",
+    "table",
+    "param",
+    "where",
+    "unit",
+    "exclude",
+    "units",
+    "stratify",
+    "by",
+    "as",
+    "take",
+    "about",
+    "allocate",
+    "min",
+    "max",
+    "per",
+    "stratum",
+    "seed",
+    "output",
+    "into",
+    "all",
+    "none",
+    "count",
+    "rate",
+    "share",
+    "else",
+    "proportional",
+    "equal",
+    "neyman",
+    "power",
+    "folds",
+    "and",
+    "or",
+    "not",
+    "in",
+    "between",
+    "is",
+    "null",
+    "like",
+    "true",
+    "false",
+    "case",
+    "when",
+    "then",
+    "end",
 ];
 
 pub fn is_keyword(word: &str) -> bool {
@@ -90,7 +131,8 @@ pub fn tokens(text: &str) -> Vec<Token> {
             c if c.is_ascii_digit() || c == b'@' => {
                 i += 1;
                 while i < bytes.len()
-                    && (bytes[i].is_ascii_alphanumeric() || matches!(bytes[i], b'_' | b'.' | b'-' | b':'))
+                    && (bytes[i].is_ascii_alphanumeric()
+                        || matches!(bytes[i], b'_' | b'.' | b'-' | b':'))
                 {
                     i += 1;
                 }
@@ -101,7 +143,10 @@ pub fn tokens(text: &str) -> Vec<Token> {
                 TokenKind::Punct
             }
         };
-        out.push(Token { kind, span: Span::new(start, i) });
+        out.push(Token {
+            kind,
+            span: Span::new(start, i),
+        });
     }
     out
 }
@@ -109,9 +154,16 @@ pub fn tokens(text: &str) -> Vec<Token> {
 /// Byte offsets where items (declarations and statements) start: `table`, `param`,
 /// `sample`, `split`, or a name followed by `=` and `sample`/`split`.
 pub fn item_starts(text: &str, toks: &[Token]) -> Vec<usize> {
-    let code: Vec<&Token> = toks.iter().filter(|t| t.kind != TokenKind::Comment).collect();
+    let code: Vec<&Token> = toks
+        .iter()
+        .filter(|t| t.kind != TokenKind::Comment)
+        .collect();
     let word = |t: &Token| -> &str {
-        if t.kind == TokenKind::Word { &text[t.span.start..t.span.end] } else { "" }
+        if t.kind == TokenKind::Word {
+            &text[t.span.start..t.span.end]
+        } else {
+            ""
+        }
     };
     let mut starts = Vec::new();
     let mut depth = 0i64;
@@ -132,7 +184,11 @@ pub fn item_starts(text: &str, toks: &[Token]) -> Vec<usize> {
                     && &text[code[k - 1].span.start..code[k - 1].span.end] == "="
                     && matches!(code[k - 2].kind, TokenKind::Word | TokenKind::QuotedName)
                     && !is_keyword(word(code[k - 2]));
-                starts.push(if named { code[k - 2].span.start } else { t.span.start });
+                starts.push(if named {
+                    code[k - 2].span.start
+                } else {
+                    t.span.start
+                });
                 depth = 0;
             }
             _ => {}
@@ -156,7 +212,10 @@ pub fn too_deep(text: &str, toks: &[Token], limit: usize) -> Option<usize> {
             }
             _ => {}
         }
-        if matches!((t.kind, s), (TokenKind::Punct, "-") | (TokenKind::Word, "not")) {
+        if matches!(
+            (t.kind, s),
+            (TokenKind::Punct, "-") | (TokenKind::Word, "not")
+        ) {
             prefix_run += 1;
         } else if t.kind != TokenKind::Comment {
             prefix_run = 0;
@@ -172,7 +231,9 @@ pub fn too_deep(text: &str, toks: &[Token], limit: usize) -> Option<usize> {
 pub fn describe_at(text: &str, offset: usize) -> String {
     let rest = &text[offset.min(text.len())..];
     let toks = tokens(rest);
-    let Some(t) = toks.first() else { return "end of file".to_string() };
+    let Some(t) = toks.first() else {
+        return "end of file".to_string();
+    };
     let s = &rest[t.span.start..t.span.end];
     match t.kind {
         TokenKind::String => "a string".to_string(),
@@ -180,7 +241,11 @@ pub fn describe_at(text: &str, offset: usize) -> String {
         TokenKind::Comment => "a comment".to_string(),
         _ => {
             let shown: String = s.chars().take(24).collect();
-            if shown.len() < s.len() { format!("`{shown}…`") } else { format!("`{shown}`") }
+            if shown.len() < s.len() {
+                format!("`{shown}…`")
+            } else {
+                format!("`{shown}`")
+            }
         }
     }
 }
@@ -203,7 +268,14 @@ mod tests {
         let src = "table t = \"x.csv\"\n# sample in a comment\na = sample t where s = \"split\"\nsplit a into x 50%, y 50%";
         let toks = tokens(src);
         let starts = item_starts(src, &toks);
-        assert_eq!(starts, vec![0, src.find("a = sample").unwrap(), src.find("split a").unwrap()]);
+        assert_eq!(
+            starts,
+            vec![
+                0,
+                src.find("a = sample").unwrap(),
+                src.find("split a").unwrap()
+            ]
+        );
     }
 
     #[test]

@@ -6,9 +6,9 @@ use pest::error::{ErrorVariant, InputLocation};
 use pest::iterators::Pair;
 
 use crate::ast::{
-    Allocate, Amount, Arg, BinaryOp, Expr, ExprKind, File, Ident, Into, IntoKind, IntValue, Item, Literal, Method,
-    ParamDecl, ParamType, Percent, SplitPart, Statement, StatementKind, StratumItem, StringLit, TableDecl, Take,
-    TakeAmount, UnaryOp,
+    Allocate, Amount, Arg, BinaryOp, Expr, ExprKind, File, Ident, IntValue, Into, IntoKind, Item,
+    Literal, Method, ParamDecl, ParamType, Percent, SplitPart, Statement, StatementKind,
+    StratumItem, StringLit, TableDecl, Take, TakeAmount, UnaryOp,
 };
 use crate::diagnostic::{Diagnostic, closest};
 use crate::lex;
@@ -68,28 +68,44 @@ fn parse_here(text: &str) -> Parsed {
             );
             continue;
         }
-        let entry = if is_item { Rule::item_only } else { Rule::blank_only };
+        let entry = if is_item {
+            Rule::item_only
+        } else {
+            Rule::blank_only
+        };
         match Grammar::parse(entry, chunk) {
             Ok(mut pairs) => {
                 if is_item {
                     let top = pairs.next().expect("item_only yields one pair");
-                    let mut b = Builder { base: a, diags: &mut parsed.diagnostics };
+                    let mut b = Builder {
+                        base: a,
+                        diags: &mut parsed.diagnostics,
+                    };
                     if let Some(item) = top.into_inner().find(|p| p.as_rule() != Rule::EOI)
-                        && let Some(item) = b.item(item) {
-                            parsed.file.items.push(item);
-                        }
+                        && let Some(item) = b.item(item)
+                    {
+                        parsed.file.items.push(item);
+                    }
                 }
             }
-            Err(e) => parsed.diagnostics.push(syntax_error(text, a, chunk, is_item, &e)),
+            Err(e) => parsed
+                .diagnostics
+                .push(syntax_error(text, a, chunk, is_item, &e)),
         }
     }
     if parsed.diagnostics.is_empty()
-        && !parsed.file.items.iter().any(|i| matches!(i, Item::Statement(_)))
+        && !parsed
+            .file
+            .items
+            .iter()
+            .any(|i| matches!(i, Item::Statement(_)))
     {
         parsed.diagnostics.push(
             Diagnostic::error("E0006", "this file has no `sample` or `split` statement")
                 .at(Span::new(text.len(), text.len()))
-                .with_help("add a statement, e.g. `sample members stratify by country take 1_000 seed 1`"),
+                .with_help(
+                    "add a statement, e.g. `sample members stratify by country take 1_000 seed 1`",
+                ),
         );
     }
     parsed
@@ -99,7 +115,10 @@ fn parse_here(text: &str) -> Parsed {
 /// The REPL asks this to decide whether to continue the input on the next line.
 pub fn is_incomplete(text: &str) -> bool {
     let toks = lex::tokens(text);
-    if toks.last().is_some_and(|t| t.kind == lex::TokenKind::Unterminated) {
+    if toks
+        .last()
+        .is_some_and(|t| t.kind == lex::TokenKind::Unterminated)
+    {
         return false;
     }
     let mut depth = 0i64;
@@ -129,7 +148,13 @@ pub fn is_incomplete(text: &str) -> bool {
 
 // ------------------------------------------------------------------ errors
 
-fn syntax_error(text: &str, base: usize, chunk: &str, is_item: bool, e: &pest::error::Error<Rule>) -> Diagnostic {
+fn syntax_error(
+    text: &str,
+    base: usize,
+    chunk: &str,
+    is_item: bool,
+    e: &pest::error::Error<Rule>,
+) -> Diagnostic {
     let pos = match e.location {
         InputLocation::Pos(p) => p,
         InputLocation::Span((s, _)) => s,
@@ -137,7 +162,9 @@ fn syntax_error(text: &str, base: usize, chunk: &str, is_item: bool, e: &pest::e
     let abs = base + pos;
     // Nothing but blanks left in this statement: the statement ended too early.
     let at_end = chunk[pos.min(chunk.len())..].trim().is_empty()
-        || lex::tokens(&chunk[pos.min(chunk.len())..]).iter().all(|t| t.kind == lex::TokenKind::Comment);
+        || lex::tokens(&chunk[pos.min(chunk.len())..])
+            .iter()
+            .all(|t| t.kind == lex::TokenKind::Comment);
     let found = if !at_end {
         lex::describe_at(text, abs)
     } else if base + chunk.len() == text.len() {
@@ -185,7 +212,11 @@ fn syntax_error(text: &str, base: usize, chunk: &str, is_item: bool, e: &pest::e
         lex::token_span_at(text, abs)
     };
     let mut d = Diagnostic::error(if unterminated { "E0004" } else { "E0001" }, message)
-        .at(if span.is_empty() { Span::new(abs, abs) } else { span })
+        .at(if span.is_empty() {
+            Span::new(abs, abs)
+        } else {
+            span
+        })
         .with_label(match (expected.is_empty(), at_end) {
             (true, _) => "unexpected here".to_string(),
             (false, true) => format!("expected {} after this", join_or(&expected)),
@@ -199,36 +230,62 @@ fn syntax_error(text: &str, base: usize, chunk: &str, is_item: bool, e: &pest::e
 }
 
 fn syntax_help(positives: &[Rule], found: &str, chunk: &str, pos: usize) -> Option<String> {
-    let wants_name = positives
-        .iter()
-        .any(|r| matches!(describe(*r, true), "a name" | "an expression" | "a whole number"));
+    let wants_name = positives.iter().any(|r| {
+        matches!(
+            describe(*r, true),
+            "a name" | "an expression" | "a whole number"
+        )
+    });
     if lex::is_keyword(found) && wants_name {
-        return Some(format!("`{found}` is a reserved word; to use it as a name, write it in backticks: `` `{found}` ``"));
+        return Some(format!(
+            "`{found}` is a reserved word; to use it as a name, write it in backticks: `` `{found}` ``"
+        ));
     }
     let clause_words: Vec<&str> = positives.iter().filter_map(|r| keyword_of(*r)).collect();
-    let open = lex::tokens(&chunk[..pos.min(chunk.len())]).iter().fold(0i64, |depth, t| {
-        match (t.kind, &chunk[t.span.start..t.span.end]) {
-            (lex::TokenKind::Punct, "(") => depth + 1,
-            (lex::TokenKind::Punct, ")") => depth - 1,
-            _ => depth,
-        }
-    });
-    if open > 0 && !positives.iter().any(|r| matches!(r, Rule::expr | Rule::name)) {
+    let open = lex::tokens(&chunk[..pos.min(chunk.len())])
+        .iter()
+        .fold(0i64, |depth, t| {
+            match (t.kind, &chunk[t.span.start..t.span.end]) {
+                (lex::TokenKind::Punct, "(") => depth + 1,
+                (lex::TokenKind::Punct, ")") => depth - 1,
+                _ => depth,
+            }
+        });
+    if open > 0
+        && !positives
+            .iter()
+            .any(|r| matches!(r, Rule::expr | Rule::name))
+    {
         return Some("a `(` before this point is not closed; add the missing `)`".to_string());
     }
     let is_word = !found.is_empty() && found.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if is_word && !lex::is_keyword(found) {
         // `stratify by` is matched by its first word.
-        let mut candidates: Vec<&str> = clause_words.iter().map(|w| w.split(' ').next().unwrap_or(w)).collect();
+        let mut candidates: Vec<&str> = clause_words
+            .iter()
+            .map(|w| w.split(' ').next().unwrap_or(w))
+            .collect();
         if wants_name || positives.contains(&Rule::amount) {
-            candidates.extend(["all", "none", "count", "rate", "share", "proportional", "equal", "neyman", "power"]);
+            candidates.extend([
+                "all",
+                "none",
+                "count",
+                "rate",
+                "share",
+                "proportional",
+                "equal",
+                "neyman",
+                "power",
+            ]);
         }
         if let Some(s) = closest(found, candidates.iter().copied()) {
             let s = s.split(' ').next().unwrap_or(s);
             return Some(format!("did you mean `{s}`?"));
         }
     }
-    let order = ["where", "unit", "exclude", "stratify", "take", "allocate", "min", "max", "seed", "output"];
+    let order = [
+        "where", "unit", "exclude", "stratify", "take", "allocate", "min", "max", "seed", "output",
+    ];
     if order.contains(&found) && !clause_words.is_empty() {
         let stmt_is_split = chunk.split_whitespace().any(|w| w == "split");
         return Some(if stmt_is_split {
@@ -295,8 +352,9 @@ fn describe(r: Rule, is_item: bool) -> &'static str {
         percent => "a percentage such as `10%`",
         take_about => "`about`",
         date | timestamp => "a date such as `@2018-06-01`",
-        expr | or_expr | and_expr | not_expr | cmp_expr | add_expr | mul_expr | unary_expr | case_expr | call
-        | func_name | neg | kw_true | kw_false | kw_null | kw_not | kw_case | stratum_item => "an expression",
+        expr | or_expr | and_expr | not_expr | cmp_expr | add_expr | mul_expr | unary_expr
+        | case_expr | call | func_name | neg | kw_true | kw_false | kw_null | kw_not | kw_case
+        | stratum_item => "an expression",
         call_args | edge_list | star => "call arguments",
         compare | cmp_op => "a comparison",
         in_list => "`in (…)`",
@@ -385,7 +443,9 @@ impl Builder<'_> {
 
     fn table_decl(&mut self, p: Pair<Rule>) -> TableDecl {
         let span = self.span(&p);
-        let mut it = p.into_inner().filter(|p| !matches!(p.as_rule(), Rule::kw_table | Rule::op_assign));
+        let mut it = p
+            .into_inner()
+            .filter(|p| !matches!(p.as_rule(), Rule::kw_table | Rule::op_assign));
         let name = self.name(it.next().unwrap());
         let s = it.next().unwrap();
         let path = self.string(s);
@@ -394,7 +454,9 @@ impl Builder<'_> {
 
     fn param_decl(&mut self, p: Pair<Rule>) -> Option<ParamDecl> {
         let span = self.span(&p);
-        let mut it = p.into_inner().filter(|p| !matches!(p.as_rule(), Rule::kw_param | Rule::op_assign));
+        let mut it = p
+            .into_inner()
+            .filter(|p| !matches!(p.as_rule(), Rule::kw_param | Rule::op_assign));
         let name = self.name(it.next().unwrap());
         let ty_pair = it.next().unwrap();
         let ty_span = self.span(&ty_pair);
@@ -406,7 +468,13 @@ impl Builder<'_> {
         } else {
             self.literal(value_pair)?
         };
-        Some(ParamDecl { name, ty, ty_span, value, span })
+        Some(ParamDecl {
+            name,
+            ty,
+            ty_span,
+            value,
+            span,
+        })
     }
 
     fn statement(&mut self, p: Pair<Rule>) -> Option<Statement> {
@@ -421,12 +489,20 @@ impl Builder<'_> {
             }
         }
         let body = body?;
-        let kind = if body.as_rule() == Rule::sample_stmt { StatementKind::Sample } else { StatementKind::Split };
+        let kind = if body.as_rule() == Rule::sample_stmt {
+            StatementKind::Sample
+        } else {
+            StatementKind::Split
+        };
         let mut st = Statement {
             name,
             kind,
             keyword_span: Span::default(),
-            source: Ident { name: String::new(), span: Span::default(), quoted: false },
+            source: Ident {
+                name: String::new(),
+                span: Span::default(),
+                quoted: false,
+            },
             filter: None,
             unit: None,
             exclude: None,
@@ -466,8 +542,14 @@ impl Builder<'_> {
                                     ok = false;
                                     continue;
                                 };
-                                let alias = parts.find(|p| p.as_rule() == Rule::name).map(|p| self.name(p));
-                                st.strata.push(StratumItem { expr, alias, span: ispan });
+                                let alias = parts
+                                    .find(|p| p.as_rule() == Rule::name)
+                                    .map(|p| self.name(p));
+                                st.strata.push(StratumItem {
+                                    expr,
+                                    alias,
+                                    span: ispan,
+                                });
                             }
                             _ => kws.push(self.span(&item)),
                         }
@@ -480,16 +562,24 @@ impl Builder<'_> {
                         Rule::kw_all => TakeAmount::All,
                         Rule::percent => TakeAmount::Percent(self.percent(amount_pair)),
                         Rule::int_value => TakeAmount::Count(self.int_value(amount_pair)),
-                        Rule::take_about => TakeAmount::About(self.percent(last_inner(amount_pair))),
+                        Rule::take_about => {
+                            TakeAmount::About(self.percent(last_inner(amount_pair)))
+                        }
                         _ => return None,
                     };
-                    st.take = Some(Take { amount, span: cspan });
+                    st.take = Some(Take {
+                        amount,
+                        span: cspan,
+                    });
                 }
                 Rule::allocate_clause => {
                     let a = last_inner(c);
                     let aspan = self.span(&a);
                     st.allocate = Some(match a.as_rule() {
-                        Rule::method => Allocate::Method { method: self.method(a), span: aspan },
+                        Rule::method => Allocate::Method {
+                            method: self.method(a),
+                            span: aspan,
+                        },
                         _ => {
                             let mut rules = Vec::new();
                             for r in a.into_inner() {
@@ -511,7 +601,12 @@ impl Builder<'_> {
                                 let amount_span = self.span(&amount);
                                 let amount = self.amount(amount);
                                 if is_else || predicate.is_some() {
-                                    rules.push(Rule_ { predicate, amount, amount_span, span: rspan });
+                                    rules.push(Rule_ {
+                                        predicate,
+                                        amount,
+                                        amount_span,
+                                        span: rspan,
+                                    });
                                 }
                             }
                             Allocate::Rules { rules, span: aspan }
@@ -523,7 +618,10 @@ impl Builder<'_> {
                 Rule::seed_clause => st.seed = Some(self.int_value(last_inner(c))),
                 Rule::output_clause => {
                     st.output = Some(
-                        c.into_inner().filter(|p| p.as_rule() == Rule::name).map(|p| self.name(p)).collect(),
+                        c.into_inner()
+                            .filter(|p| p.as_rule() == Rule::name)
+                            .map(|p| self.name(p))
+                            .collect(),
                     )
                 }
                 Rule::into_clause => {
@@ -533,13 +631,19 @@ impl Builder<'_> {
                     for p in c.into_inner() {
                         match p.as_rule() {
                             Rule::kw_about => about = true,
-                            Rule::folds => folds = Some(self.int_value(p.into_inner().next().unwrap())),
+                            Rule::folds => {
+                                folds = Some(self.int_value(p.into_inner().next().unwrap()))
+                            }
                             Rule::split_part => {
                                 let pspan = self.span(&p);
                                 let mut it = p.into_inner();
                                 let name = self.name(it.next().unwrap());
                                 let share = self.percent(it.next().unwrap());
-                                parts.push(SplitPart { name, share, span: pspan });
+                                parts.push(SplitPart {
+                                    name,
+                                    share,
+                                    span: pspan,
+                                });
                             }
                             _ => {}
                         }
@@ -564,8 +668,15 @@ impl Builder<'_> {
             Rule::power => {
                 let n = last_inner(inner);
                 // A number (separators dropped) or a param's name, as written.
-                let q = if n.as_rule() == Rule::name { n.as_str().to_string() } else { n.as_str().replace('_', "") };
-                Method::Power { q, q_span: self.span(&n) }
+                let q = if n.as_rule() == Rule::name {
+                    n.as_str().to_string()
+                } else {
+                    n.as_str().replace('_', "")
+                };
+                Method::Power {
+                    q,
+                    q_span: self.span(&n),
+                }
             }
             _ => Method::Proportional,
         }
@@ -586,7 +697,10 @@ impl Builder<'_> {
     fn int_value(&mut self, p: Pair<Rule>) -> IntValue {
         let inner = p.into_inner().next().unwrap();
         match inner.as_rule() {
-            Rule::integer => IntValue::Literal { digits: inner.as_str().replace('_', ""), span: self.span(&inner) },
+            Rule::integer => IntValue::Literal {
+                digits: inner.as_str().replace('_', ""),
+                span: self.span(&inner),
+            },
             _ => IntValue::Param(self.name(inner)),
         }
     }
@@ -595,8 +709,14 @@ impl Builder<'_> {
         let span = self.span(&p);
         let inner = p.into_inner().next().unwrap();
         match inner.as_rule() {
-            Rule::name => Percent::Param { name: self.name(inner), span },
-            _ => Percent::Literal { number: inner.as_str().replace('_', ""), span },
+            Rule::name => Percent::Param {
+                name: self.name(inner),
+                span,
+            },
+            _ => Percent::Literal {
+                number: inner.as_str().replace('_', ""),
+                span,
+            },
         }
     }
 
@@ -616,9 +736,17 @@ impl Builder<'_> {
                         .with_help("write the column's name between the backticks"),
                 );
             }
-            Ident { name, span, quoted: true }
+            Ident {
+                name,
+                span,
+                quoted: true,
+            }
         } else {
-            Ident { name: s.to_string(), span, quoted: false }
+            Ident {
+                name: s.to_string(),
+                span,
+                quoted: false,
+            }
         }
     }
 
@@ -657,11 +785,20 @@ impl Builder<'_> {
         let span = self.span(&p);
         let s = p.as_str();
         Some(match p.as_rule() {
-            Rule::integer => Literal::Integer { digits: s.replace('_', ""), span },
-            Rule::decimal => Literal::Decimal { text: s.replace('_', ""), span },
+            Rule::integer => Literal::Integer {
+                digits: s.replace('_', ""),
+                span,
+            },
+            Rule::decimal => Literal::Decimal {
+                text: s.replace('_', ""),
+                span,
+            },
             Rule::string => {
                 let v = self.string(p);
-                Literal::String { value: v.value, span }
+                Literal::String {
+                    value: v.value,
+                    span,
+                }
             }
             Rule::kw_true => Literal::Bool { value: true, span },
             Rule::kw_false => Literal::Bool { value: false, span },
@@ -713,7 +850,11 @@ impl Builder<'_> {
             Rule::expr => self.expr(p.into_inner().next()?),
             Rule::or_expr | Rule::and_expr => {
                 // `and`/`or` are associative: a balanced tree keeps long chains shallow.
-                let op = if p.as_rule() == Rule::or_expr { BinaryOp::Or } else { BinaryOp::And };
+                let op = if p.as_rule() == Rule::or_expr {
+                    BinaryOp::Or
+                } else {
+                    BinaryOp::And
+                };
                 let operands = p
                     .into_inner()
                     .filter(|c| !matches!(c.as_rule(), Rule::kw_or | Rule::kw_and))
@@ -735,7 +876,14 @@ impl Builder<'_> {
                         _ => BinaryOp::Div,
                     };
                     let span = left.span.to(right.span);
-                    left = Expr { kind: ExprKind::Binary { op, left: Box::new(left), right: Box::new(right) }, span };
+                    left = Expr {
+                        kind: ExprKind::Binary {
+                            op,
+                            left: Box::new(left),
+                            right: Box::new(right),
+                        },
+                        span,
+                    };
                 }
                 Some(left)
             }
@@ -745,20 +893,44 @@ impl Builder<'_> {
                 let mut e = self.expr(last[0].clone())?;
                 for op in prefix.iter().rev() {
                     let op_span = self.span(op);
-                    let op = if op.as_rule() == Rule::kw_not { UnaryOp::Not } else { UnaryOp::Neg };
-                    e = Expr { span: op_span.to(e.span), kind: ExprKind::Unary { op, expr: Box::new(e) } };
+                    let op = if op.as_rule() == Rule::kw_not {
+                        UnaryOp::Not
+                    } else {
+                        UnaryOp::Neg
+                    };
+                    e = Expr {
+                        span: op_span.to(e.span),
+                        kind: ExprKind::Unary {
+                            op,
+                            expr: Box::new(e),
+                        },
+                    };
                 }
                 Some(e)
             }
             Rule::cmp_expr => {
                 let mut it = p.into_inner();
                 let left = self.expr(it.next()?)?;
-                let Some(suffix) = it.next() else { return Some(left) };
-                let negated = suffix.clone().into_inner().any(|p| p.as_rule() == Rule::kw_not);
-                let kind_rule = suffix.as_rule();
-                let mut parts = suffix
+                let Some(suffix) = it.next() else {
+                    return Some(left);
+                };
+                let negated = suffix
+                    .clone()
                     .into_inner()
-                    .filter(|p| !matches!(p.as_rule(), Rule::kw_not | Rule::kw_in | Rule::kw_between | Rule::kw_and | Rule::kw_is | Rule::kw_null | Rule::kw_like));
+                    .any(|p| p.as_rule() == Rule::kw_not);
+                let kind_rule = suffix.as_rule();
+                let mut parts = suffix.into_inner().filter(|p| {
+                    !matches!(
+                        p.as_rule(),
+                        Rule::kw_not
+                            | Rule::kw_in
+                            | Rule::kw_between
+                            | Rule::kw_and
+                            | Rule::kw_is
+                            | Rule::kw_null
+                            | Rule::kw_like
+                    )
+                });
                 let expr = Box::new(left);
                 let kind = match kind_rule {
                     Rule::compare => {
@@ -772,23 +944,43 @@ impl Builder<'_> {
                             other => unreachable!("cmp_op matched {other:?}"),
                         };
                         let right = self.expr(parts.next()?)?;
-                        ExprKind::Binary { op, left: expr, right: Box::new(right) }
+                        ExprKind::Binary {
+                            op,
+                            left: expr,
+                            right: Box::new(right),
+                        }
                     }
                     Rule::in_list => {
                         let list = parts.map(|p| self.expr(p)).collect::<Option<Vec<_>>>()?;
-                        ExprKind::InList { expr, list, negated }
+                        ExprKind::InList {
+                            expr,
+                            list,
+                            negated,
+                        }
                     }
                     Rule::between => {
                         let low = Box::new(self.expr(parts.next()?)?);
                         let high = Box::new(self.expr(parts.next()?)?);
-                        ExprKind::Between { expr, low, high, negated }
+                        ExprKind::Between {
+                            expr,
+                            low,
+                            high,
+                            negated,
+                        }
                     }
                     Rule::is_null => ExprKind::IsNull { expr, negated },
-                    _ => ExprKind::Like { expr, pattern: Box::new(self.expr(parts.next()?)?), negated },
+                    _ => ExprKind::Like {
+                        expr,
+                        pattern: Box::new(self.expr(parts.next()?)?),
+                        negated,
+                    },
                 };
                 Some(Expr { kind, span })
             }
-            Rule::column => Some(Expr { kind: ExprKind::Name(self.name(p.into_inner().next()?)), span }),
+            Rule::column => Some(Expr {
+                kind: ExprKind::Name(self.name(p.into_inner().next()?)),
+                span,
+            }),
             Rule::case_expr => {
                 let mut whens = Vec::new();
                 let mut otherwise = None;
@@ -804,13 +996,20 @@ impl Builder<'_> {
                         _ => {}
                     }
                 }
-                Some(Expr { kind: ExprKind::Case { whens, otherwise }, span })
+                Some(Expr {
+                    kind: ExprKind::Case { whens, otherwise },
+                    span,
+                })
             }
             Rule::call => {
                 let mut it = p.into_inner();
                 let fpair = it.next()?;
                 let fname = fpair.into_inner().next()?;
-                let func = Ident { name: fname.as_str().to_string(), span: self.span(&fname), quoted: false };
+                let func = Ident {
+                    name: fname.as_str().to_string(),
+                    span: self.span(&fname),
+                    quoted: false,
+                };
                 let mut args = Vec::new();
                 let mut star = false;
                 let mut order_by = None;
@@ -824,7 +1023,10 @@ impl Builder<'_> {
                                     Rule::kw_by => after_by = true,
                                     Rule::edge_list => {
                                         let lspan = self.span(&a);
-                                        let items = a.into_inner().map(|p| self.expr(p)).collect::<Option<Vec<_>>>()?;
+                                        let items = a
+                                            .into_inner()
+                                            .map(|p| self.expr(p))
+                                            .collect::<Option<Vec<_>>>()?;
                                         args.push(Arg::List { items, span: lspan });
                                     }
                                     _ if after_by => order_by = Some(Box::new(self.expr(a)?)),
@@ -835,11 +1037,22 @@ impl Builder<'_> {
                         _ => {}
                     }
                 }
-                Some(Expr { kind: ExprKind::Call { func, args, star, order_by }, span })
+                Some(Expr {
+                    kind: ExprKind::Call {
+                        func,
+                        args,
+                        star,
+                        order_by,
+                    },
+                    span,
+                })
             }
             _ => {
                 let lit = self.literal(p)?;
-                Some(Expr { kind: ExprKind::Literal(lit), span })
+                Some(Expr {
+                    kind: ExprKind::Literal(lit),
+                    span,
+                })
             }
         }
     }
@@ -853,7 +1066,14 @@ fn balanced(op: BinaryOp, mut items: Vec<Expr>) -> Expr {
     }
     let right = items.split_off(items.len() / 2);
     let (left, right) = (balanced(op, items), balanced(op, right));
-    Expr { span: left.span.to(right.span), kind: ExprKind::Binary { op, left: Box::new(left), right: Box::new(right) } }
+    Expr {
+        span: left.span.to(right.span),
+        kind: ExprKind::Binary {
+            op,
+            left: Box::new(left),
+            right: Box::new(right),
+        },
+    }
 }
 
 /// The depth of an expression tree, without recursion.
@@ -871,7 +1091,9 @@ fn depth(e: &Expr) -> usize {
                 children.push(expr);
                 children.extend(list);
             }
-            ExprKind::Between { expr, low, high, .. } => children.extend([&**expr, &**low, &**high]),
+            ExprKind::Between {
+                expr, low, high, ..
+            } => children.extend([&**expr, &**low, &**high]),
             ExprKind::Like { expr, pattern, .. } => children.extend([&**expr, &**pattern]),
             ExprKind::Call { args, order_by, .. } => {
                 for a in args {

@@ -5,7 +5,11 @@ use crate::parse;
 
 fn ok(src: &str) -> File {
     let p = parse(src);
-    assert!(p.diagnostics.is_empty(), "unexpected diagnostics for {src:?}: {:#?}", p.diagnostics);
+    assert!(
+        p.diagnostics.is_empty(),
+        "unexpected diagnostics for {src:?}: {:#?}",
+        p.diagnostics
+    );
     p.file
 }
 
@@ -13,7 +17,13 @@ fn stmt(src: &str) -> Statement {
     ok(src)
         .items
         .into_iter()
-        .find_map(|i| if let Item::Statement(s) = i { Some(*s) } else { None })
+        .find_map(|i| {
+            if let Item::Statement(s) = i {
+                Some(*s)
+            } else {
+                None
+            }
+        })
         .unwrap()
 }
 
@@ -27,12 +37,52 @@ fn spec_example_parses() {
 #[test]
 fn precedence_or_and_not_compare() {
     let s = stmt("sample t where not a = 1 or b and c > 2 + 3 * 4");
-    let ExprKind::Binary { op: BinaryOp::Or, left, right } = s.filter.unwrap().kind else { panic!("or at top") };
-    assert!(matches!(left.kind, ExprKind::Unary { op: UnaryOp::Not, .. }));
-    let ExprKind::Binary { op: BinaryOp::And, right: cmp, .. } = right.kind else { panic!("and under or") };
-    let ExprKind::Binary { op: BinaryOp::Gt, right: sum, .. } = cmp.kind else { panic!(">") };
-    let ExprKind::Binary { op: BinaryOp::Add, right: prod, .. } = sum.kind else { panic!("+") };
-    assert!(matches!(prod.kind, ExprKind::Binary { op: BinaryOp::Mul, .. }));
+    let ExprKind::Binary {
+        op: BinaryOp::Or,
+        left,
+        right,
+    } = s.filter.unwrap().kind
+    else {
+        panic!("or at top")
+    };
+    assert!(matches!(
+        left.kind,
+        ExprKind::Unary {
+            op: UnaryOp::Not,
+            ..
+        }
+    ));
+    let ExprKind::Binary {
+        op: BinaryOp::And,
+        right: cmp,
+        ..
+    } = right.kind
+    else {
+        panic!("and under or")
+    };
+    let ExprKind::Binary {
+        op: BinaryOp::Gt,
+        right: sum,
+        ..
+    } = cmp.kind
+    else {
+        panic!(">")
+    };
+    let ExprKind::Binary {
+        op: BinaryOp::Add,
+        right: prod,
+        ..
+    } = sum.kind
+    else {
+        panic!("+")
+    };
+    assert!(matches!(
+        prod.kind,
+        ExprKind::Binary {
+            op: BinaryOp::Mul,
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -63,25 +113,51 @@ fn literals_of_every_kind() {
             lits.push(format!("{l:?}").split(' ').next().unwrap().to_string());
         }
     });
-    assert_eq!(lits, ["Integer", "Decimal", "String", "String", "Date", "Timestamp", "Bool", "Integer"]);
+    assert_eq!(
+        lits,
+        [
+            "Integer",
+            "Decimal",
+            "String",
+            "String",
+            "Date",
+            "Timestamp",
+            "Bool",
+            "Integer"
+        ]
+    );
 }
 
 #[test]
 fn unit_aggregates_and_bucket() {
-    let s = stmt("sample e unit m stratify by last(country by ts) as c, bucket(count(*), [10, 100]) take all");
+    let s = stmt(
+        "sample e unit m stratify by last(country by ts) as c, bucket(count(*), [10, 100]) take all",
+    );
     assert_eq!(s.strata.len(), 2);
-    let ExprKind::Call { func, order_by, .. } = &s.strata[0].expr.kind else { panic!() };
+    let ExprKind::Call { func, order_by, .. } = &s.strata[0].expr.kind else {
+        panic!()
+    };
     assert_eq!(func.name, "last");
     assert!(order_by.is_some());
-    let ExprKind::Call { args, .. } = &s.strata[1].expr.kind else { panic!() };
-    assert!(matches!(&args[0], Arg::Expr(Expr { kind: ExprKind::Call { star: true, .. }, .. })));
+    let ExprKind::Call { args, .. } = &s.strata[1].expr.kind else {
+        panic!()
+    };
+    assert!(matches!(
+        &args[0],
+        Arg::Expr(Expr {
+            kind: ExprKind::Call { star: true, .. },
+            ..
+        })
+    ));
     assert!(matches!(&args[1], Arg::List { items, .. } if items.len() == 2));
 }
 
 #[test]
 fn splits_and_folds() {
     let s = stmt("split t into about a 50%, b 50% seed 3");
-    assert!(matches!(s.into.unwrap().kind, IntoKind::Parts { about: true, ref parts } if parts.len() == 2));
+    assert!(
+        matches!(s.into.unwrap().kind, IntoKind::Parts { about: true, ref parts } if parts.len() == 2)
+    );
     let s = stmt("split t unit m into 5 folds");
     assert!(matches!(s.into.unwrap().kind, IntoKind::Folds(_)));
 }
@@ -91,12 +167,19 @@ fn errors_recover_at_next_statement() {
     let p = parse("a = sample t stratfy by x\nb = sample t take\nc = sample t seed 1");
     assert_eq!(p.diagnostics.len(), 2, "{:#?}", p.diagnostics);
     assert_eq!(p.file.items.len(), 1);
-    assert_eq!(p.diagnostics[0].help.as_deref(), Some("did you mean `stratify`?"));
+    assert_eq!(
+        p.diagnostics[0].help.as_deref(),
+        Some("did you mean `stratify`?")
+    );
 }
 
 #[test]
 fn deep_nesting_is_an_error_not_a_crash() {
-    let deep = format!("sample t where {}x{}", "(".repeat(100_000), ")".repeat(100_000));
+    let deep = format!(
+        "sample t where {}x{}",
+        "(".repeat(100_000),
+        ")".repeat(100_000)
+    );
     let p = parse(&deep);
     assert_eq!(p.diagnostics[0].code, "E0003");
     let nots = format!("sample t where {} x", "not ".repeat(100_000));
@@ -106,7 +189,15 @@ fn deep_nesting_is_an_error_not_a_crash() {
 #[test]
 fn keyword_as_name_suggests_backticks() {
     let p = parse("sample t stratify by rate");
-    assert!(p.diagnostics[0].help.as_deref().unwrap().contains("`` `rate` ``"), "{:#?}", p.diagnostics);
+    assert!(
+        p.diagnostics[0]
+            .help
+            .as_deref()
+            .unwrap()
+            .contains("`` `rate` ``"),
+        "{:#?}",
+        p.diagnostics
+    );
 }
 
 #[test]
@@ -120,15 +211,24 @@ fn incomplete_input_is_recognised() {
 #[test]
 fn nesting_up_to_the_limit_parses_even_on_a_small_stack() {
     let depth = crate::MAX_NESTING - 1;
-    let src = format!("sample t where {}x{} seed 1", "(".repeat(depth), ")".repeat(depth));
+    let src = format!(
+        "sample t where {}x{} seed 1",
+        "(".repeat(depth),
+        ")".repeat(depth)
+    );
     // Test threads have small stacks; parse() must not depend on the caller's.
-    let h = std::thread::Builder::new().stack_size(256 << 10).spawn(move || crate::parse(&src).diagnostics.len());
+    let h = std::thread::Builder::new()
+        .stack_size(256 << 10)
+        .spawn(move || crate::parse(&src).diagnostics.len());
     assert_eq!(h.unwrap().join().unwrap(), 0);
 }
 
 #[test]
 fn long_or_chains_stay_shallow_and_long_arithmetic_is_bounded() {
-    let ors = (0..100_000).map(|i| format!("x = {i}")).collect::<Vec<_>>().join(" or ");
+    let ors = (0..100_000)
+        .map(|i| format!("x = {i}"))
+        .collect::<Vec<_>>()
+        .join(" or ");
     let p = parse(&format!("sample t where {ors} seed 1"));
     assert!(p.diagnostics.is_empty(), "{:?}", p.diagnostics.first());
     let sums = vec!["x"; 100_000].join(" + ");
@@ -147,9 +247,15 @@ fn every_comparison_operator_with_and_without_spaces() {
         (">", BinaryOp::Gt),
         (">=", BinaryOp::GtEq),
     ] {
-        for src in [format!("sample t where a {text} 1"), format!("sample t where a{text}1"), format!("sample t where a {text}\n 1")] {
+        for src in [
+            format!("sample t where a {text} 1"),
+            format!("sample t where a{text}1"),
+            format!("sample t where a {text}\n 1"),
+        ] {
             let s = stmt(&src);
-            let ExprKind::Binary { op, .. } = s.filter.unwrap().kind else { panic!("{src}") };
+            let ExprKind::Binary { op, .. } = s.filter.unwrap().kind else {
+                panic!("{src}")
+            };
             assert_eq!(op, want, "{src}");
         }
     }

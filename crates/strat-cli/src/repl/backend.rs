@@ -932,7 +932,10 @@ impl Session {
         };
         match strat_engine::sql::statement_sql(program, index, &options) {
             Ok(sql) => Ok(if sql.ends_with('\n') { sql } else { sql + "\n" }),
-            Err(e) => Err(format!("error[{}]: {}\n  = help: {}\n", e.code, e.message, e.help)),
+            Err(e) => Err(format!(
+                "error[{}]: {}\n  = help: {}\n",
+                e.code, e.message, e.help
+            )),
         }
     }
 

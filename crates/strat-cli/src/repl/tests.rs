@@ -368,7 +368,10 @@ fn explain_shows_the_plan_and_allocation() {
 fn sql_exports_the_statement() {
     let (mut s, _) = session(&[COHORT]);
     let out = exec(&mut s, ":sql duckdb");
-    assert!(out.contains("dialect DuckDB") && out.contains("md5("), "{out}");
+    assert!(
+        out.contains("dialect DuckDB") && out.contains("md5("),
+        "{out}"
+    );
     let out = exec(&mut s, ":sql postgres");
     assert!(out.contains("convert_to("), "{out}");
     assert!(exec(&mut s, ":sql duckbd").contains("did you mean `duckdb`?"));

@@ -484,9 +484,9 @@ pub(super) async fn run(
                 Err(Stop::Fallback(why)) => return Ok(Err(Fallback(why))),
             }
         }
-        Units::Spilled(
-            std::mem::take(&mut *counting.runs.lock().unwrap_or_else(|p| p.into_inner())),
-        )
+        Units::Spilled(std::mem::take(
+            &mut *counting.runs.lock().unwrap_or_else(|p| p.into_inner()),
+        ))
     } else {
         Units::InMemory(SortedUnits(
             task_units.into_iter().map(|b| b.lists).collect(),
@@ -773,7 +773,8 @@ pub(super) async fn run(
     // §7 order: split, stratum, draw, unit key, then the row key.
     // By one integer key first, on every thread; then rows with one draw
     // (a unit's rows, or units whose draws tie) by unit key.
-    let place = |k: &KeptRow| (u128::from(k.part) << 96) | (u128::from(k.stratum) << 64) | u128::from(k.r);
+    let place =
+        |k: &KeptRow| (u128::from(k.part) << 96) | (u128::from(k.stratum) << 64) | u128::from(k.r);
     let threads = ctx.state().config().target_partitions().max(1);
     sort_on_threads(&mut kept, threads, place);
     let mut i = 0;
@@ -825,8 +826,10 @@ pub(super) async fn run(
         (b, row - bases[b])
     };
     let n_in = st.input.len();
-    let row_keys: Result<Vec<RowKeys>, _> =
-        batches.iter().map(|b| RowKeys::new(&b.columns()[..n_in])).collect();
+    let row_keys: Result<Vec<RowKeys>, _> = batches
+        .iter()
+        .map(|b| RowKeys::new(&b.columns()[..n_in]))
+        .collect();
     if let Ok(row_keys) = row_keys {
         // Row keys are formatted for the rows of multi-row units only, on
         // every thread: each takes whole units.
@@ -1287,7 +1290,12 @@ async fn count_partition(
             }
         }
         if shared.keep_rows {
-            reserve_kept(&shared.reservation, &shared.context, &batch, kept_rows.len())?;
+            reserve_kept(
+                &shared.reservation,
+                &shared.context,
+                &batch,
+                kept_rows.len(),
+            )?;
             stats.kept.0.push((batch.clone(), kept_rows));
         }
         // Over the budget, or over the context's memory limit: units go to
@@ -1301,7 +1309,9 @@ async fn count_partition(
                 .try_grow(now - held)
                 .is_err();
         if !refused {
-            shared.held.fetch_add(now.saturating_sub(held), AtomicOrdering::Relaxed);
+            shared
+                .held
+                .fetch_add(now.saturating_sub(held), AtomicOrdering::Relaxed);
             held = held.max(now);
         }
         if refused || shared.held.load(AtomicOrdering::Relaxed) > shared.budget {
@@ -1687,10 +1697,14 @@ fn sort_on_threads<T: Copy + Send, K: Ord>(
     }
     let mut heads: Vec<&[T]> = rows.chunks(chunk).collect();
     let mut merged = Vec::with_capacity(rows.len());
-    merge_sorted(&mut heads, |x| key(&x), |x| {
-        merged.push(x);
-        true
-    });
+    merge_sorted(
+        &mut heads,
+        |x| key(&x),
+        |x| {
+            merged.push(x);
+            true
+        },
+    );
     *rows = merged;
 }
 
@@ -1929,7 +1943,10 @@ mod tests {
     /// and a unit met in two strata stops the walk.
     #[test]
     fn sorted_units_merge_tasks_once_per_unit() {
-        let e = |r: u64, h: u64, s: u64| UnitEntry { r, tag: (h << 16) | s };
+        let e = |r: u64, h: u64, s: u64| UnitEntry {
+            r,
+            tag: (h << 16) | s,
+        };
         let mut tasks = Vec::new();
         // Task t holds units 500t .. 500t + 1000 (twice each): they overlap.
         for t in 0..3u64 {

@@ -666,10 +666,10 @@ impl Gen<'_> {
     fn header(&self, index: usize) -> String {
         let clean = Dialect::comment;
         let st = self.st;
-        let name = st
-            .name
-            .as_deref()
-            .map_or_else(|| format!("statement {}", index + 1), |n| format!("`{}`", clean(n)));
+        let name = st.name.as_deref().map_or_else(
+            || format!("statement {}", index + 1),
+            |n| format!("`{}`", clean(n)),
+        );
         let kind = match st.kind {
             ir::Kind::Sample => "sample",
             ir::Kind::Split => "split",
