@@ -180,6 +180,8 @@ def run_spark(jobs):
         return 2
     # Python turns timestamps into datetimes in its own zone: make it UTC like the session.
     os.environ["TZ"] = "UTC"
+    # Spark's Python workers use this interpreter (the engines' venv), not the system one.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     import time
     time.tzset()
     from pyspark.sql import SparkSession

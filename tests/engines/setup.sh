@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Installs the SQL engines the conformance suite (tests/integration/sql.rs)
 # runs `strat sql` output on. Idempotent: installs only what is missing.
+#   Python      — a project virtual environment, target/engines-venv (never the
+#                 system Python: Debian and Ubuntu refuse pip there, PEP 668);
+#                 the tests run tests/engines/run_sql.py with its python.
 #   DuckDB      — the Python package, pinned.
 #   PostgreSQL  — the Debian server; tests/engines/run_sql.py starts a
 #                 throw-away cluster on a socket in a temporary folder.
@@ -12,12 +15,33 @@ set -euo pipefail
 DUCKDB_VERSION=2.0.1
 PYSPARK_VERSION=3.5.7
 
-if ! python3 -c "import duckdb, sys; sys.exit(duckdb.__version__ != '$DUCKDB_VERSION')" 2>/dev/null; then
-  python3 -m pip install --quiet --disable-pip-version-check "duckdb==$DUCKDB_VERSION"
+cd "$(dirname "$0")/../.."
+VENV=target/engines-venv
+PY=$VENV/bin/python
+
+if [ ! -x "$PY" ]; then
+  if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c "import ensurepip" 2>/dev/null; then
+    if [ "$(id -u)" -ne 0 ]; then
+      echo "setup.sh: Python's venv module is missing and installing it needs root (apt-get install python3-venv)" >&2
+      exit 1
+    fi
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+  fi
+  mkdir -p target
+  python3 -m venv "$VENV"
 fi
 
-if ! python3 -c "import pyspark, sys; sys.exit(pyspark.__version__ != '$PYSPARK_VERSION')" 2>/dev/null; then
-  python3 -m pip install --quiet --disable-pip-version-check "pyspark==$PYSPARK_VERSION"
+pip_install() {
+  "$PY" -m pip install --quiet --disable-pip-version-check "$1"
+}
+
+if ! "$PY" -c "import duckdb, sys; sys.exit(duckdb.__version__ != '$DUCKDB_VERSION')" 2>/dev/null; then
+  pip_install "duckdb==$DUCKDB_VERSION"
+fi
+
+if ! "$PY" -c "import pyspark, sys; sys.exit(pyspark.__version__ != '$PYSPARK_VERSION')" 2>/dev/null; then
+  pip_install "pyspark==$PYSPARK_VERSION"
 fi
 
 if ! command -v java >/dev/null 2>&1 && [ -z "${JAVA_HOME:-}" ]; then
@@ -38,7 +62,8 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
 fi
 
-python3 -c "import duckdb; print('duckdb', duckdb.__version__)"
-python3 -c "import pyspark; print('pyspark', pyspark.__version__)"
+echo "python $PY"
+"$PY" -c "import duckdb; print('duckdb', duckdb.__version__)"
+"$PY" -c "import pyspark; print('pyspark', pyspark.__version__)"
 java -version 2>&1 | head -1
 ls -d /usr/lib/postgresql/*/bin | sed 's/^/postgresql /'

@@ -20,6 +20,18 @@ pub fn strat(args: &[&str]) -> Output {
         .expect("run strat")
 }
 
+/// The Python of the project's engines environment (tests/engines/setup.sh
+/// makes it), which has DuckDB and PySpark; never the system Python.
+pub fn engines_python() -> PathBuf {
+    let python = root().join("target/engines-venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run `bash tests/engines/setup.sh` (tests/run-all.sh does) before the tests",
+        python.display()
+    );
+    python
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }

@@ -253,10 +253,10 @@ fn python_engine(engine: &str, dialect: &str) {
                 .to_string(),
         );
     }
-    let o = Command::new("python3")
+    let o = Command::new(crate::common::engines_python())
         .args(&args)
         .output()
-        .expect("python3");
+        .expect("the engines' python");
     match o.status.code() {
         Some(0) => {}
         Some(2) => panic!(

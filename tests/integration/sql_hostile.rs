@@ -409,10 +409,10 @@ fn python_engine(engine: &str) {
             jobs.push((i, format!("{} ({mode} names)", stem(rule)), out));
         }
     }
-    let o = Command::new("python3")
+    let o = Command::new(crate::common::engines_python())
         .args(&args)
         .output()
-        .expect("python3");
+        .expect("the engines' python");
     match o.status.code() {
         Some(0) => {}
         Some(2) => panic!(
