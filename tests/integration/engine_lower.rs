@@ -1,5 +1,5 @@
 //! Lowered expressions evaluated by DataFusion against the semantics of
-//! LANGUAGE.md §2 (expected values worked out by hand).
+//! docs/spec.md §2 (expected values worked out by hand).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

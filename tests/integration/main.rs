@@ -1,11 +1,16 @@
 //! The one integration-test binary of the workspace (one build for every test).
 //! Data-driven: rule files under tests/cases carry their expectations in header comments.
 
+// Tests may say what they saw on stderr (cargo shows it for a failing test).
+#![allow(clippy::print_stderr)]
+
 mod check_cases;
 mod cli;
 mod common;
 mod crash;
 mod docs;
+mod engine_lower;
+mod engine_run;
 mod examples;
 mod formats;
 mod fuzz_corpus;
@@ -15,5 +20,7 @@ mod robustness;
 mod run;
 mod sql;
 mod sql_hostile;
+mod sql_native;
+mod sql_snapshots;
 mod statistics;
 mod streaming;

@@ -1,4 +1,4 @@
-//! The exporter's own tests: quoting, the tier's errors, every dialect's
+//! The exporter against DataFusion: the tier's errors, every dialect's
 //! output parsed back by that dialect's parser, and DataFusion's SQL planner
 //! giving exactly the native runner's rows (the other engines are run by
 //! `tests/integration/sql.rs`).
@@ -16,7 +16,10 @@ use datafusion::sql::sqlparser::dialect::{
 };
 use datafusion::sql::sqlparser::parser::Parser;
 
-use super::*;
+use std::collections::BTreeMap;
+
+use strat_check::ir::Program;
+use strat_sql::{Dialect, SqlOptions, statement_sql};
 
 const ODD: &str = "watch \"hours\"; select \\ 'q' ü";
 
@@ -158,7 +161,7 @@ const SUPPORTED: &[&str] = &[
 ];
 
 async fn program(ctx: &SessionContext, rules: &str) -> Program {
-    let compiled = crate::compile(ctx, None, rules, &crate::Options::default()).await;
+    let compiled = strat_engine::compile(ctx, None, rules, &strat_engine::Options::default()).await;
     assert!(
         !compiled.has_errors(),
         "{rules}: {:?}",
@@ -174,19 +177,6 @@ fn options(d: Dialect) -> SqlOptions {
         file_name: "test.strat".into(),
         file_text: "x".into(),
     }
-}
-
-#[test]
-fn quoting() {
-    assert_eq!(Dialect::DuckDb.ident("a\"b"), "\"a\"\"b\"");
-    assert_eq!(Dialect::Spark.ident("a`b"), "`a``b`");
-    assert_eq!(Dialect::Postgres.string("it's \\"), "'it''s \\'");
-    assert_eq!(Dialect::Spark.string("it's \\"), "'it\\'s \\\\'");
-    assert_eq!(
-        Dialect::DuckDb.qualified("prod.members"),
-        "\"prod\".\"members\""
-    );
-    assert_eq!(md5_hex("1:42"), "a15a53f9499ea49862040e62fd86bcc1");
 }
 
 #[tokio::test]
@@ -309,7 +299,9 @@ async fn datafusion_sql_matches_native() {
         let ctx = context();
         let p = program(&ctx, rules).await;
         let last = p.statements.len() - 1;
-        let native = crate::run::run_statement(&ctx, &p, last).await.unwrap();
+        let native = strat_engine::run::run_statement(&ctx, &p, last)
+            .await
+            .unwrap();
         let sql = statement_sql(&p, last, &options(Dialect::DataFusion)).unwrap();
         let df = ctx
             .sql(&sql)
@@ -391,7 +383,7 @@ async fn span_and_total_errors_fail_the_query() {
         ),
     ] {
         let p = program(&ctx, rules).await;
-        let native = crate::run::run_statement(&ctx, &p, 0).await;
+        let native = strat_engine::run::run_statement(&ctx, &p, 0).await;
         assert!(native.is_err(), "{rules}: the native runner fails too");
         let sql = statement_sql(&p, 0, &options(Dialect::DataFusion)).unwrap();
         let r = match ctx.sql(&sql).await {
@@ -430,7 +422,7 @@ async fn sub_second_timestamps_and_case_folded_names_are_refused() {
     ctx.register_batch("events", batch).unwrap();
     // A sub-second timestamp stratum value fails the query (strat run writes it).
     let p = program(&ctx, "sample events unit id stratify by ts take 2 seed 1").await;
-    assert!(crate::run::run_statement(&ctx, &p, 0).await.is_ok());
+    assert!(strat_engine::run::run_statement(&ctx, &p, 0).await.is_ok());
     let sql = statement_sql(&p, 0, &options(Dialect::DataFusion)).unwrap();
     let r = match ctx.sql(&sql).await {
         Ok(df) => df.collect().await.map(|_| ()),
@@ -444,7 +436,7 @@ async fn sub_second_timestamps_and_case_folded_names_are_refused() {
     )
     .await;
     let sql = statement_sql(&p, 0, &options(Dialect::DataFusion)).unwrap();
-    let native = crate::run::run_statement(&ctx, &p, 0).await.unwrap();
+    let native = strat_engine::run::run_statement(&ctx, &p, 0).await.unwrap();
     let got = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
     assert_eq!(rows(&native.batches), rows(&got));
     // Statement CTE names that differ only in case would collide.

@@ -1,4 +1,4 @@
-//! Allocation for `.strat` statements (LANGUAGE.md §4.1, §4.2, §5, §6).
+//! Allocation for `.strat` statements (docs/spec.md §4.1, §4.2, §5, §6).
 //!
 //! Given the strata of a statement (their sizes, starts and matched rules) this
 //! crate decides how many units each stratum keeps (exact sampling), with what

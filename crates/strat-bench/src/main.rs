@@ -9,6 +9,9 @@
 //! events from a stream of their own, so the members table of N rows is the first
 //! N rows of any larger one, with or without events.
 
+// A command-line tool: its usage and progress go to stderr.
+#![allow(clippy::print_stderr)]
+
 use std::path::PathBuf;
 use std::sync::Arc;
 

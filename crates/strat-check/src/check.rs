@@ -4,14 +4,14 @@ use std::collections::{BTreeMap, HashMap};
 
 use num_bigint::BigInt;
 use num_rational::BigRational;
-use num_traits::{One, ToPrimitive, Zero};
+use num_traits::{One, Zero};
 
 use strat_syntax::ast::{self, ExprKind as AK};
 use strat_syntax::diagnostic::closest;
 use strat_syntax::{Diagnostic, Span};
 
 use crate::ir::{self, Aggregate, ExprKind, Func, Output};
-use crate::types::{Column, Type, Value};
+use crate::types::{Column, Type, Value, percent_text};
 
 /// What the checker knows besides the file: table schemas and `--param` values.
 #[derive(Clone, Debug, Default)]
@@ -678,7 +678,8 @@ impl<'a> Checker<'a> {
             name: st.name.as_ref().map(|n| n.name.clone()),
             kind: match st.kind {
                 ast::StatementKind::Sample => ir::Kind::Sample,
-                ast::StatementKind::Split => ir::Kind::Split,
+                // The grammar requires `into`; a bad one is an error above.
+                ast::StatementKind::Split => ir::Kind::Split(split?),
             },
             span: st.span,
             source: source?,
@@ -693,7 +694,6 @@ impl<'a> Checker<'a> {
             min,
             max,
             seed,
-            split,
             output,
         })
     }
@@ -2081,16 +2081,6 @@ pub fn parse_decimal(text: &str) -> Option<BigRational> {
     Some(BigRational::new(digits, scale))
 }
 
-/// A fraction as a percentage for messages: 1/8 → "12.5".
-fn percent_text(fraction: &BigRational) -> String {
-    let pct = fraction * BigRational::from_integer(BigInt::from(100));
-    if pct.is_integer() {
-        pct.to_integer().to_string()
-    } else {
-        format!("{}", pct.to_f64().unwrap_or(f64::NAN))
-    }
-}
-
 fn placeholder(st: &ast::Statement) -> ir::Statement {
     ir::Statement {
         name: st.name.as_ref().map(|n| n.name.clone()),
@@ -2108,7 +2098,6 @@ fn placeholder(st: &ast::Statement) -> ir::Statement {
         min: None,
         max: None,
         seed: 0,
-        split: None,
         output: Vec::new(),
     }
 }

@@ -34,10 +34,32 @@ pub enum Source {
     Statement(usize),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What a statement makes of its units: a sample, or a split with its parts.
+#[derive(Clone, Debug, PartialEq)]
 pub enum Kind {
     Sample,
-    Split,
+    Split(Split),
+}
+
+impl Kind {
+    /// The statement's keyword.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Kind::Sample => "sample",
+            Kind::Split(_) => "split",
+        }
+    }
+
+    pub fn split(&self) -> Option<&Split> {
+        match self {
+            Kind::Sample => None,
+            Kind::Split(split) => Some(split),
+        }
+    }
+
+    pub fn is_sample(&self) -> bool {
+        matches!(self, Kind::Sample)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -60,7 +82,6 @@ pub struct Statement {
     pub min: Option<u64>,
     pub max: Option<u64>,
     pub seed: u64,
-    pub split: Option<Split>,
     pub output: Vec<Output>,
 }
 
@@ -306,6 +327,75 @@ impl Expr {
         }
         for c in self.children() {
             c.columns(out);
+        }
+    }
+}
+
+/// One unit aggregate of `stratify by`: its function, argument and `by`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UnitAggregate {
+    pub func: Aggregate,
+    pub arg: Option<Expr>,
+    pub by: Option<Expr>,
+}
+
+/// Replaces each unit aggregate in `e` by a column `{prefix}j` (of the
+/// aggregate's type), collecting the aggregates in order (the native runner and the SQL exporter, each with its own prefix).
+pub fn replace_aggregates(e: &mut Expr, prefix: &str, out: &mut Vec<UnitAggregate>) {
+    use ExprKind as K;
+    if let K::Aggregate {
+        func,
+        arg,
+        order_by,
+    } = &e.kind
+    {
+        out.push(UnitAggregate {
+            func: *func,
+            arg: arg.as_deref().cloned(),
+            by: order_by.as_deref().cloned(),
+        });
+        e.kind = K::Column(format!("{prefix}{}", out.len() - 1));
+        return;
+    }
+    match &mut e.kind {
+        K::Column(_) | K::Stratum(_) | K::Literal(_) | K::Aggregate { .. } => {}
+        K::Unary { expr, .. } | K::IsNull { expr, .. } | K::Bucket { expr, .. } => {
+            replace_aggregates(expr, prefix, out);
+        }
+        K::Binary { left, right, .. } => {
+            replace_aggregates(left, prefix, out);
+            replace_aggregates(right, prefix, out);
+        }
+        K::InList { expr, list, .. } => {
+            replace_aggregates(expr, prefix, out);
+            for x in list {
+                replace_aggregates(x, prefix, out);
+            }
+        }
+        K::Between {
+            expr, low, high, ..
+        } => {
+            replace_aggregates(expr, prefix, out);
+            replace_aggregates(low, prefix, out);
+            replace_aggregates(high, prefix, out);
+        }
+        K::Like { expr, pattern, .. } => {
+            replace_aggregates(expr, prefix, out);
+            replace_aggregates(pattern, prefix, out);
+        }
+        K::Func { args, .. } => {
+            for x in args {
+                replace_aggregates(x, prefix, out);
+            }
+        }
+        K::Case { whens, otherwise } => {
+            for (w, t) in whens {
+                replace_aggregates(w, prefix, out);
+                replace_aggregates(t, prefix, out);
+            }
+            if let Some(o) = otherwise {
+                replace_aggregates(o, prefix, out);
+            }
         }
     }
 }

@@ -10,7 +10,7 @@ pub mod ir;
 pub mod types;
 
 pub use check::{Checked, Env, check, parse_decimal, parse_param_value};
-pub use types::{Column, Type, Value};
+pub use types::{Column, Type, Value, percent_text};
 
 #[cfg(test)]
 mod tests;

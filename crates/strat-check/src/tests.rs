@@ -56,7 +56,7 @@ fn percentages_are_exact() {
     let p = program("sample members take 12.5% seed 1", &env());
     assert_eq!(p.statements[0].amount, ir::Amount::Fraction(frac(1, 8)));
     let p = program("split members unit member_id into 3 folds seed 1", &env());
-    let split = p.statements[0].split.as_ref().unwrap();
+    let split = p.statements[0].kind.split().unwrap();
     assert_eq!(
         split
             .parts
@@ -138,7 +138,7 @@ fn float_params_are_percentages_by_their_decimal_text() {
     let src = "param p: float = 33.3\nsplit members unit member_id into a p%, b p%, c 33.4% seed 1";
     let p = program(src, &env());
     assert_eq!(
-        p.statements[0].split.as_ref().unwrap().parts[0].1,
+        p.statements[0].kind.split().unwrap().parts[0].1,
         frac(333, 1000)
     );
 }

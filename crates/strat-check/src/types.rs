@@ -2,6 +2,10 @@
 
 use std::fmt;
 
+use num_bigint::BigInt;
+use num_rational::BigRational;
+use num_traits::{ToPrimitive, Zero};
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Type {
     Int,
@@ -124,5 +128,59 @@ impl fmt::Display for Value {
             Value::Date(d) => write!(f, "@{d}"),
             Value::Timestamp(t) => write!(f, "@{t}"),
         }
+    }
+}
+
+/// A fraction as a percentage for people: `3/10` is `30`, `1/8` is `12.5`
+/// (exact whenever the decimal ends), `1/3` is `33.33…` (to two places, with
+/// an ellipsis when it does not). The caller writes the `%`.
+pub fn percent_text(fraction: &BigRational) -> String {
+    let pct = fraction * BigRational::from_integer(BigInt::from(100));
+    let mut den = pct.denom().clone();
+    for p in [2u32, 5] {
+        let p = BigInt::from(p);
+        while (&den % &p).is_zero() {
+            den /= &p;
+        }
+    }
+    if den == BigInt::from(1) {
+        // A terminating decimal: write it out exactly, trailing zeros dropped.
+        let mut digits = 0;
+        let mut scaled = pct.clone();
+        while !scaled.is_integer() {
+            scaled *= BigRational::from_integer(BigInt::from(10));
+            digits += 1;
+        }
+        let n = scaled.to_integer();
+        if digits == 0 {
+            return n.to_string();
+        }
+        let sign = if n < BigInt::zero() { "-" } else { "" };
+        let text = format!("{:0>width$}", n.magnitude(), width = digits + 1);
+        let (int, frac) = text.split_at(text.len() - digits);
+        return format!("{sign}{int}.{frac}");
+    }
+    format!("{:.2}…", pct.to_f64().unwrap_or(f64::NAN))
+}
+
+#[cfg(test)]
+mod percent_tests {
+    use super::*;
+
+    fn frac(n: i64, d: i64) -> BigRational {
+        BigRational::new(BigInt::from(n), BigInt::from(d))
+    }
+
+    #[test]
+    fn percentages_read_as_people_write_them() {
+        assert_eq!(percent_text(&frac(3, 10)), "30");
+        assert_eq!(percent_text(&frac(1, 8)), "12.5");
+        assert_eq!(percent_text(&frac(1, 1000)), "0.1");
+        assert_eq!(percent_text(&frac(1, 200_000)), "0.0005");
+        assert_eq!(percent_text(&frac(1, 1)), "100");
+        assert_eq!(percent_text(&frac(0, 1)), "0");
+        assert_eq!(percent_text(&frac(1, 3)), "33.33…");
+        assert_eq!(percent_text(&frac(2, 3)), "66.67…");
+        assert_eq!(percent_text(&frac(999, 1000)), "99.9");
     }
 }

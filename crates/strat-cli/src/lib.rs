@@ -1,6 +1,10 @@
 //! The `strat` command line: clap commands over the engine, and the only place
 //! that talks to the terminal (rendering, colours, exit codes).
 
+// The workspace denies printing (`clippy::print_stdout`/`print_stderr`) so
+// that only this crate writes to the terminal.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod render;
 mod repl;
 mod run;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
 use datafusion::prelude::SessionContext;
-use strat_engine::sql::{Dialect, SqlOptions, statement_sql};
+use strat_sql::{Dialect, SqlOptions, statement_sql};
 use strat_syntax::Diagnostic;
 
 use crate::render::{self, FileDiagnostics};

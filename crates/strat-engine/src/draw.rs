@@ -1,4 +1,4 @@
-//! The draw (LANGUAGE.md §6): `r` = first 16 hex digits of
+//! The draw (docs/spec.md §6): `r` = first 16 hex digits of
 //! `md5(D ":" k)`, the stratum start = first 8 hex digits of `md5(D ":" s)`.
 //!
 //! # Design

@@ -6,8 +6,9 @@ use std::fmt::Write as _;
 
 use datafusion::common::TableReference;
 use datafusion::prelude::SessionContext;
-use strat_alloc::Target;
+use strat_alloc::{BigInt, BigRational, Target};
 use strat_check::ir::{self, Amount, Program, RuleAmount};
+use strat_check::percent_text;
 
 use crate::lower::lower_expr;
 use crate::run::{RunError, run_statement};
@@ -23,15 +24,7 @@ pub async fn explain(
         .name
         .as_deref()
         .map_or_else(|| format!("statement {}", index + 1), |n| format!("`{n}`"));
-    let _ = writeln!(
-        out,
-        "== {name}: {} ==",
-        if st.kind == ir::Kind::Sample {
-            "sample"
-        } else {
-            "split"
-        }
-    );
+    let _ = writeln!(out, "== {name}: {} ==", st.kind.as_str());
     let source = match &st.source {
         ir::Source::Table(t) => format!("table `{t}`"),
         ir::Source::Statement(j) => match &program.statements[*j].name {
@@ -73,11 +66,11 @@ pub async fn explain(
     );
     let amount = match &st.amount {
         Amount::Count(n) => format!("exactly {n} units"),
-        Amount::Fraction(p) => format!("exactly round_half_up({p} × N) units"),
+        Amount::Fraction(p) => format!("exactly round_half_up({}% × N) units", percent_text(p)),
         Amount::All => "all (method strata keep min(max, N_h))".to_string(),
-        Amount::About(p) => format!("about {p} of the units (Bernoulli)"),
+        Amount::About(p) => format!("about {}% of the units (Bernoulli)", percent_text(p)),
     };
-    if st.kind == ir::Kind::Sample {
+    if st.kind.is_sample() {
         let _ = writeln!(out, "take:      {amount}");
         for (i, r) in st.rules.iter().enumerate() {
             let amount = match &r.amount {
@@ -85,8 +78,8 @@ pub async fn explain(
                 Some(RuleAmount::All) => "all".to_string(),
                 Some(RuleAmount::None) => "none".to_string(),
                 Some(RuleAmount::Count(k)) => format!("count {k}"),
-                Some(RuleAmount::Rate(p)) => format!("rate {p}"),
-                Some(RuleAmount::Share(p)) => format!("share {p}"),
+                Some(RuleAmount::Rate(p)) => format!("rate {}%", percent_text(p)),
+                Some(RuleAmount::Share(p)) => format!("share {}%", percent_text(p)),
             };
             let when = if r.predicate.is_some() {
                 format!("rule {}", i + 1)
@@ -99,19 +92,21 @@ pub async fn explain(
             ir::Method::Proportional => "proportional".to_string(),
             ir::Method::Equal => "equal".to_string(),
             ir::Method::Neyman(c) => format!("neyman({})", c.name),
-            ir::Method::Power(q) => format!("power({q})"),
+            ir::Method::Power(q) => format!("power({})", decimal_text(q)),
         };
+        let bound = |b: Option<u64>| b.map_or("none".to_string(), |n| n.to_string());
         let _ = writeln!(
             out,
-            "method:    {method}, min {:?}, max {:?} per stratum",
-            st.min, st.max
+            "method:    {method}; per stratum: min {}, max {}",
+            bound(st.min),
+            bound(st.max)
         );
     }
-    if let Some(split) = &st.split {
+    if let Some(split) = st.kind.split() {
         let parts: Vec<String> = split
             .parts
             .iter()
-            .map(|(n, p)| format!("{n} {p}"))
+            .map(|(n, p)| format!("{n} {}%", percent_text(p)))
             .collect();
         let _ = writeln!(
             out,
@@ -178,21 +173,32 @@ pub async fn explain(
     for s in &r.strata {
         let target = match &s.target {
             Target::Exact(n) => n.to_string(),
-            Target::Probability(p) => format!("p={p}"),
+            Target::Probability(p) => format!("p={}%", percent_text(p)),
         };
         let text = if s.text.is_empty() {
             "(all)"
         } else {
             s.text.as_str()
         };
+        // A stratum none of whose units is selected has no weight to give.
+        let weight = if s.selected == 0 {
+            "-".to_string()
+        } else {
+            format!("{:.6}", s.weight)
+        };
         let _ = writeln!(
             out,
-            "{text:<40} {:>10} {target:>14} {:>10} {:>12.6}",
-            s.population, s.selected, s.weight
+            "{text:<40} {:>10} {target:>14} {:>10} {weight:>12}",
+            s.population, s.selected
         );
     }
     for w in &r.warnings {
         let _ = writeln!(out, "warning: {w}");
     }
     Ok(out)
+}
+
+/// An exact decimal such as `power(0.5)`'s exponent, as written.
+fn decimal_text(q: &BigRational) -> String {
+    percent_text(&(q / BigRational::from_integer(BigInt::from(100))))
 }

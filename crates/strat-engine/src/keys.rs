@@ -1,4 +1,4 @@
-//! Key texts (LANGUAGE.md §6) and `_stratum` texts (§7).
+//! Key texts (docs/spec.md §6) and `_stratum` texts (§7).
 //!
 //! # Design
 //!

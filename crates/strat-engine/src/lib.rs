@@ -52,7 +52,6 @@ pub mod output;
 mod parallel;
 pub mod report;
 pub mod run;
-pub mod sql;
 
 pub use run::{Report, RunError, RunOutput};
 

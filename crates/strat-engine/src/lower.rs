@@ -1,7 +1,7 @@
 //! Lowering checked expressions ([`strat_check::ir::Expr`]) to DataFusion
 //! logical expressions.
 //!
-//! # Semantics kept exactly (LANGUAGE.md §2)
+//! # Semantics kept exactly (docs/spec.md §2)
 //!
 //! - Three-valued logic, comparisons (strings by UTF-8 bytes), `in`,
 //!   `between` and `is null` are DataFusion's, which are SQL's.

@@ -1,4 +1,4 @@
-//! Running one `sample` or `split` statement natively (LANGUAGE.md §4, §5,
+//! Running one `sample` or `split` statement natively (docs/spec.md §4, §5,
 //! §6, §7).
 //!
 //! # Design
@@ -421,16 +421,14 @@ pub async fn run_statement_with(
             program.statements.len()
         ))
     })?;
-    let split = match st.kind {
+    let split = match &st.kind {
         ir::Kind::Sample => {
             if st.output.iter().any(|o| matches!(o, ir::Output::SplitName)) {
                 return Err(RunError::Unsupported("`_split` in a sample".into()));
             }
             None
         }
-        ir::Kind::Split => Some(st.split.as_ref().ok_or_else(|| {
-            RunError::Statement("a `split` without `into` (internal error)".into())
-        })?),
+        ir::Kind::Split(split) => Some(split),
     };
     let excluded_keys = match &st.exclude {
         None => None,
@@ -939,20 +937,13 @@ const AGG_ARG_PREFIX: &str = "\u{1}strat_agg_arg_";
 const AGG_BY_PREFIX: &str = "\u{1}strat_agg_by_";
 const ROW_INDEX: &str = "\u{1}strat_row";
 
-/// One unit aggregate of `stratify by`: its function, argument and `by`.
-pub(crate) struct UnitAggregate {
-    pub(crate) func: ir::Aggregate,
-    pub(crate) arg: Option<ir::Expr>,
-    pub(crate) by: Option<ir::Expr>,
-}
-
 /// How the stratum expressions are evaluated: directly per row, or (with
 /// unit aggregates) per row after the aggregates are computed per unit.
 struct StrataPlan {
     /// Per stratum: the expression with each aggregate replaced by a column
     /// `AGG_PREFIX j`, or `None` when it has no aggregate.
     rewritten: Vec<Option<ir::Expr>>,
-    aggregates: Vec<UnitAggregate>,
+    aggregates: Vec<ir::UnitAggregate>,
 }
 
 impl StrataPlan {
@@ -964,7 +955,7 @@ impl StrataPlan {
             .map(|s| {
                 s.expr.has_aggregate().then(|| {
                     let mut e = s.expr.clone();
-                    replace_aggregates(&mut e, AGG_PREFIX, &mut aggregates);
+                    ir::replace_aggregates(&mut e, AGG_PREFIX, &mut aggregates);
                     e
                 })
             })
@@ -1091,68 +1082,6 @@ impl StrataPlan {
                 None => named(format!("{STRATUM_PREFIX}{i}")),
             })
             .collect()
-    }
-}
-
-/// Replaces each unit aggregate in `e` by a column `{prefix}j` (of the
-/// aggregate's type), collecting the aggregates in order (the SQL exporter
-/// does the same with its own prefix).
-pub(crate) fn replace_aggregates(e: &mut ir::Expr, prefix: &str, out: &mut Vec<UnitAggregate>) {
-    use ir::ExprKind as K;
-    if let K::Aggregate {
-        func,
-        arg,
-        order_by,
-    } = &e.kind
-    {
-        out.push(UnitAggregate {
-            func: *func,
-            arg: arg.as_deref().cloned(),
-            by: order_by.as_deref().cloned(),
-        });
-        e.kind = K::Column(format!("{prefix}{}", out.len() - 1));
-        return;
-    }
-    match &mut e.kind {
-        K::Column(_) | K::Stratum(_) | K::Literal(_) | K::Aggregate { .. } => {}
-        K::Unary { expr, .. } | K::IsNull { expr, .. } | K::Bucket { expr, .. } => {
-            replace_aggregates(expr, prefix, out);
-        }
-        K::Binary { left, right, .. } => {
-            replace_aggregates(left, prefix, out);
-            replace_aggregates(right, prefix, out);
-        }
-        K::InList { expr, list, .. } => {
-            replace_aggregates(expr, prefix, out);
-            for x in list {
-                replace_aggregates(x, prefix, out);
-            }
-        }
-        K::Between {
-            expr, low, high, ..
-        } => {
-            replace_aggregates(expr, prefix, out);
-            replace_aggregates(low, prefix, out);
-            replace_aggregates(high, prefix, out);
-        }
-        K::Like { expr, pattern, .. } => {
-            replace_aggregates(expr, prefix, out);
-            replace_aggregates(pattern, prefix, out);
-        }
-        K::Func { args, .. } => {
-            for x in args {
-                replace_aggregates(x, prefix, out);
-            }
-        }
-        K::Case { whens, otherwise } => {
-            for (w, t) in whens {
-                replace_aggregates(w, prefix, out);
-                replace_aggregates(t, prefix, out);
-            }
-            if let Some(o) = otherwise {
-                replace_aggregates(o, prefix, out);
-            }
-        }
     }
 }
 

@@ -3,7 +3,7 @@
 //! Every difference between the target engines that the exporter relies on is
 //! a field of [`Spelling`] (a template where `{0}`, `{1}` stand for SQL
 //! fragments) or a method of [`Dialect`]. Each was checked on the engine
-//! (LANGUAGE.md, Appendix): see `tests/integration/sql.rs` for the
+//! (docs/spec.md, Appendix A): see `tests/integration/sql.rs` for the
 //! conformance suite that runs the output on DuckDB, PostgreSQL, Spark and
 //! DataFusion.
 

@@ -1,6 +1,6 @@
 //! `strat sql`: one checked statement as one self-contained SQL query per
 //! dialect, giving the same rows, `_weight`, `_stratum` and `_split` as the
-//! native runner ([`crate::run`]).
+//! native runner (`strat_engine::run`).
 //!
 //! # Design
 //!
@@ -11,7 +11,7 @@
 //! output back with each dialect's `sqlparser` parser and the conformance
 //! suite (`tests/integration/sql.rs`) runs it on the engines themselves.
 //!
-//! The query is a chain of CTEs, each one step of LANGUAGE.md:
+//! The query is a chain of CTEs, each one step of the contract (docs/spec.md):
 //!
 //! | CTE | what |
 //! | --- | --- |
@@ -98,9 +98,13 @@ const AGG_ARG: &str = "_strat_arg";
 const AGG_BY: &str = "_strat_by";
 const AGG_RANK: &str = "_strat_rank";
 
-/// The md5 of a text as 32 lowercase hex digits.
-pub fn md5_hex(text: &str) -> String {
-    crate::report::md5_hex(text.as_bytes())
+/// The md5 of a text as 32 lowercase hex digits (the rule file's, in the header).
+fn md5_hex(text: &str) -> String {
+    use md5::{Digest, Md5};
+    Md5::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The SQL query of statement `index`.
@@ -143,10 +147,7 @@ pub fn statement_sql(program: &Program, index: usize, options: &SqlOptions) -> R
         let mut inner = String::from("WITH\n");
         write_ctes(&mut inner, &ctes);
         inner.push_str(&select);
-        let kind = match g.st.kind {
-            ir::Kind::Sample => "sample",
-            ir::Kind::Split => "split",
-        };
+        let kind = g.st.kind.as_str();
         blocks.push((
             format!(
                 "the rows of statement `{}` ({kind}), computed by its own steps",
@@ -280,12 +281,10 @@ impl Gen<'_> {
                 )));
             }
         }
-        if st.output.iter().any(|o| matches!(o, ir::Output::SplitName))
-            && st.kind == ir::Kind::Sample
-        {
+        if st.output.iter().any(|o| matches!(o, ir::Output::SplitName)) && st.kind.is_sample() {
             return Err(self.unsupported("`_split` in a sample"));
         }
-        if st.kind == ir::Kind::Sample {
+        if st.kind.is_sample() {
             let share = st
                 .rules
                 .iter()
@@ -314,14 +313,42 @@ impl Gen<'_> {
 
     /// The steps of this statement and its final `SELECT` (with `ORDER BY`
     /// when `top`, the statement the query returns).
+    /// The statement's CTEs, one step each, and its final `SELECT` (ordered
+    /// by spec §7 when it is the query's own statement, `top`).
     fn body(&self, top: bool) -> R<(Vec<Cte>, String)> {
         self.check_tier()?;
-        let st = self.st;
-        let d = self.d;
-        let unit = st.unit.as_ref().expect("checked");
         let mut ctes: Vec<Cte> = Vec::new();
+        self.eligible_ctes(&mut ctes)?;
+        let exclusion = self.exclusion_cte(&mut ctes)?;
+        let neyman = self.units_cte(&mut ctes, &exclusion)?;
+        let rule_values = self.unit_strata_cte(&mut ctes, neyman.is_some())?;
+        self.strata_ctes(&mut ctes, &rule_values);
+        let (weight, split_case) = match &self.st.kind {
+            ir::Kind::Sample => (self.sample_ctes(&mut ctes)?, None),
+            ir::Kind::Split(split) => {
+                self.split_ctes(&mut ctes, split)?;
+                let mut case = String::from("CASE s.split_index");
+                for (i, (name, _)) in split.parts.iter().enumerate() {
+                    let _ = write!(case, " WHEN {i} THEN {}", self.s(name));
+                }
+                case.push_str(" END");
+                (None, Some(case))
+            }
+        };
+        let select = self.final_select(weight.as_deref(), split_case.as_deref(), top)?;
+        Ok((ctes, select))
+    }
 
-        // eligible_rows (with unit aggregates: eligible_input, unit_aggregates)
+    fn unit(&self) -> &strat_check::Column {
+        self.st.unit.as_ref().expect("check_tier requires a unit")
+    }
+
+    /// `eligible_rows`: `where`, NULL units out, the unit key text and the
+    /// stratum values per row; with unit aggregates, `eligible_input`, the
+    /// aggregates' CTEs, then `eligible_rows` joining each row to its unit's.
+    fn eligible_ctes(&self, ctes: &mut Vec<Cte>) -> R<()> {
+        let st = self.st;
+        let unit = self.unit();
         let mut aggregates = Vec::new();
         let rewritten: Vec<Option<ir::Expr>> = st
             .strata
@@ -329,7 +356,7 @@ impl Gen<'_> {
             .map(|s| {
                 s.expr.has_aggregate().then(|| {
                     let mut e = s.expr.clone();
-                    crate::run::replace_aggregates(&mut e, AGG_PREFIX, &mut aggregates);
+                    ir::replace_aggregates(&mut e, AGG_PREFIX, &mut aggregates);
                     e
                 })
             })
@@ -386,71 +413,95 @@ impl Gen<'_> {
                 comment: "rows passing `where` whose unit is not NULL, with the unit key text (§6) and the stratum values".into(),
                 body: eligible,
             });
-        } else {
-            ctes.push(Cte {
-                name: "eligible_input",
-                comment: "rows passing `where` whose unit is not NULL, with the unit key text (§6), the stratum values without unit aggregates and the aggregates' arguments".into(),
-                body: eligible,
-            });
-            self.aggregate_ctes(&mut ctes, &aggregates)?;
-            let mut cols: Vec<String> = st
-                .input
-                .iter()
-                .map(|c| format!("e.{}", self.id(&c.name)))
-                .collect();
-            cols.push(format!("e.{}", self.id(KEY)));
-            for (i, r) in rewritten.iter().enumerate() {
-                let name = self.id(&format!("{S_PREFIX}{i}"));
-                cols.push(match r {
-                    None => format!("e.{name}"),
-                    Some(r) => format!("{} AS {name}", self.expr(r)?),
-                });
-            }
-            ctes.push(Cte {
-                name: "eligible_rows",
-                comment: "the eligible rows with every stratum value, unit aggregates taken from the row's unit".into(),
-                body: format!(
-                    "SELECT\n    {}\n  FROM eligible_input e\n  JOIN unit_aggregates g ON e.{key} = g.{key}",
-                    cols.join(",\n    "),
-                    key = self.id(KEY)
-                ),
+            return Ok(());
+        }
+        ctes.push(Cte {
+            name: "eligible_input",
+            comment: "rows passing `where` whose unit is not NULL, with the unit key text (§6), the stratum values without unit aggregates and the aggregates' arguments".into(),
+            body: eligible,
+        });
+        self.aggregate_ctes(ctes, &aggregates)?;
+        let mut cols: Vec<String> = st
+            .input
+            .iter()
+            .map(|c| format!("e.{}", self.id(&c.name)))
+            .collect();
+        cols.push(format!("e.{}", self.id(KEY)));
+        for (i, r) in rewritten.iter().enumerate() {
+            let name = self.id(&format!("{S_PREFIX}{i}"));
+            cols.push(match r {
+                None => format!("e.{name}"),
+                Some(r) => format!("{} AS {name}", self.expr(r)?),
             });
         }
+        ctes.push(Cte {
+            name: "eligible_rows",
+            comment: "the eligible rows with every stratum value, unit aggregates taken from the row's unit".into(),
+            body: format!(
+                "SELECT\n    {}\n  FROM eligible_input e\n  JOIN unit_aggregates g ON e.{key} = g.{key}",
+                cols.join(",\n    "),
+                key = self.id(KEY)
+            ),
+        });
+        Ok(())
+    }
 
-        // excluded_keys
-        let mut exclusion = String::new();
-        if let Some((source, c)) = &st.exclude {
-            let t = match source {
-                ir::Source::Table(t) => t.as_str(),
-                ir::Source::Statement(j) => self.program.statements[*j]
-                    .name
-                    .as_deref()
-                    .unwrap_or_default(),
-            };
-            ctes.push(Cte {
-                name: "excluded_keys",
-                comment: format!("key texts of `exclude units in {t}`"),
-                body: format!(
-                    "SELECT DISTINCT {} AS unit_key\n  FROM {}\n  WHERE {} IS NOT NULL",
-                    self.key_text(&self.id(&c.name), &c.ty)?,
-                    self.source(source),
-                    self.id(&c.name)
-                ),
-            });
-            exclusion = format!(
-                "\n  LEFT JOIN excluded_keys x ON e.{} = x.unit_key\n  WHERE x.unit_key IS NULL",
-                self.id(KEY)
-            );
-        }
-
-        // units
-        let seed = st.seed.to_string();
-        let draw = |text: &str| {
-            format!(
-                "substr({}, 1, 16)",
-                d.md5(&format!("{} || {text}", self.s(&format!("{seed}:"))))
-            )
+    /// `excluded_keys` of `exclude units in`, and the join that drops them
+    /// from `units` (empty without `exclude`).
+    fn exclusion_cte(&self, ctes: &mut Vec<Cte>) -> R<String> {
+        let Some((source, c)) = &self.st.exclude else {
+            return Ok(String::new());
         };
+        let t = match source {
+            ir::Source::Table(t) => t.as_str(),
+            ir::Source::Statement(j) => self.program.statements[*j]
+                .name
+                .as_deref()
+                .unwrap_or_default(),
+        };
+        ctes.push(Cte {
+            name: "excluded_keys",
+            comment: format!("key texts of `exclude units in {t}`"),
+            body: format!(
+                "SELECT DISTINCT {} AS unit_key\n  FROM {}\n  WHERE {} IS NOT NULL",
+                self.key_text(&self.id(&c.name), &c.ty)?,
+                self.source(source),
+                self.id(&c.name)
+            ),
+        });
+        Ok(format!(
+            "\n  LEFT JOIN excluded_keys x ON e.{} = x.unit_key\n  WHERE x.unit_key IS NULL",
+            self.id(KEY)
+        ))
+    }
+
+    /// The draw of a key text expression: 16 hex digits of md5(seed:key) (§6).
+    fn draw(&self, text: &str) -> String {
+        format!(
+            "substr({}, 1, 16)",
+            self.d.md5(&format!(
+                "{} || {text}",
+                self.s(&format!("{}:", self.st.seed))
+            ))
+        )
+    }
+
+    /// `HAVING` condition: raise `message` when column `c` has two values (or
+    /// a value and NULL) within a unit.
+    fn one_value_per_unit(&self, c: &str, message: &str) -> String {
+        format!(
+            "CASE WHEN COUNT(DISTINCT {c}) > 1 OR COUNT({c}) NOT IN (0, COUNT(*)) THEN {} ELSE TRUE END",
+            self.d.raise(message)
+        )
+    }
+
+    /// `units`: one row per unit with its stratum values and draw; a unit
+    /// spanning strata fails the query. Returns neyman's column, whose value
+    /// per unit `units` carries too.
+    fn units_cte(&self, ctes: &mut Vec<Cte>, exclusion: &str) -> R<Option<&strat_check::Column>> {
+        let st = self.st;
+        let d = self.d;
+        let unit = self.unit();
         let mut unit_cols = vec![format!("e.{} AS unit_key", self.id(KEY))];
         let mut span_checks = Vec::new();
         for (i, s) in st.strata.iter().enumerate() {
@@ -465,7 +516,10 @@ impl Gen<'_> {
                 "COUNT(DISTINCT {c}) > 1 OR COUNT({c}) NOT IN (0, COUNT(*))"
             ));
         }
-        unit_cols.push(format!("{} AS r", draw(&format!("e.{}", self.id(KEY)))));
+        unit_cols.push(format!(
+            "{} AS r",
+            self.draw(&format!("e.{}", self.id(KEY)))
+        ));
         let mut having = if span_checks.is_empty() {
             String::new()
         } else {
@@ -483,7 +537,7 @@ impl Gen<'_> {
         };
         // neyman(C): C's value per unit, which must be constant within it (§5.2).
         let neyman = match &st.method {
-            ir::Method::Neyman(c) if st.kind == ir::Kind::Sample => Some(c),
+            ir::Method::Neyman(c) if st.kind.is_sample() => Some(c),
             _ => None,
         };
         if let Some(c) = neyman {
@@ -498,10 +552,7 @@ impl Gen<'_> {
                 self.id(KEY),
                 self.s(" has several; use a column constant within a unit")
             );
-            let check = format!(
-                "CASE WHEN COUNT(DISTINCT {v}) > 1 OR COUNT({v}) NOT IN (0, COUNT(*)) THEN {} ELSE TRUE END",
-                d.raise(&message)
-            );
+            let check = self.one_value_per_unit(&v, &message);
             having = if having.is_empty() {
                 format!("\n  HAVING {check}")
             } else {
@@ -517,10 +568,16 @@ impl Gen<'_> {
                 self.id(KEY)
             ),
         });
+        Ok(neyman)
+    }
 
-        // unit_strata
+    /// `unit_strata`: each unit's `_stratum` text and stratum order keys.
+    /// Returns the stratum value columns that rule predicates read (none
+    /// without rules).
+    fn unit_strata_cte(&self, ctes: &mut Vec<Cte>, neyman: bool) -> R<Vec<String>> {
+        let st = self.st;
         let mut us_cols = vec!["u.unit_key".to_string(), "u.r".to_string()];
-        if neyman.is_some() {
+        if neyman {
             us_cols.push("u.neyman_value".to_string());
         }
         us_cols.push(format!("{} AS stratum", self.stratum_text()?));
@@ -543,16 +600,20 @@ impl Gen<'_> {
             comment: "each unit's `_stratum` text (§7) and its stratum order keys (§5.3)".into(),
             body: format!("SELECT\n    {}\n  FROM units u", us_cols.join(",\n    ")),
         });
+        Ok(values)
+    }
 
-        // strata
+    /// `stratum_sizes` (N_h) and `strata`: stratum order h and the start U.
+    fn strata_ctes(&self, ctes: &mut Vec<Cte>, rule_values: &[String]) {
+        let d = self.d;
         let mut st_cols = vec!["stratum".to_string(), "COUNT(*) AS n_units".to_string()];
         let mut order = Vec::new();
-        for i in 0..st.strata.len() {
+        for i in 0..self.st.strata.len() {
             st_cols.push(format!("MIN(o{i}) AS o{i}"));
             order.push(format!("o{i} ASC NULLS FIRST"));
         }
-        st_cols.extend(values.iter().cloned());
-        let group: String = values.iter().map(|v| format!(", {v}")).collect();
+        st_cols.extend(rule_values.iter().cloned());
+        let group: String = rule_values.iter().map(|v| format!(", {v}")).collect();
         ctes.push(Cte {
             name: "stratum_sizes",
             comment: "N_h per stratum".into(),
@@ -569,7 +630,10 @@ impl Gen<'_> {
         let start = d.hex_to_int(
             &format!(
                 "substr({}, 1, 8)",
-                d.md5(&format!("{} || stratum", self.s(&format!("{seed}:"))))
+                d.md5(&format!(
+                    "{} || stratum",
+                    self.s(&format!("{}:", self.st.seed))
+                ))
             ),
             8,
         );
@@ -578,25 +642,17 @@ impl Gen<'_> {
             comment: "strata in stratum order (h), with N_h and the start U = first 8 hex digits of md5(seed:stratum) (§6)".into(),
             body: format!(
                 "SELECT\n    stratum,\n    n_units,\n    {rank} AS h,\n    {start} AS u{}\n  FROM stratum_sizes",
-                values.iter().map(|v| format!(",\n    {v}")).collect::<String>()
+                rule_values.iter().map(|v| format!(",\n    {v}")).collect::<String>()
             ),
         });
+    }
 
-        let (select_from, split_case) = match st.kind {
-            ir::Kind::Sample => (self.sample_ctes(&mut ctes)?, None),
-            ir::Kind::Split => {
-                let split = st.split.as_ref().expect("a split has parts");
-                self.split_ctes(&mut ctes, split)?;
-                let mut case = String::from("CASE s.split_index");
-                for (i, (name, _)) in split.parts.iter().enumerate() {
-                    let _ = write!(case, " WHEN {i} THEN {}", self.s(name));
-                }
-                case.push_str(" END");
-                (None, Some(case))
-            }
-        };
-
-        // final select
+    /// The final `SELECT`: the eligible rows of the selected units with the
+    /// output columns; `weight` is the statement's own design weight (none
+    /// for a split), `split_case` a split's `_split` expression.
+    fn final_select(&self, weight: Option<&str>, split_case: Option<&str>, top: bool) -> R<String> {
+        let st = self.st;
+        let d = self.d;
         let mut out = Vec::new();
         for o in &st.output {
             let e = match o {
@@ -604,63 +660,56 @@ impl Gen<'_> {
                 ir::Output::Stratum { index, .. } => {
                     format!("e.{}", self.id(&format!("{S_PREFIX}{index}")))
                 }
-                ir::Output::Weight => {
-                    // Two-phase sampling (§7): times the source's `_weight`;
-                    // a split keeps it.
-                    let source_weight = match &st.source {
-                        ir::Source::Statement(j)
-                            if self.program.statements[*j]
-                                .output
-                                .contains(&ir::Output::Weight) =>
-                        {
-                            Some(format!("e.{}", self.id("_weight")))
-                        }
-                        _ => None,
-                    };
-                    match (&select_from, source_weight) {
-                        (Some(w), Some(sw)) => format!("({w}) * {sw}"),
-                        (Some(w), None) => w.clone(),
-                        (None, Some(sw)) => sw,
-                        (None, None) => d.to_double("1"),
-                    }
-                }
+                ir::Output::Weight => self.weight(weight),
                 ir::Output::StratumText => "s.stratum".to_string(),
-                ir::Output::SplitName => split_case.clone().expect("a split"),
+                ir::Output::SplitName => split_case
+                    .expect("the checker allows `_split` as generated only in a split")
+                    .to_string(),
             };
             out.push(format!("{e} AS {}", self.id(o.name())));
         }
-        let (filter, order) = match st.kind {
-            ir::Kind::Sample => (
-                if matches!(st.amount, ir::Amount::About(_)) {
-                    ""
-                } else {
-                    "\nWHERE s.draw_rank <= s.n_take"
-                },
-                format!(
-                    "s.h, {}, {}",
-                    d.bytes_order("s.r"),
-                    d.bytes_order("s.unit_key")
-                ),
-            ),
-            ir::Kind::Split => (
-                "",
-                format!(
-                    "s.split_index, s.h, {}, {}",
-                    d.bytes_order("s.r"),
-                    d.bytes_order("s.unit_key")
-                ),
-            ),
+        let (split_order, filter) = match &st.kind {
+            ir::Kind::Sample if !matches!(st.amount, ir::Amount::About(_)) => {
+                ("", "\nWHERE s.draw_rank <= s.n_take")
+            }
+            ir::Kind::Sample => ("", ""),
+            ir::Kind::Split(_) => ("s.split_index, ", ""),
         };
-
         let mut select = format!(
             "SELECT\n  {}\nFROM eligible_rows e\nJOIN selected_units s ON e.{} = s.unit_key{filter}\n",
             out.join(",\n  "),
             self.id(KEY)
         );
         if top {
-            let _ = writeln!(select, "ORDER BY {order}");
+            let _ = writeln!(
+                select,
+                "ORDER BY {split_order}s.h, {}, {}",
+                d.bytes_order("s.r"),
+                d.bytes_order("s.unit_key")
+            );
         }
-        Ok((ctes, select))
+        Ok(select)
+    }
+
+    /// `_weight` (§7): the statement's own weight times the source's
+    /// `_weight` (two-phase sampling); a split keeps its source's.
+    fn weight(&self, own: Option<&str>) -> String {
+        let source_weight = match &self.st.source {
+            ir::Source::Statement(j)
+                if self.program.statements[*j]
+                    .output
+                    .contains(&ir::Output::Weight) =>
+            {
+                Some(format!("e.{}", self.id("_weight")))
+            }
+            _ => None,
+        };
+        match (own, source_weight) {
+            (Some(w), Some(sw)) => format!("({w}) * {sw}"),
+            (Some(w), None) => w.to_string(),
+            (None, Some(sw)) => sw,
+            (None, None) => self.d.to_double("1"),
+        }
     }
 
     fn header(&self, index: usize) -> String {
@@ -670,10 +719,7 @@ impl Gen<'_> {
             || format!("statement {}", index + 1),
             |n| format!("`{}`", clean(n)),
         );
-        let kind = match st.kind {
-            ir::Kind::Sample => "sample",
-            ir::Kind::Split => "split",
-        };
+        let kind = st.kind.as_str();
         format!(
             "-- Generated by strat {} from {} (md5 {}): {name} ({kind}), dialect {}.\n\
              -- The same rows, _weight, _stratum and _split as `strat run` (docs/sql.md); do not edit, regenerate.\n",
@@ -685,14 +731,10 @@ impl Gen<'_> {
     }
 
     /// `unit_aggregates`: one row per unit key with each unit aggregate over
-    /// the unit's eligible rows (docs/reference.md §6.5, as `crate::run`
+    /// the unit's eligible rows (§2, as `strat_engine::run`
     /// computes them), from `eligible_input` (through `ranked_rows` for
     /// `first`/`last`).
-    fn aggregate_ctes(
-        &self,
-        ctes: &mut Vec<Cte>,
-        aggregates: &[crate::run::UnitAggregate],
-    ) -> R<()> {
+    fn aggregate_ctes(&self, ctes: &mut Vec<Cte>, aggregates: &[ir::UnitAggregate]) -> R<()> {
         use ir::Aggregate as A;
         let d = self.d;
         let key = self.id(KEY);

@@ -921,16 +921,16 @@ impl Session {
             );
         }
         let (c, program, index) = self.target(name)?;
-        let Some(d) = strat_engine::sql::Dialect::from_flag(dialect) else {
+        let Some(d) = strat_sql::Dialect::from_flag(dialect) else {
             return Err(format!("unknown SQL dialect `{dialect}`\n"));
         };
-        let options = strat_engine::sql::SqlOptions {
+        let options = strat_sql::SqlOptions {
             dialect: d,
             names: Default::default(),
             file_name: "repl session".into(),
             file_text: c.text.clone(),
         };
-        match strat_engine::sql::statement_sql(program, index, &options) {
+        match strat_sql::statement_sql(program, index, &options) {
             Ok(sql) => Ok(if sql.ends_with('\n') { sql } else { sql + "\n" }),
             Err(e) => Err(format!(
                 "error[{}]: {}\n  = help: {}\n",
