@@ -187,3 +187,238 @@ fn hostile_data_gets_clear_errors() {
     }
     insta::assert_snapshot!("hostile_data_gets_clear_errors", messages);
 }
+
+/// A table with every type the readers produce (Arrow IPC keeps them all),
+/// NULLs included.
+fn every_type_batch() -> datafusion::arrow::record_batch::RecordBatch {
+    use datafusion::arrow::array::*;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    use std::sync::Arc;
+    let ts = |unit: TimeUnit, zone: Option<&str>, v: Vec<Option<i64>>| -> ArrayRef {
+        let a: ArrayRef = match unit {
+            TimeUnit::Second => Arc::new(TimestampSecondArray::from(v)),
+            TimeUnit::Millisecond => Arc::new(TimestampMillisecondArray::from(v)),
+            TimeUnit::Microsecond => Arc::new(TimestampMicrosecondArray::from(v)),
+            TimeUnit::Nanosecond => Arc::new(TimestampNanosecondArray::from(v)),
+        };
+        let ty = DataType::Timestamp(unit, zone.map(Into::into));
+        datafusion::arrow::compute::cast(&a, &ty).unwrap()
+    };
+    let s = 1_527_811_200i64; // 2018-06-01T00:00:00Z
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        ("id", Arc::new(Int64Array::from(vec![1, 2, 3]))),
+        (
+            "i8",
+            Arc::new(Int8Array::from(vec![Some(-8), None, Some(7)])),
+        ),
+        (
+            "i32",
+            Arc::new(Int32Array::from(vec![Some(-32), Some(0), None])),
+        ),
+        (
+            "u16",
+            Arc::new(UInt16Array::from(vec![Some(16), None, Some(0)])),
+        ),
+        (
+            "u64",
+            Arc::new(UInt64Array::from(vec![Some(u64::MAX), Some(0), None])),
+        ),
+        (
+            "f32",
+            Arc::new(Float32Array::from(vec![Some(1.5), None, Some(-0.25)])),
+        ),
+        (
+            "f64",
+            Arc::new(Float64Array::from(vec![Some(0.1), Some(1e300), None])),
+        ),
+        (
+            "dec",
+            Arc::new(
+                Decimal128Array::from(vec![Some(12345), None, Some(-1)])
+                    .with_precision_and_scale(10, 2)
+                    .unwrap(),
+            ),
+        ),
+        (
+            "s",
+            Arc::new(StringArray::from(vec![Some("a,b"), Some("ü\"q"), None])),
+        ),
+        (
+            "b",
+            Arc::new(BooleanArray::from(vec![Some(true), None, Some(false)])),
+        ),
+        (
+            "d32",
+            Arc::new(Date32Array::from(vec![Some(17683), None, Some(-1)])),
+        ),
+        (
+            "ts_s",
+            ts(TimeUnit::Second, None, vec![Some(s), None, Some(s + 59)]),
+        ),
+        (
+            "ts_ms",
+            ts(
+                TimeUnit::Millisecond,
+                None,
+                vec![Some(s * 1000 + 250), None, Some(0)],
+            ),
+        ),
+        (
+            "ts_us_utc",
+            ts(
+                TimeUnit::Microsecond,
+                Some("UTC"),
+                vec![Some(s * 1_000_000 + 1), Some(0), None],
+            ),
+        ),
+        (
+            "ts_ns",
+            ts(
+                TimeUnit::Nanosecond,
+                None,
+                vec![None, Some(s * 1_000_000_000 + 7), Some(1)],
+            ),
+        ),
+        (
+            "ts_s_zone",
+            ts(
+                TimeUnit::Second,
+                Some("+02:00"),
+                vec![Some(s), Some(s + 1), None],
+            ),
+        ),
+    ];
+    let fields: Vec<Field> = columns
+        .iter()
+        .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
+        .collect();
+    datafusion::arrow::record_batch::RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns.into_iter().map(|(_, a)| a).collect(),
+    )
+    .unwrap()
+}
+
+/// Every column's values as text, timestamps as instants (UTC, nanoseconds),
+/// so a column read back may differ in unit or width but not in value.
+fn canonical_rows(batch: &datafusion::arrow::record_batch::RecordBatch) -> Vec<Vec<String>> {
+    use datafusion::arrow::datatypes::{DataType, TimeUnit};
+    use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+    let columns: Vec<_> = batch
+        .columns()
+        .iter()
+        .map(|c| match c.data_type() {
+            DataType::Timestamp(_, zone) => {
+                let utc =
+                    DataType::Timestamp(TimeUnit::Nanosecond, zone.as_ref().map(|_| "UTC".into()));
+                datafusion::arrow::compute::cast(c, &utc).unwrap()
+            }
+            _ => c.clone(),
+        })
+        .collect();
+    let opts = FormatOptions::default().with_null("NULL");
+    (0..batch.num_rows())
+        .map(|r| {
+            columns
+                .iter()
+                .map(|c| {
+                    ArrayFormatter::try_new(c.as_ref(), &opts)
+                        .unwrap()
+                        .value(r)
+                        .to_string()
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// A sample keeps every column's type and values in Parquet output (a
+/// timestamp in seconds, which Parquet cannot store, becomes milliseconds with
+/// its zone), and CSV output keeps timestamps readable as timestamps.
+#[test]
+fn types_survive_every_output_format() {
+    use datafusion::prelude::ParquetReadOptions;
+    let dir = tempdir("types");
+    let input = every_type_batch();
+    let file = std::fs::File::create(dir.join("t.arrow")).unwrap();
+    let mut w = datafusion::arrow::ipc::writer::FileWriter::try_new(file, &input.schema()).unwrap();
+    w.write(&input).unwrap();
+    w.finish().unwrap();
+    std::fs::write(
+        dir.join("r.strat"),
+        "table t = \"t.arrow\"\nsample t unit id seed 1\n",
+    )
+    .unwrap();
+    let rule = dir.join("r.strat").to_string_lossy().into_owned();
+    let want_types = strat_engine::catalog::checker_columns(&input.schema());
+    let want_rows = canonical_rows(&input);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for ext in ["parquet", "csv", "ndjson"] {
+        let out = dir.join(format!("s.{ext}")).to_string_lossy().into_owned();
+        let o = strat(&["run", &rule, "-o", &out]);
+        assert!(o.status.success(), "{ext}: {}", stderr(&o));
+        if ext == "csv" || ext == "ndjson" {
+            continue;
+        }
+        let got = runtime.block_on(async {
+            let ctx = SessionContext::new();
+            let df = ctx
+                .read_parquet(&out, ParquetReadOptions::default())
+                .await
+                .unwrap();
+            let batches = df.collect().await.unwrap();
+            datafusion::arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap()
+        });
+        // The types are the Parquet file's own, not the Arrow schema embedded
+        // beside them (which DataFusion uses but DuckDB and Spark do not).
+        let own_types = {
+            use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+            let reader = SerializedFileReader::new(std::fs::File::open(&out).unwrap()).unwrap();
+            let parquet = reader.metadata().file_metadata().schema_descr_ptr();
+            datafusion::parquet::arrow::parquet_to_arrow_schema(&parquet, None).unwrap()
+        };
+        assert_eq!(
+            strat_engine::catalog::checker_columns(&own_types),
+            want_types,
+            "{ext}: the Parquet types of the columns"
+        );
+        let got_types = strat_engine::catalog::checker_columns(&got.schema());
+        assert_eq!(
+            got_types, want_types,
+            "{ext}: the strat types of the columns"
+        );
+        for (f, want) in got.schema().fields().iter().zip(input.schema().fields()) {
+            if let (
+                datafusion::arrow::datatypes::DataType::Timestamp(_, got_zone),
+                datafusion::arrow::datatypes::DataType::Timestamp(_, want_zone),
+            ) = (f.data_type(), want.data_type())
+            {
+                assert_eq!(
+                    got_zone.is_some(),
+                    want_zone.is_some(),
+                    "{ext}: `{}` keeps its zone",
+                    f.name()
+                );
+            }
+        }
+        let mut got_rows = canonical_rows(&got);
+        got_rows.sort();
+        let mut want_sorted = want_rows.clone();
+        want_sorted.sort();
+        assert_eq!(got_rows, want_sorted, "{ext}: the values");
+    }
+    // CSV read back: the timestamp in seconds is still a timestamp.
+    let back = runtime.block_on(async {
+        let ctx = SessionContext::new();
+        let out = dir.join("s.csv").to_string_lossy().into_owned();
+        let df = ctx.read_csv(&out, CsvReadOptions::new()).await.unwrap();
+        df.schema().as_arrow().clone()
+    });
+    assert!(
+        matches!(
+            back.field_with_name("ts_s").unwrap().data_type(),
+            datafusion::arrow::datatypes::DataType::Timestamp(..)
+        ),
+        "{back:?}"
+    );
+}

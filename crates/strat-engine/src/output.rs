@@ -160,26 +160,33 @@ pub fn stage_batches(
     threads: usize,
 ) -> Result<Staged, OutputError> {
     let format = OutputFormat::for_path(path)?;
-    let (schema, batches) = plain_types(schema, batches, threads).map_err(|e| OutputError {
-        message: format!("cannot write `{}`: {e}", path.display()),
-        help: "please report this".into(),
-    })?;
+    let (schema, batches) =
+        plain_types(schema, batches, threads, format).map_err(|e| OutputError {
+            message: format!("cannot write `{}`: {e}", path.display()),
+            help: "please report this".into(),
+        })?;
     stage_file(path, |file| {
         write_batches(file, format, schema, &batches, threads)
     })
 }
 
 /// String and binary views (Parquet input) become plain strings and binaries,
-/// so a sample's bytes do not depend on the input's format.
+/// so a sample's bytes do not depend on the input's format. Parquet has no
+/// timestamp in seconds (it would be written as a plain integer): those become
+/// milliseconds, as other Arrow writers make them, so the type survives.
 fn plain_types(
     schema: SchemaRef,
     batches: &[RecordBatch],
     threads: usize,
+    format: OutputFormat,
 ) -> Result<(SchemaRef, Vec<RecordBatch>), String> {
-    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
     let plain = |t: &DataType| match t {
         DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,
         DataType::BinaryView | DataType::LargeBinary => DataType::Binary,
+        DataType::Timestamp(TimeUnit::Second, zone) if format == OutputFormat::Parquet => {
+            DataType::Timestamp(TimeUnit::Millisecond, zone.clone())
+        }
         other => other.clone(),
     };
     if schema
