@@ -322,7 +322,10 @@ pub async fn run(args: RunArgs) -> i32 {
         let meta = RunMeta {
             rule_file: file.name.clone(),
             rule_hash: report::md5_hex(file.text.as_bytes()),
-            statement: program.statements[index].name.clone(),
+            statement: strat_engine::run::statement_label(
+                program.statements[index].name.as_deref(),
+                index,
+            ),
             inputs: compiled_inputs
                 .iter()
                 .map(|(t, p)| {
@@ -341,11 +344,11 @@ pub async fn run(args: RunArgs) -> i32 {
         };
         let text = match report_format(path) {
             Ok(ReportFormat::Json) => {
-                serde_json::to_string_pretty(&report::to_json(&out.report, &meta))
+                serde_json::to_string_pretty(&report::to_json(&out.report, &out.upstream, &meta))
                     .expect("plain JSON")
                     + "\n"
             }
-            _ => report::to_markdown(&out.report, &meta),
+            _ => report::to_markdown(&out.report, &out.upstream, &meta),
         };
         match output::stage_file(path, |w| {
             w.write_all(text.as_bytes())
@@ -370,11 +373,17 @@ pub async fn run(args: RunArgs) -> i32 {
         return fail(vec![d]);
     }
     let (writing, total) = (writing.elapsed(), started.elapsed());
+    // The earlier statements' warnings too (a chain's cohort may fall short).
+    for u in &out.upstream {
+        for w in &u.report.warnings {
+            eprintln!("warning: in `{}`: {w}", u.label());
+        }
+    }
     for w in &out.report.warnings {
         eprintln!("warning: {w}");
     }
     let rows: usize = out.batches.iter().map(|b| b.num_rows()).sum();
-    eprint!("{}", summary(&out.report));
+    eprint!("{}", summary(&out.report, args.report.as_deref()));
     if out.report.split_totals.is_empty() {
         eprintln!(
             "{}: sampled {} of {} units ({rows} rows) into {}",
@@ -513,58 +522,64 @@ fn progress(name: &str) -> Option<indicatif::ProgressBar> {
     Some(bar)
 }
 
-/// The per-stratum summary for stderr, cut to the first strata when there are many.
-fn summary(report: &Report) -> String {
+/// The per-stratum summary for stderr, cut to the first strata when there are
+/// many (`report`: where the whole table went, if anywhere).
+fn summary(report: &Report, report_path: Option<&Path>) -> String {
+    if report.strata.is_empty() {
+        return String::new();
+    }
     let mut table = Table::new();
     table.load_style(UTF8_FULL_CONDENSED);
-    if !report.split_totals.is_empty() {
+    let name = |s: &strat_engine::run::StratumReport| {
+        if s.text.is_empty() {
+            "(all)".to_string()
+        } else {
+            s.text.clone()
+        }
+    };
+    if report.split_totals.is_empty() {
+        table.set_header(["stratum", "N_h", "target", "selected", "weight"]);
+        for s in report.strata.iter().take(SUMMARY_ROWS) {
+            let target = match &s.target {
+                Target::Exact(n) => n.to_string(),
+                Target::Probability(p) => format!("p={}%", strat_check::percent_text(p)),
+            };
+            // A stratum that keeps no unit has no weight to give.
+            let weight = if s.selected == 0 {
+                "-".to_string()
+            } else {
+                format!("{:.4}", s.weight)
+            };
+            table.add_row(vec![
+                name(s),
+                s.population.to_string(),
+                target,
+                s.selected.to_string(),
+                weight,
+            ]);
+        }
+    } else {
         let mut header = vec!["stratum".to_string(), "N_h".to_string()];
         header.extend(report.split_totals.iter().map(|(n, _)| n.clone()));
         table.set_header(header);
         for s in report.strata.iter().take(SUMMARY_ROWS) {
-            let mut row = vec![
-                if s.text.is_empty() {
-                    "(all)".to_string()
-                } else {
-                    s.text.clone()
-                },
-                s.population.to_string(),
-            ];
+            let mut row = vec![name(s), s.population.to_string()];
             row.extend(s.split_counts.iter().map(|(_, c)| c.to_string()));
             table.add_row(row);
         }
     }
-    for s in report
-        .strata
-        .iter()
-        .take(SUMMARY_ROWS)
-        .filter(|_| report.split_totals.is_empty())
-    {
-        let target = match &s.target {
-            Target::Exact(n) => n.to_string(),
-            Target::Probability(p) => format!("p={p}"),
-        };
-        table.add_row(vec![
-            if s.text.is_empty() {
-                "(all)".to_string()
-            } else {
-                s.text.clone()
-            },
-            s.population.to_string(),
-            target,
-            s.selected.to_string(),
-            format!("{:.4}", s.weight),
-        ]);
-    }
-    if report.strata.is_empty() {
-        return String::new();
-    }
     let mut out = format!("{table}\n");
     if report.strata.len() > SUMMARY_ROWS {
-        out.push_str(&format!(
-            "… and {} more strata (write them all with --report FILE.md or .json)\n",
-            report.strata.len() - SUMMARY_ROWS
-        ));
+        let more = report.strata.len() - SUMMARY_ROWS;
+        out.push_str(&match report_path {
+            Some(p) => format!(
+                "… and {more} more strata (all of them are in {})\n",
+                p.display()
+            ),
+            None => format!(
+                "… and {more} more strata (write them all with --report FILE.md or .json)\n"
+            ),
+        });
     }
     out
 }

@@ -53,7 +53,7 @@ mod parallel;
 pub mod report;
 pub mod run;
 
-pub use run::{Report, RunError, RunOutput};
+pub use run::{Report, RunError, RunOutput, StatementReport};
 
 /// Why [`sample`] produced no sample.
 #[derive(Debug)]

@@ -9,7 +9,9 @@ use md5::{Digest, Md5};
 use serde_json::{Value, json};
 use strat_alloc::Target;
 
-use crate::run::Report;
+use strat_check::percent_text;
+
+use crate::run::{Report, StatementReport};
 
 /// Where a run came from.
 #[derive(Clone, Debug)]
@@ -17,8 +19,8 @@ pub struct RunMeta {
     pub rule_file: String,
     /// md5 of the rule file's bytes, lowercase hex.
     pub rule_hash: String,
-    /// The emitted statement's name, if it has one.
-    pub statement: Option<String>,
+    /// The emitted statement's name, or `statement 2` for an unnamed one.
+    pub statement: String,
     /// `(table, path, fingerprint)` of every bound input.
     pub inputs: Vec<(String, PathBuf, String)>,
     /// The sample file this report describes, when it was written with one.
@@ -92,7 +94,10 @@ fn target_json(t: &Target) -> (Value, Value) {
     }
 }
 
-pub fn to_json(report: &Report, meta: &RunMeta) -> Value {
+/// One statement's part of the JSON report (the emitted statement's is at
+/// the top level, the earlier statements' under `upstream`).
+fn statement_json(label: &str, report: &Report) -> Value {
+    let split = !report.split_totals.is_empty();
     let strata: Vec<Value> = report
         .strata
         .iter()
@@ -105,9 +110,10 @@ pub fn to_json(report: &Report, meta: &RunMeta) -> Value {
                 "n_h": n_h,
                 "p_h": p_h,
                 "selected": s.selected,
-                "weight": s.weight,
+                // A split adds no weight factor: each row keeps its source's `_weight`.
+                "weight": if split { Value::Null } else { json!(s.weight) },
             });
-            if !s.split_counts.is_empty() {
+            if split {
                 v["splits"] = s
                     .split_counts
                     .iter()
@@ -119,38 +125,51 @@ pub fn to_json(report: &Report, meta: &RunMeta) -> Value {
         })
         .collect();
     json!({
-        "strat_version": env!("CARGO_PKG_VERSION"),
-        "rule_file": meta.rule_file,
-        "rule_md5": meta.rule_hash,
-        "statement": meta.statement,
+        "statement": label,
         "seed": report.seed,
-        "inputs": meta.inputs.iter().map(|(t, p, f)| json!({"table": t, "path": p.display().to_string(), "fingerprint": f})).collect::<Vec<_>>(),
-        "output": meta.output.as_ref().map(|o| json!({"path": o.path.display().to_string(), "md5": o.md5, "bytes": o.bytes})),
         "population": report.total_population,
         "selected": report.total_selected,
         "null_units": report.null_units,
         "excluded_units": report.excluded_units,
+        "weight_times_source_weight": report.source_weighted,
         "warnings": report.warnings,
         "splits": report.split_totals.iter().map(|(n, c)| (n.clone(), json!(c))).collect::<serde_json::Map<_, _>>(),
         "strata": strata,
     })
 }
 
+/// The JSON report: the emitted statement's report at the top level, with the
+/// run's provenance, and every earlier statement it read under `upstream`.
+pub fn to_json(report: &Report, upstream: &[StatementReport], meta: &RunMeta) -> Value {
+    let mut v = json!({
+        "strat_version": env!("CARGO_PKG_VERSION"),
+        "rule_file": meta.rule_file,
+        "rule_md5": meta.rule_hash,
+        "inputs": meta.inputs.iter().map(|(t, p, f)| json!({"table": t, "path": p.display().to_string(), "fingerprint": f})).collect::<Vec<_>>(),
+        "output": meta.output.as_ref().map(|o| json!({"path": o.path.display().to_string(), "md5": o.md5, "bytes": o.bytes})),
+    });
+    if let (Value::Object(top), Value::Object(own)) =
+        (&mut v, statement_json(&meta.statement, report))
+    {
+        top.extend(own);
+    }
+    v["upstream"] = upstream
+        .iter()
+        .map(|u| statement_json(&u.label(), &u.report))
+        .collect::<Vec<_>>()
+        .into();
+    v
+}
+
 fn md_cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
 
-pub fn to_markdown(report: &Report, meta: &RunMeta) -> String {
-    let mut out = String::new();
-    out.push_str(&format!(
-        "# strat run report: {}\n\n",
-        md_cell(&meta.rule_file)
-    ));
+/// The Markdown report: provenance, the emitted statement, then each earlier
+/// statement of the chain it read.
+pub fn to_markdown(report: &Report, upstream: &[StatementReport], meta: &RunMeta) -> String {
+    let mut out = format!("# strat run report: {}\n\n", md_cell(&meta.rule_file));
     out.push_str(&format!("- rule file md5: `{}`\n", meta.rule_hash));
-    if let Some(s) = &meta.statement {
-        out.push_str(&format!("- statement: `{}`\n", md_cell(s)));
-    }
-    out.push_str(&format!("- seed: {}\n", report.seed));
     if let Some(o) = &meta.output {
         out.push_str(&format!(
             "- sample: {} (md5 `{}`, {} bytes)\n",
@@ -159,16 +178,6 @@ pub fn to_markdown(report: &Report, meta: &RunMeta) -> String {
             o.bytes
         ));
     }
-    out.push_str(&format!(
-        "- population (units): {}\n",
-        report.total_population
-    ));
-    out.push_str(&format!("- selected (units): {}\n", report.total_selected));
-    out.push_str(&format!(
-        "- rows with a NULL unit (left out): {}\n",
-        report.null_units
-    ));
-    out.push_str(&format!("- units excluded: {}\n", report.excluded_units));
     out.push_str(&format!("- strat {}\n\n", env!("CARGO_PKG_VERSION")));
     if !meta.inputs.is_empty() {
         out.push_str("## Inputs\n\n| table | path | fingerprint |\n| --- | --- | --- |\n");
@@ -181,26 +190,60 @@ pub fn to_markdown(report: &Report, meta: &RunMeta) -> String {
         }
         out.push('\n');
     }
+    statement_markdown(
+        &mut out,
+        &format!("Statement {} (the sample)", md_cell(&meta.statement)),
+        report,
+    );
+    for u in upstream {
+        out.push('\n');
+        statement_markdown(
+            &mut out,
+            &format!("Statement {}, read by the one above", md_cell(&u.label())),
+            &u.report,
+        );
+    }
+    out
+}
+
+/// One statement's section of the Markdown report.
+fn statement_markdown(out: &mut String, heading: &str, report: &Report) {
+    out.push_str(&format!("## {heading}\n\n"));
+    out.push_str(&format!("- seed: {}\n", report.seed));
+    out.push_str(&format!(
+        "- population (units): {}\n",
+        report.total_population
+    ));
+    out.push_str(&format!("- selected (units): {}\n", report.total_selected));
+    out.push_str(&format!(
+        "- rows with a NULL unit (left out): {}\n",
+        report.null_units
+    ));
+    out.push_str(&format!("- units excluded: {}\n", report.excluded_units));
+    if report.source_weighted {
+        out.push_str(if report.split_totals.is_empty() {
+            "- `_weight` of a row: the stratum's weight below × the row's `_weight` in the source (two-phase sampling)\n"
+        } else {
+            "- `_weight` of a row: the row's `_weight` in the source (a split adds no factor)\n"
+        });
+    }
+    out.push('\n');
     if !report.warnings.is_empty() {
-        out.push_str("## Warnings\n\n");
+        out.push_str("### Warnings\n\n");
         for w in &report.warnings {
             out.push_str(&format!("- {}\n", md_cell(w)));
         }
         out.push('\n');
     }
     if !report.split_totals.is_empty() {
-        let names: Vec<&str> = report
+        let names: Vec<String> = report
             .split_totals
             .iter()
-            .map(|(n, _)| n.as_str())
+            .map(|(n, _)| md_cell(n))
             .collect();
         out.push_str(&format!(
-            "## Splits\n\n| stratum | N_h | {} |\n| --- | ---: |{}\n",
-            names
-                .iter()
-                .map(|n| md_cell(n))
-                .collect::<Vec<_>>()
-                .join(" | "),
+            "### Splits\n\n| stratum | N_h | {} |\n| --- | ---: |{}\n",
+            names.join(" | "),
             " ---: |".repeat(names.len())
         ));
         let totals: Vec<String> = report
@@ -222,21 +265,25 @@ pub fn to_markdown(report: &Report, meta: &RunMeta) -> String {
                 counts.join(" | ")
             ));
         }
-        return out;
+        return;
     }
-    out.push_str("## Strata\n\n| stratum | N_h | target | selected | weight |\n| --- | ---: | ---: | ---: | ---: |\n");
+    out.push_str("### Strata\n\n| stratum | N_h | target | selected | weight |\n| --- | ---: | ---: | ---: | ---: |\n");
     for s in &report.strata {
         let target = match &s.target {
             Target::Exact(n) => format!("n = {n}"),
-            Target::Probability(p) => format!("p = {p}"),
+            Target::Probability(p) => format!("p = {}%", percent_text(p)),
+        };
+        // A stratum that keeps no unit has no weight to give.
+        let weight = if s.selected == 0 {
+            "-".to_string()
+        } else {
+            s.weight.to_string()
         };
         out.push_str(&format!(
-            "| {} | {} | {target} | {} | {} |\n",
+            "| {} | {} | {target} | {} | {weight} |\n",
             md_cell(if s.text.is_empty() { "(all)" } else { &s.text }),
             s.population,
             s.selected,
-            s.weight
         ));
     }
-    out
 }

@@ -108,6 +108,41 @@ pub struct RunOutput {
     pub plan: Plan,
     /// Where the time went, and why the in-memory plan ran.
     pub profile: Profile,
+    /// The reports of the earlier statements this one read (as its source or
+    /// through `exclude units in`, directly or further up), in program order.
+    pub upstream: Vec<StatementReport>,
+}
+
+/// The report of one statement of a chain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatementReport {
+    /// The statement's place in the program (0-based).
+    pub index: usize,
+    pub name: Option<String>,
+    pub report: Report,
+}
+
+impl StatementReport {
+    /// The statement's name, or `statement 2` for an unnamed one.
+    pub fn label(&self) -> String {
+        statement_label(self.name.as_deref(), self.index)
+    }
+}
+
+/// A statement's name, or `statement N` (1-based) for an unnamed one.
+pub fn statement_label(name: Option<&str>, index: usize) -> String {
+    name.map_or_else(|| format!("statement {}", index + 1), str::to_string)
+}
+
+/// Adds `found` (a statement's report and those it read) to `upstream`, each
+/// statement once, in program order.
+fn add_upstream(upstream: &mut Vec<StatementReport>, found: Vec<StatementReport>) {
+    for r in found {
+        if !upstream.iter().any(|u| u.index == r.index) {
+            upstream.push(r);
+        }
+    }
+    upstream.sort_by_key(|u| u.index);
 }
 
 /// Wall time per phase of a run, for `strat run --timings`.
@@ -139,6 +174,16 @@ pub struct Report {
     /// For a split: the units each split received in total, by split name in
     /// listing order. Empty for a sample.
     pub split_totals: Vec<(String, u64)>,
+    /// The source is a statement with a `_weight` (two-phase sampling): an
+    /// output row's `_weight` is the stratum's `weight` here times the row's
+    /// `_weight` in the source (§7.2); a split keeps the source's.
+    pub source_weighted: bool,
+}
+
+/// Whether a statement's source is a statement that outputs `_weight`.
+fn source_weighted(program: &Program, st: &Statement) -> bool {
+    matches!(&st.source, ir::Source::Statement(j)
+        if program.statements[*j].output.contains(&ir::Output::Weight))
 }
 
 /// One stratum of the report.
@@ -430,16 +475,20 @@ pub async fn run_statement_with(
         }
         ir::Kind::Split(split) => Some(split),
     };
+    let mut upstream = Vec::new();
     let excluded_keys = match &st.exclude {
         None => None,
         Some((source, c)) => Some(Arc::new(
-            exclusion_keys(ctx, program, source, &c.name).await?,
+            exclusion_keys(ctx, program, source, &c.name, &mut upstream).await?,
         )),
     };
     let mut fallback = None;
     if plan == Plan::Streaming {
         match stream::run(ctx, st, split, excluded_keys.clone(), options).await? {
-            Ok(out) => return Ok(out),
+            Ok(mut out) => {
+                out.report.source_weighted = source_weighted(program, st);
+                return Ok(RunOutput { upstream, ..out });
+            }
             Err(stream::Fallback(why)) => fallback = Some(why),
         }
     }
@@ -448,7 +497,7 @@ pub async fn run_statement_with(
     // 1. Eligible rows, source columns, stratum values without aggregates and
     //    the arguments of unit aggregates, through DataFusion.
     let plan = StrataPlan::new(st);
-    let batch = read_input(ctx, program, st, &plan).await?;
+    let batch = read_input(ctx, program, st, &plan, &mut upstream).await?;
     let n_in = st.input.len();
     let input: Vec<ArrayRef> = batch.columns()[..n_in].to_vec();
     let rows = batch.num_rows();
@@ -697,13 +746,12 @@ pub async fn run_statement_with(
     // 7. Output rows: split, stratum order, draw order, row key.
     // Two-phase sampling (§7): times the source statement's `_weight`; a
     // split keeps it (its own factor is 1).
-    let source_weight: Option<Float64Array> = match &st.source {
-        ir::Source::Statement(j) if program.statements[*j].output.contains(&ir::Output::Weight) => {
-            let a = &input[input_index(st, "_weight")?];
-            let a = cast(a, &DataType::Float64).map_err(arrow_err("the source's `_weight`"))?;
-            Some(a.as_primitive::<Float64Type>().clone())
-        }
-        _ => None,
+    let source_weight: Option<Float64Array> = if source_weighted(program, st) {
+        let a = &input[input_index(st, "_weight")?];
+        let a = cast(a, &DataType::Float64).map_err(arrow_err("the source's `_weight`"))?;
+        Some(a.as_primitive::<Float64Type>().clone())
+    } else {
+        None
     };
     let row_keys = RowKeys::new(&input).ok();
     let mut order: Vec<u32> = Vec::new();
@@ -775,6 +823,7 @@ pub async fn run_statement_with(
         seed: st.seed,
         warnings,
         split_totals,
+        source_weighted: source_weight.is_some(),
     };
     Ok(RunOutput {
         batches: vec![out],
@@ -786,6 +835,7 @@ pub async fn run_statement_with(
             fallback,
             spilled_runs: 0,
         },
+        upstream,
     })
 }
 
@@ -1267,6 +1317,7 @@ async fn source_frame(
     ctx: &SessionContext,
     program: &Program,
     source: &ir::Source,
+    upstream: &mut Vec<StatementReport>,
 ) -> Result<(DataFrame, String), RunError> {
     match source {
         ir::Source::Table(t) => {
@@ -1280,6 +1331,13 @@ async fn source_frame(
             let name = program.statements.get(*j).and_then(|s| s.name.clone());
             let name = name.map_or_else(|| format!("statement {}", j + 1), |n| format!("`{n}`"));
             let out = Box::pin(run_statement(ctx, program, *j)).await?;
+            let mut found = out.upstream;
+            found.push(StatementReport {
+                index: *j,
+                name: program.statements[*j].name.clone(),
+                report: out.report,
+            });
+            add_upstream(upstream, found);
             let df = ctx
                 .read_batches(out.batches)
                 .map_err(df_err(format!("reading the output of {name}")))?;
@@ -1293,8 +1351,9 @@ async fn read_input(
     program: &Program,
     st: &Statement,
     plan: &StrataPlan,
+    upstream: &mut Vec<StatementReport>,
 ) -> Result<RecordBatch, RunError> {
-    let (mut df, name) = source_frame(ctx, program, &st.source).await?;
+    let (mut df, name) = source_frame(ctx, program, &st.source, upstream).await?;
     let context = format!("reading {name}");
     if let Some(f) = &st.filter {
         df = df
@@ -1342,8 +1401,9 @@ async fn exclusion_keys(
     program: &Program,
     source: &ir::Source,
     name: &str,
+    upstream: &mut Vec<StatementReport>,
 ) -> Result<std::collections::HashSet<Vec<u8>>, RunError> {
-    let (df, source_name) = source_frame(ctx, program, source).await?;
+    let (df, source_name) = source_frame(ctx, program, source, upstream).await?;
     let context = format!("reading `{name}` of {source_name} for `exclude units in`");
     let batches = df
         .select(vec![column(name)])
@@ -1708,9 +1768,20 @@ fn warning_text(w: &AllocWarning, texts: &[String], st: &Statement) -> String {
     let name = |h: usize| format!("`{}`", texts[h]);
     match w {
         AllocWarning::ZeroAllocation { strata } => format!(
-            "{} stratum/strata allocated 0 units vanish from the sample and no weight stands for them \
-             (`min 1 per stratum` keeps them): {}",
-            strata.len(),
+            "{} allocated 0 units {} from the sample and no weight stands for {} \
+             (`min 1 per stratum` keeps {}): {}",
+            if strata.len() == 1 {
+                "1 stratum".to_string()
+            } else {
+                format!("{} strata", strata.len())
+            },
+            if strata.len() == 1 {
+                "vanishes"
+            } else {
+                "vanish"
+            },
+            if strata.len() == 1 { "it" } else { "them" },
+            if strata.len() == 1 { "it" } else { "them" },
             strata
                 .iter()
                 .map(|&h| name(h))

@@ -1109,7 +1109,10 @@ impl Session {
         let meta = RunMeta {
             rule_file: "session".into(),
             rule_hash: report::md5_hex(c.text.as_bytes()),
-            statement: self.statements.get(index).and_then(|s| s.name.clone()),
+            statement: strat_engine::run::statement_label(
+                self.statements.get(index).and_then(|s| s.name.as_deref()),
+                index,
+            ),
             inputs: c
                 .inputs
                 .iter()
@@ -1123,7 +1126,7 @@ impl Session {
                 .collect(),
             output: None,
         };
-        let markdown = report::to_markdown(&out.report, &meta);
+        let markdown = report::to_markdown(&out.report, &out.upstream, &meta);
         let Some(path) = output else {
             let label = self.label(index);
             return Ok(cut_lines(
@@ -1139,7 +1142,7 @@ impl Session {
             .map(str::to_ascii_lowercase);
         let text = match ext.as_deref() {
             Some("json") => {
-                serde_json::to_string_pretty(&report::to_json(&out.report, &meta))
+                serde_json::to_string_pretty(&report::to_json(&out.report, &out.upstream, &meta))
                     .expect("plain JSON")
                     + "\n"
             }

@@ -901,6 +901,8 @@ pub(super) async fn run(
             seed: st.seed,
             warnings,
             split_totals,
+            // Set by the caller, which knows the program.
+            source_weighted: false,
         },
         plan: Plan::Streaming,
         profile: Profile {
@@ -908,6 +910,8 @@ pub(super) async fn run(
             fallback: None,
             spilled_runs,
         },
+        // The caller adds the statements this one read.
+        upstream: Vec::new(),
     }))
 }
 
