@@ -588,3 +588,65 @@ fn the_report_records_its_sample() {
         .collect();
     assert!(names.iter().all(|n| !n.contains("strat-tmp")), "{names:?}");
 }
+
+/// The report of a chained file describes every statement: the split's at the
+/// top, the cohort it read under `upstream`, with its own seed, exclusions and
+/// shortfall warning (which stderr shows too).
+#[test]
+fn a_chain_reports_every_statement() {
+    let dir = tempdir("chain-report");
+    let json = dir.join("r.json").to_string_lossy().into_owned();
+    let md = dir.join("r.md").to_string_lossy().into_owned();
+    let sample = dir.join("s.csv").to_string_lossy().into_owned();
+    let o = strat(&[
+        "run",
+        "examples/cohort.strat",
+        "-o",
+        &sample,
+        "--report",
+        &json,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("warning: in `cohort`: stratum `BR/premium/[-inf,90)`: `count 20`"),
+        "{}",
+        stderr(&o)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(r["statement"], "statement 2");
+    assert_eq!(r["seed"], 7);
+    let up = r["upstream"].as_array().unwrap();
+    assert_eq!(up.len(), 1, "{up:?}");
+    assert_eq!(up[0]["statement"], "cohort");
+    assert_eq!(up[0]["seed"], 20180601);
+    assert_eq!(
+        up[0]["selected"], r["population"],
+        "the split splits the cohort"
+    );
+    assert!(up[0]["excluded_units"].as_u64().unwrap() > 0);
+    assert_eq!(up[0]["warnings"].as_array().unwrap().len(), 1);
+    // A split adds no weight of its own: its strata carry none.
+    assert!(
+        r["strata"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["weight"].is_null())
+    );
+    let o = strat(&[
+        "run",
+        "examples/cohort.strat",
+        "-o",
+        &sample,
+        "--report",
+        &md,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&md).unwrap();
+    assert!(text.contains("## Emitted statement: statement 2"), "{text}");
+    assert!(
+        text.contains("## Earlier statement it reads: cohort"),
+        "{text}"
+    );
+    assert!(text.contains("- seed: 20180601"), "{text}");
+}

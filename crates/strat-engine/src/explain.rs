@@ -165,20 +165,45 @@ pub async fn explain(
             String::new()
         }
     );
-    let _ = writeln!(
-        out,
-        "{:<40} {:>10} {:>14} {:>10} {:>12}",
-        "stratum", "N_h", "target", "selected", "weight"
-    );
-    for s in &r.strata {
-        let target = match &s.target {
-            Target::Exact(n) => n.to_string(),
-            Target::Probability(p) => format!("p={}%", percent_text(p)),
+    if r.split_totals.is_empty() {
+        // A two-phase sample's rows weigh this times their source `_weight`.
+        let weight = if r.source_weighted {
+            "weight ×src"
+        } else {
+            "weight"
         };
+        let _ = writeln!(
+            out,
+            "{:<40} {:>10} {:>14} {:>10} {weight:>12}",
+            "stratum", "N_h", "target", "selected"
+        );
+    } else {
+        let parts: String = r
+            .split_totals
+            .iter()
+            .map(|(n, _)| format!(" {n:>10}"))
+            .collect();
+        let _ = writeln!(out, "{:<40} {:>10}{parts}", "stratum", "N_h");
+    }
+    for s in &r.strata {
         let text = if s.text.is_empty() {
             "(all)"
         } else {
             s.text.as_str()
+        };
+        if !r.split_totals.is_empty() {
+            // A split adds no weight: each row keeps its source's `_weight`.
+            let parts: String = s
+                .split_counts
+                .iter()
+                .map(|(_, c)| format!(" {c:>10}"))
+                .collect();
+            let _ = writeln!(out, "{text:<40} {:>10}{parts}", s.population);
+            continue;
+        }
+        let target = match &s.target {
+            Target::Exact(n) => n.to_string(),
+            Target::Probability(p) => format!("p={}%", percent_text(p)),
         };
         // A stratum none of whose units is selected has no weight to give.
         let weight = if s.selected == 0 {

@@ -192,14 +192,14 @@ pub fn to_markdown(report: &Report, upstream: &[StatementReport], meta: &RunMeta
     }
     statement_markdown(
         &mut out,
-        &format!("Statement {} (the sample)", md_cell(&meta.statement)),
+        &format!("Emitted statement: {}", md_cell(&meta.statement)),
         report,
     );
     for u in upstream {
         out.push('\n');
         statement_markdown(
             &mut out,
-            &format!("Statement {}, read by the one above", md_cell(&u.label())),
+            &format!("Earlier statement it reads: {}", md_cell(&u.label())),
             &u.report,
         );
     }
