@@ -650,3 +650,71 @@ fn a_chain_reports_every_statement() {
     );
     assert!(text.contains("- seed: 20180601"), "{text}");
 }
+
+/// `-o 'DIR/{split}.csv'` writes one file per split part: each holds exactly
+/// the rows of that part of the one-file sample, in the same order; the
+/// report lists every file; a sample, or a split without `_split` in its
+/// output, is refused before any data is read.
+#[test]
+fn one_file_per_split_part() {
+    let dir = tempdir("split-files");
+    let whole = dir.join("whole.csv").to_string_lossy().into_owned();
+    let pattern = dir.join("{split}.csv").to_string_lossy().into_owned();
+    let report = dir.join("r.json").to_string_lossy().into_owned();
+    run_ok(&["run", "examples/train_val_test.strat", "-o", &whole]);
+    run_ok(&[
+        "run",
+        "examples/train_val_test.strat",
+        "-o",
+        &pattern,
+        "--report",
+        &report,
+    ]);
+    let whole = std::fs::read_to_string(&whole).unwrap();
+    let mut lines = whole.lines();
+    let header = lines.next().unwrap();
+    let split_at = header.split(',').position(|c| c == "_split").unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let files = r["outputs"].as_array().unwrap();
+    assert_eq!(files.len(), 3, "{files:?}");
+    let mut rows_in_parts = 0;
+    for f in files {
+        let part = f["split"].as_str().unwrap();
+        let text = std::fs::read_to_string(f["path"].as_str().unwrap()).unwrap();
+        let mut want = vec![header.to_string()];
+        want.extend(
+            whole
+                .lines()
+                .skip(1)
+                .filter(|l| l.split(',').nth(split_at) == Some(part))
+                .map(str::to_string),
+        );
+        rows_in_parts += want.len() - 1;
+        assert_eq!(text.lines().collect::<Vec<_>>(), want, "{part}");
+        assert_eq!(f["bytes"].as_u64().unwrap(), text.len() as u64);
+    }
+    assert_eq!(rows_in_parts, whole.lines().count() - 1);
+    for (rules, words) in [
+        (
+            "sample members take 10 seed 1",
+            "the emitted statement is a sample",
+        ),
+        (
+            "split members into a 50%, b 50% seed 1 output member_id",
+            "has no `_split` column",
+        ),
+    ] {
+        let rule = dir.join("r.strat");
+        std::fs::write(
+            &rule,
+            format!(
+                "table members = \"{}\"\n{rules}\n",
+                root().join("examples/data/members.csv").display()
+            ),
+        )
+        .unwrap();
+        let o = strat(&["run", rule.to_str().unwrap(), "-o", &pattern]);
+        assert_eq!(o.status.code(), Some(1), "{rules}");
+        assert!(stderr(&o).contains(words), "{rules}: {}", stderr(&o));
+    }
+}

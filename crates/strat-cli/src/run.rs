@@ -26,7 +26,9 @@ pub struct RunArgs {
     /// Emit this named statement instead of the last one.
     #[arg(long, value_name = "NAME")]
     pub emit: Option<String>,
-    /// Where to write the sample: .parquet, .csv, .ndjson or .jsonl.
+    /// Where to write the sample: .parquet, .csv, .ndjson or .jsonl. For a
+    /// split, `{split}` in the name writes one file per part
+    /// (`-o 'out/{split}.parquet'`: out/train.parquet, out/test.parquet, …).
     #[arg(short = 'o', long = "output", value_name = "OUT")]
     pub output: PathBuf,
     /// Also write a report: .json or .md.
@@ -277,18 +279,10 @@ pub async fn run(args: RunArgs) -> i32 {
 
     // Refuse a bad destination before reading any data.
     let inputs: Vec<PathBuf> = compiled_inputs.iter().map(|(_, p)| p.clone()).collect();
-    let destination = output::OutputFormat::for_path(&args.output)
-        .and_then(|_| output::check_not_an_input(&args.output, &inputs))
-        .and_then(|_| match &args.report {
-            Some(r) => report_format(r)
-                .map(|_| ())
-                .and_then(|_| output::check_not_an_input(r, &inputs))
-                .and_then(|_| output::check_distinct(&args.output, r)),
-            None => Ok(()),
-        });
-    if let Err(e) = destination {
-        return fail(vec![output_diagnostic(e)]);
-    }
+    let destinations = match sample_destinations(&args, &program.statements[index], &inputs) {
+        Ok(d) => d,
+        Err(e) => return fail(vec![output_diagnostic(e)]),
+    };
 
     let spinner = progress(&file.name);
     let started = std::time::Instant::now();
@@ -308,17 +302,25 @@ pub async fn run(args: RunArgs) -> i32 {
     // rename leaves both old files; between the renames (a crash) the old report,
     // whose md5 is not the new sample's, beside the new sample.
     let threads = ctx.state().config().target_partitions();
-    let sample =
-        match output::stage_batches(&args.output, out.schema.clone(), &out.batches, threads) {
-            Ok(s) => s,
-            Err(e) => return fail(vec![output_diagnostic(e)]),
-        };
+    let samples = match stage_samples(&out, &destinations, threads) {
+        Ok(s) => s,
+        Err(e) => return fail(vec![output_diagnostic(e)]),
+    };
     let mut staged_report = None;
     if let Some(path) = &args.report {
-        let (md5, bytes) = match sample.md5_and_size() {
-            Ok(m) => m,
-            Err(e) => return fail(vec![output_diagnostic(e)]),
-        };
+        let mut files = Vec::new();
+        for (split, staged) in &samples {
+            let (md5, bytes) = match staged.md5_and_size() {
+                Ok(m) => m,
+                Err(e) => return fail(vec![output_diagnostic(e)]),
+            };
+            files.push(report::OutputMeta {
+                split: split.clone(),
+                path: staged.path().to_path_buf(),
+                md5,
+                bytes,
+            });
+        }
         let meta = RunMeta {
             rule_file: file.name.clone(),
             rule_hash: report::md5_hex(file.text.as_bytes()),
@@ -336,11 +338,7 @@ pub async fn run(args: RunArgs) -> i32 {
                     )
                 })
                 .collect(),
-            output: Some(report::OutputMeta {
-                path: args.output.clone(),
-                md5,
-                bytes,
-            }),
+            output: files,
         };
         let text = match report_format(path) {
             Ok(ReportFormat::Json) => {
@@ -359,8 +357,10 @@ pub async fn run(args: RunArgs) -> i32 {
             Err(e) => return fail(vec![output_diagnostic(e)]),
         }
     }
-    if let Err(e) = sample.commit() {
-        return fail(vec![output_diagnostic(e)]);
+    for (_, staged) in samples {
+        if let Err(e) = staged.commit() {
+            return fail(vec![output_diagnostic(e)]);
+        }
     }
     if let Some(r) = staged_report
         && let Err(e) = r.commit()
@@ -383,14 +383,16 @@ pub async fn run(args: RunArgs) -> i32 {
         eprintln!("warning: {w}");
     }
     let rows: usize = out.batches.iter().map(|b| b.num_rows()).sum();
+    let written: Vec<String> = destinations
+        .iter()
+        .map(|(_, p)| p.display().to_string())
+        .collect();
+    let written = written.join(", ");
     eprint!("{}", summary(&out.report, args.report.as_deref()));
     if out.report.split_totals.is_empty() {
         eprintln!(
             "{}: sampled {} of {} units ({rows} rows) into {}",
-            file.name,
-            out.report.total_selected,
-            out.report.total_population,
-            args.output.display()
+            file.name, out.report.total_selected, out.report.total_population, written
         );
     } else {
         let parts: Vec<String> = out
@@ -403,7 +405,7 @@ pub async fn run(args: RunArgs) -> i32 {
             "{}: split {} units ({rows} rows) into {}: {}",
             file.name,
             out.report.total_population,
-            args.output.display(),
+            written,
             parts.join(", ")
         );
     }
@@ -411,6 +413,115 @@ pub async fn run(args: RunArgs) -> i32 {
         eprint!("{}", timings(&out.profile, writing, total));
     }
     0
+}
+
+/// What `-o` writes the sample to: the one file it names, or, when it holds
+/// `{split}` (`-o 'out/{split}.parquet'`), one file per part of a split,
+/// named by the part. Checked before any data is read.
+fn sample_destinations(
+    args: &RunArgs,
+    st: &strat_check::ir::Statement,
+    inputs: &[PathBuf],
+) -> Result<Vec<(Option<String>, PathBuf)>, OutputError> {
+    let pattern = args.output.to_string_lossy();
+    let destinations = if !pattern.contains(SPLIT_PLACEHOLDER) {
+        vec![(None, args.output.clone())]
+    } else {
+        let refuse = |message: String, help: &str| OutputError {
+            message,
+            help: help.into(),
+        };
+        let Some(split) = st.kind.split() else {
+            return Err(refuse(
+                format!(
+                    "`-o {pattern}` writes one file per split part, but the emitted statement is a sample"
+                ),
+                "name one file, or emit a split (`--emit NAME`)",
+            ));
+        };
+        if !st.output.contains(&strat_check::ir::Output::SplitName) {
+            return Err(refuse(
+                format!(
+                    "`-o {pattern}` writes one file per split part, but the split's output has no `_split` column"
+                ),
+                "add `_split` to the statement's `output` list",
+            ));
+        }
+        split
+            .parts
+            .iter()
+            .map(|(name, _)| {
+                (
+                    Some(name.clone()),
+                    PathBuf::from(pattern.replace(SPLIT_PLACEHOLDER, name)),
+                )
+            })
+            .collect()
+    };
+    for (_, path) in &destinations {
+        output::OutputFormat::for_path(path)?;
+        output::check_not_an_input(path, inputs)?;
+        if let Some(r) = &args.report {
+            output::check_distinct(path, r)?;
+        }
+    }
+    if let Some(r) = &args.report {
+        report_format(r)?;
+        output::check_not_an_input(r, inputs)?;
+    }
+    Ok(destinations)
+}
+
+/// `-o`'s placeholder for a split part's name.
+const SPLIT_PLACEHOLDER: &str = "{split}";
+
+/// Each destination's rows written completely under a temporary name (none is
+/// in place until every one, and the report, is written): the whole sample,
+/// or a part's rows (by `_split`) in its own file.
+fn stage_samples(
+    out: &strat_engine::RunOutput,
+    destinations: &[(Option<String>, PathBuf)],
+    threads: usize,
+) -> Result<Vec<(Option<String>, output::Staged)>, OutputError> {
+    let mut staged = Vec::new();
+    for (split, path) in destinations {
+        let batches = match split {
+            None => out.batches.clone(),
+            Some(part) => part_rows(out, part).map_err(|e| OutputError {
+                message: format!("cannot select the rows of split `{part}`: {e}"),
+                help: "please report this".into(),
+            })?,
+        };
+        staged.push((
+            split.clone(),
+            output::stage_batches(path, out.schema.clone(), &batches, threads)?,
+        ));
+    }
+    Ok(staged)
+}
+
+/// The rows of split part `part` (its `_split` value), in output order.
+fn part_rows(
+    out: &strat_engine::RunOutput,
+    part: &str,
+) -> Result<Vec<datafusion::arrow::record_batch::RecordBatch>, datafusion::arrow::error::ArrowError>
+{
+    use datafusion::arrow::array::{AsArray, BooleanArray};
+    use datafusion::arrow::compute::{cast, filter_record_batch};
+    use datafusion::arrow::datatypes::DataType;
+    let column = out.schema.index_of("_split")?;
+    out.batches
+        .iter()
+        .map(|b| {
+            let names = cast(b.column(column), &DataType::Utf8)?;
+            let keep: BooleanArray = names
+                .as_string::<i32>()
+                .iter()
+                .map(|n| Some(n == Some(part)))
+                .collect();
+            filter_record_batch(b, &keep)
+        })
+        .collect()
 }
 
 /// The `--timings` lines: the plan, each phase, writing, and the total.

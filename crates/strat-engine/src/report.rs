@@ -23,8 +23,9 @@ pub struct RunMeta {
     pub statement: String,
     /// `(table, path, fingerprint)` of every bound input.
     pub inputs: Vec<(String, PathBuf, String)>,
-    /// The sample file this report describes, when it was written with one.
-    pub output: Option<OutputMeta>,
+    /// The sample files this report describes, when it was written with them:
+    /// one, or one per split part (`-o 'out/{split}.parquet'`).
+    pub output: Vec<OutputMeta>,
 }
 
 /// The sample file a report was written with: a report whose `md5` differs
@@ -32,6 +33,8 @@ pub struct RunMeta {
 /// two are renamed one after the other: see docs/guarantees.md).
 #[derive(Clone, Debug)]
 pub struct OutputMeta {
+    /// The split part the file holds, when the sample is written one file a part.
+    pub split: Option<String>,
     pub path: PathBuf,
     /// md5 of the file's bytes, lowercase hex.
     pub md5: String,
@@ -146,8 +149,24 @@ pub fn to_json(report: &Report, upstream: &[StatementReport], meta: &RunMeta) ->
         "rule_file": meta.rule_file,
         "rule_md5": meta.rule_hash,
         "inputs": meta.inputs.iter().map(|(t, p, f)| json!({"table": t, "path": p.display().to_string(), "fingerprint": f})).collect::<Vec<_>>(),
-        "output": meta.output.as_ref().map(|o| json!({"path": o.path.display().to_string(), "md5": o.md5, "bytes": o.bytes})),
     });
+    let file = |o: &OutputMeta| json!({"path": o.path.display().to_string(), "md5": o.md5, "bytes": o.bytes});
+    match meta.output.as_slice() {
+        [] => v["output"] = Value::Null,
+        [one] if one.split.is_none() => v["output"] = file(one),
+        parts => {
+            v["output"] = Value::Null;
+            v["outputs"] = parts
+                .iter()
+                .map(|o| {
+                    let mut f = file(o);
+                    f["split"] = json!(o.split);
+                    f
+                })
+                .collect::<Vec<_>>()
+                .into();
+        }
+    }
     if let (Value::Object(top), Value::Object(own)) =
         (&mut v, statement_json(&meta.statement, report))
     {
@@ -170,9 +189,12 @@ fn md_cell(s: &str) -> String {
 pub fn to_markdown(report: &Report, upstream: &[StatementReport], meta: &RunMeta) -> String {
     let mut out = format!("# strat run report: {}\n\n", md_cell(&meta.rule_file));
     out.push_str(&format!("- rule file md5: `{}`\n", meta.rule_hash));
-    if let Some(o) = &meta.output {
+    for o in &meta.output {
         out.push_str(&format!(
-            "- sample: {} (md5 `{}`, {} bytes)\n",
+            "- sample{}: {} (md5 `{}`, {} bytes)\n",
+            o.split
+                .as_ref()
+                .map_or(String::new(), |s| format!(" (`{}`)", md_cell(s))),
             md_cell(&o.path.display().to_string()),
             o.md5,
             o.bytes

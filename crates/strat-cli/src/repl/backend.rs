@@ -1124,7 +1124,7 @@ impl Session {
                     )
                 })
                 .collect(),
-            output: None,
+            output: Vec::new(),
         };
         let markdown = report::to_markdown(&out.report, &out.upstream, &meta);
         let Some(path) = output else {
