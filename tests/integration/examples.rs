@@ -62,3 +62,31 @@ fn every_example_runs_and_reruns_to_the_same_bytes() {
         );
     }
 }
+
+/// `strat explain` reads as people write the rules: each rule as written,
+/// percentages, bounds, `-` for a stratum that keeps no unit (a snapshot of
+/// the cohort, and of the split that reads it).
+#[test]
+fn explain_reads_like_the_rules() {
+    for (name, args) in [
+        (
+            "explain_cohort",
+            vec!["explain", "examples/cohort.strat", "--emit", "cohort"],
+        ),
+        (
+            "explain_cohort_split",
+            vec!["explain", "examples/cohort.strat"],
+        ),
+    ] {
+        let out = strat(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let text = crate::common::stdout(&out);
+        for debug_text in ["Some(", "None", "/10 ", "rule 1"] {
+            assert!(
+                !text.contains(debug_text),
+                "{name}: `{debug_text}` in\n{text}"
+            );
+        }
+        insta::assert_snapshot!(name, text);
+    }
+}

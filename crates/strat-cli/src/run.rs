@@ -200,7 +200,7 @@ pub async fn explain(args: ExplainArgs) -> i32 {
         Ok(p) => p,
         Err(code) => return code,
     };
-    match strat_engine::explain::explain(&p.ctx, &p.program, p.index).await {
+    match strat_engine::explain::explain(&p.ctx, &p.program, p.index, &p.file.text).await {
         Ok(text) => {
             print!("{text}");
             0

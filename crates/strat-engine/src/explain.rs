@@ -7,16 +7,19 @@ use std::fmt::Write as _;
 use datafusion::common::TableReference;
 use datafusion::prelude::SessionContext;
 use strat_alloc::{BigInt, BigRational, Target};
-use strat_check::ir::{self, Amount, Program, RuleAmount};
+use strat_check::ir::{self, Amount, Program};
 use strat_check::percent_text;
 
 use crate::lower::lower_expr;
 use crate::run::{RunError, run_statement};
 
+/// `text` is the rule file the program was checked from (rules are shown as
+/// written there).
 pub async fn explain(
     ctx: &SessionContext,
     program: &Program,
     index: usize,
+    text: &str,
 ) -> Result<String, RunError> {
     let st = &program.statements[index];
     let mut out = String::new();
@@ -72,21 +75,8 @@ pub async fn explain(
     };
     if st.kind.is_sample() {
         let _ = writeln!(out, "take:      {amount}");
-        for (i, r) in st.rules.iter().enumerate() {
-            let amount = match &r.amount {
-                None => "the method".to_string(),
-                Some(RuleAmount::All) => "all".to_string(),
-                Some(RuleAmount::None) => "none".to_string(),
-                Some(RuleAmount::Count(k)) => format!("count {k}"),
-                Some(RuleAmount::Rate(p)) => format!("rate {}%", percent_text(p)),
-                Some(RuleAmount::Share(p)) => format!("share {}%", percent_text(p)),
-            };
-            let when = if r.predicate.is_some() {
-                format!("rule {}", i + 1)
-            } else {
-                "else".to_string()
-            };
-            let _ = writeln!(out, "           {when} => {amount}");
+        for r in &st.rules {
+            let _ = writeln!(out, "           {}", rule_text(text, r));
         }
         let method = match &st.method {
             ir::Method::Proportional => "proportional".to_string(),
@@ -226,4 +216,24 @@ pub async fn explain(
 /// An exact decimal such as `power(0.5)`'s exponent, as written.
 fn decimal_text(q: &BigRational) -> String {
     percent_text(&(q / BigRational::from_integer(BigInt::from(100))))
+}
+
+/// A rule as written in the file, comments dropped and each gap between
+/// tokens one space: `country = "US" => share 30%`.
+fn rule_text(text: &str, rule: &ir::Rule) -> String {
+    use strat_syntax::lex::{TokenKind, tokens};
+    let written = text.get(rule.span.start..rule.span.end).unwrap_or_default();
+    let mut out = String::new();
+    let mut last_end = None;
+    for t in tokens(written) {
+        if t.kind == TokenKind::Comment {
+            continue;
+        }
+        if last_end.is_some_and(|end| end < t.span.start) {
+            out.push(' ');
+        }
+        out.push_str(&written[t.span.start..t.span.end]);
+        last_end = Some(t.span.end);
+    }
+    out
 }

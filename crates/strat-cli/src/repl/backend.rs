@@ -884,7 +884,7 @@ impl Session {
 
     async fn explain(&self, name: Option<&str>) -> Result<String> {
         let (c, program, index) = self.target(name)?;
-        match strat_engine::explain::explain(&c.ctx, program, index).await {
+        match strat_engine::explain::explain(&c.ctx, program, index, &c.text).await {
             Ok(text) => Ok(cut_lines(&text, self.max_rows * 2, "lines")),
             Err(e) => Err(self.render_run_error(&c.text, run_diagnostic(&e, &c.inputs))),
         }
