@@ -390,6 +390,21 @@ async fn rules_all_none_count_and_method() {
         w[1].contains("\"DEU\"") && w[1].contains("closest existing value is \"DE\""),
         "{w:?}"
     );
+    // case first: "us" is closest to "US" (not to a value one edit away, like "AR")
+    let out = run(
+        &[("t", &t)],
+        "sample t unit id stratify by country take all allocate { country = 'us' => none } seed 3",
+    )
+    .await
+    .unwrap();
+    let w: Vec<&String> = out
+        .report
+        .warnings
+        .iter()
+        .filter(|w| w.contains("no stratum has"))
+        .collect();
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].contains("closest existing value is \"US\""), "{w:?}");
 }
 
 #[tokio::test]

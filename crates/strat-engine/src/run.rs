@@ -1745,9 +1745,17 @@ fn unknown_rule_values(st: &Statement, strata: &[Vec<Option<String>>]) -> Vec<St
             if existing.contains(&text.as_str()) {
                 continue;
             }
+            // Case first: a rule's "us" means the data's "US", not "AR".
+            let folded = text.to_lowercase();
             let closest = existing
                 .iter()
-                .min_by_key(|e| (strsim::levenshtein(e, &text), **e))
+                .min_by_key(|e| {
+                    (
+                        strsim::levenshtein(&e.to_lowercase(), &folded),
+                        strsim::levenshtein(e, &text),
+                        **e,
+                    )
+                })
                 .map_or_else(String::new, |c| {
                     format!("; the closest existing value is \"{c}\"")
                 });
