@@ -1217,6 +1217,11 @@ impl<'a> Checker<'a> {
                 }
             }
             AK::Binary { op, left, right } => {
+                if op.is_comparison()
+                    && let Some(reported) = self.word_beside(left, right, scope)
+                {
+                    return reported;
+                }
                 let l = self.expr(left, scope);
                 let r = self.expr(right, scope);
                 let (l, r) = (l?, r?);
@@ -1276,6 +1281,10 @@ impl<'a> Checker<'a> {
                 let x = self.expr(expr, scope)?;
                 let mut items = Vec::new();
                 for item in list {
+                    if let Some(word) = self.unknown_word(item, scope) {
+                        self.word_for_string(word, Some(&x), scope);
+                        return None;
+                    }
                     let v = self.expr(item, scope)?;
                     if !x.ty.comparable(&v.ty) {
                         self.mismatch(item.span, &x, expr.span, &v, item.span, scope);
@@ -1460,6 +1469,80 @@ impl<'a> Checker<'a> {
                 None
             }
         }
+    }
+
+    /// A bare word that names nothing here: not a column, param, stratum or
+    /// alias (and the source's columns are known).
+    fn unknown_word<'e>(&self, e: &'e ast::Expr, scope: &Scope) -> Option<&'e ast::Ident> {
+        let AK::Name(ident) = &e.kind else {
+            return None;
+        };
+        let cols = scope.columns?;
+        if ident.quoted
+            || cols.iter().any(|c| c.name == ident.name)
+            || self.params.contains_key(&ident.name)
+        {
+            return None;
+        }
+        let text = normalise(self.text(e.span));
+        let stratum = scope
+            .strata
+            .into_iter()
+            .flatten()
+            .any(|(t, alias, _)| *t == text || alias.as_deref() == Some(ident.name.as_str()));
+        (!stratum).then_some(ident)
+    }
+
+    /// `country = US`, where `US` names nothing: checks the other side and
+    /// reports the word, suggesting a string when the other side is one.
+    /// `None` when neither side (or both) is such a word.
+    fn word_beside(
+        &mut self,
+        left: &ast::Expr,
+        right: &ast::Expr,
+        scope: &Scope,
+    ) -> Option<Option<ir::Expr>> {
+        let (word, other) = match (
+            self.unknown_word(left, scope),
+            self.unknown_word(right, scope),
+        ) {
+            (Some(w), None) => (w, right),
+            (None, Some(w)) => (w, left),
+            _ => return None,
+        };
+        let other = self.expr(other, scope);
+        self.word_for_string(word, other.as_ref(), scope);
+        Some(None)
+    }
+
+    /// Reports `word`, which names nothing; compared with a string, it is most
+    /// likely a string without its quotes.
+    fn word_for_string(&mut self, word: &ast::Ident, other: Option<&ir::Expr>, scope: &Scope) {
+        let Some(cols) = scope.columns else {
+            return;
+        };
+        if other.is_none_or(|o| o.ty != Type::String) {
+            self.name(word, scope);
+            return;
+        }
+        let quoted = format!("\"{}\"", word.name);
+        let column = closest(&word.name, cols.iter().map(|c| c.name.as_str()));
+        let help = match column {
+            Some(c) => format!(
+                "to compare with the text {}, write the string `{quoted}`; or did you mean the column `{c}`?",
+                word.name
+            ),
+            None => format!(
+                "to compare with the text {}, write the string `{quoted}`: a bare word is a column name",
+                word.name
+            ),
+        };
+        self.err(
+            Diagnostic::error("E0102", format!("unknown column `{}`", word.name))
+                .at(word.span)
+                .with_label("no column has this name")
+                .with_help(help),
+        );
     }
 
     fn operand(&mut self, x: &ir::Expr, span: Span, want: &[Type], what: &str) -> Option<()> {
