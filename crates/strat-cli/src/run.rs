@@ -478,6 +478,18 @@ pub(crate) fn run_diagnostic(e: &RunError, inputs: &[(String, PathBuf)]) -> Diag
             "E0208",
             "raise --memory-limit, or narrow `where` / the table so fewer rows are eligible",
         ),
+        // One of DataFusion's own operators hit the memory limit.
+        RunError::DataFusion { error, .. }
+            if matches!(
+                error.find_root(),
+                datafusion::error::DataFusionError::ResourcesExhausted(_)
+            ) =>
+        {
+            (
+                "E0208",
+                "raise --memory-limit, or narrow `where` / the table so fewer rows are eligible",
+            )
+        }
         RunError::DataFusion { .. } | RunError::Key(_) | RunError::Lower(_) => (
             "E0203",
             "check the input files: they must be readable and match their schema",
@@ -485,6 +497,13 @@ pub(crate) fn run_diagnostic(e: &RunError, inputs: &[(String, PathBuf)]) -> Diag
     };
     let mut d =
         Diagnostic::error(code, strat_engine::errtext::clean(&e.to_string())).with_help(help);
+    if let RunError::Memory { usage: Some(u), .. } = e {
+        d.help = Some(format!(
+            "raise `--memory-limit` to {} or more (what the run needed up to here), or narrow \
+             `where` (or the table) so fewer rows are eligible",
+            flag_size(u.needed())
+        ));
+    }
     if code == "E0203" {
         // Name the files behind the tables the message mentions (or all of them).
         let named: Vec<String> = inputs
@@ -502,6 +521,23 @@ pub(crate) fn run_diagnostic(e: &RunError, inputs: &[(String, PathBuf)]) -> Diag
         }
     }
     d
+}
+
+/// A size in `--memory-limit`'s syntax, rounded up: `474931` → `464K`.
+fn flag_size(bytes: usize) -> String {
+    let units = [(1usize << 30, "G"), (1 << 20, "M"), (1 << 10, "K")];
+    for (unit, name) in units {
+        if bytes >= unit {
+            // One decimal at most, rounded up.
+            let tenths = (bytes as u128 * 10).div_ceil(unit as u128);
+            return if tenths.is_multiple_of(10) || bytes < (1 << 20) {
+                format!("{}{name}", tenths.div_ceil(10))
+            } else {
+                format!("{}.{}{name}", tenths / 10, tenths % 10)
+            };
+        }
+    }
+    bytes.to_string()
 }
 
 fn progress(name: &str) -> Option<indicatif::ProgressBar> {
@@ -567,4 +603,22 @@ fn summary(report: &Report) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{flag_size, parse_size};
+
+    #[test]
+    fn sizes_for_the_memory_limit_round_up_and_parse_back() {
+        assert_eq!(flag_size(1000), "1000");
+        assert_eq!(flag_size(474_931), "464K");
+        assert_eq!(flag_size(1 << 20), "1M");
+        assert_eq!(flag_size((1 << 20) + 1), "1.1M");
+        assert_eq!(flag_size(3 << 30), "3G");
+        for n in [1, 1023, 1024, 474_931, 1 << 20, 5_000_001, 7 << 30] {
+            let back = parse_size(&flag_size(n)).unwrap();
+            assert!(back >= n, "{n} → {} → {back}", flag_size(n));
+        }
+    }
 }

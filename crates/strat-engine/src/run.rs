@@ -72,7 +72,7 @@ use datafusion::arrow::datatypes::{
 };
 use datafusion::common::TableReference;
 use datafusion::error::DataFusionError;
-use datafusion::execution::memory_pool::MemoryConsumer;
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryLimit, MemoryPool};
 use datafusion::logical_expr::Expr;
 use datafusion::prelude::{DataFrame, SessionContext};
 use futures::StreamExt;
@@ -193,11 +193,69 @@ pub enum RunError {
     },
     /// The allocation cannot be made.
     Alloc(AllocError),
-    /// The eligible rows need more memory than the context's memory limit.
+    /// The eligible rows need more memory than the context's memory limit
+    /// (`usage` says how much), or spilling to disk failed (`usage` is `None`).
     Memory {
         context: String,
         error: DataFusionError,
+        usage: Option<MemoryUse>,
     },
+}
+
+/// Where a run stood when it hit the memory limit, in bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryUse {
+    /// The memory limit (the memory pool's size), when it is known.
+    pub limit: Option<usize>,
+    /// What the run held (in the memory pool) when it asked for more.
+    pub held: usize,
+    /// What it asked for on top.
+    pub asked: usize,
+}
+
+impl MemoryUse {
+    /// What the run needed at least: what it held and what it asked for.
+    pub fn needed(&self) -> usize {
+        self.held.saturating_add(self.asked)
+    }
+}
+
+/// `1536` → `1.5 KiB`: a size as people read it (binary units, as
+/// `--memory-limit` takes them).
+pub fn size_text(bytes: usize) -> String {
+    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} bytes")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// Asking `pool` for `asked` bytes more failed: the memory error, with numbers.
+pub(crate) fn over_memory_limit(
+    context: &str,
+    pool: &dyn MemoryPool,
+    asked: usize,
+    error: DataFusionError,
+) -> RunError {
+    RunError::Memory {
+        context: context.to_string(),
+        error,
+        usage: Some(MemoryUse {
+            limit: match pool.memory_limit() {
+                MemoryLimit::Finite(n) => Some(n),
+                _ => None,
+            },
+            held: pool.reserved(),
+            asked,
+        }),
+    }
 }
 
 impl fmt::Display for RunError {
@@ -226,10 +284,35 @@ impl fmt::Display for RunError {
                  must be constant within a unit (use a per-unit column, or another method)"
             ),
             RunError::Alloc(e) => write!(f, "{e}"),
-            RunError::Memory { context, .. } => write!(
-                f,
-                "{context}: the eligible rows need more memory than the memory limit allows"
-            ),
+            RunError::Memory {
+                context,
+                usage: Some(u),
+                ..
+            } => {
+                let limit = u.limit.map_or("the memory limit".to_string(), |l| {
+                    format!("the memory limit of {}", size_text(l))
+                });
+                let parts = if u.held == 0 {
+                    String::new()
+                } else {
+                    format!(
+                        " ({} held and {} more)",
+                        size_text(u.held),
+                        size_text(u.asked)
+                    )
+                };
+                write!(
+                    f,
+                    "{context}: the eligible rows need at least {}{parts}, more than {limit}",
+                    size_text(u.needed())
+                )
+            }
+            RunError::Memory {
+                context,
+                error: DataFusionError::Execution(what),
+                usage: None,
+            } => write!(f, "{context}: {what}"),
+            RunError::Memory { context, error, .. } => write!(f, "{context}: {error}"),
         }
     }
 }
@@ -1315,20 +1398,17 @@ async fn read_input(
     let mut batches = Vec::new();
     while let Some(b) = stream.next().await {
         let b = b.map_err(df_err(context.clone()))?;
+        let asked = b.get_array_memory_size();
         reservation
-            .try_grow(b.get_array_memory_size())
-            .map_err(|e| RunError::Memory {
-                context: context.clone(),
-                error: e,
-            })?;
+            .try_grow(asked)
+            .map_err(|e| over_memory_limit(&context, pool.as_ref(), asked, e))?;
         batches.push(b);
     }
     // The concatenated copy is held while the pieces are still alive.
     let total: usize = batches.iter().map(|b| b.get_array_memory_size()).sum();
-    reservation.try_grow(total).map_err(|e| RunError::Memory {
-        context: context.clone(),
-        error: e,
-    })?;
+    reservation
+        .try_grow(total)
+        .map_err(|e| over_memory_limit(&context, pool.as_ref(), total, e))?;
     let all = concat_batches(&schema, &batches).map_err(arrow_err(&context))?;
     drop(batches);
     reservation.shrink(total);
