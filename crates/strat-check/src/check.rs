@@ -695,7 +695,63 @@ impl<'a> Checker<'a> {
             max,
             seed,
             output,
+            clauses: self.clauses(st),
         })
+    }
+
+    /// Where `st`'s clauses are, for run-time errors.
+    fn clauses(&self, st: &ast::Statement) -> ir::Clauses {
+        // `min K per stratum` from the span of K.
+        let bound = |v: &ast::IntValue, keyword: &str| {
+            let at = v.span();
+            let before = self.src[..at.start].trim_end();
+            let start = before.strip_suffix(keyword).map_or(at.start, |b| b.len());
+            let toks = strat_syntax::lex::tokens(&self.src[at.end..]);
+            let end = match toks.get(..2) {
+                Some([per, stratum])
+                    if &self.src[at.end..][per.span.start..per.span.end] == "per"
+                        && &self.src[at.end..][stratum.span.start..stratum.span.end]
+                            == "stratum" =>
+                {
+                    at.end + stratum.span.end
+                }
+                _ => at.end,
+            };
+            Span::new(start, end)
+        };
+        // Without the blanks a span may end with (they would run it onto the next line).
+        let trim = |s: Span| {
+            let text = &self.src[s.start..s.end.min(self.src.len())];
+            Span::new(s.start, s.start + text.trim_end().len())
+        };
+        ir::Clauses {
+            head: Span::new(st.span.start, st.source.span.end),
+            filter: st.filter.as_ref().map(|f| trim(f.span)),
+            unit: st.unit.as_ref().map(|u| u.span),
+            exclude: st.exclude.as_ref().map(|x| x.span),
+            stratify: st.stratify_span.map(|s| {
+                trim(Span::new(
+                    s.start,
+                    st.strata.last().map_or(s.end, |i| i.span.end),
+                ))
+            }),
+            take: st.take.as_ref().map(|t| trim(t.span)),
+            // `allocate {` or `allocate neyman(x)`: one line to point at.
+            allocate: st.allocate.as_ref().map(|a| {
+                let at = a.span();
+                let start = self.src[..at.start]
+                    .trim_end()
+                    .strip_suffix("allocate")
+                    .map_or(at.start, str::len);
+                match a {
+                    ast::Allocate::Rules { .. } => Span::new(start, at.start + 1),
+                    ast::Allocate::Method { .. } => Span::new(start, at.end),
+                }
+            }),
+            min: st.min.as_ref().map(|v| bound(v, "min")),
+            max: st.max.as_ref().map(|v| bound(v, "max")),
+            into: st.into.as_ref().map(|i| trim(i.span)),
+        }
     }
 
     fn error_count(&self) -> usize {
@@ -2182,5 +2238,6 @@ fn placeholder(st: &ast::Statement) -> ir::Statement {
         max: None,
         seed: 0,
         output: Vec::new(),
+        clauses: ir::Clauses::default(),
     }
 }

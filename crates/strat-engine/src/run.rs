@@ -193,6 +193,13 @@ pub enum RunError {
     },
     /// The allocation cannot be made.
     Alloc(AllocError),
+    /// Running statement `index` (named `name` in messages), which the
+    /// statement being run reads, failed.
+    InStatement {
+        index: usize,
+        name: String,
+        error: Box<RunError>,
+    },
     /// The eligible rows need more memory than the context's memory limit
     /// (`usage` says how much), or spilling to disk failed (`usage` is `None`).
     Memory {
@@ -284,6 +291,7 @@ impl fmt::Display for RunError {
                  must be constant within a unit (use a per-unit column, or another method)"
             ),
             RunError::Alloc(e) => write!(f, "{e}"),
+            RunError::InStatement { name, error, .. } => write!(f, "{name}: {error}"),
             RunError::Memory {
                 context,
                 usage: Some(u),
@@ -318,6 +326,30 @@ impl fmt::Display for RunError {
 }
 
 impl std::error::Error for RunError {}
+
+impl RunError {
+    /// The error, and the index of the statement it is about when that is
+    /// not the statement run but one it reads.
+    pub fn located(&self) -> (Option<usize>, &RunError) {
+        match self {
+            RunError::InStatement { index, error, .. } => (Some(*index), error),
+            e => (None, e),
+        }
+    }
+
+    /// This error as one of running statement `index` (once: the innermost
+    /// statement of a chain is the one to name).
+    fn in_statement(self, index: usize, name: &str) -> RunError {
+        match self {
+            e @ RunError::InStatement { .. } => e,
+            e => RunError::InStatement {
+                index,
+                name: name.to_string(),
+                error: Box::new(e),
+            },
+        }
+    }
+}
 
 impl From<LowerError> for RunError {
     fn from(e: LowerError) -> Self {
@@ -1362,7 +1394,9 @@ async fn source_frame(
         ir::Source::Statement(j) => {
             let name = program.statements.get(*j).and_then(|s| s.name.clone());
             let name = name.map_or_else(|| format!("statement {}", j + 1), |n| format!("`{n}`"));
-            let out = Box::pin(run_statement(ctx, program, *j)).await?;
+            let out = Box::pin(run_statement(ctx, program, *j))
+                .await
+                .map_err(|e| e.in_statement(*j, &name))?;
             let df = ctx
                 .read_batches(out.batches)
                 .map_err(df_err(format!("reading the output of {name}")))?;

@@ -886,7 +886,9 @@ impl Session {
         let (c, program, index) = self.target(name)?;
         match strat_engine::explain::explain(&c.ctx, program, index).await {
             Ok(text) => Ok(cut_lines(&text, self.max_rows * 2, "lines")),
-            Err(e) => Err(self.render_run_error(&c.text, run_diagnostic(&e, &c.inputs))),
+            Err(e) => {
+                Err(self.render_run_error(&c.text, run_diagnostic(&e, &c.inputs, program, index)))
+            }
         }
     }
 
@@ -948,7 +950,11 @@ impl Session {
         }
         let out = match run_statement(&c.ctx, program, index).await {
             Ok(out) => Arc::new(out),
-            Err(e) => return Err(self.render_run_error(&c.text, run_diagnostic(&e, &c.inputs))),
+            Err(e) => {
+                return Err(
+                    self.render_run_error(&c.text, run_diagnostic(&e, &c.inputs, program, index))
+                );
+            }
         };
         self.last_run = Some((index, out.clone()));
         Ok((index, out))
@@ -1359,7 +1365,7 @@ impl Session {
                         .map(|s| (s.values.clone(), s.population))
                         .collect()
                 })
-                .map_err(|e| run_diagnostic(&e, &compiled.inputs))
+                .map_err(|e| run_diagnostic(&e, &compiled.inputs, &program, index))
         };
         let mut counts = counts.map_err(|d| self.render_run_error(&text, d))?;
         counts.sort_by(|x, y| y.1.cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
