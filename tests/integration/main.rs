@@ -18,6 +18,7 @@ mod hostile;
 mod repl;
 mod robustness;
 mod run;
+mod run_errors;
 mod sql;
 mod sql_hostile;
 mod sql_native;

@@ -52,18 +52,33 @@ fn a_session_in_a_terminal() {
     expect(&mut p, "strat> ");
 
     // A statement over several lines: Enter continues while it is unfinished
-    // (after `where`, after a trailing comma); `sample mem⇥` completes the table.
+    // (after `where`, after a trailing comma), each continued line with its
+    // prompt; `sample mem⇥` completes the table.
     send(&mut p, "cohort = sample mem\t");
     send(&mut p, " where\r");
+    expect(&mut p, "  ...> ");
     send(
         &mut p,
         "  tenure_days >= 30 unit member_id stratify by country,\r",
     );
+    expect(&mut p, "  ...> ");
     send(&mut p, "  plan take 200 seed 7\r");
     expect(&mut p, "defined `cohort`");
 
+    // A line starting with `:` is a command, even in an unfinished statement
+    // (which is dropped, with a note).
+    send(&mut p, "sample members where\r");
+    expect(&mut p, "  ...> ");
+    send(&mut p, ":schema cohort\r");
+    expect(
+        &mut p,
+        "dropped the unfinished statement `sample members where`",
+    );
+    expect(&mut p, "statement cohort (its output columns)");
+    expect(&mut p, "strat> ");
+
     // Ctrl-C drops the input being typed.
-    send(&mut p, "sample nothing_here");
+    send(&mut p, "param nothing_here");
     expect(&mut p, "nothing_here");
     p.send_control('c').unwrap();
     expect(&mut p, "strat> ");

@@ -461,8 +461,11 @@ fn a_memory_limit_fails_cleanly() {
         "200K",
     ]);
     assert_eq!(run.status.code(), Some(1));
+    // The numbers: the limit, what the run needed, and the flag that fixes it.
     assert!(
-        stderr(&run).contains("E0208") && stderr(&run).contains("memory limit"),
+        stderr(&run).contains("E0208")
+            && stderr(&run).contains("more than the memory limit of 200.0 KiB")
+            && stderr(&run).contains("raise `--memory-limit` to "),
         "{}",
         stderr(&run)
     );

@@ -294,6 +294,18 @@ impl fmt::Display for AllocError {
 
 impl std::error::Error for AllocError {}
 
+impl AllocError {
+    /// The message in two parts, what went wrong and how to fix it: every
+    /// message is written `WHAT; FIX`.
+    pub fn what_and_fix(&self) -> (String, String) {
+        let text = self.to_string();
+        match text.split_once("; ") {
+            Some((what, fix)) => (what.to_string(), fix.to_string()),
+            None => (text, String::new()),
+        }
+    }
+}
+
 fn rat(n: u64) -> BigRational {
     BigRational::from_integer(n.into())
 }

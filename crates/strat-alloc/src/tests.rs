@@ -776,3 +776,56 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn every_error_message_is_what_then_fix() {
+    let r = |n: i64| Box::new(q(n, 1));
+    let all = [
+        AllocError::OutOfRange {
+            what: "a rate",
+            value: r(2),
+        },
+        AllocError::MinAboveMax { min: 5, max: 3 },
+        AllocError::TotalTooLarge {
+            total: 10,
+            population: 5,
+        },
+        AllocError::SharesOver100 { sum: r(2) },
+        AllocError::ShareNeedsTotal { rule: 0 },
+        AllocError::NotWithAbout {
+            rule: 1,
+            amount: "count",
+        },
+        AllocError::ShareQuotaTooLarge {
+            rule: 0,
+            quota: 9,
+            available: 3,
+        },
+        AllocError::RemainderNegative {
+            total: r(5),
+            rules: r(7),
+        },
+        AllocError::NoMethodStrata { total: 9, rules: 4 },
+        AllocError::Infeasible {
+            remainder: r(5),
+            lower_sum: 9,
+            upper_sum: 20,
+        },
+        AllocError::Infeasible {
+            remainder: r(50),
+            lower_sum: 9,
+            upper_sum: 20,
+        },
+        AllocError::ZeroWeightShortfall {
+            remainder: r(50),
+            reachable: r(20),
+        },
+    ];
+    for e in all {
+        let text = e.to_string();
+        assert_eq!(text.matches("; ").count(), 1, "{text}");
+        let (what, fix) = e.what_and_fix();
+        assert_eq!(format!("{what}; {fix}"), text);
+        assert!(!what.is_empty() && !fix.is_empty(), "{text}");
+    }
+}

@@ -695,7 +695,63 @@ impl<'a> Checker<'a> {
             max,
             seed,
             output,
+            clauses: self.clauses(st),
         })
+    }
+
+    /// Where `st`'s clauses are, for run-time errors.
+    fn clauses(&self, st: &ast::Statement) -> ir::Clauses {
+        // `min K per stratum` from the span of K.
+        let bound = |v: &ast::IntValue, keyword: &str| {
+            let at = v.span();
+            let before = self.src[..at.start].trim_end();
+            let start = before.strip_suffix(keyword).map_or(at.start, |b| b.len());
+            let toks = strat_syntax::lex::tokens(&self.src[at.end..]);
+            let end = match toks.get(..2) {
+                Some([per, stratum])
+                    if &self.src[at.end..][per.span.start..per.span.end] == "per"
+                        && &self.src[at.end..][stratum.span.start..stratum.span.end]
+                            == "stratum" =>
+                {
+                    at.end + stratum.span.end
+                }
+                _ => at.end,
+            };
+            Span::new(start, end)
+        };
+        // Without the blanks a span may end with (they would run it onto the next line).
+        let trim = |s: Span| {
+            let text = &self.src[s.start..s.end.min(self.src.len())];
+            Span::new(s.start, s.start + text.trim_end().len())
+        };
+        ir::Clauses {
+            head: Span::new(st.span.start, st.source.span.end),
+            filter: st.filter.as_ref().map(|f| trim(f.span)),
+            unit: st.unit.as_ref().map(|u| u.span),
+            exclude: st.exclude.as_ref().map(|x| x.span),
+            stratify: st.stratify_span.map(|s| {
+                trim(Span::new(
+                    s.start,
+                    st.strata.last().map_or(s.end, |i| i.span.end),
+                ))
+            }),
+            take: st.take.as_ref().map(|t| trim(t.span)),
+            // `allocate {` or `allocate neyman(x)`: one line to point at.
+            allocate: st.allocate.as_ref().map(|a| {
+                let at = a.span();
+                let start = self.src[..at.start]
+                    .trim_end()
+                    .strip_suffix("allocate")
+                    .map_or(at.start, str::len);
+                match a {
+                    ast::Allocate::Rules { .. } => Span::new(start, at.start + 1),
+                    ast::Allocate::Method { .. } => Span::new(start, at.end),
+                }
+            }),
+            min: st.min.as_ref().map(|v| bound(v, "min")),
+            max: st.max.as_ref().map(|v| bound(v, "max")),
+            into: st.into.as_ref().map(|i| trim(i.span)),
+        }
     }
 
     fn error_count(&self) -> usize {
@@ -1217,6 +1273,11 @@ impl<'a> Checker<'a> {
                 }
             }
             AK::Binary { op, left, right } => {
+                if op.is_comparison()
+                    && let Some(reported) = self.word_beside(left, right, scope)
+                {
+                    return reported;
+                }
                 let l = self.expr(left, scope);
                 let r = self.expr(right, scope);
                 let (l, r) = (l?, r?);
@@ -1276,6 +1337,10 @@ impl<'a> Checker<'a> {
                 let x = self.expr(expr, scope)?;
                 let mut items = Vec::new();
                 for item in list {
+                    if let Some(word) = self.unknown_word(item, scope) {
+                        self.word_for_string(word, Some(&x), scope);
+                        return None;
+                    }
                     let v = self.expr(item, scope)?;
                     if !x.ty.comparable(&v.ty) {
                         self.mismatch(item.span, &x, expr.span, &v, item.span, scope);
@@ -1460,6 +1525,80 @@ impl<'a> Checker<'a> {
                 None
             }
         }
+    }
+
+    /// A bare word that names nothing here: not a column, param, stratum or
+    /// alias (and the source's columns are known).
+    fn unknown_word<'e>(&self, e: &'e ast::Expr, scope: &Scope) -> Option<&'e ast::Ident> {
+        let AK::Name(ident) = &e.kind else {
+            return None;
+        };
+        let cols = scope.columns?;
+        if ident.quoted
+            || cols.iter().any(|c| c.name == ident.name)
+            || self.params.contains_key(&ident.name)
+        {
+            return None;
+        }
+        let text = normalise(self.text(e.span));
+        let stratum = scope
+            .strata
+            .into_iter()
+            .flatten()
+            .any(|(t, alias, _)| *t == text || alias.as_deref() == Some(ident.name.as_str()));
+        (!stratum).then_some(ident)
+    }
+
+    /// `country = US`, where `US` names nothing: checks the other side and
+    /// reports the word, suggesting a string when the other side is one.
+    /// `None` when neither side (or both) is such a word.
+    fn word_beside(
+        &mut self,
+        left: &ast::Expr,
+        right: &ast::Expr,
+        scope: &Scope,
+    ) -> Option<Option<ir::Expr>> {
+        let (word, other) = match (
+            self.unknown_word(left, scope),
+            self.unknown_word(right, scope),
+        ) {
+            (Some(w), None) => (w, right),
+            (None, Some(w)) => (w, left),
+            _ => return None,
+        };
+        let other = self.expr(other, scope);
+        self.word_for_string(word, other.as_ref(), scope);
+        Some(None)
+    }
+
+    /// Reports `word`, which names nothing; compared with a string, it is most
+    /// likely a string without its quotes.
+    fn word_for_string(&mut self, word: &ast::Ident, other: Option<&ir::Expr>, scope: &Scope) {
+        let Some(cols) = scope.columns else {
+            return;
+        };
+        if other.is_none_or(|o| o.ty != Type::String) {
+            self.name(word, scope);
+            return;
+        }
+        let quoted = format!("\"{}\"", word.name);
+        let column = closest(&word.name, cols.iter().map(|c| c.name.as_str()));
+        let help = match column {
+            Some(c) => format!(
+                "to compare with the text {}, write the string `{quoted}`; or did you mean the column `{c}`?",
+                word.name
+            ),
+            None => format!(
+                "to compare with the text {}, write the string `{quoted}`: a bare word is a column name",
+                word.name
+            ),
+        };
+        self.err(
+            Diagnostic::error("E0102", format!("unknown column `{}`", word.name))
+                .at(word.span)
+                .with_label("no column has this name")
+                .with_help(help),
+        );
     }
 
     fn operand(&mut self, x: &ir::Expr, span: Span, want: &[Type], what: &str) -> Option<()> {
@@ -2099,5 +2238,6 @@ fn placeholder(st: &ast::Statement) -> ir::Statement {
         max: None,
         seed: 0,
         output: Vec::new(),
+        clauses: ir::Clauses::default(),
     }
 }

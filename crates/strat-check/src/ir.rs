@@ -83,6 +83,28 @@ pub struct Statement {
     pub max: Option<u64>,
     pub seed: u64,
     pub output: Vec<Output>,
+    /// Where the clauses are in the rule file, for run-time errors to point at.
+    pub clauses: Clauses,
+}
+
+/// The places of a statement's clauses in the rule file (byte spans; `None`
+/// for a clause the statement does not have).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Clauses {
+    /// The statement's head: its name (if any), keyword and source.
+    pub head: Span,
+    pub filter: Option<Span>,
+    pub unit: Option<Span>,
+    pub exclude: Option<Span>,
+    /// `stratify by` and its expressions.
+    pub stratify: Option<Span>,
+    pub take: Option<Span>,
+    /// `allocate {` (a rule block) or `allocate METHOD`.
+    pub allocate: Option<Span>,
+    /// `min K per stratum`, `max K per stratum`.
+    pub min: Option<Span>,
+    pub max: Option<Span>,
+    pub into: Option<Span>,
 }
 
 impl Statement {

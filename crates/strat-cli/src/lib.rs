@@ -8,6 +8,7 @@
 pub mod render;
 mod repl;
 mod run;
+mod run_error;
 pub mod source;
 mod sql;
 

@@ -51,22 +51,29 @@ fn render_one(file: &FileDiagnostics, d: &Diagnostic, color: bool, out: &mut Vec
                 .with_index_type(IndexType::Byte),
         )
         .with_code(d.code)
-        .with_message(&d.message)
-        .with_label(
-            // ariadne draws no underline for a label without a message.
-            Label::new((name.clone(), range))
-                .with_message(if d.label.is_empty() {
-                    &d.message
-                } else {
-                    &d.label
-                })
-                .with_color(paint),
-        );
-    for l in &d.labels {
+        .with_message(&d.message);
+    // ariadne draws no underline for a label without a message.
+    let primary = if d.label.is_empty() {
+        &d.message
+    } else {
+        &d.label
+    };
+    let mut labels = vec![(range, primary, paint)];
+    labels.extend(d.labels.iter().map(|l| {
+        (
+            clamp(l.span.start)..clamp(l.span.end),
+            &l.message,
+            Color::Blue,
+        )
+    }));
+    // In file order: ariadne starts a new snippet (repeating the file
+    // header) for a label above the one before it.
+    labels.sort_by_key(|(r, _, _)| (r.start, r.end));
+    for (r, message, color) in labels {
         report = report.with_label(
-            Label::new((name.clone(), clamp(l.span.start)..clamp(l.span.end)))
-                .with_message(&l.message)
-                .with_color(Color::Blue),
+            Label::new((name.clone(), r))
+                .with_message(message)
+                .with_color(color),
         );
     }
     if let Some(h) = &d.help {

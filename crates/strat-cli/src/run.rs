@@ -10,10 +10,11 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use strat_alloc::Target;
 use strat_engine::output::{self, OutputError};
 use strat_engine::report::{self, RunMeta};
-use strat_engine::run::{Report, RunError, run_statement};
+use strat_engine::run::{Report, run_statement};
 use strat_syntax::Diagnostic;
 
 use crate::render::{self, FileDiagnostics};
+pub(crate) use crate::run_error::run_diagnostic;
 use crate::{BindArgs, ColorChoice, source};
 
 #[derive(clap::Args, Debug)]
@@ -206,7 +207,7 @@ pub async fn explain(args: ExplainArgs) -> i32 {
             0
         }
         Err(e) => {
-            let diags = vec![run_diagnostic(&e, &p.compiled_inputs)];
+            let diags = vec![run_diagnostic(&e, &p.compiled_inputs, &p.program, p.index)];
             let view = FileDiagnostics {
                 name: &p.file.name,
                 text: &p.file.text,
@@ -292,7 +293,7 @@ pub async fn run(args: RunArgs) -> i32 {
     }
     let out = match result {
         Ok(out) => out,
-        Err(e) => return fail(vec![run_diagnostic(&e, &compiled_inputs)]),
+        Err(e) => return fail(vec![run_diagnostic(&e, &compiled_inputs, &program, index)]),
     };
 
     let writing = std::time::Instant::now();
@@ -574,56 +575,6 @@ pub(crate) fn output_diagnostic(e: OutputError) -> Diagnostic {
     Diagnostic::error("E0205", e.message).with_help(e.help)
 }
 
-/// A run-time error (spec §9) as a diagnostic with a stable code.
-pub(crate) fn run_diagnostic(e: &RunError, inputs: &[(String, PathBuf)]) -> Diagnostic {
-    let (code, help) = match e {
-        RunError::UnitSpansStrata { .. } => (
-            "E0201",
-            "stratify by values that are constant within a unit, e.g. `last(x by t)`",
-        ),
-        RunError::Alloc(_) => (
-            "E0202",
-            "change `take`, the rules or the bounds so that the numbers add up",
-        ),
-        RunError::NeymanNotConstant { .. } => (
-            "E0206",
-            "use a column that is constant within each unit, or another method",
-        ),
-        RunError::Unsupported(_) => (
-            "E0204",
-            "this construct is checked but cannot run natively yet",
-        ),
-        RunError::Statement(_) => ("E0207", "check the statement names"),
-        RunError::Memory { .. } => (
-            "E0208",
-            "raise --memory-limit, or narrow `where` / the table so fewer rows are eligible",
-        ),
-        RunError::DataFusion { .. } | RunError::Key(_) | RunError::Lower(_) => (
-            "E0203",
-            "check the input files: they must be readable and match their schema",
-        ),
-    };
-    let mut d =
-        Diagnostic::error(code, strat_engine::errtext::clean(&e.to_string())).with_help(help);
-    if code == "E0203" {
-        // Name the files behind the tables the message mentions (or all of them).
-        let named: Vec<String> = inputs
-            .iter()
-            .filter(|(t, _)| d.message.contains(&format!("`{t}`")))
-            .map(|(t, p)| format!("table `{t}` is `{}`", p.display()))
-            .collect();
-        let all: Vec<String> = inputs
-            .iter()
-            .map(|(t, p)| format!("table `{t}` is `{}`", p.display()))
-            .collect();
-        let files = if named.is_empty() { all } else { named };
-        if !files.is_empty() {
-            d.help = Some(format!("{help}; {}", files.join(", ")));
-        }
-    }
-    d
-}
-
 fn progress(name: &str) -> Option<indicatif::ProgressBar> {
     if !std::io::stderr().is_terminal() {
         return None;
@@ -693,4 +644,23 @@ fn summary(report: &Report, report_path: Option<&Path>) -> String {
         });
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+    use crate::run_error::flag_size;
+
+    #[test]
+    fn sizes_for_the_memory_limit_round_up_and_parse_back() {
+        assert_eq!(flag_size(1000), "1000");
+        assert_eq!(flag_size(474_931), "464K");
+        assert_eq!(flag_size(1 << 20), "1M");
+        assert_eq!(flag_size((1 << 20) + 1), "1.1M");
+        assert_eq!(flag_size(3 << 30), "3G");
+        for n in [1, 1023, 1024, 474_931, 1 << 20, 5_000_001, 7 << 30] {
+            let back = parse_size(&flag_size(n)).unwrap();
+            assert!(back >= n, "{n} → {} → {back}", flag_size(n));
+        }
+    }
 }

@@ -72,7 +72,7 @@ use datafusion::arrow::datatypes::{
 };
 use datafusion::common::TableReference;
 use datafusion::error::DataFusionError;
-use datafusion::execution::memory_pool::MemoryConsumer;
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryLimit, MemoryPool};
 use datafusion::logical_expr::Expr;
 use datafusion::prelude::{DataFrame, SessionContext};
 use futures::StreamExt;
@@ -238,11 +238,76 @@ pub enum RunError {
     },
     /// The allocation cannot be made.
     Alloc(AllocError),
-    /// The eligible rows need more memory than the context's memory limit.
+    /// Running statement `index` (named `name` in messages), which the
+    /// statement being run reads, failed.
+    InStatement {
+        index: usize,
+        name: String,
+        error: Box<RunError>,
+    },
+    /// The eligible rows need more memory than the context's memory limit
+    /// (`usage` says how much), or spilling to disk failed (`usage` is `None`).
     Memory {
         context: String,
         error: DataFusionError,
+        usage: Option<MemoryUse>,
     },
+}
+
+/// Where a run stood when it hit the memory limit, in bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryUse {
+    /// The memory limit (the memory pool's size), when it is known.
+    pub limit: Option<usize>,
+    /// What the run held (in the memory pool) when it asked for more.
+    pub held: usize,
+    /// What it asked for on top.
+    pub asked: usize,
+}
+
+impl MemoryUse {
+    /// What the run needed at least: what it held and what it asked for.
+    pub fn needed(&self) -> usize {
+        self.held.saturating_add(self.asked)
+    }
+}
+
+/// `1536` → `1.5 KiB`: a size as people read it (binary units, as
+/// `--memory-limit` takes them).
+pub fn size_text(bytes: usize) -> String {
+    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} bytes")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// Asking `pool` for `asked` bytes more failed: the memory error, with numbers.
+pub(crate) fn over_memory_limit(
+    context: &str,
+    pool: &dyn MemoryPool,
+    asked: usize,
+    error: DataFusionError,
+) -> RunError {
+    RunError::Memory {
+        context: context.to_string(),
+        error,
+        usage: Some(MemoryUse {
+            limit: match pool.memory_limit() {
+                MemoryLimit::Finite(n) => Some(n),
+                _ => None,
+            },
+            held: pool.reserved(),
+            asked,
+        }),
+    }
 }
 
 impl fmt::Display for RunError {
@@ -271,15 +336,65 @@ impl fmt::Display for RunError {
                  must be constant within a unit (use a per-unit column, or another method)"
             ),
             RunError::Alloc(e) => write!(f, "{e}"),
-            RunError::Memory { context, .. } => write!(
-                f,
-                "{context}: the eligible rows need more memory than the memory limit allows"
-            ),
+            RunError::InStatement { name, error, .. } => write!(f, "{name}: {error}"),
+            RunError::Memory {
+                context,
+                usage: Some(u),
+                ..
+            } => {
+                let limit = u.limit.map_or("the memory limit".to_string(), |l| {
+                    format!("the memory limit of {}", size_text(l))
+                });
+                let parts = if u.held == 0 {
+                    String::new()
+                } else {
+                    format!(
+                        " ({} held and {} more)",
+                        size_text(u.held),
+                        size_text(u.asked)
+                    )
+                };
+                write!(
+                    f,
+                    "{context}: the eligible rows need at least {}{parts}, more than {limit}",
+                    size_text(u.needed())
+                )
+            }
+            RunError::Memory {
+                context,
+                error: DataFusionError::Execution(what),
+                usage: None,
+            } => write!(f, "{context}: {what}"),
+            RunError::Memory { context, error, .. } => write!(f, "{context}: {error}"),
         }
     }
 }
 
 impl std::error::Error for RunError {}
+
+impl RunError {
+    /// The error, and the index of the statement it is about when that is
+    /// not the statement run but one it reads.
+    pub fn located(&self) -> (Option<usize>, &RunError) {
+        match self {
+            RunError::InStatement { index, error, .. } => (Some(*index), error),
+            e => (None, e),
+        }
+    }
+
+    /// This error as one of running statement `index` (once: the innermost
+    /// statement of a chain is the one to name).
+    fn in_statement(self, index: usize, name: &str) -> RunError {
+        match self {
+            e @ RunError::InStatement { .. } => e,
+            e => RunError::InStatement {
+                index,
+                name: name.to_string(),
+                error: Box::new(e),
+            },
+        }
+    }
+}
 
 impl From<LowerError> for RunError {
     fn from(e: LowerError) -> Self {
@@ -1330,7 +1445,9 @@ async fn source_frame(
         ir::Source::Statement(j) => {
             let name = program.statements.get(*j).and_then(|s| s.name.clone());
             let name = name.map_or_else(|| format!("statement {}", j + 1), |n| format!("`{n}`"));
-            let out = Box::pin(run_statement(ctx, program, *j)).await?;
+            let out = Box::pin(run_statement(ctx, program, *j))
+                .await
+                .map_err(|e| e.in_statement(*j, &name))?;
             let mut found = out.upstream;
             found.push(StatementReport {
                 index: *j,
@@ -1374,20 +1491,17 @@ async fn read_input(
     let mut batches = Vec::new();
     while let Some(b) = stream.next().await {
         let b = b.map_err(df_err(context.clone()))?;
+        let asked = b.get_array_memory_size();
         reservation
-            .try_grow(b.get_array_memory_size())
-            .map_err(|e| RunError::Memory {
-                context: context.clone(),
-                error: e,
-            })?;
+            .try_grow(asked)
+            .map_err(|e| over_memory_limit(&context, pool.as_ref(), asked, e))?;
         batches.push(b);
     }
     // The concatenated copy is held while the pieces are still alive.
     let total: usize = batches.iter().map(|b| b.get_array_memory_size()).sum();
-    reservation.try_grow(total).map_err(|e| RunError::Memory {
-        context: context.clone(),
-        error: e,
-    })?;
+    reservation
+        .try_grow(total)
+        .map_err(|e| over_memory_limit(&context, pool.as_ref(), total, e))?;
     let all = concat_batches(&schema, &batches).map_err(arrow_err(&context))?;
     drop(batches);
     reservation.shrink(total);

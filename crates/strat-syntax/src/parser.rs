@@ -56,42 +56,7 @@ fn parse_here(text: &str) -> Parsed {
     bounds.push(text.len());
     let mut parsed = Parsed::default();
     for w in bounds.windows(2) {
-        let (a, b) = (w[0], w[1]);
-        let chunk = &text[a..b];
-        let is_item = starts.contains(&a);
-        if let Some(at) = lex::too_deep(chunk, &lex::tokens(chunk), MAX_NESTING) {
-            parsed.diagnostics.push(
-                Diagnostic::error("E0003", format!("expression nested more than {MAX_NESTING} levels deep"))
-                    .at(lex::token_span_at(text, a + at))
-                    .with_label("nesting limit passed here")
-                    .with_help("split the expression into simpler parts, e.g. with `case when … end` or `in (…)`"),
-            );
-            continue;
-        }
-        let entry = if is_item {
-            Rule::item_only
-        } else {
-            Rule::blank_only
-        };
-        match Grammar::parse(entry, chunk) {
-            Ok(mut pairs) => {
-                if is_item {
-                    let top = pairs.next().expect("item_only yields one pair");
-                    let mut b = Builder {
-                        base: a,
-                        diags: &mut parsed.diagnostics,
-                    };
-                    if let Some(item) = top.into_inner().find(|p| p.as_rule() != Rule::EOI)
-                        && let Some(item) = b.item(item)
-                    {
-                        parsed.file.items.push(item);
-                    }
-                }
-            }
-            Err(e) => parsed
-                .diagnostics
-                .push(syntax_error(text, a, chunk, is_item, &e)),
-        }
+        parse_chunk(text, w[0], w[1], starts.contains(&w[0]), &mut parsed);
     }
     if parsed.diagnostics.is_empty()
         && !parsed
@@ -109,6 +74,94 @@ fn parse_here(text: &str) -> Parsed {
         );
     }
     parsed
+}
+
+/// Parses `text[a..b]`, an item when `is_item` (else blanks only), into `parsed`.
+fn parse_chunk(text: &str, a: usize, b: usize, is_item: bool, parsed: &mut Parsed) {
+    let chunk = &text[a..b];
+    if let Some(at) = lex::too_deep(chunk, &lex::tokens(chunk), MAX_NESTING) {
+        parsed.diagnostics.push(
+            Diagnostic::error(
+                "E0003",
+                format!("expression nested more than {MAX_NESTING} levels deep"),
+            )
+            .at(lex::token_span_at(text, a + at))
+            .with_label("nesting limit passed here")
+            .with_help(
+                "split the expression into simpler parts, e.g. with `case when … end` or `in (…)`",
+            ),
+        );
+        return;
+    }
+    let entry = if is_item {
+        Rule::item_only
+    } else {
+        Rule::blank_only
+    };
+    match Grammar::parse(entry, chunk) {
+        Ok(mut pairs) => {
+            if is_item {
+                let top = pairs.next().expect("item_only yields one pair");
+                let mut b = Builder {
+                    base: a,
+                    diags: &mut parsed.diagnostics,
+                };
+                if let Some(item) = top.into_inner().find(|p| p.as_rule() != Rule::EOI)
+                    && let Some(item) = b.item(item)
+                {
+                    parsed.file.items.push(item);
+                }
+            }
+        }
+        Err(e) => {
+            // `SAMPLE`, `Table`: not a statement start, so it ran into the item
+            // before it. Parse that item on its own, so it is not lost too.
+            if let Some(cut) = capitalised_item_start(chunk, &e) {
+                parse_chunk(text, a, a + cut, is_item, parsed);
+                parse_chunk(text, a + cut, b, true, parsed);
+                return;
+            }
+            parsed
+                .diagnostics
+                .push(syntax_error(text, a, chunk, is_item, &e));
+        }
+    }
+}
+
+/// Where a capitalised `sample`, `split`, `table` or `param` (or `NAME =`
+/// before it) starts, when the error is there and something comes before it.
+fn capitalised_item_start(chunk: &str, e: &pest::error::Error<Rule>) -> Option<usize> {
+    let pos = match e.location {
+        InputLocation::Pos(p) => p,
+        InputLocation::Span((s, _)) => s,
+    };
+    let toks: Vec<lex::Token> = lex::tokens(chunk)
+        .into_iter()
+        .filter(|t| t.kind != lex::TokenKind::Comment)
+        .collect();
+    let k = toks.iter().position(|t| t.span.end > pos)?;
+    let word = |t: &lex::Token| &chunk[t.span.start..t.span.end];
+    let w = word(&toks[k]);
+    let lower = w.to_ascii_lowercase();
+    if toks[k].kind != lex::TokenKind::Word
+        || w == lower
+        || !matches!(lower.as_str(), "sample" | "split" | "table" | "param")
+    {
+        return None;
+    }
+    let named = k >= 2
+        && word(&toks[k - 1]) == "="
+        && matches!(lower.as_str(), "sample" | "split")
+        && matches!(
+            toks[k - 2].kind,
+            lex::TokenKind::Word | lex::TokenKind::QuotedName
+        );
+    let cut = if named {
+        toks[k - 2].span.start
+    } else {
+        toks[k].span.start
+    };
+    (cut > 0 && !chunk[..cut].trim().is_empty()).then_some(cut)
 }
 
 /// Is `text` merely unfinished (more lines could complete it), rather than wrong?
@@ -180,6 +233,11 @@ fn syntax_error(
         ErrorVariant::ParsingError { positives, .. } => positives.clone(),
         ErrorVariant::CustomError { .. } => Vec::new(),
     };
+    // Mistakes that a list of expectations explains badly get a message of their own.
+    if !at_end && let Some(mut d) = common_mistake(chunk, pos, &positives) {
+        d.span = d.span.map(|s| s.shifted(base));
+        return d;
+    }
     let mut expected: Vec<&'static str> = Vec::new();
     // The end of the statement reads best last: "expected `take`, `seed` or the end of the statement".
     let mut positives = positives;
@@ -227,6 +285,269 @@ fn syntax_error(
         d = d.with_help(help);
     }
     d
+}
+
+/// The comparison operators, longest first.
+const CMP_OPS: [&str; 7] = ["<=", ">=", "!=", "<>", "<", ">", "="];
+
+/// The comparison operator starting at byte `at` of `text`, if any (not `=>`).
+fn cmp_op_at(text: &str, at: usize) -> Option<&'static str> {
+    let rest = text.get(at..)?;
+    CMP_OPS
+        .into_iter()
+        .find(|op| rest.starts_with(op))
+        .filter(|op| !(*op == "=" && rest.starts_with("=>")))
+}
+
+/// A syntax error whose usual cause is known well enough to say it directly:
+/// `==`, a chained comparison, a space in `10 %`, `in` without a list. `pos`
+/// is the error's offset in `chunk`; the diagnostic's spans are in `chunk`.
+fn common_mistake(chunk: &str, pos: usize, positives: &[Rule]) -> Option<Diagnostic> {
+    let toks = lex::tokens(chunk);
+    let at = toks.iter().position(|t| t.span.end > pos)?;
+    let tok = toks[at];
+    let word = |t: &lex::Token| &chunk[t.span.start..t.span.end];
+
+    // `==`: pest stops at the second `=` (after a comparison) or at the first
+    // (where a declaration's `=` is expected).
+    let eq = if chunk[tok.span.start..].starts_with("==") {
+        Some(tok.span.start)
+    } else if word(&tok) == "=" && chunk[..tok.span.start].ends_with('=') {
+        Some(tok.span.start - 1)
+    } else {
+        None
+    };
+    if let Some(start) = eq
+        && !chunk[..start].ends_with(['<', '>', '!', '='])
+    {
+        let span = Span::new(start, start + 2);
+        let declaration = positives.contains(&Rule::op_assign);
+        return Some(
+            Diagnostic::error("E0001", "`==` is not an operator")
+                .at(span)
+                .with_label("write a single `=`")
+                .with_help(if declaration {
+                    "a declaration names its value with a single `=`".to_string()
+                } else {
+                    "write `=` for equality (and `!=` or `<>` for inequality)".to_string()
+                }),
+        );
+    }
+
+    // `SAMPLE`, `Where`: keywords are lowercase.
+    // (`SAMPLE t` reads as a statement named `SAMPLE` until `t`.)
+    let capitalised = |t: &lex::Token| {
+        let lower = word(t).to_ascii_lowercase();
+        (t.kind == lex::TokenKind::Word && lower != word(t) && lex::is_keyword(&lower))
+            .then_some((*t, lower))
+    };
+    let before = at.checked_sub(1).and_then(|k| capitalised(&toks[k]));
+    if let Some((t, lower)) = capitalised(&tok).or(before) {
+        return Some(
+            Diagnostic::error("E0001", format!("`{}` is not a keyword", word(&t)))
+                .at(t.span)
+                .with_label(format!("write `{lower}`"))
+                .with_help(format!("keywords are lowercase: write `{lower}`")),
+        );
+    }
+
+    // `&&`, `||`: the logical operators are words.
+    if let Some(w) = match word(&tok) {
+        "&" => Some("and"),
+        "|" => Some("or"),
+        _ => None,
+    } {
+        let doubled = toks
+            .get(at + 1)
+            .is_some_and(|t| word(t) == word(&tok) && t.span.start == tok.span.end);
+        let end = if doubled {
+            tok.span.end + 1
+        } else {
+            tok.span.end
+        };
+        let op = &chunk[tok.span.start..end];
+        return Some(
+            Diagnostic::error("E0001", format!("`{op}` is not an operator"))
+                .at(Span::new(tok.span.start, end))
+                .with_label(format!("write `{w}`"))
+                .with_help("the logical operators are the words `and`, `or` and `not`"),
+        );
+    }
+
+    // `10 %`: a number (or a param) and `%` with blanks between.
+    let pct = |n: usize| {
+        let (num, sign) = (toks.get(n)?, toks.get(n + 1)?);
+        let num_like = matches!(num.kind, lex::TokenKind::Number | lex::TokenKind::Word)
+            && !lex::is_keyword(word(num));
+        (num_like && word(sign) == "%" && sign.span.start > num.span.end)
+            .then(|| Span::new(num.span.start, sign.span.end))
+    };
+    let space_pct = pct(at).or_else(|| at.checked_sub(1).and_then(pct));
+    if let Some(span) = space_pct {
+        let n = word(&toks[if pct(at).is_some() { at } else { at - 1 }]);
+        return Some(
+            Diagnostic::error(
+                "E0001",
+                format!("expected a percentage such as `{n}%`, found `{n} %`"),
+            )
+            .at(span)
+            .with_label("a space before `%`")
+            .with_help(format!(
+                "a percentage is written `{n}%`, with no space before `%`"
+            )),
+        );
+    }
+
+    // `a < b < c`: a comparison right after a comparison.
+    let second = cmp_op_at(chunk, tok.span.start);
+    if let Some(op2) = second
+        && !positives
+            .iter()
+            .any(|r| matches!(r, Rule::compare | Rule::cmp_op))
+        && let Some(chain) = chained_comparison(chunk, &toks, at, op2)
+    {
+        return Some(
+            Diagnostic::error("E0001", "comparisons do not chain")
+                .at(Span::new(tok.span.start, tok.span.start + op2.len()))
+                .with_label("a second comparison")
+                .with_help(format!("write `{chain}`")),
+        );
+    }
+
+    // `x in m`: `in` takes a parenthesised list.
+    let operand_before = |i: usize| {
+        i.checked_sub(1).is_some_and(|k| {
+            let t = &toks[k];
+            match t.kind {
+                lex::TokenKind::Word => !lex::is_keyword(word(t)),
+                lex::TokenKind::Punct => matches!(word(t), ")" | "]"),
+                lex::TokenKind::Comment => false,
+                _ => true,
+            }
+        })
+    };
+    let not_before = |i: usize| i > 0 && word(&toks[i - 1]) == "not" && operand_before(i - 1);
+    let in_at = match word(&tok) {
+        "in" if operand_before(at) || not_before(at) => Some(at),
+        "not" if operand_before(at) && toks.get(at + 1).is_some_and(|t| word(t) == "in") => {
+            Some(at + 1)
+        }
+        _ => None,
+    };
+    if let Some(i) = in_at
+        && toks.get(i + 1).is_none_or(|t| word(t) != "(")
+    {
+        let after = toks
+            .get(i + 1)
+            .filter(|t| t.kind != lex::TokenKind::Comment);
+        let found = after.map_or("the end of the statement".to_string(), |t| {
+            format!("`{}`", word(t))
+        });
+        let mut help =
+            "`in (…)` takes a parenthesised list of values, e.g. `in (\"US\", \"CA\")`".to_string();
+        if let Some(t) = after.filter(|t| matches!(t.kind, lex::TokenKind::Word)) {
+            help.push_str(&format!(
+                "; to leave out the units listed in a table, write `exclude units in {}` after `unit`",
+                word(t)
+            ));
+        }
+        return Some(
+            Diagnostic::error("E0001", format!("expected `(` after `in`, found {found}"))
+                .at(after.map_or(toks[i].span, |t| t.span))
+                .with_label("expected a list of values in parentheses")
+                .with_help(help),
+        );
+    }
+    None
+}
+
+/// For `a < b < c` with the error at the second operator (token `at`, `op2`):
+/// the text `a < b and b < c`, when the first comparison is found in the
+/// same expression.
+fn chained_comparison(chunk: &str, toks: &[lex::Token], at: usize, op2: &str) -> Option<String> {
+    let word = |t: &lex::Token| &chunk[t.span.start..t.span.end];
+    // Where an operand ends: a keyword (but literals), a separator, a closing bracket.
+    let boundary = |t: &lex::Token| match t.kind {
+        lex::TokenKind::Word => {
+            lex::is_keyword(word(t)) && !matches!(word(t), "true" | "false" | "null")
+        }
+        lex::TokenKind::Punct => matches!(word(t), "," | "{" | "}" | ";"),
+        lex::TokenKind::Comment => false,
+        _ => false,
+    };
+    // Back from the second operator to the first, at the same depth.
+    let mut depth = 0i64;
+    let mut first = None;
+    let mut k = at;
+    while k > 0 {
+        k -= 1;
+        let t = &toks[k];
+        match word(t) {
+            ")" | "]" => depth += 1,
+            "(" | "[" if depth == 0 => break,
+            "(" | "[" => depth -= 1,
+            _ if depth == 0 && boundary(t) => break,
+            _ => {}
+        }
+        if depth == 0 && t.kind == lex::TokenKind::Punct {
+            // `<=` is two tokens: take the operator at its first character.
+            let starts_op = k == 0
+                || !matches!(word(&toks[k - 1]), "<" | ">" | "!")
+                || toks[k - 1].span.end != t.span.start;
+            if starts_op && let Some(op) = cmp_op_at(chunk, t.span.start) {
+                first = Some((k, op));
+                break;
+            }
+        }
+    }
+    let (k1, op1) = first?;
+    // The operand before the first operator starts after the boundary.
+    let mut depth = 0i64;
+    let mut s = k1;
+    while s > 0 {
+        let t = &toks[s - 1];
+        match word(t) {
+            ")" | "]" => depth += 1,
+            "(" | "[" if depth == 0 => break,
+            "(" | "[" => depth -= 1,
+            _ if depth == 0 && boundary(t) => break,
+            _ => {}
+        }
+        s -= 1;
+    }
+    // The operand after the second operator ends at the next boundary.
+    let ops2 = toks[at..]
+        .iter()
+        .take_while(|t| t.span.start < toks[at].span.start + op2.len())
+        .count();
+    let mut depth = 0i64;
+    let mut e = at + ops2;
+    while e < toks.len() {
+        let t = &toks[e];
+        match word(t) {
+            "(" | "[" => depth += 1,
+            ")" | "]" if depth == 0 => break,
+            ")" | "]" => depth -= 1,
+            _ if depth == 0 && (boundary(t) || cmp_op_at(chunk, t.span.start).is_some()) => break,
+            _ => {}
+        }
+        e += 1;
+    }
+    let text = |from: usize, to: usize| -> Option<String> {
+        let (a, b) = (
+            toks.get(from)?.span.start,
+            toks.get(to.checked_sub(1)?)?.span.end,
+        );
+        (from < to).then(|| chunk[a..b].split_whitespace().collect::<Vec<_>>().join(" "))
+    };
+    let ops1 = toks[k1..]
+        .iter()
+        .take_while(|t| t.span.start < toks[k1].span.start + op1.len())
+        .count();
+    let a = text(s, k1)?;
+    let b = text(k1 + ops1, at)?;
+    let c = text(at + ops2, e)?;
+    Some(format!("{a} {op1} {b} and {b} {op2} {c}"))
 }
 
 fn syntax_help(positives: &[Rule], found: &str, chunk: &str, pos: usize) -> Option<String> {
@@ -293,12 +614,6 @@ fn syntax_help(positives: &[Rule], found: &str, chunk: &str, pos: usize) -> Opti
         } else {
             "a `sample` takes its clauses in this order: where, unit, exclude units in, stratify by, take, allocate, min, max, seed, output".to_string()
         });
-    }
-    if found == "=" && chunk[pos..].starts_with("==") {
-        return Some("equality is a single `=`".to_string());
-    }
-    if found == "&" || found == "|" {
-        return Some("write `and` / `or`".to_string());
     }
     None
 }

@@ -260,3 +260,113 @@ fn every_comparison_operator_with_and_without_spaces() {
         }
     }
 }
+
+/// The one syntax error of `src`: its message, the text it points at, its help.
+fn error(src: &str) -> (String, String, String) {
+    let p = parse(src);
+    assert_eq!(p.diagnostics.len(), 1, "{src}: {:#?}", p.diagnostics);
+    let d = &p.diagnostics[0];
+    let span = d.span.expect("a place");
+    (
+        d.message.clone(),
+        src[span.start..span.end].to_string(),
+        d.help.clone().unwrap_or_default(),
+    )
+}
+
+#[test]
+fn common_mistakes_are_named() {
+    // `==`, in and out of parentheses, in a rule, in a declaration.
+    for src in [
+        "sample t where c == \"US\" seed 1",
+        "sample t where (c == \"US\" or p = 1) seed 1",
+        "sample t stratify by c take 5 allocate { c == \"US\" => all } seed 1",
+    ] {
+        let (message, at, help) = error(src);
+        assert_eq!(message, "`==` is not an operator", "{src}");
+        assert_eq!(at, "==", "{src}");
+        assert!(help.starts_with("write `=` for equality"), "{src}: {help}");
+    }
+    let (_, at, help) = error("table t == \"t.csv\"\nsample t seed 1");
+    assert_eq!(at, "==");
+    assert!(help.contains("single `=`"), "{help}");
+    // `<==` is not `==`.
+    assert_ne!(error("sample t where a <== 1").0, "`==` is not an operator");
+
+    // Chained comparisons, with the operands as written.
+    for (src, want) in [
+        ("sample t where a < b < c seed 1", "write `a < b and b < c`"),
+        (
+            "sample t where (x = 1 and 1 <= d + 1 <= 5)",
+            "write `1 <= d + 1 and d + 1 <= 5`",
+        ),
+        (
+            "sample t where f(x, 2) > y >= z(1) or q",
+            "write `f(x, 2) > y and y >= z(1)`",
+        ),
+    ] {
+        let (message, _, help) = error(src);
+        assert_eq!(message, "comparisons do not chain", "{src}");
+        assert_eq!(help, want, "{src}");
+    }
+
+    // A space before `%`, wherever a percentage goes.
+    for src in [
+        "sample t take about 10 % seed 1",
+        "sample t take 10 % seed 1",
+        "sample t stratify by c take 9 allocate { c = 1 => share 40 % } seed 1",
+        "split t into a 50 %, b 50% seed 1",
+    ] {
+        let (message, at, help) = error(src);
+        assert!(
+            message.starts_with("expected a percentage such as `"),
+            "{src}: {message}"
+        );
+        assert!(at.ends_with(" %"), "{src}: {at}");
+        assert!(help.contains("no space before `%`"), "{src}: {help}");
+    }
+
+    // Keywords are lowercase.
+    assert_eq!(
+        error("SAMPLE t seed 1").2,
+        "keywords are lowercase: write `sample`"
+    );
+    assert_eq!(
+        error("sample t Where a = 1").2,
+        "keywords are lowercase: write `where`"
+    );
+
+    // …and the item before a capitalised statement is not lost with it.
+    let p = parse("table t = \"t.csv\"\nSAMPLE t seed 1\nsample t seed 2");
+    assert_eq!(p.diagnostics.len(), 1, "{:#?}", p.diagnostics);
+    assert_eq!(p.diagnostics[0].message, "`SAMPLE` is not a keyword");
+    assert_eq!(p.file.items.len(), 2);
+
+    // `in` without a list.
+    let (message, at, help) = error("sample t where id in m seed 1");
+    assert_eq!(message, "expected `(` after `in`, found `m`");
+    assert_eq!(at, "m");
+    assert!(
+        help.starts_with("`in (…)` takes a parenthesised list of values")
+            && help.contains("exclude units in m"),
+        "{help}"
+    );
+    assert_eq!(
+        error("sample t where id not in m seed 1").0,
+        "expected `(` after `in`, found `m`"
+    );
+
+    // Not where `in` is not the operator.
+    assert!(!error("sample t unit in m").0.contains("after `in`"));
+
+    // `&&`, `|`.
+    let (message, at, _) = error("sample t where a = 1 && b = 2");
+    assert_eq!(
+        (message.as_str(), at.as_str()),
+        ("`&&` is not an operator", "&&")
+    );
+    assert_eq!(
+        error("sample t where a = 1 | b = 2").0,
+        "`|` is not an operator"
+    );
+}

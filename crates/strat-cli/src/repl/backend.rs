@@ -228,25 +228,33 @@ impl Session {
             Meta::Load(path) => self.load(&path, &[], &[]).await,
             Meta::Save(path) => self.save(&path).unwrap_or_else(|e| e),
             Meta::Show => {
-                let t = self.text(None, true).text;
-                if t.is_empty() {
+                if self.tables.is_empty() && self.params.is_empty() && self.statements.is_empty() {
                     "the session is empty\n".into()
                 } else {
-                    t
+                    // What `:save` would write into the current folder.
+                    self.rule_file(&absolute(Path::new(".")))
                 }
             }
-            Meta::Drop(name) => self.drop_item(&name).await,
+            Meta::Drop(names) => self.drop_items(&names).await,
         };
         text.into()
     }
 
     // ------------------------------------------------------------ the session
 
-    /// The session as a rule file. With `dir`, table paths are written relative
-    /// to that folder (where the file will be saved).
-    /// The session as rule-file text; `layout` puts each statement's clauses on
-    /// lines of their own (`:show`, `:save`), otherwise statements stay as typed
-    /// so diagnostics can point into what was typed.
+    /// The rule file `:save` writes into folder `dir` (table paths relative to
+    /// it, `:set` values as the params' values); `:show` prints it for the
+    /// current folder.
+    fn rule_file(&self, dir: &Path) -> String {
+        let body = self.text(Some(dir), true).text;
+        format!("# Saved from a strat repl session.\n\n{body}")
+    }
+
+    /// The session as rule-file text. With `dir` (a file in that folder, see
+    /// [`Session::rule_file`]), table paths are relative to it and `:set`
+    /// values replace the declared ones; `layout` puts each statement's clauses
+    /// on lines of their own, otherwise statements stay as typed so
+    /// diagnostics can point into what was typed.
     fn text(&self, dir: Option<&Path>, layout: bool) -> SessionText {
         let mut text = String::new();
         let mut pieces = Vec::new();
@@ -886,14 +894,20 @@ impl Session {
         let (c, program, index) = self.target(name)?;
         match strat_engine::explain::explain(&c.ctx, program, index, &c.text).await {
             Ok(text) => Ok(cut_lines(&text, self.max_rows * 2, "lines")),
-            Err(e) => Err(self.render_run_error(&c.text, run_diagnostic(&e, &c.inputs))),
+            Err(e) => {
+                Err(self.render_run_error(&c.text, run_diagnostic(&e, &c.inputs, program, index)))
+            }
         }
     }
 
     fn render_run_error(&self, text: &str, d: Diagnostic) -> String {
+        self.render_run_error_in("session", text, d)
+    }
+
+    fn render_run_error_in(&self, name: &str, text: &str, d: Diagnostic) -> String {
         render::human(
             &FileDiagnostics {
-                name: "session",
+                name,
                 text,
                 diagnostics: &[d],
             },
@@ -948,7 +962,11 @@ impl Session {
         }
         let out = match run_statement(&c.ctx, program, index).await {
             Ok(out) => Arc::new(out),
-            Err(e) => return Err(self.render_run_error(&c.text, run_diagnostic(&e, &c.inputs))),
+            Err(e) => {
+                return Err(
+                    self.render_run_error(&c.text, run_diagnostic(&e, &c.inputs, program, index))
+                );
+            }
         };
         self.last_run = Some((index, out.clone()));
         Ok((index, out))
@@ -1217,8 +1235,7 @@ impl Session {
                 .filter(|p| !p.as_os_str().is_empty())
                 .unwrap_or(Path::new(".")),
         );
-        let body = self.text(Some(&dir), true).text;
-        let text = format!("# Saved from a strat repl session.\n\n{body}");
+        let text = self.rule_file(&dir);
         output::write_file_atomic(path, |w| {
             std::io::Write::write_all(w, text.as_bytes()).map_err(|e| e.to_string())
         })
@@ -1233,31 +1250,55 @@ impl Session {
         ))
     }
 
-    async fn drop_item(&mut self, name: &str) -> String {
-        let mut new = self.clone();
-        let what;
-        if let Some(i) = new
-            .statements
-            .iter()
-            .position(|s| s.name.as_deref() == Some(name))
-        {
-            new.statements.remove(i);
-            what = format!("statement `{name}`");
-        } else if let Ok(k) = name.parse::<usize>()
-            && (1..=new.statements.len()).contains(&k)
-        {
-            new.statements.remove(k - 1);
-            what = format!("statement {k}");
-        } else if let Some(i) = new.tables.iter().position(|t| t.name == name) {
-            new.tables.remove(i);
-            what = format!("table `{name}`");
-        } else if let Some(i) = new.params.iter().position(|p| p.name == name) {
-            new.params.remove(i);
-            new.overrides.retain(|o| o.0 != name);
-            what = format!("param `{name}`");
-        } else {
-            return format!("nothing named `{name}` in the session\n");
+    /// `:drop NAME [NAME…]`: the items are removed together.
+    async fn drop_items(&mut self, names: &[String]) -> String {
+        // Statements by name, else by number (as numbered now), else tables, else params.
+        let mut statements = Vec::new();
+        let mut tables = Vec::new();
+        let mut params = Vec::new();
+        let mut what = Vec::new();
+        for name in names {
+            if let Some(i) = self
+                .statements
+                .iter()
+                .position(|s| s.name.as_deref() == Some(name))
+            {
+                statements.push(i);
+                what.push(format!("statement `{name}`"));
+            } else if let Ok(k) = name.parse::<usize>()
+                && (1..=self.statements.len()).contains(&k)
+            {
+                statements.push(k - 1);
+                what.push(format!("statement {k}"));
+            } else if let Some(i) = self.tables.iter().position(|t| &t.name == name) {
+                tables.push(i);
+                what.push(format!("table `{name}`"));
+            } else if let Some(i) = self.params.iter().position(|p| &p.name == name) {
+                params.push(i);
+                what.push(format!("param `{name}`"));
+            } else {
+                return format!("nothing named `{name}` in the session\n");
+            }
         }
+        if let Some(refused) = self.still_read(names, &statements, &tables) {
+            return refused;
+        }
+        let mut new = self.clone();
+        for list in [&mut statements, &mut tables, &mut params] {
+            list.sort_unstable();
+            list.dedup();
+        }
+        for &i in statements.iter().rev() {
+            new.statements.remove(i);
+        }
+        for &i in tables.iter().rev() {
+            new.tables.remove(i);
+        }
+        for &i in params.iter().rev() {
+            let p = new.params.remove(i);
+            new.overrides.retain(|o| o.0 != p.name);
+        }
+        let what = what.join(", ");
         if new.tables.is_empty() && new.params.is_empty() && new.statements.is_empty() {
             *self = Session {
                 color: self.color,
@@ -1276,10 +1317,126 @@ impl Session {
         }
     }
 
+    /// Why the statements (indices) and tables (indices) named `names`
+    /// cannot be dropped: statements that stay read them. `None` when none do.
+    fn still_read(
+        &self,
+        names: &[String],
+        statements: &[usize],
+        tables: &[usize],
+    ) -> Option<String> {
+        let program = self.checked.as_ref()?.program.as_ref()?;
+        let mut sources: Vec<(String, ir::Source)> = statements
+            .iter()
+            .map(|&i| (self.item_label(i), ir::Source::Statement(i)))
+            .collect();
+        sources.extend(tables.iter().map(|&i| {
+            let name = &self.tables[i].name;
+            (format!("table `{name}`"), ir::Source::Table(name.clone()))
+        }));
+        for (label, source) in sources {
+            let readers: Vec<usize> = program
+                .statements
+                .iter()
+                .enumerate()
+                .filter(|(j, st)| !statements.contains(j) && reads(st, &source))
+                .map(|(j, _)| j)
+                .collect();
+            if readers.is_empty() {
+                continue;
+            }
+            let described: Vec<String> = readers.iter().map(|&j| self.described(j)).collect();
+            let refs: Vec<String> = readers.iter().map(|&j| self.label(j)).collect();
+            let (it, them) = if readers.len() == 1 {
+                ("reads it", "that")
+            } else {
+                ("read it", "them")
+            };
+            let mut all: Vec<String> = names.to_vec();
+            all.extend(refs.iter().cloned());
+            let described = match described.split_last() {
+                Some((last, init)) if !init.is_empty() => format!("{} and {last}", init.join(", ")),
+                _ => described.join(""),
+            };
+            return Some(format!(
+                "cannot drop {label}: {described} {it}\n  drop {them} first (`:drop {}`), or drop them together (`:drop {}`)\n",
+                refs.join(" "),
+                all.join(" ")
+            ));
+        }
+        None
+    }
+
+    /// "statement `cohort`" or "statement 2".
+    fn item_label(&self, index: usize) -> String {
+        match self.statements.get(index).and_then(|s| s.name.as_deref()) {
+            Some(n) => format!("statement `{n}`"),
+            None => format!("statement {}", index + 1),
+        }
+    }
+
+    /// A statement named for a message: "`cohort`", or "statement 2 (`split cohort …`)".
+    fn described(&self, index: usize) -> String {
+        let Some(s) = self.statements.get(index) else {
+            return format!("statement {}", index + 1);
+        };
+        match &s.name {
+            Some(n) => format!("`{n}`"),
+            None => {
+                // Its first words, up to about 30 characters.
+                let words: Vec<&str> = s.text.split_whitespace().collect();
+                let mut shown = String::new();
+                for w in &words {
+                    if !shown.is_empty() && shown.chars().count() + 1 + w.chars().count() > 32 {
+                        break;
+                    }
+                    if !shown.is_empty() {
+                        shown.push(' ');
+                    }
+                    shown.push_str(w);
+                }
+                let more = if shown.len() < words.join(" ").len() {
+                    " …"
+                } else {
+                    ""
+                };
+                format!("statement {} (`{shown}{more}`)", index + 1)
+            }
+        }
+    }
+
     /// `:strata`: units (or rows) per stratum that the expressions would make.
     async fn strata(&self, a: &StrataArgs) -> Result<String> {
+        // Errors point at the command as typed: `:strata ARGS`.
+        let typed = format!(":strata {}", a.typed);
+        let args_at = typed.len() - a.typed.len();
+        let mut src = self.text(None, false);
+        // `from N`: statement N (an unnamed one gets a name here, to be read).
         let source = match (&a.from, self.tables.last()) {
-            (Some(f), _) => f.clone(),
+            (Some(f), _) => match f.parse::<usize>() {
+                Ok(k) if (1..=self.statements.len()).contains(&k) => {
+                    match &self.statements[k - 1].name {
+                        Some(n) => ident(n),
+                        None => {
+                            let name = format!("__statement_{k}");
+                            let at = src
+                                .pieces
+                                .iter()
+                                .find(|(key, _)| *key == Key::Statement(k - 1))
+                                .map_or(0, |(_, r)| r.start);
+                            src.text.insert_str(at, &format!("{name} = "));
+                            name
+                        }
+                    }
+                }
+                Ok(k) => {
+                    return Err(format!(
+                        "no statement {k}: the session has {} statement(s)\n",
+                        self.statements.len()
+                    ));
+                }
+                Err(_) => f.clone(),
+            },
             (None, Some(t)) => ident(&t.name),
             (None, None) => {
                 return Err(
@@ -1287,16 +1444,49 @@ impl Session {
                 );
             }
         };
-        // A throwaway statement after the session's items, checked with them.
-        let mut stmt = format!("__strata = sample {source}");
+        // A throwaway statement after the session's items, checked with them;
+        // `map` says where each of its parts was typed.
+        let mut stmt = String::new();
+        let mut map: Vec<(Range<usize>, Range<usize>)> = Vec::new();
+        let mut part = |stmt: &mut String, text: &str, typed_at: Option<(usize, usize)>| {
+            let start = stmt.len();
+            stmt.push_str(text);
+            if let Some((at, len)) = typed_at {
+                map.push((start..stmt.len(), args_at + at..args_at + at + len));
+            }
+        };
+        let from = a.from.as_ref().map(|f| (a.at[1], f.len()));
+        part(&mut stmt, "__strata = sample ", None);
+        part(&mut stmt, &source, from.or(Some((0, 0))));
         if let Some(w) = &a.filter {
-            let _ = write!(stmt, "\n  where {w}");
+            part(&mut stmt, "\n  where ", None);
+            part(&mut stmt, w, Some((a.at[3], w.len())));
         }
         if let Some(u) = &a.unit {
-            let _ = write!(stmt, "\n  unit {u}");
+            part(&mut stmt, "\n  unit ", None);
+            part(&mut stmt, u, Some((a.at[2], u.len())));
         }
-        let _ = write!(stmt, "\n  stratify by {}\n  seed 1", a.exprs);
-        let src = self.text(None, false);
+        part(&mut stmt, "\n  stratify by ", None);
+        part(&mut stmt, &a.exprs, Some((a.at[0], a.exprs.len())));
+        part(&mut stmt, "\n  seed 1", None);
+        // A place in the statement → the place in what was typed (the whole
+        // part when the text differs, e.g. a statement number).
+        let to_typed = |s: Span| -> Span {
+            let Some((r, t)) = map
+                .iter()
+                .find(|(r, _)| r.start <= s.start && s.start <= r.end)
+            else {
+                return Span::new(0, args_at.saturating_sub(1));
+            };
+            if r.len() == t.len() {
+                Span::new(
+                    t.start + (s.start - r.start),
+                    t.start + (s.end.min(r.end) - r.start),
+                )
+            } else {
+                Span::new(t.start, t.end)
+            }
+        };
         let offset = src.text.len() + 1;
         let text = format!("{}\n{stmt}\n", src.text);
         let ctx = SessionContext::new();
@@ -1314,23 +1504,23 @@ impl Session {
             let (mine, rest): (Vec<Diagnostic>, Vec<Diagnostic>) = errors
                 .into_iter()
                 .partition(|d| d.span.is_some_and(|s| s.start >= offset));
-            let mine: Vec<Diagnostic> = mine
+            let local = |s: Span| Span::new(s.start - offset, s.end.saturating_sub(offset));
+            let mut mine: Vec<Diagnostic> = mine
                 .into_iter()
                 .map(|mut d| {
-                    d.span = d
-                        .span
-                        .map(|s| Span::new(s.start - offset, s.end.saturating_sub(offset)));
+                    d.span = d.span.map(|s| to_typed(local(s)));
                     d.labels.retain(|l| l.span.start >= offset);
                     for l in &mut d.labels {
-                        l.span = Span::new(l.span.start - offset, l.span.end - offset);
+                        l.span = to_typed(local(l.span));
                     }
                     d
                 })
                 .collect();
+            strat_syntax::diagnostic::sort_by_position(&mut mine);
             let mut out = render::human(
                 &FileDiagnostics {
                     name: "strata",
-                    text: &stmt,
+                    text: &typed,
                     diagnostics: &mine,
                 },
                 self.color,
@@ -1362,12 +1552,28 @@ impl Session {
                         .map(|s| (s.values.clone(), s.population))
                         .collect()
                 })
-                .map_err(|e| run_diagnostic(&e, &compiled.inputs))
+                .map_err(|e| run_diagnostic(&e, &compiled.inputs, &program, index))
         };
-        let mut counts = counts.map_err(|d| self.render_run_error(&text, d))?;
+        let mut counts = counts.map_err(|mut d| match d.span {
+            // About the throwaway statement: point at what was typed.
+            Some(s) if s.start >= offset => {
+                let local = |s: Span| Span::new(s.start - offset, s.end.saturating_sub(offset));
+                d.span = Some(to_typed(local(s)));
+                d.labels.retain(|l| l.span.start >= offset);
+                for l in &mut d.labels {
+                    l.span = to_typed(local(l.span));
+                }
+                self.render_run_error_in("strata", &typed, d)
+            }
+            _ => self.render_run_error(&text, d),
+        })?;
         counts.sort_by(|x, y| y.1.cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
         let what = if st.unit.is_some() { "units" } else { "rows" };
-        Ok(self.strata_table(st, &source, what, &counts))
+        let shown = match (&a.from, source.strip_prefix("__statement_")) {
+            (Some(_), Some(k)) => format!("statement {k}"),
+            _ => source,
+        };
+        Ok(self.strata_table(st, &shown, what, &counts))
     }
 
     fn strata_table(
@@ -1641,4 +1847,9 @@ fn piece_at(src: &SessionText, span: Span) -> Option<Key> {
         .iter()
         .find(|(_, r)| r.start <= span.start && span.start <= r.end)
         .map(|p| p.0)
+}
+
+/// Does `st` read `source` (as its source or in `exclude units in`)?
+fn reads(st: &ir::Statement, source: &ir::Source) -> bool {
+    &st.source == source || st.exclude.as_ref().is_some_and(|(s, _)| s == source)
 }

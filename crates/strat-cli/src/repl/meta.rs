@@ -38,7 +38,8 @@ pub enum Meta {
     Load(PathBuf),
     Save(PathBuf),
     Show,
-    Drop(String),
+    /// `:drop NAME [NAME…]`: dropped together.
+    Drop(Vec<String>),
     Quit,
 }
 
@@ -49,6 +50,10 @@ pub struct StrataArgs {
     pub from: Option<String>,
     pub unit: Option<String>,
     pub filter: Option<String>,
+    /// The arguments as typed, and where each part above starts in them
+    /// (exprs, from, unit, filter), so that errors point at what was typed.
+    pub typed: String,
+    pub at: [usize; 4],
 }
 
 /// A meta command's name, usage and help.
@@ -96,7 +101,7 @@ pub const COMMANDS: &[CommandInfo] = &[
         help: "Counts the rows (or, with `unit COLUMN`, the distinct units) of each stratum that the stratum \
                expressions would make, largest first, with each stratum's share; strata with fewer than 30 or under \
                1% are flagged. EXPR is anything `stratify by` accepts: `country, bucket(tenure_days, [90, 365])`. \
-               `from` defaults to the table bound last; it may name a statement. Example: \
+               `from` defaults to the table bound last; it may name a statement (or give its number). Example: \
                `:strata country, plan from members where not is_kids_profile`.",
     },
     CommandInfo {
@@ -165,14 +170,16 @@ pub const COMMANDS: &[CommandInfo] = &[
         name: "show",
         args: "",
         summary: "print the session as rule text",
-        help: "Prints the session as the rule file `:save` would write.",
+        help: "Prints the session exactly as `:save FILE` would write it in the current folder: `:set` values \
+               as the params' values, table paths relative to the current folder.",
     },
     CommandInfo {
         name: "drop",
-        args: "NAME",
-        summary: "remove a statement, table or param",
+        args: "NAME [NAME…]",
+        summary: "remove statements, tables or params",
         help: "Removes a statement (by name, or by its number for an unnamed one), or else a table or param of \
-               that name. Refused when something left in the session still uses it.",
+               that name; several names are removed together (numbers are those before the removal). Refused \
+               when something left in the session still uses it: the message names the statements that read it.",
     },
     CommandInfo {
         name: "quit",
@@ -300,8 +307,10 @@ impl Meta {
                 Meta::Show
             }
             "drop" => {
-                at_most(1)?;
-                Meta::Drop(first().ok_or_else(usage)?)
+                if args.is_empty() {
+                    return Err(usage());
+                }
+                Meta::Drop(args)
             }
             _ => {
                 at_most(0)?;
@@ -403,7 +412,11 @@ pub fn parse_strata(rest: &str) -> Result<StrataArgs, String> {
             .min()
             .unwrap_or(rest.len())
     };
-    let exprs = rest[..marks.first().map_or(rest.len(), |m| m.1)]
+    // Where trimmed `rest[from..to]` starts.
+    let start_of =
+        |from: usize, to: usize| from + (rest[from..to].len() - rest[from..to].trim_start().len());
+    let first = marks.first().map_or(rest.len(), |m| m.1);
+    let exprs = rest[..first]
         .trim()
         .trim_end_matches(',')
         .trim()
@@ -413,6 +426,8 @@ pub fn parse_strata(rest: &str) -> Result<StrataArgs, String> {
     }
     let mut args = StrataArgs {
         exprs,
+        typed: rest.to_string(),
+        at: [start_of(0, first), 0, 0, 0],
         ..StrataArgs::default()
     };
     for (clause, start, kw_end) in &marks {
@@ -420,10 +435,11 @@ pub fn parse_strata(rest: &str) -> Result<StrataArgs, String> {
         if value.is_empty() {
             return Err(format!("`{clause}` needs a value"));
         }
+        let at = start_of(*kw_end, end_of(*start));
         match *clause {
-            "from" => args.from = Some(value),
-            "unit" => args.unit = Some(value),
-            _ => args.filter = Some(value),
+            "from" => (args.from, args.at[1]) = (Some(value), at),
+            "unit" => (args.unit, args.at[2]) = (Some(value), at),
+            _ => (args.filter, args.at[3]) = (Some(value), at),
         }
     }
     Ok(args)

@@ -1,10 +1,11 @@
 //! `strat repl`: an interactive session over the [`backend`]. This module is
 //! the terminal side only — rustyline with completion, highlighting, hints,
-//! multi-line input and a history file; Ctrl-C cancels the input or a running
-//! command, Ctrl-D leaves.
+//! continued lines ([`input`]) and a history file; Ctrl-C cancels the input or
+//! a running command, Ctrl-D leaves.
 
 pub mod backend;
 pub mod complete;
+pub mod input;
 pub mod meta;
 #[cfg(test)]
 mod tests;
@@ -12,15 +13,18 @@ mod tests;
 use std::borrow::Cow;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rustyline::completion::{Completer, FilenameCompleter, Pair};
 use rustyline::error::ReadlineError;
 use rustyline::highlight::{CmdKind, Highlighter};
 use rustyline::hint::{Hint, Hinter, HistoryHinter};
 use rustyline::history::DefaultHistory;
-use rustyline::validate::{ValidationContext, ValidationResult, Validator};
+use rustyline::validate::Validator;
 use rustyline::{
-    Cmd, CompletionType, Config, Context, Editor, Helper, KeyCode, KeyEvent, Modifiers,
+    Cmd, CompletionType, ConditionalEventHandler, Config, Context, Editor, Event, EventContext,
+    EventHandler, Helper, KeyCode, KeyEvent, Modifiers, RepeatCount,
 };
 
 use crate::{BindArgs, ColorChoice};
@@ -123,19 +127,22 @@ impl Highlighter for ReplHelper {
     }
 }
 
-impl Validator for ReplHelper {
-    fn validate(&self, ctx: &mut ValidationContext) -> rustyline::Result<ValidationResult> {
-        let input = ctx.input();
-        let t = input.trim_start();
-        if t.is_empty() || t.starts_with(':') || !strat_syntax::is_incomplete(input) {
-            Ok(ValidationResult::Valid(None))
-        } else {
-            Ok(ValidationResult::Incomplete)
-        }
-    }
-}
+/// Every line is accepted on Enter; [`input::Gather`] decides whether the
+/// statement goes on (so a continued line gets its own prompt).
+impl Validator for ReplHelper {}
 
 impl Helper for ReplHelper {}
+
+/// Alt-Enter: accept the line and continue the statement on the next one,
+/// even when it is complete.
+struct ContinueLine(Arc<AtomicBool>);
+
+impl ConditionalEventHandler for ContinueLine {
+    fn handle(&self, _: &Event, _: RepeatCount, _: bool, _: &EventContext) -> Option<Cmd> {
+        self.0.store(true, Ordering::Relaxed);
+        Some(Cmd::AcceptLine)
+    }
+}
 
 /// Where the history is kept: `$XDG_STATE_HOME/strat/history`, else
 /// `~/.local/state/strat/history`.
@@ -180,7 +187,11 @@ pub fn run(args: ReplArgs, runtime: &tokio::runtime::Runtime) -> i32 {
         }
     };
     // Alt-Enter starts a new line even when the statement is already complete.
-    editor.bind_sequence(KeyEvent(KeyCode::Enter, Modifiers::ALT), Cmd::Newline);
+    let continue_line = Arc::new(AtomicBool::new(false));
+    editor.bind_sequence(
+        KeyEvent(KeyCode::Enter, Modifiers::ALT),
+        EventHandler::Conditional(Box::new(ContinueLine(continue_line.clone()))),
+    );
     let vocab = runtime.block_on(session.vocabulary());
     editor.set_helper(Some(ReplHelper {
         vocab,
@@ -193,34 +204,29 @@ pub fn run(args: ReplArgs, runtime: &tokio::runtime::Runtime) -> i32 {
         let _ = editor.load_history(h);
     }
 
+    let mut gather = input::Gather::default();
     loop {
-        let mut line = match editor.readline("strat> ") {
+        let line = match editor.readline(gather.prompt()) {
             Ok(line) => line,
-            Err(ReadlineError::Interrupted) => continue, // Ctrl-C: drop the input
-            Err(ReadlineError::Eof) => break,            // Ctrl-D
+            Err(ReadlineError::Interrupted) => {
+                // Ctrl-C: drop the input
+                gather.clear();
+                continue;
+            }
+            Err(ReadlineError::Eof) => break, // Ctrl-D
             Err(e) => {
                 eprintln!("error: {e}");
                 break;
             }
         };
-        // Without a terminal (input piped in) the validator is not asked:
-        // read on while the statement is unfinished.
-        let mut cancelled = false;
-        while !line.trim_start().starts_with(':') && strat_syntax::is_incomplete(&line) {
-            match editor.readline("  ...> ") {
-                Ok(more) => {
-                    line.push('\n');
-                    line.push_str(&more);
-                }
-                Err(ReadlineError::Interrupted) => {
-                    cancelled = true;
-                    break;
-                }
-                Err(_) => break,
-            }
-        }
-        if cancelled {
-            continue;
+        let more = continue_line.swap(false, Ordering::Relaxed);
+        let (line, dropped) = match gather.push(&line, more) {
+            input::Step::More => continue,
+            input::Step::Run { input, dropped } => (input, dropped),
+        };
+        if let Some(d) = &dropped {
+            let _ = editor.add_history_entry(d.as_str());
+            let _ = write!(out, "{}", input::dropped_note(d));
         }
         if line.trim().is_empty() {
             continue;

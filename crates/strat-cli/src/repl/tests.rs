@@ -138,7 +138,15 @@ fn meta_commands_parse() {
         Ok(Meta::Save("my rules.strat".into()))
     );
     assert_eq!(Meta::parse(":show"), Ok(Meta::Show));
-    assert_eq!(Meta::parse(":drop cohort"), Ok(Meta::Drop("cohort".into())));
+    assert_eq!(
+        Meta::parse(":drop cohort"),
+        Ok(Meta::Drop(vec!["cohort".into()]))
+    );
+    assert_eq!(
+        Meta::parse(":drop 2 cohort"),
+        Ok(Meta::Drop(vec!["2".into(), "cohort".into()]))
+    );
+    assert!(Meta::parse(":drop").unwrap_err().contains("usage"));
     assert_eq!(Meta::parse(":quit"), Ok(Meta::Quit));
     assert_eq!(Meta::parse(":q"), Ok(Meta::Quit));
     assert_eq!(
@@ -146,6 +154,8 @@ fn meta_commands_parse() {
         Ok(Meta::Strata(StrataArgs {
             exprs: "country".into(),
             from: Some("members".into()),
+            typed: "country from members".into(),
+            at: [0, 13, 0, 0],
             ..Default::default()
         }))
     );
@@ -184,6 +194,16 @@ fn strata_arguments_split_at_top_level_words() {
     );
     assert_eq!(a.unit.as_deref(), Some("member_id"));
     assert_eq!(a.from.as_deref(), Some("members"));
+    // Where each part was typed.
+    for (part, at) in [
+        (Some(a.exprs.as_str()), a.at[0]),
+        (a.from.as_deref(), a.at[1]),
+        (a.unit.as_deref(), a.at[2]),
+        (a.filter.as_deref(), a.at[3]),
+    ] {
+        let part = part.unwrap();
+        assert_eq!(&a.typed[at..at + part.len()], part);
+    }
     assert!(
         parse_strata("country from")
             .unwrap_err()
@@ -293,6 +313,27 @@ fn strata_counts_sorts_and_flags_small_strata() {
     let bad = exec(&mut s, ":strata contry from members");
     assert!(
         bad.contains("E0102") && bad.contains("did you mean `country`?") && bad.contains("strata:"),
+        "{bad}"
+    );
+
+    // `from N` reads statement N; errors show the command as typed, not
+    // the statement built from it.
+    exec(&mut s, "sample members unit member_id take 100 seed 1");
+    let out = exec(&mut s, ":strata plan from 1");
+    assert!(out.contains("3 strata of statement 1 (100 rows)"), "{out}");
+    assert!(exec(&mut s, ":strata plan from 9").contains("no statement 9"));
+    let bad = exec(&mut s, ":strata plan,  nope from 1 where x > 1");
+    assert!(
+        bad.contains(" 1 │ :strata plan,  nope from 1 where x > 1") && !bad.contains("__"),
+        "{bad}"
+    );
+    assert!(
+        bad.find("`nope`").unwrap() < bad.find("`x`").unwrap(),
+        "in the order typed: {bad}"
+    );
+    let bad = exec(&mut s, ":strata plan from nothing");
+    assert!(
+        bad.contains("E0101") && bad.contains(":strata plan from nothing") && !bad.contains("__"),
         "{bad}"
     );
 
@@ -535,16 +576,119 @@ fn show_and_drop() {
     ]);
     let shown = exec(&mut s, ":show");
     assert!(
-        shown.starts_with("table members = ") && shown.contains("cohort = sample members"),
+        shown.contains("\ntable members = ") && shown.contains("cohort = sample members"),
         "{shown}"
     );
-    // The split reads `cohort`: dropping it is refused.
+    // The split reads `cohort`: dropping it is refused, naming the split.
     let refused = exec(&mut s, ":drop cohort");
-    assert!(refused.contains("not applied"), "{refused}");
+    assert!(
+        refused.starts_with("cannot drop statement `cohort`: statement 2 (`split cohort")
+            && refused
+                .contains("drop that first (`:drop 2`), or drop them together (`:drop cohort 2`)"),
+        "{refused}"
+    );
+    // So is a table that statements read.
+    let refused = exec(&mut s, ":drop members");
+    assert!(
+        refused.starts_with("cannot drop table `members`: `cohort` reads it"),
+        "{refused}"
+    );
+    // Together, both go.
+    let both = exec(&mut s, ":drop cohort 2");
+    assert!(
+        both.contains("dropped statement `cohort`, statement 2"),
+        "{both}"
+    );
+    assert!(!exec(&mut s, ":show").contains("cohort"));
+    let (mut s, _) = session(&[
+        COHORT,
+        "split cohort unit member_id into a 50%, b 50% seed 2",
+    ]);
     assert!(exec(&mut s, ":drop 2").contains("dropped statement 2"));
     assert!(exec(&mut s, ":drop cohort").contains("dropped statement `cohort`"));
     assert!(exec(&mut s, ":drop nothing").contains("nothing named"));
     assert!(exec(&mut Session::new(false), ":show").contains("empty"));
+}
+
+#[test]
+fn show_prints_what_save_writes() {
+    let (mut s, _) = session(&["param as_of: date = @2018-06-01", COHORT]);
+    exec(&mut s, ":set as_of=2018-03-01");
+    let shown = exec(&mut s, ":show");
+    assert!(
+        shown.contains("param as_of: date = @2018-03-01"),
+        "the value in effect: {shown}"
+    );
+    // `:save` in the current folder writes exactly what `:show` printed.
+    let dir = std::env::current_dir().unwrap();
+    let name = format!("strat-repl-show-{}.strat", std::process::id());
+    let out = exec(&mut s, &format!(":save {name}"));
+    let saved = std::fs::read_to_string(dir.join(&name));
+    let _ = std::fs::remove_file(dir.join(&name));
+    assert!(out.contains("saved"), "{out}");
+    assert_eq!(saved.unwrap(), shown);
+}
+
+#[test]
+fn a_command_line_is_never_part_of_a_statement() {
+    use super::input::{Gather, Step, dropped_note};
+    let mut g = Gather::default();
+    assert_eq!(g.prompt(), "strat> ");
+    // A statement over lines, with the continuation prompt.
+    assert_eq!(g.push("cohort = sample members where", false), Step::More);
+    assert_eq!(g.prompt(), "  ...> ");
+    assert_eq!(g.push("", false), Step::More);
+    assert_eq!(
+        g.push("  tenure_days > 30 seed 1", false),
+        Step::Run {
+            input: "cohort = sample members where\n\n  tenure_days > 30 seed 1".into(),
+            dropped: None
+        }
+    );
+    assert_eq!(g.prompt(), "strat> ");
+    // A bare word waits for more; a command is run, and the word is dropped.
+    assert_eq!(g.push("foo", false), Step::More);
+    assert_eq!(
+        g.push(":save rules.strat", false),
+        Step::Run {
+            input: ":save rules.strat".into(),
+            dropped: Some("foo".into())
+        }
+    );
+    // An unfinished statement does not swallow `:run cohort`.
+    assert_eq!(g.push("sample members where", false), Step::More);
+    assert_eq!(g.push("  tenure_days > 30 and", false), Step::More);
+    let Step::Run { input, dropped } = g.push("  :run cohort", false) else {
+        panic!("a command runs")
+    };
+    assert_eq!(input, "  :run cohort");
+    let dropped = dropped.unwrap();
+    assert_eq!(
+        dropped_note(&dropped),
+        "dropped the unfinished statement `sample members where …` (2 lines): a line starting \
+         with `:` is a command; ↑ recalls the statement\n"
+    );
+    // Only comments are nothing to drop.
+    assert_eq!(
+        g.push("# a comment about the next statement", false),
+        Step::Run {
+            input: "# a comment about the next statement".into(),
+            dropped: None
+        }
+    );
+    // Alt-Enter continues a complete statement.
+    assert_eq!(g.push("sample members take 10", true), Step::More);
+    assert_eq!(
+        g.push("  seed 1", false),
+        Step::Run {
+            input: "sample members take 10\n  seed 1".into(),
+            dropped: None
+        }
+    );
+    // Ctrl-C drops the input.
+    assert_eq!(g.push("sample members where", false), Step::More);
+    g.clear();
+    assert_eq!(g.prompt(), "strat> ");
 }
 
 #[test]

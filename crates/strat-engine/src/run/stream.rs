@@ -325,6 +325,7 @@ struct Counting {
     fields: Vec<SortField>,
     strata: Mutex<Strata>,
     reservation: Mutex<MemoryReservation>,
+    pool: Arc<dyn MemoryPool>,
     context: String,
     /// Bytes the tasks' buckets hold now, and how many they may hold
     /// before they are spilled; the tasks counting.
@@ -438,6 +439,7 @@ pub(super) async fn run(
         fields,
         strata: Mutex::new(Strata::default()),
         reservation: Mutex::new(MemoryConsumer::new("strat: units").register(&pool)),
+        pool: pool.clone(),
         context: context.clone(),
         held: AtomicUsize::new(0),
         budget: options.unit_memory.max(1),
@@ -944,6 +946,7 @@ async fn materialise(
         hasher,
         unit_index: input_index(st, unit)?,
         reservation: Mutex::new(MemoryConsumer::new("strat: selected rows").register(pool)),
+        pool: pool.clone(),
         context,
     });
     // The filter `strat_selected(unit)` goes into the Parquet reader
@@ -1296,6 +1299,7 @@ async fn count_partition(
         if shared.keep_rows {
             reserve_kept(
                 &shared.reservation,
+                shared.pool.as_ref(),
                 &shared.context,
                 &batch,
                 kept_rows.len(),
@@ -1470,6 +1474,7 @@ fn spill_error(context: &str, what: &str, e: impl std::fmt::Display) -> RunError
     RunError::Memory {
         context: context.to_string(),
         error: DataFusionError::Execution(format!("{what}: {e}")),
+        usage: None,
     }
 }
 
@@ -1630,6 +1635,7 @@ struct Lookup {
     hasher: RandomState,
     unit_index: usize,
     reservation: Mutex<MemoryReservation>,
+    pool: Arc<dyn MemoryPool>,
     context: String,
 }
 
@@ -1813,6 +1819,7 @@ fn join_kept(
 /// memory pool: past `--memory-limit` the run fails (E0208).
 fn reserve_kept(
     reservation: &Mutex<MemoryReservation>,
+    pool: &dyn MemoryPool,
     context: &str,
     batch: &RecordBatch,
     rows: usize,
@@ -1822,12 +1829,7 @@ fn reserve_kept(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .try_grow(bytes)
-        .map_err(|e| {
-            Stop::Error(RunError::Memory {
-                context: context.to_string(),
-                error: e,
-            })
-        })
+        .map_err(|e| Stop::Error(over_memory_limit(context, pool, bytes, e)))
 }
 
 /// Every kept row: the batches, the rows' places (numbered across the
@@ -1905,7 +1907,13 @@ async fn keep_partition(
             RecordBatch::try_new(batch.schema(), columns)
                 .map_err(|_| Stop::Fallback("copying the selected rows failed"))?
         };
-        reserve_kept(&shared.reservation, &shared.context, &kept, rows.len())?;
+        reserve_kept(
+            &shared.reservation,
+            shared.pool.as_ref(),
+            &shared.context,
+            &kept,
+            rows.len(),
+        )?;
         out.push((kept, rows));
     }
     Ok((out, arena))
