@@ -8,6 +8,7 @@ mod check_cases;
 mod cli;
 mod common;
 mod crash;
+mod doc_examples;
 mod docs;
 mod engine_lower;
 mod engine_run;
