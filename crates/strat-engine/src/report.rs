@@ -130,6 +130,7 @@ pub fn to_json(report: &Report, meta: &RunMeta) -> Value {
         "selected": report.total_selected,
         "null_units": report.null_units,
         "excluded_units": report.excluded_units,
+        "having_dropped_units": report.having_dropped_units,
         "warnings": report.warnings,
         "splits": report.split_totals.iter().map(|(n, c)| (n.clone(), json!(c))).collect::<serde_json::Map<_, _>>(),
         "strata": strata,
@@ -169,6 +170,10 @@ pub fn to_markdown(report: &Report, meta: &RunMeta) -> String {
         report.null_units
     ));
     out.push_str(&format!("- units excluded: {}\n", report.excluded_units));
+    out.push_str(&format!(
+        "- units dropped by `having`: {}\n",
+        report.having_dropped_units
+    ));
     out.push_str(&format!("- strat {}\n\n", env!("CARGO_PKG_VERSION")));
     if !meta.inputs.is_empty() {
         out.push_str("## Inputs\n\n| table | path | fingerprint |\n| --- | --- | --- |\n");
