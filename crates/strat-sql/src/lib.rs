@@ -956,7 +956,10 @@ impl Gen<'_> {
         }
         ctes.push(Cte {
             name: "unit_aggregates",
-            comment: "the unit aggregates of `stratify by`, one row per unit over its eligible rows (NULLs ignored)".into(),
+            comment: format!(
+                "the unit aggregates of `stratify by`{}, one row per unit over its eligible rows (NULLs ignored)",
+                if self.st.having.is_some() { " and `having`" } else { "" }
+            ),
             body: format!(
                 "SELECT\n    {}\n  FROM {from}\n  GROUP BY {key}{}",
                 cols.join(",\n    "),

@@ -190,6 +190,30 @@ fn syntax_error(
             expected.push(w);
         }
     }
+    // Clauses in the order a statement takes them, in the places clauses hold in the list.
+    const CLAUSES: [&str; 13] = [
+        "`where`",
+        "`unit`",
+        "`having`",
+        "`keep units in`",
+        "`exclude units in`",
+        "`stratify by`",
+        "`take`",
+        "`allocate`",
+        "`min`",
+        "`max`",
+        "`into`",
+        "`seed`",
+        "`output`",
+    ];
+    let slots: Vec<usize> = (0..expected.len())
+        .filter(|&i| CLAUSES.contains(&expected[i]))
+        .collect();
+    let mut clauses: Vec<&'static str> = slots.iter().map(|&i| expected[i]).collect();
+    clauses.sort_by_key(|w| CLAUSES.iter().position(|c| c == w));
+    for (&i, w) in slots.iter().zip(clauses) {
+        expected[i] = w;
+    }
     // An unterminated quote explains itself better than any list of expectations.
     let unterminated = lex::tokens(&text[abs.min(text.len())..])
         .first()
