@@ -1165,8 +1165,8 @@ impl Gen<'_> {
                 self.s(" but the expected total is "),
                 d.to_text(&format!("MAX(z.big_n) * {p_scaled}")),
                 self.s(&format!(
-                    " (both times {scale}); to keep each unit with its stratum's rate, drop the amount: \
-                     `take about` alone keeps each unit with its stratum's rate (with `else => rate P%` \
+                    " (both times {scale}); to keep each unit with the rate of its stratum, drop the amount: \
+                     `take about` alone keeps each unit with the rate of its stratum (with `else => rate P%` \
                      for the other strata); or lower the rule rates, or raise `take about`"
                 ))
             );
