@@ -1519,3 +1519,241 @@ async fn unicode_keys_strata_byte_order_and_stratum_escaping() {
     }
     assert_eq!(rows(&out), want);
 }
+
+// ------------------------------------------------------------------ issue 19: mode, having, keep, rates
+
+#[tokio::test]
+async fn mode_is_the_most_frequent_value_ties_to_the_smallest() {
+    // moves(): country per member 1: US DE US; 2: FR; 3: IT US ZZ; 4: SE NO;
+    // 5: DE ×4; 6: NL NL. x: 1: 10 20 30; 2: 7; 3: 2 1 3; 4: NULL 5;
+    // 5: 1 1 1 NULL; 6: 2 3.
+    // mode(country): 1 US (2 of 3), 3 IT (a three-way tie: the smallest by
+    // bytes), 4 NO (tie NO/SE). mode(x): 1 → 10, 3 → 1, 4 → 5 (NULL is not a
+    // value), 5 → 1, 6 → 2 (tie 2/3).
+    let t = moves();
+    let out = run(
+        &[("ev", &t)],
+        "sample ev unit member stratify by mode(country) as c, mode(x) as v seed 2
+         output member, c, v",
+    )
+    .await
+    .unwrap();
+    let (map, _) = by_member(&out);
+    let want: BTreeMap<String, String> = [
+        ("1", "US|10"),
+        ("2", "FR|7"),
+        ("3", "IT|1"),
+        ("4", "NO|5"),
+        ("5", "DE|1"),
+        ("6", "NL|2"),
+    ]
+    .into_iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(map, want);
+
+    // Strings tie by UTF-8 bytes ("Home" < "home", "z" < "é"); the more
+    // frequent NULLs do not count; all NULL gives NULL; row order never matters.
+    let data: &[(i64, Option<&str>)] = &[
+        (1, Some("b")),
+        (1, Some("a")),
+        (1, None),
+        (1, Some("b")),
+        (1, None),
+        (1, Some("a")),
+        (1, None),
+        (2, Some("home")),
+        (2, Some("Home")),
+        (3, Some("zz")),
+        (3, Some("é")),
+        (3, Some("é")),
+        (4, Some("é")),
+        (4, Some("z")),
+        (5, None),
+        (5, None),
+    ];
+    for reversed in [false, true] {
+        let mut rows_in: Vec<(i64, Option<&str>)> = data.to_vec();
+        if reversed {
+            rows_in.reverse();
+        }
+        let t = members(&rows_in);
+        let out = run(
+            &[("t", &t)],
+            "sample t unit id stratify by mode(country) as m seed 1 output id, m, _stratum",
+        )
+        .await
+        .unwrap();
+        let (map, order) = by_member(&out);
+        assert_eq!(map["1"], "a|a", "reversed: {reversed}");
+        assert_eq!(map["2"], "Home|Home");
+        assert_eq!(map["3"], "é|é");
+        assert_eq!(map["4"], "z|z");
+        assert_eq!(map["5"], "∅|∅");
+        // Stratum order: NULL first, then bytes: Home, a, z, é.
+        assert_eq!(order, ["5", "2", "1", "4", "3"]);
+    }
+}
+
+#[tokio::test]
+async fn having_keeps_units_by_their_aggregates() {
+    // count(*): 1:3 2:1 3:3 4:2 5:4 6:2; max(x): 1:30 2:7 3:3 4:5 5:1 6:3.
+    // count >= 2 and max(x) > 2: 1, 3, 4, 6 (2 has one row, 5's max is 1).
+    let t = moves();
+    let out = run(
+        &[("ev", &t)],
+        "param k: int = 2
+         sample ev unit member having count(*) >= k and max(x) > 2 seed 3 output member, _stratum",
+    )
+    .await
+    .unwrap();
+    let (map, _) = by_member(&out);
+    assert_eq!(map.keys().collect::<Vec<_>>(), ["1", "3", "4", "6"]);
+    // A kept unit keeps all its eligible rows: 3 + 3 + 2 + 2.
+    assert_eq!(out.batches[0].num_rows(), 10);
+    assert_eq!(out.report.total_population, 4);
+    assert_eq!(out.report.having_dropped_units, 2);
+
+    // Over eligible rows only, and NULL is not true: with `where x is null or
+    // member = 2` the units are 2 (x 7), 4 (x NULL) and 5 (x NULL); max(x) is
+    // NULL for 4 and 5, so only 2 passes.
+    let out = run(
+        &[("ev", &t)],
+        "sample ev where x is null or member = 2 unit member having max(x) >= 0 seed 3
+         output member, country",
+    )
+    .await
+    .unwrap();
+    assert_eq!(rows(&out), ["2|FR"]);
+    assert_eq!(out.report.having_dropped_units, 2);
+
+    // A unit `having` drops is never placed in a stratum, so it cannot span
+    // two: member 1 (US, DE) is dropped, 2 (one row) kept.
+    let out = run(
+        &[("ev", &t)],
+        "sample ev unit member having count(*) = 1 stratify by country seed 3 output member, country",
+    )
+    .await
+    .unwrap();
+    assert_eq!(rows(&out), ["2|FR"]);
+
+    // Aggregates of `having` and `stratify by` side by side; mode in having.
+    let out = run(
+        &[("ev", &t)],
+        "sample ev unit member having mode(country) = 'US' or count(*) > 3
+         stratify by bucket(count(*), [4]) as n seed 3 output member, n",
+    )
+    .await
+    .unwrap();
+    let (map, _) = by_member(&out);
+    assert_eq!(map["1"], "[-inf,4)");
+    assert_eq!(map["5"], "[4,inf)");
+    assert_eq!(map.len(), 2);
+}
+
+#[tokio::test]
+async fn keep_and_exclude_after_having() {
+    // having count(*) >= 2 drops 2; keep {1, 2, 3, 9} leaves 1 and 3;
+    // exclude {3} leaves 1. The report counts what `having` and `exclude` drop.
+    let t = moves();
+    let cohort = members(&[(1, None), (2, None), (3, None), (9, None)]);
+    let ex = members(&[(3, None)]);
+    let cohort = rename_id(&cohort, "member");
+    let ex = rename_id(&ex, "member");
+    let out = run(
+        &[("ev", &t), ("cohort", &cohort), ("ex", &ex)],
+        "sample ev unit member having count(*) >= 2 keep units in cohort exclude units in ex
+         seed 3 output member, _stratum",
+    )
+    .await
+    .unwrap();
+    let (map, _) = by_member(&out);
+    assert_eq!(map.keys().collect::<Vec<_>>(), ["1"]);
+    assert_eq!(out.batches[0].num_rows(), 3);
+    assert_eq!(out.report.total_population, 1);
+    assert_eq!(out.report.having_dropped_units, 1);
+    assert_eq!(out.report.excluded_units, 1);
+    // `take all` of the kept units' rows, with a statement as the keep list.
+    let out = run(
+        &[("ev", &t), ("cohort", &cohort)],
+        "c = sample cohort where member < 5 unit member seed 1
+         sample ev unit member keep units in c seed 2 output member, _stratum",
+    )
+    .await
+    .unwrap();
+    let (map, _) = by_member(&out);
+    assert_eq!(map.keys().collect::<Vec<_>>(), ["1", "2", "3"]);
+    assert_eq!(out.batches[0].num_rows(), 7);
+}
+
+/// `batch` with its first column renamed.
+fn rename_id(batch: &RecordBatch, name: &str) -> RecordBatch {
+    let mut fields: Vec<Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields[0] = fields[0].clone().with_name(name);
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), batch.columns().to_vec()).unwrap()
+}
+
+#[tokio::test]
+async fn take_about_alone_keeps_each_unit_with_its_stratum_rate() {
+    // US 40 → rate 50%, DE 30 → all, FR 20 → none, NULL 10 → else rate 10%:
+    // no expected total, each stratum its own p_h (Spark's sampleBy).
+    let (t, groups) = population(40, 30, 20, 10, 0);
+    let out = run(
+        &[("t", &t)],
+        "sample t unit id stratify by country take about
+         allocate { country = 'US' => rate 50% country = 'DE' => all country = 'FR' => none
+                    else => rate 10% }
+         seed 13 output id, _weight",
+    )
+    .await
+    .unwrap();
+    let mut want = Vec::new();
+    for (country, ids) in &groups {
+        let (t, w): (Option<u128>, f64) = match country.as_deref() {
+            Some("US") => (Some(1u128 << 63), 2.0),
+            Some("DE") => (None, 1.0),
+            Some("FR") => continue,
+            _ => (Some((1u128 << 64) / 10), 10.0),
+        };
+        for id in draw_sorted(13, ids) {
+            if t.is_none_or(|t| draw_hex(13, &id) < format!("{t:016x}")) {
+                want.push(format!("{id}|{w:?}"));
+            }
+        }
+    }
+    assert_eq!(rows(&out), want);
+    let p = |text: &str| {
+        out.report
+            .strata
+            .iter()
+            .find(|s| s.text == text)
+            .unwrap()
+            .target
+            .clone()
+    };
+    let q = |n: i64, d: i64| Target::Probability(strat_alloc::BigRational::new(n.into(), d.into()));
+    assert_eq!(p("US"), q(1, 2));
+    assert_eq!(p("DE"), q(1, 1));
+    assert_eq!(p("FR"), q(0, 1));
+    assert_eq!(p("∅"), q(1, 10));
+
+    // With an amount, rates that keep more than it expects fail with the fix.
+    let err = run(
+        &[("t", &t)],
+        "sample t unit id stratify by country take about 10%
+         allocate { else => rate 50% } seed 13",
+    )
+    .await
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("the rules keep an expected 50 units but `take about` expects 10 in total")
+            && text.contains("drop the amount"),
+        "{text}"
+    );
+}

@@ -150,6 +150,15 @@ const SUPPORTED: &[&str] = &[
     "sample members unit signup stratify by bucket(count(*), [2]) as n, max(is_kids) as k, \
      first(country by tenure_days) as f, bucket(avg(tenure_days), [300.5]) as a, \
      last(is_kids by country) as l take 40% seed 25",
+    // having, mode, keep units in, and take about alone (issue 19).
+    "sample members unit country having count(*) >= 2 and not mode(is_kids) \
+     stratify by mode(signup) as d, bucket(mode(tenure_days), [300]) as t take 50% seed 34",
+    "sample members unit member_id having count(*) = 1 and coalesce(max(tenure_days), 0) >= 0 \
+     keep units in holdout stratify by country take about allocate { country = \"US\" => all \
+     country = \"BR\" => none else => rate 25% } seed 35",
+    "a = sample members unit member_id stratify by country take 150 seed 1
+     split members unit member_id keep units in a exclude units in holdout stratify by country \
+     into x 50%, y 50% seed 36",
     // Chains: two-phase weights, a split keeping its source's `_weight`,
     // `exclude units in` a statement, and one statement read twice.
     "a = sample members unit member_id stratify by country take 150 seed 1 output member_id, country, is_kids, _weight, _stratum \

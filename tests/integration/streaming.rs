@@ -199,6 +199,9 @@ const RULES: &[&str] = &[
     "sample m unit id stratify by country take all max 7 per stratum seed 11",
     "sample m where tenure < 0 unit id stratify by country, plan take all seed 12",
     "split m where tenure < 0 unit id stratify by country into a 50%, b 50% seed 13",
+    "sample m unit id keep units in h stratify by country take about allocate { country = \"US\" => rate 60%, country = \"BR\" => none, else => rate 25% } seed 14",
+    "split m where tenure >= 30 unit id keep units in h stratify by plan into a 50%, b 50% seed 15",
+    "sample m unit id stratify by country, plan take about allocate { plan = \"premium\" => all, else => rate 7.5% } seed 16",
 ];
 
 #[test]

@@ -71,6 +71,10 @@ pub enum Total {
     All,
     /// `take about P%`: Bernoulli sampling with expected size `P × N` (§5.4).
     About(BigRational),
+    /// `take about` without a percentage: Bernoulli sampling, each stratum
+    /// with its rule's probability (`rate P%` → P, `all` → 1, `none` → 0);
+    /// every stratum must match such a rule (§5.4).
+    Rates,
 }
 
 /// The allocation part of a `sample` statement.
@@ -164,11 +168,20 @@ pub enum AllocError {
         quota: u64,
         available: u64,
     },
-    /// The rules take more (expected) units than the total.
+    /// The rules take more units than the total.
     RemainderNegative {
         total: Box<BigRational>,
         rules: Box<BigRational>,
     },
+    /// `take about P%`: the rule strata's expected sizes add up to more than
+    /// the expected total `P × N`.
+    ExpectedBelowRules {
+        total: Box<BigRational>,
+        rules: Box<BigRational>,
+    },
+    /// `take about` without a percentage, but `strata` strata (indices)
+    /// match no `rate`, `all` or `none` rule (normally a check-time error).
+    NoRate { strata: Vec<usize> },
     /// The rules leave `total − rules` units but no stratum falls to the method.
     NoMethodStrata { total: u64, rules: u64 },
     /// `min`/`max` per stratum cannot meet the remainder: the method strata hold
@@ -247,6 +260,26 @@ impl fmt::Display for AllocError {
                 show(rules),
                 show(total),
                 show(&(&**rules - &**total))
+            ),
+            E::ExpectedBelowRules { total, rules } => write!(
+                f,
+                "the rules keep an expected {} units but `take about` expects {} in total, {} \
+                 fewer; to keep each unit with its stratum's rate, drop the amount: `take about` \
+                 alone keeps each unit with its stratum's rate (with `else => rate P%` for the \
+                 other strata); or lower the rule rates, or raise the `take about` percentage",
+                show(rules),
+                show(total),
+                show(&(&**rules - &**total))
+            ),
+            E::NoRate { strata } => write!(
+                f,
+                "`take about` without a percentage keeps each unit with its stratum's rate, but \
+                 {} no `rate`, `all` or `none` rule; end the rule block with `else => rate P%`",
+                if strata.len() == 1 {
+                    "1 stratum matches".to_string()
+                } else {
+                    format!("{} strata match", strata.len())
+                }
             ),
             E::NoMethodStrata { total, rules } => write!(
                 f,
@@ -346,7 +379,8 @@ pub fn allocate(strata: &[StratumInput], req: &Request) -> Result<Allocation, Al
         .expect("fewer than 2^64 units");
     let mut warnings = Vec::new();
     let (targets, total) = match &req.total {
-        Total::About(p) => bernoulli(strata, req, p, population, &mut warnings)?,
+        Total::About(p) => bernoulli(strata, req, Some(p), population, &mut warnings)?,
+        Total::Rates => bernoulli(strata, req, None, population, &mut warnings)?,
         total => exact(strata, req, total, population, &mut warnings)?,
     };
     let zero: Vec<usize> = (0..strata.len())
@@ -378,7 +412,7 @@ fn validate(req: &Request) -> Result<(), AllocError> {
     match &req.total {
         Total::Fraction(p) => unit("the `take` percentage", p)?,
         Total::About(p) => unit("the `take about` percentage", p)?,
-        Total::Count(_) | Total::All => {}
+        Total::Count(_) | Total::All | Total::Rates => {}
     }
     if let Method::Power(q) = &req.method {
         unit("the `power` exponent", q)?;
@@ -390,7 +424,7 @@ fn validate(req: &Request) -> Result<(), AllocError> {
     }
     let mut shares = BigRational::zero();
     for (rule, amount) in req.rules.iter().enumerate() {
-        let about = matches!(req.total, Total::About(_));
+        let about = matches!(req.total, Total::About(_) | Total::Rates);
         match amount {
             RuleAmount::Count(_) if about => {
                 return Err(AllocError::NotWithAbout {
@@ -440,7 +474,7 @@ fn exact(
         }
         Total::Count(k) => Some(*k),
         Total::Fraction(p) => Some(round_count(&(p * rat(population)))),
-        Total::All | Total::About(_) => None,
+        Total::All | Total::About(_) | Total::Rates => None,
     };
     let mut sizes = vec![0u64; strata.len()];
     for (h, s) in strata.iter().enumerate() {
@@ -556,15 +590,16 @@ fn share_quotas(
     Ok(())
 }
 
-/// Bernoulli sampling: a probability `p_h` per stratum (§5.4).
+/// Bernoulli sampling: a probability `p_h` per stratum (§5.4). Without a
+/// percentage `p` every stratum takes its rule's probability, and the
+/// expected size is what the rules keep.
 fn bernoulli(
     strata: &[StratumInput],
     req: &Request,
-    p: &BigRational,
+    p: Option<&BigRational>,
     population: u64,
     warnings: &mut Vec<AllocWarning>,
 ) -> Result<(Vec<Target>, BigRational), AllocError> {
-    let expected = p * rat(population);
     let mut probs = vec![BigRational::zero(); strata.len()];
     let mut rules = BigRational::zero();
     for (h, s) in strata.iter().enumerate() {
@@ -577,16 +612,23 @@ fn bernoulli(
         };
         rules += rat(s.units) * &probs[h];
     }
+    let method: Vec<usize> = (0..strata.len())
+        .filter(|&h| strata[h].rule.is_none())
+        .collect();
+    let Some(p) = p else {
+        if !method.is_empty() {
+            return Err(AllocError::NoRate { strata: method });
+        }
+        return Ok((probs.into_iter().map(Target::Probability).collect(), rules));
+    };
+    let expected = p * rat(population);
     let r = &expected - &rules;
     if r.is_negative() {
-        return Err(AllocError::RemainderNegative {
+        return Err(AllocError::ExpectedBelowRules {
             total: Box::new(expected),
             rules: Box::new(rules),
         });
     }
-    let method: Vec<usize> = (0..strata.len())
-        .filter(|&h| strata[h].rule.is_none())
-        .collect();
     if method.is_empty() {
         if r.is_positive() {
             warnings.push(AllocWarning::UnallocatedRemainder { remainder: r });

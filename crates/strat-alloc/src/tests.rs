@@ -549,11 +549,71 @@ fn bernoulli_remainders() {
     let e = err(&[ruled(10, 0, 0), st(10, 0)], &r);
     assert_eq!(
         e,
-        AllocError::RemainderNegative {
+        AllocError::ExpectedBelowRules {
             total: Box::new(q(5, 1)),
             rules: Box::new(q(10, 1))
         }
     );
+    let text = e.to_string();
+    assert!(
+        text.contains("the rules keep an expected 10 units but `take about` expects 5 in total")
+            && text.contains(
+                "drop the amount: `take about` alone keeps each unit with its stratum's rate"
+            ),
+        "{text}"
+    );
+}
+
+#[test]
+fn bernoulli_by_rates_without_an_amount() {
+    // Spark's sampleBy: each stratum with its own rate, no total to share.
+    let r = Request {
+        rules: vec![
+            RuleAmount::Rate(q(1, 2)),
+            RuleAmount::All,
+            RuleAmount::None,
+            RuleAmount::Rate(q(1, 10)),
+        ],
+        ..req(Total::Rates)
+    };
+    let a = allocate(
+        &[
+            ruled(10, 0, 0),
+            ruled(3, 0, 1),
+            ruled(7, 0, 2),
+            ruled(40, 0, 3),
+        ],
+        &r,
+    )
+    .unwrap();
+    assert_eq!(
+        a.targets,
+        [
+            Target::Probability(q(1, 2)),
+            Target::Probability(q(1, 1)),
+            Target::Probability(q(0, 1)),
+            Target::Probability(q(1, 10)),
+        ]
+    );
+    // The expected size is what the rates keep: 5 + 3 + 0 + 4.
+    assert_eq!(a.total, q(12, 1));
+    assert_eq!(
+        a.warnings,
+        [AllocWarning::ZeroAllocation { strata: vec![2] }]
+    );
+    // A stratum without a rule has no rate.
+    let e = err(&[ruled(10, 0, 0), st(5, 0)], &r);
+    assert_eq!(e, AllocError::NoRate { strata: vec![1] });
+    assert!(e.to_string().contains("`else => rate P%`"));
+    // count and share need a total.
+    let r = Request {
+        rules: vec![RuleAmount::Count(3)],
+        ..req(Total::Rates)
+    };
+    assert!(matches!(
+        err(&[ruled(10, 0, 0)], &r),
+        AllocError::NotWithAbout { .. }
+    ));
 }
 
 // ---------- splits and thresholds ----------

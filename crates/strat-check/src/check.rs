@@ -32,8 +32,9 @@ pub struct Checked {
 const FUNCTIONS: &[&str] = &[
     "lower", "upper", "length", "trim", "substr", "coalesce", "abs", "year", "month", "day",
     "round", "floor", "ceil", "bucket", "count", "min", "max", "sum", "avg", "first", "last",
+    "mode",
 ];
-const AGGREGATES: &[&str] = &["count", "min", "max", "sum", "avg", "first", "last"];
+const AGGREGATES: &[&str] = &["count", "min", "max", "sum", "avg", "first", "last", "mode"];
 const MAX_SEED: u64 = (1u64 << 63) - 1;
 
 /// Checks `file` (whose text is `src`) against `env`.
@@ -91,6 +92,8 @@ struct Scope<'s> {
     aggregates: AggregateUse,
     /// In a rule predicate: the strata (normalised text, alias, type).
     strata: Option<&'s [StratumInfo]>,
+    /// In `having`: a column may be read only inside a unit aggregate.
+    unit_level: bool,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -360,6 +363,7 @@ impl<'a> Checker<'a> {
             columns: cols,
             aggregates: AggregateUse::NotHere,
             strata: None,
+            unit_level: false,
         };
 
         let filter = st.filter.as_ref().and_then(|e| {
@@ -381,32 +385,36 @@ impl<'a> Checker<'a> {
             Some(c)
         });
 
-        let exclude = st.exclude.as_ref().and_then(|x| {
-            let Some(unit_ident) = &st.unit else {
+        let having = st.having.as_ref().and_then(|h| {
+            if st.unit.is_none() {
                 self.err(
-                    Diagnostic::error("E0118", "`exclude units in` needs a `unit` column")
-                        .at(x.span)
-                        .with_help("add `unit COLUMN` before `exclude units in`, e.g. `unit member_id`"),
+                    Diagnostic::error("E0118", "`having` needs a `unit` column")
+                        .at(h.span)
+                        .with_help("add `unit COLUMN` before `having`: `having` keeps or drops whole units by their aggregates, e.g. `unit member_id having count(*) >= 5`"),
                 );
                 return None;
-            };
-            let (src2, cols2) = self.source(x, statements, names, all_names)?;
-            let cols2 = cols2?;
-            match cols2.iter().find(|c| c.name == unit_ident.name) {
-                Some(c) => Some((src2, c.clone())),
-                None => {
-                    let mut d = Diagnostic::error("E0119", format!("`{}` has no column `{}` to exclude units by", x.name, unit_ident.name))
-                        .at(x.span)
-                        .with_secondary(unit_ident.span, "the unit column");
-                    d = match closest(&unit_ident.name, cols2.iter().map(|c| c.name.as_str())) {
-                        Some(s) => d.with_help(format!("it has `{s}`; rename that column upstream or exclude by a statement that outputs `{}`", unit_ident.name)),
-                        None => d.with_help(format!("exclude by a table or statement that has a `{}` column", unit_ident.name)),
-                    };
-                    self.err(d);
-                    None
-                }
             }
+            let hscope = Scope {
+                columns: cols,
+                aggregates: AggregateUse::Allowed,
+                strata: None,
+                unit_level: true,
+            };
+            let x = self.expr(h, &hscope)?;
+            self.expect_bool(&x, h.span, "a `having` condition");
+            Some(ir::Having {
+                expr: x,
+                text: strat_syntax::format::collapse(self.text(h.span)),
+            })
         });
+        let keep = st
+            .keep
+            .as_ref()
+            .and_then(|x| self.unit_source("keep", x, st, statements, names, all_names));
+        let exclude = st
+            .exclude
+            .as_ref()
+            .and_then(|x| self.unit_source("exclude", x, st, statements, names, all_names));
 
         // Strata.
         let agg_use = if st.unit.is_some() {
@@ -418,6 +426,7 @@ impl<'a> Checker<'a> {
             columns: cols,
             aggregates: agg_use,
             strata: None,
+            unit_level: false,
         };
         let mut strata = Vec::new();
         // Per stratum item: its text, `as` name and type (None when it did not check).
@@ -500,12 +509,13 @@ impl<'a> Checker<'a> {
                 ast::TakeAmount::Percent(p) => {
                     ir::Amount::Fraction(self.percent(p).unwrap_or_else(BigRational::zero))
                 }
-                ast::TakeAmount::About(p) => {
+                ast::TakeAmount::About(Some(p)) => {
                     ir::Amount::About(self.percent(p).unwrap_or_else(BigRational::zero))
                 }
+                ast::TakeAmount::About(None) => ir::Amount::AboutRates,
             },
         };
-        let about = matches!(amount, ir::Amount::About(_));
+        let about = amount.is_about();
         let has_total = matches!(amount, ir::Amount::Count(_) | ir::Amount::Fraction(_));
 
         let mut method: Option<(ir::Method, Span)> = None;
@@ -522,6 +532,7 @@ impl<'a> Checker<'a> {
                     columns: cols,
                     aggregates: AggregateUse::NotHere,
                     strata: Some(&strata_info),
+                    unit_level: false,
                 };
                 let mut share_sum = BigRational::zero();
                 let mut first_share: Option<Span> = None;
@@ -608,6 +619,9 @@ impl<'a> Checker<'a> {
             }
         }
         let method = method.map(|(m, _)| m).unwrap_or(ir::Method::Proportional);
+        if amount == ir::Amount::AboutRates {
+            self.rates_for_every_stratum(st);
+        }
 
         let min = st.min.as_ref().and_then(|v| self.int_value(v, "min"));
         let max = st.max.as_ref().and_then(|v| self.int_value(v, "max"));
@@ -686,6 +700,8 @@ impl<'a> Checker<'a> {
             input: columns.unwrap_or_default(),
             filter,
             unit,
+            having,
+            keep,
             exclude,
             strata,
             amount,
@@ -754,8 +770,93 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// The source and column of `keep units in X` / `exclude units in X`
+    /// (`verb` is `keep` or `exclude`): it needs a `unit` (E0118), and X a
+    /// column named like the unit column (E0119).
+    fn unit_source(
+        &mut self,
+        verb: &str,
+        x: &ast::Ident,
+        st: &ast::Statement,
+        statements: &[ir::Statement],
+        names: &HashMap<String, (usize, Span)>,
+        all_names: &[(String, Span)],
+    ) -> Option<(ir::Source, Column)> {
+        let Some(unit_ident) = &st.unit else {
+            self.err(
+                Diagnostic::error("E0118", format!("`{verb} units in` needs a `unit` column"))
+                    .at(x.span)
+                    .with_help(format!(
+                        "add `unit COLUMN` before `{verb} units in`, e.g. `unit member_id`"
+                    )),
+            );
+            return None;
+        };
+        let (src2, cols2) = self.source(x, statements, names, all_names)?;
+        let cols2 = cols2?;
+        match cols2.iter().find(|c| c.name == unit_ident.name) {
+            Some(c) => Some((src2, c.clone())),
+            None => {
+                let mut d = Diagnostic::error(
+                    "E0119",
+                    format!(
+                        "`{}` has no column `{}` to {verb} units by",
+                        x.name, unit_ident.name
+                    ),
+                )
+                .at(x.span)
+                .with_secondary(unit_ident.span, "the unit column");
+                d = match closest(&unit_ident.name, cols2.iter().map(|c| c.name.as_str())) {
+                    Some(s) => d.with_help(format!("it has `{s}`; rename that column upstream or {verb} by a statement that outputs `{}`", unit_ident.name)),
+                    None => d.with_help(format!("{verb} by a table or statement that has a `{}` column", unit_ident.name)),
+                };
+                self.err(d);
+                None
+            }
+        }
+    }
+
     fn error_count(&self) -> usize {
         self.diags.iter().filter(|d| d.is_error()).count()
+    }
+
+    /// `take about` without a percentage (§5.4): every stratum must get its
+    /// probability from a `rate`, `all` or `none` rule, so the block needs an
+    /// `else` and no rule may hand strata to a method (E0135).
+    fn rates_for_every_stratum(&mut self, st: &ast::Statement) {
+        let take_span = st.take.as_ref().map_or(st.keyword_span, |t| t.span);
+        let rules = match &st.allocate {
+            Some(ast::Allocate::Rules { rules, .. }) => rules,
+            other => {
+                let at = other.as_ref().map_or(take_span, |a| a.span());
+                self.err(
+                    Diagnostic::error("E0135", "`take about` without a percentage needs a rule block that gives every stratum a rate")
+                        .at(at)
+                        .with_secondary(take_span, "no expected total")
+                        .with_help("write the rates, e.g. `allocate { plan = \"premium\" => rate 50% else => rate 10% }`, or give the expected total: `take about 10%`"),
+                );
+                return;
+            }
+        };
+        for r in rules {
+            if let ast::Amount::Method(m) = &r.amount {
+                self.err(
+                    Diagnostic::error("E0135", format!("`{}` shares an expected total, but `take about` without a percentage has none", m.name()))
+                        .at(r.amount_span)
+                        .with_secondary(take_span, "no expected total")
+                        .with_help("give these strata a `rate P%`, `all` or `none`, or write the expected total: `take about 10%`"),
+                );
+            }
+        }
+        if !rules.iter().any(|r| r.predicate.is_none()) {
+            let at = st.allocate.as_ref().map_or(take_span, |a| a.span());
+            self.err(
+                Diagnostic::error("E0135", "`take about` without a percentage: the strata that no rule matches would have no rate")
+                    .at(at)
+                    .with_secondary(take_span, "no expected total")
+                    .with_help("end the rule block with `else => rate P%` (or `all` / `none`) so that every stratum has a rate"),
+            );
+        }
     }
 
     fn about_conflict(&self, what: &str, span: Span, st: &ast::Statement) -> Diagnostic {
@@ -1503,6 +1604,15 @@ impl<'a> Checker<'a> {
                     );
                     return None;
                 }
+                if scope.unit_level {
+                    self.err(
+                        Diagnostic::error("E0134", format!("`having` reads columns only inside unit aggregates; `{}` is a column of the unit's rows", ident.name))
+                            .at(ident.span)
+                            .with_label("a value per row, not per unit")
+                            .with_help(format!("aggregate it over the unit's rows, e.g. `max({0})`, `mode({0})` or `last({0} by t)`", self.text(ident.span))),
+                    );
+                    return None;
+                }
                 Some(ir::Expr {
                     kind: ExprKind::Column(c.name.clone()),
                     ty: c.ty.clone(),
@@ -1730,9 +1840,9 @@ impl<'a> Checker<'a> {
                 }
                 AggregateUse::NotHere => {
                     self.err(
-                        Diagnostic::error("E0110", format!("`{name}(…)` is a unit aggregate; it is allowed only in `stratify by`"))
+                        Diagnostic::error("E0110", format!("`{name}(…)` is a unit aggregate; it is allowed only in `stratify by` and `having`"))
                             .at(e.span)
-                            .with_help("stratify by the aggregate (with `as NAME`) and refer to that name instead"),
+                            .with_help("filter units by it with `having` after `unit`, or stratify by it (with `as NAME`) and refer to that name instead"),
                     );
                     return None;
                 }
@@ -1749,6 +1859,8 @@ impl<'a> Checker<'a> {
                 columns: scope.columns,
                 aggregates: AggregateUse::Inside,
                 strata: None,
+                // Inside an aggregate a column is read per row.
+                unit_level: false,
             };
             let agg = match name {
                 "count" => Aggregate::Count,
@@ -1757,6 +1869,7 @@ impl<'a> Checker<'a> {
                 "sum" => Aggregate::Sum,
                 "avg" => Aggregate::Avg,
                 "first" => Aggregate::First,
+                "mode" => Aggregate::Mode,
                 _ => Aggregate::Last,
             };
             let ordered = matches!(agg, Aggregate::First | Aggregate::Last);
@@ -1812,6 +1925,28 @@ impl<'a> Checker<'a> {
                         "`avg`",
                     )?;
                     Type::Float
+                }
+                Aggregate::Mode => {
+                    // Values are counted as equal or not, and ties go to the
+                    // smallest in stratum order (§5.3): the stratum value types.
+                    if !matches!(
+                        x.ty,
+                        Type::Int
+                            | Type::String
+                            | Type::Bool
+                            | Type::Date
+                            | Type::Timestamp
+                            | Type::Null
+                    ) {
+                        self.err(
+                            Diagnostic::error("E0106", format!("`mode` needs an int, string, bool, date or timestamp value, but this is {}", self::a(&x.ty)))
+                                .at(a.span)
+                                .with_label(self::a(&x.ty))
+                                .with_help(format!("make it discrete first, e.g. `mode(round({0}))` or `mode(bucket({0}, [edges]))`", self.text(a.span))),
+                        );
+                        return None;
+                    }
+                    x.ty.clone()
                 }
                 _ => x.ty.clone(),
             };
@@ -1999,6 +2134,7 @@ impl<'a> Checker<'a> {
                     columns: None,
                     aggregates: AggregateUse::NotHere,
                     strata: None,
+                    unit_level: false,
                 },
             )?;
             let ExprKind::Literal(val) = &v.kind else {
@@ -2085,6 +2221,7 @@ fn usage(name: &str) -> &'static str {
     match name {
         "count" => "`count(*)`",
         "first" | "last" => "`last(country by event_ts)`",
+        "mode" => "`mode(device)`",
         "substr" => "`substr(s, start)` or `substr(s, start, length)`",
         "coalesce" => "`coalesce(a, b, …)`",
         "bucket" => "`bucket(x, [b1, b2])`",
@@ -2229,6 +2366,8 @@ fn placeholder(st: &ast::Statement) -> ir::Statement {
         input: Vec::new(),
         filter: None,
         unit: None,
+        having: None,
+        keep: None,
         exclude: None,
         strata: Vec::new(),
         amount: ir::Amount::All,

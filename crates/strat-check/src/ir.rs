@@ -72,6 +72,10 @@ pub struct Statement {
     pub input: Vec<Column>,
     pub filter: Option<Expr>,
     pub unit: Option<Column>,
+    /// `having PRED`: units whose aggregates make it true are kept (§4.4).
+    pub having: Option<Having>,
+    /// Only units whose key text appears in this column of that source are kept.
+    pub keep: Option<(Source, Column)>,
     /// Units whose key text appears in this column of that source are removed.
     pub exclude: Option<(Source, Column)>,
     pub strata: Vec<Stratum>,
@@ -116,9 +120,19 @@ impl Statement {
             .collect()
     }
 
+    /// Does the statement compute over each unit's rows: unit aggregates in
+    /// `stratify by`, or a `having` condition?
     pub fn has_aggregates(&self) -> bool {
-        self.strata.iter().any(|s| s.expr.has_aggregate())
+        self.having.is_some() || self.strata.iter().any(|s| s.expr.has_aggregate())
     }
+}
+
+/// `having PRED`: a bool expression over unit aggregates, literals and params
+/// (no column outside an aggregate), with its text as written.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Having {
+    pub expr: Expr,
+    pub text: String,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -141,6 +155,16 @@ pub enum Amount {
     All,
     /// `take about P%`
     About(BigRational),
+    /// `take about` without a percentage: each unit is kept with its
+    /// stratum's rule rate (every stratum has a `rate`, `all` or `none` rule).
+    AboutRates,
+}
+
+impl Amount {
+    /// Bernoulli sampling (`take about`, with or without a percentage)?
+    pub fn is_about(&self) -> bool {
+        matches!(self, Amount::About(_) | Amount::AboutRates)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -245,6 +269,8 @@ pub enum Aggregate {
     Avg,
     First,
     Last,
+    /// The most frequent non-NULL value; ties to the smallest (§2.7).
+    Mode,
 }
 
 pub use strat_syntax::ast::{BinaryOp, UnaryOp};
@@ -353,7 +379,7 @@ impl Expr {
     }
 }
 
-/// One unit aggregate of `stratify by`: its function, argument and `by`.
+/// One unit aggregate of `stratify by` or `having`: its function, argument and `by`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct UnitAggregate {
     pub func: Aggregate,

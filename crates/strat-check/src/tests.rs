@@ -142,3 +142,33 @@ fn float_params_are_percentages_by_their_decimal_text() {
         frac(333, 1000)
     );
 }
+
+#[test]
+fn having_keep_and_rates_reach_the_program() {
+    let mut e = env();
+    e.tables.insert(
+        "cohort".into(),
+        Some(vec![Column::new("member_id", Type::Int)]),
+    );
+    let src = "sample members unit member_id having count(*)  >= 2 and mode(plan) = \"basic\" \
+               keep units in cohort stratify by country take about \
+               allocate { country = \"US\" => rate 50% else => rate 10% } seed 1";
+    let p = program(src, &e);
+    let st = &p.statements[0];
+    let having = st.having.as_ref().unwrap();
+    assert_eq!(having.text, "count(*) >= 2 and mode(plan) = \"basic\"");
+    assert_eq!(having.expr.ty, Type::Bool);
+    assert!(st.has_aggregates());
+    let (source, column) = st.keep.as_ref().unwrap();
+    assert_eq!(*source, ir::Source::Table("cohort".into()));
+    assert_eq!(column.name, "member_id");
+    assert_eq!(st.amount, ir::Amount::AboutRates);
+    assert!(st.amount.is_about());
+    let mut aggs = Vec::new();
+    let mut x = having.expr.clone();
+    ir::replace_aggregates(&mut x, "a", &mut aggs);
+    assert_eq!(
+        aggs.iter().map(|a| a.func).collect::<Vec<_>>(),
+        [ir::Aggregate::Count, ir::Aggregate::Mode]
+    );
+}

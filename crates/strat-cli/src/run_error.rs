@@ -237,6 +237,23 @@ fn alloc(a: &AllocError, st: &Statement) -> Diagnostic {
             "the rules take more than the total".into(),
             take,
         ),
+        AllocError::ExpectedBelowRules { .. } => (
+            place(st, &[c.take, c.allocate]),
+            "an expected total below what the rules' rates keep".into(),
+            c.allocate.map(|a| (a, "the rules' rates".to_string())),
+        ),
+        AllocError::NoRate { strata } => (
+            place(st, &[c.allocate, c.take]),
+            format!(
+                "{} without a `rate`, `all` or `none` rule",
+                if strata.len() == 1 {
+                    "1 stratum".to_string()
+                } else {
+                    format!("{} strata", strata.len())
+                }
+            ),
+            take,
+        ),
         AllocError::NoMethodStrata { .. } => (
             place(st, &[c.allocate, c.take]),
             "every stratum is decided by a rule".into(),

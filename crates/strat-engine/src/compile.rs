@@ -98,7 +98,10 @@ pub async fn compile(
     // source the file names that is bound nowhere else.
     for item in &parsed.file.items {
         let Item::Statement(st) = item else { continue };
-        for name in std::iter::once(&st.source).chain(st.exclude.as_ref()) {
+        for name in std::iter::once(&st.source)
+            .chain(st.keep.as_ref())
+            .chain(st.exclude.as_ref())
+        {
             if env.tables.contains_key(&name.name)
                 || !ctx.table_exist(quoted(&name.name)).unwrap_or(false)
             {

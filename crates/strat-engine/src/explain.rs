@@ -46,14 +46,33 @@ pub async fn explain(
                 c.name
             ))
     );
-    if let Some((src, col)) = &st.exclude {
-        let what = match src {
-            ir::Source::Table(t) => format!("table `{t}`"),
-            ir::Source::Statement(j) => format!("statement {}", j + 1),
-        };
+    if let Some(h) = &st.having {
         let _ = writeln!(
             out,
-            "exclude:   units whose key appears in {what}.`{}`",
+            "having:    units for which `{}` is true (aggregates over the unit's eligible rows)",
+            h.text
+        );
+    }
+    let source_of = |src: &ir::Source| match src {
+        ir::Source::Table(t) => format!("table `{t}`"),
+        ir::Source::Statement(j) => match &program.statements[*j].name {
+            Some(n) => format!("`{n}`"),
+            None => format!("statement {}", j + 1),
+        },
+    };
+    if let Some((src, col)) = &st.keep {
+        let _ = writeln!(
+            out,
+            "keep:      only units whose key appears in {}.`{}`",
+            source_of(src),
+            col.name
+        );
+    }
+    if let Some((src, col)) = &st.exclude {
+        let _ = writeln!(
+            out,
+            "exclude:   units whose key appears in {}.`{}`",
+            source_of(src),
             col.name
         );
     }
@@ -72,6 +91,9 @@ pub async fn explain(
         Amount::Fraction(p) => format!("exactly round_half_up({}% × N) units", percent_text(p)),
         Amount::All => "all (method strata keep min(max, N_h))".to_string(),
         Amount::About(p) => format!("about {}% of the units (Bernoulli)", percent_text(p)),
+        Amount::AboutRates => {
+            "each unit with its stratum's rule rate (Bernoulli, no total)".to_string()
+        }
     };
     if st.kind.is_sample() {
         let _ = writeln!(out, "take:      {amount}");
@@ -143,17 +165,30 @@ pub async fn explain(
             "\nrun plan:  in memory (every eligible row held): {why}"
         ),
     };
+    let mut left_out = String::new();
+    if r.null_units > 0 {
+        let _ = write!(
+            left_out,
+            ", {} rows with a NULL unit left out",
+            r.null_units
+        );
+    }
+    if r.having_dropped_units > 0 {
+        let _ = write!(
+            left_out,
+            ", {} units dropped by `having`",
+            r.having_dropped_units
+        );
+    }
+    if r.excluded_units > 0 {
+        let _ = write!(left_out, ", {} units excluded", r.excluded_units);
+    }
     let _ = writeln!(
         out,
-        "\nallocation: N = {} units in {} strata, {} selected{}",
+        "\nallocation: N = {} units in {} strata, {} selected{left_out}",
         r.total_population,
         r.strata.len(),
         r.total_selected,
-        if r.null_units > 0 {
-            format!(", {} rows with a NULL unit left out", r.null_units)
-        } else {
-            String::new()
-        }
     );
     if r.split_totals.is_empty() {
         // A two-phase sample's rows weigh this times their source `_weight`.

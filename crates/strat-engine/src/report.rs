@@ -135,6 +135,7 @@ fn statement_json(label: &str, report: &Report) -> Value {
         "null_units": report.null_units,
         "excluded_units": report.excluded_units,
         "weight_times_source_weight": report.source_weighted,
+        "having_dropped_units": report.having_dropped_units,
         "warnings": report.warnings,
         "splits": report.split_totals.iter().map(|(n, c)| (n.clone(), json!(c))).collect::<serde_json::Map<_, _>>(),
         "strata": strata,
@@ -242,6 +243,10 @@ fn statement_markdown(out: &mut String, heading: &str, report: &Report) {
         report.null_units
     ));
     out.push_str(&format!("- units excluded: {}\n", report.excluded_units));
+    out.push_str(&format!(
+        "- units dropped by `having`: {}\n",
+        report.having_dropped_units
+    ));
     if report.source_weighted {
         out.push_str(if report.split_totals.is_empty() {
             "- `_weight` of a row: the stratum's weight below × the row's `_weight` in the source (two-phase sampling)\n"

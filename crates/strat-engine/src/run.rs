@@ -19,8 +19,9 @@
 //! A stratum expression that contains unit aggregates is evaluated in two
 //! steps. First DataFusion projects each aggregate's argument (and `by`
 //! expression) per eligible row; the aggregates are then computed here in
-//! Rust over each unit's eligible rows (after `where`, before `exclude`, which
-//! does not change a unit's rows) and broadcast back to every row of the unit;
+//! Rust over each unit's eligible rows (after `where`; before `having`,
+//! `keep` and `exclude`, which keep or drop whole units, and over every unit,
+//! so that an aggregate's error never depends on them) and broadcast back to every row of the unit;
 //! finally DataFusion evaluates the rest of the expression per row, with each
 //! aggregate replaced by its broadcast column. So the non-aggregate parts of
 //! the expression still go through the span check: they must be constant
@@ -41,6 +42,12 @@
 //!   the larger `x` wins, and a non-NULL `x` beats a NULL one. In SQL terms:
 //!   `first_value(x) over (partition by unit order by t asc nulls last, x desc
 //!   nulls last)`, and for `last` the same with `t desc nulls last`.
+//! - `mode(x)`: the most frequent non-NULL value (Arrow's ordering decides
+//!   which values are equal); on a tie the smallest, strings by bytes; NULL
+//!   when all are NULL.
+//!
+//! `having` (§4.4) is computed the same way: its aggregates per unit, then
+//! DataFusion evaluates the condition once per unit (one row each).
 //!
 //! # Splits (§4.2)
 //!
@@ -168,6 +175,8 @@ pub struct Report {
     pub null_units: u64,
     /// Units removed by `exclude units in` (before strata are counted).
     pub excluded_units: u64,
+    /// Units dropped by `having` (before `keep` and `exclude`, §4.4).
+    pub having_dropped_units: u64,
     pub seed: u64,
     /// Data-dependent warnings (§9).
     pub warnings: Vec<String>,
@@ -591,15 +600,25 @@ pub async fn run_statement_with(
         ir::Kind::Split(split) => Some(split),
     };
     let mut upstream = Vec::new();
+    let kept_keys = match &st.keep {
+        None => None,
+        Some((source, c)) => Some(Arc::new(
+            unit_keys(ctx, program, source, &c.name, "keep", &mut upstream).await?,
+        )),
+    };
     let excluded_keys = match &st.exclude {
         None => None,
         Some((source, c)) => Some(Arc::new(
-            exclusion_keys(ctx, program, source, &c.name, &mut upstream).await?,
+            unit_keys(ctx, program, source, &c.name, "exclude", &mut upstream).await?,
         )),
     };
     let mut fallback = None;
     if plan == Plan::Streaming {
-        match stream::run(ctx, st, split, excluded_keys.clone(), options).await? {
+        let filters = stream::UnitFilters {
+            kept: kept_keys.clone(),
+            excluded: excluded_keys.clone(),
+        };
+        match stream::run(ctx, st, split, filters, options).await? {
             Ok(mut out) => {
                 out.report.source_weighted = source_weighted(program, st);
                 return Ok(RunOutput { upstream, ..out });
@@ -669,8 +688,10 @@ pub async fn run_statement_with(
         }
     }
 
-    // Stratum values per row (unit aggregates computed over each unit's
-    // eligible rows and broadcast to them).
+    // `having`, and the stratum values per row (unit aggregates computed over
+    // each unit's eligible rows and broadcast to them): over every unit, so
+    // an aggregate's error does not depend on which units the filters drop.
+    let having_mask = plan.having_mask(ctx, &batch, &units).await?;
     let strata_arrays = plan.strata_arrays(ctx, st, &batch, &units).await?;
     let svals: Vec<Vec<SVal>> = strata_arrays
         .iter()
@@ -685,7 +706,17 @@ pub async fn run_statement_with(
     let texts =
         |row: usize| -> Vec<Option<String>> { text_columns.iter().map(|c| c.text(row)).collect() };
 
-    // Exclusion (§4.1): before strata are counted.
+    // The unit filters (§4.4), before strata are counted: `having`, `keep`, `exclude`.
+    let mut having_dropped_units = 0u64;
+    if let Some(mask) = having_mask {
+        let before = units.len();
+        let mut passes = mask.into_iter();
+        units.retain(|_| passes.next().unwrap_or(false));
+        having_dropped_units = (before - units.len()) as u64;
+    }
+    if let Some(keys) = &kept_keys {
+        units.retain(|u| keys.contains(&u.key));
+    }
     let mut excluded_units = 0u64;
     if let Some(keys) = &excluded_keys {
         let before = units.len();
@@ -935,6 +966,7 @@ pub async fn run_statement_with(
         strata: reports,
         null_units,
         excluded_units,
+        having_dropped_units,
         seed: st.seed,
         warnings,
         split_totals,
@@ -1100,6 +1132,9 @@ const STRATUM_PREFIX: &str = "\u{1}strat_stratum_";
 const AGG_PREFIX: &str = "\u{1}strat_agg_";
 const AGG_ARG_PREFIX: &str = "\u{1}strat_agg_arg_";
 const AGG_BY_PREFIX: &str = "\u{1}strat_agg_by_";
+const HAVING_PREFIX: &str = "\u{1}strat_having_";
+const HAVING_ARG_PREFIX: &str = "\u{1}strat_having_arg_";
+const HAVING_BY_PREFIX: &str = "\u{1}strat_having_by_";
 const ROW_INDEX: &str = "\u{1}strat_row";
 
 /// How the stratum expressions are evaluated: directly per row, or (with
@@ -1109,10 +1144,19 @@ struct StrataPlan {
     /// `AGG_PREFIX j`, or `None` when it has no aggregate.
     rewritten: Vec<Option<ir::Expr>>,
     aggregates: Vec<ir::UnitAggregate>,
+    /// `having` with each aggregate replaced by a column `HAVING_PREFIX j`,
+    /// and those aggregates.
+    having: Option<(ir::Expr, Vec<ir::UnitAggregate>)>,
 }
 
 impl StrataPlan {
     fn new(st: &Statement) -> Self {
+        let having = st.having.as_ref().map(|h| {
+            let mut e = h.expr.clone();
+            let mut aggregates = Vec::new();
+            ir::replace_aggregates(&mut e, HAVING_PREFIX, &mut aggregates);
+            (e, aggregates)
+        });
         let mut aggregates = Vec::new();
         let rewritten = st
             .strata
@@ -1128,6 +1172,7 @@ impl StrataPlan {
         StrataPlan {
             rewritten,
             aggregates,
+            having,
         }
     }
 
@@ -1147,7 +1192,77 @@ impl StrataPlan {
                 select.push(lower_expr(t, None)?.alias(format!("{AGG_BY_PREFIX}{j}")));
             }
         }
+        for (j, a) in self.having.iter().flat_map(|h| &h.1).enumerate() {
+            if let Some(x) = &a.arg {
+                select.push(lower_expr(x, None)?.alias(format!("{HAVING_ARG_PREFIX}{j}")));
+            }
+            if let Some(t) = &a.by {
+                select.push(lower_expr(t, None)?.alias(format!("{HAVING_BY_PREFIX}{j}")));
+            }
+        }
         Ok(select)
+    }
+
+    /// Per unit (in `units` order): does it pass `having`? Its aggregates are
+    /// computed over the unit's eligible rows, then DataFusion evaluates the
+    /// condition once per unit; NULL does not pass. `None` without `having`.
+    async fn having_mask(
+        &self,
+        ctx: &SessionContext,
+        batch: &RecordBatch,
+        units: &[Unit],
+    ) -> Result<Option<Vec<bool>>, RunError> {
+        let Some((condition, aggregates)) = &self.having else {
+            return Ok(None);
+        };
+        let named = |name: String| -> Result<ArrayRef, RunError> {
+            batch
+                .column_by_name(&name)
+                .cloned()
+                .ok_or_else(|| RunError::Statement(format!("no column `{name}` (internal error)")))
+        };
+        let mut fields = vec![Field::new(ROW_INDEX, DataType::UInt64, false)];
+        let mut cols: Vec<ArrayRef> = vec![Arc::new(UInt64Array::from_iter_values(
+            0..units.len() as u64,
+        ))];
+        for (j, a) in aggregates.iter().enumerate() {
+            let arg = a
+                .arg
+                .as_ref()
+                .map(|_| named(format!("{HAVING_ARG_PREFIX}{j}")))
+                .transpose()?;
+            let by =
+                a.by.as_ref()
+                    .map(|_| named(format!("{HAVING_BY_PREFIX}{j}")))
+                    .transpose()?;
+            let per_unit = unit_aggregate(a.func, arg.as_ref(), by.as_ref(), units)?;
+            fields.push(Field::new(
+                format!("{HAVING_PREFIX}{j}"),
+                per_unit.data_type().clone(),
+                true,
+            ));
+            cols.push(per_unit);
+        }
+        let per_unit = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)
+            .map_err(arrow_err("`having`"))?;
+        let select = vec![column(ROW_INDEX), lower_expr(condition, None)?];
+        let out = ctx
+            .read_batch(per_unit)
+            .and_then(|df| df.select(select))
+            .map_err(df_err("evaluating `having`"))?
+            .collect()
+            .await
+            .map_err(df_err("evaluating `having`"))?;
+        let mut mask = vec![false; units.len()];
+        for b in &out {
+            let ids = b.column(0).as_primitive::<UInt64Type>();
+            let pass = cast(b.column(1), &DataType::Boolean).map_err(arrow_err("`having`"))?;
+            let pass = pass.as_boolean();
+            for row in 0..b.num_rows() {
+                mask[ids.value(row) as usize] = pass.is_valid(row) && pass.value(row);
+            }
+        }
+        Ok(Some(mask))
     }
 
     /// The stratum values of every eligible row, one array per stratum
@@ -1322,6 +1437,33 @@ fn unit_aggregate(
                         }
                     }
                     Some(best as u32)
+                })
+                .collect()
+        }
+        A::Mode => {
+            // The unit's non-NULL values in value order; the longest run of
+            // equal values wins, the first (smallest) on a tie.
+            let cmp =
+                make_comparator(x.as_ref(), x.as_ref(), SortOptions::default()).map_err(cmp_err)?;
+            units
+                .iter()
+                .map(|u| {
+                    let mut rows: Vec<usize> =
+                        u.rows.iter().copied().filter(|&r| x.is_valid(r)).collect();
+                    rows.sort_by(|&a, &b| cmp(a, b));
+                    let mut best: Option<(usize, usize)> = None;
+                    let mut i = 0;
+                    while i < rows.len() {
+                        let mut j = i + 1;
+                        while j < rows.len() && cmp(rows[i], rows[j]) == Ordering::Equal {
+                            j += 1;
+                        }
+                        if best.is_none_or(|(_, n)| j - i > n) {
+                            best = Some((rows[i], j - i));
+                        }
+                        i = j;
+                    }
+                    best.map(|(r, _)| r as u32)
                 })
                 .collect()
         }
@@ -1509,16 +1651,18 @@ async fn read_input(
     Ok(all)
 }
 
-/// The key texts of column `name` of a source (NULLs skipped).
-async fn exclusion_keys(
+/// The key texts of column `name` of a source (NULLs skipped), for
+/// `keep units in` or `exclude units in` (`verb`).
+async fn unit_keys(
     ctx: &SessionContext,
     program: &Program,
     source: &ir::Source,
     name: &str,
+    verb: &str,
     upstream: &mut Vec<StatementReport>,
 ) -> Result<std::collections::HashSet<Vec<u8>>, RunError> {
     let (df, source_name) = source_frame(ctx, program, source, upstream).await?;
-    let context = format!("reading `{name}` of {source_name} for `exclude units in`");
+    let context = format!("reading `{name}` of {source_name} for `{verb} units in`");
     let batches = df
         .select(vec![column(name)])
         .map_err(df_err(context.clone()))?
@@ -1529,7 +1673,7 @@ async fn exclusion_keys(
     for b in &batches {
         let kc = KeyColumn::unit(b.column(0).as_ref()).map_err(|e| {
             RunError::Key(format!(
-                "`exclude units in {source_name}`: column `{name}`: {e}"
+                "`{verb} units in {source_name}`: column `{name}`: {e}"
             ))
         })?;
         for row in 0..b.num_rows() {
@@ -1628,6 +1772,7 @@ fn request(st: &Statement) -> Request {
             ir::Amount::Fraction(p) => Total::Fraction(p.clone()),
             ir::Amount::All => Total::All,
             ir::Amount::About(p) => Total::About(p.clone()),
+            ir::Amount::AboutRates => Total::Rates,
         },
         // A rule that hands its strata to the method keeps its place (so rule
         // numbers in messages match the file) but no stratum points at it.

@@ -92,11 +92,13 @@ type R<T> = Result<T, Unsupported>;
 /// Internal column names in `eligible_rows` (next to the source columns).
 const KEY: &str = "_strat_unit_key";
 const S_PREFIX: &str = "_strat_s";
-/// A unit aggregate's value, argument, `by` and row rank (first/last).
+/// A unit aggregate's value, argument, `by` and row rank (first/last/mode).
 const AGG_PREFIX: &str = "_strat_agg";
 const AGG_ARG: &str = "_strat_arg";
 const AGG_BY: &str = "_strat_by";
 const AGG_RANK: &str = "_strat_rank";
+/// mode: how many rows of the unit share the row's value.
+const AGG_COUNT: &str = "_strat_count";
 
 /// The md5 of a text as 32 lowercase hex digits (the rule file's, in the header).
 fn md5_hex(text: &str) -> String {
@@ -174,10 +176,14 @@ pub fn statement_sql(program: &Program, index: usize, options: &SqlOptions) -> R
 }
 
 /// The earlier statements statement `index` reads (its source, its
-/// `exclude units in`), and the ones they read, transitively.
+/// `keep units in` and `exclude units in`), and the ones they read, transitively.
 fn dependencies(program: &Program, index: usize, out: &mut Vec<usize>) {
     let st = &program.statements[index];
-    let sources = [Some(&st.source), st.exclude.as_ref().map(|(s, _)| s)];
+    let sources = [
+        Some(&st.source),
+        st.keep.as_ref().map(|(s, _)| s),
+        st.exclude.as_ref().map(|(s, _)| s),
+    ];
     for s in sources.into_iter().flatten() {
         if let ir::Source::Statement(j) = s
             && !out.contains(j)
@@ -319,8 +325,8 @@ impl Gen<'_> {
         self.check_tier()?;
         let mut ctes: Vec<Cte> = Vec::new();
         self.eligible_ctes(&mut ctes)?;
-        let exclusion = self.exclusion_cte(&mut ctes)?;
-        let neyman = self.units_cte(&mut ctes, &exclusion)?;
+        let filters = self.unit_filter_ctes(&mut ctes)?;
+        let neyman = self.units_cte(&mut ctes, &filters)?;
         let rule_values = self.unit_strata_cte(&mut ctes, neyman.is_some())?;
         self.strata_ctes(&mut ctes, &rule_values);
         let (weight, split_case) = match &self.st.kind {
@@ -361,6 +367,12 @@ impl Gen<'_> {
                 })
             })
             .collect();
+        // `having` (§4.4) over the same per-unit aggregates, numbered after the strata's.
+        let having = st.having.as_ref().map(|h| {
+            let mut e = h.expr.clone();
+            ir::replace_aggregates(&mut e, AGG_PREFIX, &mut aggregates);
+            e
+        });
         let mut cols: Vec<String> = st.input.iter().map(|c| self.id(&c.name)).collect();
         cols.push(format!(
             "{} AS {}",
@@ -402,6 +414,10 @@ impl Gen<'_> {
         if let Some(f) = &st.filter {
             filter = format!("({})\n    AND {filter}", self.expr(f)?);
         }
+        // A `having` without aggregates is a constant: it keeps every unit or none.
+        if let (Some(h), true) = (&having, aggregates.is_empty()) {
+            filter = format!("{filter}\n    AND ({})", self.expr(h)?);
+        }
         let eligible = format!(
             "SELECT\n    {}\n  FROM {}\n  WHERE {filter}",
             cols.join(",\n    "),
@@ -434,11 +450,18 @@ impl Gen<'_> {
                 Some(r) => format!("{} AS {name}", self.expr(r)?),
             });
         }
+        let (having_filter, having_comment) = match &having {
+            Some(h) => (
+                format!("\n  WHERE {}", self.expr(h)?),
+                "; the rows of units for which `having` is not true are dropped",
+            ),
+            None => (String::new(), ""),
+        };
         ctes.push(Cte {
             name: "eligible_rows",
-            comment: "the eligible rows with every stratum value, unit aggregates taken from the row's unit".into(),
+            comment: format!("the eligible rows with every stratum value, unit aggregates taken from the row's unit{having_comment}"),
             body: format!(
-                "SELECT\n    {}\n  FROM eligible_input e\n  JOIN unit_aggregates g ON e.{key} = g.{key}",
+                "SELECT\n    {}\n  FROM eligible_input e\n  JOIN unit_aggregates g ON e.{key} = g.{key}{having_filter}",
                 cols.join(",\n    "),
                 key = self.id(KEY)
             ),
@@ -446,33 +469,48 @@ impl Gen<'_> {
         Ok(())
     }
 
-    /// `excluded_keys` of `exclude units in`, and the join that drops them
-    /// from `units` (empty without `exclude`).
-    fn exclusion_cte(&self, ctes: &mut Vec<Cte>) -> R<String> {
-        let Some((source, c)) = &self.st.exclude else {
-            return Ok(String::new());
-        };
-        let t = match source {
-            ir::Source::Table(t) => t.as_str(),
-            ir::Source::Statement(j) => self.program.statements[*j]
-                .name
-                .as_deref()
-                .unwrap_or_default(),
-        };
-        ctes.push(Cte {
-            name: "excluded_keys",
-            comment: format!("key texts of `exclude units in {t}`"),
-            body: format!(
-                "SELECT DISTINCT {} AS unit_key\n  FROM {}\n  WHERE {} IS NOT NULL",
-                self.key_text(&self.id(&c.name), &c.ty)?,
-                self.source(source),
-                self.id(&c.name)
-            ),
-        });
-        Ok(format!(
-            "\n  LEFT JOIN excluded_keys x ON e.{} = x.unit_key\n  WHERE x.unit_key IS NULL",
-            self.id(KEY)
-        ))
+    /// `kept_keys` of `keep units in` and `excluded_keys` of `exclude units
+    /// in`, and the joins that keep only the kept units and drop the excluded
+    /// ones in `units` (empty without either).
+    fn unit_filter_ctes(&self, ctes: &mut Vec<Cte>) -> R<String> {
+        let mut joins = String::new();
+        for (verb, name, clause) in [
+            ("keep", "kept_keys", &self.st.keep),
+            ("exclude", "excluded_keys", &self.st.exclude),
+        ] {
+            let Some((source, c)) = clause else { continue };
+            let t = match source {
+                ir::Source::Table(t) => t.as_str(),
+                ir::Source::Statement(j) => self.program.statements[*j]
+                    .name
+                    .as_deref()
+                    .unwrap_or_default(),
+            };
+            ctes.push(Cte {
+                name,
+                comment: format!("key texts of `{verb} units in {t}`"),
+                body: format!(
+                    "SELECT DISTINCT {} AS unit_key\n  FROM {}\n  WHERE {} IS NOT NULL",
+                    self.key_text(&self.id(&c.name), &c.ty)?,
+                    self.source(source),
+                    self.id(&c.name)
+                ),
+            });
+            let _ = if verb == "keep" {
+                write!(
+                    joins,
+                    "\n  JOIN kept_keys k ON e.{} = k.unit_key",
+                    self.id(KEY)
+                )
+            } else {
+                write!(
+                    joins,
+                    "\n  LEFT JOIN excluded_keys x ON e.{} = x.unit_key\n  WHERE x.unit_key IS NULL",
+                    self.id(KEY)
+                )
+            };
+        }
+        Ok(joins)
     }
 
     /// The draw of a key text expression: 16 hex digits of md5(seed:key) (§6).
@@ -498,7 +536,7 @@ impl Gen<'_> {
     /// `units`: one row per unit with its stratum values and draw; a unit
     /// spanning strata fails the query. Returns neyman's column, whose value
     /// per unit `units` carries too.
-    fn units_cte(&self, ctes: &mut Vec<Cte>, exclusion: &str) -> R<Option<&strat_check::Column>> {
+    fn units_cte(&self, ctes: &mut Vec<Cte>, filters: &str) -> R<Option<&strat_check::Column>> {
         let st = self.st;
         let d = self.d;
         let unit = self.unit();
@@ -559,11 +597,16 @@ impl Gen<'_> {
                 format!("{having}\n    AND {check}")
             };
         }
+        let after = if st.having.is_some() || st.keep.is_some() {
+            "`having`, `keep` and `exclude`"
+        } else {
+            "`exclude`"
+        };
         ctes.push(Cte {
             name: "units",
-            comment: "one row per unit (after `exclude`) with its draw r: 16 hex digits of md5(seed:key) (§6)".into(),
+            comment: format!("one row per unit (after {after}) with its draw r: 16 hex digits of md5(seed:key) (§6)"),
             body: format!(
-                "SELECT\n    {}\n  FROM eligible_rows e{exclusion}\n  GROUP BY e.{}{having}",
+                "SELECT\n    {}\n  FROM eligible_rows e{filters}\n  GROUP BY e.{}{having}",
                 unit_cols.join(",\n    "),
                 self.id(KEY)
             ),
@@ -669,9 +712,7 @@ impl Gen<'_> {
             out.push(format!("{e} AS {}", self.id(o.name())));
         }
         let (split_order, filter) = match &st.kind {
-            ir::Kind::Sample if !matches!(st.amount, ir::Amount::About(_)) => {
-                ("", "\nWHERE s.draw_rank <= s.n_take")
-            }
+            ir::Kind::Sample if !st.amount.is_about() => ("", "\nWHERE s.draw_rank <= s.n_take"),
             ir::Kind::Sample => ("", ""),
             ir::Kind::Split(_) => ("s.split_index, ", ""),
         };
@@ -747,18 +788,54 @@ impl Gen<'_> {
             }
         };
         let mut ranks = Vec::new();
+        let mut counts = Vec::new();
         for (j, a) in aggregates.iter().enumerate() {
-            if let (A::First | A::Last, Some(x), Some(t)) = (a.func, &a.arg, &a.by) {
-                // NULL t last, then the larger x, NULL x last.
-                let dir = if a.func == A::First { "ASC" } else { "DESC" };
-                ranks.push(format!(
-                    "ROW_NUMBER() OVER (PARTITION BY {key} ORDER BY {} {dir} NULLS LAST, {} DESC NULLS LAST) AS {}",
-                    ordered(&self.id(&format!("{AGG_BY}{j}")), &t.ty),
-                    ordered(&arg(j), &x.ty),
-                    self.id(&format!("{AGG_RANK}{j}"))
-                ));
+            let rank = self.id(&format!("{AGG_RANK}{j}"));
+            match (a.func, &a.arg, &a.by) {
+                (A::First | A::Last, Some(x), Some(t)) => {
+                    // NULL t last, then the larger x, NULL x last.
+                    let dir = if a.func == A::First { "ASC" } else { "DESC" };
+                    ranks.push(format!(
+                        "ROW_NUMBER() OVER (PARTITION BY {key} ORDER BY {} {dir} NULLS LAST, {} DESC NULLS LAST) AS {rank}",
+                        ordered(&self.id(&format!("{AGG_BY}{j}")), &t.ty),
+                        ordered(&arg(j), &x.ty),
+                    ));
+                }
+                (A::Mode, Some(x), _) => {
+                    // The most rows with the value first (NULL counts 0), then the smallest value.
+                    let count = self.id(&format!("{AGG_COUNT}{j}"));
+                    counts.push(format!(
+                        "COUNT({0}) OVER (PARTITION BY {key}, {0}) AS {count}",
+                        arg(j)
+                    ));
+                    ranks.push(format!(
+                        "ROW_NUMBER() OVER (PARTITION BY {key} ORDER BY {count} DESC, {} ASC NULLS LAST) AS {rank}",
+                        ordered(&arg(j), &x.ty),
+                    ));
+                }
+                _ => {}
             }
         }
+        let ranked_from = if counts.is_empty() {
+            "eligible_input"
+        } else {
+            let mut cols = vec![key.clone()];
+            for (j, a) in aggregates.iter().enumerate() {
+                if a.arg.is_some() {
+                    cols.push(arg(j));
+                }
+                if a.by.is_some() {
+                    cols.push(self.id(&format!("{AGG_BY}{j}")));
+                }
+            }
+            cols.extend(counts);
+            ctes.push(Cte {
+                name: "counted_rows",
+                comment: "mode: each row with the number of its unit's rows that share its value (0 for NULL)".into(),
+                body: format!("SELECT\n    {}\n  FROM eligible_input", cols.join(",\n    ")),
+            });
+            "counted_rows"
+        };
         let from = if ranks.is_empty() {
             "eligible_input"
         } else {
@@ -771,10 +848,26 @@ impl Gen<'_> {
                     .map(|(j, _)| arg(j)),
             );
             cols.extend(ranks);
+            let comment = match (
+                aggregates
+                    .iter()
+                    .any(|a| matches!(a.func, A::First | A::Last)),
+                aggregates.iter().any(|a| a.func == A::Mode),
+            ) {
+                (true, false) => {
+                    "first/last: each unit's rows ranked by t (NULLs last), then the larger x (NULLs last)"
+                }
+                (false, _) => {
+                    "mode: each unit's rows ranked by how many rows share their value, then the smaller value (NULLs last)"
+                }
+                (true, true) => {
+                    "first/last: each unit's rows ranked by t (NULLs last), then the larger x (NULLs last); mode: by how many rows share the value, then the smaller value (NULLs last)"
+                }
+            };
             ctes.push(Cte {
                 name: "ranked_rows",
-                comment: "first/last: each unit's rows ranked by t (NULLs last), then the larger x (NULLs last)".into(),
-                body: format!("SELECT\n    {}\n  FROM eligible_input", cols.join(",\n    ")),
+                comment: comment.into(),
+                body: format!("SELECT\n    {}\n  FROM {ranked_from}", cols.join(",\n    ")),
             });
             "ranked_rows"
         };
@@ -841,7 +934,7 @@ impl Gen<'_> {
                         if a.func == A::Sum { "sum" } else { "avg" }
                     )));
                 }
-                (A::First | A::Last, Some(ty)) => {
+                (A::First | A::Last | A::Mode, Some(ty)) => {
                     let v = format!(
                         "CASE WHEN {} = 1 THEN {x} END",
                         self.id(&format!("{AGG_RANK}{j}"))
@@ -863,7 +956,10 @@ impl Gen<'_> {
         }
         ctes.push(Cte {
             name: "unit_aggregates",
-            comment: "the unit aggregates of `stratify by`, one row per unit over its eligible rows (NULLs ignored)".into(),
+            comment: format!(
+                "the unit aggregates of `stratify by`{}, one row per unit over its eligible rows (NULLs ignored)",
+                if self.st.having.is_some() { " and `having`" } else { "" }
+            ),
             body: format!(
                 "SELECT\n    {}\n  FROM {from}\n  GROUP BY {key}{}",
                 cols.join(",\n    "),
@@ -881,13 +977,16 @@ impl Gen<'_> {
     fn sample_ctes(&self, ctes: &mut Vec<Cte>) -> R<Option<String>> {
         let d = self.d;
         let st = self.st;
+        if st.amount == ir::Amount::AboutRates {
+            return self.about_ctes(ctes, None).map(Some);
+        }
         if let ir::Amount::About(p) = &st.amount
             && (!st.rules.is_empty()
                 || st.min.is_some()
                 || st.max.is_some()
                 || st.method != ir::Method::Proportional)
         {
-            return self.about_ctes(ctes, p).map(Some);
+            return self.about_ctes(ctes, Some(p)).map(Some);
         }
         if let ir::Amount::About(p) = &st.amount {
             // Plain proportional: p_h = P in every stratum (§5.4).
@@ -964,7 +1063,7 @@ impl Gen<'_> {
                 )
             }
             ir::Amount::All => ("big_n".to_string(), String::new()),
-            ir::Amount::About(_) => unreachable!("handled above"),
+            ir::Amount::About(_) | ir::Amount::AboutRates => unreachable!("handled above"),
         };
         ctes.push(Cte {
             name: "sample_size",
@@ -1000,7 +1099,7 @@ impl Gen<'_> {
     /// `p_h = p_num / p_den` exactly; `r < floor(p_h·2^64)` is decided on the
     /// two 32-bit halves of r and of the threshold (long division by p_den).
     /// Returns the `_weight` expression (`1 / p_h`).
-    fn about_ctes(&self, ctes: &mut Vec<Cte>, p: &BigRational) -> R<String> {
+    fn about_ctes(&self, ctes: &mut Vec<Cte>, p: Option<&BigRational>) -> R<String> {
         let d = self.d;
         let st = self.st;
         let gcd = |a: &BigInt, b: &BigInt| {
@@ -1010,7 +1109,7 @@ impl Gen<'_> {
             }
             a
         };
-        let mut den = p.denom().clone();
+        let mut den = p.map_or_else(BigInt::one, |p| p.denom().clone());
         for r in &st.rules {
             if let Some(ir::RuleAmount::Rate(q)) = &r.amount {
                 den = &den / gcd(&den, q.denom()) * q.denom();
@@ -1022,6 +1121,16 @@ impl Gen<'_> {
             )
         };
         let scale = small(&den).ok_or_else(too_fine)?;
+        let Some(p) = p else {
+            // `take about` alone (§5.4): every stratum's p_h is its rule's.
+            self.about_rules_cte(ctes, &den, scale)?;
+            ctes.push(Cte {
+                name: "stratum_probabilities",
+                comment: "p_h = p_num / p_den exactly: each stratum's rule (all 1, none 0, rate P)".into(),
+                body: "SELECT stratum, h, rule_num AS p_num, rule_den AS p_den FROM about_rules WHERE is_method = 0".into(),
+            });
+            return self.bernoulli_selection(ctes);
+        };
         let p_scaled = small(&(p.numer() * (&den / p.denom()))).ok_or_else(too_fine)?;
         ctes.push(Cte {
             name: "population",
@@ -1039,49 +1148,7 @@ impl Gen<'_> {
             });
             "strata"
         } else {
-            self.stratum_rules(ctes)?;
-            // p_r = num / den per rule, and p_r·D.
-            let mut method_rules = vec!["-1".to_string()];
-            let (mut num, mut dn, mut sc) = (
-                String::from("CASE rule_no"),
-                String::from("CASE rule_no"),
-                String::from("CASE rule_no"),
-            );
-            for (j, r) in st.rules.iter().enumerate() {
-                let q = match &r.amount {
-                    None => {
-                        method_rules.push(j.to_string());
-                        continue;
-                    }
-                    Some(ir::RuleAmount::All) => BigRational::one(),
-                    Some(ir::RuleAmount::None) => BigRational::zero(),
-                    Some(ir::RuleAmount::Rate(q)) => q.clone(),
-                    Some(_) => return Err(self.unsupported("`count` or `share` with `take about`")),
-                };
-                let (Some(a), Some(b), Some(k)) = (
-                    small(q.numer()),
-                    small(q.denom()),
-                    small(&(q.numer() * (&den / q.denom()))),
-                ) else {
-                    return Err(too_fine());
-                };
-                let _ = write!(num, " WHEN {j} THEN {a}");
-                let _ = write!(dn, " WHEN {j} THEN {b}");
-                let _ = write!(sc, " WHEN {j} THEN {k}");
-            }
-            for c in [&mut num, &mut dn, &mut sc] {
-                c.push_str(" END");
-            }
-            let method_list = method_rules.join(", ");
-            ctes.push(Cte {
-                name: "about_rules",
-                comment: format!("p_h = rule_num / rule_den of the rule strata (all 1, none 0, rate P), and p_h·D with D = {scale}"),
-                body: format!(
-                    "SELECT\n    stratum,\n    h,\n    u,\n    n_units,\n    \
-                     CASE WHEN rule_no IN ({method_list}) THEN 1 ELSE 0 END AS is_method,\n    \
-                     {num} AS rule_num,\n    {dn} AS rule_den,\n    {sc} AS rule_scaled\n  FROM stratum_rules"
-                ),
-            });
+            self.about_rules_cte(ctes, &den, scale)?;
             ctes.push(Cte {
                 name: "method_strata",
                 comment: "the strata no rule decides: the method allocates them".into(),
@@ -1098,7 +1165,9 @@ impl Gen<'_> {
                 self.s(" but the expected total is "),
                 d.to_text(&format!("MAX(z.big_n) * {p_scaled}")),
                 self.s(&format!(
-                    " (both times {scale}); lower the rule rates or raise `take about`"
+                    " (both times {scale}); to keep each unit with the rate of its stratum, drop the amount: \
+                     `take about` alone keeps each unit with the rate of its stratum (with `else => rate P%` \
+                     for the other strata); or lower the rule rates, or raise `take about`"
                 ))
             );
             ctes.push(Cte {
@@ -1143,6 +1212,14 @@ impl Gen<'_> {
             comment: "p_h = p_num / p_den exactly: x_h / N_h for the method strata (x_h = clamp(λ·w_h, lower_h, upper_h), D·x_h over D·N_h)".into(),
             body,
         });
+        self.bernoulli_selection(ctes)
+    }
+
+    /// `probability_check` … `selected_units` from `stratum_probabilities`
+    /// (`p_h = p_num / p_den` per stratum): keep a unit iff `r < floor(p_h·2^64)`.
+    /// Returns the `_weight` expression (`1 / p_h`).
+    fn bernoulli_selection(&self, ctes: &mut Vec<Cte>) -> R<String> {
+        let d = self.d;
         // 2^53: p_den and p_num are doubles exactly, so 1/p_h is correctly
         // rounded; DataFusion's integers are 64 bits: p_den·2^32 must fit.
         let limit: u64 = if d == Dialect::DataFusion {
@@ -1197,6 +1274,62 @@ impl Gen<'_> {
             d.to_double("s.p_den"),
             d.to_double("s.p_num")
         ))
+    }
+
+    /// `stratum_rules` and `about_rules`: each stratum's rule with its
+    /// probability `rule_num / rule_den` (all 1, none 0, rate P) and that
+    /// probability times D (`scale`), `is_method` for the strata no rule decides.
+    fn about_rules_cte(&self, ctes: &mut Vec<Cte>, den: &BigInt, scale: i64) -> R<()> {
+        let st = self.st;
+        let too_fine = || {
+            self.unsupported(
+                "`take about` or `rate` percentages with more than 15 significant digits",
+            )
+        };
+        self.stratum_rules(ctes)?;
+        // p_r = num / den per rule, and p_r·D.
+        let mut method_rules = vec!["-1".to_string()];
+        let (mut num, mut dn, mut sc) = (
+            String::from("CASE rule_no"),
+            String::from("CASE rule_no"),
+            String::from("CASE rule_no"),
+        );
+        for (j, r) in st.rules.iter().enumerate() {
+            let q = match &r.amount {
+                None => {
+                    method_rules.push(j.to_string());
+                    continue;
+                }
+                Some(ir::RuleAmount::All) => BigRational::one(),
+                Some(ir::RuleAmount::None) => BigRational::zero(),
+                Some(ir::RuleAmount::Rate(q)) => q.clone(),
+                Some(_) => return Err(self.unsupported("`count` or `share` with `take about`")),
+            };
+            let (Some(a), Some(b), Some(k)) = (
+                small(q.numer()),
+                small(q.denom()),
+                small(&(q.numer() * (den / q.denom()))),
+            ) else {
+                return Err(too_fine());
+            };
+            let _ = write!(num, " WHEN {j} THEN {a}");
+            let _ = write!(dn, " WHEN {j} THEN {b}");
+            let _ = write!(sc, " WHEN {j} THEN {k}");
+        }
+        for c in [&mut num, &mut dn, &mut sc] {
+            c.push_str(" END");
+        }
+        let method_list = method_rules.join(", ");
+        ctes.push(Cte {
+            name: "about_rules",
+            comment: format!("p_h = rule_num / rule_den of the rule strata (all 1, none 0, rate P), and p_h·D with D = {scale}"),
+            body: format!(
+                "SELECT\n    stratum,\n    h,\n    u,\n    n_units,\n    \
+                 CASE WHEN rule_no IN ({method_list}) THEN 1 ELSE 0 END AS is_method,\n    \
+                 {num} AS rule_num,\n    {dn} AS rule_den,\n    {sc} AS rule_scaled\n  FROM stratum_rules"
+            ),
+        });
+        Ok(())
     }
 
     /// The exact allocation (§5): `allocation(stratum, h, n_units, n_take)`.

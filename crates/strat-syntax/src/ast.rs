@@ -113,6 +113,10 @@ pub struct Statement {
     pub source: Ident,
     pub filter: Option<Expr>,
     pub unit: Option<Ident>,
+    /// `having PRED`: a condition on unit aggregates.
+    pub having: Option<Expr>,
+    /// `keep units in SOURCE2`.
+    pub keep: Option<Ident>,
     pub exclude: Option<Ident>,
     pub strata: Vec<StratumItem>,
     /// The `stratify by` keywords, for diagnostics about the clause as a whole.
@@ -181,7 +185,8 @@ pub enum TakeAmount {
     All,
     Count(IntValue),
     Percent(Percent),
-    About(Percent),
+    /// `take about P%`, or `take about` alone (`None`: each stratum's rule rate).
+    About(Option<Percent>),
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -32,6 +32,12 @@ pub fn layout_statement(text: &str, st: &Statement) -> Option<String> {
     if let Some(u) = &st.unit {
         line(format!("unit {}", flat(u.span)));
     }
+    if let Some(h) = &st.having {
+        line(format!("having {}", flat(h.span)));
+    }
+    if let Some(k) = &st.keep {
+        line(format!("keep units in {}", flat(k.span)));
+    }
     if let Some(x) = &st.exclude {
         line(format!("exclude units in {}", flat(x.span)));
     }
@@ -97,8 +103,9 @@ pub fn layout_statement(text: &str, st: &Statement) -> Option<String> {
     Some(out)
 }
 
-/// Joins the tokens of `text` with single spaces, where the source had space.
-fn collapse(text: &str) -> String {
+/// Joins the tokens of `text` with single spaces, where the source had space
+/// (comments kept: the caller decides whether they may be lost).
+pub fn collapse(text: &str) -> String {
     let mut out = String::new();
     let mut last_end = 0;
     for t in lex::tokens(text) {
@@ -137,6 +144,18 @@ mod tests {
         let got = layout(src);
         assert_eq!(got, want);
         // The layout is a fixed point and parses to the same tree.
+        assert_eq!(layout(&got), got);
+    }
+
+    #[test]
+    fn having_and_keep_in_their_places() {
+        let src = "sample events unit member_id having count(*)  >= 5 and sum(m) > 60 keep units in cohort \
+                   exclude units in holdout take about allocate { else => rate 10% } seed 1";
+        let want = "sample events\n  unit member_id\n  having count(*) >= 5 and sum(m) > 60\n  \
+                    keep units in cohort\n  exclude units in holdout\n  take about\n  allocate {\n    \
+                    else => rate 10%\n  }\n  seed 1";
+        let got = layout(src);
+        assert_eq!(got, want);
         assert_eq!(layout(&got), got);
     }
 

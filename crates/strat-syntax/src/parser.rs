@@ -248,6 +248,30 @@ fn syntax_error(
             expected.push(w);
         }
     }
+    // Clauses in the order a statement takes them, in the places clauses hold in the list.
+    const CLAUSES: [&str; 13] = [
+        "`where`",
+        "`unit`",
+        "`having`",
+        "`keep units in`",
+        "`exclude units in`",
+        "`stratify by`",
+        "`take`",
+        "`allocate`",
+        "`min`",
+        "`max`",
+        "`into`",
+        "`seed`",
+        "`output`",
+    ];
+    let slots: Vec<usize> = (0..expected.len())
+        .filter(|&i| CLAUSES.contains(&expected[i]))
+        .collect();
+    let mut clauses: Vec<&'static str> = slots.iter().map(|&i| expected[i]).collect();
+    clauses.sort_by_key(|w| CLAUSES.iter().position(|c| c == w));
+    for (&i, w) in slots.iter().zip(clauses) {
+        expected[i] = w;
+    }
     // An unterminated quote explains itself better than any list of expectations.
     let unterminated = lex::tokens(&text[abs.min(text.len())..])
         .first()
@@ -579,6 +603,18 @@ fn syntax_help(positives: &[Rule], found: &str, chunk: &str, pos: usize) -> Opti
     {
         return Some("a `(` before this point is not closed; add the missing `)`".to_string());
     }
+    let order = [
+        "where", "unit", "having", "keep", "exclude", "stratify", "take", "allocate", "min", "max",
+        "seed", "output",
+    ];
+    if order.contains(&found) && !clause_words.is_empty() {
+        let stmt_is_split = chunk.split_whitespace().any(|w| w == "split");
+        return Some(if stmt_is_split {
+            "a `split` takes its clauses in this order: where, unit, having, keep units in, exclude units in, stratify by, into, seed, output".to_string()
+        } else {
+            "a `sample` takes its clauses in this order: where, unit, having, keep units in, exclude units in, stratify by, take, allocate, min, max, seed, output".to_string()
+        });
+    }
     let is_word = !found.is_empty() && found.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if is_word && !lex::is_keyword(found) {
         // `stratify by` is matched by its first word.
@@ -604,17 +640,6 @@ fn syntax_help(positives: &[Rule], found: &str, chunk: &str, pos: usize) -> Opti
             return Some(format!("did you mean `{s}`?"));
         }
     }
-    let order = [
-        "where", "unit", "exclude", "stratify", "take", "allocate", "min", "max", "seed", "output",
-    ];
-    if order.contains(&found) && !clause_words.is_empty() {
-        let stmt_is_split = chunk.split_whitespace().any(|w| w == "split");
-        return Some(if stmt_is_split {
-            "a `split` takes its clauses in this order: where, unit, exclude units in, stratify by, into, seed, output".to_string()
-        } else {
-            "a `sample` takes its clauses in this order: where, unit, exclude units in, stratify by, take, allocate, min, max, seed, output".to_string()
-        });
-    }
     None
 }
 
@@ -622,6 +647,8 @@ fn keyword_of(r: Rule) -> Option<&'static str> {
     Some(match r {
         Rule::where_clause | Rule::kw_where => "where",
         Rule::unit_clause | Rule::kw_unit => "unit",
+        Rule::having_clause | Rule::kw_having => "having",
+        Rule::keep_clause | Rule::kw_keep => "keep units in",
         Rule::exclude_clause | Rule::kw_exclude => "exclude units in",
         Rule::stratify_clause | Rule::kw_stratify => "stratify by",
         Rule::take_clause | Rule::kw_take => "take",
@@ -699,6 +726,8 @@ fn describe(r: Rule, is_item: bool) -> &'static str {
         other => keyword_of(other).map_or("something else", |k| match k {
             "where" => "`where`",
             "unit" => "`unit`",
+            "having" => "`having`",
+            "keep units in" => "`keep units in`",
             "exclude units in" => "`exclude units in`",
             "stratify by" => "`stratify by`",
             "take" => "`take`",
@@ -820,6 +849,8 @@ impl Builder<'_> {
             },
             filter: None,
             unit: None,
+            having: None,
+            keep: None,
             exclude: None,
             strata: Vec::new(),
             stratify_span: None,
@@ -843,6 +874,13 @@ impl Builder<'_> {
                     None => ok = false,
                 },
                 Rule::unit_clause => st.unit = Some(self.name(last_inner(c))),
+                Rule::having_clause => match self.top_expr(last_inner(c)) {
+                    Some(e) => st.having = Some(e),
+                    None => ok = false,
+                },
+                Rule::keep_clause => {
+                    st.keep = Some(self.name(last_inner(c).into_inner().next().unwrap()))
+                }
                 Rule::exclude_clause => {
                     st.exclude = Some(self.name(last_inner(c).into_inner().next().unwrap()))
                 }
@@ -877,9 +915,12 @@ impl Builder<'_> {
                         Rule::kw_all => TakeAmount::All,
                         Rule::percent => TakeAmount::Percent(self.percent(amount_pair)),
                         Rule::int_value => TakeAmount::Count(self.int_value(amount_pair)),
-                        Rule::take_about => {
-                            TakeAmount::About(self.percent(last_inner(amount_pair)))
-                        }
+                        Rule::take_about => TakeAmount::About(
+                            amount_pair
+                                .into_inner()
+                                .find(|p| p.as_rule() == Rule::percent)
+                                .map(|p| self.percent(p)),
+                        ),
                         _ => return None,
                     };
                     st.take = Some(Take {

@@ -370,3 +370,59 @@ fn common_mistakes_are_named() {
         "`|` is not an operator"
     );
 }
+
+#[test]
+fn having_keep_and_exclude_parse_in_order() {
+    let s = stmt(
+        "sample events unit member_id having count(*) >= 5 and sum(watch_minutes) > 60 \
+         keep units in cohort exclude units in holdout take all seed 1",
+    );
+    assert_eq!(s.unit.unwrap().name, "member_id");
+    assert!(matches!(
+        s.having.unwrap().kind,
+        ExprKind::Binary {
+            op: BinaryOp::And,
+            ..
+        }
+    ));
+    assert_eq!(s.keep.unwrap().name, "cohort");
+    assert_eq!(s.exclude.unwrap().name, "holdout");
+    let s = stmt("split events unit member_id keep units in cohort into a 50%, b 50% seed 1");
+    assert_eq!(s.keep.unwrap().name, "cohort");
+}
+
+#[test]
+fn keep_and_having_are_not_reserved() {
+    // Columns, sources and statement names may be called `keep` or `having`.
+    let s = stmt("sample t where keep = 1 and having > 2 unit keep seed 1");
+    assert!(s.filter.is_some());
+    assert_eq!(s.unit.unwrap().name, "keep");
+    assert!(s.having.is_none() && s.keep.is_none());
+    let s = stmt("sample t unit m having max(having) > 1 keep units in keep seed 1");
+    assert_eq!(s.keep.unwrap().name, "keep");
+    let f = ok("keep = sample t seed 1\nhaving = sample keep seed 2");
+    assert_eq!(f.items.len(), 2);
+    let s = stmt("sample t stratify by keep, having take 10 seed 1");
+    assert_eq!(s.strata.len(), 2);
+}
+
+#[test]
+fn take_about_with_and_without_an_amount() {
+    let s = stmt("sample t take about 10% seed 1");
+    assert!(matches!(s.take.unwrap().amount, TakeAmount::About(Some(_))));
+    let s = stmt("sample t take about allocate { else => rate 10% } seed 1");
+    assert!(matches!(s.take.unwrap().amount, TakeAmount::About(None)));
+    let s = stmt("sample t take about");
+    assert!(matches!(s.take.unwrap().amount, TakeAmount::About(None)));
+}
+
+#[test]
+fn keep_out_of_order_gets_the_clause_order() {
+    let p = parse("sample t unit m stratify by c keep units in x seed 1");
+    assert_eq!(p.diagnostics.len(), 1, "{:?}", p.diagnostics);
+    let help = p.diagnostics[0].help.clone().unwrap_or_default();
+    assert!(
+        help.contains("having, keep units in, exclude units in"),
+        "{help}"
+    );
+}

@@ -1851,5 +1851,7 @@ fn piece_at(src: &SessionText, span: Span) -> Option<Key> {
 
 /// Does `st` read `source` (as its source or in `exclude units in`)?
 fn reads(st: &ir::Statement, source: &ir::Source) -> bool {
-    &st.source == source || st.exclude.as_ref().is_some_and(|(s, _)| s == source)
+    &st.source == source
+        || st.keep.as_ref().is_some_and(|(s, _)| s == source)
+        || st.exclude.as_ref().is_some_and(|(s, _)| s == source)
 }

@@ -1,7 +1,7 @@
 //! What the editor needs to know, without a terminal: completion candidates,
 //! syntax highlighting and hints for a line of input.
 
-use strat_syntax::lex::{self, KEYWORDS, TokenKind};
+use strat_syntax::lex::{self, CONTEXTUAL_KEYWORDS, KEYWORDS, TokenKind};
 
 use super::meta::{COMMANDS, DIALECTS, info};
 
@@ -26,7 +26,7 @@ pub enum Completion {
 
 pub const FUNCTIONS: &[&str] = &[
     "abs", "avg", "bucket", "ceil", "coalesce", "count", "day", "first", "floor", "last", "length",
-    "lower", "max", "min", "month", "round", "substr", "sum", "trim", "upper", "year",
+    "lower", "max", "min", "mode", "month", "round", "substr", "sum", "trim", "upper", "year",
 ];
 
 /// A name as written in rule text: backticked unless a plain identifier.
@@ -150,8 +150,8 @@ pub fn complete(line: &str, pos: usize, v: &Vocabulary) -> Completion {
         "sample" | "split" => words(sources(v)),
         "in" if prev2 == "units" => words(sources(v)),
         "unit" => words(columns(v, source)),
-        "by" | "where" | "output" | "," | "(" | "and" | "or" | "not" | "=" | "!=" | "<" | "<="
-        | ">" | ">=" | "when" | "then" | "else" | "+" | "-" | "*" | "/" | "[" => {
+        "by" | "where" | "having" | "output" | "," | "(" | "and" | "or" | "not" | "=" | "!="
+        | "<" | "<=" | ">" | ">=" | "when" | "then" | "else" | "+" | "-" | "*" | "/" | "[" => {
             let mut c = columns(v, source);
             c.extend(params);
             c.extend(FUNCTIONS.iter().map(|f| f.to_string()));
@@ -161,7 +161,11 @@ pub fn complete(line: &str, pos: usize, v: &Vocabulary) -> Completion {
             words(c)
         }
         _ => {
-            let mut c: Vec<String> = KEYWORDS.iter().map(|k| k.to_string()).collect();
+            let mut c: Vec<String> = KEYWORDS
+                .iter()
+                .chain(CONTEXTUAL_KEYWORDS)
+                .map(|k| k.to_string())
+                .collect();
             c.extend(columns(v, source));
             c.extend(v.statements.iter().map(|s| s.0.clone()));
             c.extend(params);

@@ -569,6 +569,31 @@ fn save_writes_a_file_that_checks_and_runs() {
 }
 
 #[test]
+fn keep_having_mode_and_rates_in_a_session() {
+    let events = "usual = sample events unit member_id having count(*) >= 3 and sum(watch_minutes) > 60 \
+                  keep units in cohort stratify by mode(device) as usual_device take about \
+                  allocate { usual_device = \"tv\" => rate 50% else => rate 20% } seed 9";
+    let (mut s, out) = session(&[COHORT, events]);
+    assert!(out[3].contains("defined `usual`"), "{}", out[3]);
+    let ran = exec(&mut s, ":run usual");
+    assert!(ran.contains("p=50%") || ran.contains("p=1/2"), "{ran}");
+    let dir = temp_dir("save-keep");
+    let path = dir.join("rules.strat");
+    exec(&mut s, &format!(":save {}", path.display()));
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        text.contains(
+            "usual = sample events\n  unit member_id\n  having count(*) >= 3 and sum(watch_minutes) > 60\n  \
+             keep units in cohort\n  stratify by mode(device) as usual_device\n  take about\n  allocate {"
+        ),
+        "{text}"
+    );
+    // The saved file loads back to the same session.
+    let mut again = Session::new(false);
+    assert!(exec(&mut again, &format!(":load {}", path.display())).contains("loaded"));
+}
+
+#[test]
 fn show_and_drop() {
     let (mut s, _) = session(&[
         COHORT,
@@ -749,6 +774,12 @@ fn completion_is_context_aware() {
     assert!(c("sample events where ").contains(&"event_ts".to_string()));
     assert!(!c("sample events where ").contains(&"tenure_days".to_string()));
     assert_eq!(c("sample members tak"), ["take"]);
+    // `keep` and `having` are completed where a clause may start, `mode` as a function.
+    assert_eq!(c("sample events unit member_id kee"), ["keep"]);
+    assert_eq!(c("sample events unit member_id hav"), ["having"]);
+    assert!(c("sample events unit member_id having ").contains(&"mode".to_string()));
+    assert!(c("sample events unit member_id having ").contains(&"watch_minutes".to_string()));
+    assert!(c("sample events unit member_id keep units in ").contains(&"cohort".to_string()));
     assert_eq!(c(":sql duc"), ["duckdb"]);
     assert_eq!(c(":run co"), ["cohort"]);
     assert_eq!(c(":strata tenure"), ["tenure_days"]);

@@ -83,6 +83,14 @@ const BUCKET_BITS: u32 = 10;
 const BUCKETS: usize = 1 << BUCKET_BITS;
 const MAX_STRATA: usize = 1 << 16;
 
+/// The key sets of `keep units in` and `exclude units in` (§4.4): a unit is
+/// counted iff its key is in `kept` (when there is one) and not in `excluded`.
+#[derive(Clone, Default)]
+pub(super) struct UnitFilters {
+    pub kept: Option<Arc<HashSet<Vec<u8>>>>,
+    pub excluded: Option<Arc<HashSet<Vec<u8>>>>,
+}
+
 /// Why the streaming plan handed the statement to the in-memory runner.
 #[derive(Debug)]
 pub(super) struct Fallback(pub &'static str);
@@ -321,7 +329,7 @@ struct Strata {
 struct Counting {
     drawer: Drawer,
     hasher: RandomState,
-    excluded: Option<Arc<HashSet<Vec<u8>>>>,
+    filters: UnitFilters,
     fields: Vec<SortField>,
     strata: Mutex<Strata>,
     reservation: Mutex<MemoryReservation>,
@@ -376,7 +384,7 @@ pub(super) async fn run(
     ctx: &SessionContext,
     st: &Statement,
     split: Option<&ir::Split>,
-    excluded: Option<Arc<HashSet<Vec<u8>>>>,
+    filters: UnitFilters,
     options: &RunOptions,
 ) -> Result<Result<RunOutput, Fallback>, RunError> {
     let ir::Source::Table(table) = &st.source else {
@@ -391,7 +399,7 @@ pub(super) async fn run(
     };
     if st.has_aggregates() {
         return Ok(Err(Fallback(
-            "unit aggregates are computed over each unit's rows in memory",
+            "unit aggregates (of `stratify by` or `having`) are computed over each unit's rows in memory",
         )));
     }
     if matches!(st.method, ir::Method::Neyman(_)) {
@@ -435,7 +443,7 @@ pub(super) async fn run(
     let counting = Arc::new(Counting {
         drawer: Drawer::new(st.seed),
         hasher: RandomState::new(),
-        excluded: excluded.clone(),
+        filters,
         fields,
         strata: Mutex::new(Strata::default()),
         reservation: Mutex::new(MemoryConsumer::new("strat: units").register(&pool)),
@@ -900,6 +908,7 @@ pub(super) async fn run(
             strata: reports,
             null_units: null_rows,
             excluded_units: excluded_seen.len() as u64,
+            having_dropped_units: 0,
             seed: st.seed,
             warnings,
             split_totals,
@@ -1221,7 +1230,13 @@ async fn count_partition(
             if !same {
                 buf.clear();
                 let _ = keys.write(row, &mut buf);
-                if let Some(ex) = &shared.excluded
+                if let Some(kept) = &shared.filters.kept
+                    && !kept.contains(buf.as_slice())
+                {
+                    // Not in `keep units in`: not counted (and not remembered).
+                    continue;
+                }
+                if let Some(ex) = &shared.filters.excluded
                     && ex.contains(buf.as_slice())
                 {
                     if !stats.excluded.contains(buf.as_slice()) {
