@@ -1849,7 +1849,7 @@ fn piece_at(src: &SessionText, span: Span) -> Option<Key> {
         .map(|p| p.0)
 }
 
-/// Does `st` read `source` (as its source or in `exclude units in`)?
+/// Does `st` read `source` (as its source, or in `keep`/`exclude units in`)?
 fn reads(st: &ir::Statement, source: &ir::Source) -> bool {
     &st.source == source
         || st.keep.as_ref().is_some_and(|(s, _)| s == source)
