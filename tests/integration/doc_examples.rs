@@ -1,9 +1,10 @@
 //! The shell examples of README.md, examples/README.md and docs/ run as
 //! tests, so a doc cannot go stale silently:
 //!
-//! - every ```sh block runs in bash (in a scratch folder that sees the
-//!   repository's `examples/` and `tests/`), with `strat` (and
-//!   `cargo run -p strat-cli --`) being the built binary. Each `strat` command
+//! - every ```sh block runs in bash (in a scratch folder with copies of the
+//!   repository's `examples/` and `tests/cases/`), with `strat` (and
+//!   `cargo run -p strat-cli --`) being the built binary; other programs
+//!   (the benchmark harness, the data generator, the test suite) do not run. Each `strat` command
 //!   must exit 0 — unless its line's comment names a diagnostic code (`# E0208`),
 //!   or it stands in docs/diagnostics.md under a `## E…`/`## W…` heading: then
 //!   it must report that code. Never a usage error (exit 2) or a crash.
@@ -133,15 +134,28 @@ fn examples_in(file: &Path) -> Vec<Example> {
     out
 }
 
-/// A scratch folder seeing the repository's examples and test cases, where
-/// examples may write what they like.
+/// A scratch folder with copies of the repository's examples, test cases and
+/// benchmark tasks (copies: an example may write anything, and must never
+/// change the files other tests read at the same time).
 fn scratch() -> PathBuf {
     let dir = crate::cli::tempdir("doc-examples");
-    for sub in ["examples", "tests", "crates", "grammar"] {
-        std::os::unix::fs::symlink(root().join(sub), dir.join(sub)).unwrap();
+    for sub in ["examples", "tests/cases", "crates/strat-bench/tasks"] {
+        copy_dir(&root().join(sub), &dir.join(sub));
     }
     std::fs::create_dir_all(dir.join("out")).unwrap();
     dir
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().filter_map(|e| e.ok()) {
+        let path = entry.path();
+        if path.is_dir() {
+            copy_dir(&path, &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(&path, to.join(entry.file_name())).unwrap();
+        }
+    }
 }
 
 /// Runs an example's script; returns, per `strat` call, its exit code and
@@ -159,10 +173,11 @@ strat() {
   cat "$CALLS/$n.out"
   return 0
 }
-# The test suite itself (README's second command) is not run from inside it.
-bash() {
-  if [ "$1" = tests/run-all.sh ]; then return 0; fi
-  command bash "$@"
+# Only strat runs: not the test suite (README's second command), the
+# benchmark harness or the data generator (python3 runs only with -c).
+bash() { echo "(doc test: bash $* not run)"; }
+python3() {
+  if [ "$1" = -c ]; then command python3 "$@"; else echo "(doc test: python3 $* not run)"; fi
 }
 cargo() {
   if [ "$1" = run ]; then

@@ -387,6 +387,28 @@ pub struct UnitAggregate {
     pub by: Option<Expr>,
 }
 
+/// The stratum expressions with their unit aggregates replaced by columns
+/// `{prefix}j` (`None` for a stratum without aggregates), and the aggregates
+/// in that numbering: what the native run and the SQL export both compute
+/// per unit before strata are formed.
+pub fn strata_over_aggregates(
+    strata: &[Stratum],
+    prefix: &str,
+) -> (Vec<Option<Expr>>, Vec<UnitAggregate>) {
+    let mut aggregates = Vec::new();
+    let rewritten = strata
+        .iter()
+        .map(|s| {
+            s.expr.has_aggregate().then(|| {
+                let mut e = s.expr.clone();
+                replace_aggregates(&mut e, prefix, &mut aggregates);
+                e
+            })
+        })
+        .collect();
+    (rewritten, aggregates)
+}
+
 /// Replaces each unit aggregate in `e` by a column `{prefix}j` (of the
 /// aggregate's type), collecting the aggregates in order (the native runner and the SQL exporter, each with its own prefix).
 pub fn replace_aggregates(e: &mut Expr, prefix: &str, out: &mut Vec<UnitAggregate>) {

@@ -65,7 +65,7 @@ fn diagnostic(e: &RunError, st: Option<&Statement>, inputs: &[(String, PathBuf)]
     };
     let c = &st.clauses;
     match e {
-        RunError::Alloc(a) => alloc(a, st),
+        RunError::Alloc { error, unmatched } => alloc(error, unmatched, st),
         RunError::UnitSpansStrata {
             unit_column,
             unit,
@@ -151,7 +151,7 @@ fn diagnostic(e: &RunError, st: Option<&Statement>, inputs: &[(String, PathBuf)]
 fn code(e: &RunError) -> &'static str {
     match e {
         RunError::UnitSpansStrata { .. } => "E0201",
-        RunError::Alloc(_) => "E0202",
+        RunError::Alloc { .. } => "E0202",
         RunError::NeymanNotConstant { .. } => "E0206",
         RunError::Unsupported(_) => "E0204",
         RunError::Statement(_) | RunError::InStatement { .. } => "E0207",
@@ -192,7 +192,7 @@ fn input_error(message: String, at: Span, inputs: &[(String, PathBuf)]) -> Diagn
 
 /// E0202: the allocation cannot be made, placed on the clause whose numbers
 /// do not add up (the rule, `take`, `min`, `max` or the rule block).
-fn alloc(a: &AllocError, st: &Statement) -> Diagnostic {
+fn alloc(a: &AllocError, unmatched: &[String], st: &Statement) -> Diagnostic {
     let c = &st.clauses;
     let (what, fix) = a.what_and_fix();
     let rule = |i: usize| st.rules.get(i).map(|r| r.span);
@@ -290,6 +290,9 @@ fn alloc(a: &AllocError, st: &Statement) -> Diagnostic {
         }
     };
     let fix = match a {
+        AllocError::ShareQuotaTooLarge { available: 0, .. } if !unmatched.is_empty() => {
+            format!("{}; fix the value", unmatched.join("; "))
+        }
         AllocError::ShareQuotaTooLarge { available: 0, .. } => {
             "no stratum matches the rule's condition: compare its values with the strata's \
              (case matters; `:strata COLUMN` in `strat repl` lists the values)"

@@ -245,8 +245,12 @@ pub enum RunError {
         column: String,
         unit: String,
     },
-    /// The allocation cannot be made.
-    Alloc(AllocError),
+    /// The allocation cannot be made. `unmatched` names the values of rules
+    /// that no stratum has (§9), which is often why: `country = "us"`.
+    Alloc {
+        error: AllocError,
+        unmatched: Vec<String>,
+    },
     /// Running statement `index` (named `name` in messages), which the
     /// statement being run reads, failed.
     InStatement {
@@ -344,7 +348,7 @@ impl fmt::Display for RunError {
                 "neyman: `{column}` differs between the rows of unit {unit}; the neyman column \
                  must be constant within a unit (use a per-unit column, or another method)"
             ),
-            RunError::Alloc(e) => write!(f, "{e}"),
+            RunError::Alloc { error, .. } => write!(f, "{error}"),
             RunError::InStatement { name, error, .. } => write!(f, "{name}: {error}"),
             RunError::Memory {
                 context,
@@ -413,7 +417,10 @@ impl From<LowerError> for RunError {
 
 impl From<AllocError> for RunError {
     fn from(e: AllocError) -> Self {
-        RunError::Alloc(e)
+        RunError::Alloc {
+            error: e,
+            unmatched: Vec::new(),
+        }
     }
 }
 
@@ -850,7 +857,8 @@ pub async fn run_statement_with(
             })
             .collect();
         let request = request(st);
-        let allocation = strat_alloc::allocate(&inputs, &request)?;
+        let allocation = strat_alloc::allocate(&inputs, &request)
+            .map_err(|e| allocation_failed(e, st, &stratum_texts))?;
         for (h, members) in strata.iter().enumerate() {
             let n = members.len() as u64;
             let target = &allocation.targets[h];
@@ -1157,18 +1165,7 @@ impl StrataPlan {
             ir::replace_aggregates(&mut e, HAVING_PREFIX, &mut aggregates);
             (e, aggregates)
         });
-        let mut aggregates = Vec::new();
-        let rewritten = st
-            .strata
-            .iter()
-            .map(|s| {
-                s.expr.has_aggregate().then(|| {
-                    let mut e = s.expr.clone();
-                    ir::replace_aggregates(&mut e, AGG_PREFIX, &mut aggregates);
-                    e
-                })
-            })
-            .collect();
+        let (rewritten, aggregates) = ir::strata_over_aggregates(&st.strata, AGG_PREFIX);
         StrataPlan {
             rewritten,
             aggregates,
@@ -1953,6 +1950,19 @@ fn rat_text(r: &BigRational) -> String {
         format!("{}", ratio_to_f64(r.numer(), r.denom()))
     } else {
         r.to_string()
+    }
+}
+
+/// An allocation error with the rule values that no stratum has (a rule that
+/// matches nothing is the usual reason a `share` has nothing to take from).
+pub(crate) fn allocation_failed(
+    error: AllocError,
+    st: &Statement,
+    stratum_texts: &[Vec<Option<String>>],
+) -> RunError {
+    RunError::Alloc {
+        error,
+        unmatched: unknown_rule_values(st, stratum_texts),
     }
 }
 

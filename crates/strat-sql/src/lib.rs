@@ -355,18 +355,7 @@ impl Gen<'_> {
     fn eligible_ctes(&self, ctes: &mut Vec<Cte>) -> R<()> {
         let st = self.st;
         let unit = self.unit();
-        let mut aggregates = Vec::new();
-        let rewritten: Vec<Option<ir::Expr>> = st
-            .strata
-            .iter()
-            .map(|s| {
-                s.expr.has_aggregate().then(|| {
-                    let mut e = s.expr.clone();
-                    ir::replace_aggregates(&mut e, AGG_PREFIX, &mut aggregates);
-                    e
-                })
-            })
-            .collect();
+        let (rewritten, mut aggregates) = ir::strata_over_aggregates(&st.strata, AGG_PREFIX);
         // `having` (§4.4) over the same per-unit aggregates, numbered after the strata's.
         let having = st.having.as_ref().map(|h| {
             let mut e = h.expr.clone();

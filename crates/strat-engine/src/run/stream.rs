@@ -641,7 +641,8 @@ pub(super) async fn run(
                 rule: matched[k],
             })
             .collect();
-        let allocation = strat_alloc::allocate(&inputs, &request(st))?;
+        let allocation = strat_alloc::allocate(&inputs, &request(st))
+            .map_err(|e| super::allocation_failed(e, st, &stratum_texts))?;
         alloc_warnings = allocation.warnings;
         targets = allocation.targets;
         targets
