@@ -121,9 +121,23 @@ impl fmt::Display for Value {
         match self {
             Value::Null => f.write_str("null"),
             Value::Int(i) => write!(f, "{i}"),
+            // The shortest text that reads back as the same f64 (`0.1`, `1e300`).
             Value::Float(x) => write!(f, "{x:?}"),
             Value::Decimal(d) => f.write_str(d),
-            Value::String(s) => write!(f, "{s:?}"),
+            // As a strat string literal, with strat's escapes (not Rust's).
+            Value::String(s) => {
+                f.write_str("\"")?;
+                for c in s.chars() {
+                    match c {
+                        '"' => f.write_str("\\\"")?,
+                        '\\' => f.write_str("\\\\")?,
+                        '\n' => f.write_str("\\n")?,
+                        '\t' => f.write_str("\\t")?,
+                        c => write!(f, "{c}")?,
+                    }
+                }
+                f.write_str("\"")
+            }
             Value::Bool(b) => write!(f, "{b}"),
             Value::Date(d) => write!(f, "@{d}"),
             Value::Timestamp(t) => write!(f, "@{t}"),
@@ -169,6 +183,12 @@ mod percent_tests {
 
     fn frac(n: i64, d: i64) -> BigRational {
         BigRational::new(BigInt::from(n), BigInt::from(d))
+    }
+
+    #[test]
+    fn strings_display_as_strat_literals() {
+        let v = Value::String("a\"b\\c\nd\te ü\u{1f}".into());
+        assert_eq!(v.to_string(), "\"a\\\"b\\\\c\\nd\\te ü\u{1f}\"");
     }
 
     #[test]
