@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use datafusion::prelude::{SessionConfig, SessionContext};
-use strat_alloc::Target;
 use strat_engine::output::{self, OutputError};
 use strat_engine::report::{self, RunMeta};
 use strat_engine::run::{Report, run_statement};
@@ -148,34 +147,9 @@ async fn prepare(
         );
         return Err(1);
     };
-    let index = match emit {
-        None => program.statements.len() - 1,
-        Some(name) => match program
-            .statements
-            .iter()
-            .position(|s| s.name.as_deref() == Some(name))
-        {
-            Some(i) => i,
-            None => {
-                let names: Vec<&str> = program
-                    .statements
-                    .iter()
-                    .filter_map(|s| s.name.as_deref())
-                    .collect();
-                let mut d = Diagnostic::error(
-                    "E0131",
-                    format!("--emit {name}: the file has no statement named `{name}`"),
-                );
-                d = match strat_syntax::diagnostic::closest(name, names.iter().copied()) {
-                    Some(s) => d.with_help(format!("did you mean `{s}`?")),
-                    None if names.is_empty() => {
-                        d.with_help("name a statement (`cohort = sample …`) to emit it")
-                    }
-                    None => d.with_help(format!("the named statements are: {}", names.join(", "))),
-                };
-                return Err(fail(&file, vec![d]));
-            }
-        },
+    let index = match emitted_statement(&program, emit) {
+        Ok(i) => i,
+        Err(d) => return Err(fail(&file, vec![*d])),
     };
     Ok(Prepared {
         file,
@@ -184,6 +158,42 @@ async fn prepare(
         program,
         index,
     })
+}
+
+/// The statement `--emit NAME` names (the last one without `--emit`), or
+/// E0131 with the closest name or the list of names.
+pub(crate) fn emitted_statement(
+    program: &strat_check::ir::Program,
+    emit: Option<&str>,
+) -> Result<usize, Box<Diagnostic>> {
+    let Some(name) = emit else {
+        return Ok(program.statements.len() - 1);
+    };
+    if let Some(i) = program
+        .statements
+        .iter()
+        .position(|s| s.name.as_deref() == Some(name))
+    {
+        return Ok(i);
+    }
+    let names: Vec<&str> = program
+        .statements
+        .iter()
+        .filter_map(|s| s.name.as_deref())
+        .collect();
+    let d = Diagnostic::error(
+        "E0131",
+        format!("--emit {name}: the file has no statement named `{name}`"),
+    );
+    Err(Box::new(
+        match strat_syntax::diagnostic::closest(name, names.iter().copied()) {
+            Some(s) => d.with_help(format!("did you mean `{s}`?")),
+            None if names.is_empty() => {
+                d.with_help("name a statement (`cohort = sample …`) to emit it")
+            }
+            None => d.with_help(format!("the named statements are: {}", names.join(", "))),
+        },
+    ))
 }
 
 pub async fn explain(args: ExplainArgs) -> i32 {
@@ -602,16 +612,8 @@ fn summary(report: &Report, report_path: Option<&Path>) -> String {
     if report.split_totals.is_empty() {
         table.set_header(["stratum", "N_h", "target", "selected", "weight"]);
         for s in report.strata.iter().take(SUMMARY_ROWS) {
-            let target = match &s.target {
-                Target::Exact(n) => n.to_string(),
-                Target::Probability(p) => format!("p={}%", strat_check::percent_text(p)),
-            };
-            // A stratum that keeps no unit has no weight to give.
-            let weight = if s.selected == 0 {
-                "-".to_string()
-            } else {
-                format!("{:.4}", s.weight)
-            };
+            let target = report::target_cell(&s.target);
+            let weight = report::weight_cell(s, Some(4));
             table.add_row(vec![
                 name(s),
                 s.population.to_string(),

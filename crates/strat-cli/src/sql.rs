@@ -92,31 +92,9 @@ pub async fn sql(args: SqlArgs) -> i32 {
         };
         eprint!("{}", render::human(&view, color));
     }
-    let index = match &args.emit {
-        None => program.statements.len() - 1,
-        Some(name) => match program
-            .statements
-            .iter()
-            .position(|s| s.name.as_deref() == Some(name.as_str()))
-        {
-            Some(i) => i,
-            None => {
-                let names: Vec<&str> = program
-                    .statements
-                    .iter()
-                    .filter_map(|s| s.name.as_deref())
-                    .collect();
-                let mut d = Diagnostic::error(
-                    "E0131",
-                    format!("--emit {name}: the file has no statement named `{name}`"),
-                );
-                d = match strat_syntax::diagnostic::closest(name, names.iter().copied()) {
-                    Some(s) => d.with_help(format!("did you mean `{s}`?")),
-                    None => d.with_help(format!("the named statements are: {}", names.join(", "))),
-                };
-                return fail(vec![d]);
-            }
-        },
+    let index = match crate::run::emitted_statement(&program, args.emit.as_deref()) {
+        Ok(i) => i,
+        Err(d) => return fail(vec![*d]),
     };
     let known: Vec<&str> = program.tables.iter().map(|t| t.name.as_str()).collect();
     for (name, _) in &args.names {

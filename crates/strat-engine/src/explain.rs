@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use datafusion::common::TableReference;
 use datafusion::prelude::SessionContext;
-use strat_alloc::{BigInt, BigRational, Target};
+use strat_alloc::{BigInt, BigRational};
 use strat_check::ir::{self, Amount, Program};
 use strat_check::percent_text;
 
@@ -226,16 +226,8 @@ pub async fn explain(
             let _ = writeln!(out, "{text:<40} {:>10}{parts}", s.population);
             continue;
         }
-        let target = match &s.target {
-            Target::Exact(n) => n.to_string(),
-            Target::Probability(p) => format!("p={}%", percent_text(p)),
-        };
-        // A stratum none of whose units is selected has no weight to give.
-        let weight = if s.selected == 0 {
-            "-".to_string()
-        } else {
-            format!("{:.6}", s.weight)
-        };
+        let target = crate::report::target_cell(&s.target);
+        let weight = crate::report::weight_cell(s, Some(6));
         let _ = writeln!(
             out,
             "{text:<40} {:>10} {target:>14} {:>10} {weight:>12}",

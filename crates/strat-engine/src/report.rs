@@ -11,7 +11,7 @@ use strat_alloc::Target;
 
 use strat_check::percent_text;
 
-use crate::run::{Report, StatementReport};
+use crate::run::{Report, StatementReport, StratumReport};
 
 /// Where a run came from.
 #[derive(Clone, Debug)]
@@ -181,6 +181,24 @@ pub fn to_json(report: &Report, upstream: &[StatementReport], meta: &RunMeta) ->
     v
 }
 
+/// A stratum's weight for a table: `-` when it keeps no unit (no unit carries
+/// a weight), else the weight to `decimals` places (every digit with `None`).
+pub fn weight_cell(s: &StratumReport, decimals: Option<usize>) -> String {
+    match (s.selected, decimals) {
+        (0, _) => "-".to_string(),
+        (_, Some(d)) => format!("{:.d$}", s.weight),
+        (_, None) => s.weight.to_string(),
+    }
+}
+
+/// A stratum's target for a table: `n_h`, or `p=P%` for a Bernoulli sample.
+pub fn target_cell(t: &Target) -> String {
+    match t {
+        Target::Exact(n) => n.to_string(),
+        Target::Probability(p) => format!("p={}%", percent_text(p)),
+    }
+}
+
 fn md_cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
@@ -300,12 +318,7 @@ fn statement_markdown(out: &mut String, heading: &str, report: &Report) {
             Target::Exact(n) => format!("n = {n}"),
             Target::Probability(p) => format!("p = {}%", percent_text(p)),
         };
-        // A stratum that keeps no unit has no weight to give.
-        let weight = if s.selected == 0 {
-            "-".to_string()
-        } else {
-            s.weight.to_string()
-        };
+        let weight = weight_cell(s, None);
         out.push_str(&format!(
             "| {} | {} | {target} | {} | {weight} |\n",
             md_cell(if s.text.is_empty() { "(all)" } else { &s.text }),

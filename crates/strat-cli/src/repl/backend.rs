@@ -19,7 +19,6 @@ use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::common::TableReference;
 use datafusion::functions_aggregate::expr_fn::{count, count_distinct};
 use datafusion::prelude::{SessionContext, lit};
-use strat_alloc::Target;
 use strat_check::ir::{self, Program};
 use strat_engine::lower::{column, lower_expr};
 use strat_engine::output;
@@ -1093,16 +1092,13 @@ impl Session {
         let shown = (self.max_rows / 2).max(1);
         for s in r.strata.iter().take(shown) {
             if r.split_totals.is_empty() {
-                let target = match &s.target {
-                    Target::Exact(n) => n.to_string(),
-                    Target::Probability(p) => format!("p={p}"),
-                };
+                let target = report::target_cell(&s.target);
                 t.add_row([
                     name(&s.text),
                     s.population.to_string(),
                     target,
                     s.selected.to_string(),
-                    format!("{:.4}", s.weight),
+                    report::weight_cell(s, Some(4)),
                 ]);
             } else {
                 let mut row = vec![name(&s.text), s.population.to_string()];
