@@ -2,7 +2,7 @@
 //! plan it must equal: the same output rows in the same order, the same
 //! report, the same errors — on every example, every SQL conformance case and
 //! generated data with multi-row units, NULL units, exclusion, Bernoulli
-//! rules, bounds and splits, at 1 and 3 partitions; and with a unit budget so
+//! rules, bounds and splits, with and without `unit`, at 1 and 3 partitions; and with a unit budget so
 //! small that the counting pass spills sorted runs after every batch.
 
 use std::path::Path;
@@ -72,7 +72,6 @@ async fn compare(file: &Path, text: &str, options: &Options, partitions: usize) 
                 assert_eq!(m.plan, Plan::InMemory);
                 same(&s, &m, &what);
                 let eligible = matches!(st.source, strat_check::ir::Source::Table(_))
-                    && st.unit.is_some()
                     && !st.has_aggregates()
                     && !matches!(st.method, strat_check::ir::Method::Neyman(_));
                 if eligible {
@@ -177,6 +176,12 @@ fn write_data(dir: &Path) {
         cur[3] = prev[3].clone();
         lines[i] = cur.join(",");
     }
+    // Rows identical in every column: one unit of a statement without `unit`.
+    let lines: Vec<String> = lines
+        .iter()
+        .enumerate()
+        .flat_map(|(i, l)| std::iter::repeat_n(l.clone(), if i > 0 && i % 40 == 0 { 2 } else { 1 }))
+        .collect();
     std::fs::write(dir.join("members.csv"), lines.join("\n") + "\n").expect("write");
     let mut h = String::from("id\n");
     for i in (0..3000).step_by(11) {
@@ -202,6 +207,12 @@ const RULES: &[&str] = &[
     "sample m unit id keep units in h stratify by country take about allocate { country = \"US\" => rate 60%, country = \"BR\" => none, else => rate 25% } seed 14",
     "split m where tenure >= 30 unit id keep units in h stratify by plan into a 50%, b 50% seed 15",
     "sample m unit id stratify by country, plan take about allocate { plan = \"premium\" => all, else => rate 7.5% } seed 16",
+    // Without `unit`: each row is a unit keyed by all its columns (spec §6.1).
+    "sample m stratify by country, plan take 700 seed 17",
+    "sample m where tenure >= 30 stratify by country take about 10% allocate { country = \"US\" => rate 5%, else => proportional } seed 18",
+    "split m stratify by plan into a 50%, b 30%, c 20% seed 19",
+    "split m stratify by country into about a 50%, b 50% seed 20",
+    "sample m take 50 seed 21 output id, note, _weight",
 ];
 
 #[test]

@@ -67,7 +67,7 @@ use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 
 use datafusion::execution::{DiskManager, SpillFile};
 
-use crate::keys::compare_row_key_column;
+use crate::keys::{KeyError, compare_row_key_column};
 use crate::parallel::map_on_threads;
 
 /// A spilled run of units.
@@ -94,6 +94,71 @@ pub(super) struct UnitFilters {
 /// Why the streaming plan handed the statement to the in-memory runner.
 #[derive(Debug)]
 pub(super) struct Fallback(pub &'static str);
+
+/// Where a row's unit key comes from: a `unit` column, or (without `unit`)
+/// all the source columns, the first `n` of the batch (spec §6.1).
+#[derive(Clone, Copy, Debug)]
+enum KeyOf {
+    Unit(usize),
+    Row(usize),
+}
+
+/// A batch's unit keys, prepared for writing key texts row by row.
+enum UnitKeys {
+    Unit(KeyColumn),
+    Row(RowKeys),
+}
+
+impl UnitKeys {
+    fn new(of: KeyOf, columns: &[ArrayRef]) -> Result<Self, KeyError> {
+        Ok(match of {
+            KeyOf::Unit(i) => UnitKeys::Unit(KeyColumn::unit(columns[i].as_ref())?),
+            KeyOf::Row(n) => UnitKeys::Row(RowKeys::new(&columns[..n])?),
+        })
+    }
+
+    /// A row without a unit (a NULL unit value; a row is always its own).
+    fn is_null(&self, row: usize) -> bool {
+        match self {
+            UnitKeys::Unit(k) => k.is_null(row),
+            UnitKeys::Row(_) => false,
+        }
+    }
+
+    /// Whether two rows certainly have the same unit, decided without
+    /// writing key texts (`false` when unsure).
+    fn same_value(&self, a: usize, b: usize) -> bool {
+        match self {
+            UnitKeys::Unit(k) => k.same_value(a, b),
+            UnitKeys::Row(_) => false,
+        }
+    }
+
+    /// Appends the unit's key text of a row that is not [`Self::is_null`].
+    fn write(&self, row: usize, buf: &mut Vec<u8>) {
+        match self {
+            UnitKeys::Unit(k) => {
+                let _ = k.write(row, buf);
+            }
+            UnitKeys::Row(k) => k.append(row, buf),
+        }
+    }
+}
+
+/// Where the unit key is among a statement's source columns.
+fn key_of(st: &Statement) -> Result<KeyOf, RunError> {
+    match &st.unit {
+        Some(unit) => Ok(KeyOf::Unit(input_index(st, &unit.name)?)),
+        None => Ok(KeyOf::Row(st.input.len())),
+    }
+}
+
+/// The error of a table whose rows have no row key text (spec §6.1).
+fn row_key_error(e: KeyError) -> RunError {
+    RunError::Key(format!(
+        "without `unit`, every row is keyed by all its columns, but {e}; add `unit COLUMN`"
+    ))
+}
 
 /// One unit of the counting pass: its draw, and the top 48 bits of its keyed
 /// hash with its stratum id in the low 16 bits. Equal iff `r` and the hash
@@ -344,7 +409,7 @@ struct Counting {
     runs: Mutex<Vec<RunFile>>,
     disk: Arc<DiskManager>,
     /// Where the unit column and the first stratum column are in a batch.
-    unit_at: usize,
+    key: KeyOf,
     strata_at: usize,
     /// Keep every row read (a split, in one pass).
     keep_rows: bool,
@@ -392,11 +457,6 @@ pub(super) async fn run(
             "the source is another statement, whose output is in memory already",
         )));
     };
-    let Some(unit) = &st.unit else {
-        return Ok(Err(Fallback(
-            "without `unit`, each row is a unit keyed by all its columns",
-        )));
-    };
     if st.has_aggregates() {
         return Ok(Err(Fallback(
             "unit aggregates (of `stratify by` or `having`) are computed over each unit's rows in memory",
@@ -419,12 +479,11 @@ pub(super) async fn run(
     };
     // A split keeps every row: it is read once, all columns, and its rows
     // are kept as they are counted (one pass).
+    // Without a unit the row is the unit: its key is every source column.
     let one_pass = split.is_some();
-    let (mut select, unit_at) = if one_pass {
-        let columns = st.input.iter().map(|c| column(&c.name)).collect();
-        (columns, input_index(st, &unit.name)?)
-    } else {
-        (vec![column(&unit.name)], 0)
+    let (mut select, key) = match (&st.unit, key_of(st)?) {
+        (Some(unit), _) if !one_pass => (vec![column(&unit.name)], KeyOf::Unit(0)),
+        (_, key) => (st.input.iter().map(|c| column(&c.name)).collect(), key),
     };
     let strata_at = select.len();
     select.extend(plan.projections(st)?);
@@ -454,7 +513,7 @@ pub(super) async fn run(
         tasks: AtomicUsize::new(0),
         runs: Mutex::new(Vec::new()),
         disk: ctx.runtime_env().disk_manager.clone(),
-        unit_at,
+        key,
         strata_at,
         keep_rows: one_pass,
     });
@@ -768,7 +827,7 @@ pub(super) async fn run(
         drop(unit_reservation);
         let everything = total_selected == sizes.iter().sum::<u64>();
         let rows = materialise(
-            ctx, st, table, &unit.name, &plan, selected, everything, drawer, hasher, &pool, context,
+            ctx, st, table, &plan, selected, everything, drawer, hasher, &pool, context,
         );
         match rows.await? {
             Ok(rows) => rows,
@@ -934,7 +993,6 @@ async fn materialise(
     ctx: &SessionContext,
     st: &Statement,
     table: &str,
-    unit: &str,
     plan: &StrataPlan,
     mut selected: Vec<Selected>,
     everything: bool,
@@ -954,7 +1012,7 @@ async fn materialise(
         runs,
         drawer,
         hasher,
-        unit_index: input_index(st, unit)?,
+        key: key_of(st)?,
         reservation: Mutex::new(MemoryConsumer::new("strat: selected rows").register(pool)),
         pool: pool.clone(),
         context,
@@ -965,7 +1023,7 @@ async fn materialise(
     let late = pushdown_context(ctx);
     let selected_udf = ScalarUDF::from(SelectedUdf {
         lookup: lookup.clone(),
-        signature: Signature::any(1, Volatility::Immutable),
+        signature: Signature::variadic_any(Volatility::Immutable),
     });
     let df = match eligible(&late, table, st).await {
         Ok(df) => df,
@@ -975,7 +1033,11 @@ async fn materialise(
     let df = if everything {
         df
     } else {
-        let Ok(df) = df.filter(selected_udf.call(vec![column(unit)])) else {
+        let key_columns = match &st.unit {
+            Some(unit) => vec![column(&unit.name)],
+            None => st.input.iter().map(|c| column(&c.name)).collect(),
+        };
+        let Ok(df) = df.filter(selected_udf.call(key_columns)) else {
             return Ok(Err(Fallback("planning the materialising pass failed")));
         };
         df
@@ -1055,7 +1117,8 @@ fn pushdown_context(ctx: &SessionContext) -> SessionContext {
     SessionContext::new_with_state(state)
 }
 
-/// `strat_selected(unit) -> Boolean`: is this the unit of a selected unit?
+/// `strat_selected(unit)` or `strat_selected(every source column)` (without
+/// `unit`) `-> Boolean`: is this row's unit selected?
 struct SelectedUdf {
     lookup: Arc<Lookup>,
     signature: Signature,
@@ -1093,18 +1156,19 @@ impl ScalarUDFImpl for SelectedUdf {
         &self,
         args: ScalarFunctionArgs,
     ) -> datafusion::error::Result<ColumnarValue> {
-        let [key] = args.args.as_slice() else {
-            return datafusion::common::exec_err!("strat_selected takes 1 argument");
+        let columns = ColumnarValue::values_to_arrays(&args.args)?;
+        let of = match self.lookup.key {
+            KeyOf::Unit(_) => KeyOf::Unit(0),
+            KeyOf::Row(n) => KeyOf::Row(n),
         };
-        let keys = key.to_array(args.number_rows)?;
-        let kc = KeyColumn::unit(keys.as_ref())
+        let kc = UnitKeys::new(of, &columns)
             .or_else(|e| datafusion::common::exec_err!("strat_selected: {e}"))?;
         let mut buf = Vec::with_capacity(64);
         // Rows of one unit often come together: the previous answer holds.
         let mut prev: Vec<u8> = Vec::with_capacity(64);
         let mut prev_found = None;
         let mut prev_row: Option<usize> = None;
-        let out: BooleanArray = (0..keys.len())
+        let out: BooleanArray = (0..args.number_rows)
             .map(|row| {
                 if kc.is_null(row) {
                     return Some(false);
@@ -1114,7 +1178,7 @@ impl ScalarUDFImpl for SelectedUdf {
                     return prev_found;
                 }
                 buf.clear();
-                let _ = kc.write(row, &mut buf);
+                kc.write(row, &mut buf);
                 if prev_found.is_none() || buf != prev {
                     prev_found = Some(self.lookup.find(&buf).is_some());
                     std::mem::swap(&mut prev, &mut buf);
@@ -1197,8 +1261,10 @@ async fn count_partition(
     let mut prev_key: Vec<u8> = Vec::with_capacity(64);
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(|_| Stop::Fallback("reading the table failed"))?;
-        let keys = KeyColumn::unit(batch.column(shared.unit_at).as_ref())
-            .map_err(|_| Stop::Fallback("the unit column has no key text"))?;
+        let keys = UnitKeys::new(shared.key, batch.columns()).map_err(|e| match shared.key {
+            KeyOf::Row(_) => Stop::Error(row_key_error(e)),
+            KeyOf::Unit(_) => Stop::Fallback("the unit column has no key text"),
+        })?;
         let strata_cols = &batch.columns()[shared.strata_at..];
         let mut kept_rows: Vec<KeptRow> = Vec::new();
         // Units first met in this batch: their key texts and tags; their
@@ -1230,7 +1296,7 @@ async fn count_partition(
             let same = prev_row.is_some_and(|p| keys.same_value(p, row));
             if !same {
                 buf.clear();
-                let _ = keys.write(row, &mut buf);
+                keys.write(row, &mut buf);
                 if let Some(kept) = &shared.filters.kept
                     && !kept.contains(buf.as_slice())
                 {
@@ -1649,7 +1715,7 @@ struct Lookup {
     runs: HashMap<u64, (u32, u32), BuildHasherDefault<PassThrough>>,
     drawer: Drawer,
     hasher: RandomState,
-    unit_index: usize,
+    key: KeyOf,
     reservation: Mutex<MemoryReservation>,
     pool: Arc<dyn MemoryPool>,
     context: String,
@@ -1865,7 +1931,7 @@ async fn keep_partition(
     let mut buf = Vec::with_capacity(64);
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(|_| Stop::Fallback("reading the table failed"))?;
-        let keys = KeyColumn::unit(batch.column(shared.unit_index).as_ref())
+        let keys = UnitKeys::new(shared.key, batch.columns())
             .map_err(|_| Stop::Fallback("the unit column has no key text"))?;
         let mut rows = Vec::new();
         let mut take_rows = Vec::new();
@@ -1881,7 +1947,7 @@ async fn keep_partition(
             }
             if !prev_row.is_some_and(|p| keys.same_value(p, row)) {
                 buf.clear();
-                let _ = keys.write(row, &mut buf);
+                keys.write(row, &mut buf);
                 if prev_found.is_none() || buf != prev {
                     prev_found = Some(shared.find(&buf).map(|(s, r)| (r, s.part, s.stratum)));
                     std::mem::swap(&mut prev, &mut buf);
