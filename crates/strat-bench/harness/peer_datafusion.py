@@ -2,6 +2,7 @@
 package of the same major version, 55): the scan floor (read the task's
 columns, count by strata) and the draw floor (the same plus DataFusion's
 built-in md5 draw of every unit). No sample: strat is the DataFusion sample.
+For T10 the strata counted are the columns (country), not the unit aggregate.
 
     python3 peer_datafusion.py --task t2 --mode scan --members M.parquet --events E.parquet --threads 2
 """
@@ -13,7 +14,7 @@ import time
 
 from datafusion import SessionConfig, SessionContext
 
-from tasks import TASKS, peer_arguments
+from tasks import TASKS, floor_strata, peer_arguments
 
 
 def main() -> None:
@@ -24,7 +25,7 @@ def main() -> None:
     t0 = time.perf_counter()
     ctx.register_parquet("members", a.members)
     ctx.register_parquet("events", a.events)
-    s = ", ".join(t["strata"])
+    s = ", ".join(floor_strata(a.task))
     conds = [t["where_sql"]] if "where_sql" in t else []
     if a.mode == "scan":
         sql = f"SELECT {s}, count(*), max(member_id) FROM {t['table']}"

@@ -1,11 +1,14 @@
-"""T1-T6 in DuckDB SQL, as a DuckDB user would write them, plus the scan floor
+"""T1-T13 in DuckDB SQL, as a DuckDB user would write them, plus the scan floor
 and the draw floor. One task per process (the harness starts a fresh one per run).
 
     python3 peer_duckdb.py --task t2 --mode sample --members M.parquet --events E.parquet \
         --out OUT.parquet --n 100000 --threads 2
 
-Exact tasks: per-stratum targets from counts (largest remainder, in SQL), then
-`row_number() over (partition by stratum order by hash(member_id, seed))`.
+Exact tasks: per-stratum targets from counts (largest remainder, in SQL; Neyman's
+from counts and standard deviations, in Python), then
+`row_number() over (partition by stratum order by hash(member_id, seed))`
+(`hash(members, seed)`, the hash of the whole row, for the tasks without unit);
+folds with `ntile(K)`, an about split with a threshold on the hash.
 Prints one JSON line: {"inner_s": seconds inside the process from the engine
 being ready (connected) to the file written}.
 """
@@ -18,11 +21,18 @@ import time
 
 import duckdb
 
-from tasks import TASKS, columns_needed, peer_arguments
+from tasks import TASKS, columns_needed, floor_strata, neyman_targets, peer_arguments, unit_strata_sql
 
 
 def q(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
+
+
+def draw(t: dict, rel: str, seed: int | None = None) -> str:
+    """The draw of a row of relation rel: the hash of its unit, or of the whole
+    row (the relation's name is its row as a struct) for a task without unit."""
+    seed = t["seed"] if seed is None else seed
+    return f"hash({t['unit'] or rel}, {seed})"
 
 
 def alloc_ctes(t: dict, n: int, source: str) -> str:
@@ -39,67 +49,109 @@ def alloc_ctes(t: dict, n: int, source: str) -> str:
             FROM qt)"""
 
 
-def sample_sql(task: str, n: int | None) -> str:
+def values_cte(t: dict, targets: dict) -> str:
+    """CTE a (n_target per stratum) from targets computed outside SQL."""
+    rows = ", ".join("(" + ", ".join([*(q(v) for v in h), str(n)]) + ")" for h, n in targets.items())
+    return f"a AS (SELECT * FROM (VALUES {rows}) AS v({', '.join(t['strata'])}, n_target))"
+
+
+def split_sql(t: dict, source: str, seed: int) -> str:
+    """Every row of source with its _split: exact shares by row_number and the
+    stratum's count (ntile for folds)."""
+    s = ", ".join(t["strata"])
+    names = [name for name, _ in t["shares"]]
+    if all(name == f"fold_{i + 1}" for i, name in enumerate(names)):
+        return f"""
+        SELECT *, 'fold_' || ntile({len(names)}) OVER (PARTITION BY {s} ORDER BY {draw(t, source, seed)}) AS _split
+        FROM {source}"""
+    cum, whens = 0, []
+    for name, share in t["shares"][:-1]:
+        cum += share
+        whens.append(f"WHEN rn <= round(n_h * {float(cum)}) THEN '{name}'")
+    return f"""
+        SELECT * EXCLUDE (rn, n_h),
+               CASE {' '.join(whens)} ELSE '{names[-1]}' END AS _split
+        FROM (SELECT *,
+                     row_number() OVER (PARTITION BY {s} ORDER BY {draw(t, source, seed)}) AS rn,
+                     count(*) OVER (PARTITION BY {s}) AS n_h
+              FROM {source})"""
+
+
+def sample_sql(con, task: str, n: int | None) -> str:
     t = TASKS[task]
     s = ", ".join(t["strata"])
     seed = t["seed"]
     where = f"WHERE {t['where_sql']}" if "where_sql" in t else ""
     kind = t["kind"]
     if kind == "bernoulli":
-        # Rule rates, the rest proportional to what is left of the expected 1%.
+        # Rule rates, the rest proportional to what is left of the expected total.
+        rules = " ".join(f"WHEN {col} = {q(val)} THEN {float(rate)}" for col, val, rate in t["rules"])
         return f"""
-        WITH c AS (SELECT country, plan, count(*) AS n_h FROM members GROUP BY ALL),
-        r AS (SELECT *, CASE WHEN country = 'US' THEN 0.005 WHEN plan = 'premium' THEN 0.03 END AS rule_p FROM c),
-        p AS (SELECT country, plan,
+        WITH c AS (SELECT {s}, count(*) AS n_h FROM members GROUP BY ALL),
+        r AS (SELECT *, CASE {rules} END AS rule_p FROM c),
+        p AS (SELECT {s},
                      coalesce(rule_p,
-                              (0.01 * sum(n_h) OVER () - sum(coalesce(rule_p, 0) * n_h) OVER ())
+                              ({float(t['about'])} * sum(n_h) OVER () - sum(coalesce(rule_p, 0) * n_h) OVER ())
                               / sum(CASE WHEN rule_p IS NULL THEN n_h ELSE 0 END) OVER ()) AS p_h
               FROM r)
-        SELECT members.* FROM members JOIN p USING (country, plan)
-        WHERE hash(member_id, {seed}) / 18446744073709551616.0 < p_h"""
-    if kind == "proportional":
+        SELECT members.* FROM members JOIN p USING ({s})
+        WHERE {draw(t, 'members')} / 18446744073709551616.0 < p_h"""
+    if kind in ("proportional", "neyman"):
+        if kind == "neyman":
+            stats = con.execute(f"SELECT {s}, count(*), stddev_pop({t['neyman']}) FROM members {where} GROUP BY ALL").fetchall()
+            targets = neyman_targets({tuple(r[:-2]): r[-2] for r in stats}, {tuple(r[:-2]): r[-1] for r in stats}, n)
+            alloc = values_cte(t, targets)
+        else:
+            alloc = alloc_ctes(t, n, "elig")
         return f"""
         WITH elig AS (SELECT * FROM members {where}),
-        {alloc_ctes(t, n, 'elig')}
+        {alloc}
         SELECT elig.* FROM elig JOIN a USING ({s})
-        QUALIFY row_number() OVER (PARTITION BY {s} ORDER BY hash(member_id, {seed})) <= n_target"""
+        QUALIFY row_number() OVER (PARTITION BY {s} ORDER BY {draw(t, 'elig')}) <= n_target"""
     if kind == "equal_cap":
         return f"""
         SELECT * FROM members
-        QUALIFY row_number() OVER (PARTITION BY {s} ORDER BY hash(member_id, {seed})) <= {t['cap']}"""
+        QUALIFY row_number() OVER (PARTITION BY {s} ORDER BY {draw(t, 'members')}) <= {t['cap']}"""
     if kind == "entity":
         return f"""
-        WITH m AS (SELECT member_id, any_value(country) AS country FROM events GROUP BY member_id),
+        WITH m AS (SELECT member_id, {unit_strata_sql(task)} FROM events GROUP BY member_id),
         {alloc_ctes(t, n, 'm')},
         chosen AS (SELECT member_id FROM m JOIN a USING ({s})
-                   QUALIFY row_number() OVER (PARTITION BY {s} ORDER BY hash(member_id, {seed})) <= n_target)
+                   QUALIFY row_number() OVER (PARTITION BY {s} ORDER BY {draw(t, 'm')}) <= n_target)
         SELECT * FROM events WHERE member_id IN (SELECT member_id FROM chosen)"""
     if kind == "split":
+        return f"WITH elig AS (SELECT * FROM members {where}) {split_sql(t, 'elig', seed)}"
+    if kind == "split_about":
+        cum, whens = 0, []
+        for name, share in t["shares"][:-1]:
+            cum += share
+            whens.append(f"WHEN u < {float(cum)} THEN '{name}'")
         return f"""
-        SELECT * EXCLUDE (rn, n_h),
-               CASE WHEN rn <= round(n_h * 0.8) THEN 'train'
-                    WHEN rn <= round(n_h * 0.9) THEN 'validation'
-                    ELSE 'test' END AS _split
-        FROM (SELECT *,
-                     row_number() OVER (PARTITION BY {s} ORDER BY hash(member_id, {seed})) AS rn,
-                     count(*) OVER (PARTITION BY {s}) AS n_h
-              FROM members)"""
+        SELECT * EXCLUDE (u), CASE {' '.join(whens)} ELSE '{t['shares'][-1][0]}' END AS _split
+        FROM (SELECT *, {draw(t, 'members')} / 18446744073709551616.0 AS u FROM members {where})"""
+    if kind == "chain":
+        return f"""
+        WITH elig AS (SELECT * FROM members {where}),
+        {alloc_ctes(t, n, 'elig')},
+        cohort AS (SELECT elig.* FROM elig JOIN a USING ({s})
+                   QUALIFY row_number() OVER (PARTITION BY {s} ORDER BY {draw(t, 'elig')}) <= n_target)
+        {split_sql(t, 'cohort', t['split_seed'])}"""
     raise ValueError(kind)
 
 
 def scan_sql(task: str) -> str:
     """Scan floor: read the columns the task needs, count by strata."""
     t = TASKS[task]
-    s = ", ".join(t["strata"])
+    s = ", ".join(floor_strata(task))
     where = f"WHERE {t['where_sql']}" if "where_sql" in t else ""
     return f"SELECT {s}, count(*), max(member_id) FROM {t['table']} {where} GROUP BY ALL"
 
 
 def draw_sql(task: str) -> str:
     """Draw floor: the scan floor plus the spec's md5 draw of every unit (every
-    row: per event row for T5), compared with a threshold of 16 hex digits."""
+    row: per event row for T5 and T10), compared with a threshold of 16 hex digits."""
     t = TASKS[task]
-    s = ", ".join(t["strata"])
+    s = ", ".join(floor_strata(task))
     cond = f"substr(md5('{t['seed']}:' || CAST(member_id AS VARCHAR)), 1, 16) < '8000000000000000'"
     if "where_sql" in t:
         cond = f"{t['where_sql']} AND {cond}"
@@ -117,7 +169,7 @@ def main() -> None:
     if os.path.exists(a.events):  # tables generated without events (members-only sizes)
         con.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet({q(a.events)})")
     if a.mode == "sample":
-        sql = f"COPY ({sample_sql(a.task, a.n)}) TO {q(a.out)} (FORMAT parquet)"
+        sql = f"COPY ({sample_sql(con, a.task, a.n)}) TO {q(a.out)} (FORMAT parquet)"
     elif a.mode == "scan":
         sql = scan_sql(a.task)
     else:
