@@ -215,6 +215,69 @@ const RULES: &[&str] = &[
     "sample m take 50 seed 21 output id, note, _weight",
 ];
 
+/// A split's rows come from DataFusion's sort: under a memory pool far
+/// smaller than the table it spills sorted runs to disk and merges them, and
+/// the rows are still those of the in-memory plan, in the same order.
+#[test]
+fn split_rows_spill_under_a_small_memory_pool() {
+    use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+    use futures::StreamExt;
+    use strat_engine::run::run_statement_streamed;
+    let dir = std::env::temp_dir().join(format!("strat-split-spill-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    write_data(&dir);
+    let rt = runtime();
+    let file = dir.join("rules.strat");
+    let splits = RULES.iter().filter(|r| r.starts_with("split"));
+    for rule in splits {
+        let text = format!("table m = \"members.csv\"\ntable h = \"holdout.csv\"\n{rule}\n");
+        rt.block_on(async {
+            let mut config = SessionConfig::new()
+                .with_target_partitions(2)
+                .with_batch_size(256);
+            config.options_mut().execution.sort_spill_reservation_bytes = 64 << 10;
+            // Fair: each partition's sort gets its share, and spills past it.
+            let pool = datafusion::execution::memory_pool::FairSpillPool::new(1024 << 10);
+            let runtime = RuntimeEnvBuilder::new()
+                .with_memory_pool(std::sync::Arc::new(pool))
+                .build_arc()
+                .expect("runtime");
+            let small = SessionContext::new_with_config_rt(config, runtime);
+            let compiled = compile(&small, Some(&file), &text, &Options::default()).await;
+            let program = compiled.program.expect("checks");
+            let mut out = run_statement_streamed(&small, &program, 0, &RunOptions::default())
+                .await
+                .unwrap_or_else(|e| panic!("{rule}: {e}"));
+            assert_eq!(out.plan, Plan::Streaming, "{rule}");
+            let mut batches = Vec::new();
+            let mut spilled = 0;
+            while let Some(b) = out.rows.next().await {
+                spilled = spilled.max(small.runtime_env().disk_manager.used_disk_space());
+                batches.push(b.unwrap_or_else(|e| panic!("{rule}: {e}")));
+            }
+            if out.report.total_population > 1000 {
+                assert!(spilled > 0, "{rule}: the sort did not spill");
+            }
+            let got = concat_batches(&out.schema, &batches).expect("concat");
+
+            let ctx = SessionContext::new();
+            let compiled = compile(&ctx, Some(&file), &text, &Options::default()).await;
+            let program = compiled.program.expect("checks");
+            let in_memory = RunOptions {
+                plan: Plan::InMemory,
+                ..RunOptions::default()
+            };
+            let m = run_statement_with(&ctx, &program, 0, &in_memory)
+                .await
+                .expect("in memory");
+            let want = concat_batches(&m.schema, &m.batches).expect("concat");
+            assert_eq!(out.report, m.report, "{rule}: report");
+            assert_eq!(got, want, "{rule}: rows");
+        });
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[test]
 fn streaming_equals_in_memory_on_generated_data() {
     let dir = std::env::temp_dir().join(format!("strat-streaming-{}", std::process::id()));

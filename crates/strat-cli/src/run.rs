@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use datafusion::prelude::{SessionConfig, SessionContext};
+use strat_engine::memory::Budget;
 use strat_engine::output::{self, OutputError};
 use strat_engine::report::{self, RunMeta};
-use strat_engine::run::{Report, run_statement};
+use strat_engine::run::{Report, run_statement_streamed};
 use strat_syntax::Diagnostic;
 
 use crate::render::{self, FileDiagnostics};
@@ -37,7 +38,7 @@ pub struct RunArgs {
     /// Threads (DataFusion partitions) to use; the sample never depends on it.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
-    /// Fail cleanly (E0208) rather than use more memory than this, e.g. 512M or 4G.
+    /// Memory to stay within, e.g. 512M or 4G: sorting and counting spill to disk past it, and what cannot spill fails cleanly (E0208). Default: 1 GiB before spilling, and at most 80% of the memory available (cgroup or machine) in all.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub memory_limit: Option<usize>,
     /// Print where the time went (each phase of the run, and writing) on stderr.
@@ -118,11 +119,11 @@ async fn prepare(
     if let Some(n) = threads {
         config = config.with_target_partitions(usize::from(n));
     }
-    let mut runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new();
-    if let Some(bytes) = memory_limit {
-        // DataFusion's operators spill or fail within it; strat's own rows count against it too.
-        runtime = runtime.with_memory_limit(bytes, 1.0);
-    }
+    // DataFusion's operators and strat's own rows count against one pool:
+    // what can spill spills past its budget, the rest fails cleanly (E0208).
+    let budget = memory_limit.map_or_else(Budget::default_for_machine, Budget::fixed);
+    let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+        .with_memory_pool(budget.pool());
     let ctx = match runtime.build_arc() {
         Ok(rt) => SessionContext::new_with_config_rt(config, rt),
         Err(e) => {
@@ -297,11 +298,12 @@ pub async fn run(args: RunArgs) -> i32 {
 
     let spinner = progress(&file.name);
     let started = std::time::Instant::now();
-    let result = run_statement(&ctx, &program, index).await;
+    let options = strat_engine::run::RunOptions::default();
+    let result = run_statement_streamed(&ctx, &program, index, &options).await;
     if let Some(s) = &spinner {
         s.finish_and_clear();
     }
-    let out = match result {
+    let mut out = match result {
         Ok(out) => out,
         Err(e) => return fail(vec![run_diagnostic(&e, &compiled_inputs, &program, index)]),
     };
@@ -313,9 +315,13 @@ pub async fn run(args: RunArgs) -> i32 {
     // rename leaves both old files; between the renames (a crash) the old report,
     // whose md5 is not the new sample's, beside the new sample.
     let threads = ctx.state().config().target_partitions();
-    let samples = match stage_samples(&out, &destinations, threads) {
+    let rows = std::mem::replace(&mut out.rows, Box::pin(futures::stream::empty()));
+    let (samples, rows) = match stage_samples(rows, &out.schema, &destinations, threads).await {
         Ok(s) => s,
-        Err(e) => return fail(vec![output_diagnostic(e)]),
+        Err(Staging::Output(e)) => return fail(vec![output_diagnostic(e)]),
+        Err(Staging::Run(e)) => {
+            return fail(vec![run_diagnostic(&e, &compiled_inputs, &program, index)]);
+        }
     };
     let mut staged_report = None;
     if let Some(path) = &args.report {
@@ -393,7 +399,6 @@ pub async fn run(args: RunArgs) -> i32 {
     for w in &out.report.warnings {
         eprintln!("warning: {w}");
     }
-    let rows: usize = out.batches.iter().map(|b| b.num_rows()).sum();
     let written: Vec<String> = destinations
         .iter()
         .map(|(_, p)| p.display().to_string())
@@ -486,53 +491,72 @@ fn sample_destinations(
 /// `-o`'s placeholder for a split part's name.
 const SPLIT_PLACEHOLDER: &str = "{split}";
 
-/// Each destination's rows written completely under a temporary name (none is
-/// in place until every one, and the report, is written): the whole sample,
-/// or a part's rows (by `_split`) in its own file.
-fn stage_samples(
-    out: &strat_engine::RunOutput,
-    destinations: &[(Option<String>, PathBuf)],
-    threads: usize,
-) -> Result<Vec<(Option<String>, output::Staged)>, OutputError> {
-    let mut staged = Vec::new();
-    for (split, path) in destinations {
-        let batches = match split {
-            None => out.batches.clone(),
-            Some(part) => part_rows(out, part).map_err(|e| OutputError {
-                message: format!("cannot select the rows of split `{part}`: {e}"),
-                help: "please report this".into(),
-            })?,
-        };
-        staged.push((
-            split.clone(),
-            output::stage_batches(path, out.schema.clone(), &batches, threads)?,
-        ));
-    }
-    Ok(staged)
+/// Why staging the sample files failed: reading the rows (a split's sort),
+/// or writing them.
+enum Staging {
+    Run(strat_engine::RunError),
+    Output(OutputError),
 }
 
-/// The rows of split part `part` (its `_split` value), in output order.
+/// Each destination's rows written completely under a temporary name (none is
+/// in place until every one, and the report, is written): the whole sample,
+/// or a part's rows (by `_split`) in its own file. The rows are read once, as
+/// they come; returns the staged files and the number of rows.
+async fn stage_samples(
+    mut rows: strat_engine::run::RowStream,
+    schema: &datafusion::arrow::datatypes::SchemaRef,
+    destinations: &[(Option<String>, PathBuf)],
+    threads: usize,
+) -> Result<(Vec<(Option<String>, output::Staged)>, usize), Staging> {
+    use futures::StreamExt;
+    let mut writers = Vec::new();
+    for (split, path) in destinations {
+        let w = output::SampleWriter::create(path, schema.clone(), threads);
+        writers.push((split.clone(), w.map_err(Staging::Output)?));
+    }
+    let mut count = 0;
+    while let Some(batch) = rows.next().await {
+        let batch = batch.map_err(Staging::Run)?;
+        count += batch.num_rows();
+        for (split, writer) in &mut writers {
+            let part = match split {
+                None => batch.clone(),
+                Some(part) => part_rows(&batch, schema, part).map_err(|e| {
+                    Staging::Output(OutputError {
+                        message: format!("cannot select the rows of split `{part}`: {e}"),
+                        help: "please report this".into(),
+                    })
+                })?,
+            };
+            if part.num_rows() > 0 {
+                writer.write(&part).map_err(Staging::Output)?;
+            }
+        }
+    }
+    let mut staged = Vec::new();
+    for (split, writer) in writers {
+        staged.push((split, writer.finish().map_err(Staging::Output)?));
+    }
+    Ok((staged, count))
+}
+
+/// The rows of `batch` in split part `part` (its `_split` value).
 fn part_rows(
-    out: &strat_engine::RunOutput,
+    batch: &datafusion::arrow::record_batch::RecordBatch,
+    schema: &datafusion::arrow::datatypes::SchemaRef,
     part: &str,
-) -> Result<Vec<datafusion::arrow::record_batch::RecordBatch>, datafusion::arrow::error::ArrowError>
-{
+) -> Result<datafusion::arrow::record_batch::RecordBatch, datafusion::arrow::error::ArrowError> {
     use datafusion::arrow::array::{AsArray, BooleanArray};
     use datafusion::arrow::compute::{cast, filter_record_batch};
     use datafusion::arrow::datatypes::DataType;
-    let column = out.schema.index_of("_split")?;
-    out.batches
+    let column = schema.index_of("_split")?;
+    let names = cast(batch.column(column), &DataType::Utf8)?;
+    let keep: BooleanArray = names
+        .as_string::<i32>()
         .iter()
-        .map(|b| {
-            let names = cast(b.column(column), &DataType::Utf8)?;
-            let keep: BooleanArray = names
-                .as_string::<i32>()
-                .iter()
-                .map(|n| Some(n == Some(part)))
-                .collect();
-            filter_record_batch(b, &keep)
-        })
-        .collect()
+        .map(|n| Some(n == Some(part)))
+        .collect();
+    filter_record_batch(batch, &keep)
 }
 
 /// The `--timings` lines: the plan, each phase, writing, and the total.

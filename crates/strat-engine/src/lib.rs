@@ -48,6 +48,7 @@ pub mod errtext;
 pub mod explain;
 pub mod keys;
 pub mod lower;
+pub mod memory;
 pub mod output;
 mod parallel;
 pub mod report;

@@ -3,7 +3,7 @@
 //! run leaves either the old file untouched or the complete new one.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::BufWriter;
 
 use std::path::{Path, PathBuf};
 
@@ -159,27 +159,111 @@ pub fn stage_batches(
     batches: &[RecordBatch],
     threads: usize,
 ) -> Result<Staged, OutputError> {
-    let format = OutputFormat::for_path(path)?;
-    let (schema, batches) =
-        plain_types(schema, batches, threads, format).map_err(|e| OutputError {
-            message: format!("cannot write `{}`: {e}", path.display()),
-            help: "please report this".into(),
-        })?;
-    stage_file(path, |file| {
-        write_batches(file, format, schema, &batches, threads)
-    })
+    let mut writer = SampleWriter::create(path, schema, threads)?;
+    for b in batches {
+        writer.write(b)?;
+    }
+    writer.finish()
+}
+
+/// A sample file written batch by batch, in the format its extension names,
+/// to a temporary file next to its destination: [`SampleWriter::finish`]
+/// flushes and fsyncs it and gives the [`Staged`] file; dropped unfinished,
+/// the temporary file is removed. Memory: one Parquet row group at most.
+pub struct SampleWriter {
+    staged: Staged,
+    schema: SchemaRef,
+    threads: usize,
+    encoder: Encoder,
+}
+
+enum Encoder {
+    Parquet(ParquetEncoder),
+    Csv(Box<datafusion::arrow::csv::Writer<BufWriter<File>>>),
+    NdJson(
+        datafusion::arrow::json::Writer<
+            BufWriter<File>,
+            datafusion::arrow::json::writer::LineDelimited,
+        >,
+    ),
+}
+
+impl SampleWriter {
+    /// Creates the temporary file for `path` and writes what comes before
+    /// the rows (a CSV header).
+    pub fn create(path: &Path, schema: SchemaRef, threads: usize) -> Result<Self, OutputError> {
+        let format = OutputFormat::for_path(path)?;
+        let schema = plain_schema(&schema, format);
+        let (staged, file) = Staged::create(path)?;
+        let failed = |staged: &Staged, e: &dyn std::fmt::Display| staged.error(&e.to_string());
+        let encoder = match format {
+            OutputFormat::Parquet => match ParquetEncoder::new(file, schema.clone()) {
+                Ok(e) => Encoder::Parquet(e),
+                Err(e) => return Err(failed(&staged, &e)),
+            },
+            OutputFormat::Csv => {
+                let mut writer = datafusion::arrow::csv::WriterBuilder::new()
+                    .with_header(true)
+                    .build(file);
+                // An empty batch first: the header is written even for an empty sample.
+                if let Err(e) = writer.write(&RecordBatch::new_empty(schema.clone())) {
+                    return Err(failed(&staged, &e));
+                }
+                Encoder::Csv(Box::new(writer))
+            }
+            // Explicit nulls: every line has every column.
+            OutputFormat::NdJson => Encoder::NdJson(
+                datafusion::arrow::json::WriterBuilder::new()
+                    .with_explicit_nulls(true)
+                    .build(file),
+            ),
+        };
+        Ok(SampleWriter {
+            staged,
+            schema,
+            threads,
+            encoder,
+        })
+    }
+
+    /// Appends `batch`'s rows.
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<(), OutputError> {
+        let batch =
+            plain_batch(batch, &self.schema, self.threads).map_err(|e| self.staged.error(&e))?;
+        let written = match &mut self.encoder {
+            Encoder::Parquet(p) => p.write(batch, self.threads).map_err(|e| e.to_string()),
+            Encoder::Csv(w) => w.write(&batch).map_err(|e| e.to_string()),
+            Encoder::NdJson(w) => w.write(&batch).map_err(|e| e.to_string()),
+        };
+        written.map_err(|e| self.staged.error(&crate::errtext::clean(&e)))
+    }
+
+    /// Writes what comes after the rows, flushes and fsyncs the file.
+    pub fn finish(self) -> Result<Staged, OutputError> {
+        let SampleWriter {
+            staged,
+            threads,
+            encoder,
+            ..
+        } = self;
+        let file = match encoder {
+            Encoder::Parquet(p) => p.finish(threads).map_err(|e| e.to_string()),
+            Encoder::Csv(w) => Ok((*w).into_inner()),
+            Encoder::NdJson(mut w) => w
+                .finish()
+                .map(|()| w.into_inner())
+                .map_err(|e| e.to_string()),
+        };
+        let file = file.map_err(|e| staged.error(&crate::errtext::clean(&e)))?;
+        staged.sync(file)
+    }
 }
 
 /// String and binary views (Parquet input) become plain strings and binaries,
 /// so a sample's bytes do not depend on the input's format. Parquet has no
 /// timestamp in seconds (it would be written as a plain integer): those become
 /// milliseconds, as other Arrow writers make them, so the type survives.
-fn plain_types(
-    schema: SchemaRef,
-    batches: &[RecordBatch],
-    threads: usize,
-    format: OutputFormat,
-) -> Result<(SchemaRef, Vec<RecordBatch>), String> {
+fn plain_schema(schema: &SchemaRef, format: OutputFormat) -> SchemaRef {
     use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
     let plain = |t: &DataType| match t {
         DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,
@@ -194,35 +278,47 @@ fn plain_types(
         .iter()
         .all(|f| plain(f.data_type()) == *f.data_type())
     {
-        return Ok((schema, batches.to_vec()));
+        return schema.clone();
     }
     let fields: Vec<Field> = schema
         .fields()
         .iter()
         .map(|f| Field::new(f.name(), plain(f.data_type()), f.is_nullable()))
         .collect();
-    let target = std::sync::Arc::new(Schema::new(fields));
-    let mut out = Vec::with_capacity(batches.len());
-    for b in batches {
-        // The columns that change type, cast on `threads` threads.
-        let cast = |i: usize| {
-            let to = target.field(i).data_type();
-            let c = b.column(i);
-            if c.data_type() == to {
-                Ok(c.clone())
-            } else {
-                datafusion::arrow::compute::cast(c, to)
-            }
-        };
-        let columns =
-            crate::parallel::map_on_threads((0..b.num_columns()).collect(), threads, cast)
-                .ok_or("a cast failed")?
-                .into_iter()
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| e.to_string())?;
-        out.push(RecordBatch::try_new(target.clone(), columns).map_err(|e| e.to_string())?);
+    std::sync::Arc::new(Schema::new(fields))
+}
+
+/// `batch` with the types of `target` (see [`plain_schema`]), the columns
+/// that change type cast on `threads` threads.
+fn plain_batch(
+    batch: &RecordBatch,
+    target: &SchemaRef,
+    threads: usize,
+) -> Result<RecordBatch, String> {
+    if batch.schema() == *target {
+        return Ok(batch.clone());
     }
-    Ok((target, out))
+    let cast = |i: usize| {
+        let to = target.field(i).data_type();
+        let c = batch.column(i);
+        if c.data_type() == to {
+            Ok(c.clone())
+        } else {
+            datafusion::arrow::compute::cast(c, to)
+        }
+    };
+    let columns =
+        crate::parallel::map_on_threads((0..batch.num_columns()).collect(), threads, cast)
+            .ok_or("a cast failed")?
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+    RecordBatch::try_new_with_options(
+        target.clone(),
+        columns,
+        &datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+    )
+    .map_err(|e| e.to_string())
 }
 
 /// Runs `fill` on a temporary file next to `path`, then renames it over `path`.
@@ -322,56 +418,75 @@ pub fn stage_file(
     path: &Path,
     fill: impl FnOnce(&mut BufWriter<File>) -> Result<(), String>,
 ) -> Result<Staged, OutputError> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    if path.is_dir() {
-        return Err(OutputError {
-            message: format!("cannot write `{}`: it is a folder", path.display()),
-            help: "name a file, e.g. sample.parquet".into(),
-        });
+    let (staged, mut w) = Staged::create(path)?;
+    if let Err(e) = fill(&mut w) {
+        return Err(staged.error(&e));
     }
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.strat-tmp-{}", std::process::id()));
-    let fail = |what: String, tmp: &Path| {
-        let _ = std::fs::remove_file(tmp);
-        untrack(tmp);
+    staged.sync(w)
+}
+
+impl Staged {
+    /// Creates the temporary file next to `path` (registered, so that an
+    /// interrupt removes it), with a writer to fill it.
+    fn create(path: &Path) -> Result<(Staged, BufWriter<File>), OutputError> {
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if path.is_dir() {
+            return Err(OutputError {
+                message: format!("cannot write `{}`: it is a folder", path.display()),
+                help: "name a file, e.g. sample.parquet".into(),
+            });
+        }
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = dir.join(format!(".{name}.strat-tmp-{}", std::process::id()));
+        remove_stale_temporaries(dir, &name);
+        // Created and registered under the lock, so an interrupt either sees the
+        // file registered (and removes it) or runs before it exists.
+        let created = {
+            let mut pending = pending();
+            let f = File::create(&tmp);
+            if f.is_ok() {
+                pending.temporaries.push(tmp.clone());
+            }
+            f
+        };
+        let staged = Staged {
+            path: path.to_path_buf(),
+            tmp,
+            dir: dir.to_path_buf(),
+            committed: false,
+        };
+        match created {
+            Ok(file) => Ok((staged, BufWriter::new(file))),
+            Err(e) => Err(staged.error(&crate::errtext::io(&e))),
+        }
+    }
+
+    /// The error of a failed write (the temporary file goes when `self` is dropped).
+    fn error(&self, what: &str) -> OutputError {
         OutputError {
-            message: format!("cannot write `{}`: {what}", path.display()),
+            message: format!("cannot write `{}`: {what}", self.path.display()),
             help: "check that the folder exists, is writable and has space; nothing was written"
                 .into(),
         }
-    };
-    remove_stale_temporaries(dir, &name);
-    // Created and registered under the lock, so an interrupt either sees the
-    // file registered (and removes it) or runs before it exists.
-    let created = {
-        let mut pending = pending();
-        let f = File::create(&tmp);
-        if f.is_ok() {
-            pending.temporaries.push(tmp.clone());
+    }
+
+    /// Flushes and fsyncs the filled temporary file.
+    fn sync(self, w: BufWriter<File>) -> Result<Staged, OutputError> {
+        let file = match w.into_inner() {
+            Ok(f) => f,
+            Err(e) => return Err(self.error(&crate::errtext::io(e.error()))),
+        };
+        if let Err(e) = file.sync_all() {
+            return Err(self.error(&crate::errtext::io(&e)));
         }
-        f
-    };
-    let file = created.map_err(|e| fail(crate::errtext::io(&e), &tmp))?;
-    let mut w = BufWriter::new(file);
-    fill(&mut w).map_err(|e| fail(e, &tmp))?;
-    let file = w
-        .into_inner()
-        .map_err(|e| fail(crate::errtext::io(e.error()), &tmp))?;
-    file.sync_all()
-        .map_err(|e| fail(crate::errtext::io(&e), &tmp))?;
-    drop(file);
-    Ok(Staged {
-        path: path.to_path_buf(),
-        tmp,
-        dir: dir.to_path_buf(),
-        committed: false,
-    })
+        Ok(self)
+    }
 }
 
 /// Temporary files of earlier runs that were killed outright (SIGKILL, power
@@ -398,42 +513,78 @@ fn remove_stale_temporaries(dir: &Path, name: &str) {
 
 /// Parquet as `ArrowWriter` writes it (the same row groups, encodings and
 /// bytes), with the columns of each row group encoded on `threads` threads.
-fn write_parquet(
-    w: &mut BufWriter<File>,
+/// Rows wait in `pending` until they fill a row group.
+struct ParquetEncoder {
+    file: datafusion::parquet::file::writer::SerializedFileWriter<BufWriter<File>>,
+    factory: datafusion::parquet::arrow::arrow_writer::ArrowRowGroupWriterFactory,
     schema: SchemaRef,
-    batches: &[RecordBatch],
-    threads: usize,
-) -> Result<(), datafusion::parquet::errors::ParquetError> {
-    use datafusion::parquet::arrow::ArrowWriter;
-    use datafusion::parquet::arrow::arrow_writer::{
-        ArrowColumnWriter, ArrowLeafColumn, compute_leaves,
-    };
-    use datafusion::parquet::errors::ParquetError;
-    // Row groups span batches, as ArrowWriter's buffering makes them.
-    let all;
-    let rows: &RecordBatch = match batches {
-        [one] => one,
-        _ => {
-            all = datafusion::arrow::compute::concat_batches(&schema, batches)?;
-            &all
+    group: usize,
+    pending: Vec<RecordBatch>,
+    pending_rows: usize,
+    index: usize,
+}
+
+type ParquetResult<T> = Result<T, datafusion::parquet::errors::ParquetError>;
+
+impl ParquetEncoder {
+    fn new(w: BufWriter<File>, schema: SchemaRef) -> ParquetResult<Self> {
+        use datafusion::parquet::arrow::ArrowWriter;
+        let (file, factory) =
+            ArrowWriter::try_new(w, schema.clone(), None)?.into_serialized_writer()?;
+        let group = file
+            .properties()
+            .max_row_group_row_count()
+            .unwrap_or(usize::MAX)
+            .max(1);
+        Ok(ParquetEncoder {
+            file,
+            factory,
+            schema,
+            group,
+            pending: Vec::new(),
+            pending_rows: 0,
+            index: 0,
+        })
+    }
+
+    fn write(&mut self, batch: RecordBatch, threads: usize) -> ParquetResult<()> {
+        self.pending_rows += batch.num_rows();
+        self.pending.push(batch);
+        if self.pending_rows >= self.group {
+            let rows = datafusion::arrow::compute::concat_batches(&self.schema, &self.pending)?;
+            self.pending.clear();
+            let mut offset = 0;
+            while rows.num_rows() - offset >= self.group {
+                self.row_group(&rows.slice(offset, self.group), threads)?;
+                offset += self.group;
+            }
+            self.pending_rows = rows.num_rows() - offset;
+            if self.pending_rows > 0 {
+                self.pending.push(rows.slice(offset, self.pending_rows));
+            }
         }
-    };
-    let (mut file, factory) =
-        ArrowWriter::try_new(&mut *w, schema.clone(), None)?.into_serialized_writer()?;
-    let group = file
-        .properties()
-        .max_row_group_row_count()
-        .unwrap_or(usize::MAX)
-        .max(1);
-    let mut offset = 0;
-    let mut index = 0;
-    while offset < rows.num_rows() {
-        let slice = rows.slice(offset, group.min(rows.num_rows() - offset));
+        Ok(())
+    }
+
+    fn finish(mut self, threads: usize) -> ParquetResult<BufWriter<File>> {
+        if self.pending_rows > 0 {
+            let rows = datafusion::arrow::compute::concat_batches(&self.schema, &self.pending)?;
+            self.row_group(&rows, threads)?;
+        }
+        self.file.into_inner()
+    }
+
+    /// Encodes `rows` as the next row group, a column per thread at a time.
+    fn row_group(&mut self, rows: &RecordBatch, threads: usize) -> ParquetResult<()> {
+        use datafusion::parquet::arrow::arrow_writer::{
+            ArrowColumnWriter, ArrowLeafColumn, compute_leaves,
+        };
+        use datafusion::parquet::errors::ParquetError;
         let mut leaves: Vec<ArrowLeafColumn> = Vec::new();
-        for (field, column) in schema.fields().iter().zip(slice.columns()) {
+        for (field, column) in self.schema.fields().iter().zip(rows.columns()) {
             leaves.extend(compute_leaves(field, column)?);
         }
-        let writers = factory.create_column_writers(index)?;
+        let writers = self.factory.create_column_writers(self.index)?;
         let encode = |(mut writer, leaf): (ArrowColumnWriter, ArrowLeafColumn)| {
             writer.write(&leaf)?;
             writer.close()
@@ -444,56 +595,19 @@ fn write_parquet(
             encode,
         )
         .ok_or_else(|| ParquetError::General("a column encoder failed".into()))?;
-        let mut row_group = file.next_row_group()?;
+        let mut row_group = self.file.next_row_group()?;
         for chunk in chunks {
             chunk?.append_to_row_group(&mut row_group)?;
         }
         row_group.close()?;
-        offset += slice.num_rows();
-        index += 1;
+        self.index += 1;
+        Ok(())
     }
-    file.close()?;
-    Ok(())
-}
-
-fn write_batches(
-    w: &mut BufWriter<File>,
-    format: OutputFormat,
-    schema: SchemaRef,
-    batches: &[RecordBatch],
-    threads: usize,
-) -> Result<(), String> {
-    let err = |e: &dyn std::fmt::Display| crate::errtext::clean(&e.to_string());
-    match format {
-        OutputFormat::Parquet => write_parquet(w, schema, batches, threads).map_err(|e| err(&e))?,
-        OutputFormat::Csv => {
-            let mut writer = datafusion::arrow::csv::WriterBuilder::new()
-                .with_header(true)
-                .build(&mut *w);
-            // An empty batch first: the header is written even for an empty sample.
-            writer
-                .write(&RecordBatch::new_empty(schema))
-                .map_err(|e| err(&e))?;
-            for b in batches {
-                writer.write(b).map_err(|e| err(&e))?;
-            }
-        }
-        OutputFormat::NdJson => {
-            // Explicit nulls: every line has every column.
-            let mut writer = datafusion::arrow::json::WriterBuilder::new()
-                .with_explicit_nulls(true)
-                .build::<_, datafusion::arrow::json::writer::LineDelimited>(&mut *w);
-            for b in batches {
-                writer.write(b).map_err(|e| err(&e))?;
-            }
-            writer.finish().map_err(|e| err(&e))?;
-        }
-    }
-    w.flush().map_err(|e| err(&e))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
     use std::sync::Arc;
 
     use datafusion::arrow::array::{Int64Array, StringArray};

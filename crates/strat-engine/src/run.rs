@@ -120,6 +120,77 @@ pub struct RunOutput {
     pub upstream: Vec<StatementReport>,
 }
 
+/// A run's output rows, produced once, in output order.
+pub type RowStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<RecordBatch, RunError>> + Send>>;
+
+/// What a run produced, its rows still to come: read once from `rows`, they
+/// need not fit in memory (a split's rows come from a spilling sort). The
+/// form of [`RunOutput`] for writing a sample of any size.
+pub struct RunStream {
+    pub rows: RowStream,
+    pub schema: SchemaRef,
+    pub report: Report,
+    pub plan: Plan,
+    pub profile: Profile,
+    pub upstream: Vec<StatementReport>,
+}
+
+impl RunStream {
+    /// The stream of rows already in memory.
+    pub fn ready(out: RunOutput) -> RunStream {
+        let RunOutput {
+            batches,
+            schema,
+            report,
+            plan,
+            profile,
+            upstream,
+        } = out;
+        RunStream {
+            rows: Box::pin(futures::stream::iter(batches.into_iter().map(Ok))),
+            schema,
+            report,
+            plan,
+            profile,
+            upstream,
+        }
+    }
+
+    /// Reads every row into memory.
+    pub async fn collect(self) -> Result<RunOutput, RunError> {
+        let RunStream {
+            rows,
+            schema,
+            report,
+            plan,
+            profile,
+            upstream,
+        } = self;
+        let batches = rows
+            .filter(|b| std::future::ready(!b.as_ref().is_ok_and(|b| b.num_rows() == 0)))
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()?;
+        let batches = if batches.len() > 1 {
+            vec![concat_batches(&schema, &batches).map_err(arrow_err("the output"))?]
+        } else if batches.is_empty() {
+            vec![RecordBatch::new_empty(schema.clone())]
+        } else {
+            batches
+        };
+        Ok(RunOutput {
+            batches,
+            schema,
+            report,
+            plan,
+            profile,
+            upstream,
+        })
+    }
+}
+
 /// The report of one statement of a chain.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StatementReport {
@@ -590,6 +661,20 @@ pub async fn run_statement_with(
     index: usize,
     options: &RunOptions,
 ) -> Result<RunOutput, RunError> {
+    run_statement_streamed(ctx, program, index, options)
+        .await?
+        .collect()
+        .await
+}
+
+/// [`run_statement_with`], its rows read as they come (a split's rows need
+/// not fit in memory).
+pub async fn run_statement_streamed(
+    ctx: &SessionContext,
+    program: &Program,
+    index: usize,
+    options: &RunOptions,
+) -> Result<RunStream, RunError> {
     let plan = options.plan;
     let st = program.statements.get(index).ok_or_else(|| {
         RunError::Statement(format!(
@@ -628,7 +713,8 @@ pub async fn run_statement_with(
         match stream::run(ctx, st, split, filters, options).await? {
             Ok(mut out) => {
                 out.report.source_weighted = source_weighted(program, st);
-                return Ok(RunOutput { upstream, ..out });
+                out.upstream = upstream;
+                return Ok(out);
             }
             Err(stream::Fallback(why)) => fallback = Some(why),
         }
@@ -980,7 +1066,7 @@ pub async fn run_statement_with(
         split_totals,
         source_weighted: source_weight.is_some(),
     };
-    Ok(RunOutput {
+    Ok(RunStream::ready(RunOutput {
         batches: vec![out],
         schema,
         report,
@@ -991,7 +1077,7 @@ pub async fn run_statement_with(
             spilled_runs: 0,
         },
         upstream,
-    })
+    }))
 }
 
 /// The output rows of a run, in output order: their places among the
@@ -1011,6 +1097,12 @@ enum RowPicks<'a> {
         strata: &'a [ArrayRef],
         indices: UInt32Array,
     },
+    /// Every row of the source columns `input` and the stratum columns, in order.
+    Whole {
+        input: &'a [ArrayRef],
+        strata: &'a [ArrayRef],
+        rows: usize,
+    },
     /// (batch, row) pairs of `batches`, whose columns are the source columns,
     /// then the stratum columns from `strata_at` on.
     Gather {
@@ -1024,6 +1116,7 @@ impl RowPicks<'_> {
     fn len(&self) -> usize {
         match self {
             RowPicks::Take { indices, .. } => indices.len(),
+            RowPicks::Whole { rows, .. } => *rows,
             RowPicks::Gather { pairs, .. } => pairs.len(),
         }
     }
@@ -1038,6 +1131,9 @@ impl RowPicks<'_> {
             } => {
                 let a = if stratum { &strata[i] } else { &input[i] };
                 take(a.as_ref(), indices, None).map_err(arrow_err("output"))
+            }
+            RowPicks::Whole { input, strata, .. } => {
+                Ok(if stratum { &strata[i] } else { &input[i] }.clone())
             }
             RowPicks::Gather {
                 batches,

@@ -75,6 +75,8 @@ type RunFile = Arc<dyn SpillFile>;
 
 use super::*;
 
+mod ordered;
+
 /// A unit's entry.
 const ENTRY_BYTES: usize = std::mem::size_of::<UnitEntry>();
 
@@ -398,7 +400,6 @@ struct Counting {
     fields: Vec<SortField>,
     strata: Mutex<Strata>,
     reservation: Mutex<MemoryReservation>,
-    pool: Arc<dyn MemoryPool>,
     context: String,
     /// Bytes the tasks' buckets hold now, and how many they may hold
     /// before they are spilled; the tasks counting.
@@ -411,21 +412,13 @@ struct Counting {
     /// Where the unit column and the first stratum column are in a batch.
     key: KeyOf,
     strata_at: usize,
-    /// Keep every row read (a split, in one pass).
-    keep_rows: bool,
 }
-
-/// A kept row whose unit's draw is known already.
-const NOT_WAITING: u32 = u32::MAX;
 
 /// What one counting task saw: its units not spilled, and the rest.
 struct CountStats {
     units: Buckets,
     null_rows: u64,
     excluded: HashSet<Vec<u8>>,
-    /// The rows it kept (one pass), their stratum ids not yet in stratum
-    /// order and their parts not yet known.
-    kept: Kept,
 }
 
 enum Stop {
@@ -451,7 +444,7 @@ pub(super) async fn run(
     split: Option<&ir::Split>,
     filters: UnitFilters,
     options: &RunOptions,
-) -> Result<Result<RunOutput, Fallback>, RunError> {
+) -> Result<Result<RunStream, Fallback>, RunError> {
     let ir::Source::Table(table) = &st.source else {
         return Ok(Err(Fallback(
             "the source is another statement, whose output is in memory already",
@@ -477,20 +470,16 @@ pub(super) async fn run(
         Ok(df) => df,
         Err(_) => return Ok(Err(Fallback("reading the table failed"))),
     };
-    // A split keeps every row: it is read once, all columns, and its rows
-    // are kept as they are counted (one pass).
     // Without a unit the row is the unit: its key is every source column.
-    let one_pass = split.is_some();
     let (mut select, key) = match (&st.unit, key_of(st)?) {
-        (Some(unit), _) if !one_pass => (vec![column(&unit.name)], KeyOf::Unit(0)),
-        (_, key) => (st.input.iter().map(|c| column(&c.name)).collect(), key),
+        (Some(unit), _) => (vec![column(&unit.name)], KeyOf::Unit(0)),
+        (None, key) => (st.input.iter().map(|c| column(&c.name)).collect(), key),
     };
     let strata_at = select.len();
     select.extend(plan.projections(st)?);
     let Ok(df) = df.select(select) else {
         return Ok(Err(Fallback("evaluating `stratify by` failed")));
     };
-    let row_schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     let types: Vec<DataType> = df.schema().fields()[strata_at..]
         .iter()
         .map(|f| f.data_type().clone())
@@ -499,14 +488,18 @@ pub(super) async fn run(
     if !fields.is_empty() && RowConverter::new(fields.clone()).is_err() {
         return Ok(Err(Fallback("a stratum value type without a row format")));
     }
+    let (place_filters, stratum_fields) = (filters.clone(), fields.clone());
     let counting = Arc::new(Counting {
         drawer: Drawer::new(st.seed),
         hasher: RandomState::new(),
         filters,
         fields,
         strata: Mutex::new(Strata::default()),
-        reservation: Mutex::new(MemoryConsumer::new("strat: units").register(&pool)),
-        pool: pool.clone(),
+        reservation: Mutex::new(
+            MemoryConsumer::new("strat: units")
+                .with_can_spill(true)
+                .register(&pool),
+        ),
         context: context.clone(),
         held: AtomicUsize::new(0),
         budget: options.unit_memory.max(1),
@@ -515,7 +508,6 @@ pub(super) async fn run(
         disk: ctx.runtime_env().disk_manager.clone(),
         key,
         strata_at,
-        keep_rows: one_pass,
     });
     let passes = each_partition(df, "planning the counting pass failed", |s| {
         count_partition(s, counting.clone())
@@ -527,12 +519,10 @@ pub(super) async fn run(
         Err(why) => return Ok(Err(why)),
     };
     let mut task_units = Vec::with_capacity(stats.len());
-    let mut counted_rows = Vec::with_capacity(stats.len());
     for s in stats {
         null_rows += s.null_rows;
         excluded_seen.extend(s.excluded);
         task_units.push(s.units);
-        counted_rows.push(s.kept);
     }
     let counting = Arc::into_inner(counting).ok_or_else(|| {
         RunError::Statement("a counting task outlived the pass (internal error)".into())
@@ -565,20 +555,17 @@ pub(super) async fn run(
         Units::Spilled(runs) => runs.len(),
         Units::InMemory(_) => 0,
     };
-    let strata = counting
+    let mut strata = counting
         .strata
         .into_inner()
         .unwrap_or_else(|p| p.into_inner());
+    let strata_ids = std::mem::take(&mut strata.ids);
     let unit_reservation = counting
         .reservation
         .into_inner()
         .unwrap_or_else(|p| p.into_inner());
 
-    clock.lap(if one_pass {
-        "counting pass (every column: a split keeps every row)"
-    } else {
-        "counting pass (unit and stratum columns, draws)"
-    });
+    clock.lap("counting pass (unit and stratum columns, draws)");
 
     // 2. Strata in stratum order, and the allocation.
     let h_count = strata.values.len();
@@ -811,34 +798,76 @@ pub(super) async fn run(
     };
     drop(units);
     clock.lap("allocation and selection");
-
-    // 4. The rows: kept by the counting pass (a split), or read again.
     let total_selected: u64 = counts.iter().flatten().sum();
-    let (batches, mut kept, arena) = if one_pass {
-        join_kept(counted_rows, row_schema.clone(), "rows in a split", |r| {
-            let k = rank[r.stratum as usize];
-            r.stratum = k as u32;
-            r.part = part_by_draw(&starts[k], r.r).ok_or_else(|| {
-                RunError::Statement("a row of a split has no part (internal error)".into())
-            })?;
-            Ok(())
-        })?
-    } else {
-        drop(unit_reservation);
-        let everything = total_selected == sizes.iter().sum::<u64>();
-        let rows = materialise(
-            ctx, st, table, &plan, selected, everything, drawer, hasher, &pool, context,
-        );
-        match rows.await? {
-            Ok(rows) => rows,
-            Err(why) => return Ok(Err(why)),
-        }
+    let report = Report {
+        total_population: sizes.iter().sum(),
+        total_selected,
+        strata: reports,
+        null_units: null_rows,
+        excluded_units: excluded_seen.len() as u64,
+        having_dropped_units: 0,
+        seed: st.seed,
+        warnings: run_warnings(
+            st,
+            null_rows,
+            &alloc_warnings,
+            &stratum_strings,
+            &stratum_texts,
+        ),
+        split_totals,
+        // Set by the caller, which knows the program.
+        source_weighted: false,
     };
-    clock.lap(if one_pass {
-        "the split's rows (kept by the counting pass)"
-    } else {
-        "materialising pass (selected rows)"
-    });
+
+    // 4. A split's rows: every row, read again and put in order by a
+    // spilling sort as they are written.
+    if let Some(split) = split {
+        drop(unit_reservation);
+        let placer = ordered::Placer {
+            drawer,
+            key: key_of(st)?,
+            filters: place_filters,
+            fields: stratum_fields,
+            ids: strata_ids,
+            rank,
+            starts,
+        };
+        let finish = ordered::Finish {
+            st: st.clone(),
+            split: split.clone(),
+            stratum_strings,
+            units: total_selected,
+            check,
+            table: table.to_string(),
+            threads,
+        };
+        let (rows, schema) = ordered::split_rows(ctx, st, table, &plan, placer, finish).await?;
+        clock.lap("planning the ordering pass (it runs as the rows are written)");
+        return Ok(Ok(RunStream {
+            rows,
+            schema,
+            report,
+            plan: Plan::Streaming,
+            profile: Profile {
+                phases: clock.phases,
+                fallback: None,
+                spilled_runs,
+            },
+            upstream: Vec::new(),
+        }));
+    }
+
+    // 4. A sample's rows: read again, only the selected units' rows kept.
+    drop(unit_reservation);
+    let everything = total_selected == sizes.iter().sum::<u64>();
+    let rows = materialise(
+        ctx, st, table, &plan, selected, everything, drawer, hasher, &pool, context,
+    );
+    let (batches, mut kept, arena) = match rows.await? {
+        Ok(rows) => rows,
+        Err(why) => return Ok(Err(why)),
+    };
+    clock.lap("materialising pass (selected rows)");
 
     // §7 order: split, stratum, draw, unit key, then the row key.
     // By one integer key first, on every thread; then rows with one draw
@@ -952,29 +981,10 @@ pub(super) async fn run(
     drop(batches);
     clock.lap("output order and columns");
 
-    let warnings = run_warnings(
-        st,
-        null_rows,
-        &alloc_warnings,
-        &stratum_strings,
-        &stratum_texts,
-    );
-    Ok(Ok(RunOutput {
+    Ok(Ok(RunStream::ready(RunOutput {
         batches: vec![out],
         schema: out_schema,
-        report: Report {
-            total_population: sizes.iter().sum(),
-            total_selected,
-            strata: reports,
-            null_units: null_rows,
-            excluded_units: excluded_seen.len() as u64,
-            having_dropped_units: 0,
-            seed: st.seed,
-            warnings,
-            split_totals,
-            // Set by the caller, which knows the program.
-            source_weighted: false,
-        },
+        report,
         plan: Plan::Streaming,
         profile: Profile {
             phases: clock.phases,
@@ -983,7 +993,7 @@ pub(super) async fn run(
         },
         // The caller adds the statements this one read.
         upstream: Vec::new(),
-    }))
+    })))
 }
 
 /// The materialising pass of a sample: the rows of the selected units,
@@ -1055,7 +1065,7 @@ async fn materialise(
         Ok(p) => p,
         Err(why) => return Ok(Err(why)),
     };
-    let kept = join_kept(partitions, schema, "selected rows", |_| Ok(()))?;
+    let kept = join_kept(partitions, schema, "selected rows")?;
     // The selected units' table is not needed any more: free it before the
     // kept rows are put in order.
     drop(selected_udf);
@@ -1239,10 +1249,8 @@ async fn count_partition(
         units: Buckets::new(),
         null_rows: 0,
         excluded: HashSet::new(),
-        kept: (Vec::new(), Vec::new()),
     };
     // One pass: where the current unit's key is in the task's key arena.
-    let mut unit_key_at = 0u64;
     let (mut new_keys, mut new_ends, mut new_tags) = (Vec::new(), Vec::new(), Vec::new());
     let mut draws: Vec<u64> = Vec::new();
     let mut held = 0usize;
@@ -1266,15 +1274,11 @@ async fn count_partition(
             KeyOf::Unit(_) => Stop::Fallback("the unit column has no key text"),
         })?;
         let strata_cols = &batch.columns()[shared.strata_at..];
-        let mut kept_rows: Vec<KeptRow> = Vec::new();
         // Units first met in this batch: their key texts and tags; their
         // draws are computed together at the end of the batch (8 at a time).
-        // A kept row of such a unit waits for its draw: `waiting[i]` is the
-        // unit's index among them (NOT_WAITING for a unit of an earlier batch).
         new_keys.clear();
         new_ends.clear();
         new_tags.clear();
-        let mut waiting: Vec<u32> = Vec::new();
         let mut prev_new: Option<u32> = None;
         let rows = match &converter {
             Some(c) => Some(
@@ -1342,10 +1346,6 @@ async fn count_partition(
                     return Err(Stop::Fallback("a unit spans strata"));
                 }
                 prev_row = Some(row);
-                if shared.keep_rows {
-                    kept_rows.push(KeptRow::counted(p, unit_key_at, &prev_key, row));
-                    waiting.push(prev_new.unwrap_or(NOT_WAITING));
-                }
                 continue;
             }
             let tag = (hash48(&shared.hasher, &buf) << 16) | u64::from(h);
@@ -1357,13 +1357,6 @@ async fn count_partition(
             prev_new = Some(new_tags.len() as u32 - 1);
             prev_row = Some(row);
             std::mem::swap(&mut prev_key, &mut buf);
-            if shared.keep_rows {
-                let arena = &mut stats.kept.1;
-                unit_key_at = arena.len() as u64;
-                arena.extend_from_slice(&prev_key);
-                kept_rows.push(KeptRow::counted(e, unit_key_at, &prev_key, row));
-                waiting.push(new_tags.len() as u32 - 1);
-            }
         }
         draws.clear();
         shared.drawer.draw_many(&new_keys, &new_ends, &mut draws);
@@ -1372,21 +1365,6 @@ async fn count_partition(
         }
         if let (Some(p), Some(i)) = (&mut prev, prev_new) {
             p.r = draws[i as usize];
-        }
-        for (k, &w) in kept_rows.iter_mut().zip(&waiting) {
-            if w != NOT_WAITING {
-                k.r = draws[w as usize];
-            }
-        }
-        if shared.keep_rows {
-            reserve_kept(
-                &shared.reservation,
-                shared.pool.as_ref(),
-                &shared.context,
-                &batch,
-                kept_rows.len(),
-            )?;
-            stats.kept.0.push((batch.clone(), kept_rows));
         }
         // Over the budget, or over the context's memory limit: units go to
         // disk as a sorted run.
@@ -1751,19 +1729,6 @@ struct KeptRow {
 }
 
 impl KeptRow {
-    /// A row kept by the counting pass: its stratum id (not yet its place
-    /// in stratum order) and no part yet.
-    fn counted(e: UnitEntry, key_at: u64, key: &[u8], row: usize) -> Self {
-        KeptRow {
-            r: e.r,
-            key_at,
-            key_len: key.len() as u32,
-            part: 0,
-            stratum: e.stratum() as u32,
-            row: row as u32,
-        }
-    }
-
     fn key<'a>(&self, arena: &'a [u8]) -> &'a [u8] {
         &arena[self.key_at as usize..self.key_at as usize + self.key_len as usize]
     }
@@ -1862,14 +1827,9 @@ fn order_within_units(
 
 /// The kept rows of every task, their batches one after the other: a row's
 /// `row` becomes its place among all the batches' rows and its key goes into
-/// one arena; `finish` completes each row. At least one batch (an empty one
+/// one arena. At least one batch (an empty one
 /// of `schema` when no row was kept). Fails past 2^32 rows (`what`).
-fn join_kept(
-    tasks: Vec<Kept>,
-    schema: SchemaRef,
-    what: &str,
-    mut finish: impl FnMut(&mut KeptRow) -> Result<(), RunError>,
-) -> Result<KeptRows, RunError> {
+fn join_kept(tasks: Vec<Kept>, schema: SchemaRef, what: &str) -> Result<KeptRows, RunError> {
     let mut batches = Vec::new();
     let mut kept: Vec<KeptRow> = Vec::new();
     let mut arena: Vec<u8> = Vec::new();
@@ -1884,7 +1844,6 @@ fn join_kept(
             for r in &mut rows {
                 r.row += b;
                 r.key_at += key_base;
-                finish(r)?;
             }
             base += batch.num_rows();
             kept.extend(rows);

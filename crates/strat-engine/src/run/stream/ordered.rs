@@ -1,0 +1,462 @@
+//! The rows of a split in spec §7.3 order, for a table of any size.
+//!
+//! A split outputs every eligible row, so its rows cannot be held. After the
+//! counting pass has placed every unit (its part follows from its stratum
+//! and draw: where each part's run of draws starts in the stratum), a second
+//! pass reads the rows again and gives each its place — `(part, stratum,
+//! draw)` packed in one 128-bit integer by the `strat_place` UDF — and
+//! DataFusion's sort orders them by it, spilling sorted runs to disk when
+//! the memory pool refuses more. Rows with one place (a unit's rows, or
+//! units whose draws tie) are then put in unit key and row key order, and
+//! the units met must be the units counted (else the table changed).
+
+use std::collections::VecDeque;
+
+use datafusion::arrow::array::{Decimal128Array, Decimal128Builder};
+use datafusion::logical_expr::SortExpr;
+
+use super::*;
+
+/// The name of the place column.
+const PLACE: &str = "\u{1}strat_place";
+
+/// A place: `part << 80 | stratum << 64 | r` (stratum in stratum order).
+fn place(part: u32, stratum: u32, r: u64) -> i128 {
+    (i128::from(part) << 80) | (i128::from(stratum) << 64) | i128::from(r)
+}
+
+fn unpack(place: i128) -> (u32, u32, u64) {
+    (
+        (place >> 80) as u32,
+        ((place >> 64) & 0xffff) as u32,
+        place as u64,
+    )
+}
+
+/// What the `strat_place` UDF needs to place a row.
+pub(super) struct Placer {
+    pub drawer: Drawer,
+    pub key: KeyOf,
+    pub filters: UnitFilters,
+    pub fields: Vec<SortField>,
+    /// Stratum values (Arrow row format) → stratum id of the counting pass.
+    pub ids: HashMap<Vec<u8>, u16>,
+    /// Stratum id → place in stratum order.
+    pub rank: Vec<usize>,
+    /// Per stratum (in stratum order), where each part's run of draws starts.
+    pub starts: Vec<Vec<(u64, u32)>>,
+}
+
+impl Placer {
+    /// The places of a batch's rows: NULL for a row without a unit or whose
+    /// unit a `keep`/`exclude` filter drops. `keys` are the key columns,
+    /// `strata` the stratum values.
+    fn places(
+        &self,
+        keys: &[ArrayRef],
+        strata: &[ArrayRef],
+        rows: usize,
+    ) -> Result<Decimal128Array, String> {
+        let of = match self.key {
+            KeyOf::Unit(_) => KeyOf::Unit(0),
+            KeyOf::Row(n) => KeyOf::Row(n),
+        };
+        let keys = UnitKeys::new(of, keys).map_err(|e| e.to_string())?;
+        let converted = if self.fields.is_empty() {
+            None
+        } else {
+            let c = RowConverter::new(self.fields.clone()).map_err(|e| e.to_string())?;
+            Some(c.convert_columns(strata).map_err(|e| e.to_string())?)
+        };
+        let mut out = Decimal128Builder::with_capacity(rows);
+        let mut buf = Vec::with_capacity(64);
+        let mut prev: Option<(usize, Option<u64>)> = None;
+        for row in 0..rows {
+            if keys.is_null(row) {
+                out.append_null();
+                continue;
+            }
+            // Rows of one unit often come together: its draw holds.
+            let r = match prev {
+                Some((p, r)) if keys.same_value(p, row) => r,
+                _ => {
+                    buf.clear();
+                    keys.write(row, &mut buf);
+                    let dropped = self
+                        .filters
+                        .kept
+                        .as_ref()
+                        .is_some_and(|k| !k.contains(buf.as_slice()))
+                        || self
+                            .filters
+                            .excluded
+                            .as_ref()
+                            .is_some_and(|e| e.contains(buf.as_slice()));
+                    (!dropped).then(|| self.drawer.draw(&buf))
+                }
+            };
+            prev = Some((row, r));
+            let Some(r) = r else {
+                out.append_null();
+                continue;
+            };
+            let id = match &converted {
+                None => 0,
+                Some(c) => *self
+                    .ids
+                    .get(c.row(row).as_ref())
+                    .ok_or("a row has stratum values the counting pass did not meet: the table changed while strat read it")?,
+            };
+            let k = self.rank[usize::from(id)];
+            let part = part_by_draw(&self.starts[k], r)
+                .ok_or("a row of a split has no part (internal error)")?;
+            out.append_value(place(part, k as u32, r));
+        }
+        out.finish()
+            .with_precision_and_scale(38, 0)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// `strat_place(key columns…, stratum values…) -> Decimal128(38, 0)`.
+struct PlaceUdf {
+    placer: Arc<Placer>,
+    key_columns: usize,
+    signature: Signature,
+}
+
+impl std::fmt::Debug for PlaceUdf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "strat_place")
+    }
+}
+impl PartialEq for PlaceUdf {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.placer, &other.placer)
+    }
+}
+impl Eq for PlaceUdf {}
+impl Hash for PlaceUdf {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        std::ptr::hash(Arc::as_ptr(&self.placer), state);
+    }
+}
+
+impl ScalarUDFImpl for PlaceUdf {
+    fn name(&self) -> &str {
+        "strat_place"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> datafusion::error::Result<DataType> {
+        Ok(DataType::Decimal128(38, 0))
+    }
+    fn invoke_with_args(
+        &self,
+        args: ScalarFunctionArgs,
+    ) -> datafusion::error::Result<ColumnarValue> {
+        let columns = ColumnarValue::values_to_arrays(&args.args)?;
+        let (keys, strata) = columns.split_at(self.key_columns);
+        match self.placer.places(keys, strata, args.number_rows) {
+            Ok(a) => Ok(ColumnarValue::Array(Arc::new(a))),
+            Err(e) => datafusion::common::exec_err!("{e}"),
+        }
+    }
+}
+
+/// What the ordered rows must add up to, and how output columns are made.
+pub(super) struct Finish {
+    pub st: Statement,
+    pub split: ir::Split,
+    pub stratum_strings: Vec<String>,
+    pub units: u64,
+    pub check: u64,
+    pub table: String,
+    pub threads: usize,
+}
+
+/// The split's rows in §7.3 order, as a stream of output batches; and the
+/// output schema.
+pub(super) async fn split_rows(
+    ctx: &SessionContext,
+    st: &Statement,
+    table: &str,
+    plan: &StrataPlan,
+    placer: Placer,
+    finish: Finish,
+) -> Result<(RowStream, SchemaRef), RunError> {
+    let n_in = st.input.len();
+    let mut select: Vec<Expr> = st.input.iter().map(|c| column(&c.name)).collect();
+    select.extend(plan.projections(st)?);
+    let df = eligible(&place_after_where(ctx), table, st)
+        .await?
+        .select(select)
+        .map_err(df_err("evaluating `stratify by`"))?;
+    let names: Vec<String> = df
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let key_args: Vec<Expr> = match &st.unit {
+        Some(u) => vec![column(&u.name)],
+        None => st.input.iter().map(|c| column(&c.name)).collect(),
+    };
+    let mut args = key_args;
+    let key_columns = args.len();
+    args.extend(names[n_in..].iter().map(|n| column(n)));
+    // Volatile, so that no optimizer moves it below the `where` filter: it
+    // must see eligible rows only (every one of them has a place).
+    let udf = ScalarUDF::from(PlaceUdf {
+        placer: Arc::new(placer),
+        key_columns,
+        signature: Signature::variadic_any(Volatility::Volatile),
+    });
+    let mut all: Vec<Expr> = names.iter().map(|n| column(n)).collect();
+    all.push(udf.call(args).alias(PLACE));
+    let df = df
+        .select(all)
+        .and_then(|df| df.filter(column(PLACE).is_not_null()))
+        .and_then(|df| df.sort(vec![SortExpr::new(column(PLACE), true, false)]))
+        .map_err(df_err("ordering the split's rows"))?;
+    let sorted_schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+    let empty = RecordBatch::new_empty(sorted_schema.clone());
+    let (_, schema) = finish.output(&empty, &[])?;
+    let stream = df
+        .execute_stream()
+        .await
+        .map_err(df_err(format!("reading table `{table}`")))?;
+    let state = Ordering {
+        input: stream,
+        held: None,
+        done: false,
+        units: 0,
+        check: 0,
+        last: None,
+        ready: VecDeque::new(),
+        finish: Arc::new(finish),
+    };
+    let rows = futures::stream::unfold(state, |mut s| async move {
+        let next = s.next().await;
+        next.map(|item| (item, s))
+    });
+    Ok((Box::pin(rows), schema))
+}
+
+/// A context over the same tables and runtime whose physical optimizer does
+/// not push filters down: it would move `strat_place(…) IS NOT NULL` below
+/// the `where` filter (even though the UDF is volatile), and a place is only
+/// defined for an eligible row.
+fn place_after_where(ctx: &SessionContext) -> SessionContext {
+    let state = ctx.state();
+    let rules = state
+        .physical_optimizers()
+        .iter()
+        .filter(|r| !r.name().starts_with("FilterPushdown"))
+        .cloned()
+        .collect();
+    let state = SessionStateBuilder::new_from_existing(state)
+        .with_physical_optimizer_rules(rules)
+        .build();
+    SessionContext::new_with_state(state)
+}
+
+/// The state of the ordering stream.
+struct Ordering {
+    input: SendableRecordBatchStream,
+    /// Sorted rows whose run of one place may go on in the next batch.
+    held: Option<RecordBatch>,
+    done: bool,
+    units: u64,
+    check: u64,
+    /// The last unit met: its place and key text.
+    last: Option<(i128, Vec<u8>)>,
+    ready: VecDeque<RecordBatch>,
+    finish: Arc<Finish>,
+}
+
+impl Ordering {
+    async fn next(&mut self) -> Option<Result<RecordBatch, RunError>> {
+        loop {
+            if let Some(b) = self.ready.pop_front() {
+                return Some(Ok(b));
+            }
+            if self.done {
+                return None;
+            }
+            match self.input.next().await {
+                Some(Ok(b)) => {
+                    if let Err(e) = self.take_in(b) {
+                        self.done = true;
+                        return Some(Err(e));
+                    }
+                }
+                Some(Err(e)) => {
+                    self.done = true;
+                    return Some(Err(sort_error(&self.finish.table, e)));
+                }
+                None => {
+                    self.done = true;
+                    let result = match self.held.take() {
+                        Some(rest) => self.emit(rest),
+                        None => Ok(()),
+                    };
+                    if let Err(e) = result.and_then(|()| self.verify()) {
+                        return Some(Err(e));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds a sorted batch: emits its rows but the last run of one place.
+    fn take_in(&mut self, b: RecordBatch) -> Result<(), RunError> {
+        if b.num_rows() == 0 {
+            return Ok(());
+        }
+        let b = match self.held.take() {
+            Some(h) => concat_batches(&b.schema(), [&h, &b]).map_err(arrow_err("ordering rows"))?,
+            None => b,
+        };
+        let places = places_of(&b);
+        let last = places.value(b.num_rows() - 1);
+        let mut at = b.num_rows() - 1;
+        while at > 0 && places.value(at - 1) == last {
+            at -= 1;
+        }
+        if at > 0 {
+            self.emit(b.slice(0, at))?;
+        }
+        self.held = Some(b.slice(at, b.num_rows() - at));
+        Ok(())
+    }
+
+    /// Orders the rows of each run of one place by unit key and row key,
+    /// tallies the units, and queues the output batch.
+    fn emit(&mut self, b: RecordBatch) -> Result<(), RunError> {
+        let f = self.finish.clone();
+        let n_in = f.st.input.len();
+        let places = places_of(&b);
+        let row_keys = RowKeys::new(&b.columns()[..n_in]).ok();
+        let unit_keys = UnitKeys::new(key_of(&f.st)?, b.columns()).ok();
+        let mut order: Vec<u32> = (0..b.num_rows() as u32).collect();
+        let mut reordered = false;
+        let mut i = 0;
+        while i < b.num_rows() {
+            let p = places.value(i);
+            let mut j = i + 1;
+            while j < b.num_rows() && places.value(j) == p {
+                j += 1;
+            }
+            // The run's rows by (unit key, row key); its units counted.
+            let mut keyed: Vec<(Vec<u8>, Vec<u8>, u32)> = (i..j)
+                .map(|row| {
+                    let mut unit = Vec::new();
+                    if let Some(k) = &unit_keys {
+                        k.write(row, &mut unit);
+                    }
+                    let mut whole = Vec::new();
+                    if j - i > 1
+                        && let Some(k) = &row_keys
+                    {
+                        k.write(row, &mut whole);
+                    }
+                    (unit, whole, row as u32)
+                })
+                .collect();
+            if j - i > 1 {
+                keyed.sort();
+                reordered = true;
+            }
+            let (_, stratum, r) = unpack(p);
+            for (unit, _, row) in keyed {
+                if self
+                    .last
+                    .as_ref()
+                    .is_none_or(|(lp, lk)| *lp != p || *lk != unit)
+                {
+                    self.units += 1;
+                    self.check = self.check.wrapping_add(unit_check(r, stratum));
+                    self.last = Some((p, unit));
+                }
+                order[i] = row;
+                i += 1;
+            }
+        }
+        let b = if reordered {
+            let idx = UInt32Array::from(order);
+            let columns = b
+                .columns()
+                .iter()
+                .map(|c| take(c.as_ref(), &idx, None))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(arrow_err("ordering rows"))?;
+            RecordBatch::try_new(b.schema(), columns).map_err(arrow_err("ordering rows"))?
+        } else {
+            b
+        };
+        let places = places_of(&b);
+        let placed: Vec<(u32, u32, u64)> = places.values().iter().map(|&p| unpack(p)).collect();
+        let (out, _) = f.output(&b, &placed)?;
+        self.ready.push_back(out);
+        Ok(())
+    }
+
+    /// The units met must be the units counted.
+    fn verify(&self) -> Result<(), RunError> {
+        let f = &self.finish;
+        if self.units != f.units || self.check != f.check {
+            return Err(RunError::Statement(format!(
+                "table `{}` changed while strat read it: the {} units counted were not found again as they were counted; run again on data that does not change during the run",
+                f.table, f.units
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn places_of(b: &RecordBatch) -> &Decimal128Array {
+    b.column(b.num_columns() - 1)
+        .as_primitive::<Decimal128Type>()
+}
+
+/// A failed read or sort: over the memory limit even when spilling (the disk
+/// is full) or a row that cannot be placed.
+fn sort_error(table: &str, e: DataFusionError) -> RunError {
+    RunError::Statement(format!(
+        "reading and ordering table `{table}` failed: {}",
+        crate::errtext::clean(&e.to_string())
+    ))
+}
+
+impl Finish {
+    /// The output columns of sorted rows `b` (source columns, stratum values,
+    /// then the place) at their `(part, stratum, r)`.
+    fn output(
+        &self,
+        b: &RecordBatch,
+        placed: &[(u32, u32, u64)],
+    ) -> Result<(RecordBatch, SchemaRef), RunError> {
+        let n_in = self.st.input.len();
+        let columns = b.columns();
+        let rows = OutputRows {
+            picks: RowPicks::Whole {
+                input: &columns[..n_in],
+                strata: &columns[n_in..columns.len() - 1],
+                rows: b.num_rows(),
+            },
+            // A split keeps its source's weight: 1 from a table.
+            weights: vec![1.0; placed.len()],
+            strata: placed.iter().map(|p| p.1 as usize).collect(),
+            splits: placed.iter().map(|p| p.0 as usize).collect(),
+        };
+        output_batch(
+            &self.st,
+            Some(&self.split),
+            rows,
+            &self.stratum_strings,
+            self.threads,
+        )
+    }
+}
