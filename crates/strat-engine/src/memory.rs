@@ -17,7 +17,7 @@ use datafusion::execution::memory_pool::{
 };
 
 /// What the spilling operators hold together before they spill, by default.
-pub const DEFAULT_SPILL_BUDGET: usize = 1 << 30;
+pub const DEFAULT_SPILL_BUDGET: usize = 512 << 20;
 
 /// The limits of a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1177,6 +1177,15 @@ fn output_batch(
             }
         })
     };
+    // Views become plain strings and binaries: a sample's types do not
+    // depend on the input's format.
+    let make = |o: &ir::Output| -> Result<ArrayRef, RunError> {
+        let a = make(o)?;
+        match plain_type(a.data_type()) {
+            Some(t) => cast(&a, &t).map_err(arrow_err("output")),
+            None => Ok(a),
+        }
+    };
     let built = crate::parallel::map_on_threads(st.output.iter().collect(), threads, make)
         .ok_or_else(|| {
             RunError::Statement("building an output column failed (internal error)".into())
@@ -1196,6 +1205,16 @@ fn output_batch(
     )
     .map_err(arrow_err("building the output"))?;
     Ok((out, schema))
+}
+
+/// The plain type of a view type (`Utf8View` → `Utf8`, `BinaryView` →
+/// `Binary`); `None` for any other type.
+fn plain_type(t: &DataType) -> Option<DataType> {
+    match t {
+        DataType::Utf8View => Some(DataType::Utf8),
+        DataType::BinaryView => Some(DataType::Binary),
+        _ => None,
+    }
 }
 
 /// The data-dependent warnings of a run (spec §9).

@@ -17,6 +17,9 @@ use datafusion::logical_expr::SortExpr;
 
 use super::*;
 
+/// Rows a batch in the ordering pass, when memory allows.
+const ORDERING_BATCH_ROWS: usize = 65_536;
+
 /// The name of the place column.
 const PLACE: &str = "\u{1}strat_place";
 
@@ -68,17 +71,20 @@ impl Placer {
             let c = RowConverter::new(self.fields.clone()).map_err(|e| e.to_string())?;
             Some(c.convert_columns(strata).map_err(|e| e.to_string())?)
         };
-        let mut out = Decimal128Builder::with_capacity(rows);
+        // Each new unit's key text once (rows of one unit often come
+        // together), drawn 8 at a time; `unit[row]` is the row's unit among
+        // them, or None for a row without one.
+        let (mut texts, mut ends) = (Vec::with_capacity(rows * 16), Vec::with_capacity(rows));
+        let mut unit: Vec<Option<u32>> = Vec::with_capacity(rows);
         let mut buf = Vec::with_capacity(64);
-        let mut prev: Option<(usize, Option<u64>)> = None;
+        let mut prev: Option<(usize, Option<u32>)> = None;
         for row in 0..rows {
             if keys.is_null(row) {
-                out.append_null();
+                unit.push(None);
                 continue;
             }
-            // Rows of one unit often come together: its draw holds.
-            let r = match prev {
-                Some((p, r)) if keys.same_value(p, row) => r,
+            let u = match prev {
+                Some((p, u)) if keys.same_value(p, row) => u,
                 _ => {
                     buf.clear();
                     keys.write(row, &mut buf);
@@ -92,14 +98,25 @@ impl Placer {
                             .excluded
                             .as_ref()
                             .is_some_and(|e| e.contains(buf.as_slice()));
-                    (!dropped).then(|| self.drawer.draw(&buf))
+                    (!dropped).then(|| {
+                        texts.extend_from_slice(&buf);
+                        ends.push(texts.len());
+                        ends.len() as u32 - 1
+                    })
                 }
             };
-            prev = Some((row, r));
-            let Some(r) = r else {
+            prev = Some((row, u));
+            unit.push(u);
+        }
+        let mut draws = Vec::with_capacity(ends.len());
+        self.drawer.draw_many(&texts, &ends, &mut draws);
+        let mut out = Decimal128Builder::with_capacity(rows);
+        for (row, u) in unit.into_iter().enumerate() {
+            let Some(u) = u else {
                 out.append_null();
                 continue;
             };
+            let r = draws[u as usize];
             let id = match &converted {
                 None => 0,
                 Some(c) => *self
@@ -213,7 +230,17 @@ pub(super) async fn split_rows(
         key_columns,
         signature: Signature::variadic_any(Volatility::Volatile),
     });
-    let mut all: Vec<Expr> = names.iter().map(|n| column(n)).collect();
+    // Views become plain strings before the sort: a merged batch of views
+    // would keep every batch it points into alive (the output is plain anyway).
+    let mut all: Vec<Expr> = df
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| match plain_type(f.data_type()) {
+            Some(t) => datafusion::logical_expr::cast(column(f.name()), t).alias(f.name()),
+            None => column(f.name()),
+        })
+        .collect();
     all.push(udf.call(args).alias(PLACE));
     let df = df
         .select(all)
@@ -233,19 +260,29 @@ pub(super) async fn split_rows(
         done: false,
         units: 0,
         check: 0,
-        last: None,
         ready: VecDeque::new(),
         finish: Arc::new(finish),
     };
-    let rows = futures::stream::unfold(state, |mut s| async move {
-        let next = s.next().await;
-        next.map(|item| (item, s))
+    // Ordered on a task of its own, a few batches ahead of the writer: the
+    // merge and the encoding of the output run at once.
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let mut state = state;
+    tokio::spawn(async move {
+        while let Some(item) = state.next().await {
+            if tx.send(item).await.is_err() {
+                break;
+            }
+        }
+    });
+    let rows = futures::stream::unfold(rx, |mut rx| async move {
+        let next = rx.recv().await;
+        next.map(|item| (item, rx))
     });
     Ok((Box::pin(rows), schema))
 }
 
-/// A context over the same tables and runtime whose physical optimizer does
-/// not push filters down: it would move `strat_place(…) IS NOT NULL` below
+/// A context over the same tables and runtime, with big batches, whose
+/// physical optimizer does not push filters down: it would move `strat_place(…) IS NOT NULL` below
 /// the `where` filter (even though the UDF is volatile), and a place is only
 /// defined for an eligible row.
 fn place_after_where(ctx: &SessionContext) -> SessionContext {
@@ -256,7 +293,22 @@ fn place_after_where(ctx: &SessionContext) -> SessionContext {
         .filter(|r| !r.name().starts_with("FilterPushdown"))
         .cloned()
         .collect();
+    // Not creating a default catalog: that would replace the shared one.
+    // Big batches: the merge of the sorted runs costs per batch (measured
+    // at 10M rows: 8,192 rows a batch 11 s, 65,536 rows 7 s); but about a
+    // 64th of the memory limit at most (~128 bytes a row), or the sort
+    // could not hold a few of them.
+    let rows = match ctx.runtime_env().memory_pool.memory_limit() {
+        MemoryLimit::Finite(bytes) => (bytes / (64 * 128)).clamp(256, ORDERING_BATCH_ROWS),
+        _ => ORDERING_BATCH_ROWS,
+    };
+    let config = state
+        .config()
+        .clone()
+        .with_create_default_catalog_and_schema(false)
+        .with_batch_size(rows);
     let state = SessionStateBuilder::new_from_existing(state)
+        .with_config(config)
         .with_physical_optimizer_rules(rules)
         .build();
     SessionContext::new_with_state(state)
@@ -270,8 +322,6 @@ struct Ordering {
     done: bool,
     units: u64,
     check: u64,
-    /// The last unit met: its place and key text.
-    last: Option<(i128, Vec<u8>)>,
     ready: VecDeque<RecordBatch>,
     finish: Arc<Finish>,
 }
@@ -349,40 +399,40 @@ impl Ordering {
             while j < b.num_rows() && places.value(j) == p {
                 j += 1;
             }
-            // The run's rows by (unit key, row key); its units counted.
+            let (_, stratum, r) = unpack(p);
+            if j - i == 1 {
+                // A run of one row is one unit (runs are whole: see `take_in`).
+                self.units += 1;
+                self.check = self.check.wrapping_add(unit_check(r, stratum));
+                i = j;
+                continue;
+            }
+            // A unit's rows (or units whose draws tie): by unit key, then
+            // row key; the distinct unit keys are its units.
             let mut keyed: Vec<(Vec<u8>, Vec<u8>, u32)> = (i..j)
                 .map(|row| {
-                    let mut unit = Vec::new();
+                    let (mut unit, mut whole) = (Vec::new(), Vec::new());
                     if let Some(k) = &unit_keys {
                         k.write(row, &mut unit);
                     }
-                    let mut whole = Vec::new();
-                    if j - i > 1
-                        && let Some(k) = &row_keys
-                    {
+                    if let Some(k) = &row_keys {
                         k.write(row, &mut whole);
                     }
                     (unit, whole, row as u32)
                 })
                 .collect();
-            if j - i > 1 {
-                keyed.sort();
-                reordered = true;
-            }
-            let (_, stratum, r) = unpack(p);
-            for (unit, _, row) in keyed {
-                if self
-                    .last
-                    .as_ref()
-                    .is_none_or(|(lp, lk)| *lp != p || *lk != unit)
-                {
+            keyed.sort();
+            reordered = true;
+            let mut last: Option<&[u8]> = None;
+            for (at, (unit, _, row)) in keyed.iter().enumerate() {
+                if last != Some(unit.as_slice()) {
                     self.units += 1;
                     self.check = self.check.wrapping_add(unit_check(r, stratum));
-                    self.last = Some((p, unit));
+                    last = Some(unit);
                 }
-                order[i] = row;
-                i += 1;
+                order[i + at] = *row;
             }
+            i = j;
         }
         let b = if reordered {
             let idx = UInt32Array::from(order);
@@ -421,13 +471,13 @@ fn places_of(b: &RecordBatch) -> &Decimal128Array {
         .as_primitive::<Decimal128Type>()
 }
 
-/// A failed read or sort: over the memory limit even when spilling (the disk
-/// is full) or a row that cannot be placed.
-fn sort_error(table: &str, e: DataFusionError) -> RunError {
-    RunError::Statement(format!(
-        "reading and ordering table `{table}` failed: {}",
-        crate::errtext::clean(&e.to_string())
-    ))
+/// A failed read or sort: over the memory limit even when spilling (E0208),
+/// the disk full, or a row that cannot be placed.
+fn sort_error(table: &str, error: DataFusionError) -> RunError {
+    RunError::DataFusion {
+        context: format!("reading and ordering the rows of table `{table}`"),
+        error,
+    }
 }
 
 impl Finish {
