@@ -71,9 +71,8 @@ async fn compare(file: &Path, text: &str, options: &Options, partitions: usize) 
             (Ok(s), Ok(m)) => {
                 assert_eq!(m.plan, Plan::InMemory);
                 same(&s, &m, &what);
-                let eligible = matches!(st.source, strat_check::ir::Source::Table(_))
-                    && !st.has_aggregates()
-                    && !matches!(st.method, strat_check::ir::Method::Neyman(_));
+                let eligible =
+                    matches!(st.source, strat_check::ir::Source::Table(_)) && !st.has_aggregates();
                 if eligible {
                     assert_eq!(s.plan, Plan::Streaming, "{what} fell back");
                     streamed += 1;
@@ -213,6 +212,10 @@ const RULES: &[&str] = &[
     "split m stratify by plan into a 50%, b 30%, c 20% seed 19",
     "split m stratify by country into about a 50%, b 50% seed 20",
     "sample m take 50 seed 21 output id, note, _weight",
+    // neyman: S_h from exact sums, per unit (constant within it) or per row.
+    "sample m unit id stratify by country take 400 allocate neyman(tenure) seed 22",
+    "sample m stratify by country, plan take 500 allocate neyman(score) min 2 per stratum seed 23",
+    "sample m unit id stratify by plan take 300 allocate { plan = \"premium\" => count 50, else => neyman(tenure) } seed 24",
 ];
 
 /// A split's rows come from DataFusion's sort: under strat's memory pool,
@@ -327,6 +330,10 @@ fn streaming_equals_in_memory_on_generated_data() {
     // A unit in two strata: the same error from both plans (the streaming
     // plan hands it to the in-memory one, which names the smallest such unit).
     let text = "table m = \"members.csv\"\nsample m unit id stratify by note take 10 seed 1\n";
+    rt.block_on(compare(&file, text, &Options::default(), 2));
+    // neyman over a column that differs within a unit: the same E0206 from
+    // both plans, naming the same (smallest) unit.
+    let text = "table m = \"members.csv\"\nsample m unit id stratify by country take 100 allocate neyman(score) seed 1\n";
     rt.block_on(compare(&file, text, &Options::default(), 2));
     // No eligible unit and a total: the same allocation error.
     let text = "table m = \"members.csv\"\nsample m where tenure < 0 unit id stratify by plan take 2 seed 1\n";

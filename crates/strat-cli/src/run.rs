@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::prelude::SessionContext;
 use strat_engine::memory::Budget;
 use strat_engine::output::{self, OutputError};
 use strat_engine::report::{self, RunMeta};
@@ -115,17 +115,11 @@ async fn prepare(
     if let Some(p) = &file.problem {
         return Err(fail(&file, vec![p.clone()]));
     }
-    let mut config = SessionConfig::new();
-    if let Some(n) = threads {
-        config = config.with_target_partitions(usize::from(n));
-    }
     // DataFusion's operators and strat's own rows count against one pool:
     // what can spill spills past its budget, the rest fails cleanly (E0208).
     let budget = memory_limit.map_or_else(Budget::default_for_machine, Budget::fixed);
-    let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
-        .with_memory_pool(budget.pool());
-    let ctx = match runtime.build_arc() {
-        Ok(rt) => SessionContext::new_with_config_rt(config, rt),
+    let ctx = match strat_engine::memory::context(budget, threads.map(usize::from)) {
+        Ok(ctx) => ctx,
         Err(e) => {
             eprintln!("error: cannot set up the engine: {e}");
             return Err(1);

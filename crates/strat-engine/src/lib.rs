@@ -49,6 +49,7 @@ pub mod explain;
 pub mod keys;
 pub mod lower;
 pub mod memory;
+pub mod moments;
 pub mod output;
 mod parallel;
 pub mod report;

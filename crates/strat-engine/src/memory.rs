@@ -12,9 +12,12 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::disk_manager::DiskManagerBuilder;
 use datafusion::execution::memory_pool::{
     MemoryConsumer, MemoryLimit, MemoryPool, MemoryReservation, TrackConsumersPool,
 };
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
 
 /// What the spilling operators hold together before they spill, by default.
 pub const DEFAULT_SPILL_BUDGET: usize = 512 << 20;
@@ -54,6 +57,26 @@ impl Budget {
         let top = std::num::NonZeroUsize::new(5).unwrap_or(std::num::NonZeroUsize::MIN);
         Arc::new(TrackConsumersPool::new(BudgetPool::new(self), top))
     }
+}
+
+/// How many sorted runs one merge reads at once: each holds a batch (and a
+/// read-ahead one) in memory, so a sort of any size merges in passes within
+/// a few hundred MB (measured at 125M rows: ~120 runs merged at once held 5.9 GB).
+pub const MERGE_FAN_IN: usize = 16;
+
+/// A context whose runtime holds `budget` (spilling to the system's
+/// temporary folder), with `threads` partitions when given.
+pub fn context(budget: Budget, threads: Option<usize>) -> Result<SessionContext> {
+    let mut config = SessionConfig::new();
+    if let Some(n) = threads {
+        config = config.with_target_partitions(n);
+    }
+    let disk = DiskManagerBuilder::default().with_max_spill_merge_fan_in(MERGE_FAN_IN);
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_pool(budget.pool())
+        .with_disk_manager_builder(disk)
+        .build_arc()?;
+    Ok(SessionContext::new_with_config_rt(config, runtime))
 }
 
 /// The memory this process may still use: the smaller of the kernel's

@@ -92,6 +92,7 @@ use strat_check::ir::{self, Program, Statement};
 use crate::draw::Drawer;
 use crate::keys::{KeyColumn, RowKeys, is_unit_key_type, stratum_text};
 use crate::lower::{LowerError, column, lower_expr};
+use crate::moments::{Moments, Scale};
 
 mod stream;
 
@@ -1971,56 +1972,35 @@ fn neyman_sds(
             )));
         }
     };
+    let scale = match values.iter().any(|v| matches!(v, V::Float(_))) {
+        true => Scale::Float,
+        false => Scale::Decimal(u32::from(scale.unsigned_abs())),
+    };
+    // The unit named by E0206 is the smallest such key, as in the streaming plan.
+    let mut not_constant: Option<&[u8]> = None;
     let mut out = Vec::with_capacity(strata.len());
     for members in strata {
-        let mut per_unit = Vec::new();
+        let mut moments = Moments::default();
         for &u in members {
             let first = &values[units[u].rows[0]];
             if units[u].rows.iter().any(|&r| values[r] != *first) {
-                return Err(RunError::NeymanNotConstant {
-                    column: name.to_string(),
-                    unit: String::from_utf8_lossy(&units[u].key).into_owned(),
-                });
+                let key = units[u].key.as_slice();
+                not_constant = Some(not_constant.map_or(key, |k| k.min(key)));
+                continue;
             }
-            if *first != V::Null {
-                per_unit.push(first);
+            match first {
+                V::Null => {}
+                V::Exact(x) => moments.add_scaled(*x),
+                V::Float(x) => moments.add_f64(*x),
             }
         }
-        if per_unit.len() < 2 {
-            out.push(None);
-            continue;
-        }
-        let n = per_unit.len();
-        let sd = if per_unit.iter().any(|v| matches!(v, V::Float(_))) {
-            let xs: Vec<f64> = per_unit
-                .iter()
-                .map(|v| match v {
-                    V::Float(f) => *f,
-                    _ => 0.0,
-                })
-                .collect();
-            let mean = xs.iter().sum::<f64>() / n as f64;
-            (xs.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n as f64).sqrt()
-        } else {
-            let (mut s, mut ss) = (BigInt::from(0), BigInt::from(0));
-            for v in &per_unit {
-                if let V::Exact(x) = v {
-                    let x = BigInt::from(*x);
-                    ss += &x * &x;
-                    s += x;
-                }
-            }
-            let n = BigInt::from(n);
-            // var = (n Σx² − (Σx)²) / (n² 10^(2 scale))
-            let num = &n * ss - &s * &s;
-            let den = &n * &n * BigInt::from(10).pow(2 * u32::from(scale.unsigned_abs()));
-            if num == BigInt::from(0) {
-                0.0
-            } else {
-                ratio_to_f64(&num, &den).sqrt()
-            }
-        };
-        out.push(Some(sd));
+        out.push(moments.sd(scale));
+    }
+    if let Some(unit) = not_constant {
+        return Err(RunError::NeymanNotConstant {
+            column: name.to_string(),
+            unit: String::from_utf8_lossy(unit).into_owned(),
+        });
     }
     Ok(out)
 }

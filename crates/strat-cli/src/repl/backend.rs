@@ -392,7 +392,9 @@ impl Session {
     /// Checks the session text on a fresh context.
     async fn check_text(&self) -> (Checked, Vec<Diagnostic>, SessionText) {
         let src = self.text(None, false);
-        let ctx = SessionContext::new();
+        // Runs spill past strat's default budget, as `strat run` does.
+        let budget = strat_engine::memory::Budget::default_for_machine();
+        let ctx = strat_engine::memory::context(budget, None).unwrap_or_default();
         let options = Options {
             tables: Vec::new(),
             params: self.overrides.clone(),

@@ -75,6 +75,7 @@ type RunFile = Arc<dyn SpillFile>;
 
 use super::*;
 
+mod neyman;
 mod ordered;
 
 /// A unit's entry.
@@ -455,11 +456,6 @@ pub(super) async fn run(
             "unit aggregates (of `stratify by` or `having`) are computed over each unit's rows in memory",
         )));
     }
-    if matches!(st.method, ir::Method::Neyman(_)) {
-        return Ok(Err(Fallback(
-            "neyman's S_h is computed over each stratum's units in memory",
-        )));
-    }
     let mut clock = Clock::new();
     let plan = StrataPlan::new(st);
     let pool = ctx.runtime_env().memory_pool.clone();
@@ -679,11 +675,25 @@ pub(super) async fn run(
     } else {
         let reps: Vec<usize> = (0..h_count).collect();
         let matched = match_rules(ctx, st, &ordered, &reps).await?;
+        let sds = match &st.method {
+            ir::Method::Neyman(c) if matched.iter().any(Option::is_none) => {
+                let strata = neyman::Strata {
+                    key: key_of(st)?,
+                    filters: &place_filters,
+                    fields: &stratum_fields,
+                    ids: &strata_ids,
+                    rank: &rank,
+                    count: h_count,
+                };
+                neyman::sds(ctx, st, table, &plan, &c.name, strata).await?
+            }
+            _ => vec![None; h_count],
+        };
         let inputs: Vec<StratumInput> = (0..h_count)
             .map(|k| StratumInput {
                 units: sizes[k],
                 start: starts[k],
-                sd: None,
+                sd: sds[k],
                 rule: matched[k],
             })
             .collect();

@@ -1,0 +1,179 @@
+//! neyman's `S_h` in bounded memory: DataFusion groups the eligible rows by
+//! unit (and stratum) — its aggregate spills past the memory budget — into
+//! each unit's smallest and largest value and its counts; strat checks that
+//! the value is constant within the unit (E0206 names the smallest key of a
+//! unit where it is not) and adds each unit's value once to its stratum's
+//! exact sums ([`Moments`]).
+
+use datafusion::functions_aggregate::expr_fn::{count, max, min};
+
+use super::*;
+use crate::moments::{Moments, Scale};
+
+const VALUE: &str = "\u{1}strat_neyman";
+
+/// How a unit's group is placed in its stratum.
+pub(super) struct Strata<'a> {
+    pub key: KeyOf,
+    pub filters: &'a UnitFilters,
+    pub fields: &'a [SortField],
+    pub ids: &'a HashMap<Vec<u8>, u16>,
+    pub rank: &'a [usize],
+    pub count: usize,
+}
+
+/// `S_h` of `column` per stratum (in stratum order).
+pub(super) async fn sds(
+    ctx: &SessionContext,
+    st: &Statement,
+    table: &str,
+    plan: &StrataPlan,
+    column_name: &str,
+    strata: Strata<'_>,
+) -> Result<Vec<Option<f64>>, RunError> {
+    let key_columns: Vec<Expr> = match &st.unit {
+        Some(u) => vec![column(&u.name)],
+        None => st.input.iter().map(|c| column(&c.name)).collect(),
+    };
+    let mut select = key_columns.clone();
+    select.extend(plan.projections(st)?);
+    select.push(column(column_name).alias(VALUE));
+    let mut df = eligible(ctx, table, st)
+        .await?
+        .select(select)
+        .map_err(df_err("neyman"))?;
+    if let Some(u) = &st.unit {
+        df = df
+            .filter(column(&u.name).is_not_null())
+            .map_err(df_err("neyman"))?;
+    }
+    let names: Vec<String> = df
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let n_key = key_columns.len();
+    let groups: Vec<Expr> = names[..names.len() - 1].iter().map(|n| column(n)).collect();
+    let value = column(VALUE);
+    let df = df
+        .aggregate(
+            groups,
+            vec![
+                min(value.clone()).alias("lo"),
+                max(value.clone()).alias("hi"),
+                count(value).alias("values"),
+                count(datafusion::prelude::lit(1)).alias("rows"),
+            ],
+        )
+        .map_err(df_err("neyman"))?;
+    let value_type = df.schema().field(names.len() - 1).data_type().clone();
+    let (as_type, scale) = match &value_type {
+        t if t.is_floating() => (DataType::Float64, Scale::Float),
+        DataType::Decimal32(_, s)
+        | DataType::Decimal64(_, s)
+        | DataType::Decimal128(_, s)
+        | DataType::Decimal256(_, s) => (
+            DataType::Decimal128(38, *s),
+            Scale::Decimal(u32::from(s.unsigned_abs())),
+        ),
+        _ => (DataType::Decimal128(38, 0), Scale::Decimal(0)),
+    };
+    let mut stream = df
+        .execute_stream()
+        .await
+        .map_err(df_err(format!("reading table `{table}`")))?;
+    let mut moments = vec![Moments::default(); strata.count];
+    let mut not_constant: Option<Vec<u8>> = None;
+    let converter = (!strata.fields.is_empty())
+        .then(|| RowConverter::new(strata.fields.to_vec()))
+        .transpose()
+        .map_err(arrow_err("neyman"))?;
+    let key_of = match strata.key {
+        KeyOf::Unit(_) => KeyOf::Unit(0),
+        KeyOf::Row(n) => KeyOf::Row(n),
+    };
+    let mut buf = Vec::with_capacity(64);
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(df_err(format!("reading table `{table}`")))?;
+        let cols = batch.columns();
+        let keys =
+            UnitKeys::new(key_of, &cols[..n_key]).map_err(|e| RunError::Key(e.to_string()))?;
+        let converted = match &converter {
+            Some(c) => Some(
+                c.convert_columns(&cols[n_key..names.len() - 1])
+                    .map_err(arrow_err("neyman"))?,
+            ),
+            None => None,
+        };
+        let at = names.len() - 1;
+        let lo = cast(&cols[at], &as_type).map_err(arrow_err("neyman"))?;
+        let hi = cast(&cols[at + 1], &as_type).map_err(arrow_err("neyman"))?;
+        let values = cols[at + 2].as_primitive::<Int64Type>();
+        let rows = cols[at + 3].as_primitive::<Int64Type>();
+        for row in 0..batch.num_rows() {
+            buf.clear();
+            keys.write(row, &mut buf);
+            let dropped = strata
+                .filters
+                .kept
+                .as_ref()
+                .is_some_and(|k| !k.contains(buf.as_slice()))
+                || strata
+                    .filters
+                    .excluded
+                    .as_ref()
+                    .is_some_and(|e| e.contains(buf.as_slice()));
+            if dropped {
+                continue;
+            }
+            let same = match scale {
+                Scale::Float => {
+                    let (lo, hi) = (
+                        lo.as_primitive::<Float64Type>(),
+                        hi.as_primitive::<Float64Type>(),
+                    );
+                    lo.is_null(row) || lo.value(row) == hi.value(row)
+                }
+                Scale::Decimal(_) => {
+                    let (lo, hi) = (
+                        lo.as_primitive::<Decimal128Type>(),
+                        hi.as_primitive::<Decimal128Type>(),
+                    );
+                    lo.is_null(row) || lo.value(row) == hi.value(row)
+                }
+            };
+            // Constant: one value on every row (or NULL on every row).
+            let constant = same && (values.value(row) == 0 || values.value(row) == rows.value(row));
+            if !constant {
+                if not_constant.as_deref().is_none_or(|k| buf.as_slice() < k) {
+                    not_constant = Some(buf.clone());
+                }
+                continue;
+            }
+            if values.value(row) == 0 {
+                continue;
+            }
+            let id = match &converted {
+                None => 0,
+                Some(c) => *strata.ids.get(c.row(row).as_ref()).ok_or_else(|| {
+                    RunError::Statement(format!(
+                        "table `{table}` changed while strat read it: a unit has stratum values the counting pass did not meet; run again on data that does not change during the run"
+                    ))
+                })?,
+            };
+            let m = &mut moments[strata.rank[usize::from(id)]];
+            match scale {
+                Scale::Float => m.add_f64(lo.as_primitive::<Float64Type>().value(row)),
+                Scale::Decimal(_) => m.add_scaled(lo.as_primitive::<Decimal128Type>().value(row)),
+            }
+        }
+    }
+    if let Some(unit) = not_constant {
+        return Err(RunError::NeymanNotConstant {
+            column: column_name.to_string(),
+            unit: String::from_utf8_lossy(&unit).into_owned(),
+        });
+    }
+    Ok(moments.iter().map(|m| m.sd(scale)).collect())
+}
