@@ -1,50 +1,53 @@
 //! The streaming runner: two passes over a table, holding 16 bytes per unit
-//! and the selected rows — never the table (issue 6). A split, which keeps
-//! every row, takes one pass.
+//! and the selected rows — never the table (issues 6 and 13). Every
+//! statement over a table runs here but those with unit aggregates.
 //!
 //! # Plan
 //!
-//! 1. **Counting pass.** DataFusion reads only the unit column and the stratum
-//!    expressions of the eligible rows (`where` applied, its columns read and
-//!    dropped), one stream per partition, each consumed by its own task. Per
-//!    row: the unit's key text (§6), its draw `r` (md5, no allocation, the
-//!    batch's new units 8 at a time), a second 64-bit hash `c` of the key
-//!    (SipHash with a per-run random key) and the row's stratum (Arrow's row
-//!    format of the stratum values, mapped to a stratum id); a row whose unit
-//!    value equals the previous row's skips all but the stratum. A unit is
-//!    remembered as 16 bytes: `r` and `c`'s top 48 bits with the stratum id
-//!    in the low 16 — appended, without a lock or a hash probe, to the task's
-//!    bucket for the top 10 bits of `r`. At the end each task sorts its
-//!    buckets by draw and drops repeats; merging the tasks' buckets walks the
-//!    units in draw order (ranges of buckets on every thread: units of
-//!    different buckets never tie). Past the unit budget a task writes its
-//!    buckets to disk as a sorted run, and the runs are merged instead. Two
-//!    different key texts are taken for one unit only if both md5's first 64
-//!    bits and the keyed 48-bit hash agree (chance about `N² / 2^113` per
-//!    run, and no input can be built to force it, since the hash key is
-//!    secret and new on every run).
+//! 1. **Counting pass.** DataFusion reads only the unit column (without
+//!    `unit`, every source column: the row is the unit, keyed by its row key
+//!    text, spec §6.1) and the stratum expressions of the eligible rows
+//!    (`where` applied, its columns read and dropped), one stream per
+//!    partition, each consumed by its own task. Per row: the unit's key text
+//!    (§6), its draw `r` (md5, no allocation, the batch's new units 8 at a
+//!    time), a second 64-bit hash `c` of the key (SipHash with a per-run
+//!    random key) and the row's stratum (Arrow's row format of the stratum
+//!    values, mapped to a stratum id); a row whose unit value equals the
+//!    previous row's skips all but the stratum. A unit is remembered as 16
+//!    bytes: `r` and `c`'s top 48 bits with the stratum id in the low 16 —
+//!    appended, without a lock or a hash probe, to the task's bucket for the
+//!    top 10 bits of `r`. At the end each task sorts its buckets by draw and
+//!    drops repeats; merging the tasks' buckets walks the units in draw order
+//!    (ranges of buckets on every thread: units of different buckets never
+//!    tie). Past the unit budget a task writes its buckets to disk as a
+//!    sorted run, and the runs are merged instead. Two different key texts
+//!    are taken for one unit only if both md5's first 64 bits and the keyed
+//!    48-bit hash agree (chance about `N² / 2^113` per run, and no input can
+//!    be built to force it, since the hash key is secret and new on every
+//!    run).
 //! 2. **Allocation**, exactly as the in-memory runner: strata in stratum
-//!    order, rules matched once per stratum, [`strat_alloc::allocate`].
+//!    order, rules matched once per stratum, [`strat_alloc::allocate`];
+//!    neyman's `S_h` from a grouping of the rows by unit ([`neyman`]).
 //! 3. **Selection** from the units in draw order, without keys: per stratum
 //!    the first `n_h` (exact), those below the draw threshold (Bernoulli), or
-//!    each unit's split by its place (splits).
-//! 4. **Materialising pass.** DataFusion reads the source columns again; a row
-//!    is kept iff its unit is selected (looked up by `c`, confirmed by `r`).
-//!    A split keeps every row, so it has no second pass: its counting pass
-//!    reads every column and keeps the rows, and each row's part follows
-//!    from its stratum and draw (where each part's run of draws starts in
-//!    that stratum). Kept rows are put in §7 order (by unit key
+//!    where each part's run of draws starts (splits).
+//! 4. **Rows.** A sample's materialising pass: DataFusion reads the source
+//!    columns again; a row is kept iff its unit is selected (looked up by
+//!    `c`, confirmed by `r`); the kept rows are put in §7 order (by unit key
 //!    where draws tie, by row key within a unit), and the units found again
-//!    must be the units selected: their number and a checksum of their draws
-//!    and strata, else the table changed during the run (an error).
+//!    must be the units selected: their number and a checksum of their
+//!    draws and strata, else the table changed during the run (an error). A
+//!    split keeps every row: [`ordered`] reads them again, places each by
+//!    its part, stratum and draw, and DataFusion's spilling sort orders
+//!    them as they are written.
 //!
 //! Whatever this plan cannot decide without key texts falls back to the
 //! in-memory runner, which then gives the answer (or the exact error): two
 //! units with equal draws on either side of a selection or split boundary
 //! (order by key text), a unit spanning strata (its message names the
-//! smallest such unit), more than 65,535 strata, and any error. Neyman,
-//! unit aggregates, unit-less statements and statements reading another
-//! statement use the in-memory runner directly.
+//! smallest such unit), more than 65,535 strata, and any error. Unit
+//! aggregates and statements reading another statement use the in-memory
+//! runner directly.
 
 use std::collections::{BinaryHeap, HashSet};
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState};
@@ -1875,7 +1878,7 @@ fn reserve_kept(
     batch: &RecordBatch,
     rows: usize,
 ) -> Result<(), Stop> {
-    let bytes = batch.get_array_memory_size() + rows * (std::mem::size_of::<KeptRow>() + 16);
+    let bytes = batch_bytes(batch) + rows * (std::mem::size_of::<KeptRow>() + 16);
     reservation
         .lock()
         .unwrap_or_else(|p| p.into_inner())
