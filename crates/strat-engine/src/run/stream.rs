@@ -109,6 +109,33 @@ enum KeyOf {
     Row(usize),
 }
 
+impl KeyOf {
+    /// The same key when its columns come first (the arguments of a UDF).
+    fn leading(self) -> KeyOf {
+        match self {
+            KeyOf::Unit(_) => KeyOf::Unit(0),
+            KeyOf::Row(n) => KeyOf::Row(n),
+        }
+    }
+}
+
+/// The columns of a statement's unit key: the `unit` column, or every
+/// source column.
+fn key_columns(st: &Statement) -> Vec<Expr> {
+    match &st.unit {
+        Some(unit) => vec![column(&unit.name)],
+        None => st.input.iter().map(|c| column(&c.name)).collect(),
+    }
+}
+
+impl UnitFilters {
+    /// Whether `keep units in` or `exclude units in` drops the unit of key text `key`.
+    fn drops(&self, key: &[u8]) -> bool {
+        self.kept.as_ref().is_some_and(|k| !k.contains(key))
+            || self.excluded.as_ref().is_some_and(|e| e.contains(key))
+    }
+}
+
 /// A batch's unit keys, prepared for writing key texts row by row.
 enum UnitKeys {
     Unit(KeyColumn),
@@ -470,10 +497,7 @@ pub(super) async fn run(
         Err(_) => return Ok(Err(Fallback("reading the table failed"))),
     };
     // Without a unit the row is the unit: its key is every source column.
-    let (mut select, key) = match (&st.unit, key_of(st)?) {
-        (Some(unit), _) => (vec![column(&unit.name)], KeyOf::Unit(0)),
-        (None, key) => (st.input.iter().map(|c| column(&c.name)).collect(), key),
-    };
+    let (mut select, key) = (key_columns(st), key_of(st)?.leading());
     let strata_at = select.len();
     select.extend(plan.projections(st)?);
     let Ok(df) = df.select(select) else {
@@ -1056,11 +1080,7 @@ async fn materialise(
     let df = if everything {
         df
     } else {
-        let key_columns = match &st.unit {
-            Some(unit) => vec![column(&unit.name)],
-            None => st.input.iter().map(|c| column(&c.name)).collect(),
-        };
-        let Ok(df) = df.filter(selected_udf.call(key_columns)) else {
+        let Ok(df) = df.filter(selected_udf.call(key_columns(st))) else {
             return Ok(Err(Fallback("planning the materialising pass failed")));
         };
         df
@@ -1180,11 +1200,7 @@ impl ScalarUDFImpl for SelectedUdf {
         args: ScalarFunctionArgs,
     ) -> datafusion::error::Result<ColumnarValue> {
         let columns = ColumnarValue::values_to_arrays(&args.args)?;
-        let of = match self.lookup.key {
-            KeyOf::Unit(_) => KeyOf::Unit(0),
-            KeyOf::Row(n) => KeyOf::Row(n),
-        };
-        let kc = UnitKeys::new(of, &columns)
+        let kc = UnitKeys::new(self.lookup.key.leading(), &columns)
             .or_else(|e| datafusion::common::exec_err!("strat_selected: {e}"))?;
         let mut buf = Vec::with_capacity(64);
         // Rows of one unit often come together: the previous answer holds.

@@ -31,10 +31,7 @@ pub(super) async fn sds(
     column_name: &str,
     strata: Strata<'_>,
 ) -> Result<Vec<Option<f64>>, RunError> {
-    let key_columns: Vec<Expr> = match &st.unit {
-        Some(u) => vec![column(&u.name)],
-        None => st.input.iter().map(|c| column(&c.name)).collect(),
-    };
+    let key_columns = key_columns(st);
     let mut select = key_columns.clone();
     select.extend(plan.projections(st)?);
     select.push(column(column_name).alias(VALUE));
@@ -89,16 +86,12 @@ pub(super) async fn sds(
         .then(|| RowConverter::new(strata.fields.to_vec()))
         .transpose()
         .map_err(arrow_err("neyman"))?;
-    let key_of = match strata.key {
-        KeyOf::Unit(_) => KeyOf::Unit(0),
-        KeyOf::Row(n) => KeyOf::Row(n),
-    };
     let mut buf = Vec::with_capacity(64);
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(df_err(format!("reading table `{table}`")))?;
         let cols = batch.columns();
-        let keys =
-            UnitKeys::new(key_of, &cols[..n_key]).map_err(|e| RunError::Key(e.to_string()))?;
+        let keys = UnitKeys::new(strata.key.leading(), &cols[..n_key])
+            .map_err(|e| RunError::Key(e.to_string()))?;
         let converted = match &converter {
             Some(c) => Some(
                 c.convert_columns(&cols[n_key..names.len() - 1])
@@ -114,17 +107,7 @@ pub(super) async fn sds(
         for row in 0..batch.num_rows() {
             buf.clear();
             keys.write(row, &mut buf);
-            let dropped = strata
-                .filters
-                .kept
-                .as_ref()
-                .is_some_and(|k| !k.contains(buf.as_slice()))
-                || strata
-                    .filters
-                    .excluded
-                    .as_ref()
-                    .is_some_and(|e| e.contains(buf.as_slice()));
-            if dropped {
+            if strata.filters.drops(&buf) {
                 continue;
             }
             let same = match scale {

@@ -60,11 +60,7 @@ impl Placer {
         strata: &[ArrayRef],
         rows: usize,
     ) -> Result<Decimal128Array, String> {
-        let of = match self.key {
-            KeyOf::Unit(_) => KeyOf::Unit(0),
-            KeyOf::Row(n) => KeyOf::Row(n),
-        };
-        let keys = UnitKeys::new(of, keys).map_err(|e| e.to_string())?;
+        let keys = UnitKeys::new(self.key.leading(), keys).map_err(|e| e.to_string())?;
         let converted = if self.fields.is_empty() {
             None
         } else {
@@ -88,17 +84,7 @@ impl Placer {
                 _ => {
                     buf.clear();
                     keys.write(row, &mut buf);
-                    let dropped = self
-                        .filters
-                        .kept
-                        .as_ref()
-                        .is_some_and(|k| !k.contains(buf.as_slice()))
-                        || self
-                            .filters
-                            .excluded
-                            .as_ref()
-                            .is_some_and(|e| e.contains(buf.as_slice()));
-                    (!dropped).then(|| {
+                    (!self.filters.drops(&buf)).then(|| {
                         texts.extend_from_slice(&buf);
                         ends.push(texts.len());
                         ends.len() as u32 - 1
@@ -216,11 +202,7 @@ pub(super) async fn split_rows(
         .iter()
         .map(|f| f.name().clone())
         .collect();
-    let key_args: Vec<Expr> = match &st.unit {
-        Some(u) => vec![column(&u.name)],
-        None => st.input.iter().map(|c| column(&c.name)).collect(),
-    };
-    let mut args = key_args;
+    let mut args = key_columns(st);
     let key_columns = args.len();
     args.extend(names[n_in..].iter().map(|n| column(n)));
     // Volatile, so that no optimizer moves it below the `where` filter: it
