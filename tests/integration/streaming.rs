@@ -71,8 +71,7 @@ async fn compare(file: &Path, text: &str, options: &Options, partitions: usize) 
             (Ok(s), Ok(m)) => {
                 assert_eq!(m.plan, Plan::InMemory);
                 same(&s, &m, &what);
-                let eligible =
-                    matches!(st.source, strat_check::ir::Source::Table(_)) && !st.has_aggregates();
+                let eligible = matches!(st.source, strat_check::ir::Source::Table(_));
                 if eligible {
                     assert_eq!(s.plan, Plan::Streaming, "{what} fell back");
                     streamed += 1;
@@ -216,6 +215,15 @@ const RULES: &[&str] = &[
     "sample m unit id stratify by country take 400 allocate neyman(tenure) seed 22",
     "sample m stratify by country, plan take 500 allocate neyman(score) min 2 per stratum seed 23",
     "sample m unit id stratify by plan take 300 allocate { plan = \"premium\" => count 50, else => neyman(tenure) } seed 24",
+    // Unit aggregates and `having`: computed per unit over its rows in
+    // unit order, from a spilling sort (§2.7, §4.4).
+    "sample m unit id stratify by country, bucket(count(*), [2]) as rows take 500 seed 25",
+    "sample m unit id stratify by mode(note) as top_note, bucket(sum(tenure), [500, 1000]) as t take 400 seed 26",
+    "sample m unit id having count(*) >= 2 and max(score) > 300 stratify by country take 30% seed 27",
+    "split m unit id stratify by last(note by score) as last_note into a 60%, b 40% seed 28",
+    "sample m unit id having min(tenure) < 800 exclude units in h stratify by first(country by score) as c take 300 allocate neyman(tenure) seed 29",
+    "sample m where tenure >= 100 unit id having avg(score) > 200 keep units in h stratify by round(avg(score) / 300) as s take about 40% seed 30",
+    "split m unit id having count(*) = 2 stratify by plan into 3 folds seed 31",
 ];
 
 /// A split's rows come from DataFusion's sort: under strat's memory pool,

@@ -1263,6 +1263,7 @@ const ROW_INDEX: &str = "\u{1}strat_row";
 
 /// How the stratum expressions are evaluated: directly per row, or (with
 /// unit aggregates) per row after the aggregates are computed per unit.
+#[derive(Clone)]
 struct StrataPlan {
     /// Per stratum: the expression with each aggregate replaced by a column
     /// `AGG_PREFIX j`, or `None` when it has no aggregate.

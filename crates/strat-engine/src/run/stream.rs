@@ -59,7 +59,7 @@ use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::memory_pool::{MemoryPool, MemoryReservation};
 
-use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
@@ -80,6 +80,9 @@ use super::*;
 
 mod neyman;
 mod ordered;
+mod unit_rows;
+
+use unit_rows::Rows;
 
 /// A unit's entry.
 const ENTRY_BYTES: usize = std::mem::size_of::<UnitEntry>();
@@ -481,25 +484,20 @@ pub(super) async fn run(
             "the source is another statement, whose output is in memory already",
         )));
     };
-    if st.has_aggregates() {
-        return Ok(Err(Fallback(
-            "unit aggregates (of `stratify by` or `having`) are computed over each unit's rows in memory",
-        )));
-    }
     let mut clock = Clock::new();
-    let plan = StrataPlan::new(st);
+    let source = Rows::new(table, st);
     let pool = ctx.runtime_env().memory_pool.clone();
     let context = format!("reading table `{table}`");
 
     // 1. Counting pass.
-    let df = match eligible(ctx, table, st).await {
+    let df = match source.eligible(ctx, st, None).await {
         Ok(df) => df,
         Err(_) => return Ok(Err(Fallback("reading the table failed"))),
     };
     // Without a unit the row is the unit: its key is every source column.
     let (mut select, key) = (key_columns(st), key_of(st)?.leading());
     let strata_at = select.len();
-    select.extend(plan.projections(st)?);
+    select.extend(source.strata(st)?);
     let Ok(df) = df.select(select) else {
         return Ok(Err(Fallback("evaluating `stratify by` failed")));
     };
@@ -589,6 +587,8 @@ pub(super) async fn run(
         .unwrap_or_else(|p| p.into_inner());
 
     clock.lap("counting pass (unit and stratum columns, draws)");
+    // Counted by this pass alone: the later ones read the rows again.
+    let having_dropped_units = source.having_dropped();
 
     // 2. Strata in stratum order, and the allocation.
     let h_count = strata.values.len();
@@ -712,7 +712,7 @@ pub(super) async fn run(
                     rank: &rank,
                     count: h_count,
                 };
-                neyman::sds(ctx, st, table, &plan, &c.name, strata).await?
+                neyman::sds(ctx, st, &source, &c.name, strata).await?
             }
             _ => vec![None; h_count],
         };
@@ -842,7 +842,7 @@ pub(super) async fn run(
         strata: reports,
         null_units: null_rows,
         excluded_units: excluded_seen.len() as u64,
-        having_dropped_units: 0,
+        having_dropped_units,
         seed: st.seed,
         warnings: run_warnings(
             st,
@@ -878,7 +878,7 @@ pub(super) async fn run(
             table: table.to_string(),
             threads,
         };
-        let (rows, schema) = ordered::split_rows(ctx, st, table, &plan, placer, finish).await?;
+        let (rows, schema) = ordered::split_rows(ctx, st, &source, placer, finish).await?;
         clock.lap("planning the ordering pass (it runs as the rows are written)");
         return Ok(Ok(RunStream {
             rows,
@@ -898,7 +898,7 @@ pub(super) async fn run(
     drop(unit_reservation);
     let everything = total_selected == sizes.iter().sum::<u64>();
     let rows = materialise(
-        ctx, st, table, &plan, selected, everything, drawer, hasher, &pool, context,
+        ctx, st, &source, selected, everything, drawer, hasher, &pool, context,
     );
     let (batches, mut kept, arena) = match rows.await? {
         Ok(rows) => rows,
@@ -1039,8 +1039,7 @@ pub(super) async fn run(
 async fn materialise(
     ctx: &SessionContext,
     st: &Statement,
-    table: &str,
-    plan: &StrataPlan,
+    source: &Rows,
     mut selected: Vec<Selected>,
     everything: bool,
     drawer: Drawer,
@@ -1072,21 +1071,14 @@ async fn materialise(
         lookup: lookup.clone(),
         signature: Signature::variadic_any(Volatility::Immutable),
     });
-    let df = match eligible(&late, table, st).await {
-        Ok(df) => df,
-        Err(_) => return Ok(Err(Fallback("reading the table failed"))),
-    };
     // When every unit is selected the filter would keep every row.
-    let df = if everything {
-        df
-    } else {
-        let Ok(df) = df.filter(selected_udf.call(key_columns(st))) else {
-            return Ok(Err(Fallback("planning the materialising pass failed")));
-        };
-        df
+    let units = (!everything).then(|| selected_udf.call(key_columns(st)));
+    let df = match source.eligible(&late, st, units).await {
+        Ok(df) => df,
+        Err(_) => return Ok(Err(Fallback("planning the materialising pass failed"))),
     };
     let mut select: Vec<Expr> = st.input.iter().map(|c| column(&c.name)).collect();
-    select.extend(plan.projections(st)?);
+    select.extend(source.strata(st)?);
     let Ok(df) = df.select(select) else {
         return Ok(Err(Fallback("evaluating `stratify by` failed")));
     };
@@ -1104,6 +1096,29 @@ async fn materialise(
     drop(selected_udf);
     drop(lookup);
     Ok(Ok(kept))
+}
+
+/// Rows per batch where a pass costs per batch (a sort's merge, a run of
+/// units): at most this many.
+const BIG_BATCH_ROWS: usize = 65_536;
+
+/// `state` with batches of up to [`BIG_BATCH_ROWS`] rows: but about a 64th of
+/// the memory limit at most (~128 bytes a row), or a sort could not hold a
+/// few of them.
+fn with_big_batches(state: SessionState) -> SessionState {
+    let rows = match state.runtime_env().memory_pool.memory_limit() {
+        MemoryLimit::Finite(bytes) => (bytes / (64 * 128)).clamp(256, BIG_BATCH_ROWS),
+        _ => BIG_BATCH_ROWS,
+    };
+    // Not creating a default catalog: that would replace the shared one.
+    let config = state
+        .config()
+        .clone()
+        .with_create_default_catalog_and_schema(false)
+        .with_batch_size(rows);
+    SessionStateBuilder::new_from_existing(state)
+        .with_config(config)
+        .build()
 }
 
 /// Runs `task` over every partition of `df` at once, one tokio task each,
@@ -1248,24 +1263,6 @@ impl Clock {
         self.phases.push((phase, now - self.at));
         self.at = now;
     }
-}
-
-/// The eligible rows of a table (its `where` applied).
-async fn eligible(
-    ctx: &SessionContext,
-    table: &str,
-    st: &Statement,
-) -> Result<DataFrame, RunError> {
-    let mut df = ctx
-        .table(TableReference::bare(table))
-        .await
-        .map_err(df_err(format!("reading table `{table}`")))?;
-    if let Some(f) = &st.filter {
-        df = df
-            .filter(lower_expr(f, None)?)
-            .map_err(df_err("evaluating `where`"))?;
-    }
-    Ok(df)
 }
 
 /// Counts the units of one partition into the shared set.

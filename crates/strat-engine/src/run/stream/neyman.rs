@@ -26,16 +26,16 @@ pub(super) struct Strata<'a> {
 pub(super) async fn sds(
     ctx: &SessionContext,
     st: &Statement,
-    table: &str,
-    plan: &StrataPlan,
+    source: &Rows,
     column_name: &str,
     strata: Strata<'_>,
 ) -> Result<Vec<Option<f64>>, RunError> {
     let key_columns = key_columns(st);
     let mut select = key_columns.clone();
-    select.extend(plan.projections(st)?);
+    select.extend(source.strata(st)?);
     select.push(column(column_name).alias(VALUE));
-    let mut df = eligible(ctx, table, st)
+    let mut df = source
+        .eligible(ctx, st, None)
         .await?
         .select(select)
         .map_err(df_err("neyman"))?;
@@ -79,7 +79,7 @@ pub(super) async fn sds(
     let mut stream = df
         .execute_stream()
         .await
-        .map_err(df_err(format!("reading table `{table}`")))?;
+        .map_err(df_err(format!("reading table `{}`", source.table)))?;
     let mut moments = vec![Moments::default(); strata.count];
     let mut not_constant: Option<Vec<u8>> = None;
     let converter = (!strata.fields.is_empty())
@@ -88,7 +88,7 @@ pub(super) async fn sds(
         .map_err(arrow_err("neyman"))?;
     let mut buf = Vec::with_capacity(64);
     while let Some(batch) = stream.next().await {
-        let batch = batch.map_err(df_err(format!("reading table `{table}`")))?;
+        let batch = batch.map_err(df_err(format!("reading table `{}`", source.table)))?;
         let cols = batch.columns();
         let keys = UnitKeys::new(strata.key.leading(), &cols[..n_key])
             .map_err(|e| RunError::Key(e.to_string()))?;
@@ -141,7 +141,8 @@ pub(super) async fn sds(
                 None => 0,
                 Some(c) => *strata.ids.get(c.row(row).as_ref()).ok_or_else(|| {
                     RunError::Statement(format!(
-                        "table `{table}` changed while strat read it: a unit has stratum values the counting pass did not meet; run again on data that does not change during the run"
+                        "table `{}` changed while strat read it: a unit has stratum values the counting pass did not meet; run again on data that does not change during the run",
+                        source.table
                     ))
                 })?,
             };

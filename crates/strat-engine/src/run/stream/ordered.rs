@@ -18,7 +18,6 @@ use datafusion::logical_expr::SortExpr;
 use super::*;
 
 /// Rows a batch in the ordering pass, when memory allows.
-const ORDERING_BATCH_ROWS: usize = 65_536;
 
 /// The name of the place column.
 const PLACE: &str = "\u{1}strat_place";
@@ -184,15 +183,15 @@ pub(super) struct Finish {
 pub(super) async fn split_rows(
     ctx: &SessionContext,
     st: &Statement,
-    table: &str,
-    plan: &StrataPlan,
+    source: &Rows,
     placer: Placer,
     finish: Finish,
 ) -> Result<(RowStream, SchemaRef), RunError> {
     let n_in = st.input.len();
     let mut select: Vec<Expr> = st.input.iter().map(|c| column(&c.name)).collect();
-    select.extend(plan.projections(st)?);
-    let df = eligible(&place_after_where(ctx), table, st)
+    select.extend(source.strata(st)?);
+    let df = source
+        .eligible(&place_after_where(ctx), st, None)
         .await?
         .select(select)
         .map_err(df_err("evaluating `stratify by`"))?;
@@ -235,7 +234,7 @@ pub(super) async fn split_rows(
     let stream = df
         .execute_stream()
         .await
-        .map_err(df_err(format!("reading table `{table}`")))?;
+        .map_err(df_err(format!("reading table `{}`", source.table)))?;
     let state = Ordering {
         input: stream,
         held: None,
@@ -275,22 +274,9 @@ fn place_after_where(ctx: &SessionContext) -> SessionContext {
         .filter(|r| !r.name().starts_with("FilterPushdown"))
         .cloned()
         .collect();
-    // Not creating a default catalog: that would replace the shared one.
     // Big batches: the merge of the sorted runs costs per batch (measured
-    // at 10M rows: 8,192 rows a batch 11 s, 65,536 rows 7 s); but about a
-    // 64th of the memory limit at most (~128 bytes a row), or the sort
-    // could not hold a few of them.
-    let rows = match ctx.runtime_env().memory_pool.memory_limit() {
-        MemoryLimit::Finite(bytes) => (bytes / (64 * 128)).clamp(256, ORDERING_BATCH_ROWS),
-        _ => ORDERING_BATCH_ROWS,
-    };
-    let config = state
-        .config()
-        .clone()
-        .with_create_default_catalog_and_schema(false)
-        .with_batch_size(rows);
-    let state = SessionStateBuilder::new_from_existing(state)
-        .with_config(config)
+    // at 10M rows: 8,192 rows a batch 11 s, 65,536 rows 7 s).
+    let state = SessionStateBuilder::new_from_existing(with_big_batches(state))
         .with_physical_optimizer_rules(rules)
         .build();
     SessionContext::new_with_state(state)
