@@ -156,10 +156,7 @@ pub async fn explain(
     let run = run_statement(ctx, program, index).await?;
     let r = &run.report;
     let _ = match run.profile.fallback {
-        None => writeln!(
-            out,
-            "\nrun plan:  streaming — a counting pass over the unit and stratum columns, then a pass that keeps only the selected units' rows"
-        ),
+        None => writeln!(out, "\nrun plan:  {}", streaming_plan(program, st)),
         Some(why) => writeln!(
             out,
             "\nrun plan:  in memory (every eligible row held): {why}"
@@ -263,4 +260,27 @@ fn rule_text(text: &str, rule: &ir::Rule) -> String {
         last_end = Some(t.span.end);
     }
     out
+}
+
+/// What the streaming plan does for `st`, in a sentence.
+fn streaming_plan(program: &Program, st: &ir::Statement) -> String {
+    let mut text = String::from("streaming — ");
+    if let ir::Source::Statement(j) = &st.source {
+        let name = match &program.statements[*j].name {
+            Some(n) => format!("`{n}`"),
+            None => format!("statement {}", j + 1),
+        };
+        text += &format!("the output of {name} spooled to a temporary file, then ");
+    }
+    if st.has_aggregates() {
+        text += "the eligible rows put in unit order by a spilling sort for the unit aggregates, ";
+    }
+    text += "a counting pass over the unit and stratum columns, then ";
+    text += match st.kind {
+        ir::Kind::Sample => "a pass that keeps only the selected units' rows",
+        ir::Kind::Split(_) => {
+            "a pass that places every row by split, stratum and draw, put in order by a spilling sort"
+        }
+    };
+    text
 }

@@ -267,6 +267,22 @@ fn source_weighted(program: &Program, st: &Statement) -> bool {
         if program.statements[*j].output.contains(&ir::Output::Weight))
 }
 
+/// The `_weight` of each row of `input` (a statement's source columns) when
+/// its source outputs one (`weighted`): a sample multiplies its own weight by
+/// it, a split keeps it (spec §7.2).
+fn source_weights(
+    st: &Statement,
+    weighted: bool,
+    input: &[ArrayRef],
+) -> Result<Option<Float64Array>, RunError> {
+    if !weighted {
+        return Ok(None);
+    }
+    let a = &input[input_index(st, "_weight")?];
+    let a = cast(a, &DataType::Float64).map_err(arrow_err("the source's `_weight`"))?;
+    Ok(Some(a.as_primitive::<Float64Type>().clone()))
+}
+
 /// One stratum of the report.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StratumReport {
@@ -706,12 +722,29 @@ pub async fn run_statement_streamed(
         )),
     };
     let mut fallback = None;
-    if plan == Plan::Streaming {
+    let source = match (plan, &st.source) {
+        (Plan::InMemory, _) => None,
+        (Plan::Streaming, ir::Source::Table(t)) => Some(stream::Rows::table(t, st)),
+        (Plan::Streaming, ir::Source::Statement(j)) => {
+            let (rows, name) = upstream_rows(ctx, program, *j, options, &mut upstream).await?;
+            let what = format!("the output of {name}");
+            let weighted = source_weighted(program, st);
+            let spooled = stream::Rows::spooled(ctx, st, rows, what, weighted)
+                .await
+                .map_err(|e| e.in_statement(*j, &name))?;
+            if spooled.is_none() {
+                fallback =
+                    Some("no local temporary directory for the output of an earlier statement");
+            }
+            spooled
+        }
+    };
+    if let Some(source) = source {
         let filters = stream::UnitFilters {
             kept: kept_keys.clone(),
             excluded: excluded_keys.clone(),
         };
-        match stream::run(ctx, st, split, filters, options).await? {
+        match stream::run(ctx, st, source, split, filters, options).await? {
             Ok(mut out) => {
                 out.report.source_weighted = source_weighted(program, st);
                 out.upstream = upstream;
@@ -987,13 +1020,7 @@ pub async fn run_statement_streamed(
     // 7. Output rows: split, stratum order, draw order, row key.
     // Two-phase sampling (§7): times the source statement's `_weight`; a
     // split keeps it (its own factor is 1).
-    let source_weight: Option<Float64Array> = if source_weighted(program, st) {
-        let a = &input[input_index(st, "_weight")?];
-        let a = cast(a, &DataType::Float64).map_err(arrow_err("the source's `_weight`"))?;
-        Some(a.as_primitive::<Float64Type>().clone())
-    } else {
-        None
-    };
+    let source_weight = source_weights(st, source_weighted(program, st), &input)?;
     let row_keys = RowKeys::new(&input).ok();
     let mut order: Vec<u32> = Vec::new();
     let mut weights: Vec<f64> = Vec::new();
@@ -1680,6 +1707,30 @@ fn sum_or_avg(avg: bool, x: &ArrayRef, units: &[Unit]) -> Result<ArrayRef, RunEr
             Ok(Arc::new(Float64Array::from_iter(values)))
         }
     }
+}
+
+/// The rows of statement `j` as they come, for the statement that reads
+/// them; its report (and those of the statements it read) go to `upstream`.
+async fn upstream_rows(
+    ctx: &SessionContext,
+    program: &Program,
+    j: usize,
+    options: &RunOptions,
+    upstream: &mut Vec<StatementReport>,
+) -> Result<(RunStream, String), RunError> {
+    let name = program.statements.get(j).and_then(|s| s.name.clone());
+    let name = name.map_or_else(|| format!("statement {}", j + 1), |n| format!("`{n}`"));
+    let out = Box::pin(run_statement_streamed(ctx, program, j, options))
+        .await
+        .map_err(|e| e.in_statement(j, &name))?;
+    let mut found = out.upstream.clone();
+    found.push(StatementReport {
+        index: j,
+        name: program.statements[j].name.clone(),
+        report: out.report.clone(),
+    });
+    add_upstream(upstream, found);
+    Ok((out, name))
 }
 
 /// The rows of a source: a registered table, or an earlier statement's

@@ -80,9 +80,9 @@ use super::*;
 
 mod neyman;
 mod ordered;
-mod unit_rows;
+mod rows;
 
-use unit_rows::Rows;
+pub(super) use rows::Rows;
 
 /// A unit's entry.
 const ENTRY_BYTES: usize = std::mem::size_of::<UnitEntry>();
@@ -475,19 +475,14 @@ fn hash48(hasher: &RandomState, key: &[u8]) -> u64 {
 pub(super) async fn run(
     ctx: &SessionContext,
     st: &Statement,
+    source: Rows,
     split: Option<&ir::Split>,
     filters: UnitFilters,
     options: &RunOptions,
 ) -> Result<Result<RunStream, Fallback>, RunError> {
-    let ir::Source::Table(table) = &st.source else {
-        return Ok(Err(Fallback(
-            "the source is another statement, whose output is in memory already",
-        )));
-    };
     let mut clock = Clock::new();
-    let source = Rows::new(table, st);
     let pool = ctx.runtime_env().memory_pool.clone();
-    let context = format!("reading table `{table}`");
+    let context = format!("reading {}", source.what);
 
     // 1. Counting pass.
     let df = match source.eligible(ctx, st, None).await {
@@ -875,10 +870,12 @@ pub(super) async fn run(
             stratum_strings,
             units: total_selected,
             check,
-            table: table.to_string(),
+            what: source.what.clone(),
+            weighted: source.weighted,
             threads,
         };
         let (rows, schema) = ordered::split_rows(ctx, st, &source, placer, finish).await?;
+        let rows = source.hold(rows);
         clock.lap("planning the ordering pass (it runs as the rows are written)");
         return Ok(Ok(RunStream {
             rows,
@@ -936,7 +933,8 @@ pub(super) async fn run(
     }
     if units_found != total_selected || found_check != check {
         return Err(RunError::Statement(format!(
-            "table `{table}` changed while strat read it: the {total_selected} selected units were not found again as they were counted; run again on data that does not change during the run"
+            "{} changed while strat read it: the {total_selected} selected units were not found again as they were counted; run again on data that does not change during the run",
+            source.what
         )));
     }
     // Kept rows are numbered across the batches: batch `b` starts at bases[b].
@@ -994,13 +992,29 @@ pub(super) async fn run(
             ));
         }
     }
+    // Two-phase sampling (§7.2): times the source's `_weight`.
+    let source_weight: Vec<Float64Array> = batches
+        .iter()
+        .map(|b| source_weights(st, source.weighted, &b.columns()[..n_in]))
+        .collect::<Result<Option<_>, _>>()?
+        .unwrap_or_default();
+    let source_weight = (!source_weight.is_empty()).then_some(source_weight);
     let rows = OutputRows {
         picks: RowPicks::Gather {
             batches: &batches,
             strata_at: n_in,
             pairs: kept.iter().map(|k| locate(k.row)).collect(),
         },
-        weights: kept.iter().map(|k| weights[k.stratum as usize]).collect(),
+        weights: match &source_weight {
+            Some(sw) => kept
+                .iter()
+                .map(|k| {
+                    let (b, r) = locate(k.row);
+                    weights[k.stratum as usize] * sw[b].value(r)
+                })
+                .collect(),
+            None => kept.iter().map(|k| weights[k.stratum as usize]).collect(),
+        },
         strata: kept.iter().map(|k| k.stratum as usize).collect(),
         splits: kept.iter().map(|k| k.part as usize).collect(),
     };

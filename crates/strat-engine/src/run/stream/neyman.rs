@@ -79,7 +79,7 @@ pub(super) async fn sds(
     let mut stream = df
         .execute_stream()
         .await
-        .map_err(df_err(format!("reading table `{}`", source.table)))?;
+        .map_err(df_err(format!("reading {}", source.what)))?;
     let mut moments = vec![Moments::default(); strata.count];
     let mut not_constant: Option<Vec<u8>> = None;
     let converter = (!strata.fields.is_empty())
@@ -88,7 +88,7 @@ pub(super) async fn sds(
         .map_err(arrow_err("neyman"))?;
     let mut buf = Vec::with_capacity(64);
     while let Some(batch) = stream.next().await {
-        let batch = batch.map_err(df_err(format!("reading table `{}`", source.table)))?;
+        let batch = batch.map_err(df_err(format!("reading {}", source.what)))?;
         let cols = batch.columns();
         let keys = UnitKeys::new(strata.key.leading(), &cols[..n_key])
             .map_err(|e| RunError::Key(e.to_string()))?;
@@ -141,8 +141,8 @@ pub(super) async fn sds(
                 None => 0,
                 Some(c) => *strata.ids.get(c.row(row).as_ref()).ok_or_else(|| {
                     RunError::Statement(format!(
-                        "table `{}` changed while strat read it: a unit has stratum values the counting pass did not meet; run again on data that does not change during the run",
-                        source.table
+                        "{} changed while strat read it: a unit has stratum values the counting pass did not meet; run again on data that does not change during the run",
+                        source.what
                     ))
                 })?,
             };

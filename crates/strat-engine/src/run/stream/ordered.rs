@@ -174,7 +174,10 @@ pub(super) struct Finish {
     pub stratum_strings: Vec<String>,
     pub units: u64,
     pub check: u64,
-    pub table: String,
+    /// The source, as messages name it.
+    pub what: String,
+    /// Whether the source's `_weight` weights its rows.
+    pub weighted: bool,
     pub threads: usize,
 }
 
@@ -234,7 +237,7 @@ pub(super) async fn split_rows(
     let stream = df
         .execute_stream()
         .await
-        .map_err(df_err(format!("reading table `{}`", source.table)))?;
+        .map_err(df_err(format!("reading {}", source.what)))?;
     let state = Ordering {
         input: stream,
         held: None,
@@ -312,7 +315,7 @@ impl Ordering {
                 }
                 Some(Err(e)) => {
                     self.done = true;
-                    return Some(Err(sort_error(&self.finish.table, e)));
+                    return Some(Err(sort_error(&self.finish.what, e)));
                 }
                 None => {
                     self.done = true;
@@ -426,8 +429,8 @@ impl Ordering {
         let f = &self.finish;
         if self.units != f.units || self.check != f.check {
             return Err(RunError::Statement(format!(
-                "table `{}` changed while strat read it: the {} units counted were not found again as they were counted; run again on data that does not change during the run",
-                f.table, f.units
+                "{} changed while strat read it: the {} units counted were not found again as they were counted; run again on data that does not change during the run",
+                f.what, f.units
             )));
         }
         Ok(())
@@ -441,9 +444,9 @@ fn places_of(b: &RecordBatch) -> &Decimal128Array {
 
 /// A failed read or sort: over the memory limit even when spilling (E0208),
 /// the disk full, or a row that cannot be placed.
-fn sort_error(table: &str, error: DataFusionError) -> RunError {
+fn sort_error(what: &str, error: DataFusionError) -> RunError {
     RunError::DataFusion {
-        context: format!("reading and ordering the rows of table `{table}`"),
+        context: format!("reading and ordering the rows of {what}"),
         error,
     }
 }
@@ -458,14 +461,18 @@ impl Finish {
     ) -> Result<(RecordBatch, SchemaRef), RunError> {
         let n_in = self.st.input.len();
         let columns = b.columns();
+        // A split keeps its source's weight: 1 from a table.
+        let weights = match source_weights(&self.st, self.weighted, &columns[..n_in])? {
+            Some(w) => w.values().to_vec(),
+            None => vec![1.0; placed.len()],
+        };
         let rows = OutputRows {
             picks: RowPicks::Whole {
                 input: &columns[..n_in],
                 strata: &columns[n_in..columns.len() - 1],
                 rows: b.num_rows(),
             },
-            // A split keeps its source's weight: 1 from a table.
-            weights: vec![1.0; placed.len()],
+            weights,
             strata: placed.iter().map(|p| p.1 as usize).collect(),
             splits: placed.iter().map(|p| p.0 as usize).collect(),
         };

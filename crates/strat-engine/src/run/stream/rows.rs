@@ -1,5 +1,7 @@
 //! Where the streaming passes read a statement's eligible rows and their
-//! stratum values; with unit aggregates, in bounded memory.
+//! stratum values: a table, or an earlier statement's output spooled to a
+//! temporary Arrow file as it comes (so a chain holds neither); with unit
+//! aggregates, in bounded memory.
 //!
 //! Without unit aggregates a row's stratum values are expressions of the
 //! row. With them (spec §2.7, §4.4), a stratum value is computed over all
@@ -16,27 +18,122 @@
 use std::sync::atomic::AtomicU64;
 
 use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::ipc::writer::FileWriter;
 use datafusion::catalog::streaming::StreamingTable;
+use datafusion::datasource::file_format::options::ArrowReadOptions;
 use datafusion::execution::TaskContext;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::PartitionStream;
 
 use super::*;
 
-/// The eligible rows of a statement over a table.
+/// The eligible rows of a statement.
 pub(in crate::run) struct Rows {
-    pub table: String,
+    /// The source, as messages name it: "table `members`", "the output of `cohort`".
+    pub what: String,
+    /// Whether the source has a `_weight` column that weights its rows.
+    pub weighted: bool,
+    from: From,
     plan: StrataPlan,
     /// Units `having` dropped, counted by every read of every unit.
     having_dropped: Arc<AtomicU64>,
 }
 
+enum From {
+    Table(String),
+    /// An earlier statement's rows in a temporary Arrow file, deleted when
+    /// the last reader is done with it.
+    Spooled {
+        rows: DataFrame,
+        _file: Arc<dyn SpillFile>,
+    },
+}
+
 impl Rows {
-    pub fn new(table: &str, st: &Statement) -> Self {
+    pub fn table(table: &str, st: &Statement) -> Self {
         Rows {
-            table: table.to_string(),
+            what: format!("table `{table}`"),
+            weighted: false,
+            from: From::Table(table.to_string()),
             plan: StrataPlan::new(st),
             having_dropped: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// The rows of `upstream` (`what`: "the output of `cohort`"; `weighted`:
+    /// its `_weight` weights its rows), written to a
+    /// temporary Arrow file as they come; `None` without a local temporary
+    /// directory.
+    pub async fn spooled(
+        ctx: &SessionContext,
+        st: &Statement,
+        upstream: RunStream,
+        what: String,
+        weighted: bool,
+    ) -> Result<Option<Self>, RunError> {
+        let Ok(file) = ctx
+            .runtime_env()
+            .disk_manager
+            .create_tmp_file("strat: an earlier statement's output")
+        else {
+            return Ok(None);
+        };
+        let Some(path) = file.path().and_then(|p| p.to_str()).map(str::to_string) else {
+            return Ok(None);
+        };
+        let failed =
+            |e: &dyn std::fmt::Display| spill_error(&format!("reading {what}"), "its rows", e);
+        let sink = file.open_writer().map_err(|e| failed(&e))?;
+        let mut writer = FileWriter::try_new(sink, &upstream.schema).map_err(|e| failed(&e))?;
+        let mut rows = upstream.rows;
+        while let Some(batch) = rows.next().await {
+            writer.write(&batch?).map_err(|e| failed(&e))?;
+        }
+        writer.finish().map_err(|e| failed(&e))?;
+        let mut sink = writer.into_inner().map_err(|e| failed(&e))?;
+        sink.finish().map_err(|e| failed(&e))?;
+        // The file's name has no `.arrow` ending.
+        let options = ArrowReadOptions {
+            file_extension: "",
+            ..ArrowReadOptions::default()
+        };
+        let rows = ctx
+            .read_arrow(path, options)
+            .await
+            .map_err(df_err(format!("reading {what}")))?;
+        Ok(Some(Rows {
+            what,
+            weighted,
+            from: From::Spooled { rows, _file: file },
+            plan: StrataPlan::new(st),
+            having_dropped: Arc::new(AtomicU64::new(0)),
+        }))
+    }
+
+    /// Keeps a spooled source alive as long as `rows` (a split's rows are
+    /// read after the run returns).
+    pub fn hold(&self, rows: RowStream) -> RowStream {
+        match &self.from {
+            From::Table(_) => rows,
+            From::Spooled { _file, .. } => {
+                let file = _file.clone();
+                Box::pin(rows.inspect(move |_| {
+                    let _ = &file;
+                }))
+            }
+        }
+    }
+
+    /// The source's rows, read by `ctx`.
+    async fn all(&self, ctx: &SessionContext) -> Result<DataFrame, RunError> {
+        match &self.from {
+            From::Table(t) => ctx
+                .table(TableReference::bare(t.as_str()))
+                .await
+                .map_err(df_err(format!("reading {}", self.what))),
+            From::Spooled { rows, .. } => {
+                Ok(DataFrame::new(ctx.state(), rows.logical_plan().clone()))
+            }
         }
     }
 
@@ -51,10 +148,7 @@ impl Rows {
         st: &Statement,
         units: Option<Expr>,
     ) -> Result<DataFrame, RunError> {
-        let mut df = ctx
-            .table(TableReference::bare(self.table.as_str()))
-            .await
-            .map_err(df_err(format!("reading table `{}`", self.table)))?;
+        let mut df = self.all(ctx).await?;
         if let Some(f) = &st.filter {
             df = df
                 .filter(lower_expr(f, None)?)
