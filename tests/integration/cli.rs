@@ -161,9 +161,39 @@ fn color_is_used_only_when_asked() {
     assert!(!stderr(&strat(&["check", case])).contains("\x1b["));
 }
 
-pub fn tempdir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("strat-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+pub fn tempdir(name: &str) -> TestDir {
+    TestDir::new(std::env::temp_dir().join(format!("strat-test-{}-{name}", std::process::id())))
+}
+
+/// A fresh folder for one test, removed when the test ends well (a failed
+/// test leaves it to look at).
+pub struct TestDir(std::path::PathBuf);
+
+impl TestDir {
+    pub fn new(path: std::path::PathBuf) -> TestDir {
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("test folder");
+        TestDir(path)
+    }
+}
+
+impl std::ops::Deref for TestDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::path::Path> for TestDir {
+    fn as_ref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
 }

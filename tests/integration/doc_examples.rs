@@ -137,7 +137,7 @@ fn examples_in(file: &Path) -> Vec<Example> {
 /// A scratch folder with copies of the repository's examples, test cases and
 /// benchmark tasks (copies: an example may write anything, and must never
 /// change the files other tests read at the same time).
-fn scratch() -> PathBuf {
+fn scratch() -> crate::cli::TestDir {
     let dir = crate::cli::tempdir("doc-examples");
     for sub in ["examples", "tests/cases", "crates/strat-bench/tasks"] {
         copy_dir(&root().join(sub), &dir.join(sub));

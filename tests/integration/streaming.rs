@@ -34,7 +34,6 @@ async fn compare(file: &Path, text: &str, options: &Options, partitions: usize) 
         .unwrap_or_else(|| panic!("{}: {:?}", file.display(), compiled.diagnostics));
     let mut streamed = 0;
     for index in 0..program.statements.len() {
-        let st = &program.statements[index];
         let in_memory = RunOptions {
             plan: Plan::InMemory,
             ..RunOptions::default()

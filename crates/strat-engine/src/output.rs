@@ -631,11 +631,43 @@ mod tests {
         (schema, b)
     }
 
-    fn dir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("strat-output-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
+    fn dir(name: &str) -> TestDir {
+        TestDir::new(
+            std::env::temp_dir().join(format!("strat-output-{}-{name}", std::process::id())),
+        )
+    }
+
+    /// A fresh folder for one test, removed when the test ends well (a failed
+    /// test leaves it to look at).
+    struct TestDir(std::path::PathBuf);
+
+    impl TestDir {
+        fn new(path: std::path::PathBuf) -> TestDir {
+            let _ = std::fs::remove_dir_all(&path);
+            std::fs::create_dir_all(&path).expect("test folder");
+            TestDir(path)
+        }
+    }
+
+    impl std::ops::Deref for TestDir {
+        type Target = std::path::Path;
+        fn deref(&self) -> &std::path::Path {
+            &self.0
+        }
+    }
+
+    impl AsRef<std::path::Path> for TestDir {
+        fn as_ref(&self) -> &std::path::Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TestDir {
+        fn drop(&mut self) {
+            if !std::thread::panicking() {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
     }
 
     /// Parquet encoded on several threads is byte for byte what ArrowWriter
@@ -797,7 +829,7 @@ mod tests {
         assert!(
             check_not_an_input(&d.join("./members.csv"), std::slice::from_ref(&input)).is_err()
         );
-        assert!(check_not_an_input(&d.join("x/part.csv"), std::slice::from_ref(&d)).is_err());
+        assert!(check_not_an_input(&d.join("x/part.csv"), &[d.to_path_buf()]).is_err());
         assert!(check_not_an_input(&d.join("sample.csv"), &[input]).is_ok());
         assert!(OutputFormat::for_path(Path::new("x.xlsx")).is_err());
         let (schema, b) = batch();

@@ -819,7 +819,9 @@ pub async fn run_statement_streamed(
     // each unit's eligible rows and broadcast to them): over every unit, so
     // an aggregate's error does not depend on which units the filters drop.
     let having_mask = plan.having_mask(ctx, &batch, &units).await?;
-    let strata_arrays = plan.strata_arrays(ctx, st, &batch, &units).await?;
+    let strata_arrays = plan
+        .strata_arrays(ctx, st, &batch, st.input.len(), &units)
+        .await?;
     let svals: Vec<Vec<SVal>> = strata_arrays
         .iter()
         .zip(&st.strata)
@@ -1409,12 +1411,14 @@ impl StrataPlan {
     /// The stratum values of every eligible row, one array per stratum
     /// expression. Aggregates are computed per unit over its eligible rows and
     /// broadcast to them (NULL on rows of no unit), then the rest of each
-    /// expression is evaluated per row by DataFusion.
+    /// expression is evaluated per row by DataFusion over the batch's first
+    /// `n_source` columns (source columns) and the aggregates.
     async fn strata_arrays(
         &self,
         ctx: &SessionContext,
         st: &Statement,
         batch: &RecordBatch,
+        n_source: usize,
         units: &[Unit],
     ) -> Result<Vec<ArrayRef>, RunError> {
         let named = |name: String| -> Result<ArrayRef, RunError> {
@@ -1435,13 +1439,12 @@ impl StrataPlan {
                 }
             }
             let row_unit = UInt32Array::from(row_unit);
-            let n_in = st.input.len();
             let schema = batch.schema();
-            let mut fields: Vec<Field> = schema.fields()[..n_in]
+            let mut fields: Vec<Field> = schema.fields()[..n_source]
                 .iter()
                 .map(|f| f.as_ref().clone())
                 .collect();
-            let mut cols: Vec<ArrayRef> = batch.columns()[..n_in].to_vec();
+            let mut cols: Vec<ArrayRef> = batch.columns()[..n_source].to_vec();
             for (j, a) in self.aggregates.iter().enumerate() {
                 let arg = a
                     .arg

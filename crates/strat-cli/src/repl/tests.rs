@@ -1,7 +1,7 @@
 //! The REPL backend without a terminal: every meta command, rule input,
 //! completion, hints and highlighting.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::backend::Session;
 use super::complete::{self, Completion, Vocabulary};
@@ -31,11 +31,41 @@ fn block<F: std::future::Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("strat-repl-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
+fn temp_dir(name: &str) -> TestDir {
+    TestDir::new(std::env::temp_dir().join(format!("strat-repl-{name}-{}", std::process::id())))
+}
+
+/// A fresh folder for one test, removed when the test ends well (a failed
+/// test leaves it to look at).
+struct TestDir(std::path::PathBuf);
+
+impl TestDir {
+    fn new(path: std::path::PathBuf) -> TestDir {
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("test folder");
+        TestDir(path)
+    }
+}
+
+impl std::ops::Deref for TestDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::path::Path> for TestDir {
+    fn as_ref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
 }
 
 /// A session with `members` (and `events`) bound; `lines` are executed in order.

@@ -1,6 +1,8 @@
-//! The streaming runner: two passes over a table, holding 16 bytes per unit
-//! and the selected rows — never the table (issues 6 and 13). Every
-//! statement over a table runs here but those with unit aggregates.
+//! The streaming runner: two passes over a statement's rows, holding 16
+//! bytes per unit and the selected rows — never the table (issues 6 and
+//! 13). Every statement runs here; [`rows`] says where the rows come from
+//! (a table, an earlier statement's output spooled to a file, and with unit
+//! aggregates the rows in unit order, aggregated a run of units at a time).
 //!
 //! # Plan
 //!
@@ -45,9 +47,7 @@
 //! in-memory runner, which then gives the answer (or the exact error): two
 //! units with equal draws on either side of a selection or split boundary
 //! (order by key text), a unit spanning strata (its message names the
-//! smallest such unit), more than 65,535 strata, and any error. Unit
-//! aggregates and statements reading another statement use the in-memory
-//! runner directly.
+//! smallest such unit), more than 65,535 strata, and any error.
 
 use std::collections::{BinaryHeap, HashSet};
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState};
@@ -82,7 +82,7 @@ mod neyman;
 mod ordered;
 mod rows;
 
-pub(super) use rows::Rows;
+pub(super) use rows::{Columns, Rows};
 
 /// A unit's entry.
 const ENTRY_BYTES: usize = std::mem::size_of::<UnitEntry>();
@@ -485,7 +485,7 @@ pub(super) async fn run(
     let context = format!("reading {}", source.what);
 
     // 1. Counting pass.
-    let df = match source.eligible(ctx, st, None).await {
+    let df = match source.eligible(ctx, st, None, Columns::Counting(&[])).await {
         Ok(df) => df,
         Err(_) => return Ok(Err(Fallback("reading the table failed"))),
     };
@@ -1087,7 +1087,7 @@ async fn materialise(
     });
     // When every unit is selected the filter would keep every row.
     let units = (!everything).then(|| selected_udf.call(key_columns(st)));
-    let df = match source.eligible(&late, st, units).await {
+    let df = match source.eligible(&late, st, units, Columns::All).await {
         Ok(df) => df,
         Err(_) => return Ok(Err(Fallback("planning the materialising pass failed"))),
     };

@@ -35,7 +35,7 @@ pub(super) async fn sds(
     select.extend(source.strata(st)?);
     select.push(column(column_name).alias(VALUE));
     let mut df = source
-        .eligible(ctx, st, None)
+        .eligible(ctx, st, None, Columns::Counting(&[column_name]))
         .await?
         .select(select)
         .map_err(df_err("neyman"))?;

@@ -17,8 +17,6 @@ use datafusion::logical_expr::SortExpr;
 
 use super::*;
 
-/// Rows a batch in the ordering pass, when memory allows.
-
 /// The name of the place column.
 const PLACE: &str = "\u{1}strat_place";
 
@@ -194,7 +192,7 @@ pub(super) async fn split_rows(
     let mut select: Vec<Expr> = st.input.iter().map(|c| column(&c.name)).collect();
     select.extend(source.strata(st)?);
     let df = source
-        .eligible(&place_after_where(ctx), st, None)
+        .eligible(&place_after_where(ctx), st, None, Columns::All)
         .await?
         .select(select)
         .map_err(df_err("evaluating `stratify by`"))?;

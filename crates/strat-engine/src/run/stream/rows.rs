@@ -27,6 +27,16 @@ use datafusion::physical_plan::streaming::PartitionStream;
 
 use super::*;
 
+/// Which source columns a pass reads (with unit aggregates, the rows in unit
+/// order carry only these through the sort).
+#[derive(Clone, Copy)]
+pub(in crate::run) enum Columns<'a> {
+    /// Every source column: the passes that output rows.
+    All,
+    /// Those the unit, the strata and `having` read, and these.
+    Counting(&'a [&'a str]),
+}
+
 /// The eligible rows of a statement.
 pub(in crate::run) struct Rows {
     /// The source, as messages name it: "table `members`", "the output of `cohort`".
@@ -147,6 +157,7 @@ impl Rows {
         ctx: &SessionContext,
         st: &Statement,
         units: Option<Expr>,
+        columns: Columns<'_>,
     ) -> Result<DataFrame, RunError> {
         let mut df = self.all(ctx).await?;
         if let Some(f) = &st.filter {
@@ -162,7 +173,7 @@ impl Rows {
         if !st.has_aggregates() {
             return Ok(df);
         }
-        self.per_unit(ctx, st, df).await
+        self.per_unit(ctx, st, df, columns).await
     }
 
     /// The stratum values of a row of [`Rows::eligible`], one column each,
@@ -187,11 +198,13 @@ impl Rows {
         ctx: &SessionContext,
         st: &Statement,
         df: DataFrame,
+        columns: Columns<'_>,
     ) -> Result<DataFrame, RunError> {
         let unit = st.unit.as_ref().ok_or_else(|| {
             RunError::Statement("unit aggregates without `unit` (internal error)".into())
         })?;
-        let mut select: Vec<Expr> = st.input.iter().map(|c| column(&c.name)).collect();
+        let source = source_columns(st, columns);
+        let mut select: Vec<Expr> = source.iter().map(|c| column(c)).collect();
         select.extend(self.plan.projections(st)?);
         let sorted = df
             .select(select)
@@ -205,9 +218,12 @@ impl Rows {
         let input: SchemaRef = Arc::new(sorted.schema().as_arrow().clone());
         // The stratum columns' types: the aggregates of no unit.
         let none = RecordBatch::new_empty(input.clone());
-        let strata = self.plan.strata_arrays(ctx, st, &none, &[]).await?;
-        let n_in = st.input.len();
-        let mut fields: Vec<Field> = input.fields()[..n_in]
+        let n_source = source.len();
+        let strata = self
+            .plan
+            .strata_arrays(ctx, st, &none, n_source, &[])
+            .await?;
+        let mut fields: Vec<Field> = input.fields()[..n_source]
             .iter()
             .map(|f| f.as_ref().clone())
             .collect();
@@ -224,7 +240,10 @@ impl Rows {
             ctx: ctx.clone(),
             st: Arc::new(st.clone()),
             plan: Arc::new(self.plan.clone()),
-            unit_at: input_index(st, &unit.name)?,
+            unit_at: source.iter().position(|c| *c == unit.name).ok_or_else(|| {
+                RunError::Statement("the unit column is not read (internal error)".into())
+            })?,
+            n_source,
             schema: schema.clone(),
             having_dropped: self.having_dropped.clone(),
         };
@@ -242,6 +261,8 @@ struct UnitOrdered {
     st: Arc<Statement>,
     plan: Arc<StrataPlan>,
     unit_at: usize,
+    /// The source columns the rows carry, first in each batch.
+    n_source: usize,
     schema: SchemaRef,
     having_dropped: Arc<AtomicU64>,
 }
@@ -264,6 +285,7 @@ impl PartitionStream for UnitOrdered {
             st: self.st.clone(),
             plan: self.plan.clone(),
             unit_at: self.unit_at,
+            n_source: self.n_source,
             schema: self.schema.clone(),
             having_dropped: self.having_dropped.clone(),
             carry: None,
@@ -292,6 +314,7 @@ struct Grouping {
     st: Arc<Statement>,
     plan: Arc<StrataPlan>,
     unit_at: usize,
+    n_source: usize,
     schema: SchemaRef,
     having_dropped: Arc<AtomicU64>,
     /// The rows of the last unit met, which the next batch may continue.
@@ -350,10 +373,9 @@ impl Grouping {
         let having = self.plan.having_mask(&self.ctx, &batch, &units).await?;
         let strata = self
             .plan
-            .strata_arrays(&self.ctx, &self.st, &batch, &units)
+            .strata_arrays(&self.ctx, &self.st, &batch, self.n_source, &units)
             .await?;
-        let n_in = self.st.input.len();
-        let mut columns = batch.columns()[..n_in].to_vec();
+        let mut columns = batch.columns()[..self.n_source].to_vec();
         columns.extend(strata);
         let out = RecordBatch::try_new(self.schema.clone(), columns)
             .map_err(arrow_err("unit aggregates"))?;
@@ -375,6 +397,27 @@ impl Grouping {
         }
         filter_record_batch(&out, &BooleanArray::from(keep)).map_err(arrow_err("`having`"))
     }
+}
+
+/// The source columns of the rows in unit order, in source order.
+fn source_columns(st: &Statement, columns: Columns) -> Vec<String> {
+    let extra = match columns {
+        Columns::All => return st.input.iter().map(|c| c.name.clone()).collect(),
+        Columns::Counting(extra) => extra,
+    };
+    let mut read: Vec<String> = extra.iter().map(|c| c.to_string()).collect();
+    read.extend(st.unit.iter().map(|u| u.name.clone()));
+    for s in &st.strata {
+        s.expr.columns(&mut read);
+    }
+    if let Some(h) = &st.having {
+        h.expr.columns(&mut read);
+    }
+    st.input
+        .iter()
+        .filter(|c| read.contains(&c.name))
+        .map(|c| c.name.clone())
+        .collect()
 }
 
 fn external(e: impl std::error::Error + Send + Sync + 'static) -> DataFusionError {
