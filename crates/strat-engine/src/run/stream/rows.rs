@@ -235,17 +235,20 @@ impl Rows {
             ));
         }
         let schema = Arc::new(Schema::new(fields));
-        let partition = UnitOrdered {
-            sorted,
+        let runs = UnitRuns {
             ctx: ctx.clone(),
-            st: Arc::new(st.clone()),
-            plan: Arc::new(self.plan.clone()),
+            st: st.clone(),
+            plan: self.plan.clone(),
             unit_at: source.iter().position(|c| *c == unit.name).ok_or_else(|| {
                 RunError::Statement("the unit column is not read (internal error)".into())
             })?,
             n_source,
             schema: schema.clone(),
             having_dropped: self.having_dropped.clone(),
+        };
+        let partition = UnitOrdered {
+            sorted,
+            runs: Arc::new(runs),
         };
         let table = StreamingTable::try_new(schema, vec![Arc::new(partition)])
             .map_err(df_err("unit aggregates"))?;
@@ -257,9 +260,14 @@ impl Rows {
 /// The eligible rows in unit order, read as a table of one partition.
 struct UnitOrdered {
     sorted: DataFrame,
+    runs: Arc<UnitRuns>,
+}
+
+/// How a run of complete units gets its stratum values.
+struct UnitRuns {
     ctx: SessionContext,
-    st: Arc<Statement>,
-    plan: Arc<StrataPlan>,
+    st: Statement,
+    plan: StrataPlan,
     unit_at: usize,
     /// The source columns the rows carry, first in each batch.
     n_source: usize,
@@ -275,19 +283,13 @@ impl std::fmt::Debug for UnitOrdered {
 
 impl PartitionStream for UnitOrdered {
     fn schema(&self) -> &SchemaRef {
-        &self.schema
+        &self.runs.schema
     }
 
     fn execute(&self, _: Arc<TaskContext>) -> SendableRecordBatchStream {
         let grouping = Grouping {
             sorted: Some(self.sorted.clone()),
-            ctx: self.ctx.clone(),
-            st: self.st.clone(),
-            plan: self.plan.clone(),
-            unit_at: self.unit_at,
-            n_source: self.n_source,
-            schema: self.schema.clone(),
-            having_dropped: self.having_dropped.clone(),
+            runs: self.runs.clone(),
             carry: None,
             done: false,
         };
@@ -302,7 +304,10 @@ impl PartitionStream for UnitOrdered {
             let item = g.next(&mut input).await?;
             Some((item, (g, Some(input))))
         });
-        Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), rows))
+        Box::pin(RecordBatchStreamAdapter::new(
+            self.runs.schema.clone(),
+            rows,
+        ))
     }
 }
 
@@ -310,13 +315,7 @@ impl PartitionStream for UnitOrdered {
 struct Grouping {
     /// The sort, until it starts.
     sorted: Option<DataFrame>,
-    ctx: SessionContext,
-    st: Arc<Statement>,
-    plan: Arc<StrataPlan>,
-    unit_at: usize,
-    n_source: usize,
-    schema: SchemaRef,
-    having_dropped: Arc<AtomicU64>,
+    runs: Arc<UnitRuns>,
     /// The rows of the last unit met, which the next batch may continue.
     carry: Option<RecordBatch>,
     done: bool,
@@ -340,13 +339,14 @@ impl Grouping {
                         },
                         None => batch,
                     };
-                    let cut = match last_unit_start(&batch, self.unit_at) {
-                        Ok(cut) => cut,
+                    let mut units = match units_of(&batch, self.runs.unit_at) {
+                        Ok(units) => units,
                         Err(e) => return self.fail(external(e)),
                     };
+                    let cut = last_unit_start(&mut units, batch.num_rows());
                     self.carry = Some(batch.slice(cut, batch.num_rows() - cut));
                     if cut > 0 {
-                        let out = self.complete(batch.slice(0, cut)).await;
+                        let out = self.runs.complete(batch.slice(0, cut), units).await;
                         return Some(out.map_err(external));
                     }
                 }
@@ -354,7 +354,11 @@ impl Grouping {
                 None => {
                     self.done = true;
                     let held = self.carry.take()?;
-                    return Some(self.complete(held).await.map_err(external));
+                    let out = match units_of(&held, self.runs.unit_at) {
+                        Ok(units) => self.runs.complete(held, units).await,
+                        Err(e) => Err(e),
+                    };
+                    return Some(out.map_err(external));
                 }
             }
         }
@@ -365,11 +369,16 @@ impl Grouping {
         self.done = true;
         Some(Err(e))
     }
+}
 
-    /// Complete units' rows, with their stratum values; the rows of units
-    /// `having` drops are left out.
-    async fn complete(&self, batch: RecordBatch) -> Result<RecordBatch, RunError> {
-        let units = units_of(&batch, self.unit_at)?;
+impl UnitRuns {
+    /// Complete units' rows (`units`, formed from `batch`), with their
+    /// stratum values; the rows of units `having` drops are left out.
+    async fn complete(
+        &self,
+        batch: RecordBatch,
+        units: Vec<Unit>,
+    ) -> Result<RecordBatch, RunError> {
         let having = self.plan.having_mask(&self.ctx, &batch, &units).await?;
         let strata = self
             .plan
@@ -424,34 +433,20 @@ fn external(e: impl std::error::Error + Send + Sync + 'static) -> DataFusionErro
     DataFusionError::External(Box::new(e))
 }
 
-/// Where the rows of the batch's last unit start (rows in unit order; the
-/// NULL key rows are one run).
-fn last_unit_start(batch: &RecordBatch, unit_at: usize) -> Result<usize, RunError> {
-    let keys = KeyColumn::unit(batch.column(unit_at).as_ref())
-        .map_err(|e| RunError::Key(e.to_string()))?;
-    let n = batch.num_rows();
-    let (mut last, mut buf) = (Vec::new(), Vec::new());
-    let last_null = keys.is_null(n - 1);
-    if !last_null {
-        let _ = keys.write(n - 1, &mut last);
-    }
-    let mut at = n - 1;
-    while at > 0 {
-        let same = match (last_null, keys.is_null(at - 1)) {
-            (true, true) => true,
-            (false, false) => {
-                buf.clear();
-                let _ = keys.write(at - 1, &mut buf);
-                buf == last
-            }
-            _ => false,
-        };
-        if !same {
-            break;
+/// Where the rows of a batch's last unit start (NULL key rows, sorted
+/// first, count as one run): that unit may go on in the next batch, so it
+/// leaves `units`. `units` were formed from the batch's `rows` rows.
+fn last_unit_start(units: &mut Vec<Unit>, rows: usize) -> usize {
+    match units.last() {
+        Some(u) if u.rows.last() == Some(&(rows - 1)) => {
+            let start = u.rows[0];
+            units.pop();
+            start
         }
-        at -= 1;
+        // The batch ends in NULL key rows, after its last unit.
+        Some(u) => u.rows.last().map_or(0, |r| r + 1),
+        None => 0,
     }
-    Ok(at)
 }
 
 /// The units of rows in unit order: a run of rows with one key text each.
