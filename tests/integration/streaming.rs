@@ -244,6 +244,11 @@ fn split_rows_spill_under_a_small_memory_pool() {
                 .with_target_partitions(2)
                 .with_batch_size(256);
             config.options_mut().execution.sort_spill_reservation_bytes = 64 << 10;
+            // As strat's own contexts do (memory::context): a sort that never
+            // spilled concatenates its rows below this size, which needs a
+            // second copy of them past its share of this tiny budget.
+            config.options_mut().execution.sort_in_place_threshold_bytes =
+                strat_engine::memory::sort_in_place_threshold(256 << 10);
             // strat's pool: each partition's sort gets its share of the
             // spill budget, and spills past it.
             let budget = strat_engine::memory::Budget {
