@@ -115,14 +115,16 @@ fn draw_of(a: u32, b: u32) -> u64 {
     (u64::from(a.swap_bytes()) << 32) | u64::from(b.swap_bytes())
 }
 
-/// MD5 of [`LANES`] one-block messages at once (`m[word][lane]`): every
-/// step runs on all lanes in one loop with constant rotation and a
-/// branch-free round function (RFC 1321's steps, registers renamed instead
-/// of moved). One message's steps depend on each other; eight independent
-/// messages keep the CPU's execution units busy (measured here: about twice
-/// the throughput of one message at a time). The draws of the lanes.
-fn md5_lanes(m: &[[u32; LANES]; 16]) -> [u64; LANES] {
-    type Lanes = [u32; LANES];
+type Lanes = [u32; LANES];
+
+/// One MD5 block of each of [`LANES`] messages at once (`m[word][lane]`),
+/// compressed into their states (`state[register][lane]`): every step runs
+/// on all lanes in one loop with constant rotation and a branch-free round
+/// function (RFC 1321's steps, registers renamed instead of moved). One
+/// message's steps depend on each other; eight independent messages keep
+/// the CPU's execution units busy (measured here: about twice the
+/// throughput of one message at a time).
+fn compress_lanes(state: &mut [Lanes; 4], m: &[Lanes; 16]) {
     #[inline(always)]
     fn step<const S: u32>(
         a: &mut Lanes,
@@ -145,12 +147,7 @@ fn md5_lanes(m: &[[u32; LANES]; 16]) -> [u64; LANES] {
     let gg = |b: u32, c: u32, d: u32| (d & b) | (!d & c);
     let hh = |b: u32, c: u32, d: u32| b ^ c ^ d;
     let ii = |b: u32, c: u32, d: u32| c ^ (b | !d);
-    let (mut a, mut b, mut c, mut d): (Lanes, Lanes, Lanes, Lanes) = (
-        [MD5_INIT[0]; LANES],
-        [MD5_INIT[1]; LANES],
-        [MD5_INIT[2]; LANES],
-        [MD5_INIT[3]; LANES],
-    );
+    let [mut a, mut b, mut c, mut d] = *state;
     let k = &MD5_K;
     for i in (0..16).step_by(4) {
         step::<7>(&mut a, &b, &c, &d, &m[i], k[i], ff);
@@ -179,12 +176,66 @@ fn md5_lanes(m: &[[u32; LANES]; 16]) -> [u64; LANES] {
         step::<15>(&mut c, &d, &a, &b, &m[g(i + 2)], k[i + 2], ii);
         step::<21>(&mut b, &c, &d, &a, &m[g(i + 3)], k[i + 3], ii);
     }
-    std::array::from_fn(|l| {
-        draw_of(
-            a[l].wrapping_add(MD5_INIT[0]),
-            b[l].wrapping_add(MD5_INIT[1]),
-        )
-    })
+    for (s, v) in state.iter_mut().zip([a, b, c, d]) {
+        for l in 0..LANES {
+            s[l] = s[l].wrapping_add(v[l]);
+        }
+    }
+}
+
+/// Keys whose message is longer than this many MD5 blocks are hashed one
+/// by one (a row key of a wide table); shorter ones [`LANES`] at a time.
+const LANE_BLOCKS: usize = 4;
+
+/// Messages of one length in blocks, gathered until [`LANES`] of them can
+/// be compressed side by side.
+struct Pending {
+    /// `words[block][word][lane]`.
+    words: Vec<[Lanes; 16]>,
+    /// Where each lane's draw goes in the output.
+    places: [usize; LANES],
+    filled: usize,
+}
+
+impl Pending {
+    fn new(blocks: usize) -> Self {
+        Pending {
+            words: vec![[[0; LANES]; 16]; blocks],
+            places: [0; LANES],
+            filled: 0,
+        }
+    }
+
+    /// Adds a padded message of this batch's length, whose draw goes to
+    /// `out[place]`; full lanes are hashed at once.
+    fn add(&mut self, msg: &[u8], place: usize, out: &mut [u64]) {
+        for (block, bytes) in self.words.iter_mut().zip(msg.chunks_exact(64)) {
+            for (w, chunk) in block.iter_mut().zip(bytes.chunks_exact(4)) {
+                w[self.filled] = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+            }
+        }
+        self.places[self.filled] = place;
+        self.filled += 1;
+        if self.filled == LANES {
+            self.flush(out);
+        }
+    }
+
+    /// Hashes the messages gathered (the unfilled lanes hash stale words
+    /// whose draws are not used).
+    fn flush(&mut self, out: &mut [u64]) {
+        if self.filled == 0 {
+            return;
+        }
+        let mut state = MD5_INIT.map(|w| [w; LANES]);
+        for block in &self.words {
+            compress_lanes(&mut state, block);
+        }
+        for (l, &place) in self.places[..self.filled].iter().enumerate() {
+            out[place] = draw_of(state[0][l], state[1][l]);
+        }
+        self.filled = 0;
+    }
 }
 
 impl Drawer {
@@ -228,41 +279,40 @@ impl Drawer {
         Some(draw_of(state[0], state[1]))
     }
 
+    /// The message `D ":" key` padded as RFC 1321 says (`0x80`, zeros,
+    /// the bit length), written to `msg`; its length in blocks.
+    fn padded(&self, key: &[u8], msg: &mut Vec<u8>) -> usize {
+        let n = self.prefix_len + key.len();
+        let blocks = (n + 8) / 64 + 1;
+        msg.clear();
+        msg.extend_from_slice(&self.prefix[..self.prefix_len]);
+        msg.extend_from_slice(key);
+        msg.push(0x80);
+        msg.resize(blocks * 64 - 8, 0);
+        msg.extend_from_slice(&(n as u64 * 8).to_le_bytes());
+        blocks
+    }
+
     /// The draws of many keys, `keys[ends[i-1]..ends[i]]` (from 0), appended
-    /// to `out`. Keys whose message fits one block are hashed [`LANES`] at a
-    /// time, interleaved; the others one by one.
+    /// to `out`. Keys are hashed [`LANES`] at a time, interleaved, with
+    /// other keys of as many MD5 blocks (a unit id takes one block, a row
+    /// key of a members table two); keys past [`LANE_BLOCKS`] one by one.
     pub fn draw_many(&self, keys: &[u8], ends: &[usize], out: &mut Vec<u64>) {
         let first = out.len();
         out.resize(first + ends.len(), 0);
-        let mut words = [[0u32; LANES]; 16];
-        let mut places = [0usize; LANES];
-        let mut filled = 0;
+        let mut pending: Vec<Pending> = (1..=LANE_BLOCKS).map(Pending::new).collect();
+        let mut msg = Vec::with_capacity(LANE_BLOCKS * 64);
         let mut start = 0;
         for (i, &end) in ends.iter().enumerate() {
             let key = &keys[start..end];
             start = end;
-            let Some(block) = self.one_block(key) else {
-                out[first + i] = self.draw(key);
-                continue;
-            };
-            for (w, chunk) in words.iter_mut().zip(block.chunks_exact(4)) {
-                w[filled] = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
-            }
-            places[filled] = first + i;
-            filled += 1;
-            if filled == LANES {
-                let draws = md5_lanes(&words);
-                for (&p, r) in places.iter().zip(draws) {
-                    out[p] = r;
-                }
-                filled = 0;
+            match self.padded(key, &mut msg) {
+                blocks @ 1..=LANE_BLOCKS => pending[blocks - 1].add(&msg, first + i, out),
+                _ => out[first + i] = self.draw(key),
             }
         }
-        if filled > 0 {
-            let draws = md5_lanes(&words);
-            for (&p, r) in places[..filled].iter().zip(draws) {
-                out[p] = r;
-            }
+        for p in &mut pending {
+            p.flush(out);
         }
     }
 
@@ -330,16 +380,15 @@ pub fn draw_column(seed: u64, keys: &dyn Array) -> Result<UInt64Array, KeyError>
 /// column type with no row key text.
 pub fn draw_rows(seed: u64, columns: &[ArrayRef]) -> Result<UInt64Array, KeyError> {
     let keys = RowKeys::new(columns)?;
-    let drawer = Drawer::new(seed);
     let rows = columns.first().map_or(0, |c| c.len());
-    let mut buf = Vec::with_capacity(256);
-    let values = (0..rows)
-        .map(|row| {
-            keys.write(row, &mut buf);
-            drawer.draw(&buf)
-        })
-        .collect::<Vec<u64>>();
-    Ok(UInt64Array::from(values))
+    let (mut texts, mut ends) = (Vec::with_capacity(rows * 64), Vec::with_capacity(rows));
+    for row in 0..rows {
+        keys.append(row, &mut texts);
+        ends.push(texts.len());
+    }
+    let mut draws = Vec::with_capacity(rows);
+    Drawer::new(seed).draw_many(&texts, &ends, &mut draws);
+    Ok(UInt64Array::from(draws))
 }
 
 /// `strat_draw(seed, key) -> UInt64`: the draw of a unit key. `seed` is a
@@ -428,16 +477,17 @@ impl ScalarUDFImpl for StratDraw {
 mod tests {
     use super::*;
 
-    /// Many keys at once (SIMD lanes, and one by one past a block) give
-    /// the draws one key at a time gives: every key length from 0 to 120,
-    /// batches not a multiple of the lanes, and several seeds.
+    /// Many keys at once (lanes of keys of as many blocks, and one by one
+    /// past `LANE_BLOCKS`) give the draws one key at a time gives: every key
+    /// length from 0 to 300 (one to six blocks, interleaved), batches not a
+    /// multiple of the lanes, and several seeds.
     #[test]
     fn many_draws_equal_single_draws() {
         for seed in [0u64, 7, 20180602, i64::MAX as u64] {
             let drawer = Drawer::new(seed);
             let mut keys = Vec::new();
             let mut ends = Vec::new();
-            for len in 0..=120usize {
+            for len in (0..=300usize).chain((0..=300).rev()) {
                 for variant in 0..3u8 {
                     keys.extend(
                         (0..len).map(|i| b'!' + ((i * 7 + len + variant as usize) % 90) as u8),

@@ -35,6 +35,7 @@
 //! 4 digits (`-0001-01-01`).
 
 use std::fmt;
+use std::hash::BuildHasher;
 use std::io::Write as _;
 
 use datafusion::arrow::array::{
@@ -301,8 +302,51 @@ impl KeyColumn {
         Ok(())
     }
 
+    /// Mixes the identity of every row's key text into `hashes` (one per
+    /// row) without writing the texts: rows with equal key texts mix equal
+    /// words (floats as f64 bits with one NaN, dates as days, strings as
+    /// their keyed hash, a NULL as one constant). A pass that only needs to
+    /// know whether a row's unit is among a few selected ones hashes this
+    /// instead of formatting every value of every row. Each type is one
+    /// loop over the column.
+    pub fn hash_into(&self, keyed: &KeyHasher, hashes: &mut [u64]) {
+        let nulls = self.nulls.as_ref();
+        let float = |v: f64| if v.is_nan() { f64::NAN } else { v }.to_bits();
+        match &self.kind {
+            Kind::Null => hashes.iter_mut().for_each(|h| *h = mix(*h, NULL_WORD)),
+            Kind::I8(a) => each(hashes, nulls, |r| a.value(r) as u64),
+            Kind::I16(a) => each(hashes, nulls, |r| a.value(r) as u64),
+            Kind::I32(a) => each(hashes, nulls, |r| a.value(r) as u64),
+            Kind::I64(a) => each(hashes, nulls, |r| a.value(r) as u64),
+            Kind::U8(a) => each(hashes, nulls, |r| a.value(r).into()),
+            Kind::U16(a) => each(hashes, nulls, |r| a.value(r).into()),
+            Kind::U32(a) => each(hashes, nulls, |r| a.value(r).into()),
+            Kind::U64(a) => each(hashes, nulls, |r| a.value(r)),
+            Kind::Utf8(a) => each(hashes, nulls, |r| keyed.strings.hash_one(a.value(r))),
+            Kind::LargeUtf8(a) => each(hashes, nulls, |r| keyed.strings.hash_one(a.value(r))),
+            Kind::Utf8View(a) => each(hashes, nulls, |r| keyed.strings.hash_one(a.value(r))),
+            Kind::Bool(a) => each(hashes, nulls, |r| a.value(r).into()),
+            Kind::Date32(a) => each(hashes, nulls, |r| a.value(r) as u64),
+            Kind::Date64(a) => each(hashes, nulls, |r| a.value(r).div_euclid(86_400_000) as u64),
+            Kind::F16(a) => each(hashes, nulls, |r| float(a.value(r).to_f64())),
+            Kind::F32(a) => each(hashes, nulls, |r| float(a.value(r).into())),
+            Kind::F64(a) => each(hashes, nulls, |r| float(a.value(r))),
+            Kind::Timestamp(values, _) => each(hashes, nulls, |r| values[r] as u64),
+            // Decimals by their text: a negative scale appends zeros, so
+            // "150" is both (15, -1) and (150, 0).
+            Kind::Dec32(..) | Kind::Dec64(..) | Kind::Dec128(..) | Kind::Dec256(..) => {
+                each(hashes, nulls, |r| {
+                    let mut text = Vec::with_capacity(40);
+                    let _ = self.write(r, &mut text);
+                    keyed.strings.hash_one(&text)
+                });
+            }
+        }
+    }
+
     fn write_str(&self, s: &str, buf: &mut Vec<u8>) {
-        if !self.row {
+        let escaped = |b: &u8| *b == b'\\' || *b == ROW_KEY_SEPARATOR;
+        if !self.row || !s.as_bytes().iter().any(escaped) {
             buf.extend_from_slice(s.as_bytes());
             return;
         }
@@ -349,6 +393,14 @@ impl RowKeys {
     pub fn append_column(&self, column: usize, row: usize, buf: &mut Vec<u8>) {
         // Row mode never fails: NULL is `\N`.
         let _ = self.columns[column].write(row, buf);
+    }
+
+    /// The hashes of the rows' keys ([`KeyColumn::hash_into`] of every
+    /// column), one per row, in `hashes`.
+    pub fn hash_into(&self, keyed: &KeyHasher, hashes: &mut [u64]) {
+        for column in &self.columns {
+            column.hash_into(keyed, hashes);
+        }
     }
 
     /// Appends the row key of `row` to `buf`.
@@ -423,6 +475,63 @@ pub fn stratum_text(values: &[Option<String>]) -> String {
         }
     }
     out
+}
+
+/// Mixes `word(row)` of every row into `hashes` (a NULL's word for NULLs).
+fn each(hashes: &mut [u64], nulls: Option<&NullBuffer>, word: impl Fn(usize) -> u64) {
+    match nulls {
+        None => hashes
+            .iter_mut()
+            .enumerate()
+            .for_each(|(r, h)| *h = mix(*h, word(r))),
+        Some(n) => hashes.iter_mut().enumerate().for_each(|(r, h)| {
+            *h = mix(*h, if n.is_null(r) { NULL_WORD } else { word(r) });
+        }),
+    }
+}
+
+/// The word a NULL mixes into a key's hash.
+const NULL_WORD: u64 = 0x5be8_c1a4_77d2_9f03;
+
+/// One step of a key's hash: the folded 128-bit product of the state with
+/// the next word (foldhash's and ahash's mixing step).
+fn mix(h: u64, word: u64) -> u64 {
+    let p = u128::from(h ^ word) * 0x9e37_79b9_7f4a_7c15_u128;
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
+/// A keyed hash of unit keys computed from their values (equal key texts,
+/// equal hashes), seeded anew on every run so that no input can be built
+/// to make two keys collide.
+#[derive(Clone)]
+pub struct KeyHasher {
+    seed: u64,
+    strings: foldhash::quality::FixedState,
+}
+
+impl Default for KeyHasher {
+    fn default() -> Self {
+        use std::hash::BuildHasher as _;
+        let random = std::hash::RandomState::new();
+        KeyHasher {
+            seed: random.hash_one(0u8),
+            strings: foldhash::quality::FixedState::with_seed(random.hash_one(1u8)),
+        }
+    }
+}
+
+impl KeyHasher {
+    /// `hashes` resized to `rows`, each the hash of no key words yet.
+    pub fn start(&self, rows: usize, hashes: &mut Vec<u64>) {
+        hashes.clear();
+        hashes.resize(rows, self.seed);
+    }
+
+    /// The top 48 bits of a finished hash (its bits spread by one more
+    /// mixing step).
+    pub fn top48(&self, h: u64) -> u64 {
+        mix(h, self.seed.rotate_left(32)) >> 16
+    }
 }
 
 fn write_f64(v: f64, buf: &mut Vec<u8>) {
@@ -834,6 +943,120 @@ mod tests {
         let mut buf = Vec::new();
         keys.write(1, &mut buf);
         assert_eq!(buf, row_of(&cols, 1).as_bytes());
+    }
+
+    /// The hash from values stands for the key text: rows of one column
+    /// hash alike exactly when their row key texts are equal (NaNs of any
+    /// payload, Date64 times of one day, decimals of a negative scale
+    /// written with zeros, strings against NULL and escapes), checked over
+    /// every pair of rows.
+    #[test]
+    fn value_hashes_agree_with_row_key_texts() {
+        let nan2 = f64::from_bits(f64::NAN.to_bits() | 1);
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(Float64Array::from(vec![
+                Some(f64::NAN),
+                Some(nan2),
+                Some(-f64::NAN),
+                Some(0.0),
+                Some(-0.0),
+                Some(0.1),
+                None,
+            ])),
+            Arc::new(Float32Array::from(vec![Some(0.1f32), Some(f32::NAN), None])),
+            Arc::new(Date64Array::from(vec![
+                Some(0),
+                Some(3_600_000),
+                Some(86_400_000),
+                Some(-1),
+                None,
+            ])),
+            Arc::new(
+                Decimal128Array::from(vec![Some(15), Some(150), Some(0), Some(-15), None])
+                    .with_precision_and_scale(20, -1)
+                    .unwrap(),
+            ),
+            Arc::new(
+                Decimal128Array::from(vec![Some(150), Some(15), Some(-5), None])
+                    .with_precision_and_scale(20, 2)
+                    .unwrap(),
+            ),
+            Arc::new(StringArray::from(vec![
+                Some("\\N"),
+                Some("\\N"),
+                Some(""),
+                Some("a\u{1f}b"),
+                None,
+            ])),
+            Arc::new(Int64Array::from(vec![Some(-1), Some(0), Some(-1), None])),
+            Arc::new(UInt64Array::from(vec![Some(u64::MAX), Some(0), None])),
+            Arc::new(TimestampMillisecondArray::from(vec![
+                Some(1),
+                Some(1_000),
+                None,
+            ])),
+        ];
+        let keyed = KeyHasher::default();
+        for column in &columns {
+            let key = KeyColumn::row(column.as_ref()).unwrap();
+            let mut hashes = Vec::new();
+            keyed.start(column.len(), &mut hashes);
+            key.hash_into(&keyed, &mut hashes);
+            let texts: Vec<Vec<u8>> = (0..column.len())
+                .map(|row| {
+                    let mut text = Vec::new();
+                    key.write(row, &mut text).unwrap();
+                    text
+                })
+                .collect();
+            for a in 0..column.len() {
+                for b in 0..column.len() {
+                    assert_eq!(
+                        texts[a] == texts[b],
+                        hashes[a] == hashes[b],
+                        "{:?} rows {a} and {b}: {:?} and {:?}",
+                        column.data_type(),
+                        String::from_utf8_lossy(&texts[a]),
+                        String::from_utf8_lossy(&texts[b]),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Every column of a row key goes into its hash, in order.
+    #[test]
+    fn row_key_hashes_mix_every_column() {
+        let keyed = KeyHasher::default();
+        let hash = |cols: Vec<ArrayRef>| {
+            let mut hashes = Vec::new();
+            keyed.start(1, &mut hashes);
+            RowKeys::new(&cols).unwrap().hash_into(&keyed, &mut hashes);
+            hashes[0]
+        };
+        let ab = hash(vec![
+            Arc::new(StringArray::from(vec!["ab"])),
+            Arc::new(StringArray::from(vec!["c"])),
+        ]);
+        let a_bc = hash(vec![
+            Arc::new(StringArray::from(vec!["a"])),
+            Arc::new(StringArray::from(vec!["bc"])),
+        ]);
+        let swapped = hash(vec![
+            Arc::new(StringArray::from(vec!["c"])),
+            Arc::new(StringArray::from(vec!["ab"])),
+        ]);
+        assert_ne!(ab, a_bc);
+        assert_ne!(ab, swapped);
+        let null_then_one = hash(vec![
+            Arc::new(Int64Array::from(vec![None])),
+            Arc::new(Int64Array::from(vec![Some(1)])),
+        ]);
+        let one_then_null = hash(vec![
+            Arc::new(Int64Array::from(vec![Some(1)])),
+            Arc::new(Int64Array::from(vec![None])),
+        ]);
+        assert_ne!(null_then_one, one_then_null);
     }
 
     #[test]

@@ -12,8 +12,9 @@
 //!    (`where` applied, its columns read and dropped), one stream per
 //!    partition, each consumed by its own task. Per row: the unit's key text
 //!    (§6), its draw `r` (md5, no allocation, the batch's new units 8 at a
-//!    time), a second 64-bit hash `c` of the key (SipHash with a per-run
-//!    random key) and the row's stratum (Arrow's row format of the stratum
+//!    time), a second 64-bit hash `c` of the unit (mixed column by column
+//!    from the values, equal for equal key texts, keyed anew on every run:
+//!    [`KeyHasher`]) and the row's stratum (Arrow's row format of the stratum
 //!    values, mapped to a stratum id); a row whose unit value equals the
 //!    previous row's skips all but the stratum. A unit is remembered as 16
 //!    bytes: `r` and `c`'s top 48 bits with the stratum id in the low 16 —
@@ -35,7 +36,8 @@
 //!    where each part's run of draws starts (splits).
 //! 4. **Rows.** A sample's materialising pass: DataFusion reads the source
 //!    columns again; a row is kept iff its unit is selected (looked up by
-//!    `c`, confirmed by `r`); the kept rows are put in §7 order (by unit key
+//!    `c`, confirmed by `r`: a row whose `c` is no selected unit's — nearly
+//!    every row of a sample — is dropped without writing its key text); the kept rows are put in §7 order (by unit key
 //!    where draws tie, by row key within a unit), and the units found again
 //!    must be the units selected: their number and a checksum of their
 //!    draws and strata, else the table changed during the run (an error). A
@@ -50,7 +52,7 @@
 //! smallest such unit), more than 65,535 strata, and any error.
 
 use std::collections::{BinaryHeap, HashSet};
-use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::Mutex;
 
 use datafusion::arrow::array::new_empty_array;
@@ -70,7 +72,7 @@ use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 
 use datafusion::execution::{DiskManager, SpillFile};
 
-use crate::keys::{KeyError, compare_row_key_column};
+use crate::keys::{KeyError, KeyHasher, compare_row_key_column};
 use crate::parallel::map_on_threads;
 
 /// A spilled run of units.
@@ -167,6 +169,17 @@ impl UnitKeys {
         match self {
             UnitKeys::Unit(k) => k.same_value(a, b),
             UnitKeys::Row(_) => false,
+        }
+    }
+
+    /// The keyed hashes of the batch's units, one per row, from their
+    /// values (equal key texts, equal hashes: [`KeyColumn::hash_into`]);
+    /// [`KeyHasher::top48`] of one is what [`UnitEntry::tag`] holds.
+    fn hash_into(&self, keyed: &KeyHasher, rows: usize, hashes: &mut Vec<u64>) {
+        keyed.start(rows, hashes);
+        match self {
+            UnitKeys::Unit(k) => k.hash_into(keyed, hashes),
+            UnitKeys::Row(k) => k.hash_into(keyed, hashes),
         }
     }
 
@@ -429,7 +442,7 @@ struct Strata {
 /// What the counting tasks share.
 struct Counting {
     drawer: Drawer,
-    hasher: RandomState,
+    hasher: KeyHasher,
     filters: UnitFilters,
     fields: Vec<SortField>,
     strata: Mutex<Strata>,
@@ -464,11 +477,6 @@ impl From<RunError> for Stop {
     fn from(e: RunError) -> Self {
         Stop::Error(e)
     }
-}
-
-/// The 48-bit keyed hash of a key text, as stored in [`UnitEntry::tag`].
-fn hash48(hasher: &RandomState, key: &[u8]) -> u64 {
-    hasher.hash_one(key) >> 16
 }
 
 /// Runs `st` by the streaming plan, or says why not.
@@ -507,7 +515,7 @@ pub(super) async fn run(
     let (place_filters, stratum_fields) = (filters.clone(), fields.clone());
     let counting = Arc::new(Counting {
         drawer: Drawer::new(st.seed),
-        hasher: RandomState::new(),
+        hasher: KeyHasher::default(),
         filters,
         fields,
         strata: Mutex::new(Strata::default()),
@@ -1057,7 +1065,7 @@ async fn materialise(
     mut selected: Vec<Selected>,
     everything: bool,
     drawer: Drawer,
-    hasher: RandomState,
+    hasher: KeyHasher,
     pool: &Arc<dyn MemoryPool>,
     context: String,
 ) -> Result<Result<KeptRows, Fallback>, RunError> {
@@ -1232,27 +1240,21 @@ impl ScalarUDFImpl for SelectedUdf {
         let kc = UnitKeys::new(self.lookup.key.leading(), &columns)
             .or_else(|e| datafusion::common::exec_err!("strat_selected: {e}"))?;
         let mut buf = Vec::with_capacity(64);
+        let mut hashes = Vec::new();
+        kc.hash_into(&self.lookup.hasher, args.number_rows, &mut hashes);
         // Rows of one unit often come together: the previous answer holds.
-        let mut prev: Vec<u8> = Vec::with_capacity(64);
-        let mut prev_found = None;
-        let mut prev_row: Option<usize> = None;
+        let mut last: Option<(usize, bool)> = None;
         let out: BooleanArray = (0..args.number_rows)
             .map(|row| {
                 if kc.is_null(row) {
                     return Some(false);
                 }
-                if prev_row.is_some_and(|p| kc.same_value(p, row)) {
-                    prev_row = Some(row);
-                    return prev_found;
-                }
-                buf.clear();
-                kc.write(row, &mut buf);
-                if prev_found.is_none() || buf != prev {
-                    prev_found = Some(self.lookup.find(&buf).is_some());
-                    std::mem::swap(&mut prev, &mut buf);
-                }
-                prev_row = Some(row);
-                prev_found
+                let found = match last {
+                    Some((p, found)) if kc.same_value(p, row) => found,
+                    _ => self.lookup.find(&kc, row, hashes[row], &mut buf).is_some(),
+                };
+                last = Some((row, found));
+                Some(found)
             })
             .collect();
         Ok(ColumnarValue::Array(Arc::new(out)))
@@ -1293,6 +1295,7 @@ async fn count_partition(
     // One pass: where the current unit's key is in the task's key arena.
     let (mut new_keys, mut new_ends, mut new_tags) = (Vec::new(), Vec::new(), Vec::new());
     let mut draws: Vec<u64> = Vec::new();
+    let mut hashes: Vec<u64> = Vec::new();
     let mut held = 0usize;
     let converter = if shared.fields.is_empty() {
         None
@@ -1303,7 +1306,7 @@ async fn count_partition(
         )
     };
     // Stratum values → id, for the strata this task has met.
-    let mut known: HashMap<Vec<u8>, u16> = HashMap::new();
+    let mut known: HashMap<Vec<u8>, u16, foldhash::fast::RandomState> = HashMap::default();
     let mut buf = Vec::with_capacity(64);
     let mut prev: Option<UnitEntry> = None;
     let mut prev_key: Vec<u8> = Vec::with_capacity(64);
@@ -1313,6 +1316,7 @@ async fn count_partition(
             KeyOf::Row(_) => Stop::Error(row_key_error(e)),
             KeyOf::Unit(_) => Stop::Fallback("the unit column has no key text"),
         })?;
+        keys.hash_into(&shared.hasher, batch.num_rows(), &mut hashes);
         let strata_cols = &batch.columns()[shared.strata_at..];
         // Units first met in this batch: their key texts and tags; their
         // draws are computed together at the end of the batch (8 at a time).
@@ -1332,7 +1336,7 @@ async fn count_partition(
         // (events by member), and then their unit is known without hashing.
         let mut prev_row: Option<usize> = None;
         let mut last_stratum: Option<(usize, u16)> = None;
-        for row in 0..batch.num_rows() {
+        for (row, &hash) in hashes.iter().enumerate() {
             if keys.is_null(row) {
                 stats.null_rows += 1;
                 continue;
@@ -1388,7 +1392,7 @@ async fn count_partition(
                 prev_row = Some(row);
                 continue;
             }
-            let tag = (hash48(&shared.hasher, &buf) << 16) | u64::from(h);
+            let tag = (shared.hasher.top48(hash) << 16) | u64::from(h);
             new_keys.extend_from_slice(&buf);
             new_ends.push(new_keys.len());
             new_tags.push(tag);
@@ -1732,7 +1736,7 @@ struct Lookup {
     /// `hash48` → (first index, count) in `selected`.
     runs: HashMap<u64, (u32, u32), BuildHasherDefault<PassThrough>>,
     drawer: Drawer,
-    hasher: RandomState,
+    hasher: KeyHasher,
     key: KeyOf,
     reservation: Mutex<MemoryReservation>,
     pool: Arc<dyn MemoryPool>,
@@ -1740,10 +1744,22 @@ struct Lookup {
 }
 
 impl Lookup {
-    /// The selected unit of a key text, and its draw.
-    fn find(&self, key: &[u8]) -> Option<(&Selected, u64)> {
-        let &(start, count) = self.runs.get(&hash48(&self.hasher, key))?;
-        let r = self.drawer.draw(key);
+    /// The selected unit of a row whose unit hash (from
+    /// [`UnitKeys::hash_into`]) is `hash`, and its draw. Rows whose hash is
+    /// no selected unit's (nearly all, in a sample) are decided without
+    /// their key text; the others' key text is written to `buf` and
+    /// confirmed by its draw.
+    fn find(
+        &self,
+        keys: &UnitKeys,
+        row: usize,
+        hash: u64,
+        buf: &mut Vec<u8>,
+    ) -> Option<(&Selected, u64)> {
+        let &(start, count) = self.runs.get(&self.hasher.top48(hash))?;
+        buf.clear();
+        keys.write(row, buf);
+        let r = self.drawer.draw(buf);
         let run = &self.selected[start as usize..(start + count) as usize];
         run.iter().find(|s| s.r == r).map(|s| (s, r))
     }
@@ -1928,10 +1944,12 @@ async fn keep_partition(
     let mut out = Vec::new();
     let mut arena = Vec::new();
     let mut buf = Vec::with_capacity(64);
+    let mut hashes = Vec::new();
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(|_| Stop::Fallback("reading the table failed"))?;
         let keys = UnitKeys::new(shared.key, batch.columns())
             .map_err(|_| Stop::Fallback("the unit column has no key text"))?;
+        keys.hash_into(&shared.hasher, batch.num_rows(), &mut hashes);
         let mut rows = Vec::new();
         let mut take_rows = Vec::new();
         // The previous row's unit (draw, part, stratum), when it is the same
@@ -1940,15 +1958,15 @@ async fn keep_partition(
         let mut prev_found: Option<Option<(u64, u32, u32)>> = None;
         let mut key_at: Option<u64> = None;
         let mut prev_row: Option<usize> = None;
-        for row in 0..batch.num_rows() {
+        for (row, &hash) in hashes.iter().enumerate() {
             if keys.is_null(row) {
                 continue;
             }
             if !prev_row.is_some_and(|p| keys.same_value(p, row)) {
-                buf.clear();
-                keys.write(row, &mut buf);
-                if prev_found.is_none() || buf != prev {
-                    prev_found = Some(shared.find(&buf).map(|(s, r)| (r, s.part, s.stratum)));
+                let found = shared.find(&keys, row, hash, &mut buf);
+                prev_found = Some(found.map(|(s, r)| (r, s.part, s.stratum)));
+                // A kept unit's key text, unless it is the last one kept.
+                if prev_found.is_some_and(|f| f.is_some()) && buf != prev {
                     std::mem::swap(&mut prev, &mut buf);
                     key_at = None;
                 }
