@@ -464,6 +464,8 @@ struct Counting {
 /// What one counting task saw: its units not spilled, and the rest.
 struct CountStats {
     units: Buckets,
+    /// Rows counted (with a unit, not dropped by a unit filter).
+    rows: u64,
     null_rows: u64,
     excluded: HashSet<Vec<u8>>,
 }
@@ -536,7 +538,7 @@ pub(super) async fn run(
     let passes = each_partition(df, "planning the counting pass failed", |s| {
         count_partition(s, counting.clone())
     });
-    let mut null_rows = 0u64;
+    let (mut null_rows, mut rows_counted) = (0u64, 0u64);
     let mut excluded_seen: HashSet<Vec<u8>> = HashSet::new();
     let stats = match passes.await? {
         Ok(stats) => stats,
@@ -545,6 +547,7 @@ pub(super) async fn run(
     let mut task_units = Vec::with_capacity(stats.len());
     for s in stats {
         null_rows += s.null_rows;
+        rows_counted += s.rows;
         excluded_seen.extend(s.excluded);
         task_units.push(s.units);
     }
@@ -714,6 +717,7 @@ pub(super) async fn run(
                     ids: &strata_ids,
                     rank: &rank,
                     count: h_count,
+                    one_row_per_unit: rows_counted == sizes.iter().sum::<u64>(),
                 };
                 neyman::sds(ctx, st, &source, &c.name, strata).await?
             }
@@ -1289,6 +1293,7 @@ async fn count_partition(
     shared.tasks.fetch_add(1, AtomicOrdering::Relaxed);
     let mut stats = CountStats {
         units: Buckets::new(),
+        rows: 0,
         null_rows: 0,
         excluded: HashSet::new(),
     };
@@ -1360,6 +1365,7 @@ async fn count_partition(
                     continue;
                 }
             }
+            stats.rows += 1;
             let h = match &rows {
                 None => 0,
                 Some(rows) => match last_stratum {

@@ -3,9 +3,13 @@
 //! each unit's smallest and largest value and its counts; strat checks that
 //! the value is constant within the unit (E0206 names the smallest key of a
 //! unit where it is not) and adds each unit's value once to its stratum's
-//! exact sums ([`Moments`]).
+//! exact sums ([`Moments`]). When the counting pass met as many rows as
+//! units (a members table keyed by member), every unit has one row: its
+//! value is the row's, and the rows are read without grouping.
 
 use datafusion::functions_aggregate::expr_fn::{count, max, min};
+use datafusion::logical_expr::cast as cast_expr;
+use datafusion::prelude::lit;
 
 use super::*;
 use crate::moments::{Moments, Scale};
@@ -20,6 +24,9 @@ pub(super) struct Strata<'a> {
     pub ids: &'a HashMap<Vec<u8>, u16>,
     pub rank: &'a [usize],
     pub count: usize,
+    /// Every unit has exactly one row (the counting pass met as many rows
+    /// as units).
+    pub one_row_per_unit: bool,
 }
 
 /// `S_h` of `column` per stratum (in stratum order).
@@ -53,17 +60,29 @@ pub(super) async fn sds(
     let n_key = key_columns.len();
     let groups: Vec<Expr> = names[..names.len() - 1].iter().map(|n| column(n)).collect();
     let value = column(VALUE);
-    let df = df
-        .aggregate(
+    // A unit's smallest and largest value, its values and its rows: one
+    // row's are the row's own.
+    let df = if strata.one_row_per_unit {
+        let mut one = groups;
+        one.extend([
+            value.clone().alias("lo"),
+            value.clone().alias("hi"),
+            cast_expr(value.is_not_null(), DataType::Int64).alias("values"),
+            lit(1i64).alias("rows"),
+        ]);
+        df.select(one)
+    } else {
+        df.aggregate(
             groups,
             vec![
                 min(value.clone()).alias("lo"),
                 max(value.clone()).alias("hi"),
                 count(value).alias("values"),
-                count(datafusion::prelude::lit(1)).alias("rows"),
+                count(lit(1)).alias("rows"),
             ],
         )
-        .map_err(df_err("neyman"))?;
+    }
+    .map_err(df_err("neyman"))?;
     let value_type = df.schema().field(names.len() - 1).data_type().clone();
     let (as_type, scale) = match &value_type {
         t if t.is_floating() => (DataType::Float64, Scale::Float),
@@ -104,11 +123,14 @@ pub(super) async fn sds(
         let hi = cast(&cols[at + 1], &as_type).map_err(arrow_err("neyman"))?;
         let values = cols[at + 2].as_primitive::<Int64Type>();
         let rows = cols[at + 3].as_primitive::<Int64Type>();
+        let filtered = strata.filters.kept.is_some() || strata.filters.excluded.is_some();
         for row in 0..batch.num_rows() {
             buf.clear();
-            keys.write(row, &mut buf);
-            if strata.filters.drops(&buf) {
-                continue;
+            if filtered {
+                keys.write(row, &mut buf);
+                if strata.filters.drops(&buf) {
+                    continue;
+                }
             }
             let same = match scale {
                 Scale::Float => {
@@ -129,6 +151,9 @@ pub(super) async fn sds(
             // Constant: one value on every row (or NULL on every row).
             let constant = same && (values.value(row) == 0 || values.value(row) == rows.value(row));
             if !constant {
+                if !filtered {
+                    keys.write(row, &mut buf);
+                }
                 if not_constant.as_deref().is_none_or(|k| buf.as_slice() < k) {
                     not_constant = Some(buf.clone());
                 }
