@@ -28,7 +28,9 @@ that does not implement a task shows "–"), polars-shuffle (T2, T4: Polars'
 floors: datafusion-scan (strat's engine), duckdb-scan, polars-scan, spark-scan
 (read the task's columns, count by strata); duckdb-draw, the target of issue 6
 (DuckDB's scan plus the spec's md5 draw of every unit), and datafusion-draw
-(the same with DataFusion's built-in md5).
+(the same with DataFusion's built-in md5); the kernel floor, strat's own: the
+DataFusion scan floor plus one draw per unit at the cost strat's kernel takes
+(key text and md5, measured by `strat-draw-cost` on the table), on --threads cores.
 
 Needs Python 3.11, duckdb, polars, pyspark and datafusion (requirements.txt) and
 Java 17 for Spark. Documented in docs/performance.md.
@@ -408,6 +410,30 @@ def check_report(task, report: Path, pop: dict, sds, n, rows, got: dict, strata_
 # ---------------------------------------------------------------- report
 
 
+def kernel_cost(draw_cost: Path, members: Path, rows: int) -> dict | None:
+    """strat's draw kernel on this table: ns per unit key and per row key, one
+    thread (`strat-draw-cost`, built with the feature `bench`); None without it."""
+    if not draw_cost.exists():
+        log(f"no {draw_cost}: no kernel floor (cargo build --release -p strat-cli -p strat-engine --features strat-engine/bench)")
+        return None
+    out = subprocess.run([str(draw_cost), str(members), "member_id", str(min(rows, 2_000_000))],
+                         capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        log(f"{draw_cost} failed: {out.stderr.strip()[:200]}")
+        return None
+    return json.loads(out.stdout)
+
+
+def draws_of(task: str, rows: int, n, events: tuple | None) -> int:
+    """Units a task draws: every member (with a `where`, the eligible ones are
+    fewer: the floor is then a little high), the members with events for the
+    entity tasks, and a chain's cohort once more for its split."""
+    t = TASKS[task]
+    if t["table"] == "events":
+        return events[1] if events else 0
+    return rows + (n or 0) if t["kind"] == "chain" else rows
+
+
 def fmt_s(x):
     return "–" if x is None else (f"{x:.2f} s" if x < 10 else f"{x:.1f} s")
 
@@ -421,11 +447,14 @@ def fmt_ratio(a, b):
 
 
 def render(results: list[dict], meta: dict) -> str:
-    med, failed = {}, {}
+    med, failed, in_process = {}, {}, {}
     for r in results:
         key = (r["rows"], r["task"], r["variant"])
         if r["ok_runs"]:
             med[key] = (statistics.median(r["walls"]), max(r["rss"]))
+            inner = [x for x in r["inner"] if x is not None]
+            if inner:
+                in_process[key] = statistics.median(inner)
         else:
             failed[key] = r
     lines = [f"## strat benchmark — {meta['when']}", "", meta["machine"], "", "```text", meta["command"], "```", ""]
@@ -450,9 +479,21 @@ def render(results: list[dict], meta: dict) -> str:
             "",
             "| task | strat | strat 1 thread | speed-up 1→2 | DuckDB | Polars | Polars shuffle | Spark | strat / fastest peer "
             "| draw floor (DuckDB) | strat / draw floor | DataFusion md5 draw | strat / DataFusion scan floor "
+            "| kernel floor | strat / kernel floor "
             "| scan floors: DataFusion · DuckDB · Polars · Spark |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
+        kernel = meta.get("kernel", {}).get(rows)
+
+        def kernel_floor(task):
+            """The DataFusion scan floor (in-process: without the Python start-up)
+            plus the task's draws at strat's kernel cost."""
+            scan = in_process.get((rows, task, "datafusion-scan"))
+            if scan is None or not kernel:
+                return None
+            ns = kernel["row_ns"] if TASKS[task]["unit"] is None else kernel["unit_ns"]
+            units = draws_of(task, rows, n_used.get(task, {}).get(rows), meta["events"].get(rows))
+            return scan + units * ns * 1e-9 / meta["threads"]
 
         def w(task, v):
             x = med.get((rows, task, v))
@@ -482,8 +523,16 @@ def render(results: list[dict], meta: dict) -> str:
                 f"| {ws(task, 'duckdb')} | {ws(task, 'polars')} | {ws(task, 'polars-shuffle')} | {ws(task, 'spark')} "
                 f"| {fmt_ratio(w(task, 'strat'), fastest)} | {ws(task, 'duckdb-draw')} | {fmt_ratio(w(task, 'strat'), w(task, 'duckdb-draw'))} "
                 f"| {ws(task, 'datafusion-draw')} | {fmt_ratio(w(task, 'strat'), w(task, 'datafusion-scan'))} "
+                f"| {fmt_s(kernel_floor(task))} | {fmt_ratio(w(task, 'strat'), kernel_floor(task))} "
                 f"| {' · '.join(ws(task, v) for v in ('datafusion-scan', 'duckdb-scan', 'polars-scan', 'spark-scan'))} |"
             )
+        if kernel:
+            lines += [
+                "",
+                f"Kernel floor: the DataFusion scan floor (in-process) plus one draw per unit at strat's kernel cost on this table "
+                f"({kernel['unit_ns']:.1f} ns per unit key, {kernel['row_ns']:.1f} ns per row key of all columns, "
+                f"one thread, `strat-draw-cost` over {kernel['rows']:,} rows), on {meta['threads']} threads.",
+            ]
         lines += [
             "",
             "Peak RSS of the run's process (tree, for Spark; up to its end for a run that did not finish):",
@@ -571,6 +620,8 @@ def main() -> None:
                     help="members with events when the events are generated (default: rows/10, at most 1,000,000)")
     ap.add_argument("--strat", default="target/release/strat", help="the strat binary (relative to the repo)")
     ap.add_argument("--gen", default="target/release/strat-bench-gen", help="the data generator binary")
+    ap.add_argument("--draw-cost", default="target/release/strat-draw-cost",
+                    help="strat's draw kernel timer, for the kernel floor (strat-engine's feature `bench`)")
     ap.add_argument("--data-dir", default="target/strat-bench/data")
     ap.add_argument("--work-dir", default="target/strat-bench/out", help="where the samples are written")
     ap.add_argument("--results", default="target/strat-bench/results.md", help="the markdown report (JSON beside it)")
@@ -616,7 +667,7 @@ def main() -> None:
     ram_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     con.execute(f"SET memory_limit = '{max(1, int(ram_gb / 4))}GB'")
     con.execute(f"SET temp_directory = '{work_dir / '.duckdb_tmp'}'")
-    results, events_rows = [], {}
+    results, events_rows, kernels = [], {}, {}
     gave_up = {}  # (task, variant) -> the size at which it timed out or was killed
     for rows in rows_list:
         em = a.event_members or default_event_members(rows)
@@ -626,6 +677,8 @@ def main() -> None:
             # the entity tasks' n and the report follow what the file holds.
             ev_rows, event_members = con.execute(f"SELECT count(*), count(DISTINCT member_id) FROM '{events}'").fetchone()
             events_rows[rows] = (ev_rows, event_members)
+        if "strat" in engines and not a.no_floors:
+            kernels[rows] = kernel_cost((REPO / a.draw_cost).resolve(), members, rows)
         for task in tasks:
             n = task_n(task, rows, event_members)
             pop = None
@@ -680,11 +733,11 @@ def main() -> None:
                     rss = f"peak {rec['fail_rss'] / 2**20:.0f} MB  " if rec.get("fail_rss") else ""
                     log(f"{rows:>11,} {task} {variant:<15} {rec['status'].upper()} {rss}{rec['check']}")
                 results.append(rec)
-                write_report(results, a, rows_list, tasks, events_rows, strat_bin, final=False)
-    write_report(results, a, rows_list, tasks, events_rows, strat_bin, final=True)
+                write_report(results, a, rows_list, tasks, events_rows, strat_bin, final=False, kernels=kernels)
+    write_report(results, a, rows_list, tasks, events_rows, strat_bin, final=True, kernels=kernels)
 
 
-def write_report(results, a, rows_list, tasks, events_rows, strat_bin, final: bool) -> None:
+def write_report(results, a, rows_list, tasks, events_rows, strat_bin, final: bool, kernels: dict) -> None:
     """The markdown report and the raw JSON; rewritten after every variant, so
     an interrupted run keeps what it measured."""
     meta = {
@@ -694,6 +747,8 @@ def write_report(results, a, rows_list, tasks, events_rows, strat_bin, final: bo
         "rows": rows_list,
         "tasks": tasks,
         "events": events_rows,
+        "threads": a.threads,
+        "kernel": kernels,
     }
     md = render(results, meta)
     res_path = REPO / a.results
