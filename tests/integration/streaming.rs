@@ -222,15 +222,12 @@ const RULES: &[&str] = &[
     "split m unit id having count(*) = 2 stratify by plan into 3 folds seed 31",
 ];
 
-/// A split's rows come from DataFusion's sort: under strat's memory pool,
-/// with a spill budget far smaller than the table, it spills sorted runs to
-/// disk and merges them, and the rows are still those of the in-memory plan,
-/// in the same order.
+/// A split's rows are spread over bucket files by place and each bucket
+/// ordered in memory: under strat's memory pool, with a spill budget far
+/// smaller than the table, the rows go to disk and back, and are still those
+/// of the in-memory plan, in the same order.
 #[test]
 fn split_rows_spill_under_a_small_memory_pool() {
-    use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-    use futures::StreamExt;
-    use strat_engine::run::run_statement_streamed;
     let dir = std::env::temp_dir().join(format!("strat-split-spill-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     write_data(&dir);
@@ -239,63 +236,98 @@ fn split_rows_spill_under_a_small_memory_pool() {
     let splits = RULES.iter().filter(|r| r.starts_with("split"));
     for rule in splits {
         let text = format!("table m = \"members.csv\"\ntable h = \"holdout.csv\"\n{rule}\n");
-        rt.block_on(async {
-            let mut config = SessionConfig::new()
-                .with_target_partitions(2)
-                .with_batch_size(256);
-            config.options_mut().execution.sort_spill_reservation_bytes = 64 << 10;
-            // As strat's own contexts do (memory::context): a sort that never
-            // spilled concatenates its rows below this size, which needs a
-            // second copy of them past its share of this tiny budget.
-            config.options_mut().execution.sort_in_place_threshold_bytes =
-                strat_engine::memory::sort_in_place_threshold(256 << 10);
-            // strat's pool: each partition's sort gets its share of the
-            // spill budget, and spills past it.
-            let budget = strat_engine::memory::Budget {
-                spill: 256 << 10,
-                total: 2 << 20,
-            };
-            let runtime = RuntimeEnvBuilder::new()
-                .with_memory_pool(budget.pool())
-                .build_arc()
-                .expect("runtime");
-            let small = SessionContext::new_with_config_rt(config, runtime);
-            let compiled = compile(&small, Some(&file), &text, &Options::default()).await;
-            let program = compiled.program.expect("checks");
-            let mut out = run_statement_streamed(&small, &program, 0, &RunOptions::default())
-                .await
-                .unwrap_or_else(|e| panic!("{rule}: {e}"));
-            assert_eq!(out.plan, Plan::Streaming, "{rule}");
-            let mut batches = Vec::new();
-            while let Some(b) = out.rows.next().await {
-                batches.push(b.unwrap_or_else(|e| panic!("{rule}: {e}")));
-            }
-            let got = concat_batches(&out.schema, &batches).expect("concat");
-            // The rows are far more than the sort may hold: it spilled (or it
-            // would have failed for want of memory).
-            if out.report.total_population > 1000 {
-                assert!(
-                    got.get_array_memory_size() > budget.spill,
-                    "{rule}: too few rows to spill"
-                );
-            }
-
-            let ctx = SessionContext::new();
-            let compiled = compile(&ctx, Some(&file), &text, &Options::default()).await;
-            let program = compiled.program.expect("checks");
-            let in_memory = RunOptions {
-                plan: Plan::InMemory,
-                ..RunOptions::default()
-            };
-            let m = run_statement_with(&ctx, &program, 0, &in_memory)
-                .await
-                .expect("in memory");
-            let want = concat_batches(&m.schema, &m.batches).expect("concat");
-            assert_eq!(out.report, m.report, "{rule}: report");
-            assert_eq!(got, want, "{rule}: rows");
-        });
+        rt.block_on(same_under_a_small_pool(&file, &text, rule));
     }
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A bucket too big for its share (a unit of many rows among units of one)
+/// is spread again over finer buckets, down to the one place of the heavy
+/// unit, which is held as it is: the rows are still the in-memory plan's.
+#[test]
+fn split_buckets_too_big_are_spread_again() {
+    let dir = std::env::temp_dir().join(format!("strat-split-heavy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let mut csv = String::from("id,country,v\n");
+    for i in 0..8000 {
+        csv.push_str(&format!("0,US,{i}\n"));
+    }
+    for id in 1..12_000 {
+        let c = ["US", "BR", "DE"][id % 3];
+        csv.push_str(&format!("{id},{c},{}\n", id * 7 % 1000));
+    }
+    std::fs::write(dir.join("heavy.csv"), csv).expect("write");
+    let rt = runtime();
+    let rule = "split e unit id stratify by country into train 50%, test 50% seed 5";
+    let text = format!("table e = \"heavy.csv\"\n{rule}\n");
+    rt.block_on(same_under_a_small_pool(
+        &dir.join("rules.strat"),
+        &text,
+        rule,
+    ));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Runs `text`'s first statement streaming under a tiny memory pool and
+/// in memory: the same report and rows.
+async fn same_under_a_small_pool(file: &Path, text: &str, rule: &str) {
+    use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+    use futures::StreamExt;
+    use strat_engine::run::run_statement_streamed;
+    let mut config = SessionConfig::new()
+        .with_target_partitions(2)
+        .with_batch_size(256);
+    // As strat's own contexts do (memory::context), for the sort of rows by
+    // unit that unit aggregates need: a sort that never spilled
+    // concatenates its rows below this size, a second copy of them past its
+    // share of this tiny budget.
+    config.options_mut().execution.sort_spill_reservation_bytes = 64 << 10;
+    config.options_mut().execution.sort_in_place_threshold_bytes =
+        strat_engine::memory::sort_in_place_threshold(256 << 10);
+    // strat's pool: the split's buckets (and the sort by unit) get a share
+    // of the spill budget.
+    let budget = strat_engine::memory::Budget {
+        spill: 256 << 10,
+        total: 2 << 20,
+    };
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_pool(budget.pool())
+        .build_arc()
+        .expect("runtime");
+    let small = SessionContext::new_with_config_rt(config, runtime);
+    let compiled = compile(&small, Some(file), text, &Options::default()).await;
+    let program = compiled.program.expect("checks");
+    let mut out = run_statement_streamed(&small, &program, 0, &RunOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("{rule}: {e}"));
+    assert_eq!(out.plan, Plan::Streaming, "{rule}");
+    let mut batches = Vec::new();
+    while let Some(b) = out.rows.next().await {
+        batches.push(b.unwrap_or_else(|e| panic!("{rule}: {e}")));
+    }
+    let got = concat_batches(&out.schema, &batches).expect("concat");
+    // The rows are far more than the buckets may hold: they went to disk
+    // (or the run would have failed for want of memory).
+    if out.report.total_population > 1000 {
+        assert!(
+            got.get_array_memory_size() > budget.spill,
+            "{rule}: too few rows to spill"
+        );
+    }
+
+    let ctx = SessionContext::new();
+    let compiled = compile(&ctx, Some(file), text, &Options::default()).await;
+    let program = compiled.program.expect("checks");
+    let in_memory = RunOptions {
+        plan: Plan::InMemory,
+        ..RunOptions::default()
+    };
+    let m = run_statement_with(&ctx, &program, 0, &in_memory)
+        .await
+        .expect("in memory");
+    let want = concat_batches(&m.schema, &m.batches).expect("concat");
+    assert_eq!(out.report, m.report, "{rule}: report");
+    assert_eq!(got, want, "{rule}: rows");
 }
 
 #[test]

@@ -466,6 +466,8 @@ struct CountStats {
     units: Buckets,
     /// Rows counted (with a unit, not dropped by a unit filter).
     rows: u64,
+    /// Rows counted per stratum id (what a split's buckets are sized by).
+    strata_rows: Vec<u64>,
     null_rows: u64,
     excluded: HashSet<Vec<u8>>,
 }
@@ -545,9 +547,17 @@ pub(super) async fn run(
         Err(why) => return Ok(Err(why)),
     };
     let mut task_units = Vec::with_capacity(stats.len());
+    let mut rows_by_id: Vec<u64> = Vec::new();
     for s in stats {
         null_rows += s.null_rows;
         rows_counted += s.rows;
+        if rows_by_id.len() < s.strata_rows.len() {
+            rows_by_id.resize(s.strata_rows.len(), 0);
+        }
+        rows_by_id
+            .iter_mut()
+            .zip(&s.strata_rows)
+            .for_each(|(a, b)| *a += b);
         excluded_seen.extend(s.excluded);
         task_units.push(s.units);
     }
@@ -640,40 +650,27 @@ pub(super) async fn run(
         .map(|k| text_columns.iter().map(|c| c.text(k)).collect())
         .collect();
     let stratum_strings: Vec<String> = stratum_texts.iter().map(|t| stratum_text(t)).collect();
-    // Units per stratum; in memory, per range of buckets too (one per thread).
+    // Units per stratum, and per range of draws (one per thread).
     let threads = ctx.state().config().target_partitions().max(1);
     let mut sizes = vec![0u64; h_count];
     let mut range_sizes: Vec<Vec<u64>> = Vec::new();
-    match &units {
-        Units::InMemory(sorted) => {
-            let count = |range| {
-                let mut sizes = vec![0u64; h_count];
-                let complete = sorted.for_each_in(range, |e| {
-                    sizes[rank[e.stratum()]] += 1;
-                    true
-                });
-                complete.then_some(sizes)
-            };
-            let Some(counted) = map_on_threads(bucket_ranges(threads), threads, count) else {
-                return Ok(Err(Fallback("a streaming task failed")));
-            };
-            for c in counted {
-                let Some(c) = c else {
-                    return Ok(Err(Fallback("a unit spans strata")));
-                };
-                sizes.iter_mut().zip(&c).for_each(|(s, n)| *s += n);
-                range_sizes.push(c);
-            }
-        }
-        Units::Spilled(runs) => {
-            let count = |e: UnitEntry| {
-                sizes[rank[e.stratum()]] += 1;
-                true
-            };
-            if !for_each_unit(runs, &context, count)? {
-                return Ok(Err(Fallback("a unit spans strata")));
-            }
-        }
+    let count = |range| -> Result<Option<Vec<u64>>, RunError> {
+        let mut sizes = vec![0u64; h_count];
+        let complete = units.for_each_in(range, &context, |e| {
+            sizes[rank[e.stratum()]] += 1;
+            true
+        })?;
+        Ok(complete.then_some(sizes))
+    };
+    let Some(counted) = map_on_threads(bucket_ranges(threads), threads, count) else {
+        return Ok(Err(Fallback("a streaming task failed")));
+    };
+    for c in counted {
+        let Some(c) = c? else {
+            return Ok(Err(Fallback("a unit spans strata")));
+        };
+        sizes.iter_mut().zip(&c).for_each(|(s, n)| *s += n);
+        range_sizes.push(c);
     }
     let starts: Vec<u32> = stratum_strings
         .iter()
@@ -747,37 +744,31 @@ pub(super) async fn run(
     // the units are counted, not listed.
     let parts = split.map_or(1, |s| s.parts.len());
     let mut walk = Walk::new(&assign, parts, split.is_none());
-    let complete = match &units {
-        Units::InMemory(sorted) => {
-            // Each range of buckets on its own thread, its places in each
-            // stratum counted on from the ranges before it.
-            let mut places = vec![0u64; h_count];
-            let mut starts_at = Vec::with_capacity(range_sizes.len());
-            for c in &range_sizes {
-                starts_at.push(places.clone());
-                places.iter_mut().zip(c).for_each(|(p, n)| *p += n);
-            }
-            let select = |(range, places)| {
-                let mut walk = Walk::new(&assign, parts, split.is_none());
-                walk.places = places;
-                let complete = sorted.for_each_in(range, |e| walk.visit(e, rank[e.stratum()]));
-                complete.then_some(walk)
-            };
-            let ranges: Vec<_> = bucket_ranges(threads).into_iter().zip(starts_at).collect();
-            let Some(walks) = map_on_threads(ranges, threads, select) else {
-                return Ok(Err(Fallback("a streaming task failed")));
-            };
-            let mut complete = true;
-            for w in walks {
-                match w {
-                    Some(w) => walk.absorb(w),
-                    None => complete = false,
-                }
-            }
-            complete
-        }
-        Units::Spilled(runs) => select_spilled(runs, &rank, &mut walk, &context)?,
+    // Each range of draws on its own thread, its places in each stratum
+    // counted on from the ranges before it.
+    let mut places = vec![0u64; h_count];
+    let mut starts_at = Vec::with_capacity(range_sizes.len());
+    for c in &range_sizes {
+        starts_at.push(places.clone());
+        places.iter_mut().zip(c).for_each(|(p, n)| *p += n);
+    }
+    let select = |(range, places)| -> Result<Option<Walk<'_>>, RunError> {
+        let mut walk = Walk::new(&assign, parts, split.is_none());
+        walk.places = places;
+        let complete = units.for_each_in(range, &context, |e| walk.visit(e, rank[e.stratum()]))?;
+        Ok(complete.then_some(walk))
     };
+    let ranges: Vec<_> = bucket_ranges(threads).into_iter().zip(starts_at).collect();
+    let Some(walks) = map_on_threads(ranges, threads, select) else {
+        return Ok(Err(Fallback("a streaming task failed")));
+    };
+    let mut complete = true;
+    for w in walks {
+        match w? {
+            Some(w) => walk.absorb(w),
+            None => complete = false,
+        }
+    }
     if !complete {
         return Ok(Err(Fallback(
             "two units tie on their draw at a selection or split boundary",
@@ -867,6 +858,10 @@ pub(super) async fn run(
     // spilling sort as they are written.
     if let Some(split) = split {
         drop(unit_reservation);
+        let mut strata_rows = vec![0u64; h_count];
+        for (id, n) in rows_by_id.iter().enumerate() {
+            strata_rows[rank[id]] += n;
+        }
         let placer = ordered::Placer {
             drawer,
             key: key_of(st)?,
@@ -875,6 +870,7 @@ pub(super) async fn run(
             ids: strata_ids,
             rank,
             starts,
+            strata_rows,
         };
         let finish = ordered::Finish {
             st: st.clone(),
@@ -1296,6 +1292,7 @@ async fn count_partition(
     let mut stats = CountStats {
         units: Buckets::new(),
         rows: 0,
+        strata_rows: Vec::new(),
         null_rows: 0,
         excluded: HashSet::new(),
     };
@@ -1391,6 +1388,11 @@ async fn count_partition(
                 register(&shared, &[], strata_cols, row)?;
                 known.insert(Vec::new(), 0);
             }
+            let id = usize::from(h);
+            if stats.strata_rows.len() <= id {
+                stats.strata_rows.resize(id + 1, 0);
+            }
+            stats.strata_rows[id] += 1;
             if let Some(p) = prev
                 && (same || buf == prev_key)
             {
@@ -1457,6 +1459,27 @@ async fn count_partition(
 enum Units {
     InMemory(SortedUnits),
     Spilled(Vec<RunFile>),
+}
+
+impl Units {
+    /// Calls `f` once per unit whose draw is in the range of `buckets`, in
+    /// draw order, until it returns false (see [`SortedUnits::for_each_in`]):
+    /// ranges of draws are walked at once, each on its own thread.
+    fn for_each_in(
+        &self,
+        buckets: std::ops::Range<usize>,
+        context: &str,
+        f: impl FnMut(UnitEntry) -> bool,
+    ) -> Result<bool, RunError> {
+        match self {
+            Units::InMemory(sorted) => Ok(sorted.for_each_in(buckets, f)),
+            Units::Spilled(runs) => {
+                let draw = |b: usize| (b as u64) << (64 - BUCKET_BITS);
+                let to = (buckets.end < BUCKETS).then(|| draw(buckets.end));
+                for_each_unit_in(runs, context, draw(buckets.start), to, f)
+            }
+        }
+    }
 }
 
 /// How a stratum's units are assigned to parts (a sample has one part).
@@ -1565,23 +1588,6 @@ impl<'a> Walk<'a> {
     }
 }
 
-/// Selection over the spilled runs: the units in draw order, each assigned
-/// by its place in its stratum. False when draws tie at a boundary.
-fn select_spilled(
-    runs: &[RunFile],
-    rank: &[usize],
-    walk: &mut Walk<'_>,
-    context: &str,
-) -> Result<bool, RunError> {
-    let mut tie = false;
-    let complete = for_each_unit(runs, context, |e| {
-        let ok = walk.visit(e, rank[e.stratum()]);
-        tie |= !ok;
-        ok
-    })?;
-    Ok(complete && !tie)
-}
-
 fn spill_error(context: &str, what: &str, e: impl std::fmt::Display) -> RunError {
     RunError::Memory {
         context: context.to_string(),
@@ -1645,6 +1651,26 @@ fn spill(shared: &Counting, units: &mut Buckets) -> Result<(), Stop> {
 struct RunReader(BufReader<File>);
 
 impl RunReader {
+    /// A reader of `file` from its first entry with a draw at or above
+    /// `from` (entries are 16 bytes, sorted by draw: a binary search).
+    fn at(mut file: File, from: u64) -> std::io::Result<RunReader> {
+        use std::io::{Seek, SeekFrom};
+        let (mut lo, mut hi) = (0u64, file.metadata()?.len() / 16);
+        let mut r = [0u8; 8];
+        while from > 0 && lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            file.seek(SeekFrom::Start(mid * 16))?;
+            file.read_exact(&mut r)?;
+            if u64::from_le_bytes(r) < from {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        file.seek(SeekFrom::Start(lo * 16))?;
+        Ok(RunReader(BufReader::with_capacity(1 << 16, file)))
+    }
+
     fn next(&mut self) -> std::io::Result<Option<UnitEntry>> {
         let mut b = [0u8; 16];
         match self.0.read_exact(&mut b) {
@@ -1658,12 +1684,15 @@ impl RunReader {
     }
 }
 
-/// Calls `f` once per unit of the runs, in draw order (a unit met in several
-/// runs once), until it returns false. Returns false when a unit's entries
-/// name two strata, or `f` stopped the walk.
-fn for_each_unit(
+/// Calls `f` once per unit of the runs with a draw from `from` up to `to`,
+/// in draw order (a unit met in several runs once), until it returns false.
+/// Returns false when a unit's entries name two strata, or `f` stopped the
+/// walk.
+fn for_each_unit_in(
     runs: &[RunFile],
     context: &str,
+    from: u64,
+    to: Option<u64>,
     f: impl FnMut(UnitEntry) -> bool,
 ) -> Result<bool, RunError> {
     use std::cmp::Reverse;
@@ -1674,10 +1703,7 @@ fn for_each_unit(
         let path = run
             .path()
             .ok_or_else(|| read_err(std::io::ErrorKind::NotFound.into()))?;
-        readers.push(RunReader(BufReader::with_capacity(
-            1 << 16,
-            File::open(path).map_err(read_err)?,
-        )));
+        readers.push(RunReader::at(File::open(path).map_err(read_err)?, from).map_err(read_err)?);
     }
     let mut heap = BinaryHeap::with_capacity(readers.len());
     for (i, reader) in readers.iter_mut().enumerate() {
@@ -1687,6 +1713,9 @@ fn for_each_unit(
     }
     let mut walk = OncePerUnit::new(f);
     while let Some(Reverse((r, _, tag, i))) = heap.pop() {
+        if to.is_some_and(|to| r >= to) {
+            break;
+        }
         if let Some(next) = readers[i].next().map_err(read_err)? {
             heap.push(Reverse((next.r, next.hash48(), next.tag, i)));
         }

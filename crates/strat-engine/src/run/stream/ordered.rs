@@ -5,17 +5,24 @@
 //! and draw: where each part's run of draws starts in the stratum), a second
 //! pass reads the rows again and gives each its place — `(part, stratum,
 //! draw)` packed in one 128-bit integer by the `strat_place` UDF — and
-//! DataFusion's sort orders them by it, spilling sorted runs to disk when
-//! the memory pool refuses more. Rows with one place (a unit's rows, or
-//! units whose draws tie) are then put in unit key and row key order, and
-//! the units met must be the units counted (else the table changed).
-
-use std::collections::VecDeque;
+//! [`spread`] writes them to bucket files by ranges of places; then each
+//! bucket in turn is read back, ordered in memory and written out. Rows with
+//! one place (a unit's rows, or units whose draws tie) are put in unit key
+//! and row key order, and the units met must be the units counted (else the
+//! table changed).
 
 use datafusion::arrow::array::{Decimal128Array, Decimal128Builder};
-use datafusion::logical_expr::SortExpr;
+use std::collections::VecDeque;
+
+use datafusion::arrow::compute::interleave_record_batch;
+use datafusion::arrow::error::ArrowError;
+use datafusion::execution::memory_pool::MemoryConsumer;
 
 use super::*;
+
+mod spread;
+
+use spread::{Bucket, Segments, Spread};
 
 /// The name of the place column.
 const PLACE: &str = "\u{1}strat_place";
@@ -45,6 +52,8 @@ pub(super) struct Placer {
     pub rank: Vec<usize>,
     /// Per stratum (in stratum order), where each part's run of draws starts.
     pub starts: Vec<Vec<(u64, u32)>>,
+    /// Per stratum (in stratum order), its rows.
+    pub strata_rows: Vec<u64>,
 }
 
 impl Placer {
@@ -188,6 +197,48 @@ pub(super) async fn split_rows(
     placer: Placer,
     finish: Finish,
 ) -> Result<(RowStream, SchemaRef), RunError> {
+    let segments = Segments::new(&placer.starts, &placer.strata_rows);
+    let rows: u64 = placer.strata_rows.iter().sum();
+    let df = placed_rows(ctx, st, source, placer).await?;
+    let sorted_schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+    let empty = RecordBatch::new_empty(sorted_schema.clone());
+    let (_, schema) = finish.output(&empty, &[])?;
+    let streams = df
+        .execute_stream_partitioned()
+        .await
+        .map_err(df_err(format!("reading {}", source.what)))?;
+    let ordering = Ordering {
+        env: ctx.runtime_env(),
+        schema: sorted_schema,
+        segments,
+        rows,
+        tally: Tally::default(),
+        finish: Arc::new(finish),
+    };
+    // Ordered on a task of its own, a few batches ahead of the writer: the
+    // ordering of a bucket and the encoding of the last one run at once.
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(async move {
+        if let Err(e) = ordering.run(streams, &tx).await {
+            let _ = tx.send(Err(e)).await;
+        }
+    });
+    let rows = futures::stream::unfold(rx, |mut rx| async move {
+        let next = rx.recv().await;
+        next.map(|item| (item, rx))
+    });
+    Ok((Box::pin(rows), schema))
+}
+
+/// The eligible rows with their stratum values and place (the last
+/// column); rows without a place (no unit, or dropped by a unit filter) left
+/// out.
+async fn placed_rows(
+    ctx: &SessionContext,
+    st: &Statement,
+    source: &Rows,
+    placer: Placer,
+) -> Result<DataFrame, RunError> {
     let n_in = st.input.len();
     let mut select: Vec<Expr> = st.input.iter().map(|c| column(&c.name)).collect();
     select.extend(source.strata(st)?);
@@ -212,55 +263,37 @@ pub(super) async fn split_rows(
         key_columns,
         signature: Signature::variadic_any(Volatility::Volatile),
     });
-    // Views become plain strings before the sort: a merged batch of views
-    // would keep every batch it points into alive (the output is plain anyway).
+    // Views become plain strings before the buckets: a piece of a batch of
+    // views would keep the whole batch it points into alive (the output is
+    // plain anyway). Stratum columns only where the output shows them: the
+    // rest is written to disk and read back for nothing.
+    let shown = shown_strata(st);
     let mut all: Vec<Expr> = df
         .schema()
         .fields()
         .iter()
-        .map(|f| match plain_type(f.data_type()) {
+        .enumerate()
+        .filter(|(i, _)| *i < n_in || shown[i - n_in])
+        .map(|(_, f)| match plain_type(f.data_type()) {
             Some(t) => datafusion::logical_expr::cast(column(f.name()), t).alias(f.name()),
             None => column(f.name()),
         })
         .collect();
     all.push(udf.call(args).alias(PLACE));
-    let df = df
-        .select(all)
+    df.select(all)
         .and_then(|df| df.filter(column(PLACE).is_not_null()))
-        .and_then(|df| df.sort(vec![SortExpr::new(column(PLACE), true, false)]))
-        .map_err(df_err("ordering the split's rows"))?;
-    let sorted_schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-    let empty = RecordBatch::new_empty(sorted_schema.clone());
-    let (_, schema) = finish.output(&empty, &[])?;
-    let stream = df
-        .execute_stream()
-        .await
-        .map_err(df_err(format!("reading {}", source.what)))?;
-    let state = Ordering {
-        input: stream,
-        held: None,
-        done: false,
-        units: 0,
-        check: 0,
-        ready: VecDeque::new(),
-        finish: Arc::new(finish),
-    };
-    // Ordered on a task of its own, a few batches ahead of the writer: the
-    // merge and the encoding of the output run at once.
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let mut state = state;
-    tokio::spawn(async move {
-        while let Some(item) = state.next().await {
-            if tx.send(item).await.is_err() {
-                break;
-            }
+        .map_err(df_err("placing the split's rows"))
+}
+
+/// Per stratum column, whether the output shows it.
+fn shown_strata(st: &Statement) -> Vec<bool> {
+    let mut shown = vec![false; st.strata.len()];
+    for o in &st.output {
+        if let ir::Output::Stratum { index, .. } = o {
+            shown[*index] = true;
         }
-    });
-    let rows = futures::stream::unfold(rx, |mut rx| async move {
-        let next = rx.recv().await;
-        next.map(|item| (item, rx))
-    });
-    Ok((Box::pin(rows), schema))
+    }
+    shown
 }
 
 /// A context over the same tables and runtime, with big batches, whose
@@ -275,86 +308,272 @@ fn place_after_where(ctx: &SessionContext) -> SessionContext {
         .filter(|r| !r.name().starts_with("FilterPushdown"))
         .cloned()
         .collect();
-    // Big batches: the merge of the sorted runs costs per batch (measured
-    // at 10M rows: 8,192 rows a batch 11 s, 65,536 rows 7 s).
     let state = SessionStateBuilder::new_from_existing(with_big_batches(state))
         .with_physical_optimizer_rules(rules)
         .build();
     SessionContext::new_with_state(state)
 }
 
-/// The state of the ordering stream.
+/// What a bucket may hold in memory, at most.
+const BUCKET_BYTES: usize = 64 << 20;
+
+/// The buckets' reservation in shares of a bucket: two buckets are ordered
+/// at once, each held twice (its rows read back, and their ordered copy).
+const BUCKET_SHARES: usize = 4;
+
+/// The least a bucket may hold: below it the run fails for want of memory.
+const MIN_BUCKET_BYTES: usize = 16 << 10;
+
+type Sender = tokio::sync::mpsc::Sender<Result<RecordBatch, RunError>>;
+
+/// The ordering pass: spreads the placed rows over bucket files, then orders
+/// and sends each bucket in turn.
 struct Ordering {
-    input: SendableRecordBatchStream,
-    /// Sorted rows whose run of one place may go on in the next batch.
-    held: Option<RecordBatch>,
-    done: bool,
-    units: u64,
-    check: u64,
-    ready: VecDeque<RecordBatch>,
+    env: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
+    /// The placed rows' schema.
+    schema: SchemaRef,
+    segments: Segments,
+    /// The rows the counting pass counted.
+    rows: u64,
+    tally: Tally,
     finish: Arc<Finish>,
 }
 
 impl Ordering {
-    async fn next(&mut self) -> Option<Result<RecordBatch, RunError>> {
-        loop {
-            if let Some(b) = self.ready.pop_front() {
-                return Some(Ok(b));
-            }
-            if self.done {
-                return None;
-            }
-            match self.input.next().await {
-                Some(Ok(b)) => {
-                    if let Err(e) = self.take_in(b) {
-                        self.done = true;
-                        return Some(Err(e));
-                    }
-                }
-                Some(Err(e)) => {
-                    self.done = true;
-                    return Some(Err(sort_error(&self.finish.what, e)));
-                }
-                None => {
-                    self.done = true;
-                    let result = match self.held.take() {
-                        Some(rest) => self.emit(rest),
-                        None => Ok(()),
-                    };
-                    if let Err(e) = result.and_then(|()| self.verify()) {
-                        return Some(Err(e));
-                    }
-                }
+    async fn run(
+        mut self,
+        mut streams: Vec<SendableRecordBatchStream>,
+        tx: &Sender,
+    ) -> Result<(), RunError> {
+        let what = self.finish.what.clone();
+        let read_err = |e| sort_error(&what, e);
+        // The first batch tells how many bytes a row takes.
+        let mut first = None;
+        for (i, s) in streams.iter_mut().enumerate() {
+            if let Some(b) = s.next().await.transpose().map_err(read_err)? {
+                first = Some((i, b));
+                break;
             }
         }
-    }
-
-    /// Adds a sorted batch: emits its rows but the last run of one place.
-    fn take_in(&mut self, b: RecordBatch) -> Result<(), RunError> {
-        if b.num_rows() == 0 {
-            return Ok(());
-        }
-        let b = match self.held.take() {
-            Some(h) => concat_batches(&b.schema(), [&h, &b]).map_err(arrow_err("ordering rows"))?,
-            None => b,
+        let Some((at, first)) = first else {
+            return self.verify();
         };
-        let places = places_of(&b);
-        let last = places.value(b.num_rows() - 1);
-        let mut at = b.num_rows() - 1;
-        while at > 0 && places.value(at - 1) == last {
-            at -= 1;
+        let pool = self.env.memory_pool.clone();
+        let mut reservation = MemoryConsumer::new("strat: a split's buckets")
+            .with_can_spill(true)
+            .register(&pool);
+        let held = reserve(&mut reservation, &pool, &self.finish.what)?;
+        let row_bytes = (first.get_array_memory_size() / first.num_rows().max(1)).max(8);
+        let per_bucket = (held / BUCKET_SHARES / row_bytes) as f64;
+        let bounds = self
+            .segments
+            .bounds(i128::MIN, i128::MAX, self.rows as f64, per_bucket);
+        let tasks = streams.len();
+        let spread = Arc::new(self.spread(bounds, held, tasks));
+        let mut first = Some((at, first));
+        let handles: Vec<_> = streams
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut stream)| {
+                let mut spreader = spread.task();
+                let head = first.take_if(|(a, _)| *a == i).map(|(_, b)| b);
+                tokio::spawn(async move {
+                    if let Some(b) = head {
+                        spreader.push(&b)?;
+                    }
+                    while let Some(b) = stream.next().await {
+                        spreader.push(&b?)?;
+                    }
+                    spreader.flush_all()
+                })
+            })
+            .collect();
+        for h in handles {
+            h.await
+                .map_err(|e| RunError::Statement(format!("a task placing rows failed: {e}")))?
+                .map_err(read_err)?;
         }
-        if at > 0 {
-            self.emit(b.slice(0, at))?;
+        let spread = Arc::into_inner(spread).ok_or_else(|| {
+            RunError::Statement("a task placing rows outlived the pass (internal error)".into())
+        })?;
+        let buckets = spread.finish().map_err(read_err)?;
+        let buckets = self.fit(buckets, held).await?;
+        // Two buckets ordered at once (each on a blocking thread), sent in
+        // order.
+        let finish = self.finish.clone();
+        let mut ordered = futures::stream::iter(buckets)
+            .map(|bucket| {
+                let (finish, pool) = (finish.clone(), pool.clone());
+                tokio::task::spawn_blocking(move || order_bucket(bucket, held, &finish, &pool))
+            })
+            .buffered(2);
+        while let Some(done) = ordered.next().await {
+            let chunks = done
+                .map_err(|e| RunError::Statement(format!("a task ordering rows failed: {e}")))??;
+            for chunk in chunks {
+                let out = emit(&self.finish, chunk, &mut self.tally)?;
+                if tx.send(Ok(out)).await.is_err() {
+                    return Ok(());
+                }
+            }
         }
-        self.held = Some(b.slice(at, b.num_rows() - at));
-        Ok(())
+        self.verify()
     }
 
-    /// Orders the rows of each run of one place by unit key and row key,
-    /// tallies the units, and queues the output batch.
-    fn emit(&mut self, b: RecordBatch) -> Result<(), RunError> {
-        let f = self.finish.clone();
+    fn spread(&self, bounds: spread::Bounds, held: usize, tasks: usize) -> Spread {
+        let disk = self.env.disk_manager.clone();
+        Spread::new(
+            disk,
+            self.schema.clone(),
+            bounds,
+            held / BUCKET_SHARES,
+            tasks,
+        )
+    }
+
+    /// `buckets`, each too big to order within its share of `held` spread
+    /// again over finer ones (unless it is one place: a unit's rows, held
+    /// as they are).
+    async fn fit(&self, buckets: Vec<Bucket>, held: usize) -> Result<Vec<Bucket>, RunError> {
+        let mut pending: VecDeque<Bucket> = buckets.into();
+        let mut fitting = Vec::with_capacity(pending.len());
+        while let Some(bucket) = pending.pop_front() {
+            if bucket.bytes <= held / BUCKET_SHARES || bucket.from.saturating_add(1) >= bucket.to {
+                fitting.push(bucket);
+                continue;
+            }
+            let finer = self.spread_again(&bucket, held).await?;
+            if finer.iter().filter(|b| b.rows > 0).count() > 1 {
+                finer.into_iter().rev().for_each(|b| pending.push_front(b));
+            } else {
+                fitting.extend(finer);
+            }
+        }
+        Ok(fitting)
+    }
+
+    /// The rows of `bucket`, spread over finer buckets.
+    async fn spread_again(&self, bucket: &Bucket, held: usize) -> Result<Vec<Bucket>, RunError> {
+        let read_err = |e| sort_error(&self.finish.what, e);
+        let row_bytes = (bucket.bytes / bucket.rows.max(1) as usize).max(8);
+        let per_bucket = (held / BUCKET_SHARES / row_bytes) as f64;
+        let bounds = self
+            .segments
+            .bounds(bucket.from, bucket.to, bucket.rows as f64, per_bucket);
+        let spread = Arc::new(self.spread(bounds, held, 1));
+        let mut spreader = spread.task();
+        if let Some(file) = &bucket.file {
+            for b in spread::read(file).map_err(read_err)? {
+                spreader.push(&b).map_err(read_err)?;
+            }
+        }
+        spreader.flush_all().map_err(read_err)?;
+        let spread = Arc::into_inner(spread).ok_or_else(|| {
+            RunError::Statement("a bucket outlived its spread (internal error)".into())
+        })?;
+        spread.finish().map_err(read_err)
+    }
+}
+
+/// The units met, to be checked against the units counted.
+#[derive(Default)]
+struct Tally {
+    units: u64,
+    check: u64,
+}
+
+/// Reads `bucket` back and orders its rows, in chunks.
+fn order_bucket(
+    bucket: Bucket,
+    held: usize,
+    finish: &Finish,
+    pool: &Arc<dyn MemoryPool>,
+) -> Result<Vec<RecordBatch>, RunError> {
+    let Some(file) = bucket.file else {
+        return Ok(Vec::new());
+    };
+    let what = &finish.what;
+    // What it holds beyond its share of the budget (a unit's rows too many
+    // to spread): from the rest of the memory, or a clean failure.
+    let over = MemoryConsumer::new("strat: a split's bucket over its share").register(pool);
+    let extra = bucket
+        .bytes
+        .saturating_sub(held / BUCKET_SHARES)
+        .saturating_mul(2);
+    over.try_grow(extra)
+        .map_err(|e| crate::run::over_memory_limit(what, pool.as_ref(), extra, e))?;
+    let batches = spread::read(&file).map_err(|e| sort_error(what, e))?;
+    drop(file);
+    ordered_chunks(&batches).map_err(arrow_err("ordering rows"))
+}
+
+/// Reserves what the buckets may hold: [`BUCKET_SHARES`] of
+/// [`BUCKET_BYTES`], or as much less as the budget gives.
+fn reserve(
+    reservation: &mut MemoryReservation,
+    pool: &Arc<dyn MemoryPool>,
+    what: &str,
+) -> Result<usize, RunError> {
+    // A quarter of the memory limit at most: the scan, the output and the
+    // writer need the rest.
+    let limit = match pool.memory_limit() {
+        MemoryLimit::Finite(n) => n / 4,
+        _ => usize::MAX,
+    };
+    let mut want = (BUCKET_SHARES * BUCKET_BYTES).min(limit);
+    loop {
+        match reservation.try_grow(want) {
+            Ok(()) => return Ok(want),
+            Err(e) if want / 2 < BUCKET_SHARES * MIN_BUCKET_BYTES => {
+                return Err(crate::run::over_memory_limit(what, pool.as_ref(), want, e));
+            }
+            Err(_) => want /= 2,
+        }
+    }
+}
+
+/// Rows of one bucket per chunk to order and output at once.
+const CHUNK_ROWS: usize = 65_536;
+
+/// `batches` (their place the last column, each in place order) in place
+/// order, in chunks of about [`CHUNK_ROWS`] rows that never part rows of one
+/// place. Each batch is read front to back, so the gather stays in cache
+/// (a gather over a whole bucket in random order waits on memory).
+fn ordered_chunks(batches: &[RecordBatch]) -> Result<Vec<RecordBatch>, ArrowError> {
+    let mut order: Vec<(i128, u32, u32)> = Vec::new();
+    for (i, b) in batches.iter().enumerate() {
+        let places = places_of(b).values();
+        order.extend(
+            places
+                .iter()
+                .enumerate()
+                .map(|(row, &p)| (p, i as u32, row as u32)),
+        );
+    }
+    // The stable sort finds the sorted runs and merges them.
+    order.sort();
+    let refs: Vec<&RecordBatch> = batches.iter().collect();
+    let mut chunks = Vec::new();
+    let mut at = 0;
+    while at < order.len() {
+        let mut end = (at + CHUNK_ROWS).min(order.len());
+        while end < order.len() && order[end].0 == order[end - 1].0 {
+            end += 1;
+        }
+        let idx: Vec<(usize, usize)> = order[at..end]
+            .iter()
+            .map(|&(_, b, r)| (b as usize, r as usize))
+            .collect();
+        chunks.push(interleave_record_batch(&refs, &idx)?);
+        at = end;
+    }
+    Ok(chunks)
+}
+
+/// Orders the rows of each run of one place of sorted rows `b` by unit key
+/// and row key, tallies the units in `done`, and gives the output batch.
+fn emit(f: &Finish, b: RecordBatch, done: &mut Tally) -> Result<RecordBatch, RunError> {
+    {
         let n_in = f.st.input.len();
         let places = places_of(&b);
         let row_keys = RowKeys::new(&b.columns()[..n_in]).ok();
@@ -370,9 +589,10 @@ impl Ordering {
             }
             let (_, stratum, r) = unpack(p);
             if j - i == 1 {
-                // A run of one row is one unit (runs are whole: see `take_in`).
-                self.units += 1;
-                self.check = self.check.wrapping_add(unit_check(r, stratum));
+                // A run of one row is one unit (runs are whole: chunks
+                // never part rows of one place).
+                done.units += 1;
+                done.check = done.check.wrapping_add(unit_check(r, stratum));
                 i = j;
                 continue;
             }
@@ -395,8 +615,8 @@ impl Ordering {
             let mut last: Option<&[u8]> = None;
             for (at, (unit, _, row)) in keyed.iter().enumerate() {
                 if last != Some(unit.as_slice()) {
-                    self.units += 1;
-                    self.check = self.check.wrapping_add(unit_check(r, stratum));
+                    done.units += 1;
+                    done.check = done.check.wrapping_add(unit_check(r, stratum));
                     last = Some(unit);
                 }
                 order[i + at] = *row;
@@ -405,27 +625,23 @@ impl Ordering {
         }
         let b = if reordered {
             let idx = UInt32Array::from(order);
-            let columns = b
-                .columns()
-                .iter()
-                .map(|c| take(c.as_ref(), &idx, None))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(arrow_err("ordering rows"))?;
-            RecordBatch::try_new(b.schema(), columns).map_err(arrow_err("ordering rows"))?
+            datafusion::arrow::compute::take_record_batch(&b, &idx)
+                .map_err(arrow_err("ordering rows"))?
         } else {
             b
         };
         let places = places_of(&b);
         let placed: Vec<(u32, u32, u64)> = places.values().iter().map(|&p| unpack(p)).collect();
         let (out, _) = f.output(&b, &placed)?;
-        self.ready.push_back(out);
-        Ok(())
+        Ok(out)
     }
+}
 
+impl Ordering {
     /// The units met must be the units counted.
     fn verify(&self) -> Result<(), RunError> {
         let f = &self.finish;
-        if self.units != f.units || self.check != f.check {
+        if self.tally.units != f.units || self.tally.check != f.check {
             return Err(RunError::Statement(format!(
                 "{} changed while strat read it: the {} units counted were not found again as they were counted; run again on data that does not change during the run",
                 f.what, f.units
@@ -464,10 +680,19 @@ impl Finish {
             Some(w) => w.values().to_vec(),
             None => vec![1.0; placed.len()],
         };
+        // The stratum columns the output shows; the others were not kept.
+        let mut kept = columns[n_in..columns.len() - 1].iter();
+        let strata: Vec<ArrayRef> = shown_strata(&self.st)
+            .into_iter()
+            .map(|shown| match shown.then(|| kept.next()).flatten() {
+                Some(a) => a.clone(),
+                None => datafusion::arrow::array::new_null_array(&DataType::Null, b.num_rows()),
+            })
+            .collect();
         let rows = OutputRows {
             picks: RowPicks::Whole {
                 input: &columns[..n_in],
-                strata: &columns[n_in..columns.len() - 1],
+                strata: &strata,
                 rows: b.num_rows(),
             },
             weights,
