@@ -268,6 +268,65 @@ fn split_buckets_too_big_are_spread_again() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// A split whose rows do not fit in the temporary folder fails with an
+/// error that says where it spilled and what to do, and gives no rows.
+#[test]
+fn a_split_past_the_temporary_folder_fails_cleanly() {
+    use datafusion::execution::disk_manager::DiskManagerBuilder;
+    use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+    use futures::StreamExt;
+    use strat_engine::run::run_statement_streamed;
+    let dir = std::env::temp_dir().join(format!("strat-split-disk-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    write_data(&dir);
+    let text =
+        "table m = \"members.csv\"\nsplit m unit id stratify by country into a 50%, b 50% seed 3\n";
+    runtime().block_on(async {
+        let budget = strat_engine::memory::Budget {
+            spill: 256 << 10,
+            total: 2 << 20,
+        };
+        let disk = DiskManagerBuilder::default().with_max_temp_directory_size(16 << 10);
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(budget.pool())
+            .with_disk_manager_builder(disk)
+            .build_arc()
+            .expect("runtime");
+        let config = SessionConfig::new()
+            .with_target_partitions(2)
+            .with_batch_size(256);
+        let small = SessionContext::new_with_config_rt(config, runtime);
+        let compiled = compile(
+            &small,
+            Some(&dir.join("rules.strat")),
+            text,
+            &Options::default(),
+        )
+        .await;
+        let program = compiled.program.expect("checks");
+        let mut out = run_statement_streamed(&small, &program, 0, &RunOptions::default())
+            .await
+            .expect("planned");
+        let mut rows = 0;
+        let mut error = None;
+        while let Some(b) = out.rows.next().await {
+            match b {
+                Ok(b) => rows += b.num_rows(),
+                Err(e) => {
+                    error = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        let error = error.expect("the split fails");
+        assert_eq!(rows, 0, "no rows before the error");
+        assert!(error.contains("table `m`"), "{error}");
+        assert!(error.contains("exceeded the allowable limit"), "{error}");
+        assert!(error.contains("TMPDIR"), "{error}");
+    });
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 /// Runs `text`'s first statement streaming under a tiny memory pool and
 /// in memory: the same report and rows.
 async fn same_under_a_small_pool(file: &Path, text: &str, rule: &str) {

@@ -346,7 +346,8 @@ impl Ordering {
         tx: &Sender,
     ) -> Result<(), RunError> {
         let what = self.finish.what.clone();
-        let read_err = |e| sort_error(&what, e);
+        let read_err = |e| input_error(&what, e);
+        let spill_err = |e| sort_error(&what, e);
         // The first batch tells how many bytes a row takes.
         let mut first = None;
         for (i, s) in streams.iter_mut().enumerate() {
@@ -377,26 +378,28 @@ impl Ordering {
             .map(|(i, mut stream)| {
                 let mut spreader = spread.task();
                 let head = first.take_if(|(a, _)| *a == i).map(|(_, b)| b);
+                let what = what.clone();
                 tokio::spawn(async move {
+                    let spill_err = |e| sort_error(&what, e);
                     if let Some(b) = head {
-                        spreader.push(&b)?;
+                        spreader.push(&b).map_err(spill_err)?;
                     }
                     while let Some(b) = stream.next().await {
-                        spreader.push(&b?)?;
+                        let b = b.map_err(|e| input_error(&what, e))?;
+                        spreader.push(&b).map_err(spill_err)?;
                     }
-                    spreader.flush_all()
+                    spreader.flush_all().map_err(spill_err)
                 })
             })
             .collect();
         for h in handles {
             h.await
-                .map_err(|e| RunError::Statement(format!("a task placing rows failed: {e}")))?
-                .map_err(read_err)?;
+                .map_err(|e| RunError::Statement(format!("a task placing rows failed: {e}")))??;
         }
         let spread = Arc::into_inner(spread).ok_or_else(|| {
             RunError::Statement("a task placing rows outlived the pass (internal error)".into())
         })?;
-        let buckets = spread.finish().map_err(read_err)?;
+        let buckets = spread.finish().map_err(spill_err)?;
         let buckets = self.fit(buckets, held).await?;
         // Two buckets ordered at once (each on a blocking thread), sent in
         // order.
@@ -656,11 +659,22 @@ fn places_of(b: &RecordBatch) -> &Decimal128Array {
         .as_primitive::<Decimal128Type>()
 }
 
-/// A failed read or sort: over the memory limit even when spilling (E0208),
-/// the disk full, or a row that cannot be placed.
+/// A failed read of the rows (or a row that cannot be placed).
+fn input_error(what: &str, error: DataFusionError) -> RunError {
+    RunError::DataFusion {
+        context: format!("reading {what}"),
+        error,
+    }
+}
+
+/// A failed write or read of the bucket files: the temporary folder full,
+/// or over its size limit.
 fn sort_error(what: &str, error: DataFusionError) -> RunError {
     RunError::DataFusion {
-        context: format!("reading and ordering the rows of {what}"),
+        context: format!(
+            "reading and ordering the rows of {what} (a split writes them to the temporary \
+             folder first: free space there, or set TMPDIR to a folder with more)"
+        ),
         error,
     }
 }
