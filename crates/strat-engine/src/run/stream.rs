@@ -905,46 +905,12 @@ pub(super) async fn run(
     let rows = materialise(
         ctx, st, &source, selected, everything, drawer, hasher, &pool, context,
     );
-    let (batches, mut kept, arena) = match rows.await? {
+    let (batches, mut kept) = match rows.await? {
         Ok(rows) => rows,
         Err(why) => return Ok(Err(why)),
     };
     clock.lap("materialising pass (selected rows)");
 
-    // §7 order: split, stratum, draw, unit key, then the row key.
-    // By one integer key first, on every thread; then rows with one draw
-    // (a unit's rows, or units whose draws tie) by unit key.
-    let place =
-        |k: &KeptRow| (u128::from(k.part) << 96) | (u128::from(k.stratum) << 64) | u128::from(k.r);
-    let threads = ctx.state().config().target_partitions().max(1);
-    sort_on_threads(&mut kept, threads, place);
-    let mut i = 0;
-    while i < kept.len() {
-        let mut j = i + 1;
-        while j < kept.len() && place(&kept[j]) == place(&kept[i]) {
-            j += 1;
-        }
-        if j - i > 1 && kept[i..j].iter().any(|k| k.key_at != kept[i].key_at) {
-            kept[i..j].sort_by(|a, b| a.key(&arena).cmp(b.key(&arena)));
-        }
-        i = j;
-    }
-    let same_unit = |a: &KeptRow, b: &KeptRow| same_unit(a, b, &arena);
-    // The units found again must be the units selected, in their strata.
-    let mut units_found = 0u64;
-    let mut found_check = 0u64;
-    for (i, k) in kept.iter().enumerate() {
-        if i == 0 || !same_unit(&kept[i - 1], k) {
-            units_found += 1;
-            found_check = found_check.wrapping_add(unit_check(k.r, k.stratum));
-        }
-    }
-    if units_found != total_selected || found_check != check {
-        return Err(RunError::Statement(format!(
-            "{} changed while strat read it: the {total_selected} selected units were not found again as they were counted; run again on data that does not change during the run",
-            source.what
-        )));
-    }
     // Kept rows are numbered across the batches: batch `b` starts at bases[b].
     let mut bases = Vec::with_capacity(batches.len());
     let mut at = 0usize;
@@ -967,6 +933,54 @@ pub(super) async fn run(
         }
         (b, row - bases[b])
     };
+
+    // §7 order: split, stratum, draw, unit key, then the row key.
+    // By one integer key first, on every thread; then rows with one draw
+    // (a unit's rows met apart, or units whose draws tie) by unit key, the
+    // text written from the kept row itself.
+    let place =
+        |k: &KeptRow| (u128::from(k.part) << 96) | (u128::from(k.stratum) << 64) | u128::from(k.r);
+    let threads = ctx.state().config().target_partitions().max(1);
+    sort_on_threads(&mut kept, threads, place);
+    let unit_keys: Vec<UnitKeys> = batches
+        .iter()
+        .map(|b| {
+            UnitKeys::new(key_of(st)?, b.columns()).map_err(|e| RunError::Statement(e.to_string()))
+        })
+        .collect::<Result<_, _>>()?;
+    let unit_key = |k: &KeptRow| {
+        let (b, r) = locate(k.row);
+        let mut text = Vec::new();
+        unit_keys[b].write(r, &mut text);
+        text
+    };
+    let mut i = 0;
+    while i < kept.len() {
+        let mut j = i + 1;
+        while j < kept.len() && place(&kept[j]) == place(&kept[i]) {
+            j += 1;
+        }
+        if j - i > 1 && kept[i..j].iter().any(|k| k.unit != kept[i].unit) {
+            same_key_same_unit(&mut kept[i..j], &unit_key);
+        }
+        i = j;
+    }
+    let same_unit = |a: &KeptRow, b: &KeptRow| a.r == b.r && a.unit == b.unit;
+    // The units found again must be the units selected, in their strata.
+    let mut units_found = 0u64;
+    let mut found_check = 0u64;
+    for (i, k) in kept.iter().enumerate() {
+        if i == 0 || !same_unit(&kept[i - 1], k) {
+            units_found += 1;
+            found_check = found_check.wrapping_add(unit_check(k.r, k.stratum));
+        }
+    }
+    if units_found != total_selected || found_check != check {
+        return Err(RunError::Statement(format!(
+            "{} changed while strat read it: the {total_selected} selected units were not found again as they were counted; run again on data that does not change during the run",
+            source.what
+        )));
+    }
     let n_in = st.input.len();
     let row_keys: Result<Vec<RowKeys>, _> = batches
         .iter()
@@ -993,7 +1007,7 @@ pub(super) async fn run(
             row_keys[b].append_column(column, r, buf);
         };
         let width = row_keys.first().map_or(0, RowKeys::width);
-        let order = |chunk: &mut [KeptRow]| order_within_units(chunk, &write_column, width, &arena);
+        let order = |chunk: &mut [KeptRow]| order_within_units(chunk, &write_column, width);
         if map_on_threads(chunks, threads, order).is_none() {
             return Err(RunError::Statement(
                 "putting a unit's rows in row key order failed (internal error)".into(),
@@ -1029,7 +1043,6 @@ pub(super) async fn run(
     // The kept rows' places and keys are not needed any more: free them
     // before the output columns are built.
     drop(kept);
-    drop(arena);
     let (out, out_schema) = output_batch(
         st,
         split,
@@ -1813,18 +1826,12 @@ fn part_by_draw(starts: &[(u64, u32)], r: u64) -> Option<u32> {
 #[derive(Clone, Copy)]
 struct KeptRow {
     r: u64,
-    /// The unit's key text: `arena[key_at..key_at + key_len]`.
-    key_at: u64,
-    key_len: u32,
+    /// Rows with one `unit` are rows of one unit (after the ordering by
+    /// place, rows with one place and one unit key share one).
+    unit: u64,
     part: u32,
     stratum: u32,
     row: u32,
-}
-
-impl KeptRow {
-    fn key<'a>(&self, arena: &'a [u8]) -> &'a [u8] {
-        &arena[self.key_at as usize..self.key_at as usize + self.key_len as usize]
-    }
 }
 
 /// Sorts `rows` by `key`: each thread sorts a slice, then the slices are
@@ -1858,8 +1865,19 @@ fn sort_on_threads<T: Copy + Send, K: Ord>(
     *rows = merged;
 }
 
-fn same_unit(a: &KeptRow, b: &KeptRow, arena: &[u8]) -> bool {
-    a.r == b.r && (a.key_at == b.key_at || a.key(arena) == b.key(arena))
+/// Rows of one place whose units were met apart (`unit` differs): ordered
+/// by unit key, and rows with one key given one `unit`.
+fn same_key_same_unit(rows: &mut [KeptRow], unit_key: &impl Fn(&KeptRow) -> Vec<u8>) {
+    let mut keyed: Vec<(Vec<u8>, KeptRow)> = rows.iter().map(|k| (unit_key(k), *k)).collect();
+    keyed.sort_by(|a, b| a.0.cmp(&b.0));
+    for (i, (key, k)) in keyed.iter().enumerate() {
+        let unit = match i {
+            0 => k.unit,
+            _ if keyed[i - 1].0 == *key => rows[i - 1].unit,
+            _ => k.unit,
+        };
+        rows[i] = KeptRow { unit, ..*k };
+    }
 }
 
 /// Puts the rows of each unit (adjacent in `kept`) in row key order. Row
@@ -1870,7 +1888,6 @@ fn order_within_units(
     kept: &mut [KeptRow],
     write_column: &(dyn Fn(u32, usize, &mut Vec<u8>) + Sync),
     width: usize,
-    arena: &[u8],
 ) {
     let mut text: Vec<u8> = Vec::new();
     // Where row x's text of column c is in `text`: spans[c * m + x].
@@ -1880,7 +1897,7 @@ fn order_within_units(
     let mut i = 0;
     while i < kept.len() {
         let mut j = i + 1;
-        while j < kept.len() && same_unit(&kept[j], &kept[i], arena) {
+        while j < kept.len() && kept[j].r == kept[i].r && kept[j].unit == kept[i].unit {
             j += 1;
         }
         let m = j - i;
@@ -1919,34 +1936,33 @@ fn order_within_units(
 }
 
 /// The kept rows of every task, their batches one after the other: a row's
-/// `row` becomes its place among all the batches' rows and its key goes into
-/// one arena. At least one batch (an empty one
+/// `row` becomes its place among all the batches' rows, its `unit` one
+/// unique across the tasks. At least one batch (an empty one
 /// of `schema` when no row was kept). Fails past 2^32 rows (`what`).
 fn join_kept(tasks: Vec<Kept>, schema: SchemaRef, what: &str) -> Result<KeptRows, RunError> {
     let mut batches = Vec::new();
     let mut kept: Vec<KeptRow> = Vec::new();
-    let mut arena: Vec<u8> = Vec::new();
     let mut base = 0usize;
-    for (parts, keys) in tasks {
-        let key_base = arena.len() as u64;
-        arena.extend_from_slice(&keys);
+    let mut unit_base = 0u64;
+    for (parts, units) in tasks {
         for (batch, mut rows) in parts {
             let Ok(b) = u32::try_from(base + batch.num_rows()).map(|_| base as u32) else {
                 return Err(RunError::Unsupported(format!("more than 2^32 {what}")));
             };
             for r in &mut rows {
                 r.row += b;
-                r.key_at += key_base;
+                r.unit += unit_base;
             }
             base += batch.num_rows();
             kept.extend(rows);
             batches.push(batch);
         }
+        unit_base += units;
     }
     if batches.is_empty() {
         batches.push(RecordBatch::new_empty(schema));
     }
-    Ok((batches, kept, arena))
+    Ok((batches, kept))
 }
 
 /// Counts a batch of kept rows (and `rows` places in it) against the
@@ -1968,10 +1984,10 @@ fn reserve_kept(
 
 /// Every kept row: the batches, the rows' places (numbered across the
 /// batches) and the units' key texts.
-type KeptRows = (Vec<RecordBatch>, Vec<KeptRow>, Vec<u8>);
+type KeptRows = (Vec<RecordBatch>, Vec<KeptRow>);
 
 /// A partition's kept rows: batches with their rows' places, and the key texts.
-type Kept = (Vec<(RecordBatch, Vec<KeptRow>)>, Vec<u8>);
+type Kept = (Vec<(RecordBatch, Vec<KeptRow>)>, u64);
 
 /// Keeps the rows of selected units of one partition.
 async fn keep_partition(
@@ -1979,7 +1995,8 @@ async fn keep_partition(
     shared: Arc<Lookup>,
 ) -> Result<Kept, Stop> {
     let mut out = Vec::new();
-    let mut arena = Vec::new();
+    // Units kept so far: a new one each time the kept unit's key changes.
+    let mut units = 0u64;
     let mut buf = Vec::with_capacity(64);
     let mut hashes = Vec::new();
     while let Some(batch) = stream.next().await {
@@ -1993,7 +2010,7 @@ async fn keep_partition(
         // (rows of a unit often come together).
         let mut prev: Vec<u8> = Vec::with_capacity(64);
         let mut prev_found: Option<Option<(u64, u32, u32)>> = None;
-        let mut key_at: Option<u64> = None;
+        let mut unit: Option<u64> = None;
         let mut prev_row: Option<usize> = None;
         for (row, &hash) in hashes.iter().enumerate() {
             if keys.is_null(row) {
@@ -2005,20 +2022,18 @@ async fn keep_partition(
                 // A kept unit's key text, unless it is the last one kept.
                 if prev_found.is_some_and(|f| f.is_some()) && buf != prev {
                     std::mem::swap(&mut prev, &mut buf);
-                    key_at = None;
+                    unit = None;
                 }
             }
             prev_row = Some(row);
             if let Some(Some((r, part, stratum))) = prev_found {
-                // A unit's rows share one copy of its key.
-                let at = *key_at.get_or_insert_with(|| {
-                    arena.extend_from_slice(&prev);
-                    (arena.len() - prev.len()) as u64
+                let id = *unit.get_or_insert_with(|| {
+                    units += 1;
+                    units - 1
                 });
                 rows.push(KeptRow {
                     r,
-                    key_at: at,
-                    key_len: prev.len() as u32,
+                    unit: id,
                     part,
                     stratum,
                     row: take_rows.len() as u32,
@@ -2052,7 +2067,7 @@ async fn keep_partition(
         )?;
         out.push((kept, rows));
     }
-    Ok((out, arena))
+    Ok((out, units))
 }
 
 #[cfg(test)]
