@@ -18,8 +18,9 @@ use datafusion::execution::spill_file::SpillWriter;
 
 use super::*;
 
-/// At most this many buckets at once: each is an open file.
-pub(super) const MAX_BUCKETS: usize = 512;
+/// At most this many buckets at once: each holds two open files (the
+/// temporary file and its writer), and a process often may open only 1,024.
+pub(super) const MAX_BUCKETS: usize = 256;
 
 /// A run of draws of one part in one stratum, and its expected rows.
 #[derive(Clone, Copy, Debug)]
