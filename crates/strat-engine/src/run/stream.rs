@@ -854,8 +854,8 @@ pub(super) async fn run(
         source_weighted: false,
     };
 
-    // 4. A split's rows: every row, read again and put in order by a
-    // spilling sort as they are written.
+    // 4. A split's rows: every row, read again, spread over bucket files by
+    // place and put in order a bucket at a time as they are written.
     if let Some(split) = split {
         drop(unit_reservation);
         let mut strata_rows = vec![0u64; h_count];
@@ -965,7 +965,7 @@ pub(super) async fn run(
         }
         i = j;
     }
-    let same_unit = |a: &KeptRow, b: &KeptRow| a.r == b.r && a.unit == b.unit;
+    let same_unit = KeptRow::same_unit;
     // The units found again must be the units selected, in their strata.
     let mut units_found = 0u64;
     let mut found_check = 0u64;
@@ -1834,6 +1834,12 @@ struct KeptRow {
     row: u32,
 }
 
+impl KeptRow {
+    fn same_unit(&self, other: &KeptRow) -> bool {
+        self.r == other.r && self.unit == other.unit
+    }
+}
+
 /// Sorts `rows` by `key`: each thread sorts a slice, then the slices are
 /// merged.
 fn sort_on_threads<T: Copy + Send, K: Ord>(
@@ -1897,7 +1903,7 @@ fn order_within_units(
     let mut i = 0;
     while i < kept.len() {
         let mut j = i + 1;
-        while j < kept.len() && kept[j].r == kept[i].r && kept[j].unit == kept[i].unit {
+        while j < kept.len() && kept[j].same_unit(&kept[i]) {
             j += 1;
         }
         let m = j - i;

@@ -364,8 +364,7 @@ impl Ordering {
             .with_can_spill(true)
             .register(&pool);
         let held = reserve(&mut reservation, &pool, &self.finish.what)?;
-        let row_bytes = (first.get_array_memory_size() / first.num_rows().max(1)).max(8);
-        let per_bucket = (held / BUCKET_SHARES / row_bytes) as f64;
+        let per_bucket = rows_per_bucket(held, first.get_array_memory_size(), first.num_rows());
         let bounds = self
             .segments
             .bounds(i128::MIN, i128::MAX, self.rows as f64, per_bucket);
@@ -423,6 +422,18 @@ impl Ordering {
         self.verify()
     }
 
+    /// The units met must be the units counted.
+    fn verify(&self) -> Result<(), RunError> {
+        let f = &self.finish;
+        if self.tally.units != f.units || self.tally.check != f.check {
+            return Err(RunError::Statement(format!(
+                "{} changed while strat read it: the {} units counted were not found again as they were counted; run again on data that does not change during the run",
+                f.what, f.units
+            )));
+        }
+        Ok(())
+    }
+
     fn spread(&self, bounds: spread::Bounds, held: usize, tasks: usize) -> Spread {
         let disk = self.env.disk_manager.clone();
         Spread::new(
@@ -458,16 +469,16 @@ impl Ordering {
     /// The rows of `bucket`, spread over finer buckets.
     async fn spread_again(&self, bucket: &Bucket, held: usize) -> Result<Vec<Bucket>, RunError> {
         let read_err = |e| sort_error(&self.finish.what, e);
-        let row_bytes = (bucket.bytes / bucket.rows.max(1) as usize).max(8);
-        let per_bucket = (held / BUCKET_SHARES / row_bytes) as f64;
+        let per_bucket = rows_per_bucket(held, bucket.bytes, bucket.rows as usize);
         let bounds = self
             .segments
             .bounds(bucket.from, bucket.to, bucket.rows as f64, per_bucket);
         let spread = Arc::new(self.spread(bounds, held, 1));
         let mut spreader = spread.task();
         if let Some(file) = &bucket.file {
+            // Batch by batch: the bucket is too big to hold.
             for b in spread::read(file).map_err(read_err)? {
-                spreader.push(&b).map_err(read_err)?;
+                spreader.push(&b.map_err(read_err)?).map_err(read_err)?;
             }
         }
         spreader.flush_all().map_err(read_err)?;
@@ -505,9 +516,17 @@ fn order_bucket(
         .saturating_mul(2);
     over.try_grow(extra)
         .map_err(|e| crate::run::over_memory_limit(what, pool.as_ref(), extra, e))?;
-    let batches = spread::read(&file).map_err(|e| sort_error(what, e))?;
+    let batches = spread::read(&file)
+        .and_then(|batches| batches.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| sort_error(what, e))?;
     drop(file);
     ordered_chunks(&batches).map_err(arrow_err("ordering rows"))
+}
+
+/// How many rows of `bytes` per `rows` fill a bucket's share of `held`.
+fn rows_per_bucket(held: usize, bytes: usize, rows: usize) -> f64 {
+    let row_bytes = (bytes / rows.max(1)).max(8);
+    (held / BUCKET_SHARES / row_bytes) as f64
 }
 
 /// Reserves what the buckets may hold: [`BUCKET_SHARES`] of
@@ -543,16 +562,7 @@ const CHUNK_ROWS: usize = 65_536;
 /// place. Each batch is read front to back, so the gather stays in cache
 /// (a gather over a whole bucket in random order waits on memory).
 fn ordered_chunks(batches: &[RecordBatch]) -> Result<Vec<RecordBatch>, ArrowError> {
-    let mut order: Vec<(i128, u32, u32)> = Vec::new();
-    for (i, b) in batches.iter().enumerate() {
-        let places = places_of(b).values();
-        order.extend(
-            places
-                .iter()
-                .enumerate()
-                .map(|(row, &p)| (p, i as u32, row as u32)),
-        );
-    }
+    let mut order = place_keys(batches);
     // The stable sort finds the sorted runs and merges them.
     order.sort();
     let refs: Vec<&RecordBatch> = batches.iter().collect();
@@ -576,82 +586,81 @@ fn ordered_chunks(batches: &[RecordBatch]) -> Result<Vec<RecordBatch>, ArrowErro
 /// Orders the rows of each run of one place of sorted rows `b` by unit key
 /// and row key, tallies the units in `done`, and gives the output batch.
 fn emit(f: &Finish, b: RecordBatch, done: &mut Tally) -> Result<RecordBatch, RunError> {
-    {
-        let n_in = f.st.input.len();
-        let places = places_of(&b);
-        let row_keys = RowKeys::new(&b.columns()[..n_in]).ok();
-        let unit_keys = UnitKeys::new(key_of(&f.st)?, b.columns()).ok();
-        let mut order: Vec<u32> = (0..b.num_rows() as u32).collect();
-        let mut reordered = false;
-        let mut i = 0;
-        while i < b.num_rows() {
-            let p = places.value(i);
-            let mut j = i + 1;
-            while j < b.num_rows() && places.value(j) == p {
-                j += 1;
-            }
-            let (_, stratum, r) = unpack(p);
-            if j - i == 1 {
-                // A run of one row is one unit (runs are whole: chunks
-                // never part rows of one place).
+    let n_in = f.st.input.len();
+    let places = places_of(&b);
+    let row_keys = RowKeys::new(&b.columns()[..n_in]).ok();
+    let unit_keys = UnitKeys::new(key_of(&f.st)?, b.columns()).ok();
+    let mut order: Vec<u32> = (0..b.num_rows() as u32).collect();
+    let mut reordered = false;
+    let mut i = 0;
+    while i < b.num_rows() {
+        let p = places.value(i);
+        let mut j = i + 1;
+        while j < b.num_rows() && places.value(j) == p {
+            j += 1;
+        }
+        let (_, stratum, r) = unpack(p);
+        if j - i == 1 {
+            // A run of one row is one unit (runs are whole: chunks
+            // never part rows of one place).
+            done.units += 1;
+            done.check = done.check.wrapping_add(unit_check(r, stratum));
+            i = j;
+            continue;
+        }
+        // A unit's rows (or units whose draws tie): by unit key, then
+        // row key; the distinct unit keys are its units.
+        let mut keyed: Vec<(Vec<u8>, Vec<u8>, u32)> = (i..j)
+            .map(|row| {
+                let (mut unit, mut whole) = (Vec::new(), Vec::new());
+                if let Some(k) = &unit_keys {
+                    k.write(row, &mut unit);
+                }
+                if let Some(k) = &row_keys {
+                    k.write(row, &mut whole);
+                }
+                (unit, whole, row as u32)
+            })
+            .collect();
+        keyed.sort();
+        reordered = true;
+        let mut last: Option<&[u8]> = None;
+        for (at, (unit, _, row)) in keyed.iter().enumerate() {
+            if last != Some(unit.as_slice()) {
                 done.units += 1;
                 done.check = done.check.wrapping_add(unit_check(r, stratum));
-                i = j;
-                continue;
+                last = Some(unit);
             }
-            // A unit's rows (or units whose draws tie): by unit key, then
-            // row key; the distinct unit keys are its units.
-            let mut keyed: Vec<(Vec<u8>, Vec<u8>, u32)> = (i..j)
-                .map(|row| {
-                    let (mut unit, mut whole) = (Vec::new(), Vec::new());
-                    if let Some(k) = &unit_keys {
-                        k.write(row, &mut unit);
-                    }
-                    if let Some(k) = &row_keys {
-                        k.write(row, &mut whole);
-                    }
-                    (unit, whole, row as u32)
-                })
-                .collect();
-            keyed.sort();
-            reordered = true;
-            let mut last: Option<&[u8]> = None;
-            for (at, (unit, _, row)) in keyed.iter().enumerate() {
-                if last != Some(unit.as_slice()) {
-                    done.units += 1;
-                    done.check = done.check.wrapping_add(unit_check(r, stratum));
-                    last = Some(unit);
-                }
-                order[i + at] = *row;
-            }
-            i = j;
+            order[i + at] = *row;
         }
-        let b = if reordered {
-            let idx = UInt32Array::from(order);
-            datafusion::arrow::compute::take_record_batch(&b, &idx)
-                .map_err(arrow_err("ordering rows"))?
-        } else {
-            b
-        };
-        let places = places_of(&b);
-        let placed: Vec<(u32, u32, u64)> = places.values().iter().map(|&p| unpack(p)).collect();
-        let (out, _) = f.output(&b, &placed)?;
-        Ok(out)
+        i = j;
     }
+    let b = if reordered {
+        let idx = UInt32Array::from(order);
+        datafusion::arrow::compute::take_record_batch(&b, &idx)
+            .map_err(arrow_err("ordering rows"))?
+    } else {
+        b
+    };
+    let places = places_of(&b);
+    let placed: Vec<(u32, u32, u64)> = places.values().iter().map(|&p| unpack(p)).collect();
+    let (out, _) = f.output(&b, &placed)?;
+    Ok(out)
 }
 
-impl Ordering {
-    /// The units met must be the units counted.
-    fn verify(&self) -> Result<(), RunError> {
-        let f = &self.finish;
-        if self.tally.units != f.units || self.tally.check != f.check {
-            return Err(RunError::Statement(format!(
-                "{} changed while strat read it: the {} units counted were not found again as they were counted; run again on data that does not change during the run",
-                f.what, f.units
-            )));
-        }
-        Ok(())
+/// Each row of `batches` as `(place, batch, row)`, in batch order.
+fn place_keys(batches: &[RecordBatch]) -> Vec<(i128, u32, u32)> {
+    let mut keys = Vec::with_capacity(batches.iter().map(RecordBatch::num_rows).sum());
+    for (i, b) in batches.iter().enumerate() {
+        let places = places_of(b).values();
+        keys.extend(
+            places
+                .iter()
+                .enumerate()
+                .map(|(row, &p)| (p, i as u32, row as u32)),
+        );
     }
+    keys
 }
 
 fn places_of(b: &RecordBatch) -> &Decimal128Array {

@@ -317,16 +317,7 @@ impl Spreader {
 /// sorted runs, so that reading a bucket back merges them (see
 /// `ordered_chunks`).
 fn in_place_order(pieces: &[RecordBatch]) -> Result<RecordBatch, DataFusionError> {
-    let mut order: Vec<(i128, u32, u32)> = Vec::new();
-    for (i, b) in pieces.iter().enumerate() {
-        let places = places_of(b).values();
-        order.extend(
-            places
-                .iter()
-                .enumerate()
-                .map(|(row, &p)| (p, i as u32, row as u32)),
-        );
-    }
+    let mut order = place_keys(pieces);
     order.sort_unstable();
     let idx: Vec<(usize, usize)> = order
         .into_iter()
@@ -360,13 +351,15 @@ impl Writing {
     }
 }
 
-/// The batches of a bucket file, in the order written.
-pub(super) fn read(file: &RunFile) -> Result<Vec<RecordBatch>, DataFusionError> {
+/// The batches of a bucket file, in the order written, one at a time.
+pub(super) fn read(
+    file: &RunFile,
+) -> Result<impl Iterator<Item = Result<RecordBatch, DataFusionError>>, DataFusionError> {
     let path = file
         .path()
         .ok_or_else(|| DataFusionError::Execution("a bucket file without a path".into()))?;
     let reader = StreamReader::try_new(BufReader::with_capacity(1 << 20, File::open(path)?), None)?;
-    Ok(reader.collect::<Result<Vec<_>, _>>()?)
+    Ok(reader.map(|b| b.map_err(DataFusionError::from)))
 }
 
 #[cfg(test)]
