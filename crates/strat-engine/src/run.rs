@@ -853,8 +853,9 @@ pub async fn run_statement_streamed(
         excluded_units = (before - units.len()) as u64;
     }
 
-    // 3. The span check: the smallest spanning unit key is reported, with the
-    //    first and last of its strata in stratum order (independent of row order).
+    // 3. The span check: the first spanning unit in draw order is reported,
+    //    with the first and last of its strata in stratum order (independent
+    //    of row order; the streaming plan finds the same one).
     if !svals.is_empty() {
         let mut worst: Option<(&Unit, usize, usize)> = None;
         for u in &units {
@@ -867,7 +868,7 @@ pub async fn run_statement_streamed(
                     hi = r;
                 }
             }
-            if tuple(lo) != tuple(hi) && worst.is_none_or(|(w, _, _)| u.key < w.key) {
+            if tuple(lo) != tuple(hi) && worst.is_none_or(|(w, _, _)| draw_order(u, w).is_lt()) {
                 worst = Some((u, lo, hi));
             }
         }

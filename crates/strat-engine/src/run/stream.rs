@@ -83,6 +83,7 @@ use super::*;
 mod neyman;
 mod ordered;
 mod rows;
+mod span;
 
 pub(super) use rows::{Columns, Rows};
 
@@ -291,24 +292,18 @@ impl Buckets {
         self.lists.iter().all(Vec::is_empty)
     }
 
-    /// Sorts every bucket and drops repeated units. False when a unit was
-    /// met in two strata.
-    fn compact(&mut self) -> bool {
-        self.lists.iter_mut().all(sort_units)
+    /// Sorts every bucket and drops repeated entries (a unit met in two
+    /// strata keeps one entry for each: the walk reports it).
+    fn compact(&mut self) {
+        self.lists.iter_mut().for_each(sort_units);
     }
 }
 
-/// Sorts units by draw (then keyed hash) and keeps one entry per unit.
-/// False when two entries of one unit name different strata.
-fn sort_units(list: &mut Vec<UnitEntry>) -> bool {
-    list.sort_unstable_by_key(|e| e.order());
-    let mut spans = false;
-    list.dedup_by(|later, kept| {
-        let same = later == kept;
-        spans |= same && later.stratum() != kept.stratum();
-        same
-    });
-    !spans
+/// Sorts units by draw (then keyed hash, then stratum) and keeps one entry
+/// per unit and stratum.
+fn sort_units(list: &mut Vec<UnitEntry>) {
+    list.sort_unstable_by_key(|e| (e.r, e.tag));
+    list.dedup_by(|later, kept| (later.r, later.tag) == (kept.r, kept.tag));
 }
 
 /// The units of the counting tasks, each task's buckets sorted and without
@@ -317,15 +312,14 @@ struct SortedUnits(Vec<Vec<Vec<UnitEntry>>>);
 
 impl SortedUnits {
     /// Calls `f` once per unit of some buckets in draw order (merging the
-    /// tasks' buckets), until it returns false. False when a unit's entries
-    /// name two strata, or `f` stopped the walk. Units of different buckets
-    /// have different draws, so ranges of buckets can be walked at once, each
-    /// on its own thread.
+    /// tasks' buckets), until it returns false or a unit's entries name two
+    /// strata. Units of different buckets have different draws, so ranges of
+    /// buckets can be walked at once, each on its own thread.
     fn for_each_in(
         &self,
         buckets: std::ops::Range<usize>,
         f: impl FnMut(UnitEntry) -> bool,
-    ) -> bool {
+    ) -> Walked {
         let mut walk = OncePerUnit::new(f);
         let mut heads: Vec<&[UnitEntry]> = Vec::with_capacity(self.0.len());
         for b in buckets {
@@ -337,7 +331,7 @@ impl SortedUnits {
                     .filter(|l| !l.is_empty()),
             );
             if !merge_sorted(&mut heads, UnitEntry::order, |e| walk.feed(e)) {
-                return false;
+                break;
             }
         }
         walk.finish()
@@ -399,35 +393,60 @@ fn merge_sorted<T: Copy, K: Ord>(
     }
 }
 
+/// How a walk over units in draw order ended.
+#[derive(Clone, Copy, Debug)]
+enum Walked {
+    /// Every unit was visited.
+    All,
+    /// The visitor stopped it.
+    Stopped,
+    /// A unit's entries name two strata (spec §4.1): the first such unit.
+    Spans(UnitEntry),
+}
+
 /// Entries in draw order → `f` once per unit: repeats of a unit are
 /// adjacent, and must name one stratum.
 struct OncePerUnit<F> {
     f: F,
     current: Option<UnitEntry>,
+    ended: Option<Walked>,
 }
 
 impl<F: FnMut(UnitEntry) -> bool> OncePerUnit<F> {
     fn new(f: F) -> Self {
-        OncePerUnit { f, current: None }
+        OncePerUnit {
+            f,
+            current: None,
+            ended: None,
+        }
     }
 
     /// False to stop: a unit spans strata, or `f` said so.
     fn feed(&mut self, e: UnitEntry) -> bool {
-        match self.current {
-            Some(c) if c == e => c.stratum() == e.stratum(),
+        let ended = match self.current {
+            Some(c) if c == e => (c.stratum() != e.stratum()).then_some(Walked::Spans(c)),
             Some(c) => {
                 self.current = Some(e);
-                (self.f)(c)
+                (!(self.f)(c)).then_some(Walked::Stopped)
             }
             None => {
                 self.current = Some(e);
-                true
+                None
             }
-        }
+        };
+        self.ended = ended;
+        ended.is_none()
     }
 
-    fn finish(mut self) -> bool {
-        self.current.is_none_or(|c| (self.f)(c))
+    /// How the walk ended (the last unit visited unless it stopped early).
+    fn finish(mut self) -> Walked {
+        if let Some(ended) = self.ended {
+            return ended;
+        }
+        match self.current {
+            Some(c) if !(self.f)(c) => Walked::Stopped,
+            _ => Walked::All,
+        }
     }
 }
 
@@ -459,6 +478,8 @@ struct Counting {
     /// Where the unit column and the first stratum column are in a batch.
     key: KeyOf,
     strata_at: usize,
+    /// The `unit` column's name (`None`: the row is the unit).
+    unit: Option<String>,
 }
 
 /// What one counting task saw: its units not spilled, and the rest.
@@ -497,17 +518,16 @@ pub(super) async fn run(
     let context = format!("reading {}", source.what);
 
     // 1. Counting pass.
-    let df = match source.eligible(ctx, st, None, Columns::Counting(&[])).await {
-        Ok(df) => df,
-        Err(_) => return Ok(Err(Fallback("reading the table failed"))),
-    };
+    let df = source
+        .eligible(ctx, st, None, Columns::Counting(&[]))
+        .await?;
     // Without a unit the row is the unit: its key is every source column.
     let (mut select, key) = (key_columns(st), key_of(st)?.leading());
     let strata_at = select.len();
     select.extend(source.strata(st)?);
-    let Ok(df) = df.select(select) else {
-        return Ok(Err(Fallback("evaluating `stratify by` failed")));
-    };
+    let df = df
+        .select(select)
+        .map_err(df_err("evaluating `stratify by`"))?;
     let types: Vec<DataType> = df.schema().fields()[strata_at..]
         .iter()
         .map(|f| f.data_type().clone())
@@ -536,10 +556,9 @@ pub(super) async fn run(
         disk: ctx.runtime_env().disk_manager.clone(),
         key,
         strata_at,
+        unit: st.unit.as_ref().map(|c| c.name.clone()),
     });
-    let passes = each_partition(df, "planning the counting pass failed", |s| {
-        count_partition(s, counting.clone())
-    });
+    let passes = each_partition(df, &context, |s| count_partition(s, counting.clone()));
     let (mut null_rows, mut rows_counted) = (0u64, 0u64);
     let mut excluded_seen: HashSet<Vec<u8>> = HashSet::new();
     let stats = match passes.await? {
@@ -654,21 +673,27 @@ pub(super) async fn run(
     let threads = ctx.state().config().target_partitions().max(1);
     let mut sizes = vec![0u64; h_count];
     let mut range_sizes: Vec<Vec<u64>> = Vec::new();
-    let count = |range| -> Result<Option<Vec<u64>>, RunError> {
+    let count = |range| -> Result<(Vec<u64>, Walked), RunError> {
         let mut sizes = vec![0u64; h_count];
-        let complete = units.for_each_in(range, &context, |e| {
+        let walked = units.for_each_in(range, &context, |e| {
             sizes[rank[e.stratum()]] += 1;
             true
         })?;
-        Ok(complete.then_some(sizes))
+        Ok((sizes, walked))
     };
-    let Some(counted) = map_on_threads(bucket_ranges(threads), threads, count) else {
-        return Ok(Err(Fallback("a streaming task failed")));
-    };
+    let counted = map_on_threads(bucket_ranges(threads), threads, count)
+        .ok_or_else(|| task_failed(&context, "counting the units"))?;
     for c in counted {
-        let Some(c) = c? else {
-            return Ok(Err(Fallback("a unit spans strata")));
-        };
+        let (c, walked) = c?;
+        // The ranges are in draw order: this is the first spanning unit.
+        if let Walked::Spans(unit) = walked {
+            let found = span::Spanning {
+                unit,
+                hasher: &hasher,
+                drawer: &drawer,
+            };
+            return Err(found.error(ctx, st, &source).await);
+        }
         sizes.iter_mut().zip(&c).for_each(|(s, n)| *s += n);
         range_sizes.push(c);
     }
@@ -755,13 +780,12 @@ pub(super) async fn run(
     let select = |(range, places)| -> Result<Option<Walk<'_>>, RunError> {
         let mut walk = Walk::new(&assign, parts, split.is_none());
         walk.places = places;
-        let complete = units.for_each_in(range, &context, |e| walk.visit(e, rank[e.stratum()]))?;
-        Ok(complete.then_some(walk))
+        let walked = units.for_each_in(range, &context, |e| walk.visit(e, rank[e.stratum()]))?;
+        Ok(matches!(walked, Walked::All).then_some(walk))
     };
     let ranges: Vec<_> = bucket_ranges(threads).into_iter().zip(starts_at).collect();
-    let Some(walks) = map_on_threads(ranges, threads, select) else {
-        return Ok(Err(Fallback("a streaming task failed")));
-    };
+    let walks = map_on_threads(ranges, threads, select)
+        .ok_or_else(|| task_failed(&context, "selecting the units"))?;
     let mut complete = true;
     for w in walks {
         match w? {
@@ -1108,19 +1132,14 @@ async fn materialise(
     });
     // When every unit is selected the filter would keep every row.
     let units = (!everything).then(|| selected_udf.call(key_columns(st)));
-    let df = match source.eligible(&late, st, units, Columns::All).await {
-        Ok(df) => df,
-        Err(_) => return Ok(Err(Fallback("planning the materialising pass failed"))),
-    };
+    let df = source.eligible(&late, st, units, Columns::All).await?;
     let mut select: Vec<Expr> = st.input.iter().map(|c| column(&c.name)).collect();
     select.extend(source.strata(st)?);
-    let Ok(df) = df.select(select) else {
-        return Ok(Err(Fallback("evaluating `stratify by` failed")));
-    };
+    let df = df
+        .select(select)
+        .map_err(df_err("evaluating `stratify by`"))?;
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-    let passes = each_partition(df, "planning the materialising pass failed", |s| {
-        keep_partition(s, lookup.clone())
-    });
+    let passes = each_partition(df, &lookup.context, |s| keep_partition(s, lookup.clone()));
     let partitions = match passes.await? {
         Ok(p) => p,
         Err(why) => return Ok(Err(why)),
@@ -1159,13 +1178,12 @@ fn with_big_batches(state: SessionState) -> SessionState {
 }
 
 /// Runs `task` over every partition of `df` at once, one tokio task each,
-/// and waits for them all: their results, or why the pass stopped (a memory
-/// error is the run's error; anything else hands the statement to the
-/// in-memory plan, which reports it exactly). `unplannable` says why when
-/// the plan cannot even start.
+/// and waits for them all: their results, or the first partition's error (a
+/// memory error before any other: the others may follow from it), or why
+/// the pass cannot decide. `context` names what the pass reads.
 async fn each_partition<T, F, Fut>(
     df: DataFrame,
-    unplannable: &'static str,
+    context: &str,
     task: F,
 ) -> Result<Result<Vec<T>, Fallback>, RunError>
 where
@@ -1173,28 +1191,42 @@ where
     Fut: std::future::Future<Output = Result<T, Stop>> + Send + 'static,
     T: Send + 'static,
 {
-    let Ok(streams) = df.execute_stream_partitioned().await else {
-        return Ok(Err(Fallback(unplannable)));
-    };
+    let streams = df
+        .execute_stream_partitioned()
+        .await
+        .map_err(df_err(context))?;
     let tasks: Vec<_> = streams.into_iter().map(|s| tokio::spawn(task(s))).collect();
     let mut out = Vec::with_capacity(tasks.len());
-    let mut stop = None;
+    let (mut error, mut fallback) = (None, None);
     for t in tasks {
         match t.await {
             Ok(Ok(v)) => out.push(v),
-            Ok(Err(Stop::Error(e @ RunError::Memory { .. }))) => stop = Some(Err(e)),
+            Ok(Err(Stop::Error(e))) => {
+                let memory = matches!(e, RunError::Memory { .. });
+                if error.is_none() || memory && !matches!(error, Some(RunError::Memory { .. })) {
+                    error = Some(e);
+                }
+            }
             Ok(Err(Stop::Fallback(why))) => {
-                stop.get_or_insert(Ok(Err(Fallback(why))));
+                fallback.get_or_insert(Fallback(why));
             }
-            Ok(Err(Stop::Error(_))) => {
-                stop.get_or_insert(Ok(Err(Fallback("an error in the streaming pass"))));
-            }
-            Err(_) => {
-                stop.get_or_insert(Ok(Err(Fallback("a streaming task failed"))));
+            Err(e) => {
+                error.get_or_insert_with(|| task_failed(context, e));
             }
         }
     }
-    stop.unwrap_or(Ok(Ok(out)))
+    match (error, fallback) {
+        (Some(e), _) => Err(e),
+        (None, Some(why)) => Ok(Err(why)),
+        (None, None) => Ok(Ok(out)),
+    }
+}
+
+/// The error of a task of the run that panicked or was cancelled.
+fn task_failed(context: &str, e: impl std::fmt::Display) -> RunError {
+    RunError::Statement(format!(
+        "{context}: a task of the run stopped ({e}; an internal error)"
+    ))
 }
 
 /// A context over the same tables and runtime whose Parquet scans evaluate
@@ -1328,10 +1360,10 @@ async fn count_partition(
     let mut prev: Option<UnitEntry> = None;
     let mut prev_key: Vec<u8> = Vec::with_capacity(64);
     while let Some(batch) = stream.next().await {
-        let batch = batch.map_err(|_| Stop::Fallback("reading the table failed"))?;
-        let keys = UnitKeys::new(shared.key, batch.columns()).map_err(|e| match shared.key {
-            KeyOf::Row(_) => Stop::Error(row_key_error(e)),
-            KeyOf::Unit(_) => Stop::Fallback("the unit column has no key text"),
+        let batch = batch.map_err(df_err(shared.context.clone()))?;
+        let keys = UnitKeys::new(shared.key, batch.columns()).map_err(|e| match &shared.unit {
+            None => row_key_error(e),
+            Some(unit) => RunError::Key(format!("unit `{unit}`: {e}")),
         })?;
         keys.hash_into(&shared.hasher, batch.num_rows(), &mut hashes);
         let strata_cols = &batch.columns()[shared.strata_at..];
@@ -1344,7 +1376,7 @@ async fn count_partition(
         let rows = match &converter {
             Some(c) => Some(
                 c.convert_columns(strata_cols)
-                    .map_err(|_| Stop::Fallback("stratum values without a row format"))?,
+                    .map_err(arrow_err("stratum values in row format"))?,
             ),
             None => None,
         };
@@ -1409,11 +1441,16 @@ async fn count_partition(
             if let Some(p) = prev
                 && (same || buf == prev_key)
             {
-                if p.stratum() != usize::from(h) {
-                    return Err(Stop::Fallback("a unit spans strata"));
+                if p.stratum() == usize::from(h) {
+                    prev_row = Some(row);
+                    continue;
                 }
-                prev_row = Some(row);
-                continue;
+                // The unit in a second stratum: entered again, so that the
+                // walk over the units finds it (spec §4.1).
+                if same {
+                    buf.clear();
+                    buf.extend_from_slice(&prev_key);
+                }
             }
             let tag = (shared.hasher.top48(hash) << 16) | u64::from(h);
             new_keys.extend_from_slice(&buf);
@@ -1462,9 +1499,7 @@ async fn count_partition(
         }
     }
     // Each task sorts its own units, so the tasks sort at once.
-    if !stats.units.compact() {
-        return Err(Stop::Fallback("a unit spans strata"));
-    }
+    stats.units.compact();
     Ok(stats)
 }
 
@@ -1483,7 +1518,7 @@ impl Units {
         buckets: std::ops::Range<usize>,
         context: &str,
         f: impl FnMut(UnitEntry) -> bool,
-    ) -> Result<bool, RunError> {
+    ) -> Result<Walked, RunError> {
         match self {
             Units::InMemory(sorted) => Ok(sorted.for_each_in(buckets, f)),
             Units::Spilled(runs) => {
@@ -1615,9 +1650,7 @@ fn spill(shared: &Counting, units: &mut Buckets) -> Result<(), Stop> {
     if units.is_empty() {
         return Ok(());
     }
-    if !units.compact() {
-        return Err(Stop::Fallback("a unit spans strata"));
-    }
+    units.compact();
     let context = &shared.context;
     let file = shared
         .disk
@@ -1698,16 +1731,15 @@ impl RunReader {
 }
 
 /// Calls `f` once per unit of the runs with a draw from `from` up to `to`,
-/// in draw order (a unit met in several runs once), until it returns false.
-/// Returns false when a unit's entries name two strata, or `f` stopped the
-/// walk.
+/// in draw order (a unit met in several runs once), until it returns false
+/// or a unit's entries name two strata.
 fn for_each_unit_in(
     runs: &[RunFile],
     context: &str,
     from: u64,
     to: Option<u64>,
     f: impl FnMut(UnitEntry) -> bool,
-) -> Result<bool, RunError> {
+) -> Result<Walked, RunError> {
     use std::cmp::Reverse;
     let read_err =
         |e: std::io::Error| spill_error(context, "reading units back from a temporary file", e);
@@ -1733,7 +1765,7 @@ fn for_each_unit_in(
             heap.push(Reverse((next.r, next.hash48(), next.tag, i)));
         }
         if !walk.feed(UnitEntry { r, tag }) {
-            return Ok(false);
+            break;
         }
     }
     Ok(walk.finish())
@@ -1754,7 +1786,7 @@ fn register(shared: &Counting, bytes: &[u8], cols: &[ArrayRef], row: usize) -> R
         .iter()
         .map(|c| take(c.as_ref(), &idx, None))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|_| Stop::Fallback("copying stratum values failed"))?;
+        .map_err(arrow_err("copying stratum values"))?;
     strata.values.push(values);
     strata.ids.insert(bytes.to_vec(), h);
     Ok(h)
@@ -2006,9 +2038,9 @@ async fn keep_partition(
     let mut buf = Vec::with_capacity(64);
     let mut hashes = Vec::new();
     while let Some(batch) = stream.next().await {
-        let batch = batch.map_err(|_| Stop::Fallback("reading the table failed"))?;
-        let keys = UnitKeys::new(shared.key, batch.columns())
-            .map_err(|_| Stop::Fallback("the unit column has no key text"))?;
+        let batch = batch.map_err(df_err(shared.context.clone()))?;
+        let keys =
+            UnitKeys::new(shared.key, batch.columns()).map_err(|e| RunError::Key(e.to_string()))?;
         keys.hash_into(&shared.hasher, batch.num_rows(), &mut hashes);
         let mut rows = Vec::new();
         let mut take_rows = Vec::new();
@@ -2060,9 +2092,9 @@ async fn keep_partition(
                 .iter()
                 .map(|c| take(c.as_ref(), &idx, None))
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|_| Stop::Fallback("copying the selected rows failed"))?;
+                .map_err(arrow_err("copying the selected rows"))?;
             RecordBatch::try_new(batch.schema(), columns)
-                .map_err(|_| Stop::Fallback("copying the selected rows failed"))?
+                .map_err(arrow_err("copying the selected rows"))?
         };
         reserve_kept(
             &shared.reservation,
@@ -2125,24 +2157,38 @@ mod tests {
                 b.push(e(r, i, i % 4));
                 b.push(e(r, i, i % 4));
             }
-            assert!(b.compact());
+            b.compact();
             tasks.push(b.lists);
         }
         let units = SortedUnits(tasks);
         let mut seen = Vec::new();
-        assert!(units.for_each_in(0..BUCKETS, |u| {
+        let walked = units.for_each_in(0..BUCKETS, |u| {
             seen.push(u.order());
             true
-        }));
+        });
+        assert!(matches!(walked, Walked::All));
         let mut expected = seen.clone();
         expected.sort();
         expected.dedup();
         assert_eq!(seen, expected);
         assert_eq!(seen.len(), 2000);
 
+        // Unit 1 in strata 0 and 1 (met twice in 1), among units of one
+        // stratum: the walk stops at it, having visited the units before it.
         let mut spanning = Buckets::new();
-        spanning.push(e(42, 1, 0));
-        spanning.push(e(42, 1, 1));
-        assert!(!spanning.compact());
+        for (r, h, s) in [(43, 2, 0), (42, 1, 1), (41, 3, 2), (42, 1, 0), (42, 1, 1)] {
+            spanning.push(e(r, h, s));
+        }
+        spanning.compact();
+        let mut before = Vec::new();
+        let walked = SortedUnits(vec![spanning.lists]).for_each_in(0..BUCKETS, |u| {
+            before.push(u.r);
+            true
+        });
+        match walked {
+            Walked::Spans(u) => assert_eq!((u.r, u.hash48(), u.stratum()), (42, 1, 0)),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(before, [41]);
     }
 }
