@@ -555,10 +555,7 @@ fn part_rows(
 
 /// The `--timings` lines: the plan, each phase, writing, and the total.
 fn timings(profile: &strat_engine::run::Profile, writing: Duration, total: Duration) -> String {
-    let mut out = match profile.fallback {
-        None => "timings (streaming plan):\n".to_string(),
-        Some(why) => format!("timings (in-memory plan: {why}):\n"),
-    };
+    let mut out = "timings:\n".to_string();
     let mut line =
         |name: &str, d: Duration| out.push_str(&format!("  {:>9.3} s  {name}\n", d.as_secs_f64()));
     for (name, d) in &profile.phases {

@@ -155,13 +155,7 @@ pub async fn explain(
 
     let run = run_statement(ctx, program, index).await?;
     let r = &run.report;
-    let _ = match run.profile.fallback {
-        None => writeln!(out, "\nrun plan:  {}", streaming_plan(program, st)),
-        Some(why) => writeln!(
-            out,
-            "\nrun plan:  in memory (every eligible row held): {why}"
-        ),
-    };
+    let _ = writeln!(out, "\nrun plan:  {}", streaming_plan(program, st));
     let mut left_out = String::new();
     if r.null_units > 0 {
         let _ = write!(

@@ -527,10 +527,10 @@ impl KeyHasher {
         hashes.resize(rows, self.seed);
     }
 
-    /// The top 48 bits of a finished hash (its bits spread by one more
+    /// The top 40 bits of a finished hash (its bits spread by one more
     /// mixing step).
-    pub fn top48(&self, h: u64) -> u64 {
-        mix(h, self.seed.rotate_left(32)) >> 16
+    pub fn top40(&self, h: u64) -> u64 {
+        mix(h, self.seed.rotate_left(32)) >> 24
     }
 }
 

@@ -228,8 +228,6 @@ fn add_upstream(upstream: &mut Vec<StatementReport>, found: Vec<StatementReport>
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Profile {
     pub phases: Vec<(&'static str, std::time::Duration)>,
-    /// Why the streaming plan handed the statement to the in-memory plan.
-    pub fallback: Option<&'static str>,
     /// Sorted runs of units the streaming plan spilled to disk (0: none).
     pub spilled_runs: usize,
 }
@@ -721,7 +719,6 @@ pub async fn run_statement_streamed(
             unit_keys(ctx, program, source, &c.name, "exclude", &mut upstream).await?,
         )),
     };
-    let mut fallback = None;
     let source = match (plan, &st.source) {
         (Plan::InMemory, _) => None,
         (Plan::Streaming, ir::Source::Table(t)) => Some(stream::Rows::table(t, st)),
@@ -732,11 +729,13 @@ pub async fn run_statement_streamed(
             let spooled = stream::Rows::spooled(ctx, st, rows, what, weighted)
                 .await
                 .map_err(|e| e.in_statement(*j, &name))?;
-            if spooled.is_none() {
-                fallback =
-                    Some("no local temporary directory for the output of an earlier statement");
-            }
-            spooled
+            Some(spooled.ok_or_else(|| {
+                RunError::Unsupported(format!(
+                    "reading {name}: a statement reads another's output from a temporary \
+                     file, and this session has no local temporary folder (its disk \
+                     manager is disabled)"
+                ))
+            })?)
         }
     };
     if let Some(source) = source {
@@ -744,15 +743,13 @@ pub async fn run_statement_streamed(
             kept: kept_keys.clone(),
             excluded: excluded_keys.clone(),
         };
-        match stream::run(ctx, st, source, split, filters, options).await? {
-            Ok(mut out) => {
-                out.report.source_weighted = source_weighted(program, st);
-                out.upstream = upstream;
-                return Ok(out);
-            }
-            Err(stream::Fallback(why)) => fallback = Some(why),
-        }
+        let mut out = stream::run(ctx, st, source, split, filters, options).await?;
+        out.report.source_weighted = source_weighted(program, st);
+        out.upstream = upstream;
+        return Ok(out);
     }
+    // The in-memory plan: the reference the tests compare the streaming
+    // plan with (`Plan::InMemory`); it holds every eligible row.
     let started = std::time::Instant::now();
 
     // 1. Eligible rows, source columns, stratum values without aggregates and
@@ -1104,7 +1101,6 @@ pub async fn run_statement_streamed(
         plan: Plan::InMemory,
         profile: Profile {
             phases: vec![("in-memory run", started.elapsed())],
-            fallback,
             spilled_runs: 0,
         },
         upstream,

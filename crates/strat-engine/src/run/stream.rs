@@ -80,12 +80,14 @@ type RunFile = Arc<dyn SpillFile>;
 
 use super::*;
 
+mod again;
 mod neyman;
 mod ordered;
 mod rows;
-mod span;
+mod walk;
 
 pub(super) use rows::{Columns, Rows};
+use walk::{Assign, Walk, unit_check};
 
 /// A unit's entry.
 const ENTRY_BYTES: usize = std::mem::size_of::<UnitEntry>();
@@ -93,7 +95,9 @@ const ENTRY_BYTES: usize = std::mem::size_of::<UnitEntry>();
 /// Units are bucketed by the top `BUCKET_BITS` bits of their draw.
 const BUCKET_BITS: u32 = 10;
 const BUCKETS: usize = 1 << BUCKET_BITS;
-const MAX_STRATA: usize = 1 << 16;
+/// A unit's entry holds its stratum id in this many low bits.
+const STRATUM_BITS: u32 = 24;
+const MAX_STRATA: usize = 1 << STRATUM_BITS;
 
 /// The key sets of `keep units in` and `exclude units in` (§4.4): a unit is
 /// counted iff its key is in `kept` (when there is one) and not in `excluded`.
@@ -102,10 +106,6 @@ pub(super) struct UnitFilters {
     pub kept: Option<Arc<HashSet<Vec<u8>>>>,
     pub excluded: Option<Arc<HashSet<Vec<u8>>>>,
 }
-
-/// Why the streaming plan handed the statement to the in-memory runner.
-#[derive(Debug)]
-pub(super) struct Fallback(pub &'static str);
 
 /// Where a row's unit key comes from: a `unit` column, or (without `unit`)
 /// all the source columns, the first `n` of the batch (spec §6.1).
@@ -175,7 +175,7 @@ impl UnitKeys {
 
     /// The keyed hashes of the batch's units, one per row, from their
     /// values (equal key texts, equal hashes: [`KeyColumn::hash_into`]);
-    /// [`KeyHasher::top48`] of one is what [`UnitEntry::tag`] holds.
+    /// [`KeyHasher::top40`] of one is what [`UnitEntry::tag`] holds.
     fn hash_into(&self, keyed: &KeyHasher, rows: usize, hashes: &mut Vec<u64>) {
         keyed.start(rows, hashes);
         match self {
@@ -210,8 +210,8 @@ fn row_key_error(e: KeyError) -> RunError {
     ))
 }
 
-/// One unit of the counting pass: its draw, and the top 48 bits of its keyed
-/// hash with its stratum id in the low 16 bits. Equal iff `r` and the hash
+/// One unit of the counting pass: its draw, and the top 40 bits of its keyed
+/// hash with its stratum id in the low 24 bits. Equal iff `r` and the hash
 /// bits agree (the stratum is the value).
 #[derive(Clone, Copy, Debug)]
 struct UnitEntry {
@@ -221,20 +221,20 @@ struct UnitEntry {
 
 impl UnitEntry {
     fn stratum(self) -> usize {
-        (self.tag & 0xffff) as usize
+        (self.tag & (MAX_STRATA as u64 - 1)) as usize
     }
-    fn hash48(self) -> u64 {
-        self.tag >> 16
+    fn hash40(self) -> u64 {
+        self.tag >> STRATUM_BITS
     }
     /// The order of units: by draw, then keyed hash.
     fn order(self) -> (u64, u64) {
-        (self.r, self.hash48())
+        (self.r, self.hash40())
     }
 }
 
 impl PartialEq for UnitEntry {
     fn eq(&self, other: &Self) -> bool {
-        self.r == other.r && self.hash48() == other.hash48()
+        self.r == other.r && self.hash40() == other.hash40()
     }
 }
 impl Eq for UnitEntry {}
@@ -454,7 +454,7 @@ impl<F: FnMut(UnitEntry) -> bool> OncePerUnit<F> {
 /// row of stratum values per id.
 #[derive(Default)]
 struct Strata {
-    ids: HashMap<Vec<u8>, u16>,
+    ids: HashMap<Vec<u8>, u32>,
     values: Vec<Vec<ArrayRef>>,
 }
 
@@ -493,17 +493,6 @@ struct CountStats {
     excluded: HashSet<Vec<u8>>,
 }
 
-enum Stop {
-    Fallback(&'static str),
-    Error(RunError),
-}
-
-impl From<RunError> for Stop {
-    fn from(e: RunError) -> Self {
-        Stop::Error(e)
-    }
-}
-
 /// Runs `st` by the streaming plan, or says why not.
 pub(super) async fn run(
     ctx: &SessionContext,
@@ -512,7 +501,7 @@ pub(super) async fn run(
     split: Option<&ir::Split>,
     filters: UnitFilters,
     options: &RunOptions,
-) -> Result<Result<RunStream, Fallback>, RunError> {
+) -> Result<RunStream, RunError> {
     let mut clock = Clock::new();
     let pool = ctx.runtime_env().memory_pool.clone();
     let context = format!("reading {}", source.what);
@@ -534,7 +523,7 @@ pub(super) async fn run(
         .collect();
     let fields: Vec<SortField> = types.iter().map(|t| SortField::new(t.clone())).collect();
     if !fields.is_empty() && RowConverter::new(fields.clone()).is_err() {
-        return Ok(Err(Fallback("a stratum value type without a row format")));
+        return Err(no_row_format(&types));
     }
     let (place_filters, stratum_fields) = (filters.clone(), fields.clone());
     let counting = Arc::new(Counting {
@@ -561,10 +550,7 @@ pub(super) async fn run(
     let passes = each_partition(df, &context, |s| count_partition(s, counting.clone()));
     let (mut null_rows, mut rows_counted) = (0u64, 0u64);
     let mut excluded_seen: HashSet<Vec<u8>> = HashSet::new();
-    let stats = match passes.await? {
-        Ok(stats) => stats,
-        Err(why) => return Ok(Err(why)),
-    };
+    let stats = passes.await?;
     let mut task_units = Vec::with_capacity(stats.len());
     let mut rows_by_id: Vec<u64> = Vec::new();
     for s in stats {
@@ -593,11 +579,7 @@ pub(super) async fn run(
         .is_empty();
     let units = if spilled {
         for mut b in task_units {
-            match spill(&counting, &mut b) {
-                Ok(()) => {}
-                Err(Stop::Error(e)) => return Err(e),
-                Err(Stop::Fallback(why)) => return Ok(Err(Fallback(why))),
-            }
+            spill(&counting, &mut b)?;
         }
         Units::Spilled(std::mem::take(
             &mut *counting.runs.lock().unwrap_or_else(|p| p.into_inner()),
@@ -687,12 +669,7 @@ pub(super) async fn run(
         let (c, walked) = c?;
         // The ranges are in draw order: this is the first spanning unit.
         if let Walked::Spans(unit) = walked {
-            let found = span::Spanning {
-                unit,
-                hasher: &hasher,
-                drawer: &drawer,
-            };
-            return Err(found.error(ctx, st, &source).await);
+            return Err(again::spanning(ctx, st, &source, (&hasher, &drawer), unit).await);
         }
         sizes.iter_mut().zip(&c).for_each(|(s, n)| *s += n);
         range_sizes.push(c);
@@ -781,23 +758,24 @@ pub(super) async fn run(
         let mut walk = Walk::new(&assign, parts, split.is_none());
         walk.places = places;
         let walked = units.for_each_in(range, &context, |e| walk.visit(e, rank[e.stratum()]))?;
-        Ok(matches!(walked, Walked::All).then_some(walk))
+        Ok(matches!(walked, Walked::All).then(|| walk.finish()))
     };
     let ranges: Vec<_> = bucket_ranges(threads).into_iter().zip(starts_at).collect();
     let walks = map_on_threads(ranges, threads, select)
         .ok_or_else(|| task_failed(&context, "selecting the units"))?;
-    let mut complete = true;
     for w in walks {
-        match w? {
-            Some(w) => walk.absorb(w),
-            None => complete = false,
-        }
+        walk.absorb(w?.ok_or_else(|| task_failed(&context, "a walk over the units stopped"))?);
     }
-    if !complete {
-        return Ok(Err(Fallback(
-            "two units tie on their draw at a selection or split boundary",
-        )));
-    }
+    // Units whose draws tie at a boundary go in key text order (§6.2).
+    let tie_parts = if walk.ties.is_empty() {
+        HashMap::new()
+    } else {
+        let wanted: Vec<(u64, u64)> = (walk.ties.iter())
+            .flat_map(|t| t.units.iter().map(move |&h| (t.r, h)))
+            .collect();
+        let found = again::find(ctx, st, &source, (&hasher, &drawer), wanted).await?;
+        walk.settle(&found.into_iter().map(|(id, f)| (id, f.key)).collect())?
+    };
     let Walk {
         counts,
         starts,
@@ -894,6 +872,7 @@ pub(super) async fn run(
             ids: strata_ids,
             rank,
             starts,
+            tie_parts,
             strata_rows,
         };
         let finish = ordered::Finish {
@@ -909,18 +888,17 @@ pub(super) async fn run(
         let (rows, schema) = ordered::split_rows(ctx, st, &source, placer, finish).await?;
         let rows = source.hold(rows);
         clock.lap("planning the ordering pass (it runs as the rows are written)");
-        return Ok(Ok(RunStream {
+        return Ok(RunStream {
             rows,
             schema,
             report,
             plan: Plan::Streaming,
             profile: Profile {
                 phases: clock.phases,
-                fallback: None,
                 spilled_runs,
             },
             upstream: Vec::new(),
-        }));
+        });
     }
 
     // 4. A sample's rows: read again, only the selected units' rows kept.
@@ -929,10 +907,7 @@ pub(super) async fn run(
     let rows = materialise(
         ctx, st, &source, selected, everything, drawer, hasher, &pool, context,
     );
-    let (batches, mut kept) = match rows.await? {
-        Ok(rows) => rows,
-        Err(why) => return Ok(Err(why)),
-    };
+    let (batches, mut kept) = rows.await?;
     clock.lap("materialising pass (selected rows)");
 
     // Kept rows are numbered across the batches: batch `b` starts at bases[b].
@@ -1077,19 +1052,18 @@ pub(super) async fn run(
     drop(batches);
     clock.lap("output order and columns");
 
-    Ok(Ok(RunStream::ready(RunOutput {
+    Ok(RunStream::ready(RunOutput {
         batches: vec![out],
         schema: out_schema,
         report,
         plan: Plan::Streaming,
         profile: Profile {
             phases: clock.phases,
-            fallback: None,
             spilled_runs,
         },
         // The caller adds the statements this one read.
         upstream: Vec::new(),
-    })))
+    }))
 }
 
 /// The materialising pass of a sample: the rows of the selected units,
@@ -1105,11 +1079,11 @@ async fn materialise(
     hasher: KeyHasher,
     pool: &Arc<dyn MemoryPool>,
     context: String,
-) -> Result<Result<KeptRows, Fallback>, RunError> {
-    selected.sort_unstable_by_key(|s| s.hash48);
+) -> Result<KeptRows, RunError> {
+    selected.sort_unstable_by_key(|s| s.hash40);
     let mut runs: HashMap<u64, (u32, u32), BuildHasherDefault<PassThrough>> = HashMap::default();
     for (i, s) in selected.iter().enumerate() {
-        let run = runs.entry(s.hash48).or_insert((i as u32, 0));
+        let run = runs.entry(s.hash40).or_insert((i as u32, 0));
         run.1 += 1;
     }
     let lookup = Arc::new(Lookup {
@@ -1140,16 +1114,13 @@ async fn materialise(
         .map_err(df_err("evaluating `stratify by`"))?;
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     let passes = each_partition(df, &lookup.context, |s| keep_partition(s, lookup.clone()));
-    let partitions = match passes.await? {
-        Ok(p) => p,
-        Err(why) => return Ok(Err(why)),
-    };
+    let partitions = passes.await?;
     let kept = join_kept(partitions, schema, "selected rows")?;
     // The selected units' table is not needed any more: free it before the
     // kept rows are put in order.
     drop(selected_udf);
     drop(lookup);
-    Ok(Ok(kept))
+    Ok(kept)
 }
 
 /// Rows per batch where a pass costs per batch (a sort's merge, a run of
@@ -1185,10 +1156,10 @@ async fn each_partition<T, F, Fut>(
     df: DataFrame,
     context: &str,
     task: F,
-) -> Result<Result<Vec<T>, Fallback>, RunError>
+) -> Result<Vec<T>, RunError>
 where
     F: Fn(SendableRecordBatchStream) -> Fut,
-    Fut: std::future::Future<Output = Result<T, Stop>> + Send + 'static,
+    Fut: std::future::Future<Output = Result<T, RunError>> + Send + 'static,
     T: Send + 'static,
 {
     let streams = df
@@ -1197,29 +1168,29 @@ where
         .map_err(df_err(context))?;
     let tasks: Vec<_> = streams.into_iter().map(|s| tokio::spawn(task(s))).collect();
     let mut out = Vec::with_capacity(tasks.len());
-    let (mut error, mut fallback) = (None, None);
+    let mut error = None;
     for t in tasks {
         match t.await {
             Ok(Ok(v)) => out.push(v),
-            Ok(Err(Stop::Error(e))) => {
+            Ok(Err(e)) => {
                 let memory = matches!(e, RunError::Memory { .. });
                 if error.is_none() || memory && !matches!(error, Some(RunError::Memory { .. })) {
                     error = Some(e);
                 }
-            }
-            Ok(Err(Stop::Fallback(why))) => {
-                fallback.get_or_insert(Fallback(why));
             }
             Err(e) => {
                 error.get_or_insert_with(|| task_failed(context, e));
             }
         }
     }
-    match (error, fallback) {
-        (Some(e), _) => Err(e),
-        (None, Some(why)) => Ok(Err(why)),
-        (None, None) => Ok(Ok(out)),
-    }
+    error.map_or(Ok(out), Err)
+}
+
+/// The error of stratum values Arrow's row format cannot hold.
+fn no_row_format(types: &[DataType]) -> RunError {
+    RunError::Unsupported(format!(
+        "stratum values of types {types:?} (no Arrow row format)"
+    ))
 }
 
 /// The error of a task of the run that panicked or was cancelled.
@@ -1332,7 +1303,7 @@ impl Clock {
 async fn count_partition(
     mut stream: SendableRecordBatchStream,
     shared: Arc<Counting>,
-) -> Result<CountStats, Stop> {
+) -> Result<CountStats, RunError> {
     shared.tasks.fetch_add(1, AtomicOrdering::Relaxed);
     let mut stats = CountStats {
         units: Buckets::new(),
@@ -1349,13 +1320,10 @@ async fn count_partition(
     let converter = if shared.fields.is_empty() {
         None
     } else {
-        Some(
-            RowConverter::new(shared.fields.clone())
-                .map_err(|_| Stop::Fallback("a stratum value type without a row format"))?,
-        )
+        Some(RowConverter::new(shared.fields.clone()).map_err(|_| no_row_format(&[]))?)
     };
     // Stratum values → id, for the strata this task has met.
-    let mut known: HashMap<Vec<u8>, u16, foldhash::fast::RandomState> = HashMap::default();
+    let mut known: HashMap<Vec<u8>, u32, foldhash::fast::RandomState> = HashMap::default();
     let mut buf = Vec::with_capacity(64);
     let mut prev: Option<UnitEntry> = None;
     let mut prev_key: Vec<u8> = Vec::with_capacity(64);
@@ -1384,7 +1352,7 @@ async fn count_partition(
         // stratum was looked up: rows of one unit often come together
         // (events by member), and then their unit is known without hashing.
         let mut prev_row: Option<usize> = None;
-        let mut last_stratum: Option<(usize, u16)> = None;
+        let mut last_stratum: Option<(usize, u32)> = None;
         for (row, &hash) in hashes.iter().enumerate() {
             if keys.is_null(row) {
                 stats.null_rows += 1;
@@ -1433,7 +1401,7 @@ async fn count_partition(
                 register(&shared, &[], strata_cols, row)?;
                 known.insert(Vec::new(), 0);
             }
-            let id = usize::from(h);
+            let id = h as usize;
             if stats.strata_rows.len() <= id {
                 stats.strata_rows.resize(id + 1, 0);
             }
@@ -1441,7 +1409,7 @@ async fn count_partition(
             if let Some(p) = prev
                 && (same || buf == prev_key)
             {
-                if p.stratum() == usize::from(h) {
+                if p.stratum() == h as usize {
                     prev_row = Some(row);
                     continue;
                 }
@@ -1452,7 +1420,7 @@ async fn count_partition(
                     buf.extend_from_slice(&prev_key);
                 }
             }
-            let tag = (shared.hasher.top48(hash) << 16) | u64::from(h);
+            let tag = (shared.hasher.top40(hash) << STRATUM_BITS) | u64::from(h);
             new_keys.extend_from_slice(&buf);
             new_ends.push(new_keys.len());
             new_tags.push(tag);
@@ -1530,112 +1498,6 @@ impl Units {
     }
 }
 
-/// How a stratum's units are assigned to parts (a sample has one part).
-#[derive(Clone)]
-enum Assign {
-    /// The first `n` units in draw order.
-    Take(u64),
-    /// Units whose draw is below the threshold (`None`: all).
-    Below(Option<u64>),
-    /// Split boundaries `B_1 ≤ … ≤ B_k`: the unit at place `p` in draw order
-    /// goes to the first split with `p < B_i`.
-    Cuts(Vec<u64>),
-    /// `about` split thresholds and the number of splits: the first split
-    /// whose threshold is above `r`, else the last.
-    Thresholds(Vec<Option<u64>>, usize),
-}
-
-impl Assign {
-    /// The part of the unit at `place` in draw order with draw `r`.
-    fn part(&self, place: u64, r: u64) -> Option<u32> {
-        match self {
-            Assign::Take(n) => (place < *n).then_some(0),
-            Assign::Below(t) => t.is_none_or(|t| r < t).then_some(0),
-            Assign::Cuts(b) => b.iter().position(|&b| place < b).map(|i| i as u32),
-            Assign::Thresholds(t, parts) => Some(
-                t.iter()
-                    .position(|t| t.is_none_or(|t| r < t))
-                    .unwrap_or(parts - 1) as u32,
-            ),
-        }
-    }
-}
-
-/// Walks units in draw order, stratum by stratum, assigning each. Two units
-/// with the same draw that would land in different parts need their key
-/// texts to be ordered: the walk stops (`false`) and the in-memory plan decides.
-struct Walk<'a> {
-    assign: &'a [Assign],
-    places: Vec<u64>,
-    last: Vec<Option<(u64, Option<u32>)>>,
-    /// Per stratum, units per part.
-    counts: Vec<Vec<u64>>,
-    /// Per stratum, the draw at which each run of one part starts: a unit's
-    /// part is that of the last start at or below its draw.
-    starts: Vec<Vec<(u64, u32)>>,
-    /// The selected units (`None`: not listed, only counted).
-    selected: Option<Vec<Selected>>,
-    /// [`unit_check`] summed over the selected units.
-    check: u64,
-}
-
-/// A unit's share of a checksum over a set of units: the materialising pass
-/// must find again exactly the units the selection chose, in their strata.
-fn unit_check(r: u64, stratum: u32) -> u64 {
-    (r ^ u64::from(stratum).wrapping_mul(0x9e37_79b9_7f4a_7c15)).rotate_left(17)
-}
-
-impl<'a> Walk<'a> {
-    fn new(assign: &'a [Assign], parts: usize, list: bool) -> Self {
-        Walk {
-            assign,
-            places: vec![0; assign.len()],
-            last: vec![None; assign.len()],
-            counts: vec![vec![0; parts]; assign.len()],
-            starts: vec![Vec::new(); assign.len()],
-            selected: list.then(Vec::new),
-            check: 0,
-        }
-    }
-
-    /// Takes in the walk of the next range of draws.
-    fn absorb(&mut self, next: Walk) {
-        for (k, c) in next.counts.into_iter().enumerate() {
-            self.counts[k].iter_mut().zip(c).for_each(|(a, b)| *a += b);
-        }
-        for (k, s) in next.starts.into_iter().enumerate() {
-            self.starts[k].extend(s);
-        }
-        if let (Some(a), Some(b)) = (&mut self.selected, next.selected) {
-            a.extend(b);
-        }
-        self.check = self.check.wrapping_add(next.check);
-    }
-
-    fn visit(&mut self, e: UnitEntry, k: usize) -> bool {
-        let part = self.assign[k].part(self.places[k], e.r);
-        match self.last[k] {
-            Some((r, p)) if r == e.r && p != part => return false,
-            Some((_, p)) if p == part => {}
-            _ => {
-                if let Some(part) = part {
-                    self.starts[k].push((e.r, part));
-                }
-            }
-        }
-        self.places[k] += 1;
-        self.last[k] = Some((e.r, part));
-        if let Some(part) = part {
-            self.counts[k][part as usize] += 1;
-            self.check = self.check.wrapping_add(unit_check(e.r, k as u32));
-            if let Some(list) = &mut self.selected {
-                list.push(Selected::new(e, k, part as usize));
-            }
-        }
-        true
-    }
-}
-
 fn spill_error(context: &str, what: &str, e: impl std::fmt::Display) -> RunError {
     RunError::Memory {
         context: context.to_string(),
@@ -1646,7 +1508,7 @@ fn spill_error(context: &str, what: &str, e: impl std::fmt::Display) -> RunError
 
 /// Moves a task's units to a new run on disk, sorted by draw (and keyed
 /// hash), and empties its buckets.
-fn spill(shared: &Counting, units: &mut Buckets) -> Result<(), Stop> {
+fn spill(shared: &Counting, units: &mut Buckets) -> Result<(), RunError> {
     if units.is_empty() {
         return Ok(());
     }
@@ -1656,25 +1518,24 @@ fn spill(shared: &Counting, units: &mut Buckets) -> Result<(), Stop> {
         .disk
         .create_tmp_file("strat: units sorted by draw")
         .map_err(|e| {
-            Stop::Error(spill_error(
+            spill_error(
                 context,
                 "the units do not fit in memory, and spilling them to disk failed",
                 e,
-            ))
+            )
         })?;
-    let write_err = |e: std::io::Error| {
-        Stop::Error(spill_error(context, "writing units to a temporary file", e))
-    };
+    let write_err =
+        |e: std::io::Error| spill_error(context, "writing units to a temporary file", e);
     if file.path().is_none() {
-        return Err(Stop::Error(spill_error(
+        return Err(spill_error(
             context,
             "the units do not fit in memory",
             "spilling them needs a local temporary folder",
-        )));
+        ));
     }
     let writer = file
         .open_writer()
-        .map_err(|e| Stop::Error(spill_error(context, "writing units to a temporary file", e)))?;
+        .map_err(|e| spill_error(context, "writing units to a temporary file", e))?;
     let mut w = BufWriter::with_capacity(1 << 20, writer);
     for e in units.lists.iter().flatten() {
         w.write_all(&e.r.to_le_bytes()).map_err(write_err)?;
@@ -1683,7 +1544,7 @@ fn spill(shared: &Counting, units: &mut Buckets) -> Result<(), Stop> {
     let mut writer = w.into_inner().map_err(|e| write_err(e.into_error()))?;
     writer
         .finish()
-        .map_err(|e| Stop::Error(spill_error(context, "writing units to a temporary file", e)))?;
+        .map_err(|e| spill_error(context, "writing units to a temporary file", e))?;
     shared
         .runs
         .lock()
@@ -1753,7 +1614,7 @@ fn for_each_unit_in(
     let mut heap = BinaryHeap::with_capacity(readers.len());
     for (i, reader) in readers.iter_mut().enumerate() {
         if let Some(e) = reader.next().map_err(read_err)? {
-            heap.push(Reverse((e.r, e.hash48(), e.tag, i)));
+            heap.push(Reverse((e.r, e.hash40(), e.tag, i)));
         }
     }
     let mut walk = OncePerUnit::new(f);
@@ -1762,7 +1623,7 @@ fn for_each_unit_in(
             break;
         }
         if let Some(next) = readers[i].next().map_err(read_err)? {
-            heap.push(Reverse((next.r, next.hash48(), next.tag, i)));
+            heap.push(Reverse((next.r, next.hash40(), next.tag, i)));
         }
         if !walk.feed(UnitEntry { r, tag }) {
             break;
@@ -1772,15 +1633,22 @@ fn for_each_unit_in(
 }
 
 /// The global id of a stratum first met at `row` (registering its values).
-fn register(shared: &Counting, bytes: &[u8], cols: &[ArrayRef], row: usize) -> Result<u16, Stop> {
+fn register(
+    shared: &Counting,
+    bytes: &[u8],
+    cols: &[ArrayRef],
+    row: usize,
+) -> Result<u32, RunError> {
     let mut strata = shared.strata.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(&h) = strata.ids.get(bytes) {
         return Ok(h);
     }
     if strata.values.len() >= MAX_STRATA {
-        return Err(Stop::Fallback("more than 65,536 strata"));
+        return Err(RunError::Unsupported(format!(
+            "more than {MAX_STRATA} strata"
+        )));
     }
-    let h = strata.values.len() as u16;
+    let h = strata.values.len() as u32;
     let idx = UInt32Array::from(vec![row as u32]);
     let values = cols
         .iter()
@@ -1795,7 +1663,7 @@ fn register(shared: &Counting, bytes: &[u8], cols: &[ArrayRef], row: usize) -> R
 /// A selected unit: how it is found again, and where it goes.
 struct Selected {
     r: u64,
-    hash48: u64,
+    hash40: u64,
     stratum: u32,
     part: u32,
 }
@@ -1804,7 +1672,7 @@ impl Selected {
     fn new(e: UnitEntry, stratum: usize, part: usize) -> Self {
         Selected {
             r: e.r,
-            hash48: e.hash48(),
+            hash40: e.hash40(),
             stratum: stratum as u32,
             part: part as u32,
         }
@@ -1813,9 +1681,9 @@ impl Selected {
 
 /// What the selecting tasks share.
 struct Lookup {
-    /// Sorted by `hash48`.
+    /// Sorted by `hash40`.
     selected: Vec<Selected>,
-    /// `hash48` → (first index, count) in `selected`.
+    /// `hash40` → (first index, count) in `selected`.
     runs: HashMap<u64, (u32, u32), BuildHasherDefault<PassThrough>>,
     drawer: Drawer,
     hasher: KeyHasher,
@@ -1838,7 +1706,7 @@ impl Lookup {
         hash: u64,
         buf: &mut Vec<u8>,
     ) -> Option<(&Selected, u64)> {
-        let &(start, count) = self.runs.get(&self.hasher.top48(hash))?;
+        let &(start, count) = self.runs.get(&self.hasher.top40(hash))?;
         buf.clear();
         keys.write(row, buf);
         let r = self.drawer.draw(buf);
@@ -2011,13 +1879,13 @@ fn reserve_kept(
     context: &str,
     batch: &RecordBatch,
     rows: usize,
-) -> Result<(), Stop> {
+) -> Result<(), RunError> {
     let bytes = batch_bytes(batch) + rows * (std::mem::size_of::<KeptRow>() + 16);
     reservation
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .try_grow(bytes)
-        .map_err(|e| Stop::Error(over_memory_limit(context, pool, bytes, e)))
+        .map_err(|e| over_memory_limit(context, pool, bytes, e))
 }
 
 /// Every kept row: the batches, the rows' places (numbered across the
@@ -2031,7 +1899,7 @@ type Kept = (Vec<(RecordBatch, Vec<KeptRow>)>, u64);
 async fn keep_partition(
     mut stream: SendableRecordBatchStream,
     shared: Arc<Lookup>,
-) -> Result<Kept, Stop> {
+) -> Result<Kept, RunError> {
     let mut out = Vec::new();
     // Units kept so far: a new one each time the kept unit's key changes.
     let mut units = 0u64;
@@ -2146,7 +2014,7 @@ mod tests {
     fn sorted_units_merge_tasks_once_per_unit() {
         let e = |r: u64, h: u64, s: u64| UnitEntry {
             r,
-            tag: (h << 16) | s,
+            tag: (h << STRATUM_BITS) | s,
         };
         let mut tasks = Vec::new();
         // Task t holds units 500t .. 500t + 1000 (twice each): they overlap.
@@ -2186,7 +2054,7 @@ mod tests {
             true
         });
         match walked {
-            Walked::Spans(u) => assert_eq!((u.r, u.hash48(), u.stratum()), (42, 1, 0)),
+            Walked::Spans(u) => assert_eq!((u.r, u.hash40(), u.stratum()), (42, 1, 0)),
             other => panic!("{other:?}"),
         }
         assert_eq!(before, [41]);

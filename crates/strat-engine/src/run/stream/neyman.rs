@@ -21,7 +21,7 @@ pub(super) struct Strata<'a> {
     pub key: KeyOf,
     pub filters: &'a UnitFilters,
     pub fields: &'a [SortField],
-    pub ids: &'a HashMap<Vec<u8>, u16>,
+    pub ids: &'a HashMap<Vec<u8>, u32>,
     pub rank: &'a [usize],
     pub count: usize,
     /// Every unit has exactly one row (the counting pass met as many rows
@@ -171,7 +171,7 @@ pub(super) async fn sds(
                     ))
                 })?,
             };
-            let m = &mut moments[strata.rank[usize::from(id)]];
+            let m = &mut moments[strata.rank[id as usize]];
             match scale {
                 Scale::Float => m.add_f64(lo.as_primitive::<Float64Type>().value(row)),
                 Scale::Decimal(_) => m.add_scaled(lo.as_primitive::<Decimal128Type>().value(row)),

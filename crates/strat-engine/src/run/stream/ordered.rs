@@ -27,15 +27,16 @@ use spread::{Bucket, Segments, Spread};
 /// The name of the place column.
 const PLACE: &str = "\u{1}strat_place";
 
-/// A place: `part << 80 | stratum << 64 | r` (stratum in stratum order).
+/// A place: `part << 88 | stratum << 64 | r` (stratum in stratum order,
+/// fewer than 2^24 strata; below 10^38, as a `Decimal128(38, 0)` must be).
 fn place(part: u32, stratum: u32, r: u64) -> i128 {
-    (i128::from(part) << 80) | (i128::from(stratum) << 64) | i128::from(r)
+    (i128::from(part) << 88) | (i128::from(stratum) << 64) | i128::from(r)
 }
 
 fn unpack(place: i128) -> (u32, u32, u64) {
     (
-        (place >> 80) as u32,
-        ((place >> 64) & 0xffff) as u32,
+        (place >> 88) as u32,
+        ((place >> 64) & 0xff_ffff) as u32,
         place as u64,
     )
 }
@@ -47,11 +48,14 @@ pub(super) struct Placer {
     pub filters: UnitFilters,
     pub fields: Vec<SortField>,
     /// Stratum values (Arrow row format) → stratum id of the counting pass.
-    pub ids: HashMap<Vec<u8>, u16>,
+    pub ids: HashMap<Vec<u8>, u32>,
     /// Stratum id → place in stratum order.
     pub rank: Vec<usize>,
     /// Per stratum (in stratum order), where each part's run of draws starts.
     pub starts: Vec<Vec<(u64, u32)>>,
+    /// The parts of units whose draws tie at a boundary, by key text (their
+    /// draw alone does not tell).
+    pub tie_parts: HashMap<Vec<u8>, u32>,
     /// Per stratum (in stratum order), its rows.
     pub strata_rows: Vec<u64>,
 }
@@ -116,8 +120,15 @@ impl Placer {
                     .get(c.row(row).as_ref())
                     .ok_or("a row has stratum values the counting pass did not meet: the table changed while strat read it")?,
             };
-            let k = self.rank[usize::from(id)];
-            let part = part_by_draw(&self.starts[k], r)
+            let k = self.rank[id as usize];
+            let tied = || {
+                let from = if u == 0 { 0 } else { ends[u as usize - 1] };
+                self.tie_parts.get(&texts[from..ends[u as usize]]).copied()
+            };
+            let part = (!self.tie_parts.is_empty())
+                .then(tied)
+                .flatten()
+                .or_else(|| part_by_draw(&self.starts[k], r))
                 .ok_or("a row of a split has no part (internal error)")?;
             out.append_value(place(part, k as u32, r));
         }
