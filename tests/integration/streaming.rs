@@ -14,7 +14,7 @@ use datafusion::prelude::{CsvReadOptions, SessionConfig, SessionContext};
 use strat_engine::run::{Plan, RunOptions, run_statement_with};
 use strat_engine::{Options, RunOutput, compile};
 
-use crate::common::{cases, examples, header, root};
+use crate::common::{cases, examples, header, root, stderr, strat};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -479,6 +479,46 @@ fn seventy_thousand_strata_stream() {
         let text = format!("table m = \"m.csv\"\n{rule}\n");
         let n = rt.block_on(compare(&file, &text, &Options::default(), 2));
         assert_eq!(n, 1, "{rule}: did not stream");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Two units whose draws are equal (a real 64-bit collision under seed 1,
+/// tests/cases/sql/draw_ties_*.strat) at a sample's and a split's boundary:
+/// draw order is by key text (spec §6.2), so "03cb…" is taken and goes to
+/// `a`, "a9dc…" is left out and goes to `b` — at 1 and 2 threads.
+#[test]
+fn units_whose_draws_tie_are_ordered_by_key_text() {
+    let dir = std::env::temp_dir().join(format!("strat-ties-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (first, second) = ("03cbc8cd6b675cfa", "a9dc5c81d1820aa4");
+    for threads in ["1", "2"] {
+        let run = |case: &str| {
+            let out = dir.join(format!("{case}-{threads}.csv"));
+            let rules = format!("tests/cases/sql/{case}.strat");
+            let args = [
+                "run",
+                rules.as_str(),
+                "-o",
+                out.to_str().unwrap(),
+                "--threads",
+                threads,
+            ];
+            let o = strat(&args);
+            assert!(o.status.success(), "{case}: {}", stderr(&o));
+            std::fs::read_to_string(&out).expect("output")
+        };
+        let sample = run("draw_ties_sample");
+        assert!(sample.contains(&format!("\n{first},x,1\n")), "{sample}");
+        assert!(!sample.contains(second), "{sample}");
+        let split = run("draw_ties_split");
+        for line in [
+            format!("{first},x,1,a"),
+            format!("{second},x,2,b"),
+            format!("{second},x,3,b"),
+        ] {
+            assert!(split.lines().any(|l| l == line), "{line} in\n{split}");
+        }
     }
     std::fs::remove_dir_all(&dir).ok();
 }
