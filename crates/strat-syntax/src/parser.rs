@@ -1244,7 +1244,8 @@ impl Builder<'_> {
                 Some(left)
             }
             Rule::not_expr | Rule::unary_expr => {
-                let parts: Vec<Pair<Rule>> = p.into_inner().collect();
+                let p_text = p.as_str();
+                let parts: Vec<Pair<Rule>> = p.clone().into_inner().collect();
                 let (prefix, last) = parts.split_at(parts.len() - 1);
                 let mut e = self.expr(last[0].clone())?;
                 for op in prefix.iter().rev() {
@@ -1262,6 +1263,11 @@ impl Builder<'_> {
                         },
                     };
                 }
+                // A parenthesised operand spans its parentheses too (they
+                // are in no pair of their own): `a / (b - 1)` ends at `)`.
+                // The pair may end in the whitespace after it.
+                let trailing = p_text.len() - p_text.trim_end().len();
+                e.span = Span::new(span.start, span.end - trailing);
                 Some(e)
             }
             Rule::cmp_expr => {
