@@ -146,11 +146,15 @@ impl UnitFilters {
 enum UnitKeys {
     Unit(KeyColumn),
     Row(RowKeys),
+    /// A unit column with no value at all (CSV inference gives it type
+    /// Null): every row's unit is NULL, so no row is eligible (spec §4.1).
+    Null,
 }
 
 impl UnitKeys {
     fn new(of: KeyOf, columns: &[ArrayRef]) -> Result<Self, KeyError> {
         Ok(match of {
+            KeyOf::Unit(i) if columns[i].data_type() == &DataType::Null => UnitKeys::Null,
             KeyOf::Unit(i) => UnitKeys::Unit(KeyColumn::unit(columns[i].as_ref())?),
             KeyOf::Row(n) => UnitKeys::Row(RowKeys::new(&columns[..n])?),
         })
@@ -161,6 +165,7 @@ impl UnitKeys {
         match self {
             UnitKeys::Unit(k) => k.is_null(row),
             UnitKeys::Row(_) => false,
+            UnitKeys::Null => true,
         }
     }
 
@@ -169,7 +174,7 @@ impl UnitKeys {
     fn same_value(&self, a: usize, b: usize) -> bool {
         match self {
             UnitKeys::Unit(k) => k.same_value(a, b),
-            UnitKeys::Row(_) => false,
+            UnitKeys::Row(_) | UnitKeys::Null => false,
         }
     }
 
@@ -181,6 +186,7 @@ impl UnitKeys {
         match self {
             UnitKeys::Unit(k) => k.hash_into(keyed, hashes),
             UnitKeys::Row(k) => k.hash_into(keyed, hashes),
+            UnitKeys::Null => {}
         }
     }
 
@@ -191,6 +197,7 @@ impl UnitKeys {
                 let _ = k.write(row, buf);
             }
             UnitKeys::Row(k) => k.append(row, buf),
+            UnitKeys::Null => {}
         }
     }
 }
