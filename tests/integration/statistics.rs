@@ -43,7 +43,7 @@ fn inclusion_counts(rules: &str) -> std::collections::BTreeMap<String, u64> {
                 name: "pop".into(),
                 path: path.clone(),
             }],
-            params: vec![],
+            ..strat_engine::Options::default()
         };
         let out = rt.block_on(async {
             let compiled = strat_engine::compile(&ctx, None, &text, &options).await;

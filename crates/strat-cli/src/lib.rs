@@ -5,12 +5,11 @@
 // that only this crate writes to the terminal.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
-pub mod render;
 mod repl;
 mod run;
-mod run_error;
-pub mod source;
 mod sql;
+
+pub use strat_render::{render, source};
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -78,6 +77,7 @@ impl BindArgs {
                 })
                 .collect(),
             params: self.params.clone(),
+            registered: Vec::new(),
         }
     }
 }

@@ -14,8 +14,9 @@ use strat_engine::run::{Report, run_statement_streamed};
 use strat_syntax::Diagnostic;
 
 use crate::render::{self, FileDiagnostics};
-pub(crate) use crate::run_error::run_diagnostic;
 use crate::{BindArgs, ColorChoice, source};
+pub(crate) use strat_render::emitted_statement;
+pub(crate) use strat_render::run_error::run_diagnostic;
 
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
@@ -153,42 +154,6 @@ async fn prepare(
         program,
         index,
     })
-}
-
-/// The statement `--emit NAME` names (the last one without `--emit`), or
-/// E0131 with the closest name or the list of names.
-pub(crate) fn emitted_statement(
-    program: &strat_check::ir::Program,
-    emit: Option<&str>,
-) -> Result<usize, Box<Diagnostic>> {
-    let Some(name) = emit else {
-        return Ok(program.statements.len() - 1);
-    };
-    if let Some(i) = program
-        .statements
-        .iter()
-        .position(|s| s.name.as_deref() == Some(name))
-    {
-        return Ok(i);
-    }
-    let names: Vec<&str> = program
-        .statements
-        .iter()
-        .filter_map(|s| s.name.as_deref())
-        .collect();
-    let d = Diagnostic::error(
-        "E0131",
-        format!("--emit {name}: the file has no statement named `{name}`"),
-    );
-    Err(Box::new(
-        match strat_syntax::diagnostic::closest(name, names.iter().copied()) {
-            Some(s) => d.with_help(format!("did you mean `{s}`?")),
-            None if names.is_empty() => {
-                d.with_help("name a statement (`cohort = sample …`) to emit it")
-            }
-            None => d.with_help(format!("the named statements are: {}", names.join(", "))),
-        },
-    ))
 }
 
 pub async fn explain(args: ExplainArgs) -> i32 {
@@ -666,7 +631,7 @@ fn summary(report: &Report, report_path: Option<&Path>) -> String {
 #[cfg(test)]
 mod tests {
     use super::parse_size;
-    use crate::run_error::flag_size;
+    use strat_render::run_error::flag_size;
 
     #[test]
     fn sizes_for_the_memory_limit_round_up_and_parse_back() {

@@ -23,6 +23,10 @@ pub struct Options {
     pub tables: Vec<TableBinding>,
     /// `--param NAME=VALUE` overrides.
     pub params: Vec<(String, String)>,
+    /// Tables the caller registered on the context itself (a Python frame):
+    /// they take the place of the file's `table` declarations of the same
+    /// name, as `tables` bindings do.
+    pub registered: Vec<String>,
 }
 
 /// The checked program (when there is no error) and every diagnostic.
@@ -69,6 +73,9 @@ pub async fn compile(
     for b in &options.tables {
         bindings.insert(b.name.clone(), (b.path.clone(), None));
     }
+    for name in &options.registered {
+        bindings.remove(name);
+    }
 
     let mut env = Env {
         tables: BTreeMap::new(),
@@ -95,7 +102,8 @@ pub async fn compile(
     }
 
     // Tables the caller registered on the context themselves (embedding): any
-    // source the file names that is bound nowhere else.
+    // source the file names that is bound nowhere else, or that
+    // `options.registered` names.
     for item in &parsed.file.items {
         let Item::Statement(st) = item else { continue };
         for name in std::iter::once(&st.source)

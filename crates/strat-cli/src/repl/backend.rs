@@ -396,8 +396,8 @@ impl Session {
         let budget = strat_engine::memory::Budget::default_for_machine();
         let ctx = strat_engine::memory::context(budget, None).unwrap_or_default();
         let options = Options {
-            tables: Vec::new(),
             params: self.overrides.clone(),
+            ..Options::default()
         };
         let compiled = compile(&ctx, None, &src.text, &options).await;
         let mut diags = compiled.diagnostics;
@@ -1489,8 +1489,8 @@ impl Session {
         let text = format!("{}\n{stmt}\n", src.text);
         let ctx = SessionContext::new();
         let options = Options {
-            tables: Vec::new(),
             params: self.overrides.clone(),
+            ..Options::default()
         };
         let compiled = compile(&ctx, None, &text, &options).await;
         if compiled.has_errors() {

@@ -14,7 +14,7 @@ use strat_syntax::{Diagnostic, Span};
 
 /// The diagnostic of `e`, raised running statement `index` of `program`
 /// (the statement it is about may be an earlier one, in a chain).
-pub(crate) fn run_diagnostic(
+pub fn run_diagnostic(
     e: &RunError,
     inputs: &[(String, PathBuf)],
     program: &Program,
@@ -313,7 +313,7 @@ fn alloc(a: &AllocError, unmatched: &[String], st: &Statement) -> Diagnostic {
 }
 
 /// A size in `--memory-limit`'s syntax, rounded up: `474931` → `464K`.
-pub(crate) fn flag_size(bytes: usize) -> String {
+pub fn flag_size(bytes: usize) -> String {
     let units = [(1usize << 30, "G"), (1 << 20, "M"), (1 << 10, "K")];
     for (unit, name) in units {
         if bytes >= unit {
