@@ -3,7 +3,7 @@
 # Rust tests, whose debug build it reuses: nothing is compiled twice).
 #   1. target/python-venv, the project's virtual environment (never the
 #      system Python): maturin, pytest and the libraries the tests hand
-#      tables over from (pyarrow, pandas, Polars, DuckDB), pinned;
+#      tables over from (pyarrow, pandas, Polars, DuckDB, DataFusion), pinned;
 #   2. `maturin develop --profile dev`: the package from this checkout;
 #   3. pytest tests/python (against target/debug/strat, the command line);
 #   4. the wheel alone in target/python-min-venv, without pyarrow, pandas
@@ -13,10 +13,11 @@ cd "$(dirname "$0")/../.."
 
 VENV=target/python-venv
 PY=$VENV/bin/python
-PINS=(maturin==1.16.0 pytest==8.4.2 pyarrow==22.0.0 pandas==2.3.3 polars==1.35.2 duckdb==2.0.1)
+PINS=(maturin==1.16.0 pytest==8.4.2 pyarrow==22.0.0 pandas==2.3.3 polars==1.35.2 duckdb==2.0.1
+  datafusion==55.0.0)
 
 [ -x "$PY" ] || python3 -m venv "$VENV"
-if ! "$PY" -m pip freeze 2>/dev/null | grep -qx "polars==1.35.2"; then
+if ! "$PY" -m pip freeze 2>/dev/null | grep -qx "datafusion==55.0.0"; then
   "$PY" -m pip install --quiet --disable-pip-version-check "${PINS[@]}"
 fi
 

@@ -99,9 +99,10 @@ mod stream;
 /// Which plan runs a statement (both give the same output).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Plan {
-    /// Two streaming passes where the statement allows it (the default).
+    /// The plan every run uses: passes over the rows in bounded memory.
     Streaming,
-    /// Every eligible row in memory (the reference the streaming plan is tested against).
+    /// Every eligible row in memory: the reference the tests compare the
+    /// streaming plan with. Nothing else runs it (it is bounded by the input).
     InMemory,
 }
 

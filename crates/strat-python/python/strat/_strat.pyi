@@ -3,6 +3,7 @@
 import datetime
 import decimal
 import os
+import pathlib
 from typing import Any, Mapping
 
 __version__: str
@@ -57,7 +58,7 @@ class Rules:
     @property
     def text(self) -> str: ...
     @property
-    def path(self) -> str | None: ...
+    def path(self) -> pathlib.Path | None: ...
     def check(self, tables: Mapping[str, TableValue] | None = None) -> list[Diagnostic]: ...
     def sample(
         self,
