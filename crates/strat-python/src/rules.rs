@@ -11,7 +11,7 @@ use pyo3::types::PyDict;
 use strat_check::ir::Program;
 use strat_engine::memory::{self, Budget};
 use strat_engine::report::{self, RunMeta};
-use strat_engine::run::{RunOptions, run_statement_with, statement_label};
+use strat_engine::run::{RunError, RunOptions, run_statement_with, statement_label};
 use strat_sql::{Dialect, SqlOptions, statement_sql};
 use strat_syntax::Severity;
 
@@ -38,13 +38,27 @@ struct Prepared {
     inputs: Vec<(String, PathBuf)>,
 }
 
+impl Prepared {
+    /// A run-time error as a diagnostic placed on the clause it is about.
+    fn diagnostic(&self, e: &RunError) -> strat_syntax::Diagnostic {
+        strat_render::run_error::run_diagnostic(e, &self.inputs, &self.program, self.index)
+    }
+}
+
 /// What a call passes besides the rules.
 struct Call<'a, 'py> {
     tables: Option<&'a Bound<'py, PyDict>>,
     params: Option<&'a Bound<'py, PyDict>>,
     emit: Option<String>,
-    /// Runs need a context with strat's memory budget and threads.
-    run: Option<Option<usize>>,
+    engine: Engine,
+}
+
+/// What a call needs of the engine.
+enum Engine {
+    /// Schemas only (`sql`).
+    Schemas,
+    /// Data: a context with strat's memory budget and these threads.
+    Run { threads: Option<usize> },
 }
 
 #[pymethods]
@@ -145,20 +159,14 @@ impl Rules {
             tables,
             params,
             emit,
-            run: Some(threads),
+            engine: Engine::Run { threads },
         };
         let p = self.prepare(py, call)?;
-        let (ctx, program, index) = (p.ctx, p.program.clone(), p.index);
+        let (ctx, program, index) = (p.ctx.clone(), p.program.clone(), p.index);
         let run = block_on(py, async move {
             run_statement_with(&ctx, &program, index, &RunOptions::default()).await
         })?;
-        let out = match run {
-            Ok(out) => out,
-            Err(e) => {
-                let d = strat_render::run_error::run_diagnostic(&e, &p.inputs, &p.program, index);
-                return Err(strat_error(py, &[d], &self.source()));
-            }
-        };
+        let out = run.map_err(|e| strat_error(py, &[p.diagnostic(&e)], &self.source()))?;
         let meta = self.meta(&p.program, index, &p.inputs);
         let report = report::to_json(&out.report, &out.upstream, &meta);
         Ok(Sample::new(out.schema, out.batches, report.to_string()))
@@ -184,7 +192,7 @@ impl Rules {
             tables,
             params,
             emit,
-            run: None,
+            engine: Engine::Schemas,
         };
         let p = self.prepare(py, call)?;
         let options = SqlOptions {
@@ -214,17 +222,15 @@ impl Rules {
             tables,
             params,
             emit,
-            run: Some(None),
+            engine: Engine::Run { threads: None },
         };
         let p = self.prepare(py, call)?;
-        let (ctx, program, index, text) = (p.ctx, p.program.clone(), p.index, self.text.clone());
+        let (ctx, program, index, text) =
+            (p.ctx.clone(), p.program.clone(), p.index, self.text.clone());
         let explained = block_on(py, async move {
             strat_engine::explain::explain(&ctx, &program, index, &text).await
         })?;
-        explained.map_err(|e| {
-            let d = strat_render::run_error::run_diagnostic(&e, &p.inputs, &p.program, index);
-            strat_error(py, &[d], &self.source())
-        })
+        explained.map_err(|e| strat_error(py, &[p.diagnostic(&e)], &self.source()))
     }
 }
 
@@ -242,9 +248,9 @@ impl Rules {
         let params = inputs::params(&self.text, call.params)?
             .map_err(|wrong| strat_error(py, &wrong, &self.source()))?;
         let tables = Tables::from_python(call.tables)?;
-        let ctx = match call.run {
-            None => SessionContext::new(),
-            Some(threads) => memory::context(Budget::default_for_machine(), threads)
+        let ctx = match call.engine {
+            Engine::Schemas => SessionContext::new(),
+            Engine::Run { threads } => memory::context(Budget::default_for_machine(), threads)
                 .map_err(|e| PyValueError::new_err(format!("cannot set up the engine: {e}")))?,
         };
         let options = tables.bind(&ctx, params)?;
