@@ -45,14 +45,6 @@ impl Prepared {
     }
 }
 
-/// What a call passes besides the rules.
-struct Call<'a, 'py> {
-    tables: Option<&'a Bound<'py, PyDict>>,
-    params: Option<&'a Bound<'py, PyDict>>,
-    emit: Option<String>,
-    engine: Engine,
-}
-
 /// What a call needs of the engine.
 enum Engine {
     /// Schemas only (`sql`).
@@ -155,13 +147,7 @@ impl Rules {
         if threads == Some(0) {
             return Err(PyValueError::new_err("threads: at least 1"));
         }
-        let call = Call {
-            tables,
-            params,
-            emit,
-            engine: Engine::Run { threads },
-        };
-        let p = self.prepare(py, call)?;
+        let p = self.prepare(py, tables, params, emit, Engine::Run { threads })?;
         let (ctx, program, index) = (p.ctx.clone(), p.program.clone(), p.index);
         let run = block_on(py, async move {
             run_statement_with(&ctx, &program, index, &RunOptions::default()).await
@@ -188,13 +174,7 @@ impl Rules {
                 "dialect `{dialect}`: one of spark, duckdb, postgres, datafusion"
             ))
         })?;
-        let call = Call {
-            tables,
-            params,
-            emit,
-            engine: Engine::Schemas,
-        };
-        let p = self.prepare(py, call)?;
+        let p = self.prepare(py, tables, params, emit, Engine::Schemas)?;
         let options = SqlOptions {
             dialect,
             names: BTreeMap::new(),
@@ -218,13 +198,7 @@ impl Rules {
         params: Option<&Bound<'_, PyDict>>,
         emit: Option<String>,
     ) -> PyResult<String> {
-        let call = Call {
-            tables,
-            params,
-            emit,
-            engine: Engine::Run { threads: None },
-        };
-        let p = self.prepare(py, call)?;
+        let p = self.prepare(py, tables, params, emit, Engine::Run { threads: None })?;
         let (ctx, program, index, text) =
             (p.ctx.clone(), p.program.clone(), p.index, self.text.clone());
         let explained = block_on(py, async move {
@@ -244,11 +218,18 @@ impl Rules {
 
     /// Binds the tables and params, checks the rules and picks the
     /// statement; errors raise StratError, warnings go to Python's warnings.
-    fn prepare(&self, py: Python<'_>, call: Call<'_, '_>) -> PyResult<Prepared> {
-        let params = inputs::params(&self.text, call.params)?
+    fn prepare(
+        &self,
+        py: Python<'_>,
+        tables: Option<&Bound<'_, PyDict>>,
+        params: Option<&Bound<'_, PyDict>>,
+        emit: Option<String>,
+        engine: Engine,
+    ) -> PyResult<Prepared> {
+        let params = inputs::params(&self.text, params)?
             .map_err(|wrong| strat_error(py, &wrong, &self.source()))?;
-        let tables = Tables::from_python(call.tables)?;
-        let ctx = match call.engine {
+        let tables = Tables::from_python(tables)?;
+        let ctx = match engine {
             Engine::Schemas => SessionContext::new(),
             Engine::Run { threads } => memory::context(Budget::default_for_machine(), threads)
                 .map_err(|e| PyValueError::new_err(format!("cannot set up the engine: {e}")))?,
@@ -262,7 +243,7 @@ impl Rules {
             return Err(strat_error(py, &compiled.diagnostics, &self.source()));
         };
         self.warn(py, &compiled.diagnostics)?;
-        let index = strat_render::emitted_statement(&program, call.emit.as_deref())
+        let index = strat_render::emitted_statement(&program, emit.as_deref())
             .map_err(|d| strat_error(py, &[*d], &self.source()))?;
         Ok(Prepared {
             ctx,

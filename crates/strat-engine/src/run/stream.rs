@@ -319,14 +319,10 @@ struct SortedUnits(Vec<Vec<Vec<UnitEntry>>>);
 
 impl SortedUnits {
     /// Calls `f` once per unit of some buckets in draw order (merging the
-    /// tasks' buckets), until it returns false or a unit's entries name two
-    /// strata. Units of different buckets have different draws, so ranges of
-    /// buckets can be walked at once, each on its own thread.
-    fn for_each_in(
-        &self,
-        buckets: std::ops::Range<usize>,
-        f: impl FnMut(UnitEntry) -> bool,
-    ) -> Walked {
+    /// tasks' buckets), until a unit's entries name two strata. Units of
+    /// different buckets have different draws, so ranges of buckets can be
+    /// walked at once, each on its own thread.
+    fn for_each_in(&self, buckets: std::ops::Range<usize>, f: impl FnMut(UnitEntry)) -> Walked {
         let mut walk = OncePerUnit::new(f);
         let mut heads: Vec<&[UnitEntry]> = Vec::with_capacity(self.0.len());
         for b in buckets {
@@ -405,8 +401,6 @@ fn merge_sorted<T: Copy, K: Ord>(
 enum Walked {
     /// Every unit was visited.
     All,
-    /// The visitor stopped it.
-    Stopped,
     /// A unit's entries name two strata (spec §4.1): the first such unit.
     Spans(UnitEntry),
 }
@@ -416,44 +410,45 @@ enum Walked {
 struct OncePerUnit<F> {
     f: F,
     current: Option<UnitEntry>,
-    ended: Option<Walked>,
+    /// The first unit met in two strata: the walk stops there.
+    spans: Option<UnitEntry>,
 }
 
-impl<F: FnMut(UnitEntry) -> bool> OncePerUnit<F> {
+impl<F: FnMut(UnitEntry)> OncePerUnit<F> {
     fn new(f: F) -> Self {
         OncePerUnit {
             f,
             current: None,
-            ended: None,
+            spans: None,
         }
     }
 
-    /// False to stop: a unit spans strata, or `f` said so.
+    /// False to stop: a unit spans strata.
     fn feed(&mut self, e: UnitEntry) -> bool {
-        let ended = match self.current {
-            Some(c) if c == e => (c.stratum() != e.stratum()).then_some(Walked::Spans(c)),
+        match self.current {
+            Some(c) if c == e => {
+                if c.stratum() != e.stratum() {
+                    self.spans = Some(c);
+                }
+            }
             Some(c) => {
                 self.current = Some(e);
-                (!(self.f)(c)).then_some(Walked::Stopped)
+                (self.f)(c);
             }
-            None => {
-                self.current = Some(e);
-                None
-            }
-        };
-        self.ended = ended;
-        ended.is_none()
+            None => self.current = Some(e),
+        }
+        self.spans.is_none()
     }
 
-    /// How the walk ended (the last unit visited unless it stopped early).
+    /// How the walk ended (the last unit visited unless one spans strata).
     fn finish(mut self) -> Walked {
-        if let Some(ended) = self.ended {
-            return ended;
+        if let Some(unit) = self.spans {
+            return Walked::Spans(unit);
         }
-        match self.current {
-            Some(c) if !(self.f)(c) => Walked::Stopped,
-            _ => Walked::All,
+        if let Some(c) = self.current {
+            (self.f)(c);
         }
+        Walked::All
     }
 }
 
@@ -500,7 +495,27 @@ struct CountStats {
     excluded: HashSet<Vec<u8>>,
 }
 
-/// Runs `st` by the streaming plan, or says why not.
+/// The eligible rows of `source` as the counting pass reads them: the unit
+/// key's columns — without a unit the row is the unit, keyed by every
+/// source column — then the stratum values, from the index it returns.
+async fn counting_frame(
+    ctx: &SessionContext,
+    st: &Statement,
+    source: &Rows,
+) -> Result<(DataFrame, usize), RunError> {
+    let df = source
+        .eligible(ctx, st, None, Columns::Counting(&[]))
+        .await?;
+    let mut select = key_columns(st);
+    let strata_at = select.len();
+    select.extend(source.strata(st)?);
+    let df = df
+        .select(select)
+        .map_err(df_err("evaluating `stratify by`"))?;
+    Ok((df, strata_at))
+}
+
+/// Runs `st` by the streaming plan.
 pub(super) async fn run(
     ctx: &SessionContext,
     st: &Statement,
@@ -514,23 +529,15 @@ pub(super) async fn run(
     let context = format!("reading {}", source.what);
 
     // 1. Counting pass.
-    let df = source
-        .eligible(ctx, st, None, Columns::Counting(&[]))
-        .await?;
-    // Without a unit the row is the unit: its key is every source column.
-    let (mut select, key) = (key_columns(st), key_of(st)?.leading());
-    let strata_at = select.len();
-    select.extend(source.strata(st)?);
-    let df = df
-        .select(select)
-        .map_err(df_err("evaluating `stratify by`"))?;
+    let (df, strata_at) = counting_frame(ctx, st, &source).await?;
+    let key = key_of(st)?.leading();
     let types: Vec<DataType> = df.schema().fields()[strata_at..]
         .iter()
         .map(|f| f.data_type().clone())
         .collect();
     let fields: Vec<SortField> = types.iter().map(|t| SortField::new(t.clone())).collect();
-    if !fields.is_empty() && RowConverter::new(fields.clone()).is_err() {
-        return Err(no_row_format(&types));
+    if !fields.is_empty() {
+        RowConverter::new(fields.clone()).map_err(no_row_format)?;
     }
     let (place_filters, stratum_fields) = (filters.clone(), fields.clone());
     let counting = Arc::new(Counting {
@@ -664,10 +671,7 @@ pub(super) async fn run(
     let mut range_sizes: Vec<Vec<u64>> = Vec::new();
     let count = |range| -> Result<(Vec<u64>, Walked), RunError> {
         let mut sizes = vec![0u64; h_count];
-        let walked = units.for_each_in(range, &context, |e| {
-            sizes[rank[e.stratum()]] += 1;
-            true
-        })?;
+        let walked = units.for_each_in(range, &context, |e| sizes[rank[e.stratum()]] += 1)?;
         Ok((sizes, walked))
     };
     let counted = map_on_threads(bucket_ranges(threads), threads, count)
@@ -765,6 +769,7 @@ pub(super) async fn run(
         let mut walk = Walk::new(&assign, parts, split.is_none());
         walk.places = places;
         let walked = units.for_each_in(range, &context, |e| walk.visit(e, rank[e.stratum()]))?;
+        // The counting walk found no unit in two strata: this one cannot.
         Ok(matches!(walked, Walked::All).then(|| walk.finish()))
     };
     let ranges: Vec<_> = bucket_ranges(threads).into_iter().zip(starts_at).collect();
@@ -1157,8 +1162,8 @@ fn with_big_batches(state: SessionState) -> SessionState {
 
 /// Runs `task` over every partition of `df` at once, one tokio task each,
 /// and waits for them all: their results, or the first partition's error (a
-/// memory error before any other: the others may follow from it), or why
-/// the pass cannot decide. `context` names what the pass reads.
+/// memory error before any other: the others may follow from it).
+/// `context` names what the pass reads.
 async fn each_partition<T, F, Fut>(
     df: DataFrame,
     context: &str,
@@ -1194,10 +1199,8 @@ where
 }
 
 /// The error of stratum values Arrow's row format cannot hold.
-fn no_row_format(types: &[DataType]) -> RunError {
-    RunError::Unsupported(format!(
-        "stratum values of types {types:?} (no Arrow row format)"
-    ))
+fn no_row_format(e: datafusion::arrow::error::ArrowError) -> RunError {
+    RunError::Unsupported(format!("stratum values without an Arrow row format: {e}"))
 }
 
 /// The error of a task of the run that panicked or was cancelled.
@@ -1327,7 +1330,7 @@ async fn count_partition(
     let converter = if shared.fields.is_empty() {
         None
     } else {
-        Some(RowConverter::new(shared.fields.clone()).map_err(|_| no_row_format(&[]))?)
+        Some(RowConverter::new(shared.fields.clone()).map_err(no_row_format)?)
     };
     // Stratum values → id, for the strata this task has met.
     let mut known: HashMap<Vec<u8>, u32, foldhash::fast::RandomState> = HashMap::default();
@@ -1492,7 +1495,7 @@ impl Units {
         &self,
         buckets: std::ops::Range<usize>,
         context: &str,
-        f: impl FnMut(UnitEntry) -> bool,
+        f: impl FnMut(UnitEntry),
     ) -> Result<Walked, RunError> {
         match self {
             Units::InMemory(sorted) => Ok(sorted.for_each_in(buckets, f)),
@@ -1599,14 +1602,14 @@ impl RunReader {
 }
 
 /// Calls `f` once per unit of the runs with a draw from `from` up to `to`,
-/// in draw order (a unit met in several runs once), until it returns false
-/// or a unit's entries name two strata.
+/// in draw order (a unit met in several runs once), until a unit's entries
+/// name two strata.
 fn for_each_unit_in(
     runs: &[RunFile],
     context: &str,
     from: u64,
     to: Option<u64>,
-    f: impl FnMut(UnitEntry) -> bool,
+    f: impl FnMut(UnitEntry),
 ) -> Result<Walked, RunError> {
     use std::cmp::Reverse;
     let read_err =
@@ -2037,10 +2040,7 @@ mod tests {
         }
         let units = SortedUnits(tasks);
         let mut seen = Vec::new();
-        let walked = units.for_each_in(0..BUCKETS, |u| {
-            seen.push(u.order());
-            true
-        });
+        let walked = units.for_each_in(0..BUCKETS, |u| seen.push(u.order()));
         assert!(matches!(walked, Walked::All));
         let mut expected = seen.clone();
         expected.sort();
@@ -2056,10 +2056,8 @@ mod tests {
         }
         spanning.compact();
         let mut before = Vec::new();
-        let walked = SortedUnits(vec![spanning.lists]).for_each_in(0..BUCKETS, |u| {
-            before.push(u.r);
-            true
-        });
+        let walked =
+            SortedUnits(vec![spanning.lists]).for_each_in(0..BUCKETS, |u| before.push(u.r));
         match walked {
             Walked::Spans(u) => assert_eq!((u.r, u.hash40(), u.stratum()), (42, 1, 0)),
             other => panic!("{other:?}"),

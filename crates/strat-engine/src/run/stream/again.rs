@@ -71,15 +71,7 @@ pub(super) async fn find(
     units: impl IntoIterator<Item = (u64, u64)>,
 ) -> Result<HashMap<(u64, u64), Found>, RunError> {
     let context = format!("reading {}", source.what);
-    let df = source
-        .eligible(ctx, st, None, Columns::Counting(&[]))
-        .await?;
-    let mut select = key_columns(st);
-    let strata_at = select.len();
-    select.extend(source.strata(st)?);
-    let df = df
-        .select(select)
-        .map_err(df_err("evaluating `stratify by`"))?;
+    let (df, strata_at) = counting_frame(ctx, st, source).await?;
     let units: HashSet<(u64, u64)> = units.into_iter().collect();
     let search = Arc::new(Search {
         hashes: units.iter().map(|u| u.1).collect(),

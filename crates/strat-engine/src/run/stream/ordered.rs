@@ -27,16 +27,19 @@ use spread::{Bucket, Segments, Spread};
 /// The name of the place column.
 const PLACE: &str = "\u{1}strat_place";
 
-/// A place: `part << 88 | stratum << 64 | r` (stratum in stratum order,
-/// fewer than 2^24 strata; below 10^38, as a `Decimal128(38, 0)` must be).
+/// Where a place's part starts: above the draw and the stratum id.
+const PART_AT: u32 = 64 + STRATUM_BITS;
+
+/// A place: `part << 88 | stratum << 64 | r` (stratum in stratum order, an
+/// id of [`STRATUM_BITS`]; below 10^38, as a `Decimal128(38, 0)` must be).
 fn place(part: u32, stratum: u32, r: u64) -> i128 {
-    (i128::from(part) << 88) | (i128::from(stratum) << 64) | i128::from(r)
+    (i128::from(part) << PART_AT) | (i128::from(stratum) << 64) | i128::from(r)
 }
 
 fn unpack(place: i128) -> (u32, u32, u64) {
     (
-        (place >> 88) as u32,
-        ((place >> 64) & 0xff_ffff) as u32,
+        (place >> PART_AT) as u32,
+        ((place >> 64) & (MAX_STRATA as i128 - 1)) as u32,
         place as u64,
     )
 }

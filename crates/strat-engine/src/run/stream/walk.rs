@@ -65,10 +65,21 @@ pub(super) struct Walk<'a> {
     pub selected: Option<Vec<Selected>>,
     /// [`unit_check`] summed over the selected units.
     pub check: u64,
-    /// Per stratum, the units with the last draw met: the first one's place,
-    /// their keyed hashes, and whether they go to more than one part.
-    run: Vec<(u64, Vec<u64>, bool)>,
+    /// Per stratum, the units with the last draw met.
+    run: Vec<EqualDraws>,
     pub ties: Vec<Tie>,
+}
+
+/// The units of one stratum with the draw the walk met last.
+#[derive(Clone, Default)]
+struct EqualDraws {
+    first_place: u64,
+    /// The first one's keyed hash; the others' only when there are others
+    /// (rare: nearly every draw is met once), so most units cost no push.
+    first: u64,
+    more: Vec<u64>,
+    /// Whether they go to more than one part.
+    straddles: bool,
 }
 
 /// A unit's share of a checksum over a set of units: the materialising pass
@@ -87,7 +98,7 @@ impl<'a> Walk<'a> {
             starts: vec![Vec::new(); assign.len()],
             selected: list.then(Vec::new),
             check: 0,
-            run: vec![(0, Vec::new(), false); assign.len()],
+            run: vec![EqualDraws::default(); assign.len()],
             ties: Vec::new(),
         }
     }
@@ -107,20 +118,20 @@ impl<'a> Walk<'a> {
         self.ties.extend(next.ties);
     }
 
-    pub fn visit(&mut self, e: UnitEntry, k: usize) -> bool {
+    pub fn visit(&mut self, e: UnitEntry, k: usize) {
         let place = self.places[k];
         let part = self.assign[k].part(place, e.r);
         let last = self.last[k];
         if last.is_some_and(|(r, _)| r == e.r) {
             let run = &mut self.run[k];
-            run.1.push(e.hash40());
-            run.2 |= last.is_some_and(|(_, p)| p != part);
+            run.more.push(e.hash40());
+            run.straddles |= last.is_some_and(|(_, p)| p != part);
         } else {
             self.end_run(k);
             let run = &mut self.run[k];
-            run.0 = place;
-            run.1.clear();
-            run.1.push(e.hash40());
+            run.first_place = place;
+            run.first = e.hash40();
+            run.more.clear();
         }
         if last.is_none_or(|(_, p)| p != part)
             && let Some(part) = part
@@ -136,22 +147,23 @@ impl<'a> Walk<'a> {
                 list.push(Selected::new(e, k, part as usize));
             }
         }
-        true
     }
 
     /// Keeps the run of equal draws of stratum `k` aside if it straddles a
     /// boundary.
     fn end_run(&mut self, k: usize) {
-        let (first_place, units, straddles) = &mut self.run[k];
-        if let (true, Some((r, _))) = (*straddles, self.last[k]) {
+        let run = &mut self.run[k];
+        if let (true, Some((r, _))) = (run.straddles, self.last[k]) {
+            let mut units = vec![run.first];
+            units.extend_from_slice(&run.more);
             self.ties.push(Tie {
                 stratum: k,
                 r,
-                first_place: *first_place,
-                units: units.clone(),
+                first_place: run.first_place,
+                units,
             });
         }
-        *straddles = false;
+        run.straddles = false;
     }
 
     /// Ends the walk of a range of draws.
@@ -223,7 +235,7 @@ mod tests {
     fn walked(assign: &[Assign], parts: usize, list: bool) -> Walk<'_> {
         let mut walk = Walk::new(assign, parts, list);
         for e in [entry(1, 7), entry(5, 10), entry(5, 20), entry(9, 3)] {
-            assert!(walk.visit(e, 0));
+            walk.visit(e, 0);
         }
         walk.finish()
     }
@@ -238,6 +250,7 @@ mod tests {
         let mut walk = walked(&assign, 1, true);
         assert_eq!(walk.ties.len(), 1);
         assert_eq!((walk.ties[0].r, walk.ties[0].first_place), (5, 1));
+        assert_eq!(walk.ties[0].units, [10, 20]);
         assert_eq!(walk.counts, [[2]]);
         let check = walk.check;
         walk.settle(&keys()).expect("settled");
