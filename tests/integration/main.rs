@@ -16,6 +16,7 @@ mod examples;
 mod formats;
 mod fuzz_corpus;
 mod hostile;
+mod oracle;
 mod repl;
 mod robustness;
 mod run;

@@ -223,6 +223,120 @@ const RULES: &[&str] = &[
     "split m unit id having count(*) = 2 stratify by plan into 3 folds seed 31",
 ];
 
+/// strat's one plan against the spec's simple oracle (tests/integration/oracle.rs):
+/// the same rows, in the same order, with the same `_weight`, `_stratum` and
+/// `_split` — with and without `unit`, at 1 and 3 partitions, and with a unit
+/// budget so small that the counting pass spills after every batch.
+#[test]
+fn strat_equals_the_oracle_on_generated_data() {
+    use crate::oracle::{Case, Form, read_csv, rows_of, run};
+    let dir = std::env::temp_dir().join(format!("strat-oracle-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    write_data(&dir);
+    // Three strata of 10 units: every remainder ties, so the leftover units
+    // go by the strata's starts u_h (§5.3).
+    let even: String = (0..30)
+        .map(|i| format!("{i},{}\n", ["a", "b", "c"][i % 3]))
+        .collect();
+    std::fs::write(dir.join("even.csv"), format!("id,grp\n{even}")).expect("write");
+    let case = |unit, strata, form, seed| Case {
+        unit,
+        strata,
+        form,
+        seed,
+    };
+    let cp: &[&str] = &["country", "plan"];
+    let cases = [
+        ("members.csv", case(Some("id"), cp, Form::Take(700), 1)),
+        ("members.csv", case(Some("id"), &[], Form::Take(123), 6)),
+        ("members.csv", case(None, cp, Form::Take(700), 17)),
+        (
+            "members.csv",
+            case(Some("id"), &["country"], Form::TakeAllMax(7), 11),
+        ),
+        ("members.csv", case(Some("id"), cp, Form::About(20), 32)),
+        ("members.csv", case(None, &["plan"], Form::About(10), 33)),
+        (
+            "members.csv",
+            case(
+                Some("id"),
+                cp,
+                Form::Split(&[("train", 80), ("validation", 10), ("test", 10)], false),
+                8,
+            ),
+        ),
+        (
+            "members.csv",
+            case(
+                None,
+                &["plan"],
+                Form::Split(&[("a", 50), ("b", 30), ("c", 20)], false),
+                19,
+            ),
+        ),
+        (
+            "members.csv",
+            case(
+                Some("id"),
+                &["country"],
+                Form::Split(&[("a", 50), ("b", 50)], true),
+                20,
+            ),
+        ),
+        (
+            "members.csv",
+            case(
+                None,
+                &["country"],
+                Form::Split(&[("a", 60), ("b", 40)], true),
+                34,
+            ),
+        ),
+        ("members.csv", case(Some("id"), &[], Form::Folds(5), 10)),
+        ("even.csv", case(Some("id"), &["grp"], Form::Take(10), 3)),
+        ("even.csv", case(Some("id"), &["grp"], Form::Take(11), 4)),
+        ("even.csv", case(Some("id"), &["grp"], Form::Folds(4), 5)),
+    ];
+    let rt = runtime();
+    let file = dir.join("rules.strat");
+    for (table, c) in &cases {
+        let csv = std::fs::read_to_string(dir.join(table)).expect("table");
+        let (header, rows) = read_csv(&csv);
+        let rule = c.rule(&header);
+        let want = run(c, &header, &rows);
+        assert!(want.len() >= 10, "{rule}: only {} rows", want.len());
+        let text = format!("table m = \"{table}\"\n{rule}\n");
+        for (partitions, unit_memory) in [(1, 256 << 20), (3, 256 << 20), (2, 128)] {
+            let got = rt.block_on(async {
+                let config = SessionConfig::new().with_target_partitions(partitions);
+                let ctx = SessionContext::new_with_config(config);
+                let compiled = compile(&ctx, Some(&file), &text, &Options::default()).await;
+                let program = compiled.program.expect("checks");
+                let options = RunOptions {
+                    unit_memory,
+                    ..RunOptions::default()
+                };
+                let out = run_statement_with(&ctx, &program, 0, &options).await;
+                let out = out.unwrap_or_else(|e| panic!("{rule}: {e}"));
+                concat_batches(&out.schema, &out.batches).expect("concat")
+            });
+            let got = rows_of(&got, header.len());
+            assert_eq!(
+                got.len(),
+                want.len(),
+                "{rule}: rows at {partitions} partitions"
+            );
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert_eq!(
+                    g, w,
+                    "{rule}: row {i} at {partitions} partitions, budget {unit_memory}"
+                );
+            }
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 /// A split's rows are spread over bucket files by place and each bucket
 /// ordered in memory: under strat's memory pool, with a spill budget far
 /// smaller than the table, the rows go to disk and back, and are still those
