@@ -1,9 +1,13 @@
-//! The streaming plan (two passes, 16 bytes a unit) against the in-memory
-//! plan it must equal: the same output rows in the same order, the same
-//! report, the same errors — on every example, every SQL conformance case and
-//! generated data with multi-row units, NULL units, exclusion, Bernoulli
-//! rules, bounds and splits, with and without `unit`, at 1 and 3 partitions; and with a unit budget so
-//! small that the counting pass spills sorted runs after every batch.
+//! strat's one plan (a counting pass keeping 16 bytes a unit, then the
+//! rows of the selected units, or a split's rows spread by place) against
+//! itself and against the spec: the same output rows in the same order, the
+//! same report and the same errors whatever the partitions (1 or 3) and
+//! whether its units stay in memory or spill as sorted runs after every
+//! batch — on every example, every SQL conformance case and generated data
+//! with multi-row units, NULL units, exclusion, Bernoulli rules, bounds and
+//! splits, with and without `unit`; and equal to the simple oracle of
+//! oracle.rs on the common forms. (The SQL engines check the rest:
+//! tests/engines.)
 
 use std::path::Path;
 
@@ -11,7 +15,7 @@ use datafusion::arrow::compute::concat_batches;
 use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::logical_expr::Partitioning;
 use datafusion::prelude::{CsvReadOptions, SessionConfig, SessionContext};
-use strat_engine::run::{Plan, RunOptions, run_statement_with};
+use strat_engine::run::{RunOptions, run_statement_with};
 use strat_engine::{Options, RunOutput, compile};
 
 use crate::common::{cases, examples, header, root, stderr, strat};
@@ -24,64 +28,57 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
-/// Runs every statement of `file` with both plans; returns how many ran streaming.
-async fn compare(file: &Path, text: &str, options: &Options, partitions: usize) -> usize {
-    let ctx =
-        SessionContext::new_with_config(SessionConfig::new().with_target_partitions(partitions));
-    let compiled = compile(&ctx, Some(file), text, options).await;
-    let program = compiled
-        .program
-        .unwrap_or_else(|| panic!("{}: {:?}", file.display(), compiled.diagnostics));
-    let mut streamed = 0;
-    for index in 0..program.statements.len() {
-        let in_memory = RunOptions {
-            plan: Plan::InMemory,
-            ..RunOptions::default()
-        };
-        // A budget of 4 units: the counting pass spills its units after every batch.
-        let spilling = RunOptions {
-            unit_memory: 128,
-            ..RunOptions::default()
-        };
-        let memory = run_statement_with(&ctx, &program, index, &in_memory).await;
-        let what = format!("{} statement {index}, spilling", file.display());
-        match (
-            run_statement_with(&ctx, &program, index, &spilling).await,
-            &memory,
-        ) {
-            (Ok(spilled), Ok(m)) => {
-                same(&spilled, m, &what);
-                if spilled.plan == Plan::Streaming && spilled.report.total_population > 4 {
-                    assert!(spilled.profile.spilled_runs > 0, "{what}: did not spill");
-                }
+/// Runs every statement of `file` at 1 and at 3 partitions, each with the
+/// default unit budget and with one of 4 units (the counting pass spills
+/// after every batch): the four runs agree. Returns each statement's
+/// output or error.
+async fn compare(file: &Path, text: &str, options: &Options) -> Vec<Result<RunOutput, String>> {
+    let mut first: Vec<Result<RunOutput, String>> = Vec::new();
+    for partitions in [1, 3] {
+        let config = SessionConfig::new().with_target_partitions(partitions);
+        let ctx = SessionContext::new_with_config(config);
+        let compiled = compile(&ctx, Some(file), text, options).await;
+        let program = compiled
+            .program
+            .unwrap_or_else(|| panic!("{}: {:?}", file.display(), compiled.diagnostics));
+        for index in 0..program.statements.len() {
+            let what = format!(
+                "{} statement {index} at {partitions} partition(s)",
+                file.display()
+            );
+            let default = run_statement_with(&ctx, &program, index, &RunOptions::default()).await;
+            let spilling = RunOptions { unit_memory: 128 };
+            let spilled = run_statement_with(&ctx, &program, index, &spilling).await;
+            let (default, spilled) = (
+                default.map_err(|e| e.to_string()),
+                spilled.map_err(|e| e.to_string()),
+            );
+            agree(&spilled, &default, &format!("{what}, spilling"));
+            if let Ok(s) = &spilled
+                && s.report.total_population > 4
+            {
+                assert!(s.profile.spilled_runs > 0, "{what}: did not spill");
             }
-            (Err(s), Err(m)) => assert_eq!(s.to_string(), m.to_string(), "{what}"),
-            (s, m) => panic!(
-                "{what}: streaming {:?} vs in memory {:?}",
-                s.err(),
-                m.as_ref().err()
-            ),
-        }
-        let streaming = run_statement_with(&ctx, &program, index, &RunOptions::default()).await;
-        let what = format!(
-            "{} statement {index} at {partitions} partition(s)",
-            file.display()
-        );
-        match (streaming, memory) {
-            (Ok(s), Ok(m)) => {
-                assert_eq!(m.plan, Plan::InMemory);
-                same(&s, &m, &what);
-                assert_eq!(s.plan, Plan::Streaming, "{what} fell back");
-                streamed += 1;
+            match first.get(index) {
+                Some(one) => agree(&default, one, &what),
+                None => first.push(default),
             }
-            (Err(s), Err(m)) => {
-                eprintln!("{what}: both plans fail: {s}");
-                assert_eq!(s.to_string(), m.to_string(), "{what}");
-            }
-            (s, m) => panic!("{what}: streaming {:?} vs in memory {:?}", s.err(), m.err()),
         }
     }
-    streamed
+    first
+}
+
+/// How many statements ran.
+fn ran(outputs: &[Result<RunOutput, String>]) -> usize {
+    outputs.iter().filter(|o| o.is_ok()).count()
+}
+
+fn agree(a: &Result<RunOutput, String>, b: &Result<RunOutput, String>, what: &str) {
+    match (a, b) {
+        (Ok(a), Ok(b)) => same(a, b, what),
+        (Err(a), Err(b)) => assert_eq!(a, b, "{what}"),
+        (a, b) => panic!("{what}: {:?} vs {:?}", a.as_ref().err(), b.as_ref().err()),
+    }
 }
 
 fn same(s: &RunOutput, m: &RunOutput, what: &str) {
@@ -110,20 +107,18 @@ fn options_from(args: &[String]) -> Options {
 }
 
 #[test]
-fn streaming_equals_in_memory_on_examples_and_sql_cases() {
+fn one_plan_agrees_with_itself_on_examples_and_sql_cases() {
     let mut files = examples();
     files.extend(cases("sql"));
     let rt = runtime();
-    let mut streamed = 0;
+    let mut ran = 0;
     for f in &files {
         let path = root().join(f);
         let text = std::fs::read_to_string(&path).expect("rule file");
         let options = options_from(&header(&text).args);
-        for partitions in [1, 3] {
-            streamed += rt.block_on(compare(&path, &text, &options, partitions));
-        }
+        ran += self::ran(&rt.block_on(compare(&path, &text, &options)));
     }
-    assert!(streamed >= 30, "only {streamed} statements ran streaming");
+    assert!(ran >= 30, "only {ran} statements ran");
 }
 
 /// Members with repeated rows (one unit, several rows), NULL ids, and a
@@ -312,10 +307,7 @@ fn strat_equals_the_oracle_on_generated_data() {
                 let ctx = SessionContext::new_with_config(config);
                 let compiled = compile(&ctx, Some(&file), &text, &Options::default()).await;
                 let program = compiled.program.expect("checks");
-                let options = RunOptions {
-                    unit_memory,
-                    ..RunOptions::default()
-                };
+                let options = RunOptions { unit_memory };
                 let out = run_statement_with(&ctx, &program, 0, &options).await;
                 let out = out.unwrap_or_else(|e| panic!("{rule}: {e}"));
                 concat_batches(&out.schema, &out.batches).expect("concat")
@@ -340,7 +332,7 @@ fn strat_equals_the_oracle_on_generated_data() {
 /// A split's rows are spread over bucket files by place and each bucket
 /// ordered in memory: under strat's memory pool, with a spill budget far
 /// smaller than the table, the rows go to disk and back, and are still those
-/// of the in-memory plan, in the same order.
+/// of an unbounded pool, in the same order.
 #[test]
 fn split_rows_spill_under_a_small_memory_pool() {
     let dir = std::env::temp_dir().join(format!("strat-split-spill-{}", std::process::id()));
@@ -358,7 +350,7 @@ fn split_rows_spill_under_a_small_memory_pool() {
 
 /// A bucket too big for its share (a unit of many rows among units of one)
 /// is spread again over finer buckets, down to the one place of the heavy
-/// unit, which is held as it is: the rows are still the in-memory plan's.
+/// unit, which is held as it is: the rows are still an unbounded pool's.
 #[test]
 fn split_buckets_too_big_are_spread_again() {
     let dir = std::env::temp_dir().join(format!("strat-split-heavy-{}", std::process::id()));
@@ -442,8 +434,8 @@ fn a_split_past_the_temporary_folder_fails_cleanly() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-/// Runs `text`'s first statement streaming under a tiny memory pool and
-/// in memory: the same report and rows.
+/// Runs `text`'s first statement under a tiny memory pool and under an
+/// unbounded one: the same report and rows.
 async fn same_under_a_small_pool(file: &Path, text: &str, rule: &str) {
     use datafusion::execution::runtime_env::RuntimeEnvBuilder;
     use futures::StreamExt;
@@ -474,7 +466,6 @@ async fn same_under_a_small_pool(file: &Path, text: &str, rule: &str) {
     let mut out = run_statement_streamed(&small, &program, 0, &RunOptions::default())
         .await
         .unwrap_or_else(|e| panic!("{rule}: {e}"));
-    assert_eq!(out.plan, Plan::Streaming, "{rule}");
     let mut batches = Vec::new();
     while let Some(b) = out.rows.next().await {
         batches.push(b.unwrap_or_else(|e| panic!("{rule}: {e}")));
@@ -492,20 +483,16 @@ async fn same_under_a_small_pool(file: &Path, text: &str, rule: &str) {
     let ctx = SessionContext::new();
     let compiled = compile(&ctx, Some(file), text, &Options::default()).await;
     let program = compiled.program.expect("checks");
-    let in_memory = RunOptions {
-        plan: Plan::InMemory,
-        ..RunOptions::default()
-    };
-    let m = run_statement_with(&ctx, &program, 0, &in_memory)
+    let m = run_statement_with(&ctx, &program, 0, &RunOptions::default())
         .await
-        .expect("in memory");
+        .expect("an unbounded pool");
     let want = concat_batches(&m.schema, &m.batches).expect("concat");
     assert_eq!(out.report, m.report, "{rule}: report");
     assert_eq!(got, want, "{rule}: rows");
 }
 
 #[test]
-fn streaming_equals_in_memory_on_generated_data() {
+fn one_plan_agrees_with_itself_on_generated_data() {
     let dir = std::env::temp_dir().join(format!("strat-streaming-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     write_data(&dir);
@@ -533,14 +520,24 @@ fn streaming_equals_in_memory_on_generated_data() {
         .expect("write");
     });
     let file = dir.join("rules.strat");
+    // The same rows from the CSV file and from the Parquet files.
     for (i, rule) in RULES.iter().enumerate() {
-        for members in ["members.csv", "members_parquet"] {
+        let outputs = ["members.csv", "members_parquet"].map(|members| {
             let text = format!("table m = \"{members}\"\ntable h = \"holdout.csv\"\n{rule}\n");
-            for partitions in [1, 3] {
-                let n = rt.block_on(compare(&file, &text, &Options::default(), partitions));
-                assert_eq!(n, 1, "rule {i} on {members} did not stream");
-            }
-        }
+            let out = rt.block_on(compare(&file, &text, &Options::default()));
+            assert_eq!(
+                ran(&out),
+                1,
+                "rule {i} on {members} failed: {:?}",
+                out[0].as_ref().err()
+            );
+            out
+        });
+        agree(
+            &outputs[0][0],
+            &outputs[1][0],
+            &format!("rule {i}: CSV and Parquet"),
+        );
     }
     // Chains: a statement reads another's output (spooled to a file), its
     // `_weight` carried into the sample's and kept by a split.
@@ -551,30 +548,37 @@ fn streaming_equals_in_memory_on_generated_data() {
     for chain in chains {
         for members in ["members.csv", "members_parquet"] {
             let text = format!("table m = \"{members}\"\n{chain}\n");
-            let n = rt.block_on(compare(&file, &text, &Options::default(), 2));
-            assert_eq!(n, 2, "{chain} on {members}: not every statement streamed");
+            let n = ran(&rt.block_on(compare(&file, &text, &Options::default())));
+            assert_eq!(n, 2, "{chain} on {members}: not every statement ran");
         }
     }
-    // Units in two strata: the same error from both plans, naming the first
-    // such unit in draw order (the streaming plan finds its key text and
-    // strata in one more pass), with its units in memory or spilled.
+    // Units in two strata: the same error, naming the first such unit in
+    // draw order (found again, key text and strata, in one more pass), with
+    // its units in memory or spilled.
     let text = "table m = \"members.csv\"\nsample m unit id stratify by note take 10 seed 1\n";
-    for partitions in [1, 3] {
-        rt.block_on(compare(&file, text, &Options::default(), partitions));
-    }
-    // neyman over a column that differs within a unit: the same E0206 from
-    // both plans, naming the same (smallest) unit.
+    assert_eq!(
+        ran(&rt.block_on(compare(&file, text, &Options::default()))),
+        0
+    );
+    // neyman over a column that differs within a unit: the same E0206,
+    // naming the same (smallest) unit.
     let text = "table m = \"members.csv\"\nsample m unit id stratify by country take 100 allocate neyman(score) seed 1\n";
-    rt.block_on(compare(&file, text, &Options::default(), 2));
+    assert_eq!(
+        ran(&rt.block_on(compare(&file, text, &Options::default()))),
+        0
+    );
     // No eligible unit and a total: the same allocation error.
     let text = "table m = \"members.csv\"\nsample m where tenure < 0 unit id stratify by plan take 2 seed 1\n";
-    rt.block_on(compare(&file, text, &Options::default(), 2));
+    assert_eq!(
+        ran(&rt.block_on(compare(&file, text, &Options::default()))),
+        0
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 
 /// More strata than 16 bits count (a unit's entry holds a 24-bit stratum
-/// id): a sample and a split of 70,000 one-member strata stream, equal to
-/// the in-memory plan.
+/// id): a sample and a split of 70,000 one-member strata run, the same at 1
+/// and 3 partitions, spilled or not.
 #[test]
 fn seventy_thousand_strata_stream() {
     let dir = std::env::temp_dir().join(format!("strat-strata-{}", std::process::id()));
@@ -591,8 +595,8 @@ fn seventy_thousand_strata_stream() {
         "split m unit id stratify by id into a 50%, b 50% seed 6",
     ] {
         let text = format!("table m = \"m.csv\"\n{rule}\n");
-        let n = rt.block_on(compare(&file, &text, &Options::default(), 2));
-        assert_eq!(n, 1, "{rule}: did not stream");
+        let n = ran(&rt.block_on(compare(&file, &text, &Options::default())));
+        assert_eq!(n, 1, "{rule}: failed");
     }
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -65,7 +65,7 @@
 //! with equal row keys are identical).
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -92,19 +92,8 @@ use strat_check::ir::{self, Program, Statement};
 use crate::draw::Drawer;
 use crate::keys::{KeyColumn, RowKeys, is_unit_key_type, stratum_text};
 use crate::lower::{LowerError, column, lower_expr};
-use crate::moments::{Moments, Scale};
 
 mod stream;
-
-/// Which plan runs a statement (both give the same output).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Plan {
-    /// The plan every run uses: passes over the rows in bounded memory.
-    Streaming,
-    /// Every eligible row in memory: the reference the tests compare the
-    /// streaming plan with. Nothing else runs it (it is bounded by the input).
-    InMemory,
-}
 
 /// What a run produced: the output rows and the report.
 #[derive(Debug, Clone)]
@@ -112,10 +101,7 @@ pub struct RunOutput {
     pub batches: Vec<RecordBatch>,
     pub schema: SchemaRef,
     pub report: Report,
-    /// The plan that ran (the streaming plan hands some statements and
-    /// some data to the in-memory one).
-    pub plan: Plan,
-    /// Where the time went, and why the in-memory plan ran.
+    /// Where the time went.
     pub profile: Profile,
     /// The reports of the earlier statements this one read (as its source or
     /// through `exclude units in`, directly or further up), in program order.
@@ -133,7 +119,6 @@ pub struct RunStream {
     pub rows: RowStream,
     pub schema: SchemaRef,
     pub report: Report,
-    pub plan: Plan,
     pub profile: Profile,
     pub upstream: Vec<StatementReport>,
 }
@@ -145,7 +130,6 @@ impl RunStream {
             batches,
             schema,
             report,
-            plan,
             profile,
             upstream,
         } = out;
@@ -153,7 +137,6 @@ impl RunStream {
             rows: Box::pin(futures::stream::iter(batches.into_iter().map(Ok))),
             schema,
             report,
-            plan,
             profile,
             upstream,
         }
@@ -165,7 +148,6 @@ impl RunStream {
             rows,
             schema,
             report,
-            plan,
             profile,
             upstream,
         } = self;
@@ -186,7 +168,6 @@ impl RunStream {
             batches,
             schema,
             report,
-            plan,
             profile,
             upstream,
         })
@@ -637,7 +618,6 @@ impl TextColumn {
 
 struct Unit {
     key: Vec<u8>,
-    draw: u64,
     rows: Vec<usize>,
 }
 
@@ -654,7 +634,6 @@ pub async fn run_statement(
 /// How to run a statement; the output never depends on it.
 #[derive(Clone, Debug)]
 pub struct RunOptions {
-    pub plan: Plan,
     /// Memory for the streaming plan's unit sets (about 32 bytes a unit);
     /// beyond it (or beyond the context's memory limit) they are spilled to
     /// disk as sorted runs. 256 MiB by default: about 8 million units.
@@ -664,7 +643,6 @@ pub struct RunOptions {
 impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
-            plan: Plan::Streaming,
             unit_memory: 256 << 20,
         }
     }
@@ -691,7 +669,6 @@ pub async fn run_statement_streamed(
     index: usize,
     options: &RunOptions,
 ) -> Result<RunStream, RunError> {
-    let plan = options.plan;
     let st = program.statements.get(index).ok_or_else(|| {
         RunError::Statement(format!(
             "there is no statement {index}; the program has {}",
@@ -720,392 +697,32 @@ pub async fn run_statement_streamed(
             unit_keys(ctx, program, source, &c.name, "exclude", &mut upstream).await?,
         )),
     };
-    let source = match (plan, &st.source) {
-        (Plan::InMemory, _) => None,
-        (Plan::Streaming, ir::Source::Table(t)) => Some(stream::Rows::table(t, st)),
-        (Plan::Streaming, ir::Source::Statement(j)) => {
+    let source = match &st.source {
+        ir::Source::Table(t) => stream::Rows::table(t, st),
+        ir::Source::Statement(j) => {
             let (rows, name) = upstream_rows(ctx, program, *j, options, &mut upstream).await?;
             let what = format!("the output of {name}");
             let weighted = source_weighted(program, st);
             let spooled = stream::Rows::spooled(ctx, st, rows, what, weighted)
                 .await
                 .map_err(|e| e.in_statement(*j, &name))?;
-            Some(spooled.ok_or_else(|| {
+            spooled.ok_or_else(|| {
                 RunError::Unsupported(format!(
                     "reading {name}: a statement reads another's output from a temporary \
                      file, and this session has no local temporary folder (its disk \
                      manager is disabled)"
                 ))
-            })?)
+            })?
         }
     };
-    if let Some(source) = source {
-        let filters = stream::UnitFilters {
-            kept: kept_keys.clone(),
-            excluded: excluded_keys.clone(),
-        };
-        let mut out = stream::run(ctx, st, source, split, filters, options).await?;
-        out.report.source_weighted = source_weighted(program, st);
-        out.upstream = upstream;
-        return Ok(out);
-    }
-    // The in-memory plan: the reference the tests compare the streaming
-    // plan with (`Plan::InMemory`); it holds every eligible row.
-    let started = std::time::Instant::now();
-
-    // 1. Eligible rows, source columns, stratum values without aggregates and
-    //    the arguments of unit aggregates, through DataFusion.
-    let plan = StrataPlan::new(st);
-    let batch = read_input(ctx, program, st, &plan, &mut upstream).await?;
-    let n_in = st.input.len();
-    let input: Vec<ArrayRef> = batch.columns()[..n_in].to_vec();
-    let rows = batch.num_rows();
-
-    // 2. Units and their draws.
-    let drawer = Drawer::new(st.seed);
-    let mut units: Vec<Unit> = Vec::new();
-    let mut null_units = 0u64;
-    {
-        let mut by_key: HashMap<Vec<u8>, usize> = HashMap::new();
-        let mut buf = Vec::with_capacity(64);
-        let mut add = |row: usize, buf: &Vec<u8>, units: &mut Vec<Unit>| match by_key.get(buf) {
-            Some(&u) => units[u].rows.push(row),
-            None => {
-                by_key.insert(buf.clone(), units.len());
-                units.push(Unit {
-                    key: buf.clone(),
-                    draw: drawer.draw(buf),
-                    rows: vec![row],
-                });
-            }
-        };
-        match &st.unit {
-            // A unit column with no value at all (CSV inference gives it type Null):
-            // every row's unit is NULL, so no row is eligible (spec §4.1).
-            Some(c) if input[input_index(st, &c.name)?].data_type() == &DataType::Null => {
-                null_units += rows as u64;
-            }
-            Some(c) => {
-                let i = input_index(st, &c.name)?;
-                let kc = KeyColumn::unit(input[i].as_ref())
-                    .map_err(|e| RunError::Key(format!("unit `{}`: {e}", c.name)))?;
-                for row in 0..rows {
-                    if kc.is_null(row) {
-                        null_units += 1;
-                        continue;
-                    }
-                    buf.clear();
-                    let _ = kc.write(row, &mut buf);
-                    add(row, &buf, &mut units);
-                }
-            }
-            None => {
-                let rk = RowKeys::new(&input).map_err(|e| {
-                    RunError::Key(format!(
-                        "without `unit`, every row is keyed by all its columns, but {e}; add `unit COLUMN`"
-                    ))
-                })?;
-                for row in 0..rows {
-                    rk.write(row, &mut buf);
-                    add(row, &buf, &mut units);
-                }
-            }
-        }
-    }
-
-    // `having`, and the stratum values per row (unit aggregates computed over
-    // each unit's eligible rows and broadcast to them): over every unit, so
-    // an aggregate's error does not depend on which units the filters drop.
-    let having_mask = plan.having_mask(ctx, &batch, &units).await?;
-    let strata_arrays = plan
-        .strata_arrays(ctx, st, &batch, st.input.len(), &units)
-        .await?;
-    let svals: Vec<Vec<SVal>> = strata_arrays
-        .iter()
-        .zip(&st.strata)
-        .map(|(a, s)| stratum_values(a, s.bucket_labels.as_deref()))
-        .collect::<Result<_, _>>()?;
-    let text_columns: Vec<TextColumn> = strata_arrays
-        .iter()
-        .map(TextColumn::new)
-        .collect::<Result<_, _>>()?;
-    let tuple = |row: usize| -> Vec<SVal> { svals.iter().map(|c| c[row].clone()).collect() };
-    let texts =
-        |row: usize| -> Vec<Option<String>> { text_columns.iter().map(|c| c.text(row)).collect() };
-
-    // The unit filters (§4.4), before strata are counted: `having`, `keep`, `exclude`.
-    let mut having_dropped_units = 0u64;
-    if let Some(mask) = having_mask {
-        let before = units.len();
-        let mut passes = mask.into_iter();
-        units.retain(|_| passes.next().unwrap_or(false));
-        having_dropped_units = (before - units.len()) as u64;
-    }
-    if let Some(keys) = &kept_keys {
-        units.retain(|u| keys.contains(&u.key));
-    }
-    let mut excluded_units = 0u64;
-    if let Some(keys) = &excluded_keys {
-        let before = units.len();
-        units.retain(|u| !keys.contains(&u.key));
-        excluded_units = (before - units.len()) as u64;
-    }
-
-    // 3. The span check: the first spanning unit in draw order is reported,
-    //    with the first and last of its strata in stratum order (independent
-    //    of row order; the streaming plan finds the same one).
-    if !svals.is_empty() {
-        let mut worst: Option<(&Unit, usize, usize)> = None;
-        for u in &units {
-            let (mut lo, mut hi) = (u.rows[0], u.rows[0]);
-            for &r in &u.rows[1..] {
-                if tuple(r) < tuple(lo) {
-                    lo = r;
-                }
-                if tuple(r) > tuple(hi) {
-                    hi = r;
-                }
-            }
-            if tuple(lo) != tuple(hi) && worst.is_none_or(|(w, _, _)| draw_order(u, w).is_lt()) {
-                worst = Some((u, lo, hi));
-            }
-        }
-        if let Some((u, lo, hi)) = worst {
-            return Err(RunError::UnitSpansStrata {
-                unit_column: st
-                    .unit
-                    .as_ref()
-                    .map_or_else(String::new, |c| c.name.clone()),
-                unit: String::from_utf8_lossy(&u.key).into_owned(),
-                first: stratum_text(&texts(lo)),
-                second: stratum_text(&texts(hi)),
-            });
-        }
-    }
-
-    // 4. Strata in stratum order, units in draw order.
-    let mut groups: BTreeMap<Vec<SVal>, Vec<usize>> = BTreeMap::new();
-    for (i, u) in units.iter().enumerate() {
-        groups.entry(tuple(u.rows[0])).or_default().push(i);
-    }
-    let mut strata: Vec<Vec<usize>> = groups.into_values().collect();
-    for members in &mut strata {
-        members.sort_by(|&a, &b| draw_order(&units[a], &units[b]));
-    }
-    let reps: Vec<usize> = strata.iter().map(|m| units[m[0]].rows[0]).collect();
-    let stratum_texts: Vec<Vec<Option<String>>> = reps.iter().map(|&r| texts(r)).collect();
-    let stratum_strings: Vec<String> = stratum_texts.iter().map(|t| stratum_text(t)).collect();
-    let stratum_values_text = |h: usize| -> Vec<String> {
-        stratum_texts[h]
-            .iter()
-            .map(|v| v.clone().unwrap_or_else(|| "∅".into()))
-            .collect()
+    let filters = stream::UnitFilters {
+        kept: kept_keys,
+        excluded: excluded_keys,
     };
-
-    // 5–6. Allocation and selection (a sample), or the assignment to splits.
-    // `selected`: (unit, weight, split) in output order.
-    let mut selected: Vec<(usize, f64, usize)> = Vec::new();
-    let mut reports = Vec::with_capacity(strata.len());
-    let mut alloc_warnings: Vec<AllocWarning> = Vec::new();
-    let mut split_totals: Vec<(String, u64)> = Vec::new();
-    if let Some(split) = split {
-        let shares: Vec<BigRational> = split.parts.iter().map(|(_, p)| p.clone()).collect();
-        let k = shares.len();
-        let thresholds = split.about.then(|| strat_alloc::about_thresholds(&shares));
-        // Units of each split in stratum order, then draw order.
-        let mut per_split: Vec<Vec<usize>> = vec![Vec::new(); k];
-        for (h, members) in strata.iter().enumerate() {
-            let n = members.len() as u64;
-            let mut counts = vec![0u64; k];
-            match &thresholds {
-                None => {
-                    let start = drawer.stratum_start(&stratum_strings[h]);
-                    let sizes = strat_alloc::split_sizes(n, &shares, start);
-                    let mut rest = members.iter().copied();
-                    for (i, &size) in sizes.iter().enumerate() {
-                        per_split[i].extend(rest.by_ref().take(size as usize));
-                        counts[i] = size;
-                    }
-                }
-                Some(t) => {
-                    for &u in members {
-                        let r = units[u].draw;
-                        let i = t
-                            .iter()
-                            .position(|t| t.is_none_or(|t| r < t))
-                            .unwrap_or(k - 1);
-                        per_split[i].push(u);
-                        counts[i] += 1;
-                    }
-                }
-            }
-            reports.push(StratumReport {
-                values: stratum_values_text(h),
-                text: stratum_strings[h].clone(),
-                population: n,
-                target: Target::Exact(n),
-                selected: n,
-                weight: 1.0,
-                split_counts: split
-                    .parts
-                    .iter()
-                    .map(|(name, _)| name.clone())
-                    .zip(counts)
-                    .collect(),
-            });
-        }
-        for (i, us) in per_split.into_iter().enumerate() {
-            split_totals.push((split.parts[i].0.clone(), us.len() as u64));
-            selected.extend(us.into_iter().map(|u| (u, 1.0, i)));
-        }
-    } else {
-        let matched = match_rules(ctx, st, &strata_arrays, &reps).await?;
-        let sds = match &st.method {
-            ir::Method::Neyman(c) if matched.iter().any(Option::is_none) => {
-                let a = &input[input_index(st, &c.name)?];
-                Some(neyman_sds(a, &c.name, &units, &strata)?)
-            }
-            _ => None,
-        };
-        let inputs: Vec<StratumInput> = strata
-            .iter()
-            .enumerate()
-            .map(|(h, m)| StratumInput {
-                units: m.len() as u64,
-                start: drawer.stratum_start(&stratum_strings[h]),
-                sd: sds.as_ref().and_then(|s| s[h]),
-                rule: matched[h],
-            })
-            .collect();
-        let request = request(st);
-        let allocation = strat_alloc::allocate(&inputs, &request)
-            .map_err(|e| allocation_failed(e, st, &stratum_texts))?;
-        for (h, members) in strata.iter().enumerate() {
-            let n = members.len() as u64;
-            let target = &allocation.targets[h];
-            let (chosen, weight): (Vec<usize>, f64) = match target {
-                Target::Exact(k) => {
-                    let k = (*k).min(n);
-                    let w = if k == 0 { 0.0 } else { n as f64 / k as f64 };
-                    (members[..k as usize].to_vec(), w)
-                }
-                Target::Probability(p) => {
-                    let t = strat_alloc::threshold(p);
-                    let chosen = members
-                        .iter()
-                        .copied()
-                        .filter(|&u| t.is_none_or(|t| units[u].draw < t))
-                        .collect();
-                    let w = if p.numer() == &BigInt::from(0) {
-                        0.0
-                    } else {
-                        ratio_to_f64(p.denom(), p.numer())
-                    };
-                    (chosen, w)
-                }
-            };
-            reports.push(StratumReport {
-                values: stratum_values_text(h),
-                text: stratum_strings[h].clone(),
-                population: n,
-                target: target.clone(),
-                selected: chosen.len() as u64,
-                weight,
-                split_counts: Vec::new(),
-            });
-            selected.extend(chosen.into_iter().map(|u| (u, weight, 0)));
-        }
-        alloc_warnings = allocation.warnings;
-    }
-
-    // 7. Output rows: split, stratum order, draw order, row key.
-    // Two-phase sampling (§7): times the source statement's `_weight`; a
-    // split keeps it (its own factor is 1).
-    let source_weight = source_weights(st, source_weighted(program, st), &input)?;
-    let row_keys = RowKeys::new(&input).ok();
-    let mut order: Vec<u32> = Vec::new();
-    let mut weights: Vec<f64> = Vec::new();
-    let mut row_strata: Vec<usize> = Vec::new();
-    let mut row_splits: Vec<usize> = Vec::new();
-    let stratum_of_unit: HashMap<usize, usize> = strata
-        .iter()
-        .enumerate()
-        .flat_map(|(h, m)| m.iter().map(move |&u| (u, h)))
-        .collect();
-    for &(u, w, part) in &selected {
-        let mut unit_rows = units[u].rows.clone();
-        if let (Some(rk), true) = (&row_keys, unit_rows.len() > 1) {
-            let mut keyed: Vec<(Vec<u8>, usize)> = unit_rows
-                .iter()
-                .map(|&r| {
-                    let mut b = Vec::new();
-                    rk.write(r, &mut b);
-                    (b, r)
-                })
-                .collect();
-            keyed.sort();
-            unit_rows = keyed.into_iter().map(|(_, r)| r).collect();
-        } else {
-            unit_rows.sort_unstable();
-        }
-        for r in unit_rows {
-            order.push(
-                u32::try_from(r)
-                    .map_err(|_| RunError::Unsupported("more than 2^32 eligible rows".into()))?,
-            );
-            weights.push(source_weight.as_ref().map_or(w, |s| w * s.value(r)));
-            row_strata.push(stratum_of_unit[&u]);
-            row_splits.push(part);
-        }
-    }
-    let (out, schema) = output_batch(
-        st,
-        split,
-        OutputRows {
-            picks: RowPicks::Take {
-                input: &input,
-                strata: &strata_arrays,
-                indices: UInt32Array::from(order),
-            },
-            weights,
-            strata: row_strata,
-            splits: row_splits,
-        },
-        &stratum_strings,
-        ctx.state().config().target_partitions(),
-    )?;
-
-    // 8. Report.
-    let warnings = run_warnings(
-        st,
-        null_units,
-        &alloc_warnings,
-        &stratum_strings,
-        &stratum_texts,
-    );
-    let report = Report {
-        total_population: units.len() as u64,
-        total_selected: selected.len() as u64,
-        strata: reports,
-        null_units,
-        excluded_units,
-        having_dropped_units,
-        seed: st.seed,
-        warnings,
-        split_totals,
-        source_weighted: source_weight.is_some(),
-    };
-    Ok(RunStream::ready(RunOutput {
-        batches: vec![out],
-        schema,
-        report,
-        plan: Plan::InMemory,
-        profile: Profile {
-            phases: vec![("in-memory run", started.elapsed())],
-            spilled_runs: 0,
-        },
-        upstream,
-    }))
+    let mut out = stream::run(ctx, st, source, split, filters, options).await?;
+    out.report.source_weighted = source_weighted(program, st);
+    out.upstream = upstream;
+    Ok(out)
 }
 
 /// The output rows of a run, in output order: their places among the
@@ -1119,12 +736,6 @@ struct OutputRows<'a> {
 
 /// Where the output rows come from, in output order.
 enum RowPicks<'a> {
-    /// Rows `indices` of the source columns `input` and the stratum columns.
-    Take {
-        input: &'a [ArrayRef],
-        strata: &'a [ArrayRef],
-        indices: UInt32Array,
-    },
     /// Every row of the source columns `input` and the stratum columns, in order.
     Whole {
         input: &'a [ArrayRef],
@@ -1143,7 +754,6 @@ enum RowPicks<'a> {
 impl RowPicks<'_> {
     fn len(&self) -> usize {
         match self {
-            RowPicks::Take { indices, .. } => indices.len(),
             RowPicks::Whole { rows, .. } => *rows,
             RowPicks::Gather { pairs, .. } => pairs.len(),
         }
@@ -1152,14 +762,6 @@ impl RowPicks<'_> {
     /// Source column `i` (or stratum column `i`) at the picked rows.
     fn column(&self, i: usize, stratum: bool) -> Result<ArrayRef, RunError> {
         match self {
-            RowPicks::Take {
-                input,
-                strata,
-                indices,
-            } => {
-                let a = if stratum { &strata[i] } else { &input[i] };
-                take(a.as_ref(), indices, None).map_err(arrow_err("output"))
-            }
             RowPicks::Whole { input, strata, .. } => {
                 Ok(if stratum { &strata[i] } else { &input[i] }.clone())
             }
@@ -1265,10 +867,6 @@ fn run_warnings(
     }
     warnings.extend(unknown_rule_values(st, stratum_texts));
     warnings
-}
-
-fn draw_order(a: &Unit, b: &Unit) -> Ordering {
-    a.draw.cmp(&b.draw).then_with(|| a.key.cmp(&b.key))
 }
 
 fn input_index(st: &Statement, name: &str) -> Result<usize, RunError> {
@@ -1785,52 +1383,6 @@ pub(crate) fn batch_bytes(b: &RecordBatch) -> usize {
         .sum()
 }
 
-async fn read_input(
-    ctx: &SessionContext,
-    program: &Program,
-    st: &Statement,
-    plan: &StrataPlan,
-    upstream: &mut Vec<StatementReport>,
-) -> Result<RecordBatch, RunError> {
-    let (mut df, name) = source_frame(ctx, program, &st.source, upstream).await?;
-    let context = format!("reading {name}");
-    if let Some(f) = &st.filter {
-        df = df
-            .filter(lower_expr(f, None)?)
-            .map_err(df_err("evaluating `where`"))?;
-    }
-    let mut select: Vec<Expr> = st.input.iter().map(|c| column(&c.name)).collect();
-    select.extend(plan.projections(st)?);
-    let df = df
-        .select(select)
-        .map_err(df_err("evaluating `stratify by`"))?;
-    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-    // The rows strat holds count against the context's memory pool, so a run
-    // with a memory limit fails cleanly instead of being killed (unbounded by default).
-    let pool = ctx.runtime_env().memory_pool.clone();
-    let reservation = MemoryConsumer::new("strat: eligible rows").register(&pool);
-    let mut stream = df.execute_stream().await.map_err(df_err(context.clone()))?;
-    let mut batches = Vec::new();
-    while let Some(b) = stream.next().await {
-        let b = b.map_err(df_err(context.clone()))?;
-        let asked = batch_bytes(&b);
-        reservation
-            .try_grow(asked)
-            .map_err(|e| over_memory_limit(&context, pool.as_ref(), asked, e))?;
-        batches.push(b);
-    }
-    // The concatenated copy is held while the pieces are still alive.
-    let total: usize = batches.iter().map(batch_bytes).sum();
-    reservation
-        .try_grow(total)
-        .map_err(|e| over_memory_limit(&context, pool.as_ref(), total, e))?;
-    let all = concat_batches(&schema, &batches).map_err(arrow_err(&context))?;
-    drop(batches);
-    reservation.shrink(total);
-    // The reservation ends with this function; what it measured is the peak of reading.
-    Ok(all)
-}
-
 /// The key texts of column `name` of a source (NULLs skipped), for
 /// `keep units in` or `exclude units in` (`verb`).
 async fn unit_keys(
@@ -1970,106 +1522,6 @@ fn request(st: &Statement) -> Request {
         min: st.min,
         max: st.max,
     }
-}
-
-/// `S_h` per stratum: the population standard deviation of the column over the
-/// stratum's units with a non-NULL value; `None` for fewer than two values.
-/// Integers and decimals use exact sums.
-fn neyman_sds(
-    a: &ArrayRef,
-    name: &str,
-    units: &[Unit],
-    strata: &[Vec<usize>],
-) -> Result<Vec<Option<f64>>, RunError> {
-    #[derive(PartialEq)]
-    enum V {
-        Null,
-        Exact(i128),
-        Float(f64),
-    }
-    let (values, scale): (Vec<V>, i8) = match a.data_type() {
-        DataType::Float16 | DataType::Float32 | DataType::Float64 => {
-            let c = cast(a, &DataType::Float64).map_err(arrow_err("neyman"))?;
-            let c = c.as_primitive::<Float64Type>();
-            let v = (0..c.len())
-                .map(|i| {
-                    if c.is_valid(i) {
-                        V::Float(c.value(i))
-                    } else {
-                        V::Null
-                    }
-                })
-                .collect();
-            (v, 0)
-        }
-        t if t.is_integer() || matches!(t, DataType::Null) => {
-            let c = cast(a, &DataType::Decimal128(38, 0)).map_err(arrow_err("neyman"))?;
-            let c = c.as_primitive::<Decimal128Type>();
-            let v = (0..c.len())
-                .map(|i| {
-                    if c.is_valid(i) {
-                        V::Exact(c.value(i))
-                    } else {
-                        V::Null
-                    }
-                })
-                .collect();
-            (v, 0)
-        }
-        DataType::Decimal32(_, s)
-        | DataType::Decimal64(_, s)
-        | DataType::Decimal128(_, s)
-        | DataType::Decimal256(_, s) => {
-            let c = cast(a, &DataType::Decimal128(38, *s)).map_err(arrow_err("neyman"))?;
-            let c = c.as_primitive::<Decimal128Type>();
-            let v = (0..c.len())
-                .map(|i| {
-                    if c.is_valid(i) {
-                        V::Exact(c.value(i))
-                    } else {
-                        V::Null
-                    }
-                })
-                .collect();
-            (v, *s)
-        }
-        other => {
-            return Err(RunError::Unsupported(format!(
-                "neyman over a column of type {other}"
-            )));
-        }
-    };
-    let scale = match values.iter().any(|v| matches!(v, V::Float(_))) {
-        true => Scale::Float,
-        false => Scale::Decimal(u32::from(scale.unsigned_abs())),
-    };
-    // The unit named by E0206 is the smallest such key, as in the streaming plan.
-    let mut not_constant: Option<&[u8]> = None;
-    let mut out = Vec::with_capacity(strata.len());
-    for members in strata {
-        let mut moments = Moments::default();
-        for &u in members {
-            let first = &values[units[u].rows[0]];
-            if units[u].rows.iter().any(|&r| values[r] != *first) {
-                let key = units[u].key.as_slice();
-                not_constant = Some(not_constant.map_or(key, |k| k.min(key)));
-                continue;
-            }
-            match first {
-                V::Null => {}
-                V::Exact(x) => moments.add_scaled(*x),
-                V::Float(x) => moments.add_f64(*x),
-            }
-        }
-        out.push(moments.sd(scale));
-    }
-    if let Some(unit) = not_constant {
-        return Err(RunError::NeymanNotConstant {
-            column: name.to_string(),
-            unit: String::from_utf8_lossy(unit).into_owned(),
-        });
-    }
-    Ok(out)
 }
 
 /// `num / den` for positive integers, correctly rounded to the nearest f64

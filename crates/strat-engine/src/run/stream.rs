@@ -1,4 +1,4 @@
-//! The streaming runner: two passes over a statement's rows, holding 16
+//! strat's one plan: two passes over a statement's rows, holding 16
 //! bytes per unit and the selected rows — never the table (issues 6 and
 //! 13). Every statement runs here; [`rows`] says where the rows come from
 //! (a table, an earlier statement's output spooled to a file, and with unit
@@ -17,7 +17,7 @@
 //!    [`KeyHasher`]) and the row's stratum (Arrow's row format of the stratum
 //!    values, mapped to a stratum id); a row whose unit value equals the
 //!    previous row's skips all but the stratum. A unit is remembered as 16
-//!    bytes: `r` and `c`'s top 48 bits with the stratum id in the low 16 —
+//!    bytes: `r` and `c`'s top 40 bits with the stratum id in the low 24 —
 //!    appended, without a lock or a hash probe, to the task's bucket for the
 //!    top 10 bits of `r`. At the end each task sorts its buckets by draw and
 //!    drops repeats; merging the tasks' buckets walks the units in draw order
@@ -25,11 +25,10 @@
 //!    tie). Past the unit budget a task writes its buckets to disk as a
 //!    sorted run, and the runs are merged instead. Two different key texts
 //!    are taken for one unit only if both md5's first 64 bits and the keyed
-//!    48-bit hash agree (chance about `N² / 2^113` per run, and no input can
+//!    40-bit hash agree (chance about `N² / 2^105` per run, and no input can
 //!    be built to force it, since the hash key is secret and new on every
 //!    run).
-//! 2. **Allocation**, exactly as the in-memory runner: strata in stratum
-//!    order, rules matched once per stratum, [`strat_alloc::allocate`];
+//! 2. **Allocation**: strata in stratum order, rules matched once per stratum, [`strat_alloc::allocate`];
 //!    neyman's `S_h` from a grouping of the rows by unit ([`neyman`]).
 //! 3. **Selection** from the units in draw order, without keys: per stratum
 //!    the first `n_h` (exact), those below the draw threshold (Bernoulli), or
@@ -42,14 +41,13 @@
 //!    must be the units selected: their number and a checksum of their
 //!    draws and strata, else the table changed during the run (an error). A
 //!    split keeps every row: [`ordered`] reads them again, places each by
-//!    its part, stratum and draw, and DataFusion's spilling sort orders
-//!    them as they are written.
+//!    its part, stratum and draw, and spreads them over bucket files by
+//!    place (a distribution sort), each bucket ordered in memory.
 //!
-//! Whatever this plan cannot decide without key texts falls back to the
-//! in-memory runner, which then gives the answer (or the exact error): two
-//! units with equal draws on either side of a selection or split boundary
-//! (order by key text), a unit spanning strata (its message names the
-//! smallest such unit), more than 65,535 strata, and any error.
+//! What units' draws and hashes cannot decide, key texts do, from one more
+//! pass over just the rows concerned ([`again`]): units whose draws tie at a
+//! selection or split boundary (ordered by key text), and the first unit in
+//! draw order met in two strata (E0201 names it).
 
 use std::collections::{BinaryHeap, HashSet};
 use std::hash::{BuildHasherDefault, Hash, Hasher};
@@ -904,7 +902,6 @@ pub(super) async fn run(
             rows,
             schema,
             report,
-            plan: Plan::Streaming,
             profile: Profile {
                 phases: clock.phases,
                 spilled_runs,
@@ -1068,7 +1065,6 @@ pub(super) async fn run(
         batches: vec![out],
         schema: out_schema,
         report,
-        plan: Plan::Streaming,
         profile: Profile {
             phases: clock.phases,
             spilled_runs,

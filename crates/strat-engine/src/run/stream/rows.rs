@@ -8,7 +8,7 @@
 //! the unit's eligible rows, and `having` keeps or drops whole units. Then
 //! DataFusion's spilling sort puts the eligible rows in unit order; as they
 //! come, each run of complete units gets its aggregates, `having` and
-//! stratum values from the in-memory runner's own code ([`StrataPlan`]),
+//! stratum values from [`StrataPlan`],
 //! and the rows of the units `having` keeps go on with one stratum column
 //! per stratum. So every pass (counting, neyman, materialising, placing)
 //! reads rows with plain stratum columns, and a statement with unit
@@ -465,7 +465,6 @@ fn units_of(batch: &RecordBatch, unit_at: usize) -> Result<Vec<Unit>, RunError> 
             Some(u) if u.key == buf => u.rows.push(row),
             _ => units.push(Unit {
                 key: buf.clone(),
-                draw: 0,
                 rows: vec![row],
             }),
         }
