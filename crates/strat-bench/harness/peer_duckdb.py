@@ -9,6 +9,7 @@ from counts and standard deviations, in Python), then
 `row_number() over (partition by stratum order by hash(member_id, seed))`
 (`hash(members, seed)`, the hash of the whole row, for the tasks without unit);
 folds with `ntile(K)`, an about split with a threshold on the hash.
+`--mode ordered` writes a split's rows in strat's output order (spec §7.3).
 Prints one JSON line: {"inner_s": seconds inside the process from the engine
 being ready (connected) to the file written}.
 """
@@ -75,6 +76,17 @@ def split_sql(t: dict, source: str, seed: int) -> str:
                      row_number() OVER (PARTITION BY {s} ORDER BY {draw(t, source, seed)}) AS rn,
                      count(*) OVER (PARTITION BY {s}) AS n_h
               FROM {source})"""
+
+
+def ordered_sql(task: str, sql: str) -> str:
+    """A split's rows in strat's output order (spec §7.3: split in listing
+    order, stratum, draw — DuckDB's hash standing for the md5 draw), so that
+    DuckDB writes the same Parquet as strat, not just the same rows."""
+    t = TASKS[task]
+    names = [name for name, _ in t["shares"]]
+    part = "CASE _split " + " ".join(f"WHEN '{n}' THEN {i}" for i, n in enumerate(names)) + " END"
+    seed = t["split_seed"] if t["kind"] == "chain" else t["seed"]
+    return f"SELECT * FROM ({sql}) ORDER BY {part}, {', '.join(t['strata'])}, hash({t['unit']}, {seed})"
 
 
 def sample_sql(con, task: str, n: int | None) -> str:
@@ -159,7 +171,7 @@ def draw_sql(task: str) -> str:
 
 
 def main() -> None:
-    ap = peer_arguments(['sample', 'scan', 'draw'])
+    ap = peer_arguments(['sample', 'scan', 'draw', 'ordered'])
     ap.add_argument("--print-sql", action="store_true")
     a = ap.parse_args()
     con = duckdb.connect()
@@ -170,6 +182,8 @@ def main() -> None:
         con.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet({q(a.events)})")
     if a.mode == "sample":
         sql = f"COPY ({sample_sql(con, a.task, a.n)}) TO {q(a.out)} (FORMAT parquet)"
+    elif a.mode == "ordered":
+        sql = f"COPY ({ordered_sql(a.task, sample_sql(con, a.task, a.n))}) TO {q(a.out)} (FORMAT parquet)"
     elif a.mode == "scan":
         sql = scan_sql(a.task)
     else:

@@ -24,7 +24,9 @@ was killed is not run again at larger sizes (`skipped`).
 Variants: strat (--threads N, N = --threads), strat-1t (--threads 1),
 duckdb, polars, spark (the idiomatic sample, each on --threads cores; a peer
 that does not implement a task shows "–"), polars-shuffle (T2, T4: Polars'
-`int_range(len).shuffle(seed).over(strata) < n_h`);
+`int_range(len).shuffle(seed).over(strata) < n_h`), duckdb-ordered (the
+splits T6, T11-T13 written in strat's output order, spec §7.3: the same
+Parquet, not just the same rows);
 floors: datafusion-scan (strat's engine), duckdb-scan, polars-scan, spark-scan
 (read the task's columns, count by strata); duckdb-draw, the target of issue 6
 (DuckDB's scan plus the spec's md5 draw of every unit), and datafusion-draw
@@ -190,6 +192,8 @@ def runs_task(variant: str, task: str) -> bool:
         return True
     if variant == "polars-shuffle":
         return task in SHUFFLE_TASKS
+    if variant == "duckdb-ordered":
+        return TASKS[task]["kind"] in SPLIT_KINDS and "duckdb" in TASKS[task]["peers"]
     return variant in TASKS[task]["peers"]
 
 
@@ -477,11 +481,11 @@ def render(results: list[dict], meta: dict) -> str:
             "Wall time, median of the measured runs (fresh process each); peak RSS in the next table."
             " `failed`, `killed`, `timeout`: see the last table.",
             "",
-            "| task | strat | strat 1 thread | speed-up 1→2 | DuckDB | Polars | Polars shuffle | Spark | strat / fastest peer "
+            "| task | strat | strat 1 thread | speed-up 1→2 | DuckDB | DuckDB, §7.3 order | Polars | Polars shuffle | Spark | strat / fastest peer "
             "| draw floor (DuckDB) | strat / draw floor | DataFusion md5 draw | strat / DataFusion scan floor "
             "| kernel floor | strat / kernel floor "
             "| scan floors: DataFusion · DuckDB · Polars · Spark |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         kernel = meta.get("kernel", {}).get(rows)
 
@@ -520,7 +524,7 @@ def render(results: list[dict], meta: dict) -> str:
             fastest = min(peers)[0] if peers else None
             lines.append(
                 f"| {task.upper()} | {ws(task, 'strat')} | {ws(task, 'strat-1t')} | {fmt_ratio(w(task, 'strat-1t'), w(task, 'strat'))} "
-                f"| {ws(task, 'duckdb')} | {ws(task, 'polars')} | {ws(task, 'polars-shuffle')} | {ws(task, 'spark')} "
+                f"| {ws(task, 'duckdb')} | {ws(task, 'duckdb-ordered')} | {ws(task, 'polars')} | {ws(task, 'polars-shuffle')} | {ws(task, 'spark')} "
                 f"| {fmt_ratio(w(task, 'strat'), fastest)} | {ws(task, 'duckdb-draw')} | {fmt_ratio(w(task, 'strat'), w(task, 'duckdb-draw'))} "
                 f"| {ws(task, 'datafusion-draw')} | {fmt_ratio(w(task, 'strat'), w(task, 'datafusion-scan'))} "
                 f"| {fmt_s(kernel_floor(task))} | {fmt_ratio(w(task, 'strat'), kernel_floor(task))} "
@@ -537,13 +541,13 @@ def render(results: list[dict], meta: dict) -> str:
             "",
             "Peak RSS of the run's process (tree, for Spark; up to its end for a run that did not finish):",
             "",
-            "| task | strat | strat 1 thread | DuckDB | Polars | Polars shuffle | Spark | strat / DuckDB | draw floor (DuckDB) "
+            "| task | strat | strat 1 thread | DuckDB | DuckDB, §7.3 order | Polars | Polars shuffle | Spark | strat / DuckDB | draw floor (DuckDB) "
             "| scan floors: DataFusion · DuckDB · Polars · Spark |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for task in meta["tasks"]:
             lines.append(
-                f"| {task.upper()} | {ms(task, 'strat')} | {ms(task, 'strat-1t')} | {ms(task, 'duckdb')} | {ms(task, 'polars')} "
+                f"| {task.upper()} | {ms(task, 'strat')} | {ms(task, 'strat-1t')} | {ms(task, 'duckdb')} | {ms(task, 'duckdb-ordered')} | {ms(task, 'polars')} "
                 f"| {ms(task, 'polars-shuffle')} | {ms(task, 'spark')} | {fmt_ratio(m(task, 'strat'), m(task, 'duckdb'))} "
                 f"| {ms(task, 'duckdb-draw')} "
                 f"| {' · '.join(ms(task, v) for v in ('datafusion-scan', 'duckdb-scan', 'polars-scan', 'spark-scan'))} |"
@@ -557,7 +561,7 @@ def render(results: list[dict], meta: dict) -> str:
             "| --- | --- | " + " | ".join("---" for _ in meta["rows"]) + " | --- |",
         ]
         for task in meta["tasks"]:
-            for v in ("strat", "duckdb", "polars", "polars-shuffle", "spark"):
+            for v in ("strat", "duckdb", "duckdb-ordered", "polars", "polars-shuffle", "spark"):
                 xs = [med.get((r, task, v), (None, None))[1] for r in meta["rows"]]
                 if any(x is not None for x in xs):
                     growth = fmt_ratio(xs[-1], xs[0]) if xs[0] and xs[-1] else "–"
@@ -611,6 +615,8 @@ def main() -> None:
     ap.add_argument("--no-floors", action="store_true", help="skip the scan and draw floors")
     ap.add_argument("--no-strat-1t", action="store_true", help="skip strat --threads 1")
     ap.add_argument("--no-polars-shuffle", action="store_true", help="skip the Polars shuffle variant of T2 and T4")
+    ap.add_argument("--no-duckdb-ordered", action="store_true",
+                    help="skip DuckDB writing the splits in strat's output order (spec §7.3)")
     ap.add_argument("--runs", type=int, default=3, help="measured runs per variant (median reported)")
     ap.add_argument("--warmup", type=int, default=1, help="unmeasured runs first")
     ap.add_argument("--timeout", type=float, default=1800,
@@ -650,6 +656,8 @@ def main() -> None:
             variants.append("strat-1t")
         if e == "polars" and not a.no_polars_shuffle:
             variants.append("polars-shuffle")
+        if e == "duckdb" and not a.no_duckdb_ordered:
+            variants.append("duckdb-ordered")
     if not a.no_floors:
         # strat's engine is DataFusion: its floors come from DataFusion itself.
         variants += [f"{'datafusion' if e == 'strat' else e}-scan" for e in engines]
