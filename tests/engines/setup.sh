@@ -10,6 +10,7 @@
 #   Spark       — PySpark from PyPI, pinned, in local mode; needs Java 17
 #                 (Debian's openjdk-17-jre-headless when java is missing).
 #   DataFusion  — in-process in the test binary, nothing to install.
+#   Chromium    — Debian's, headless, for the HTML report's browser test.
 set -euo pipefail
 
 DUCKDB_VERSION=2.0.1
@@ -62,8 +63,20 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
 fi
 
+# Debian's Chromium, headless, for the HTML report's browser test
+# (tests/integration/browser.rs).
+if ! [ -x /usr/bin/chromium ] && ! [ -x /usr/bin/chromium-browser ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup.sh: Chromium is missing and installing it needs root (apt-get install chromium)" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+
 echo "python $PY"
 "$PY" -c "import duckdb; print('duckdb', duckdb.__version__)"
 "$PY" -c "import pyspark; print('pyspark', pyspark.__version__)"
 java -version 2>&1 | head -1
 ls -d /usr/lib/postgresql/*/bin | sed 's/^/postgresql /'
+(/usr/bin/chromium --version || /usr/bin/chromium-browser --version) 2>/dev/null | head -1

@@ -4,6 +4,7 @@
 // Tests may say what they saw on stderr (cargo shows it for a failing test).
 #![allow(clippy::print_stderr)]
 
+mod browser;
 mod check_cases;
 mod cli;
 mod common;
@@ -17,6 +18,7 @@ mod formats;
 mod fuzz_corpus;
 mod hostile;
 mod oracle;
+mod progress;
 mod repl;
 mod robustness;
 mod run;

@@ -721,3 +721,59 @@ fn one_file_per_split_part() {
         assert!(stderr(&o).contains(words), "{rules}: {}", stderr(&o));
     }
 }
+
+/// `--report FILE.html`: one self-contained page whose embedded numbers are
+/// the JSON report's — for an exact sample, an `about` sample and a split —
+/// with its charts and a row for every stratum, and nothing from the network.
+#[test]
+fn html_report_embeds_the_json_report() {
+    let dir = tempdir("html-report");
+    for f in ["members.csv", "last_test_set.csv"] {
+        std::fs::copy(root().join("examples/data").join(f), dir.join(f)).unwrap();
+    }
+    let about = "table members = \"members.csv\"\nsample members unit member_id \
+                 stratify by country, plan take about 10% seed 3\n";
+    let split = std::fs::read_to_string(root().join("examples/train_val_test.strat"))
+        .unwrap()
+        .replace("data/", "");
+    for (name, text) in [
+        ("cohort", COHORT),
+        ("about", about),
+        ("split", split.as_str()),
+    ] {
+        let rule = dir.join(format!("{name}.strat"));
+        std::fs::write(&rule, text).unwrap();
+        let rule = rule.to_string_lossy().into_owned();
+        let out = dir
+            .join(format!("{name}.csv"))
+            .to_string_lossy()
+            .into_owned();
+        let json = dir
+            .join(format!("{name}.json"))
+            .to_string_lossy()
+            .into_owned();
+        let html = dir
+            .join(format!("{name}.html"))
+            .to_string_lossy()
+            .into_owned();
+        run_ok(&["run", &rule, "-o", &out, "--report", &json]);
+        run_ok(&["run", &rule, "-o", &out, "--report", &html]);
+        let want: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        let page = std::fs::read_to_string(&html).unwrap();
+        let at = page.find("id=\"strat-report\">").expect("embedded JSON") + 18;
+        let end = at + page[at..].find("</script>").expect("closed");
+        let got: serde_json::Value = serde_json::from_str(&page[at..end]).unwrap();
+        assert_eq!(
+            got, want,
+            "{name}: the page's numbers are the JSON report's"
+        );
+        let strata = want["strata"].as_array().unwrap().len();
+        let rows = page.matches("<tr>").count() + page.matches("<tr class=\"alert\">").count();
+        assert_eq!(rows, strata, "{name}: a table row per stratum");
+        assert!(page.matches("class=\"bar ").count() >= 8, "{name}: charts");
+        for remote in ["http://", "https://", "//cdn", "@import", "url("] {
+            assert!(!page.contains(remote), "{name}: {remote} in the page");
+        }
+    }
+}

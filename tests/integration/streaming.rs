@@ -47,7 +47,10 @@ async fn compare(file: &Path, text: &str, options: &Options) -> Vec<Result<RunOu
                 file.display()
             );
             let default = run_statement_with(&ctx, &program, index, &RunOptions::default()).await;
-            let spilling = RunOptions { unit_memory: 128 };
+            let spilling = RunOptions {
+                unit_memory: 128,
+                ..RunOptions::default()
+            };
             let spilled = run_statement_with(&ctx, &program, index, &spilling).await;
             let (default, spilled) = (
                 default.map_err(|e| e.to_string()),
@@ -307,7 +310,10 @@ fn strat_equals_the_oracle_on_generated_data() {
                 let ctx = SessionContext::new_with_config(config);
                 let compiled = compile(&ctx, Some(&file), &text, &Options::default()).await;
                 let program = compiled.program.expect("checks");
-                let options = RunOptions { unit_memory };
+                let options = RunOptions {
+                    unit_memory,
+                    ..RunOptions::default()
+                };
                 let out = run_statement_with(&ctx, &program, 0, &options).await;
                 let out = out.unwrap_or_else(|e| panic!("{rule}: {e}"));
                 concat_batches(&out.schema, &out.batches).expect("concat")

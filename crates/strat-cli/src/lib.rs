@@ -5,6 +5,7 @@
 // that only this crate writes to the terminal.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod progress;
 mod repl;
 mod run;
 mod sql;

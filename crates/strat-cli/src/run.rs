@@ -1,16 +1,19 @@
 //! `strat run`: compile, run the emitted statement, write the sample and the
 //! report atomically, and summarise on stderr.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use datafusion::prelude::SessionContext;
 use strat_engine::memory::Budget;
 use strat_engine::output::{self, OutputError};
+use strat_engine::progress::{Phase, Progress};
 use strat_engine::report::{self, RunMeta};
 use strat_engine::run::{Report, run_statement_streamed};
+use strat_render::report::{REPORT_EXTENSIONS, ReportFormat, report_text};
 use strat_syntax::Diagnostic;
 
 use crate::render::{self, FileDiagnostics};
@@ -33,7 +36,7 @@ pub struct RunArgs {
     /// (`-o 'out/{split}.parquet'`: out/train.parquet, out/test.parquet, …).
     #[arg(short = 'o', long = "output", value_name = "OUT")]
     pub output: PathBuf,
-    /// Also write a report: .json or .md.
+    /// Also write a report: .json, .md, or .html (a self-contained page with charts).
     #[arg(long, value_name = "REPORT")]
     pub report: Option<PathBuf>,
     /// Threads (DataFusion partitions) to use; the sample never depends on it.
@@ -45,6 +48,9 @@ pub struct RunArgs {
     /// Print where the time went (each phase of the run, and writing) on stderr.
     #[arg(long)]
     pub timings: bool,
+    /// No progress bar on stderr (there is none when stderr is not a terminal).
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
     /// When to colour human output.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
@@ -255,16 +261,20 @@ pub async fn run(args: RunArgs) -> i32 {
         Err(e) => return fail(vec![output_diagnostic(e)]),
     };
 
-    let spinner = progress(&file.name);
+    let view = crate::progress::start(&file.name, args.quiet);
+    let progress = view.as_ref().map(|v| v.progress.clone());
     let started = std::time::Instant::now();
-    let options = strat_engine::run::RunOptions::default();
+    let options = strat_engine::run::RunOptions {
+        progress: progress.clone(),
+        ..strat_engine::run::RunOptions::default()
+    };
     let result = run_statement_streamed(&ctx, &program, index, &options).await;
-    if let Some(s) = &spinner {
-        s.finish_and_clear();
-    }
     let mut out = match result {
         Ok(out) => out,
-        Err(e) => return fail(vec![run_diagnostic(&e, &compiled_inputs, &program, index)]),
+        Err(e) => {
+            drop(view);
+            return fail(vec![run_diagnostic(&e, &compiled_inputs, &program, index)]);
+        }
     };
 
     let writing = std::time::Instant::now();
@@ -275,7 +285,9 @@ pub async fn run(args: RunArgs) -> i32 {
     // whose md5 is not the new sample's, beside the new sample.
     let threads = ctx.state().config().target_partitions();
     let rows = std::mem::replace(&mut out.rows, Box::pin(futures::stream::empty()));
-    let (samples, rows) = match stage_samples(rows, &out.schema, &destinations, threads).await {
+    let staged = stage_samples(rows, &out.schema, &destinations, threads, progress).await;
+    drop(view);
+    let (samples, rows) = match staged {
         Ok(s) => s,
         Err(Staging::Output(e)) => return fail(vec![output_diagnostic(e)]),
         Err(Staging::Run(e)) => {
@@ -316,14 +328,8 @@ pub async fn run(args: RunArgs) -> i32 {
                 .collect(),
             output: files,
         };
-        let text = match report_format(path) {
-            Ok(ReportFormat::Json) => {
-                serde_json::to_string_pretty(&report::to_json(&out.report, &out.upstream, &meta))
-                    .expect("plain JSON")
-                    + "\n"
-            }
-            _ => report::to_markdown(&out.report, &out.upstream, &meta),
-        };
+        let format = report_format(path).unwrap_or(ReportFormat::Markdown);
+        let text = report_text(format, &out.report, &out.upstream, &meta);
         match output::stage_file(path, |w| {
             w.write_all(text.as_bytes())
                 .map_err(|e| strat_engine::errtext::io(&e))
@@ -460,12 +466,14 @@ enum Staging {
 /// Each destination's rows written completely under a temporary name (none is
 /// in place until every one, and the report, is written): the whole sample,
 /// or a part's rows (by `_split`) in its own file. The rows are read once, as
-/// they come; returns the staged files and the number of rows.
+/// they come (told to `progress`); returns the staged files and the number
+/// of rows.
 async fn stage_samples(
     mut rows: strat_engine::run::RowStream,
     schema: &datafusion::arrow::datatypes::SchemaRef,
     destinations: &[(Option<String>, PathBuf)],
     threads: usize,
+    progress: Option<Arc<Progress>>,
 ) -> Result<(Vec<(Option<String>, output::Staged)>, usize), Staging> {
     use futures::StreamExt;
     let mut writers = Vec::new();
@@ -476,6 +484,13 @@ async fn stage_samples(
     let mut count = 0;
     while let Some(batch) = rows.next().await {
         let batch = batch.map_err(Staging::Run)?;
+        if let Some(p) = &progress {
+            // A split's first rows come once every row is placed.
+            if count == 0 {
+                p.enter(Phase::Writing, None);
+            }
+            p.read(batch.num_rows());
+        }
         count += batch.num_rows();
         for (split, writer) in &mut writers {
             let part = match split {
@@ -537,41 +552,19 @@ fn timings(profile: &strat_engine::run::Profile, writing: Duration, total: Durat
     out
 }
 
-enum ReportFormat {
-    Json,
-    Markdown,
-}
-
+/// The report's format, from its extension.
 fn report_format(path: &Path) -> Result<ReportFormat, OutputError> {
-    match path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
-        Some("json") => Ok(ReportFormat::Json),
-        Some("md" | "markdown") => Ok(ReportFormat::Markdown),
-        _ => Err(OutputError {
-            message: format!(
-                "cannot tell the report format of `{}` from its extension",
-                path.display()
-            ),
-            help: "name the report .json or .md".into(),
-        }),
-    }
+    strat_render::report::report_format(path).ok_or_else(|| OutputError {
+        message: format!(
+            "cannot tell the report format of `{}` from its extension",
+            path.display()
+        ),
+        help: format!("name the report {REPORT_EXTENSIONS}"),
+    })
 }
 
 pub(crate) fn output_diagnostic(e: OutputError) -> Diagnostic {
     Diagnostic::error("E0205", e.message).with_help(e.help)
-}
-
-fn progress(name: &str) -> Option<indicatif::ProgressBar> {
-    if !std::io::stderr().is_terminal() {
-        return None;
-    }
-    let bar = indicatif::ProgressBar::new_spinner().with_message(format!("sampling {name}"));
-    bar.enable_steady_tick(Duration::from_millis(120));
-    Some(bar)
 }
 
 /// The per-stratum summary for stderr, cut to the first strata when there are

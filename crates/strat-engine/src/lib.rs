@@ -52,6 +52,7 @@ pub mod memory;
 pub mod moments;
 pub mod output;
 mod parallel;
+pub mod progress;
 pub mod report;
 pub mod run;
 

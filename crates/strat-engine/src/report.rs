@@ -138,6 +138,8 @@ fn statement_json(label: &str, report: &Report) -> Value {
         "having_dropped_units": report.having_dropped_units,
         "warnings": report.warnings,
         "splits": report.split_totals.iter().map(|(n, c)| (n.clone(), json!(c))).collect::<serde_json::Map<_, _>>(),
+        // The parts in listing order (the keys of `splits` are sorted).
+        "split_names": report.split_totals.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
         "strata": strata,
     })
 }

@@ -638,12 +638,15 @@ pub struct RunOptions {
     /// beyond it (or beyond the context's memory limit) they are spilled to
     /// disk as sorted runs. 256 MiB by default: about 8 million units.
     pub unit_memory: usize,
+    /// Where the run tells its phase and the rows it has read (a progress bar).
+    pub progress: Option<Arc<crate::progress::Progress>>,
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
             unit_memory: 256 << 20,
+            progress: None,
         }
     }
 }

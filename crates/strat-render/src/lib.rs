@@ -5,6 +5,8 @@
 //! until here.
 
 pub mod render;
+pub mod report;
+pub mod report_html;
 pub mod run_error;
 pub mod source;
 

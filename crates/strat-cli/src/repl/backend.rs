@@ -1152,24 +1152,14 @@ impl Session {
             ));
         };
         let inputs: Vec<PathBuf> = c.inputs.iter().map(|(_, p)| p.clone()).collect();
-        let ext = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .map(str::to_ascii_lowercase);
-        let text = match ext.as_deref() {
-            Some("json") => {
-                serde_json::to_string_pretty(&report::to_json(&out.report, &out.upstream, &meta))
-                    .expect("plain JSON")
-                    + "\n"
-            }
-            Some("md" | "markdown") => markdown,
-            _ => {
-                return Err(format!(
-                    "cannot tell the report format of `{}`: name it .json or .md\n",
-                    path.display()
-                ));
-            }
+        let Some(format) = strat_render::report::report_format(path) else {
+            return Err(format!(
+                "cannot tell the report format of `{}`: name it {}\n",
+                path.display(),
+                strat_render::report::REPORT_EXTENSIONS
+            ));
         };
+        let text = strat_render::report::report_text(format, &out.report, &out.upstream, &meta);
         output::check_not_an_input(path, &inputs)
             .and_then(|_| {
                 output::write_file_atomic(path, |w| {

@@ -72,6 +72,7 @@ use datafusion::execution::{DiskManager, SpillFile};
 
 use crate::keys::{KeyError, KeyHasher, compare_row_key_column};
 use crate::parallel::map_on_threads;
+use crate::progress::{self, Phase, Progress};
 
 /// A spilled run of units.
 type RunFile = Arc<dyn SpillFile>;
@@ -460,6 +461,8 @@ struct Strata {
 
 /// What the counting tasks share.
 struct Counting {
+    /// Rows read, told a batch at a time.
+    progress: Option<Arc<Progress>>,
     drawer: Drawer,
     hasher: KeyHasher,
     filters: UnitFilters,
@@ -525,8 +528,19 @@ pub(super) async fn run(
     let mut clock = Clock::new();
     let pool = ctx.runtime_env().memory_pool.clone();
     let context = format!("reading {}", source.what);
+    let progress = options.progress.clone();
+    let source_rows = match &progress {
+        Some(_) => source.rows_hint(ctx).await,
+        None => None,
+    };
+    let enter = |phase: Phase, total: Option<u64>| {
+        if let Some(p) = &progress {
+            p.enter(phase, total);
+        }
+    };
 
     // 1. Counting pass.
+    enter(Phase::Counting, source_rows);
     let (df, strata_at) = counting_frame(ctx, st, &source).await?;
     let key = key_of(st)?.leading();
     let types: Vec<DataType> = df.schema().fields()[strata_at..]
@@ -558,6 +572,7 @@ pub(super) async fn run(
         key,
         strata_at,
         unit: st.unit.as_ref().map(|c| c.name.clone()),
+        progress: progress.clone(),
     });
     let passes = each_partition(df, &context, |s| count_partition(s, counting.clone()));
     let (mut null_rows, mut rows_counted) = (0u64, 0u64);
@@ -616,6 +631,7 @@ pub(super) async fn run(
         .unwrap_or_else(|p| p.into_inner());
 
     clock.lap("counting pass (unit and stratum columns, draws)");
+    enter(Phase::Selecting, None);
     // Counted by this pass alone: the later ones read the rows again.
     let having_dropped_units = source.having_dropped();
 
@@ -884,7 +900,9 @@ pub(super) async fn run(
             starts,
             tie_parts,
             strata_rows,
+            progress: progress.clone(),
         };
+        enter(Phase::Ordering, source_rows);
         let finish = ordered::Finish {
             st: st.clone(),
             split: split.clone(),
@@ -913,8 +931,9 @@ pub(super) async fn run(
     // 4. A sample's rows: read again, only the selected units' rows kept.
     drop(unit_reservation);
     let everything = total_selected == sizes.iter().sum::<u64>();
+    enter(Phase::Reading, source_rows);
     let rows = materialise(
-        ctx, st, &source, selected, everything, drawer, hasher, &pool, context,
+        ctx, st, &source, selected, everything, drawer, hasher, &pool, context, progress,
     );
     let (batches, mut kept) = rows.await?;
     clock.lap("materialising pass (selected rows)");
@@ -1087,6 +1106,7 @@ async fn materialise(
     hasher: KeyHasher,
     pool: &Arc<dyn MemoryPool>,
     context: String,
+    progress: Option<Arc<Progress>>,
 ) -> Result<KeptRows, RunError> {
     selected.sort_unstable_by_key(|s| s.hash40);
     let mut runs: HashMap<u64, (u32, u32), BuildHasherDefault<PassThrough>> = HashMap::default();
@@ -1103,6 +1123,8 @@ async fn materialise(
         reservation: Mutex::new(MemoryConsumer::new("strat: selected rows").register(pool)),
         pool: pool.clone(),
         context,
+        progress,
+        everything,
     });
     // The filter `strat_selected(unit)` goes into the Parquet reader
     // (pushdown_filters): it decodes the unit column, and the other columns
@@ -1261,6 +1283,7 @@ impl ScalarUDFImpl for SelectedUdf {
         args: ScalarFunctionArgs,
     ) -> datafusion::error::Result<ColumnarValue> {
         let columns = ColumnarValue::values_to_arrays(&args.args)?;
+        progress::read(&self.lookup.progress, args.number_rows);
         let kc = UnitKeys::new(self.lookup.key.leading(), &columns)
             .or_else(|e| datafusion::common::exec_err!("strat_selected: {e}"))?;
         let mut buf = Vec::with_capacity(64);
@@ -1335,6 +1358,7 @@ async fn count_partition(
     let mut prev_key: Vec<u8> = Vec::with_capacity(64);
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(df_err(shared.context.clone()))?;
+        progress::read(&shared.progress, batch.num_rows());
         let keys = UnitKeys::new(shared.key, batch.columns()).map_err(|e| match &shared.unit {
             None => row_key_error(e),
             Some(unit) => RunError::Key(format!("unit `{unit}`: {e}")),
@@ -1697,6 +1721,11 @@ struct Lookup {
     reservation: Mutex<MemoryReservation>,
     pool: Arc<dyn MemoryPool>,
     context: String,
+    /// Rows read, told as the filter sees them (the reader decodes the
+    /// other columns only for the rows it keeps).
+    progress: Option<Arc<Progress>>,
+    /// Every unit is selected: no filter, so the kept rows are the rows read.
+    everything: bool,
 }
 
 impl Lookup {
@@ -1913,6 +1942,9 @@ async fn keep_partition(
     let mut hashes = Vec::new();
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(df_err(shared.context.clone()))?;
+        if shared.everything {
+            progress::read(&shared.progress, batch.num_rows());
+        }
         let keys =
             UnitKeys::new(shared.key, batch.columns()).map_err(|e| RunError::Key(e.to_string()))?;
         keys.hash_into(&shared.hasher, batch.num_rows(), &mut hashes);

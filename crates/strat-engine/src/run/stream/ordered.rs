@@ -61,6 +61,8 @@ pub(super) struct Placer {
     pub tie_parts: HashMap<Vec<u8>, u32>,
     /// Per stratum (in stratum order), its rows.
     pub strata_rows: Vec<u64>,
+    /// Rows placed, told a batch at a time.
+    pub progress: Option<Arc<Progress>>,
 }
 
 impl Placer {
@@ -180,6 +182,7 @@ impl ScalarUDFImpl for PlaceUdf {
         args: ScalarFunctionArgs,
     ) -> datafusion::error::Result<ColumnarValue> {
         let columns = ColumnarValue::values_to_arrays(&args.args)?;
+        progress::read(&self.placer.progress, args.number_rows);
         let (keys, strata) = columns.split_at(self.key_columns);
         match self.placer.places(keys, strata, args.number_rows) {
             Ok(a) => Ok(ColumnarValue::Array(Arc::new(a))),

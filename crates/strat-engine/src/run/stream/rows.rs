@@ -120,6 +120,27 @@ impl Rows {
         }))
     }
 
+    /// How many rows the source has, when its files say so without being
+    /// read (Parquet's metadata; an earlier statement's spooled Arrow file),
+    /// for a progress bar; `None` for CSV and the like.
+    pub async fn rows_hint(&self, ctx: &SessionContext) -> Option<u64> {
+        let df = match &self.from {
+            From::Table(name) => ctx.table(name.as_str()).await.ok()?,
+            From::Spooled { rows, .. } => rows.clone(),
+        };
+        let plan = df.create_physical_plan().await.ok()?;
+        let stats = datafusion::physical_plan::StatisticsContext::new()
+            .compute(
+                plan.as_ref(),
+                &datafusion::physical_plan::StatisticsArgs::new(),
+            )
+            .ok()?;
+        match stats.num_rows {
+            datafusion::common::stats::Precision::Exact(n) => Some(n as u64),
+            _ => None,
+        }
+    }
+
     /// Keeps a spooled source alive as long as `rows` (a split's rows are
     /// read after the run returns).
     pub fn hold(&self, rows: RowStream) -> RowStream {
