@@ -88,6 +88,40 @@ fn a_terminal_sees_the_phases_and_a_pipe_sees_none() {
         "the last line: {last:?}"
     );
 
+    // A CSV has no row count: its total is estimated from its bytes.
+    let csv_rule = dir.join("c.strat");
+    std::fs::write(
+        &csv_rule,
+        format!(
+            "table m = \"{}\"\nsample m unit id stratify by country take 10 seed 1\n",
+            dir.join("m.csv").display()
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_strat"));
+    cmd.args([
+        "run",
+        csv_rule.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ])
+    .env("TERM", "xterm");
+    let mut p = spawn_command(cmd, Some(120_000)).expect("strat run in a pty");
+    let screen = p.exp_eof().expect("the run ends");
+    // The totals drawn: the numbers after a `/` and before ` rows`.
+    let totals: Vec<u64> = screen
+        .split(" rows")
+        .filter_map(|piece| piece.rsplit('/').next())
+        .filter_map(|n| n.trim().replace(',', "").parse().ok())
+        .collect();
+    let estimate = *totals
+        .last()
+        .unwrap_or_else(|| panic!("no total for the CSV: {screen}"));
+    assert!(
+        (360_000..=440_000).contains(&estimate),
+        "estimated {estimate} of 400,000 rows: {screen:?}"
+    );
+
     // Piped, and with --quiet on a terminal: no bar.
     let o = strat(&args);
     assert!(o.status.success(), "{}", stderr(&o));

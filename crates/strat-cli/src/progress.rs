@@ -32,7 +32,14 @@ impl ProgressView {
     fn new(name: &str, target: ProgressDrawTarget) -> Self {
         let progress = Arc::new(Progress::default());
         let stop = Arc::new(AtomicBool::new(false));
-        let bar = ProgressBar::with_draw_target(None, target).with_prefix(name.to_string());
+        let first = Snapshot {
+            phase: Phase::Counting,
+            rows: 0,
+            total: None,
+        };
+        let bar = ProgressBar::with_draw_target(None, target)
+            .with_style(style(&first))
+            .with_prefix(name.to_string());
         let (p, s) = (progress.clone(), stop.clone());
         let ticker = std::thread::spawn(move || tick(&bar, &p, &s));
         ProgressView {
@@ -59,12 +66,12 @@ fn tick(bar: &ProgressBar, progress: &Progress, stop: &AtomicBool) {
         let look = (now.phase, now.total.is_some());
         if shown != Some(look) {
             // A new phase: its own count, rate and time left.
-            bar.reset();
             bar.set_style(style(&now));
+            bar.reset();
             bar.set_message(now.phase.name());
-            bar.set_length(now.total.unwrap_or(0));
             shown = Some(look);
         }
+        bar.set_length(now.total.unwrap_or(0));
         bar.set_position(now.rows.min(now.total.unwrap_or(u64::MAX)));
         bar.tick();
         std::thread::sleep(Duration::from_millis(100));
@@ -75,10 +82,10 @@ fn tick(bar: &ProgressBar, progress: &Progress, stop: &AtomicBool) {
 fn style(now: &Snapshot) -> ProgressStyle {
     let template = match (now.total, now.phase) {
         (Some(_), _) => {
-            "{spinner} {prefix}: {msg:<21} [{bar:24}] {human_pos}/{human_len} rows · {per_sec} · {eta} left"
+            "{spinner} {prefix}: {msg:<21} [{bar:24}] {human_pos}/{human_len} rows · {per_sec:0} · {eta} left"
         }
         (None, Phase::Selecting) => "{spinner} {prefix}: {msg} · {elapsed}",
-        (None, _) => "{spinner} {prefix}: {msg:<21} {human_pos} rows · {per_sec}",
+        (None, _) => "{spinner} {prefix}: {msg:<21} {human_pos} rows · {per_sec:0}",
     };
     ProgressStyle::with_template(template)
         .unwrap_or_else(|_| ProgressStyle::default_spinner())

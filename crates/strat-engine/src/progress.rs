@@ -49,12 +49,23 @@ pub struct Snapshot {
     pub total: Option<u64>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Progress {
     phase: AtomicU8,
     rows: AtomicU64,
     /// `u64::MAX`: unknown.
     total: AtomicU64,
+}
+
+impl Default for Progress {
+    /// Counting, nothing read, the total not known yet.
+    fn default() -> Self {
+        Progress {
+            phase: AtomicU8::new(Phase::Counting as u8),
+            rows: AtomicU64::new(0),
+            total: AtomicU64::new(u64::MAX),
+        }
+    }
 }
 
 impl Progress {
@@ -94,6 +105,14 @@ mod tests {
     #[test]
     fn phases_reset_the_count() {
         let p = Progress::default();
+        assert_eq!(
+            p.now(),
+            Snapshot {
+                phase: Phase::Counting,
+                rows: 0,
+                total: None
+            }
+        );
         p.enter(Phase::Counting, Some(10));
         p.read(4);
         p.read(3);

@@ -490,12 +490,20 @@ fn report_shows_and_writes_the_run_report() {
         json.get("strata").is_some() || json.to_string().contains("strata"),
         "{json}"
     );
+    // The HTML page embeds the same JSON report.
+    let html = dir.join("r.html");
+    assert!(exec(&mut s, &format!(":report -o {}", html.display())).contains("wrote the report"));
+    let page = std::fs::read_to_string(&html).unwrap();
+    let at = page.find("id=\"strat-report\">").expect("embedded JSON") + 18;
+    let end = at + page[at..].find("</script>").expect("closed");
+    let embedded: serde_json::Value = serde_json::from_str(&page[at..end]).unwrap();
+    assert_eq!(embedded, json);
     assert!(
         exec(
             &mut s,
             &format!(":report -o {}", dir.join("r.txt").display())
         )
-        .contains("name it .json or .md")
+        .contains("name it .json, .md or .html")
     );
 }
 

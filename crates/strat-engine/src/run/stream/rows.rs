@@ -120,9 +120,11 @@ impl Rows {
         }))
     }
 
-    /// How many rows the source has, when its files say so without being
-    /// read (Parquet's metadata; an earlier statement's spooled Arrow file),
-    /// for a progress bar; `None` for CSV and the like.
+    /// How many rows the source has, for a progress bar: exact when its
+    /// files say so without being read (Parquet's metadata; an earlier
+    /// statement's spooled Arrow file), else estimated from the bytes of
+    /// local files (a CSV: its size over the bytes a row takes in its first
+    /// 64 KiB); `None` when neither is known.
     pub async fn rows_hint(&self, ctx: &SessionContext) -> Option<u64> {
         let df = match &self.from {
             From::Table(name) => ctx.table(name.as_str()).await.ok()?,
@@ -135,9 +137,13 @@ impl Rows {
                 &datafusion::physical_plan::StatisticsArgs::new(),
             )
             .ok()?;
-        match stats.num_rows {
-            datafusion::common::stats::Precision::Exact(n) => Some(n as u64),
-            _ => None,
+        // A CSV's statistics say 0 rows, exactly: no count at all.
+        if let datafusion::common::stats::Precision::Exact(n @ 1..) = stats.num_rows {
+            return Some(n as u64);
+        }
+        match &self.from {
+            From::Table(name) => rows_by_bytes(ctx, name).await,
+            From::Spooled { .. } => None,
         }
     }
 
@@ -491,4 +497,42 @@ fn units_of(batch: &RecordBatch, unit_at: usize) -> Result<Vec<Unit>, RunError> 
         }
     }
     Ok(units)
+}
+
+/// A local table's rows estimated from its files' bytes: their size over the
+/// bytes per line of the first and the last 64 KiB of the first file.
+async fn rows_by_bytes(ctx: &SessionContext, name: &str) -> Option<u64> {
+    use datafusion::datasource::listing::ListingTable;
+    use std::io::{Read, Seek, SeekFrom};
+    let provider = ctx.table_provider(name).await.ok()?;
+    let listing = provider.downcast_ref::<ListingTable>()?;
+    let mut files = Vec::new();
+    for url in listing.table_paths() {
+        let path = url.get_url().to_file_path().ok()?;
+        match std::fs::read_dir(&path) {
+            Ok(entries) => files.extend(entries.flatten().map(|e| e.path())),
+            Err(_) => files.push(path),
+        }
+    }
+    files.retain(|f| f.is_file());
+    files.sort();
+    let bytes: u64 = files
+        .iter()
+        .filter_map(|f| f.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    let mut file = std::fs::File::open(files.first()?).ok()?;
+    let size = file.metadata().ok()?.len();
+    let mut sample = vec![0u8; 64 << 10];
+    let (mut read, mut lines) = (0u64, 0u64);
+    for at in [0, size.saturating_sub(64 << 10).max(64 << 10)] {
+        if at >= size && at > 0 {
+            break;
+        }
+        file.seek(SeekFrom::Start(at)).ok()?;
+        let n = file.read(&mut sample).ok()?;
+        read += n as u64;
+        lines += sample[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+    }
+    Some(bytes * lines.max(1) / read.max(1))
 }
