@@ -42,7 +42,7 @@ pub struct RunArgs {
     /// Threads (DataFusion partitions) to use; the sample never depends on it.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
-    /// Memory to stay within, e.g. 512M or 4G: sorting and counting spill to disk past it, and what cannot spill fails cleanly (E0208). Default: 1 GiB before spilling, and at most 80% of the memory available (cgroup or machine) in all.
+    /// Memory to stay within, e.g. 512M or 4G: sorting and counting spill to disk past it, and what cannot spill fails cleanly (E0208). Default: 512 MiB before spilling, and at most 80% of the memory available (cgroup or machine) in all.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub memory_limit: Option<usize>,
     /// Print where the time went (each phase of the run, and writing) on stderr.
