@@ -50,6 +50,8 @@ pub struct Spelling {
     /// An aggregate that returns the value of a boolean column that is
     /// constant within the group (PostgreSQL has no `MIN(boolean)`).
     pub min_bool: &'static str,
+    /// The largest of booleans (true when any is).
+    pub max_bool: &'static str,
     /// True iff the string `{0}` is all ASCII (as many bytes as characters).
     pub ascii_only: &'static str,
     /// A timestamp as `YYYY-MM-DDTHH:MM:SS` (whole seconds).
@@ -92,6 +94,7 @@ const DUCKDB: Spelling = Spelling {
     raise: "error({0})",
     like: Like::Plain,
     min_bool: "MIN({0})",
+    max_bool: "MAX({0})",
     ascii_only: "(strlen({0}) = length({0}))",
     timestamp_text: "strftime({0}, '%Y-%m-%dT%H:%M:%S')",
 };
@@ -111,6 +114,7 @@ const POSTGRES: Spelling = Spelling {
     raise: "(CAST({0} AS INTEGER) = 0)",
     like: Like::EmptyEscape,
     min_bool: "bool_and({0})",
+    max_bool: "bool_or({0})",
     ascii_only: "(octet_length(convert_to({0}, 'UTF8')) = char_length({0}))",
     timestamp_text: "to_char({0}, 'YYYY-MM-DD') || 'T' || to_char({0}, 'HH24:MI:SS')",
 };
@@ -130,6 +134,7 @@ const SPARK: Spelling = Spelling {
     raise: "(raise_error({0}) IS NULL)",
     like: Like::DoubleBackslash,
     min_bool: "MIN({0})",
+    max_bool: "MAX({0})",
     ascii_only: "(octet_length({0}) = char_length({0}))",
     timestamp_text: "date_format({0}, 'yyyy-MM-dd') || 'T' || date_format({0}, 'HH:mm:ss')",
 };
@@ -149,6 +154,7 @@ const DATAFUSION: Spelling = Spelling {
     raise: "(CAST({0} AS INT) = 0)",
     like: Like::DoubleBackslash,
     min_bool: "MIN({0})",
+    max_bool: "MAX({0})",
     ascii_only: "(octet_length({0}) = character_length({0}))",
     timestamp_text: "to_char({0}, '%Y-%m-%dT%H:%M:%S')",
 };

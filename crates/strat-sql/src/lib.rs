@@ -533,15 +533,18 @@ impl Gen<'_> {
         let mut span_checks = Vec::new();
         for (i, s) in st.strata.iter().enumerate() {
             let c = format!("e.{}", self.id(&format!("{S_PREFIX}{i}")));
-            let agg = if s.expr.ty == Type::Bool {
-                Dialect::fill(d.spelling().min_bool, &[&c])
+            let (min, max) = if s.expr.ty == Type::Bool {
+                let fill = |f| Dialect::fill(f, &[&c]);
+                (fill(d.spelling().min_bool), fill(d.spelling().max_bool))
             } else {
-                format!("MIN({c})")
+                (format!("MIN({c})"), format!("MAX({c})"))
             };
-            unit_cols.push(format!("{agg} AS s{i}"));
+            // Two values differ when the least and the greatest do: no
+            // distinct aggregate, which Spark runs by expanding every row.
             span_checks.push(format!(
-                "COUNT(DISTINCT {c}) > 1 OR COUNT({c}) NOT IN (0, COUNT(*))"
+                "{min} <> {max} OR COUNT({c}) NOT IN (0, COUNT(*))"
             ));
+            unit_cols.push(format!("{min} AS s{i}"));
         }
         unit_cols.push(format!(
             "{} AS r",
