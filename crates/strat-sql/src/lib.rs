@@ -513,11 +513,12 @@ impl Gen<'_> {
         )
     }
 
-    /// `HAVING` condition: raise `message` when column `c` has two values (or
-    /// a value and NULL) within a unit.
+    /// `HAVING` condition: raise `message` when numeric column `c` has two
+    /// values (or a value and NULL) within a unit — its least and greatest
+    /// differ, as the native runner tests it (no distinct aggregate).
     fn one_value_per_unit(&self, c: &str, message: &str) -> String {
         format!(
-            "CASE WHEN COUNT(DISTINCT {c}) > 1 OR COUNT({c}) NOT IN (0, COUNT(*)) THEN {} ELSE TRUE END",
+            "CASE WHEN MIN({c}) <> MAX({c}) OR COUNT({c}) NOT IN (0, COUNT(*)) THEN {} ELSE TRUE END",
             self.d.raise(message)
         )
     }
