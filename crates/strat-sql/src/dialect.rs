@@ -52,6 +52,10 @@ pub struct Spelling {
     pub min_bool: &'static str,
     /// The largest of booleans (true when any is).
     pub max_bool: &'static str,
+    /// A hint, after a sample's final `SELECT`, to send the selected units
+    /// (at most n rows) to every task rather than shuffle the table's rows
+    /// to join them; empty where the engine chooses by itself.
+    pub broadcast_selected: &'static str,
     /// True iff the string `{0}` is all ASCII (as many bytes as characters).
     pub ascii_only: &'static str,
     /// A timestamp as `YYYY-MM-DDTHH:MM:SS` (whole seconds).
@@ -95,6 +99,7 @@ const DUCKDB: Spelling = Spelling {
     like: Like::Plain,
     min_bool: "MIN({0})",
     max_bool: "MAX({0})",
+    broadcast_selected: "",
     ascii_only: "(strlen({0}) = length({0}))",
     timestamp_text: "strftime({0}, '%Y-%m-%dT%H:%M:%S')",
 };
@@ -115,6 +120,7 @@ const POSTGRES: Spelling = Spelling {
     like: Like::EmptyEscape,
     min_bool: "bool_and({0})",
     max_bool: "bool_or({0})",
+    broadcast_selected: "",
     ascii_only: "(octet_length(convert_to({0}, 'UTF8')) = char_length({0}))",
     timestamp_text: "to_char({0}, 'YYYY-MM-DD') || 'T' || to_char({0}, 'HH24:MI:SS')",
 };
@@ -135,6 +141,7 @@ const SPARK: Spelling = Spelling {
     like: Like::DoubleBackslash,
     min_bool: "MIN({0})",
     max_bool: "MAX({0})",
+    broadcast_selected: " /*+ BROADCAST(s) */",
     ascii_only: "(octet_length({0}) = char_length({0}))",
     timestamp_text: "date_format({0}, 'yyyy-MM-dd') || 'T' || date_format({0}, 'HH:mm:ss')",
 };
@@ -155,6 +162,7 @@ const DATAFUSION: Spelling = Spelling {
     like: Like::DoubleBackslash,
     min_bool: "MIN({0})",
     max_bool: "MAX({0})",
+    broadcast_selected: "",
     ascii_only: "(octet_length({0}) = character_length({0}))",
     timestamp_text: "to_char({0}, '%Y-%m-%dT%H:%M:%S')",
 };

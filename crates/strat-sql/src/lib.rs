@@ -704,13 +704,20 @@ impl Gen<'_> {
             };
             out.push(format!("{e} AS {}", self.id(o.name())));
         }
-        let (split_order, filter) = match &st.kind {
-            ir::Kind::Sample if !st.amount.is_about() => ("", "\nWHERE s.draw_rank <= s.n_take"),
-            ir::Kind::Sample => ("", ""),
-            ir::Kind::Split(_) => ("s.split_index, ", ""),
+        // A sample joins its rows to the units it keeps — at most n, a
+        // small table the engine may send to every task (Spark: a broadcast
+        // hint) — a split to every unit.
+        let (split_order, kept, hint) = match &st.kind {
+            ir::Kind::Sample if !st.amount.is_about() => (
+                "",
+                "(SELECT * FROM selected_units WHERE draw_rank <= n_take)",
+                d.spelling().broadcast_selected,
+            ),
+            ir::Kind::Sample => ("", "selected_units", d.spelling().broadcast_selected),
+            ir::Kind::Split(_) => ("s.split_index, ", "selected_units", ""),
         };
         let mut select = format!(
-            "SELECT\n  {}\nFROM eligible_rows e\nJOIN selected_units s ON e.{} = s.unit_key{filter}\n",
+            "SELECT{hint}\n  {}\nFROM eligible_rows e\nJOIN {kept} s ON e.{} = s.unit_key\n",
             out.join(",\n  "),
             self.id(KEY)
         );
