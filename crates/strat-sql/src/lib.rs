@@ -542,9 +542,7 @@ impl Gen<'_> {
             };
             // Two values differ when the least and the greatest do: no
             // distinct aggregate, which Spark runs by expanding every row.
-            span_checks.push(format!(
-                "{min} <> {max} OR COUNT({c}) NOT IN (0, COUNT(*))"
-            ));
+            span_checks.push(format!("{min} <> {max} OR COUNT({c}) NOT IN (0, COUNT(*))"));
             unit_cols.push(format!("{min} AS s{i}"));
         }
         unit_cols.push(format!(
