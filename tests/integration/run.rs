@@ -761,9 +761,7 @@ fn html_report_embeds_the_json_report() {
         let want: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
         let page = std::fs::read_to_string(&html).unwrap();
-        let at = page.find("id=\"strat-report\">").expect("embedded JSON") + 18;
-        let end = at + page[at..].find("</script>").expect("closed");
-        let got: serde_json::Value = serde_json::from_str(&page[at..end]).unwrap();
+        let got = strat_render::report_html::embedded_report(&page).expect("embedded JSON");
         assert_eq!(
             got, want,
             "{name}: the page's numbers are the JSON report's"

@@ -9,30 +9,43 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
+/// Where the page's JSON report begins.
+const EMBEDDED: &str = "<script type=\"application/json\" id=\"strat-report\">";
+
 /// Groups shown in a chart; the smaller ones are folded into one bar.
 const SHOWN: usize = 15;
 
 /// The page for `report`, the JSON of `strat_engine::report::to_json`.
 pub fn to_html(report: &Value) -> String {
     let title = format!("strat report: {}", text(&report["rule_file"]));
+    let own = strata(report);
     let mut body = String::new();
-    body += &summary(report);
-    body += &charts(report);
-    body += &strata_table(report, "Every stratum");
+    body += &summary(report, &own);
+    body += &charts(report, &own);
+    body += &strata_table(&own, "Every stratum");
     for up in report["upstream"].as_array().into_iter().flatten() {
+        let theirs = strata(up);
         let _ = write!(body, "<h2>Read from {}</h2>", esc(&text(&up["statement"])));
-        body += &totals(up);
-        body += &strata_table(up, "Its strata");
+        body += &totals(up, &theirs);
+        body += &strata_table(&theirs, "Its strata");
     }
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>{}</title><style>{STYLE}</style></head><body><main>{body}</main>\
-         <script type=\"application/json\" id=\"strat-report\">{}</script>\
+         {EMBEDDED}{}</script>\
          <script>{SCRIPT}</script></body></html>\n",
         esc(&title),
         embedded_json(report),
     )
+}
+
+/// The JSON report a page embeds (what [`to_html`] drew it from), read back;
+/// `None` for a page without one.
+pub fn embedded_report(page: &str) -> Option<Value> {
+    let at = page.find(EMBEDDED)? + EMBEDDED.len();
+    let end = at + page[at..].find("</script>")?;
+    serde_json::from_str(&page[at..end]).ok()
 }
 
 /// The JSON report inside a `<script>`: `</` written `<\/` (still the same
@@ -43,7 +56,7 @@ fn embedded_json(report: &Value) -> String {
         .replace("</", "<\\/")
 }
 
-fn summary(report: &Value) -> String {
+fn summary(report: &Value, strata: &[Stratum]) -> String {
     let mut s = format!(
         "<h1>{}</h1><p class=\"sub\">{} · strat {}</p>",
         esc(&text(&report["statement"])),
@@ -80,13 +93,16 @@ fn summary(report: &Value) -> String {
         fact("sample", what);
     }
     s += "</dl>";
-    s + &totals(report)
+    s + &totals(report, strata)
 }
 
 /// N, n, strata, shortfalls, the units left out, and the warnings.
-fn totals(report: &Value) -> String {
-    let strata = report["strata"].as_array().map_or(0, Vec::len);
-    let short = shortfalls(report);
+fn totals(report: &Value, strata: &[Stratum]) -> String {
+    let short = strata
+        .iter()
+        .filter(|s| s.target.is_some_and(|t| s.selected < t))
+        .count();
+    let strata = strata.len();
     let mut s = String::from("<ul class=\"totals\">");
     let _ = write!(
         s,
@@ -118,14 +134,6 @@ fn totals(report: &Value) -> String {
         let _ = write!(s, "<p class=\"warning\">warning: {}</p>", esc(&text(w)));
     }
     s
-}
-
-/// Strata whose selected count is below an exact target.
-fn shortfalls(report: &Value) -> usize {
-    strata(report)
-        .iter()
-        .filter(|s| s.target.is_some_and(|t| s.selected < t))
-        .count()
 }
 
 /// One stratum's numbers, read from the JSON.
@@ -181,6 +189,18 @@ struct Group {
 }
 
 impl Group {
+    /// `groups` added up, under `label` (their parts keep their names).
+    fn sum(label: String, groups: &[Group]) -> Group {
+        let parts = groups.first().map(|g| &g.parts[..]).unwrap_or_default();
+        let mut sum = Group {
+            label,
+            parts: parts.iter().map(|(n, _)| (n.clone(), 0.0)).collect(),
+            ..Group::default()
+        };
+        groups.iter().for_each(|g| sum.add(g));
+        sum
+    }
+
     fn add(&mut self, s: &Group) {
         self.population += s.population;
         self.target += s.target;
@@ -213,27 +233,16 @@ fn groups(strata: &[Stratum]) -> Vec<Group> {
     groups.sort_by(|a, b| b.population.total_cmp(&a.population));
     if groups.len() > SHOWN + 1 {
         let rest = groups.split_off(SHOWN);
-        let mut other = Group {
-            label: format!("{} others", rest.len()),
-            parts: rest[0]
-                .parts
-                .iter()
-                .map(|(n, _)| (n.clone(), 0.0))
-                .collect(),
-            ..Group::default()
-        };
-        rest.iter().for_each(|g| other.add(g));
-        groups.push(other);
+        groups.push(Group::sum(format!("{} others", rest.len()), &rest));
     }
     groups
 }
 
-fn charts(report: &Value) -> String {
-    let strata = strata(report);
+fn charts(report: &Value, strata: &[Stratum]) -> String {
     if strata.is_empty() {
         return String::new();
     }
-    let groups = groups(&strata);
+    let groups = groups(strata);
     let by = if strata.iter().any(|s| s.group != s.label) {
         "by the first stratum value"
     } else {
@@ -284,7 +293,7 @@ fn charts(report: &Value) -> String {
         )
     };
     s += &bars(&format!("{title}, {by}"), &legend, &targets, count);
-    s + &weights_chart(&strata)
+    s + &weights_chart(strata)
 }
 
 /// The weights of the largest strata.
@@ -309,16 +318,7 @@ fn weights_chart(strata: &[Stratum]) -> String {
 /// A split: each group's rows by part, as shares of the group.
 fn parts_chart(groups: &[Group], by: &str) -> String {
     let names: Vec<&str> = groups[0].parts.iter().map(|(n, _)| n.as_str()).collect();
-    let mut all = Group {
-        label: "all".into(),
-        parts: groups[0]
-            .parts
-            .iter()
-            .map(|(n, _)| (n.clone(), 0.0))
-            .collect(),
-        ..Group::default()
-    };
-    groups.iter().for_each(|g| all.add(g));
+    let all = Group::sum("all".into(), groups);
     let rows: Vec<Row> = std::iter::once(&all)
         .chain(groups)
         .map(|g| {
@@ -439,8 +439,7 @@ fn figure(title: &str, legend: &[&str], svg: &str, height: f64, series: &str) ->
 }
 
 /// Every stratum, sortable by any column (the page's script).
-fn strata_table(report: &Value, title: &str) -> String {
-    let strata = strata(report);
+fn strata_table(strata: &[Stratum], title: &str) -> String {
     let names: Vec<String> = strata
         .first()
         .map(|s| s.parts.iter().map(|(n, _)| n.clone()).collect())
@@ -455,7 +454,7 @@ fn strata_table(report: &Value, title: &str) -> String {
         let _ = write!(s, "<th>{}</th>", esc(h));
     }
     s += "</tr></thead><tbody>";
-    for st in &strata {
+    for st in strata {
         let short = st.target.is_some_and(|t| st.selected < t);
         s += if short {
             "<tr class=\"alert\">"
@@ -617,10 +616,7 @@ mod tests {
             .collect();
         let r = report(strata, json!({}), &[]);
         let page = to_html(&r);
-        let start = page.find("id=\"strat-report\">").expect("embedded") + 18;
-        let end = start + page[start..].find("</script>").expect("closed");
-        let back: Value = serde_json::from_str(&page[start..end]).expect("JSON");
-        assert_eq!(back, r);
+        assert_eq!(embedded_report(&page).as_ref(), Some(&r));
         // 40 first values: 15 shown and the rest folded, two bars each, in
         // two charts; 15 weights.
         assert_eq!(page.matches("class=\"bar ").count(), 16 * 2 * 2 + 15);

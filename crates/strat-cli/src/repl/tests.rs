@@ -494,9 +494,7 @@ fn report_shows_and_writes_the_run_report() {
     let html = dir.join("r.html");
     assert!(exec(&mut s, &format!(":report -o {}", html.display())).contains("wrote the report"));
     let page = std::fs::read_to_string(&html).unwrap();
-    let at = page.find("id=\"strat-report\">").expect("embedded JSON") + 18;
-    let end = at + page[at..].find("</script>").expect("closed");
-    let embedded: serde_json::Value = serde_json::from_str(&page[at..end]).unwrap();
+    let embedded = strat_render::report_html::embedded_report(&page).expect("embedded JSON");
     assert_eq!(embedded, json);
     assert!(
         exec(

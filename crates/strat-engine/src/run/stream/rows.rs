@@ -523,12 +523,12 @@ async fn rows_by_bytes(ctx: &SessionContext, name: &str) -> Option<u64> {
         .sum();
     let mut file = std::fs::File::open(files.first()?).ok()?;
     let size = file.metadata().ok()?.len();
-    let mut sample = vec![0u8; 64 << 10];
+    const SAMPLE: u64 = 64 << 10;
+    let mut sample = vec![0u8; SAMPLE as usize];
     let (mut read, mut lines) = (0u64, 0u64);
-    for at in [0, size.saturating_sub(64 << 10).max(64 << 10)] {
-        if at >= size && at > 0 {
-            break;
-        }
+    // The head, and the tail where it does not overlap the head.
+    let tail = (size > SAMPLE).then(|| size.saturating_sub(SAMPLE).max(SAMPLE));
+    for at in std::iter::once(0).chain(tail) {
         file.seek(SeekFrom::Start(at)).ok()?;
         let n = file.read(&mut sample).ok()?;
         read += n as u64;
