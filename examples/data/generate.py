@@ -4,7 +4,9 @@
     python3 examples/data/generate.py
 
 Python 3.11+, standard library only. The output is deterministic: one
-random.Random(20180601) drives every choice, nothing depends on the clock, the
+random.Random(20180601) drives every choice of the first four files below and a
+second one, random.Random(20180501), every choice of member_days/ (added later,
+so that the other files stayed as they were); nothing depends on the clock, the
 working directory or hash randomisation, so running the script twice writes
 byte-identical files (check with md5sum). Files are written next to this script:
 
@@ -12,6 +14,14 @@ byte-identical files (check with md5sum). Files are written next to this script:
     last_test_set.csv  300 member ids of an earlier holdout set
     events.csv         ~40,000 viewing events (2018-03-01 .. 2018-05-31) of ~2,000 members
     ratings.csv        ~8,000 explicit title ratings of ~1,500 members
+    member_days/       daily snapshots of ~600 members, one file per day,
+                       2018-05-01.csv .. 2018-06-10.csv (~22,000 rows in all)
+
+member_days/ is for point-in-time selection (`as of`): members join (some
+after 2018-06-01) and leave, change plan (some after 2018-06-01) or country,
+tenure_days grows by one a day, a member is missing from a day now and then,
+and a few rows were ingested twice for one snapshot_date (a correction, with a
+later ingested_at and a changed value).
 
 The data are made up; they only look plausible. CSV conventions: header row,
 "\n" line ends, booleans `true`/`false`, an empty field is NULL, dates
@@ -209,6 +219,148 @@ def make_ratings(rng: random.Random, members: list[dict], titles: list[dict]) ->
     return rows
 
 
+# Daily member snapshots (member_days/). One file per snapshot day; a member
+# has one row a day from the day they join to the day they leave, except for
+# gaps and corrections.
+MEMBER_DAYS_SEED = 20180501
+MEMBER_DAYS_FIRST = date(2018, 5, 1)
+MEMBER_DAYS_LAST = date(2018, 6, 10)     # days after 2018-06-01: the future of `as of`
+MEMBER_DAYS_HEADER = ["member_id", "snapshot_date", "ingested_at", "country", "plan",
+                      "tenure_days", "watch_hours_28d"]
+# About 600 members, the US about 35 %, two markets (IS, LU) under 15 members.
+MEMBER_DAYS_COUNTRIES = [
+    ("US", 212), ("BR", 92), ("GB", 82), ("DE", 70), ("FR", 64), ("JP", 64),
+    ("IS", 9), ("LU", 7),
+]
+# Re-ingested rows: (snapshot day, what the first ingest got wrong). Those on
+# 2018-06-01 and 2018-05-15 fall on the state day of `as of` at those dates.
+MEMBER_DAYS_CORRECTIONS = [
+    (date(2018, 6, 1), "hours"), (date(2018, 6, 1), "hours"), (date(2018, 6, 1), "plan"),
+    (date(2018, 5, 15), "hours"), (date(2018, 5, 15), "plan"),
+    (date(2018, 5, 4), "hours"), (date(2018, 5, 22), "hours"), (date(2018, 6, 6), "plan"),
+]
+
+
+def make_member_days(rng: random.Random) -> dict[date, list[list]]:
+    first, last = MEMBER_DAYS_FIRST, MEMBER_DAYS_LAST
+    days = [first + timedelta(days=d) for d in range((last - first).days + 1)]
+    hours_from = first - timedelta(days=27)  # watch_hours_28d of day d sums d-27 .. d
+    country_names = [c for c, _ in MEMBER_DAYS_COUNTRIES]
+    country_weights = [n for _, n in MEMBER_DAYS_COUNTRIES]
+    countries = [c for c, n in MEMBER_DAYS_COUNTRIES for _ in range(n)]
+    rng.shuffle(countries)
+
+    members = []
+    for country in countries:
+        r = rng.random()
+        if r < 0.07:    # joined after the first snapshot: May 2 .. June 1
+            joined = first + timedelta(days=rng.randrange(1, 32))
+        elif r < 0.10:  # joined after June 1
+            joined = date(2018, 6, 2) + timedelta(days=rng.randrange(9))
+        else:           # a member before the first snapshot
+            while True:
+                tenure = int(rng.expovariate(1 / 600))
+                if tenure <= MAX_TENURE:
+                    break
+            joined = first - timedelta(days=tenure)
+        r = rng.random()
+        if r < 0.02 and joined < first:  # left before May 3: no row in June 1's 30 days
+            left = first + timedelta(days=rng.randrange(2))
+        elif r < 0.10:                   # left some day after joining
+            start = max(joined, first)
+            left = start + timedelta(days=rng.randrange((last - start).days + 1))
+        else:
+            left = None
+        plan = rng.choices(*PLANS)[0]
+        plan_change = None
+        if rng.random() < 0.05:  # upgrade or downgrade once, on any day or (30 %) after June 1
+            start = max(joined, first) + timedelta(days=1)
+            end = left or last
+            if rng.random() < 0.3:
+                start = max(start, date(2018, 6, 2))
+            if start <= end:
+                new_plan = rng.choice([p for p in PLANS[0] if p != plan])
+                plan_change = (start + timedelta(days=rng.randrange((end - start).days + 1)), new_plan)
+        move = None
+        if rng.random() < 0.012:  # moved to another country
+            start = max(joined, first) + timedelta(days=1)
+            end = left or last
+            if start <= end:
+                while True:
+                    to = rng.choices(country_names, country_weights)[0]
+                    if to != country:
+                        break
+                move = (start + timedelta(days=rng.randrange((end - start).days + 1)), to)
+        # Hours watched a day: a personal rate, watched on about 45 % of days;
+        # a few members stop watching altogether from some day on.
+        factor = {"basic": 0.85, "standard": 1.0, "premium": 1.3}[plan]
+        rate = rng.lognormvariate(math.log(14 / 28), 0.9) * factor
+        dormant = (hours_from + timedelta(days=rng.randrange(64))) if rng.random() < 0.04 else None
+        daily = []
+        for d in range((last - hours_from).days + 1):
+            day = hours_from + timedelta(days=d)
+            watched = rng.random() < 0.45
+            h = rate / 0.45 * rng.expovariate(1.0) if watched else 0.0
+            if day < joined or (dormant is not None and day >= dormant):
+                h = 0.0
+            daily.append(min(h, 16.0))
+        members.append({"joined": joined, "left": left, "country": country, "plan": plan,
+                        "plan_change": plan_change, "move": move, "daily": daily})
+
+    # Ids in order of joining, with gaps.
+    members.sort(key=lambda m: m["joined"])
+    member_id = 100_000
+    for m in members:
+        member_id += rng.randint(1, 3)
+        m["member_id"] = member_id
+
+    out: dict[date, list[list]] = {}
+    for day in days:
+        ingested = datetime.combine(day + timedelta(days=1), datetime.min.time()) + timedelta(
+            hours=2, minutes=rng.randrange(50), seconds=rng.randrange(60))
+        rows = []
+        for m in members:
+            if day < m["joined"] or (m["left"] is not None and day > m["left"]):
+                continue
+            if rng.random() < 0.012:  # missing from this day's snapshot
+                continue
+            plan, country = m["plan"], m["country"]
+            if m["plan_change"] and day >= m["plan_change"][0]:
+                plan = m["plan_change"][1]
+            if m["move"] and day >= m["move"][0]:
+                country = m["move"][1]
+            end = (day - hours_from).days
+            hours = sum(m["daily"][end - 27:end + 1])
+            rows.append([m["member_id"], day.isoformat(), fmt_ts(ingested), country, plan,
+                         (day - m["joined"]).days, f"{hours:.2f}"])
+        out[day] = rows
+
+    # Corrections: the row as first ingested is wrong; a second row for the
+    # same member and snapshot_date, ingested later the same day (or the next),
+    # has the right value. Both are in the day's file, the correction last.
+    corrected: set[tuple[date, int]] = set()
+    for day, what in MEMBER_DAYS_CORRECTIONS:
+        rows = out[day]
+        while True:
+            i = rng.randrange(len(rows))
+            if (day, rows[i][0]) not in corrected and float(rows[i][6]) > 0:
+                break
+        corrected.add((day, rows[i][0]))
+        right = rows[i]
+        wrong = list(right)
+        if what == "hours":  # the first ingest missed part of the window
+            wrong[6] = f"{float(right[6]) * rng.uniform(0.3, 0.9):.2f}"
+        else:                # the first ingest had a wrong plan
+            wrong[4] = rng.choice([p for p in PLANS[0] if p != right[4]])
+        again = datetime.fromisoformat(right[2]) + timedelta(
+            hours=rng.randrange(6, 30), minutes=rng.randrange(60), seconds=rng.randrange(60))
+        fixed = list(right)
+        fixed[2] = fmt_ts(again)
+        rows[i] = wrong
+        rows.append(fixed)
+    return out
+
+
 def main() -> None:
     rng = random.Random(SEED)
     members = make_members(rng)
@@ -241,6 +393,15 @@ def main() -> None:
         make_ratings(rng, members, titles),
     )
     print(f"ratings.csv        {n:>6} rows")
+
+    # Its own generator: the files above do not depend on this one.
+    days = make_member_days(random.Random(MEMBER_DAYS_SEED))
+    folder = OUT_DIR / "member_days"
+    folder.mkdir(exist_ok=True)
+    n = 0
+    for day, rows in days.items():
+        n += write_csv(f"member_days/{day.isoformat()}.csv", MEMBER_DAYS_HEADER, rows)
+    print(f"member_days/       {n:>6} rows in {len(days)} files")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
 // Tests may say what they saw on stderr (cargo shows it for a failing test).
 #![allow(clippy::print_stderr)]
 
+mod as_of;
 mod browser;
 mod check_cases;
 mod cli;

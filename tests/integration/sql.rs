@@ -200,6 +200,31 @@ fn prepare(dir: &Path) -> Vec<Case> {
     out
 }
 
+/// A table's CSV file, or its folder of CSV files (one header each) as one file.
+fn copy_table(path: &Path, dest: &Path) {
+    if !path.is_dir() {
+        std::fs::copy(path, dest).unwrap();
+        return;
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "csv"))
+        .collect();
+    files.sort();
+    let mut out = String::new();
+    for (i, f) in files.iter().enumerate() {
+        let text = std::fs::read_to_string(f).unwrap();
+        let body = if i == 0 {
+            text.as_str()
+        } else {
+            text.split_once('\n').map_or("", |(_, rest)| rest)
+        };
+        out.push_str(body);
+    }
+    std::fs::write(dest, out).unwrap();
+}
+
 fn stem(file: &str) -> String {
     Path::new(file)
         .file_stem()
@@ -238,7 +263,7 @@ fn python_engine(engine: &str, dialect: &str) {
                 let data = dir.join(format!("data{next}"));
                 std::fs::create_dir_all(&data).unwrap();
                 for (name, path) in &c.tables {
-                    std::fs::copy(path, data.join(format!("{name}.csv"))).unwrap();
+                    copy_table(path, &data.join(format!("{name}.csv")));
                 }
                 data
             })
@@ -316,9 +341,11 @@ fn datafusion_conformance() {
         let got = rt.block_on(async {
             let ctx = SessionContext::new();
             for (name, path) in &c.tables {
+                // A folder's URL ends with `/`.
+                let slash = if path.is_dir() { "/" } else { "" };
                 ctx.register_csv(
                     format!("\"{name}\""),
-                    path.to_str().unwrap(),
+                    &format!("{}{slash}", path.display()),
                     CsvReadOptions::new(),
                 )
                 .await

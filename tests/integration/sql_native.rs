@@ -459,3 +459,44 @@ async fn sub_second_timestamps_and_case_folded_names_are_refused() {
     let e = statement_sql(&p, 2, &options(Dialect::DuckDb)).unwrap_err();
     assert!(e.message.contains("differs only in case"), "{}", e.message);
 }
+
+/// A unit whose best rows `as of` T tie fails the exported query as it
+/// fails `strat run`, naming a tied unit; with `ties by` it runs.
+#[tokio::test]
+async fn as_of_ties_fail_the_query() {
+    let ctx = SessionContext::new();
+    let csv = crate::common::root().join("tests/cases/sql/data/snapshots.csv");
+    ctx.register_csv(
+        "snapshots",
+        csv.to_str().unwrap(),
+        datafusion::prelude::CsvReadOptions::new(),
+    )
+    .await
+    .unwrap();
+    let tied = "sample snapshots as of @2018-06-01 by snapshot_date within 30 days \
+                unit member_id stratify by country take 10 seed 1";
+    let p = program(&ctx, tied).await;
+    assert!(strat_engine::run::run_statement(&ctx, &p, 0).await.is_err());
+    let sql = statement_sql(&p, 0, &options(Dialect::DataFusion)).unwrap();
+    let r = match ctx.sql(&sql).await {
+        Ok(df) => df.collect().await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    let e = r.expect_err("a tie fails the query").to_string();
+    assert!(
+        e.contains("has rows tied at its latest `snapshot_date`"),
+        "{e}"
+    );
+    assert!(
+        e.contains("`member_id` = 6") || e.contains("`member_id` = 8"),
+        "{e}"
+    );
+    let p = program(
+        &ctx,
+        &tied.replace("30 days", "30 days ties by ingested_at"),
+    )
+    .await;
+    let sql = statement_sql(&p, 0, &options(Dialect::DataFusion)).unwrap();
+    let rows = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+    assert_eq!(rows.iter().map(|b| b.num_rows()).sum::<usize>(), 10);
+}

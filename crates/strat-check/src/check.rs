@@ -72,6 +72,8 @@ struct Param {
     value: Value,
 }
 
+mod as_of;
+
 struct Checker<'a> {
     src: &'a str,
     env: &'a Env,
@@ -365,6 +367,8 @@ impl<'a> Checker<'a> {
             strata: None,
             unit_level: false,
         };
+
+        let as_of = st.as_of.as_ref().and_then(|a| self.as_of(a, st, cols));
 
         let filter = st.filter.as_ref().and_then(|e| {
             let x = self.expr(e, &scope)?;
@@ -698,6 +702,7 @@ impl<'a> Checker<'a> {
             span: st.span,
             source: source?,
             input: columns.unwrap_or_default(),
+            as_of,
             filter,
             unit,
             having,
@@ -742,6 +747,7 @@ impl<'a> Checker<'a> {
         };
         ir::Clauses {
             head: Span::new(st.span.start, st.source.span.end),
+            as_of: st.as_of.as_ref().map(|a| trim(a.span)),
             filter: st.filter.as_ref().map(|f| trim(f.span)),
             unit: st.unit.as_ref().map(|u| u.span),
             exclude: st.exclude.as_ref().map(|x| x.span),
@@ -2364,6 +2370,7 @@ fn placeholder(st: &ast::Statement) -> ir::Statement {
         span: Span::default(),
         source: ir::Source::Table(String::new()),
         input: Vec::new(),
+        as_of: None,
         filter: None,
         unit: None,
         having: None,

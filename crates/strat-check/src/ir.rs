@@ -70,6 +70,8 @@ pub struct Statement {
     pub source: Source,
     /// The columns of the source, in order.
     pub input: Vec<Column>,
+    /// `as of T by COLUMN …`: the statement reads each unit's state row (§4.5).
+    pub as_of: Option<AsOf>,
     pub filter: Option<Expr>,
     pub unit: Option<Column>,
     /// `having PRED`: units whose aggregates make it true are kept (§4.4).
@@ -97,6 +99,7 @@ pub struct Statement {
 pub struct Clauses {
     /// The statement's head: its name (if any), keyword and source.
     pub head: Span,
+    pub as_of: Option<Span>,
     pub filter: Option<Span>,
     pub unit: Option<Span>,
     pub exclude: Option<Span>,
@@ -124,6 +127,50 @@ impl Statement {
     /// `stratify by`, or a `having` condition?
     pub fn has_aggregates(&self) -> bool {
         self.having.is_some() || self.strata.iter().any(|s| s.expr.has_aggregate())
+    }
+}
+
+/// `as of T by COLUMN [within N days|hours] [ties by COLUMN [desc]]`
+/// (§4.5): a unit's state is its row with the greatest `by` in the window,
+/// ties ordered by `ties`; everything else in the statement reads only the
+/// state rows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AsOf {
+    /// `T`, a date or a timestamp (a param's value substituted).
+    pub at: Value,
+    /// The column whose latest value in the window picks the state row.
+    pub by: Column,
+    /// The rows in the window: `by` compared with literal bounds of its own
+    /// type, computed from `T` and `within` at check time.
+    pub window: Expr,
+    /// `within N days` / `within N hours` as written, for reports.
+    pub within: Option<String>,
+    /// `ties by COLUMN`: of rows tied on `by`, the greatest wins (the
+    /// smallest with `desc`); NULL never wins over a value.
+    pub ties: Option<Ties>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ties {
+    pub column: Column,
+    pub desc: bool,
+}
+
+impl AsOf {
+    /// The clause as a reader would write it, `T` as a literal:
+    /// `as of @2018-06-01 by snapshot_date within 30 days ties by ingested_at`.
+    pub fn text(&self) -> String {
+        let mut s = format!("as of {} by {}", self.at, self.by.name);
+        if let Some(w) = &self.within {
+            s.push_str(&format!(" within {w}"));
+        }
+        if let Some(t) = &self.ties {
+            s.push_str(&format!(" ties by {}", t.column.name));
+            if t.desc {
+                s.push_str(" desc");
+            }
+        }
+        s
     }
 }
 

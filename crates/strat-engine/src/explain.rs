@@ -36,6 +36,14 @@ pub async fn explain(
         },
     };
     let _ = writeln!(out, "source:    {source}");
+    if let Some(a) = &st.as_of {
+        let _ = writeln!(
+            out,
+            "as of:     {}: each unit's latest row by `{}` in the window, before `where` (§4.5)",
+            a.text(),
+            a.by.name
+        );
+    }
     let _ = writeln!(
         out,
         "unit:      {}",
@@ -156,6 +164,13 @@ pub async fn explain(
     let run = run_statement(ctx, program, index).await?;
     let r = &run.report;
     let _ = writeln!(out, "\nrun plan:  {}", streaming_plan(program, st));
+    if let Some(a) = &r.as_of {
+        let _ = writeln!(
+            out,
+            "\nas of:     {} rows read; {} units with a state, {} with no row in the window (left out)",
+            a.rows_read, a.units_with_state, a.units_without_state
+        );
+    }
     let mut left_out = String::new();
     if r.null_units > 0 {
         let _ = write!(

@@ -127,9 +127,18 @@ fn statement_json(label: &str, report: &Report) -> Value {
             v
         })
         .collect();
+    let as_of = report.as_of.as_ref().map_or(Value::Null, |a| {
+        json!({
+            "clause": a.clause,
+            "rows_read": a.rows_read,
+            "units_with_state": a.units_with_state,
+            "units_without_state": a.units_without_state,
+        })
+    });
     json!({
         "statement": label,
         "seed": report.seed,
+        "as_of": as_of,
         "population": report.total_population,
         "selected": report.total_selected,
         "null_units": report.null_units,
@@ -253,6 +262,15 @@ pub fn to_markdown(report: &Report, upstream: &[StatementReport], meta: &RunMeta
 fn statement_markdown(out: &mut String, heading: &str, report: &Report) {
     out.push_str(&format!("## {heading}\n\n"));
     out.push_str(&format!("- seed: {}\n", report.seed));
+    if let Some(a) = &report.as_of {
+        out.push_str(&format!(
+            "- `{}`: {} rows read, {} units with a state, {} units with no row in the window (left out)\n",
+            md_cell(&a.clause),
+            a.rows_read,
+            a.units_with_state,
+            a.units_without_state
+        ));
+    }
     out.push_str(&format!(
         "- population (units): {}\n",
         report.total_population

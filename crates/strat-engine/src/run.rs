@@ -239,6 +239,23 @@ pub struct Report {
     /// output row's `_weight` is the stratum's `weight` here times the row's
     /// `_weight` in the source (§7.2); a split keeps the source's.
     pub source_weighted: bool,
+    /// What `as of` found, for a statement with one.
+    pub as_of: Option<AsOfReport>,
+}
+
+/// What `as of` found (spec §4.5), for the report and `explain`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AsOfReport {
+    /// The clause with `T` as a literal:
+    /// `as of @2018-06-01 by snapshot_date within 30 days`.
+    pub clause: String,
+    /// Every row of the source, with a unit or not.
+    pub rows_read: u64,
+    /// Units with a row in the window: the statement's units.
+    pub units_with_state: u64,
+    /// Units whose rows all lie outside the window (after `T`, or before
+    /// its start): not in the population.
+    pub units_without_state: u64,
 }
 
 /// Whether a statement's source is a statement that outputs `_weight`.
@@ -307,6 +324,18 @@ pub enum RunError {
         unit: String,
         first: String,
         second: String,
+    },
+    /// Units whose best rows `as of` T tie on `by` (and `ties by`): which
+    /// one is the state, no rule says. `examples`: some units, with how
+    /// many of their rows tie.
+    AsOfTie {
+        /// `T`, as a literal.
+        at: String,
+        unit_column: String,
+        by: String,
+        ties: Option<String>,
+        units: u64,
+        examples: Vec<(String, u64)>,
     },
     /// The neyman column differs between the rows of one unit.
     NeymanNotConstant {
@@ -411,6 +440,34 @@ impl fmt::Display for RunError {
                  have different stratum values; stratify by values that are constant within a unit \
                  (e.g. a unit aggregate such as `last(x by t)`), or fix the data"
             ),
+            RunError::AsOfTie {
+                at,
+                unit_column,
+                by,
+                ties,
+                units,
+                examples,
+            } => {
+                let named: Vec<String> = examples
+                    .iter()
+                    .map(|(u, n)| format!("`{unit_column}` = {u} ({n} rows)"))
+                    .collect();
+                let on = match ties {
+                    Some(t) => format!("`{by}` and `{t}`"),
+                    None => format!("`{by}`"),
+                };
+                write!(
+                    f,
+                    "{units} unit{} tie on {on} at their latest row as of {at}: {}{}",
+                    if *units == 1 { "" } else { "s" },
+                    named.join(", "),
+                    if *units > examples.len() as u64 {
+                        ", …"
+                    } else {
+                        ""
+                    }
+                )
+            }
             RunError::NeymanNotConstant { column, unit } => write!(
                 f,
                 "neyman: `{column}` differs between the rows of unit {unit}; the neyman column \
@@ -718,12 +775,26 @@ pub async fn run_statement_streamed(
             })?
         }
     };
+    let (source, as_of) = match &st.as_of {
+        None => (source, None),
+        Some(_) => {
+            let (rows, found) = source.as_of(ctx, st).await?.ok_or_else(|| {
+                RunError::Unsupported(
+                    "`as of`: the state rows go to a temporary file, and this session has no \
+                     local temporary folder (its disk manager is disabled)"
+                        .into(),
+                )
+            })?;
+            (rows, Some(found))
+        }
+    };
     let filters = stream::UnitFilters {
         kept: kept_keys,
         excluded: excluded_keys,
     };
     let mut out = stream::run(ctx, st, source, split, filters, options).await?;
     out.report.source_weighted = source_weighted(program, st);
+    out.report.as_of = as_of;
     out.upstream = upstream;
     Ok(out)
 }

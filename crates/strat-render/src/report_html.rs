@@ -103,7 +103,18 @@ fn totals(report: &Value, strata: &[Stratum]) -> String {
         .filter(|s| s.target.is_some_and(|t| s.selected < t))
         .count();
     let strata = strata.len();
-    let mut s = String::from("<ul class=\"totals\">");
+    let mut s = String::new();
+    if let Some(a) = report["as_of"].as_object() {
+        let _ = write!(
+            s,
+            "<p class=\"as-of\"><code>{}</code>: {} rows read, <b>{}</b> units with a state, {} with no row in the window (left out)</p>",
+            esc(&text(&a["clause"])),
+            int(&a["rows_read"]),
+            int(&a["units_with_state"]),
+            int(&a["units_without_state"])
+        );
+    }
+    s += "<ul class=\"totals\">";
     let _ = write!(
         s,
         "<li><b>{}</b> units (N)</li>",

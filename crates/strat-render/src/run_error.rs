@@ -89,6 +89,18 @@ fn diagnostic(e: &RunError, st: Option<&Statement>, inputs: &[(String, PathBuf)]
             }
             d
         }
+        RunError::AsOfTie { by, ties, .. } => Diagnostic::error("E0209", message())
+            .at(place(st, &[c.as_of]))
+            .with_label(format!("each unit needs one latest row by `{by}`"))
+            .with_help(match ties {
+                None => "add `ties by COLUMN` (e.g. the time each row was loaded) to say which \
+                         of a unit's rows at one time wins, or remove the duplicate rows"
+                    .to_string(),
+                Some(t) => format!(
+                    "these rows are equal on `{t}` too: order them by a column that tells them \
+                     apart, or remove the duplicate rows"
+                ),
+            }),
         RunError::NeymanNotConstant { column, unit } => Diagnostic::error(
             "E0206",
             format!("neyman: `{column}` differs between the rows of unit {unit}"),
@@ -153,6 +165,7 @@ fn code(e: &RunError) -> &'static str {
         RunError::UnitSpansStrata { .. } => "E0201",
         RunError::Alloc { .. } => "E0202",
         RunError::NeymanNotConstant { .. } => "E0206",
+        RunError::AsOfTie { .. } => "E0209",
         RunError::Unsupported(_) => "E0204",
         RunError::Statement(_) | RunError::InStatement { .. } => "E0207",
         RunError::Memory { .. } => "E0208",

@@ -324,6 +324,7 @@ impl Gen<'_> {
     fn body(&self, top: bool) -> R<(Vec<Cte>, String)> {
         self.check_tier()?;
         let mut ctes: Vec<Cte> = Vec::new();
+        self.as_of_ctes(&mut ctes)?;
         self.eligible_ctes(&mut ctes)?;
         let filters = self.unit_filter_ctes(&mut ctes)?;
         let neyman = self.units_cte(&mut ctes, &filters)?;
@@ -343,6 +344,76 @@ impl Gen<'_> {
         };
         let select = self.final_select(weight.as_deref(), split_case.as_deref(), top)?;
         Ok((ctes, select))
+    }
+
+    /// Where the statement's rows come from: its source, or with `as of`
+    /// the state rows of its units.
+    fn rows_source(&self) -> String {
+        match &self.st.as_of {
+            Some(_) => "as_of_rows".to_string(),
+            None => self.source(&self.st.source),
+        }
+    }
+
+    /// With `as of` (§4.5): `as_of_ranked`, the rows in the window ranked
+    /// best first within their unit, with the number of rows tied with the
+    /// unit's first; `as_of_rows`, each unit's first row, the query failing
+    /// on a unit whose first rows tie.
+    fn as_of_ctes(&self, ctes: &mut Vec<Cte>) -> R<()> {
+        let st = self.st;
+        let Some(as_of) = &st.as_of else {
+            return Ok(());
+        };
+        let unit = self.id(&self.unit().name);
+        let mut order = vec![format!("{} DESC NULLS LAST", self.id(&as_of.by.name))];
+        if let Some(t) = &as_of.ties {
+            let value = self.id(&t.column.name);
+            let key = match t.column.ty {
+                Type::String => self.d.bytes_order(&value),
+                Type::Bool => format!("CASE WHEN {value} THEN 1 WHEN NOT {value} THEN 0 END"),
+                _ => value,
+            };
+            // Ascending ties: the greatest wins, so it comes first.
+            let dir = if t.desc { "ASC" } else { "DESC" };
+            order.push(format!("{key} {dir} NULLS LAST"));
+        }
+        let over = format!("PARTITION BY {unit} ORDER BY {}", order.join(", "));
+        let cols: Vec<String> = st.input.iter().map(|c| self.id(&c.name)).collect();
+        ctes.push(Cte {
+            name: "as_of_ranked",
+            comment: format!(
+                "`{}`: the rows in the window, ranked best first within their unit; `as_of_peers` counts the rows tied with the first",
+                as_of.text()
+            ),
+            body: format!(
+                "SELECT\n    {},\n    ROW_NUMBER() OVER ({over}) AS as_of_rank,\n    COUNT(*) OVER ({over} RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS as_of_peers\n  FROM {}\n  WHERE ({})\n    AND {unit} IS NOT NULL",
+                cols.join(",\n    "),
+                self.source(&st.source),
+                self.expr(&as_of.window)?
+            ),
+        });
+        let message = format!(
+            "{} || {} || {}",
+            self.s(&format!("strat: unit `{}` = ", self.unit().name)),
+            self.key_text(&unit, &self.unit().ty)?,
+            self.s(&format!(
+                " has rows tied at its latest `{}` as of {}: add `ties by COLUMN`, or remove the duplicates",
+                as_of.by.name, as_of.at
+            ))
+        );
+        // The CASE alone decides when to raise (a first row with peers):
+        // engines may evaluate both sides of the `AND`, and DataFusion turns a
+        // CASE of boolean branches into `AND`/`OR`, evaluating every branch.
+        ctes.push(Cte {
+            name: "as_of_rows",
+            comment: "each unit's state: its first row (a unit whose first rows tie fails the query)".into(),
+            body: format!(
+                "SELECT\n    {}\n  FROM as_of_ranked\n  WHERE as_of_rank = 1\n    AND CASE WHEN as_of_rank = 1 AND as_of_peers > 1 THEN {} ELSE TRUE END",
+                cols.join(",\n    "),
+                self.d.raise(&message)
+            ),
+        });
+        Ok(())
     }
 
     fn unit(&self) -> &strat_check::Column {
@@ -410,7 +481,7 @@ impl Gen<'_> {
         let eligible = format!(
             "SELECT\n    {}\n  FROM {}\n  WHERE {filter}",
             cols.join(",\n    "),
-            self.source(&st.source)
+            self.rows_source()
         );
         if aggregates.is_empty() {
             ctes.push(Cte {

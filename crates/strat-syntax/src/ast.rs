@@ -111,6 +111,8 @@ pub struct Statement {
     pub kind: StatementKind,
     pub keyword_span: Span,
     pub source: Ident,
+    /// `as of T by COLUMN …`: each unit's state at a point in time (§4.5).
+    pub as_of: Option<AsOf>,
     pub filter: Option<Expr>,
     pub unit: Option<Ident>,
     /// `having PRED`: a condition on unit aggregates.
@@ -128,6 +130,48 @@ pub struct Statement {
     pub seed: Option<IntValue>,
     pub output: Option<Vec<Ident>>,
     pub into: Option<Into>,
+    pub span: Span,
+}
+
+/// `as of T by COLUMN [within N days|hours] [ties by COLUMN [desc]]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AsOf {
+    pub at: AsOfTime,
+    pub by: Ident,
+    pub within: Option<Within>,
+    pub ties: Option<Ties>,
+    pub span: Span,
+}
+
+/// The `T` of `as of T`: a date or timestamp literal, or a param.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AsOfTime {
+    Literal(Literal),
+    Param(Ident),
+}
+
+impl AsOfTime {
+    pub fn span(&self) -> Span {
+        match self {
+            AsOfTime::Literal(l) => l.span(),
+            AsOfTime::Param(p) => p.span,
+        }
+    }
+}
+
+/// `within N days` or `within N hours`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Within {
+    pub amount: IntValue,
+    pub hours: bool,
+    pub span: Span,
+}
+
+/// `ties by COLUMN [desc]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ties {
+    pub column: Ident,
+    pub desc: bool,
     pub span: Span,
 }
 

@@ -26,6 +26,9 @@ pub fn layout_statement(text: &str, st: &Statement) -> Option<String> {
         out.push_str("\n  ");
         out.push_str(&s);
     };
+    if let Some(a) = &st.as_of {
+        line(flat(a.span));
+    }
     if let Some(f) = &st.filter {
         line(format!("where {}", flat(f.span)));
     }

@@ -6,9 +6,9 @@ use pest::error::{ErrorVariant, InputLocation};
 use pest::iterators::Pair;
 
 use crate::ast::{
-    Allocate, Amount, Arg, BinaryOp, Expr, ExprKind, File, Ident, IntValue, Into, IntoKind, Item,
-    Literal, Method, ParamDecl, ParamType, Percent, SplitPart, Statement, StatementKind,
-    StratumItem, StringLit, TableDecl, Take, TakeAmount, UnaryOp,
+    Allocate, Amount, Arg, AsOf, AsOfTime, BinaryOp, Expr, ExprKind, File, Ident, IntValue, Into,
+    IntoKind, Item, Literal, Method, ParamDecl, ParamType, Percent, SplitPart, Statement,
+    StatementKind, StratumItem, StringLit, TableDecl, Take, TakeAmount, Ties, UnaryOp, Within,
 };
 use crate::diagnostic::{Diagnostic, closest};
 use crate::lex;
@@ -242,14 +242,22 @@ fn syntax_error(
     // The end of the statement reads best last: "expected `take`, `seed` or the end of the statement".
     let mut positives = positives;
     positives.sort_by_key(|r| *r == Rule::EOI);
+    // Right after a source, `as` can only start `as of`.
+    let after_source = positives
+        .iter()
+        .any(|p| matches!(p, Rule::where_clause | Rule::kw_where));
     for r in &positives {
-        let w = describe(*r, is_item);
+        let w = match r {
+            Rule::kw_as if after_source => "`as of`",
+            _ => describe(*r, is_item),
+        };
         if !expected.contains(&w) {
             expected.push(w);
         }
     }
     // Clauses in the order a statement takes them, in the places clauses hold in the list.
-    const CLAUSES: [&str; 13] = [
+    const CLAUSES: [&str; 14] = [
+        "`as of`",
         "`where`",
         "`unit`",
         "`having`",
@@ -603,16 +611,26 @@ fn syntax_help(positives: &[Rule], found: &str, chunk: &str, pos: usize) -> Opti
     {
         return Some("a `(` before this point is not closed; add the missing `)`".to_string());
     }
+    if found == "as"
+        && chunk[pos.min(chunk.len())..]
+            .split_whitespace()
+            .nth(1)
+            .is_some_and(|w| w == "of")
+    {
+        return Some(
+            "`as of` comes right after the source: `sample SOURCE as of T by COLUMN`, then the other clauses".to_string(),
+        );
+    }
     let order = [
         "where", "unit", "having", "keep", "exclude", "stratify", "take", "allocate", "min", "max",
-        "seed", "output",
+        "seed", "output", "within", "ties",
     ];
     if order.contains(&found) && !clause_words.is_empty() {
         let stmt_is_split = chunk.split_whitespace().any(|w| w == "split");
         return Some(if stmt_is_split {
-            "a `split` takes its clauses in this order: where, unit, having, keep units in, exclude units in, stratify by, into, seed, output".to_string()
+            "a `split` takes its clauses in this order: as of, where, unit, having, keep units in, exclude units in, stratify by, into, seed, output".to_string()
         } else {
-            "a `sample` takes its clauses in this order: where, unit, having, keep units in, exclude units in, stratify by, take, allocate, min, max, seed, output".to_string()
+            "a `sample` takes its clauses in this order: as of, where, unit, having, keep units in, exclude units in, stratify by, take, allocate, min, max, seed, output".to_string()
         });
     }
     let is_word = !found.is_empty() && found.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
@@ -645,6 +663,11 @@ fn syntax_help(positives: &[Rule], found: &str, chunk: &str, pos: usize) -> Opti
 
 fn keyword_of(r: Rule) -> Option<&'static str> {
     Some(match r {
+        Rule::as_of_clause | Rule::kw_of => "as of",
+        Rule::within_clause | Rule::kw_within => "within",
+        Rule::ties_clause | Rule::kw_ties => "ties by",
+        Rule::kw_desc => "desc",
+        Rule::time_unit => "days",
         Rule::where_clause | Rule::kw_where => "where",
         Rule::unit_clause | Rule::kw_unit => "unit",
         Rule::having_clause | Rule::kw_having => "having",
@@ -694,6 +717,7 @@ fn describe(r: Rule, is_item: bool) -> &'static str {
         percent => "a percentage such as `10%`",
         take_about => "`about`",
         date | timestamp => "a date such as `@2018-06-01`",
+        as_of_time => "a date such as `@2018-06-01` or a date param",
         expr | or_expr | and_expr | not_expr | cmp_expr | add_expr | mul_expr | unary_expr
         | case_expr | call | func_name | neg | kw_true | kw_false | kw_null | kw_not | kw_case
         | stratum_item => "an expression",
@@ -724,6 +748,11 @@ fn describe(r: Rule, is_item: bool) -> &'static str {
         kw_like => "`like`",
         kw_between => "`between`",
         other => keyword_of(other).map_or("something else", |k| match k {
+            "as of" => "`as of`",
+            "within" => "`within`",
+            "ties by" => "`ties by`",
+            "desc" => "`desc`",
+            "days" => "`days` or `hours`",
             "where" => "`where`",
             "unit" => "`unit`",
             "having" => "`having`",
@@ -847,6 +876,7 @@ impl Builder<'_> {
                 span: Span::default(),
                 quoted: false,
             },
+            as_of: None,
             filter: None,
             unit: None,
             having: None,
@@ -869,6 +899,10 @@ impl Builder<'_> {
             match c.as_rule() {
                 Rule::kw_sample | Rule::kw_split => st.keyword_span = cspan,
                 Rule::source => st.source = self.name(c.into_inner().next().unwrap()),
+                Rule::as_of_clause => match self.as_of(c) {
+                    Some(a) => st.as_of = Some(a),
+                    None => ok = false,
+                },
                 Rule::where_clause => match self.top_expr(last_inner(c)) {
                     Some(e) => st.filter = Some(e),
                     None => ok = false,
@@ -1048,6 +1082,62 @@ impl Builder<'_> {
             Rule::share_amount => Amount::Share(self.percent(last_inner(inner))),
             _ => Amount::Method(self.method(inner)),
         }
+    }
+
+    fn as_of(&mut self, p: Pair<Rule>) -> Option<AsOf> {
+        let span = self.span(&p);
+        let mut at = None;
+        let mut by = None;
+        let mut within = None;
+        let mut ties = None;
+        for c in p.into_inner() {
+            match c.as_rule() {
+                Rule::as_of_time => {
+                    let t = c.into_inner().next()?;
+                    at = Some(match t.as_rule() {
+                        Rule::name => AsOfTime::Param(self.name(t)),
+                        _ => AsOfTime::Literal(self.literal(t)?),
+                    });
+                }
+                Rule::name => by = Some(self.name(c)),
+                Rule::within_clause => {
+                    let wspan = self.span(&c);
+                    let mut it = c.into_inner().skip(1);
+                    let amount = self.int_value(it.next()?);
+                    let hours = it.next()?.as_str().starts_with("hour");
+                    within = Some(Within {
+                        amount,
+                        hours,
+                        span: wspan,
+                    });
+                }
+                Rule::ties_clause => {
+                    let tspan = self.span(&c);
+                    let mut column = None;
+                    let mut desc = false;
+                    for t in c.into_inner() {
+                        match t.as_rule() {
+                            Rule::name => column = Some(self.name(t)),
+                            Rule::kw_desc => desc = true,
+                            _ => {}
+                        }
+                    }
+                    ties = Some(Ties {
+                        column: column?,
+                        desc,
+                        span: tspan,
+                    });
+                }
+                _ => {}
+            }
+        }
+        Some(AsOf {
+            at: at?,
+            by: by?,
+            within,
+            ties,
+            span,
+        })
     }
 
     fn int_value(&mut self, p: Pair<Rule>) -> IntValue {

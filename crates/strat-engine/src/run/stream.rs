@@ -80,6 +80,7 @@ type RunFile = Arc<dyn SpillFile>;
 use super::*;
 
 mod again;
+mod as_of;
 mod neyman;
 mod ordered;
 mod rows;
@@ -880,6 +881,7 @@ pub(super) async fn run(
         split_totals,
         // Set by the caller, which knows the program.
         source_weighted: false,
+        as_of: None,
     };
 
     // 4. A split's rows: every row, read again, spread over bucket files by

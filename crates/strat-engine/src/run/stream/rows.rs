@@ -25,6 +25,7 @@ use datafusion::execution::TaskContext;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::PartitionStream;
 
+use super::as_of;
 use super::*;
 
 /// Which source columns a pass reads (with unit aggregates, the rows in unit
@@ -81,36 +82,9 @@ impl Rows {
         what: String,
         weighted: bool,
     ) -> Result<Option<Self>, RunError> {
-        let Ok(file) = ctx
-            .runtime_env()
-            .disk_manager
-            .create_tmp_file("strat: an earlier statement's output")
-        else {
+        let Some((rows, file)) = spool(ctx, &upstream.schema, upstream.rows, &what).await? else {
             return Ok(None);
         };
-        let Some(path) = file.path().and_then(|p| p.to_str()).map(str::to_string) else {
-            return Ok(None);
-        };
-        let failed =
-            |e: &dyn std::fmt::Display| spill_error(&format!("reading {what}"), "its rows", e);
-        let sink = file.open_writer().map_err(|e| failed(&e))?;
-        let mut writer = FileWriter::try_new(sink, &upstream.schema).map_err(|e| failed(&e))?;
-        let mut rows = upstream.rows;
-        while let Some(batch) = rows.next().await {
-            writer.write(&batch?).map_err(|e| failed(&e))?;
-        }
-        writer.finish().map_err(|e| failed(&e))?;
-        let mut sink = writer.into_inner().map_err(|e| failed(&e))?;
-        sink.finish().map_err(|e| failed(&e))?;
-        // The file's name has no `.arrow` ending.
-        let options = ArrowReadOptions {
-            file_extension: "",
-            ..ArrowReadOptions::default()
-        };
-        let rows = ctx
-            .read_arrow(path, options)
-            .await
-            .map_err(df_err(format!("reading {what}")))?;
         Ok(Some(Rows {
             what,
             weighted,
@@ -118,6 +92,52 @@ impl Rows {
             plan: StrataPlan::new(st),
             having_dropped: Arc::new(AtomicU64::new(0)),
         }))
+    }
+
+    /// The state rows of this source `as of` T (spec §4.5), spooled like
+    /// an earlier statement's output, with what picking them counted; an
+    /// error when a unit's best rows tie. `None` without a local temporary
+    /// directory.
+    pub async fn as_of(
+        self,
+        ctx: &SessionContext,
+        st: &Statement,
+    ) -> Result<Option<(Self, AsOfReport)>, RunError> {
+        let all = self.all(ctx).await?;
+        let schema: SchemaRef = Arc::new(all.schema().as_arrow().clone());
+        let unit_at = st
+            .unit
+            .as_ref()
+            .and_then(|u| schema.index_of(&u.name).ok())
+            .ok_or_else(|| {
+                RunError::Statement("`as of` without a unit column (internal error)".into())
+            })?;
+        let (firsts, picked) = as_of::state_rows(st, all, &self.what).await?;
+        let context = format!("reading {} `as of`", self.what);
+        let stream = firsts.execute_stream().await.map_err(df_err(&context))?;
+        let n_source = schema.fields().len();
+        let taker = picked.clone();
+        let state_rows: RowStream = Box::pin(stream.map(move |batch| {
+            let batch = batch.map_err(df_err(&context))?;
+            let mut picked = taker
+                .lock()
+                .map_err(|_| RunError::Statement("a poisoned lock".into()))?;
+            picked.take(&batch, n_source, unit_at)
+        }));
+        let Some((rows, file)) = spool(ctx, &schema, state_rows, &self.what).await? else {
+            return Ok(None);
+        };
+        let picked = picked
+            .lock()
+            .map_err(|_| RunError::Statement("a poisoned lock".into()))?;
+        picked.ties(st)?;
+        Ok(Some((
+            Rows {
+                from: From::Spooled { rows, _file: file },
+                ..self
+            },
+            picked.counts.clone(),
+        )))
     }
 
     /// How many rows the source has, for a progress bar: exact when its
@@ -282,6 +302,46 @@ impl Rows {
         ctx.read_table(Arc::new(table))
             .map_err(df_err("unit aggregates"))
     }
+}
+
+/// `rows` written to a temporary Arrow file as they come, and the file read
+/// back as a `DataFrame` (deleted when the last holder of the file is done);
+/// `None` without a local temporary directory. `what` names the rows in errors.
+async fn spool(
+    ctx: &SessionContext,
+    schema: &SchemaRef,
+    mut rows: RowStream,
+    what: &str,
+) -> Result<Option<(DataFrame, Arc<dyn SpillFile>)>, RunError> {
+    let Ok(file) = ctx
+        .runtime_env()
+        .disk_manager
+        .create_tmp_file("strat: an earlier statement's output")
+    else {
+        return Ok(None);
+    };
+    let Some(path) = file.path().and_then(|p| p.to_str()).map(str::to_string) else {
+        return Ok(None);
+    };
+    let failed = |e: &dyn std::fmt::Display| spill_error(&format!("reading {what}"), "its rows", e);
+    let sink = file.open_writer().map_err(|e| failed(&e))?;
+    let mut writer = FileWriter::try_new(sink, schema).map_err(|e| failed(&e))?;
+    while let Some(batch) = rows.next().await {
+        writer.write(&batch?).map_err(|e| failed(&e))?;
+    }
+    writer.finish().map_err(|e| failed(&e))?;
+    let mut sink = writer.into_inner().map_err(|e| failed(&e))?;
+    sink.finish().map_err(|e| failed(&e))?;
+    // The file's name has no `.arrow` ending.
+    let options = ArrowReadOptions {
+        file_extension: "",
+        ..ArrowReadOptions::default()
+    };
+    let rows = ctx
+        .read_arrow(path, options)
+        .await
+        .map_err(df_err(format!("reading {what}")))?;
+    Ok(Some((rows, file)))
 }
 
 /// The eligible rows in unit order, read as a table of one partition.
