@@ -243,6 +243,21 @@ pub struct Report {
     pub as_of: Option<AsOfReport>,
 }
 
+/// Units whose best rows `as of` T tie on `by` (and `ties by`): which one
+/// is the state, no rule says (spec §4.5, E0209).
+#[derive(Debug)]
+pub struct TiedUnits {
+    /// `T`, as a literal.
+    pub at: String,
+    pub unit_column: String,
+    pub by: String,
+    pub ties: Option<String>,
+    /// How many units tie.
+    pub units: u64,
+    /// Some of them (the smallest key texts), with how many of their rows tie.
+    pub examples: Vec<(String, u64)>,
+}
+
 /// What `as of` found (spec §4.5), for the report and `explain`.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct AsOfReport {
@@ -325,18 +340,8 @@ pub enum RunError {
         first: String,
         second: String,
     },
-    /// Units whose best rows `as of` T tie on `by` (and `ties by`): which
-    /// one is the state, no rule says. `examples`: some units, with how
-    /// many of their rows tie.
-    AsOfTie {
-        /// `T`, as a literal.
-        at: String,
-        unit_column: String,
-        by: String,
-        ties: Option<String>,
-        units: u64,
-        examples: Vec<(String, u64)>,
-    },
+    /// Units whose best rows `as of` T tie (boxed: the error stays small).
+    AsOfTie(Box<TiedUnits>),
     /// The neyman column differs between the rows of one unit.
     NeymanNotConstant {
         column: String,
@@ -440,14 +445,15 @@ impl fmt::Display for RunError {
                  have different stratum values; stratify by values that are constant within a unit \
                  (e.g. a unit aggregate such as `last(x by t)`), or fix the data"
             ),
-            RunError::AsOfTie {
-                at,
-                unit_column,
-                by,
-                ties,
-                units,
-                examples,
-            } => {
+            RunError::AsOfTie(tie) => {
+                let TiedUnits {
+                    at,
+                    unit_column,
+                    by,
+                    ties,
+                    units,
+                    examples,
+                } = tie.as_ref();
                 let named: Vec<String> = examples
                     .iter()
                     .map(|(u, n)| format!("`{unit_column}` = {u} ({n} rows)"))
@@ -778,7 +784,7 @@ pub async fn run_statement_streamed(
     let (source, as_of) = match &st.as_of {
         None => (source, None),
         Some(_) => {
-            let (rows, found) = source.as_of(ctx, st).await?.ok_or_else(|| {
+            let (rows, found) = source.state_as_of(ctx, st).await?.ok_or_else(|| {
                 RunError::Unsupported(
                     "`as of`: the state rows go to a temporary file, and this session has no \
                      local temporary folder (its disk manager is disabled)"

@@ -89,10 +89,10 @@ fn diagnostic(e: &RunError, st: Option<&Statement>, inputs: &[(String, PathBuf)]
             }
             d
         }
-        RunError::AsOfTie { by, ties, .. } => Diagnostic::error("E0209", message())
+        RunError::AsOfTie(tie) => Diagnostic::error("E0209", message())
             .at(place(st, &[c.as_of]))
-            .with_label(format!("each unit needs one latest row by `{by}`"))
-            .with_help(match ties {
+            .with_label(format!("each unit needs one latest row by `{}`", tie.by))
+            .with_help(match &tie.ties {
                 None => "add `ties by COLUMN` (e.g. the time each row was loaded) to say which \
                          of a unit's rows at one time wins, or remove the duplicate rows"
                     .to_string(),
@@ -165,7 +165,7 @@ fn code(e: &RunError) -> &'static str {
         RunError::UnitSpansStrata { .. } => "E0201",
         RunError::Alloc { .. } => "E0202",
         RunError::NeymanNotConstant { .. } => "E0206",
-        RunError::AsOfTie { .. } => "E0209",
+        RunError::AsOfTie(_) => "E0209",
         RunError::Unsupported(_) => "E0204",
         RunError::Statement(_) | RunError::InStatement { .. } => "E0207",
         RunError::Memory { .. } => "E0208",

@@ -1446,6 +1446,10 @@ impl Session {
         let from = a.from.as_ref().map(|f| (a.at[1], f.len()));
         part(&mut stmt, "__strata = sample ", None);
         part(&mut stmt, &source, from.or(Some((0, 0))));
+        if let Some(x) = &a.as_of {
+            part(&mut stmt, "\n  as of ", None);
+            part(&mut stmt, x, Some((a.at[4], x.len())));
+        }
         if let Some(w) = &a.filter {
             part(&mut stmt, "\n  where ", None);
             part(&mut stmt, w, Some((a.at[3], w.len())));
@@ -1527,6 +1531,7 @@ impl Session {
         let index = program.statements.len() - 1;
         let st = &program.statements[index];
         let fast = matches!(st.source, ir::Source::Table(_))
+            && st.as_of.is_none()
             && !st.strata.iter().any(|s| s.expr.has_aggregate());
         let counts = if fast {
             count_by_strata(&ctx, st).await

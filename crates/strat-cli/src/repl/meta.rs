@@ -43,17 +43,19 @@ pub enum Meta {
     Quit,
 }
 
-/// `:strata EXPR[, EXPR…] [from NAME] [unit COLUMN] [where CONDITION]`.
+/// `:strata EXPR[, EXPR…] [from NAME] [as of T by COLUMN …] [unit COLUMN] [where CONDITION]`.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct StrataArgs {
     pub exprs: String,
     pub from: Option<String>,
     pub unit: Option<String>,
     pub filter: Option<String>,
+    /// What follows `as of` (spec §4.5): `T by COLUMN [within …] [ties by …]`.
+    pub as_of: Option<String>,
     /// The arguments as typed, and where each part above starts in them
-    /// (exprs, from, unit, filter), so that errors point at what was typed.
+    /// (exprs, from, unit, filter, as of), so that errors point at what was typed.
     pub typed: String,
-    pub at: [usize; 4],
+    pub at: [usize; 5],
 }
 
 /// A meta command's name, usage and help.
@@ -96,13 +98,15 @@ pub const COMMANDS: &[CommandInfo] = &[
     },
     CommandInfo {
         name: "strata",
-        args: "EXPR[, EXPR…] [from NAME] [unit COLUMN] [where CONDITION]",
+        args: "EXPR[, EXPR…] [from NAME] [as of T by COLUMN …] [unit COLUMN] [where CONDITION]",
         summary: "population per candidate stratum",
         help: "Counts the rows (or, with `unit COLUMN`, the distinct units) of each stratum that the stratum \
                expressions would make, largest first, with each stratum's share; strata with fewer than 30 or under \
                1% are flagged. EXPR is anything `stratify by` accepts: `country, bucket(tenure_days, [90, 365])`. \
                `from` defaults to the table bound last; it may name a statement (or give its number). Example: \
-               `:strata country, plan from members where not is_kids_profile`.",
+               `:strata country, plan from members where not is_kids_profile`. With `as of` (which needs `unit`), \
+               each unit counts by its state at T: `:strata plan from member_days as of @2018-06-01 by \
+               snapshot_date ties by ingested_at unit member_id`.",
     },
     CommandInfo {
         name: "check",
@@ -379,14 +383,25 @@ fn unquote(s: &str) -> String {
     s.to_string()
 }
 
-/// Splits `:strata` arguments at the words `from`, `unit` and `where` outside
+/// Splits `:strata` arguments at `from`, `as of`, `unit` and `where` outside
 /// parentheses and strings.
 pub fn parse_strata(rest: &str) -> Result<StrataArgs, String> {
     let toks = lex::tokens(rest);
     let mut depth = 0i64;
     let mut marks: Vec<(&str, usize, usize)> = Vec::new(); // clause, start of keyword, end of keyword
-    for t in &toks {
+    for (i, t) in toks.iter().enumerate() {
         let text = &rest[t.span.start..t.span.end];
+        // `as of` (not the `as` of an alias): the clause ends after `of`.
+        let of = toks
+            .get(i + 1)
+            .filter(|n| text == "as" && &rest[n.span.start..n.span.end] == "of");
+        if let Some(of) = of
+            && depth == 0
+            && !marks.iter().any(|m| m.0 == "as of")
+        {
+            marks.push(("as of", t.span.start, of.span.end));
+            continue;
+        }
         match t.kind {
             TokenKind::Punct => match text {
                 "(" | "[" | "{" => depth += 1,
@@ -427,7 +442,7 @@ pub fn parse_strata(rest: &str) -> Result<StrataArgs, String> {
     let mut args = StrataArgs {
         exprs,
         typed: rest.to_string(),
-        at: [start_of(0, first), 0, 0, 0],
+        at: [start_of(0, first), 0, 0, 0, 0],
         ..StrataArgs::default()
     };
     for (clause, start, kw_end) in &marks {
@@ -439,6 +454,7 @@ pub fn parse_strata(rest: &str) -> Result<StrataArgs, String> {
         match *clause {
             "from" => (args.from, args.at[1]) = (Some(value), at),
             "unit" => (args.unit, args.at[2]) = (Some(value), at),
+            "as of" => (args.as_of, args.at[4]) = (Some(value), at),
             _ => (args.filter, args.at[3]) = (Some(value), at),
         }
     }

@@ -185,7 +185,7 @@ fn meta_commands_parse() {
             exprs: "country".into(),
             from: Some("members".into()),
             typed: "country from members".into(),
-            at: [0, 13, 0, 0],
+            at: [0, 13, 0, 0, 0],
             ..Default::default()
         }))
     );
@@ -871,4 +871,39 @@ fn strip_ansi(s: &str) -> String {
         }
     }
     out
+}
+
+/// `:strata … as of T by COLUMN …` counts each unit by its state at T
+/// (spec §4.5): the plans of June 1st, not of the snapshots after it; an
+/// alias `as` is not `as of`.
+#[test]
+fn strata_as_of_count_units_by_their_state() {
+    let (mut s, _) = session(&[]);
+    let days = data("member_days");
+    exec(&mut s, &format!(":table member_days {days}/"));
+    let a = parse_strata(
+        "plan as p as of @2018-06-01 by snapshot_date ties by ingested_at unit member_id",
+    )
+    .unwrap();
+    assert_eq!(a.exprs, "plan as p");
+    assert_eq!(
+        a.as_of.as_deref(),
+        Some("@2018-06-01 by snapshot_date ties by ingested_at")
+    );
+    assert_eq!(&a.typed[a.at[4]..a.at[4] + 11], "@2018-06-01");
+    let june = exec(
+        &mut s,
+        ":strata plan as of @2018-06-01 by snapshot_date within 30 days ties by ingested_at unit member_id",
+    );
+    let later = exec(
+        &mut s,
+        ":strata plan as of @2018-06-10 by snapshot_date within 30 days ties by ingested_at unit member_id",
+    );
+    assert!(june.contains("strata of member_days ("), "{june}");
+    assert_ne!(june, later, "members joined, left and changed plan in June");
+    let tied = exec(
+        &mut s,
+        ":strata plan as of @2018-06-01 by snapshot_date unit member_id",
+    );
+    assert!(tied.contains("E0209") && tied.contains("100605"), "{tied}");
 }

@@ -166,13 +166,13 @@ impl Picked {
         let mut examples = self.tied.clone();
         examples.sort_by(|a, b| (a.0.len(), &a.0).cmp(&(b.0.len(), &b.0)));
         examples.truncate(TIE_EXAMPLES);
-        Err(RunError::AsOfTie {
+        Err(RunError::AsOfTie(Box::new(TiedUnits {
             at: as_of.at.to_string(),
             unit_column: unit.name.clone(),
             by: as_of.by.name.clone(),
             ties: as_of.ties.as_ref().map(|t| t.column.name.clone()),
             units: self.tied_units,
             examples,
-        })
+        })))
     }
 }

@@ -98,7 +98,7 @@ impl Rows {
     /// an earlier statement's output, with what picking them counted; an
     /// error when a unit's best rows tie. `None` without a local temporary
     /// directory.
-    pub async fn as_of(
+    pub async fn state_as_of(
         self,
         ctx: &SessionContext,
         st: &Statement,
