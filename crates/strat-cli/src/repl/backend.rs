@@ -1468,7 +1468,15 @@ impl Session {
                 .iter()
                 .find(|(r, _)| r.start <= s.start && s.start <= r.end)
             else {
-                return Span::new(0, args_at.saturating_sub(1));
+                // A clause that starts with words of ours (`as of …`): the
+                // first typed part inside it.
+                return map
+                    .iter()
+                    .filter(|(r, _)| s.start <= r.start && r.start < s.end)
+                    .min_by_key(|(r, _)| r.start)
+                    .map_or(Span::new(0, args_at.saturating_sub(1)), |(_, t)| {
+                        Span::new(t.start, t.end)
+                    });
             };
             if r.len() == t.len() {
                 Span::new(

@@ -836,7 +836,8 @@ fn hints_and_highlighting() {
     assert_eq!(
         complete::hint(":strata", 7),
         Some((
-            " EXPR[, EXPR…] [from NAME] [unit COLUMN] [where CONDITION]".into(),
+            " EXPR[, EXPR…] [from NAME] [as of T by COLUMN …] [unit COLUMN] [where CONDITION]"
+                .into(),
             false
         ))
     );
@@ -906,4 +907,13 @@ fn strata_as_of_count_units_by_their_state() {
         ":strata plan as of @2018-06-01 by snapshot_date unit member_id",
     );
     assert!(tied.contains("E0209") && tied.contains("100605"), "{tied}");
+    // It points at what follows `as of` as typed, not at `:strata`.
+    let lines: Vec<&str> = tied.lines().collect();
+    let typed = lines
+        .iter()
+        .position(|l| l.contains(":strata plan as of"))
+        .expect("the command is shown");
+    let at = lines[typed].chars().position(|c| c == '@');
+    let underline = lines[typed + 1].chars().position(|c| c == '─' || c == '┬');
+    assert_eq!(at, underline, "{tied}");
 }
