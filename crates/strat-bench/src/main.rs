@@ -1,8 +1,11 @@
 //! strat-bench-gen: deterministic benchmark data (issue 6).
 //!
-//! `strat-bench-gen --members N [--events] [--event-members M] --out DIR` writes
-//! `DIR/members.parquet` (and, with `--events`, `DIR/events.parquet`: 10–50 events
-//! for each of the first M members, all of them by default). The same arguments
+//! `strat-bench-gen --members N [--events] [--event-members M] [--days D
+//! [--day-members K]] --out DIR` writes `DIR/members.parquet` (and, with
+//! `--events`, `DIR/events.parquet`: 10–50 events for each of the first M
+//! members, all of them by default; with `--days`, `DIR/member_days.parquet`:
+//! daily snapshots of the first K members (all by default) over the D days up
+//! to 2018-06-01 and the week after, [`snapshots`]). The same arguments
 //! give the same bytes on every machine: seeded SplitMix64 streams, no threads.
 //!
 //! Member i's columns come from a fixed number of draws of the members stream, and
@@ -11,6 +14,8 @@
 
 // A command-line tool: its usage and progress go to stderr.
 #![allow(clippy::print_stderr)]
+
+mod snapshots;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -257,6 +262,11 @@ fn main() {
         start += rows;
     }
     writer.close().expect("close members.parquet");
+    if let Some(days) = count("--days") {
+        let k = count("--day-members").unwrap_or(n).min(n);
+        let rows = snapshots::write(&out, k, days as i32, props);
+        eprintln!("wrote {rows} daily snapshots of {k} members over {days} days and 7 after");
+    }
     if let Some(w) = ev_writer {
         w.close().expect("close events.parquet");
     }
