@@ -781,17 +781,17 @@ pub async fn run_statement_streamed(
             })?
         }
     };
-    let (source, as_of) = match &st.as_of {
-        None => (source, None),
+    let (source, as_of, as_of_phases) = match &st.as_of {
+        None => (source, None, Vec::new()),
         Some(_) => {
-            let (rows, found) = source.state_as_of(ctx, st).await?.ok_or_else(|| {
+            let (rows, found, phases) = source.state_as_of(ctx, st).await?.ok_or_else(|| {
                 RunError::Unsupported(
                     "`as of`: the state rows go to a temporary file, and this session has no \
                      local temporary folder (its disk manager is disabled)"
                         .into(),
                 )
             })?;
-            (rows, Some(found))
+            (rows, Some(found), phases)
         }
     };
     let filters = stream::UnitFilters {
@@ -801,6 +801,7 @@ pub async fn run_statement_streamed(
     let mut out = stream::run(ctx, st, source, split, filters, options).await?;
     out.report.source_weighted = source_weighted(program, st);
     out.report.as_of = as_of;
+    out.profile.phases.splice(0..0, as_of_phases);
     out.upstream = upstream;
     Ok(out)
 }

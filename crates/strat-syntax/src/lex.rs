@@ -58,7 +58,9 @@ pub const KEYWORDS: &[&str] = &[
 /// Words that are keywords only in their clause's position (`having PRED`,
 /// `keep units in SOURCE`) and are not reserved (spec §2.2): a column may
 /// be named `keep` or `having` without backticks.
-pub const CONTEXTUAL_KEYWORDS: &[&str] = &["having", "keep"];
+pub const CONTEXTUAL_KEYWORDS: &[&str] = &[
+    "having", "keep", "of", "within", "ties", "days", "hours", "desc",
+];
 
 pub fn is_keyword(word: &str) -> bool {
     KEYWORDS.contains(&word)

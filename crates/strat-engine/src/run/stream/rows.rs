@@ -28,6 +28,9 @@ use datafusion::physical_plan::streaming::PartitionStream;
 use super::as_of;
 use super::*;
 
+/// Phases of a run and their times, for `--timings`.
+pub(in crate::run) type Phases = Vec<(&'static str, std::time::Duration)>;
+
 /// Which source columns a pass reads (with unit aggregates, the rows in unit
 /// order carry only these through the sort).
 #[derive(Clone, Copy)]
@@ -102,41 +105,39 @@ impl Rows {
         self,
         ctx: &SessionContext,
         st: &Statement,
-    ) -> Result<Option<(Self, AsOfReport)>, RunError> {
+    ) -> Result<Option<(Self, AsOfReport, Phases)>, RunError> {
+        let started = std::time::Instant::now();
         let all = self.all(ctx).await?;
         let schema: SchemaRef = Arc::new(all.schema().as_arrow().clone());
-        let unit_at = st
-            .unit
-            .as_ref()
-            .and_then(|u| schema.index_of(&u.name).ok())
-            .ok_or_else(|| {
-                RunError::Statement("`as of` without a unit column (internal error)".into())
-            })?;
-        let (firsts, picked) = as_of::state_rows(st, all, &self.what).await?;
+        let (sorted, picked) = as_of::state_rows(st, all, &self.what).await?;
+        let counted = started.elapsed();
         let context = format!("reading {} `as of`", self.what);
-        let stream = firsts.execute_stream().await.map_err(df_err(&context))?;
-        let n_source = schema.fields().len();
+        let stream = sorted.execute_stream().await.map_err(df_err(&context))?;
+        let picked = Arc::new(std::sync::Mutex::new(picked));
+        let poisoned = || RunError::Statement("a poisoned lock".into());
         let taker = picked.clone();
         let state_rows: RowStream = Box::pin(stream.map(move |batch| {
             let batch = batch.map_err(df_err(&context))?;
-            let mut picked = taker
-                .lock()
-                .map_err(|_| RunError::Statement("a poisoned lock".into()))?;
-            picked.take(&batch, n_source, unit_at)
+            taker.lock().map_err(|_| poisoned())?.take(&batch)
         }));
         let Some((rows, file)) = spool(ctx, &schema, state_rows, &self.what).await? else {
             return Ok(None);
         };
-        let picked = picked
-            .lock()
-            .map_err(|_| RunError::Statement("a poisoned lock".into()))?;
-        picked.ties(st)?;
+        let found = picked.lock().map_err(|_| poisoned())?.finish(st)?;
+        let phases = vec![
+            ("as of: rows and units of the source", counted),
+            (
+                "as of: state rows (rows in the window sorted by unit, spooled)",
+                started.elapsed() - counted,
+            ),
+        ];
         Ok(Some((
             Rows {
                 from: From::Spooled { rows, _file: file },
                 ..self
             },
-            picked.counts.clone(),
+            found,
+            phases,
         )))
     }
 
