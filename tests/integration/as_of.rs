@@ -135,28 +135,14 @@ fn each_member_is_stratified_by_its_row_at_t() {
 #[test]
 fn the_report_counts_rows_and_units_with_and_without_a_state() {
     let dir = tempdir("as-of-report");
-    let rule = dir.join("r.strat");
-    std::fs::write(
-        &rule,
-        format!(
-            "table snapshots = \"{}\"\n{}",
-            root().join(SNAPSHOTS).display(),
-            all_states("as of @2018-06-01 by snapshot_date within 30 days ties by ingested_at")
-        ),
-    )
-    .unwrap();
     let report = dir.join("r.json");
-    let out = dir.join("r.csv");
-    let o = strat(&[
-        "run",
-        rule.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--report",
-        report.to_str().unwrap(),
-        "-q",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    state_rows(
+        &dir,
+        "r",
+        &all_states("as of @2018-06-01 by snapshot_date within 30 days ties by ingested_at"),
+        &root().join(SNAPSHOTS),
+        &["--report", report.to_str().unwrap()],
+    );
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     let text = std::fs::read_to_string(root().join(SNAPSHOTS)).unwrap();

@@ -367,12 +367,7 @@ impl Gen<'_> {
         let unit = self.id(&self.unit().name);
         let mut order = vec![format!("{} DESC NULLS LAST", self.id(&as_of.by.name))];
         if let Some(t) = &as_of.ties {
-            let value = self.id(&t.column.name);
-            let key = match t.column.ty {
-                Type::String => self.d.bytes_order(&value),
-                Type::Bool => format!("CASE WHEN {value} THEN 1 WHEN NOT {value} THEN 0 END"),
-                _ => value,
-            };
+            let key = self.value_order(&self.id(&t.column.name), &t.column.ty);
             // Ascending ties: the greatest wins, so it comes first.
             let dir = if t.desc { "ASC" } else { "DESC" };
             order.push(format!("{key} {dir} NULLS LAST"));
@@ -2142,7 +2137,13 @@ impl Gen<'_> {
             case.push_str(" END");
             return case;
         }
-        match s.expr.ty {
+        self.value_order(value, &s.expr.ty)
+    }
+
+    /// A value of type `ty` as it sorts in strat: strings by bytes, booleans
+    /// false before true.
+    fn value_order(&self, value: &str, ty: &Type) -> String {
+        match ty {
             Type::String => self.d.bytes_order(value),
             // false before true, as an integer (PostgreSQL has no MIN(boolean)).
             Type::Bool => format!("CASE WHEN {value} THEN 1 WHEN NOT {value} THEN 0 END"),

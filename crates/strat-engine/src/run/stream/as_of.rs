@@ -10,15 +10,17 @@
 //! The sort spills under the run's memory pool, and the walk holds one row
 //! key, so memory is bounded by the budget, never the table. The units with
 //! no state are those of the whole table (DataFusion's grouping of the unit
-//! column alone, which spills) less those with one. The state rows are
+//! column alone, which spills, and also counts the rows) less those with one. The state rows are
 //! spooled to a temporary Arrow file (as an earlier statement's output is),
 //! so every later pass reads them without picking again.
 
-use datafusion::arrow::array::BooleanArray;
+use datafusion::arrow::array::{Array, AsArray, BooleanArray};
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::functions_aggregate::expr_fn::{count, sum};
+use datafusion::prelude::lit;
 
 use super::*;
 
@@ -28,10 +30,12 @@ const TIE_EXAMPLES: usize = 3;
 const TIES_KEPT: usize = 1024;
 
 /// The rows in the window, sorted so that each unit's state row comes
-/// first among its rows, and the [`Picked`] that walks them.
+/// first among its rows, and the [`Picked`] that walks them. `all` is the
+/// statement's source, of columns `schema`.
 pub(super) async fn state_rows(
     st: &Statement,
     all: DataFrame,
+    schema: &SchemaRef,
     what: &str,
 ) -> Result<(DataFrame, Picked), RunError> {
     let (Some(as_of), Some(unit)) = (&st.as_of, &st.unit) else {
@@ -40,18 +44,7 @@ pub(super) async fn state_rows(
         ));
     };
     let context = format!("reading {what} `as of` {}", as_of.at);
-    let schema: SchemaRef = Arc::new(all.schema().as_arrow().clone());
-    let rows_read = all.clone().count().await.map_err(df_err(&context))? as u64;
-    let with_unit = all
-        .filter(column(&unit.name).is_not_null())
-        .map_err(df_err(&context))?;
-    let units_in_table = with_unit
-        .clone()
-        .aggregate(vec![column(&unit.name)], vec![])
-        .map_err(df_err(&context))?
-        .count()
-        .await
-        .map_err(df_err(&context))? as u64;
+    let (rows_read, units_in_table) = rows_and_units(&all, &unit.name, &context).await?;
     let mut order = vec![
         column(&unit.name).sort(true, false),
         column(&as_of.by.name).sort(false, false),
@@ -64,18 +57,58 @@ pub(super) async fn state_rows(
     }
     // A plain predicate (NULL is not true): Parquet row groups outside the
     // window are skipped.
-    let sorted = with_unit
-        .filter(lower_expr(&as_of.window, None)?)
+    let window = lower_expr(&as_of.window, None)?;
+    let sorted = all
+        .filter(column(&unit.name).is_not_null().and(window))
         .and_then(|df| df.sort(order))
         .map_err(df_err(&context))?;
-    let picked = Picked::new(&schema, &unit.name, &keys, as_of.text(), rows_read)?;
-    Ok((
-        sorted,
-        Picked {
-            units_in_table,
-            ..picked
-        },
-    ))
+    let counts = AsOfReport {
+        clause: as_of.text(),
+        rows_read,
+        ..AsOfReport::default()
+    };
+    let picked = Picked::new(schema, &unit.name, &keys, counts, units_in_table)?;
+    Ok((sorted, picked))
+}
+
+/// The source's rows, and its units (NULL is none), in one pass that reads
+/// only the unit column: DataFusion's grouping by unit, which spills.
+async fn rows_and_units(
+    all: &DataFrame,
+    unit: &str,
+    context: &str,
+) -> Result<(u64, u64), RunError> {
+    let totals = all
+        .clone()
+        .aggregate(vec![column(unit)], vec![count(lit(1)).alias("rows")])
+        .and_then(|df| {
+            df.aggregate(
+                vec![],
+                vec![
+                    sum(column("rows")).alias("rows"),
+                    count(column(unit)).alias("units"),
+                ],
+            )
+        })
+        .map_err(df_err(context))?
+        .collect()
+        .await
+        .map_err(df_err(context))?;
+    let value = |name: &str| {
+        totals
+            .first()
+            .and_then(|b| b.column_by_name(name))
+            .and_then(|a| cast(a, &DataType::UInt64).ok())
+            .map_or(0, |a| {
+                let a = a.as_primitive::<datafusion::arrow::datatypes::UInt64Type>();
+                if a.is_empty() || a.is_null(0) {
+                    0
+                } else {
+                    a.value(0)
+                }
+            })
+    };
+    Ok((value("rows"), value("units")))
 }
 
 /// The walk over the sorted rows: each unit's first row, the rows tied
@@ -101,8 +134,8 @@ impl Picked {
         schema: &SchemaRef,
         unit: &str,
         keys: &[&str],
-        clause: String,
-        rows_read: u64,
+        counts: AsOfReport,
+        units_in_table: u64,
     ) -> Result<Self, RunError> {
         let at = |name: &str| {
             schema
@@ -114,12 +147,8 @@ impl Picked {
         let key_at = keys.iter().map(|k| at(k)).collect::<Result<Vec<_>, _>>()?;
         let failed = |e: ArrowError| RunError::Statement(format!("`as of` keys: {e}"));
         Ok(Picked {
-            counts: AsOfReport {
-                clause,
-                rows_read,
-                ..AsOfReport::default()
-            },
-            units_in_table: 0,
+            counts,
+            units_in_table,
             unit_at,
             units: RowConverter::new(vec![field(unit_at)]).map_err(failed)?,
             keys: RowConverter::new(key_at.iter().map(|&i| field(i)).collect()).map_err(failed)?,

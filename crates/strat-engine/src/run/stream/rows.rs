@@ -109,7 +109,7 @@ impl Rows {
         let started = std::time::Instant::now();
         let all = self.all(ctx).await?;
         let schema: SchemaRef = Arc::new(all.schema().as_arrow().clone());
-        let (sorted, picked) = as_of::state_rows(st, all, &self.what).await?;
+        let (sorted, picked) = as_of::state_rows(st, all, &schema, &self.what).await?;
         let counted = started.elapsed();
         let context = format!("reading {} `as of`", self.what);
         let stream = sorted.execute_stream().await.map_err(df_err(&context))?;
