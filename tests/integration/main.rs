@@ -18,6 +18,7 @@ mod examples;
 mod formats;
 mod fuzz_corpus;
 mod hostile;
+mod online;
 mod oracle;
 mod progress;
 mod repl;

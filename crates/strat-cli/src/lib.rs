@@ -9,6 +9,7 @@ mod progress;
 mod repl;
 mod run;
 mod sql;
+mod stream;
 
 pub use strat_render::{render, source};
 
@@ -36,6 +37,10 @@ pub enum Command {
     Explain(run::ExplainArgs),
     /// Export a statement as one SQL query for Spark, DuckDB, PostgreSQL or DataFusion.
     Sql(sql::SqlArgs),
+    /// Freeze a batch run's decision: each stratum's draw threshold, as JSON for `strat stream`.
+    Freeze(stream::FreezeArgs),
+    /// Decide records as they arrive (NDJSON or CSV): the same units as `strat run`.
+    Stream(stream::StreamArgs),
     /// Explore interactively: bind tables, try strata and statements, save a rule file.
     Repl(repl::ReplArgs),
 }
@@ -134,6 +139,8 @@ pub fn run(cli: Cli) -> i32 {
         Command::Run(args) => runtime.block_on(run::run(args)),
         Command::Explain(args) => runtime.block_on(run::explain(args)),
         Command::Sql(args) => runtime.block_on(sql::sql(args)),
+        Command::Freeze(args) => runtime.block_on(stream::freeze(args)),
+        Command::Stream(args) => runtime.block_on(stream::stream(args)),
         Command::Repl(args) => repl::run(args, &runtime),
     }
 }

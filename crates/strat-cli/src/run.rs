@@ -75,16 +75,16 @@ pub struct ExplainArgs {
 const SUMMARY_ROWS: usize = 20;
 
 /// A compiled rule file ready to run, or the exit code when it is not.
-struct Prepared {
-    file: source::RuleFile,
-    ctx: SessionContext,
-    compiled_inputs: Vec<(String, PathBuf)>,
-    program: strat_check::ir::Program,
-    index: usize,
+pub(crate) struct Prepared {
+    pub file: source::RuleFile,
+    pub ctx: SessionContext,
+    pub compiled_inputs: Vec<(String, PathBuf)>,
+    pub program: strat_check::ir::Program,
+    pub index: usize,
 }
 
 /// `512M`, `4G`, `1.5G`, `100000` (bytes) → bytes.
-fn parse_size(s: &str) -> Result<usize, String> {
+pub(crate) fn parse_size(s: &str) -> Result<usize, String> {
     let t = s.trim();
     let (num, unit) = t.split_at(t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len()));
     let factor: f64 = match unit.to_ascii_uppercase().as_str() {
@@ -101,7 +101,7 @@ fn parse_size(s: &str) -> Result<usize, String> {
     }
 }
 
-async fn prepare(
+pub(crate) async fn prepare(
     name: &str,
     bind: &BindArgs,
     emit: Option<&str>,

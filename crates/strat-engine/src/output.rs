@@ -3,7 +3,7 @@
 //! run leaves either the old file untouched or the complete new one.
 
 use std::fs::File;
-use std::io::BufWriter;
+use std::io::{BufWriter, Write};
 
 use std::path::{Path, PathBuf};
 
@@ -256,6 +256,53 @@ impl SampleWriter {
         };
         let file = file.map_err(|e| staged.error(&crate::errtext::clean(&e)))?;
         staged.sync(file)
+    }
+}
+
+/// Rows written as lines to any writer (standard output for `strat stream`),
+/// CSV or NDJSON with the same options as a sample file: a CSV header once,
+/// NDJSON with explicit nulls.
+pub struct LineWriter<W: Write> {
+    out: W,
+    format: OutputFormat,
+    header: bool,
+}
+
+impl<W: Write> LineWriter<W> {
+    /// A writer of `format` (CSV or NDJSON; Parquet is not a line format).
+    pub fn new(out: W, format: OutputFormat) -> Self {
+        LineWriter {
+            out,
+            format,
+            header: true,
+        }
+    }
+
+    /// Appends `batch`'s rows as lines (a CSV header before the first).
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<(), String> {
+        let schema = plain_schema(&batch.schema(), self.format);
+        let batch = plain_batch(batch, &schema, 1)?;
+        match self.format {
+            OutputFormat::Csv => {
+                let mut w = datafusion::arrow::csv::WriterBuilder::new()
+                    .with_header(self.header)
+                    .build(&mut self.out);
+                self.header = false;
+                w.write(&batch).map_err(|e| e.to_string())
+            }
+            OutputFormat::NdJson | OutputFormat::Parquet => {
+                let mut w = datafusion::arrow::json::WriterBuilder::new()
+                    .with_explicit_nulls(true)
+                    .build::<_, datafusion::arrow::json::writer::LineDelimited>(&mut self.out);
+                w.write(&batch).map_err(|e| e.to_string())?;
+                w.finish().map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    /// Flushes what was written to the writer underneath.
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
     }
 }
 

@@ -1,0 +1,586 @@
+//! Deciding records as they come: the `where` filter, the stratum, the
+//! unit's key text and its draw (spec §6), then the stratum's cut — the same
+//! decision a batch run makes, one record batch at a time.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Float64Array, RecordBatch, RecordBatchOptions, StringArray,
+    UInt32Array,
+};
+use datafusion::arrow::compute::{cast, take};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::DFSchema;
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::prelude::SessionContext;
+use num_rational::BigRational;
+use num_traits::{One, Zero};
+use strat_check::ir::{self, Program, Statement};
+use strat_engine::draw::Drawer;
+use strat_engine::keys::{KeyColumn, RowKeys, is_unit_key_type, stratum_text};
+use strat_engine::lower::{column, lower_expr};
+
+use crate::decisions::{Cut, Decisions, DrawKey, StratumCut, below};
+use crate::form::{Form, online_form};
+
+/// Why records cannot be decided.
+#[derive(Debug)]
+pub enum OnlineError {
+    /// The statement cannot be decided online as given (E0143, E0144).
+    Rules(Box<strat_syntax::Diagnostic>),
+    /// The thresholds were frozen from other rules (E0145; freeze again).
+    Thresholds(String),
+    /// Evaluating the rules on a batch failed.
+    Data(String),
+}
+
+impl std::fmt::Display for OnlineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OnlineError::Rules(d) => write!(f, "{}: {}", d.code, d.message),
+            OnlineError::Thresholds(m) | OnlineError::Data(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for OnlineError {}
+
+fn data_err(what: &str) -> impl FnOnce(datafusion::error::DataFusionError) -> OnlineError + '_ {
+    move |e| OnlineError::Data(format!("{what}: {e}"))
+}
+
+fn arrow_err(what: &str) -> impl FnOnce(datafusion::arrow::error::ArrowError) -> OnlineError + '_ {
+    move |e| OnlineError::Data(format!("{what}: {e}"))
+}
+
+/// What the records decided so far came to.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub records: u64,
+    /// Records `where` keeps (all of them without `where`).
+    pub eligible: u64,
+    /// Eligible records whose unit is NULL: no unit, not in the population.
+    pub null_units: u64,
+    pub selected: u64,
+    /// Eligible records in a stratum the thresholds do not know (the batch
+    /// run had no unit there, so it kept none): not selected.
+    pub unknown_stratum: u64,
+    /// Records skipped because their unit was met earlier in another stratum.
+    pub changed_stratum: u64,
+}
+
+/// A record left out for a reason the caller should hear of.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Skip {
+    /// The record's row in the batch.
+    pub row: usize,
+    pub reason: String,
+}
+
+/// The selected records of one batch, with the statement's output columns.
+#[derive(Debug)]
+pub struct Decided {
+    pub batch: RecordBatch,
+    pub skipped: Vec<Skip>,
+}
+
+/// How many units the check "a unit stays in one stratum" remembers: two
+/// generations of up to this many, so the last 1–2 million distinct units.
+const REMEMBERED_UNITS: usize = 1 << 20;
+
+/// Recent units' strata (by draw, a 64-bit hash of the key text), in two
+/// generations so that memory stays bounded however long the stream.
+#[derive(Default)]
+struct UnitStrata {
+    new: HashMap<u64, u32>,
+    old: HashMap<u64, u32>,
+}
+
+impl UnitStrata {
+    /// The stratum the unit was met in before, when it differs from `h`.
+    fn changed(&mut self, r: u64, h: u32) -> Option<u32> {
+        let before = self.new.get(&r).or_else(|| self.old.get(&r)).copied();
+        match before {
+            Some(b) if b != h => return Some(b),
+            Some(_) if self.new.contains_key(&r) => return None,
+            _ => {}
+        }
+        if self.new.len() >= REMEMBERED_UNITS {
+            self.old = std::mem::take(&mut self.new);
+        }
+        self.new.insert(r, h);
+        None
+    }
+}
+
+/// Decides records for one statement, from its rules and (for statements
+/// that need counts) the thresholds a batch run froze.
+pub struct Decider {
+    st: Statement,
+    input: SchemaRef,
+    filter: Option<Arc<dyn PhysicalExpr>>,
+    strata: Vec<Arc<dyn PhysicalExpr>>,
+    /// Rule predicates over the stratum values (`s0`, `s1`, …); `None` for `else`.
+    rules: Vec<Option<Arc<dyn PhysicalExpr>>>,
+    strata_schema: SchemaRef,
+    unit: Option<usize>,
+    drawer: Drawer,
+    form: Form,
+    /// Each stratum met, by `_stratum` text: its id and its cut (`None`:
+    /// a stratum the thresholds do not know).
+    cuts: HashMap<String, (u32, Option<Arc<StratumCut>>)>,
+    texts: Vec<String>,
+    units: UnitStrata,
+    counts: Counts,
+}
+
+impl Decider {
+    /// A decider for statement `index` of `program` over records of the
+    /// schema `input` (the table's). `frozen` are the thresholds of a batch
+    /// run, required for statements whose decision needs counts (E0143);
+    /// they must come from this statement of these rules (`rule_md5`, E0145).
+    pub fn new(
+        ctx: &SessionContext,
+        program: &Program,
+        index: usize,
+        input: SchemaRef,
+        frozen: Option<(Decisions, &str)>,
+    ) -> Result<Decider, OnlineError> {
+        let st = program.statements[index].clone();
+        let form = online_form(&st, frozen.is_some()).map_err(OnlineError::Rules)?;
+        let label = strat_engine::run::statement_label(st.name.as_deref(), index);
+        let mut cuts = HashMap::new();
+        let mut texts = Vec::new();
+        if let Some((d, md5)) = frozen {
+            same_rules(&d, md5, &label, st.seed)?;
+            for (text, cut) in d.strata {
+                cuts.insert(text.clone(), (texts.len() as u32, Some(Arc::new(cut))));
+                texts.push(text);
+            }
+        }
+        let df_schema =
+            DFSchema::try_from(input.as_ref().clone()).map_err(data_err("the records' schema"))?;
+        let physical = |e: &ir::Expr,
+                        strata: Option<&[datafusion::prelude::Expr]>,
+                        s: &DFSchema| {
+            let lowered = lower_expr(e, strata).map_err(|e| OnlineError::Data(e.to_string()))?;
+            ctx.create_physical_expr(lowered, s)
+                .map_err(data_err("planning an expression"))
+        };
+        let filter = st
+            .filter
+            .as_ref()
+            .map(|f| physical(f, None, &df_schema))
+            .transpose()?;
+        let strata = (st.strata.iter())
+            .map(|s| physical(&s.expr, None, &df_schema))
+            .collect::<Result<Vec<_>, _>>()?;
+        let fields = (strata.iter().enumerate())
+            .map(|(i, e)| {
+                let t = e.data_type(&input).map_err(data_err("a stratum's type"))?;
+                Ok(Field::new(format!("s{i}"), t, true))
+            })
+            .collect::<Result<Vec<_>, OnlineError>>()?;
+        let strata_schema = Arc::new(Schema::new(fields));
+        let refs: Vec<_> = (0..strata.len())
+            .map(|i| column(&format!("s{i}")))
+            .collect();
+        let strata_df = DFSchema::try_from(strata_schema.as_ref().clone())
+            .map_err(data_err("the strata's schema"))?;
+        let rules = (st.rules.iter())
+            .map(|r| {
+                (r.predicate.as_ref())
+                    .map(|p| physical(p, Some(&refs), &strata_df))
+                    .transpose()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let unit = match &st.unit {
+            None => None,
+            Some(c) => Some(
+                input
+                    .index_of(&c.name)
+                    .map_err(arrow_err("the unit column"))?,
+            ),
+        };
+        Ok(Decider {
+            drawer: Drawer::new(st.seed),
+            st,
+            input,
+            filter,
+            strata,
+            rules,
+            strata_schema,
+            unit,
+            form,
+            cuts,
+            texts,
+            units: UnitStrata::default(),
+            counts: Counts::default(),
+        })
+    }
+
+    /// What the records decided so far came to.
+    pub fn counts(&self) -> &Counts {
+        &self.counts
+    }
+
+    /// The schema of the decided batches: the statement's output columns.
+    pub fn output_names(&self) -> Vec<String> {
+        self.st
+            .output
+            .iter()
+            .map(|o| o.name().to_string())
+            .collect()
+    }
+
+    /// Decides every record of `batch` (of the input schema): the selected
+    /// ones, in their order, with the statement's output columns.
+    pub fn decide(&mut self, batch: &RecordBatch) -> Result<Decided, OnlineError> {
+        let n = batch.num_rows();
+        self.counts.records += n as u64;
+        let eligible = match &self.filter {
+            None => None,
+            Some(f) => {
+                let a = evaluate(f, batch)?;
+                Some(a.as_boolean().clone())
+            }
+        };
+        let strata: Vec<ArrayRef> = (self.strata.iter())
+            .map(|e| evaluate(e, batch))
+            .collect::<Result<_, _>>()?;
+        let stratum_columns: Vec<KeyColumn> = (strata.iter())
+            .map(|a| value_text_column(a.as_ref()))
+            .collect::<Result<_, _>>()?;
+        let keys = Keys::new(self.unit, batch)?;
+        let (mut picked, mut weights, mut stratum_of, mut parts) = (vec![], vec![], vec![], vec![]);
+        let mut skipped = Vec::new();
+        let mut key = Vec::new();
+        for row in 0..n {
+            if let Some(e) = &eligible
+                && !(e.is_valid(row) && e.value(row))
+            {
+                continue;
+            }
+            self.counts.eligible += 1;
+            if keys.is_null(row) {
+                self.counts.null_units += 1;
+                continue;
+            }
+            key.clear();
+            keys.write(row, &mut key);
+            let r = self.drawer.draw(&key);
+            let text = row_stratum_text(&stratum_columns, row);
+            let (h, cut) = self.cut(&text, &strata, row)?;
+            if self.unit.is_some()
+                && let Some(before) = self.units.changed(r, h)
+            {
+                self.counts.changed_stratum += 1;
+                skipped.push(Skip {
+                    row,
+                    reason: format!(
+                        "unit `{}` was met in stratum `{}` before and is in `{text}` here; \
+                         a unit stays in one stratum (spec §4.1)",
+                        String::from_utf8_lossy(&key),
+                        self.texts[before as usize]
+                    ),
+                });
+                continue;
+            }
+            let Some(cut) = cut else {
+                self.counts.unknown_stratum += 1;
+                continue;
+            };
+            let at = DrawKey {
+                r,
+                key: String::from_utf8_lossy(&key).into_owned(),
+            };
+            if let Some(part) = decide(&cut.cut, &at) {
+                picked.push(row as u32);
+                weights.push(cut.weight());
+                stratum_of.push(h);
+                parts.push(part);
+            }
+        }
+        self.counts.selected += picked.len() as u64;
+        let picks = Picks {
+            rows: UInt32Array::from(picked),
+            weights,
+            strata: stratum_of,
+            parts,
+        };
+        Ok(Decided {
+            batch: self.output(batch, &strata, &picks)?,
+            skipped,
+        })
+    }
+
+    /// The id and cut of the stratum `text` (met at `row` of `strata`):
+    /// frozen, or from the rules the first time it is met.
+    fn cut(
+        &mut self,
+        text: &str,
+        strata: &[ArrayRef],
+        row: usize,
+    ) -> Result<(u32, Option<Arc<StratumCut>>), OnlineError> {
+        if let Some((h, c)) = self.cuts.get(text) {
+            return Ok((*h, c.clone()));
+        }
+        let cut = match &self.form {
+            Form::Frozen => None,
+            Form::AboutSplit(t) => Some(Cut::AboutParts(t.clone())),
+            Form::OneRate(p) => Some(below(p.clone())),
+            Form::RuleRates => Some(below(self.rule_rate(strata, row)?)),
+        };
+        let cut = cut.map(|cut| {
+            Arc::new(StratumCut {
+                population: 0,
+                target: 0,
+                cut,
+            })
+        });
+        let h = self.texts.len() as u32;
+        self.texts.push(text.to_string());
+        self.cuts.insert(text.to_string(), (h, cut.clone()));
+        Ok((h, cut))
+    }
+
+    /// `p_h` of the first rule that matches the stratum values at `row`
+    /// (NULL is false, as in a batch run).
+    fn rule_rate(&self, strata: &[ArrayRef], row: usize) -> Result<BigRational, OnlineError> {
+        let one = UInt32Array::from(vec![row as u32]);
+        let columns = (strata.iter())
+            .map(|a| take(a.as_ref(), &one, None).map_err(arrow_err("a stratum value")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let values = RecordBatch::try_new(self.strata_schema.clone(), columns)
+            .map_err(arrow_err("the stratum values"))?;
+        for (rule, predicate) in self.st.rules.iter().zip(&self.rules) {
+            let holds = match predicate {
+                None => true,
+                Some(p) => {
+                    let v = evaluate(p, &values)?;
+                    let v = v.as_boolean();
+                    v.is_valid(0) && v.value(0)
+                }
+            };
+            if holds {
+                return Ok(match &rule.amount {
+                    Some(ir::RuleAmount::All) => BigRational::one(),
+                    Some(ir::RuleAmount::Rate(p)) => p.clone(),
+                    _ => BigRational::zero(),
+                });
+            }
+        }
+        // The checker requires an `else` (E0135): unreachable in practice.
+        Ok(BigRational::zero())
+    }
+
+    fn output(
+        &self,
+        batch: &RecordBatch,
+        strata: &[ArrayRef],
+        picks: &Picks,
+    ) -> Result<RecordBatch, OnlineError> {
+        let gather = |a: &ArrayRef| -> Result<ArrayRef, OnlineError> {
+            let a = take(a.as_ref(), &picks.rows, None).map_err(arrow_err("the output"))?;
+            Ok(match a.data_type() {
+                DataType::Utf8View => cast(&a, &DataType::Utf8).map_err(arrow_err("the output"))?,
+                DataType::BinaryView => {
+                    cast(&a, &DataType::Binary).map_err(arrow_err("the output"))?
+                }
+                _ => a,
+            })
+        };
+        let parts = self.st.kind.split().map_or(&[][..], |s| s.parts.as_slice());
+        let mut fields = Vec::new();
+        let mut columns: Vec<ArrayRef> = Vec::new();
+        for o in &self.st.output {
+            let a: ArrayRef = match o {
+                ir::Output::Column(c) => {
+                    let i = self
+                        .input
+                        .index_of(&c.name)
+                        .map_err(arrow_err("the output"))?;
+                    gather(batch.column(i))?
+                }
+                ir::Output::Stratum { index, .. } => gather(&strata[*index])?,
+                ir::Output::Weight => Arc::new(Float64Array::from(picks.weights.clone())),
+                ir::Output::StratumText => Arc::new(StringArray::from_iter_values(
+                    picks
+                        .strata
+                        .iter()
+                        .map(|&h| self.texts[h as usize].as_str()),
+                )),
+                ir::Output::SplitName => Arc::new(StringArray::from_iter_values(
+                    picks.parts.iter().map(|&i| parts[i].0.as_str()),
+                )),
+            };
+            fields.push(Field::new(o.name(), a.data_type().clone(), true));
+            columns.push(a);
+        }
+        RecordBatch::try_new_with_options(
+            Arc::new(Schema::new(fields)),
+            columns,
+            &RecordBatchOptions::new().with_row_count(Some(picks.rows.len())),
+        )
+        .map_err(arrow_err("the output"))
+    }
+}
+
+/// The selected rows of a batch and what the output says of each.
+struct Picks {
+    rows: UInt32Array,
+    weights: Vec<f64>,
+    strata: Vec<u32>,
+    parts: Vec<usize>,
+}
+
+/// Checks that frozen thresholds belong to this statement of these rules.
+fn same_rules(d: &Decisions, md5: &str, label: &str, seed: u64) -> Result<(), OnlineError> {
+    let problem = if d.rule_md5 != md5 {
+        Some(format!(
+            "they were frozen from another version of the rules ({} had md5 {}, this file has {md5})",
+            d.rule_file, d.rule_md5
+        ))
+    } else if d.statement != label {
+        Some(format!("they decide `{}`, not `{label}`", d.statement))
+    } else if d.seed != seed {
+        Some(format!(
+            "they were frozen with seed {}, the statement has {seed}",
+            d.seed
+        ))
+    } else {
+        None
+    };
+    match problem {
+        None => Ok(()),
+        Some(p) => Err(OnlineError::Thresholds(format!(
+            "the thresholds do not fit the rules: {p}"
+        ))),
+    }
+}
+
+/// The part a unit at `at` goes to (0 for a sample), or `None` when it is
+/// not selected (spec §4.2, §6.4).
+pub fn decide(cut: &Cut, at: &DrawKey) -> Option<usize> {
+    match cut {
+        Cut::UpTo(last) => last.as_ref().filter(|l| at <= *l).map(|_| 0),
+        Cut::Below { t, .. } => t.is_none_or(|t| at.r < t).then_some(0),
+        Cut::Parts(bounds) => Some(
+            (bounds.iter())
+                .position(|b| b.as_ref().is_some_and(|b| at <= b))
+                .unwrap_or(bounds.len()),
+        ),
+        Cut::AboutParts(t) => Some(
+            t.iter()
+                .position(|t| t.is_none_or(|t| at.r < t))
+                .unwrap_or(t.len()),
+        ),
+    }
+}
+
+fn evaluate(e: &Arc<dyn PhysicalExpr>, batch: &RecordBatch) -> Result<ArrayRef, OnlineError> {
+    e.evaluate(batch)
+        .and_then(|v| v.into_array(batch.num_rows()))
+        .map_err(data_err("evaluating the rules"))
+}
+
+/// The key text writer of a stratum value (spec §7.2: key texts, bucket
+/// labels as they are).
+fn value_text_column(a: &dyn Array) -> Result<KeyColumn, OnlineError> {
+    let k = if is_unit_key_type(a.data_type()) {
+        KeyColumn::unit(a)
+    } else {
+        KeyColumn::row(a)
+    };
+    k.map_err(|e| OnlineError::Data(format!("a stratum value: {e}")))
+}
+
+fn row_stratum_text(columns: &[KeyColumn], row: usize) -> String {
+    let values: Vec<Option<String>> = columns
+        .iter()
+        .map(|c| {
+            (!c.is_null(row)).then(|| {
+                let mut buf = Vec::new();
+                let _ = c.write(row, &mut buf);
+                String::from_utf8_lossy(&buf).into_owned()
+            })
+        })
+        .collect();
+    stratum_text(&values)
+}
+
+/// The unit key texts of a batch (spec §6.1).
+enum Keys {
+    Unit(KeyColumn),
+    /// A unit column of type Null: no record has a unit.
+    NoUnit,
+    Row(RowKeys),
+}
+
+impl Keys {
+    fn new(unit: Option<usize>, batch: &RecordBatch) -> Result<Keys, OnlineError> {
+        let err = |e: strat_engine::keys::KeyError| OnlineError::Data(format!("a key: {e}"));
+        Ok(match unit {
+            Some(i) if batch.column(i).data_type() == &DataType::Null => Keys::NoUnit,
+            Some(i) => Keys::Unit(KeyColumn::unit(batch.column(i).as_ref()).map_err(err)?),
+            None => Keys::Row(RowKeys::new(batch.columns()).map_err(err)?),
+        })
+    }
+
+    fn is_null(&self, row: usize) -> bool {
+        match self {
+            Keys::Unit(k) => k.is_null(row),
+            Keys::NoUnit => true,
+            Keys::Row(_) => false,
+        }
+    }
+
+    fn write(&self, row: usize, buf: &mut Vec<u8>) {
+        match self {
+            Keys::Unit(k) => {
+                let _ = k.write(row, buf);
+            }
+            Keys::NoUnit => {}
+            Keys::Row(k) => k.append(row, buf),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(r: u64, key: &str) -> DrawKey {
+        DrawKey { r, key: key.into() }
+    }
+
+    #[test]
+    fn cuts_decide_by_draw_then_key() {
+        let up_to = Cut::UpTo(Some(at(10, "b")));
+        assert_eq!(decide(&up_to, &at(9, "z")), Some(0));
+        assert_eq!(decide(&up_to, &at(10, "b")), Some(0));
+        assert_eq!(decide(&up_to, &at(10, "c")), None);
+        assert_eq!(decide(&Cut::UpTo(None), &at(0, "")), None);
+        let parts = Cut::Parts(vec![None, Some(at(5, "k")), Some(at(8, "k"))]);
+        assert_eq!(decide(&parts, &at(5, "k")), Some(1));
+        assert_eq!(decide(&parts, &at(6, "a")), Some(2));
+        assert_eq!(decide(&parts, &at(9, "a")), Some(3));
+        let about = Cut::AboutParts(vec![Some(4), None]);
+        assert_eq!(decide(&about, &at(3, "")), Some(0));
+        assert_eq!(decide(&about, &at(4, "")), Some(1));
+        let below = Cut::Below {
+            p: BigRational::one(),
+            t: None,
+        };
+        assert_eq!(decide(&below, &at(u64::MAX, "")), Some(0));
+    }
+
+    #[test]
+    fn a_unit_met_in_two_strata_is_told() {
+        let mut u = UnitStrata::default();
+        assert_eq!(u.changed(1, 0), None);
+        assert_eq!(u.changed(1, 0), None);
+        assert_eq!(u.changed(1, 2), Some(0));
+    }
+}
