@@ -482,3 +482,73 @@ fn records_from_a_growing_file_are_decided_as_they_come() {
     child.wait().unwrap();
     assert_eq!(got, expected);
 }
+
+#[test]
+fn a_json_report_carries_the_thresholds_freeze_writes() {
+    let s = setup("report");
+    for emit in ["exact", "parts"] {
+        let sample = s.dir.join(format!("{emit}.ndjson"));
+        let report = s.dir.join(format!("{emit}-report.json"));
+        let o = run(&[
+            path(&s.rules),
+            "--emit",
+            emit,
+            "-o",
+            path(&sample),
+            "--report",
+            path(&report),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        // The sample is the one written without a report.
+        let plain = batch(&s, emit, "2");
+        assert_eq!(
+            sorted_lines(&std::fs::read_to_string(&sample).unwrap()),
+            plain
+        );
+        let report_json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+        let frozen: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(freeze(&s, emit, "1")).unwrap()).unwrap();
+        assert_eq!(report_json["thresholds"], frozen, "{emit}");
+        // …and streams with it.
+        let args = [
+            path(&s.rules),
+            "--emit",
+            emit,
+            "--thresholds",
+            path(&report),
+        ];
+        let (out, err, ok) = stream(&args, &std::fs::read(&s.records).unwrap(), 2);
+        assert!(ok, "{err}");
+        assert_eq!(sorted_lines(&out), plain);
+    }
+}
+
+#[test]
+fn a_shipped_split_with_excluded_units_streams_from_csv_as_it_runs() {
+    let s = setup("shipped");
+    let rules = root().join("examples/train_val_test.strat");
+    let sample = s.dir.join("tvt.ndjson");
+    let o = run(&[path(&rules), "-o", path(&sample)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let decisions = s.dir.join("tvt.json");
+    let o = strat(&["freeze", path(&rules), "-o", path(&decisions)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = std::fs::read(root().join("examples/data/members.csv")).unwrap();
+    let args = [
+        path(&rules),
+        "--thresholds",
+        path(&decisions),
+        "--input-format",
+        "csv",
+    ];
+    let (out, err, ok) = stream(&args, &csv, 5);
+    assert!(ok, "{err}");
+    let expected = sorted_lines(&std::fs::read_to_string(&sample).unwrap());
+    assert_eq!(sorted_lines(&out), expected);
+    // The holdout's members are among the records, and left out as in the run.
+    assert!(
+        err.contains("of units `keep`/`exclude units in` leave out"),
+        "{err}"
+    );
+}

@@ -13,7 +13,7 @@ use strat_engine::output::{self, OutputError};
 use strat_engine::progress::{Phase, Progress};
 use strat_engine::report::{self, RunMeta};
 use strat_engine::run::{Report, run_statement_streamed};
-use strat_render::report::{REPORT_EXTENSIONS, ReportFormat, report_text};
+use strat_render::report::{REPORT_EXTENSIONS, ReportFormat, report_text_with};
 use strat_syntax::Diagnostic;
 
 use crate::render::{self, FileDiagnostics};
@@ -268,13 +268,29 @@ pub async fn run(args: RunArgs) -> i32 {
         progress: progress.clone(),
         ..strat_engine::run::RunOptions::default()
     };
-    let result = run_statement_streamed(&ctx, &program, index, &options).await;
+    // A JSON report records each stratum's threshold (for `strat stream`),
+    // taken from the rows as they are written.
+    let tapped = (args.report.as_deref())
+        .filter(|p| {
+            let format = strat_render::report::report_format(p);
+            matches!(format, Some(ReportFormat::Json | ReportFormat::Html))
+        })
+        .and_then(|_| strat_online::tap_thresholds(&program, index));
+    let run_program = tapped.as_ref().map_or(&program, |t| &t.program);
+    let result = run_statement_streamed(&ctx, run_program, index, &options).await;
     let mut out = match result {
         Ok(out) => out,
         Err(e) => {
             drop(view);
             return fail(vec![run_diagnostic(&e, &compiled_inputs, &program, index)]);
         }
+    };
+    let tap = match tapped {
+        None => None,
+        Some(t) => match tap_rows(&mut out, t.shown, t.thresholds) {
+            Ok(tap) => Some(tap),
+            Err(e) => return fail(vec![Diagnostic::error("E0207", e)]),
+        },
     };
 
     let writing = std::time::Instant::now();
@@ -329,7 +345,14 @@ pub async fn run(args: RunArgs) -> i32 {
             output: files,
         };
         let format = report_format(path).unwrap_or(ReportFormat::Markdown);
-        let text = report_text(format, &out.report, &out.upstream, &meta);
+        let rules = strat_online::RuleFile {
+            name: &file.name,
+            text: &file.text,
+        };
+        let thresholds = tap
+            .and_then(|tap| tap.lock().ok().and_then(|mut t| t.take()))
+            .map(|t| strat_online::decisions(&program, index, t, &out.report, &rules).to_json());
+        let text = report_text_with(format, &out.report, &out.upstream, &meta, thresholds);
         match output::stage_file(path, |w| {
             w.write_all(text.as_bytes())
                 .map_err(|e| strat_engine::errtext::io(&e))
@@ -394,6 +417,38 @@ pub async fn run(args: RunArgs) -> i32 {
         eprint!("{}", timings(&out.profile, writing, total));
     }
     0
+}
+
+type Tap = Arc<std::sync::Mutex<Option<strat_online::Thresholds>>>;
+
+/// Passes every row of `out` through `thresholds` and drops the columns
+/// after the first `shown` (those the thresholds alone needed).
+fn tap_rows(
+    out: &mut strat_engine::run::RunStream,
+    shown: usize,
+    thresholds: strat_online::Thresholds,
+) -> Result<Tap, String> {
+    use futures::StreamExt;
+    let tap: Tap = Arc::new(std::sync::Mutex::new(Some(thresholds)));
+    let columns: Vec<usize> = (0..shown).collect();
+    out.schema = Arc::new(out.schema.project(&columns).map_err(|e| e.to_string())?);
+    let rows = std::mem::replace(&mut out.rows, Box::pin(futures::stream::empty()));
+    let seen = tap.clone();
+    out.rows = Box::pin(rows.map(move |b| {
+        let b = b?;
+        if let Ok(mut t) = seen.lock()
+            && let Some(t) = t.as_mut()
+            && let Err(e) = t.observe(&b)
+        {
+            return Err(strat_engine::RunError::Statement(format!(
+                "recording the thresholds: {e}"
+            )));
+        }
+        b.project(&columns).map_err(|e| {
+            strat_engine::RunError::Statement(format!("dropping the threshold columns: {e}"))
+        })
+    }));
+    Ok(tap)
 }
 
 /// What `-o` writes the sample to: the one file it names, or, when it holds

@@ -56,8 +56,9 @@ pub struct StreamArgs {
     /// Decide this named statement instead of the last one.
     #[arg(long, value_name = "NAME")]
     pub emit: Option<String>,
-    /// The thresholds `strat freeze` wrote: needed by every statement whose
-    /// decision depends on the table's counts (exact samples and splits).
+    /// The thresholds `strat freeze` wrote (or a JSON report of `strat run`,
+    /// which carries them): needed by every statement whose decision depends
+    /// on the table's counts (exact samples and splits).
     #[arg(long, value_name = "DECISIONS")]
     pub thresholds: Option<PathBuf>,
     /// Read the records from this file instead of standard input.
@@ -154,6 +155,8 @@ fn read_decisions(path: &PathBuf) -> Result<Decisions, String> {
         .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
     let v: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| format!("`{}` is not JSON: {e}", path.display()))?;
+    // A JSON run report carries them under `thresholds`.
+    let v = v.get("thresholds").cloned().unwrap_or(v);
     Decisions::from_json(&v).map_err(|e| format!("`{}`: {e}", path.display()))
 }
 
@@ -211,6 +214,14 @@ pub async fn stream(args: StreamArgs) -> i32 {
         Err(e) => {
             eprintln!("error: {e}");
             return 1;
+        }
+    };
+    // `keep`/`exclude units in` a table: its keys, read once.
+    let decider = match strat_online::UnitFilters::read(&p.ctx, &p.program, p.index).await {
+        Ok(f) => decider.with_unit_filters(f),
+        Err(e) => {
+            let d = run_diagnostic(&e, &p.compiled_inputs, &p.program, p.index);
+            return show(&p, vec![d], color);
         }
     };
     let input: Box<dyn Read> = match &args.from {
@@ -483,6 +494,10 @@ impl<W: Write> Session<W> {
         );
         let extra = [
             (c.null_units, "with a NULL unit (no unit)"),
+            (
+                c.filtered_units,
+                "of units `keep`/`exclude units in` leave out",
+            ),
             (
                 c.unknown_stratum,
                 "in strata the thresholds do not know (not selected)",

@@ -1466,7 +1466,7 @@ pub(crate) fn batch_bytes(b: &RecordBatch) -> usize {
 
 /// The key texts of column `name` of a source (NULLs skipped), for
 /// `keep units in` or `exclude units in` (`verb`).
-async fn unit_keys(
+pub async fn unit_keys(
     ctx: &SessionContext,
     program: &Program,
     source: &ir::Source,

@@ -2,7 +2,7 @@
 //! unit's key text and its draw (spec §6), then the stratum's cut — the same
 //! decision a batch run makes, one record batch at a time.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
@@ -68,6 +68,46 @@ pub struct Counts {
     pub unknown_stratum: u64,
     /// Records skipped because their unit was met earlier in another stratum.
     pub changed_stratum: u64,
+    /// Eligible records whose unit `keep units in` does not list, or
+    /// `exclude units in` does (not in the population).
+    pub filtered_units: u64,
+}
+
+/// The unit keys of `keep units in` and `exclude units in` (tables, read
+/// once: memory bounded by their size, not the stream's).
+#[derive(Clone, Debug, Default)]
+pub struct UnitFilters {
+    pub kept: Option<HashSet<Vec<u8>>>,
+    pub excluded: Option<HashSet<Vec<u8>>>,
+}
+
+impl UnitFilters {
+    /// Reads the key sets statement `index` names.
+    pub async fn read(
+        ctx: &SessionContext,
+        program: &Program,
+        index: usize,
+    ) -> Result<UnitFilters, strat_engine::RunError> {
+        let st = &program.statements[index];
+        let mut upstream = Vec::new();
+        let mut keys = async |f: &Option<(ir::Source, strat_check::types::Column)>, verb| match f {
+            None => Ok(None),
+            Some((source, c)) => {
+                strat_engine::run::unit_keys(ctx, program, source, &c.name, verb, &mut upstream)
+                    .await
+                    .map(Some)
+            }
+        };
+        Ok(UnitFilters {
+            kept: keys(&st.keep, "keep").await?,
+            excluded: keys(&st.exclude, "exclude").await?,
+        })
+    }
+
+    fn drops(&self, key: &[u8]) -> bool {
+        self.kept.as_ref().is_some_and(|k| !k.contains(key))
+            || self.excluded.as_ref().is_some_and(|e| e.contains(key))
+    }
 }
 
 /// A record left out for a reason the caller should hear of.
@@ -132,6 +172,7 @@ pub struct Decider {
     cuts: HashMap<String, (u32, Option<Arc<StratumCut>>)>,
     texts: Vec<String>,
     units: UnitStrata,
+    filters: UnitFilters,
     counts: Counts,
 }
 
@@ -216,8 +257,16 @@ impl Decider {
             cuts,
             texts,
             units: UnitStrata::default(),
+            filters: UnitFilters::default(),
             counts: Counts::default(),
         })
+    }
+
+    /// The decider with the key sets of `keep units in`/`exclude units in`
+    /// (required when the statement has them: [`UnitFilters::read`]).
+    pub fn with_unit_filters(mut self, filters: UnitFilters) -> Decider {
+        self.filters = filters;
+        self
     }
 
     /// What the records decided so far came to.
@@ -269,6 +318,10 @@ impl Decider {
             }
             key.clear();
             keys.write(row, &mut key);
+            if self.filters.drops(&key) {
+                self.counts.filtered_units += 1;
+                continue;
+            }
             let r = self.drawer.draw(&key);
             let text = row_stratum_text(&stratum_columns, row);
             let (h, cut) = self.cut(&text, &strata, row)?;

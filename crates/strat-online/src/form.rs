@@ -122,11 +122,14 @@ fn not_online(st: &Statement) -> Result<(), Box<Diagnostic>> {
             "unit aggregates and `having` need all of a unit's rows",
             "stratify by columns each record carries",
         )
-    } else if st.keep.is_some() || st.exclude.is_some() {
+    } else if [&st.keep, &st.exclude]
+        .iter()
+        .any(|f| matches!(f, Some((Source::Statement(_), _))))
+    {
         (
             c.exclude.or(Some(c.head)),
-            "`keep units in` and `exclude units in` read another table",
-            "filter the records before `strat stream`, or drop the clause",
+            "`keep units in` or `exclude units in` another statement's output",
+            "write that statement's output to a file and name it in a `table` declaration",
         )
     } else {
         return Ok(());

@@ -195,13 +195,56 @@ pub async fn freeze(
         let batch = batch.map_err(FreezeError::Run)?;
         thresholds.observe(&batch).map_err(FreezeError::Rows)?;
     }
-    let strata = thresholds.finish(st, &out.report);
-    let decisions = Decisions {
+    let decisions = decisions(&program, index, thresholds, &out.report, rules);
+    Ok((decisions, out.report))
+}
+
+/// A run set up to record its thresholds as its rows pass: the program with
+/// the columns the thresholds need appended to the statement's output, how
+/// many columns the user asked for (the rest are dropped before writing),
+/// and the reducer.
+pub struct Tapped {
+    pub program: Program,
+    pub shown: usize,
+    pub thresholds: Thresholds,
+}
+
+/// [`Tapped`] for statement `index`, or `None` when it cannot be decided
+/// record by record (E0144: it has no thresholds to record).
+pub fn tap_thresholds(program: &Program, index: usize) -> Option<Tapped> {
+    let st = &program.statements[index];
+    online_form(st, true).ok()?;
+    let mut outputs = st.output.clone();
+    let shown = outputs.len();
+    for o in threshold_outputs(st) {
+        if !outputs.contains(&o) {
+            outputs.push(o);
+        }
+    }
+    let thresholds = Thresholds::new(st, &outputs);
+    let mut program = program.clone();
+    program.statements[index].output = outputs;
+    Some(Tapped {
+        program,
+        shown,
+        thresholds,
+    })
+}
+
+/// The decisions of statement `index` once its rows have passed `thresholds`.
+pub fn decisions(
+    program: &Program,
+    index: usize,
+    thresholds: Thresholds,
+    report: &Report,
+    rules: &RuleFile<'_>,
+) -> Decisions {
+    let st = &program.statements[index];
+    Decisions {
         rule_file: rules.name.to_string(),
         rule_md5: strat_engine::report::md5_hex(rules.text.as_bytes()),
         statement: strat_engine::run::statement_label(st.name.as_deref(), index),
         seed: st.seed,
-        strata,
-    };
-    Ok((decisions, out.report))
+        strata: thresholds.finish(st, report),
+    }
 }

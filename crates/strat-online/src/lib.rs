@@ -50,7 +50,9 @@ pub mod decisions;
 pub mod form;
 pub mod freeze;
 
-pub use decide::{Counts, Decided, Decider, OnlineError, Skip};
+pub use decide::{Counts, Decided, Decider, OnlineError, Skip, UnitFilters};
 pub use decisions::{Cut, Decisions, DrawKey, StratumCut};
 pub use form::{Form, online_form};
-pub use freeze::{FreezeError, RuleFile, Thresholds, freeze, threshold_outputs};
+pub use freeze::{
+    FreezeError, RuleFile, Tapped, Thresholds, decisions, freeze, tap_thresholds, threshold_outputs,
+};

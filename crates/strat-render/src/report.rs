@@ -36,13 +36,28 @@ pub fn report_text(
     upstream: &[StatementReport],
     meta: &RunMeta,
 ) -> String {
-    match format {
-        ReportFormat::Json => {
-            serde_json::to_string_pretty(&report::to_json(report, upstream, meta))
-                .unwrap_or_default()
-                + "\n"
+    report_text_with(format, report, upstream, meta, None)
+}
+
+/// [`report_text`] with the statement's frozen `thresholds` (for `strat
+/// stream`) in the JSON report, and in the JSON an HTML page embeds.
+pub fn report_text_with(
+    format: ReportFormat,
+    report: &Report,
+    upstream: &[StatementReport],
+    meta: &RunMeta,
+    thresholds: Option<serde_json::Value>,
+) -> String {
+    let json = || {
+        let mut v = report::to_json(report, upstream, meta);
+        if let (serde_json::Value::Object(o), Some(t)) = (&mut v, thresholds.clone()) {
+            o.insert("thresholds".into(), t);
         }
+        v
+    };
+    match format {
+        ReportFormat::Json => serde_json::to_string_pretty(&json()).unwrap_or_default() + "\n",
         ReportFormat::Markdown => report::to_markdown(report, upstream, meta),
-        ReportFormat::Html => crate::report_html::to_html(&report::to_json(report, upstream, meta)),
+        ReportFormat::Html => crate::report_html::to_html(&json()),
     }
 }
