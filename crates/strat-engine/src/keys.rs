@@ -459,22 +459,29 @@ pub fn write_row_key(columns: &[ArrayRef], row: usize, buf: &mut Vec<u8>) -> Res
 pub fn stratum_text(values: &[Option<String>]) -> String {
     let mut out = String::new();
     for (i, value) in values.iter().enumerate() {
-        if i > 0 {
-            out.push('/');
-        }
-        match value {
-            None => out.push('∅'),
-            Some(v) => {
-                for c in v.chars() {
-                    if matches!(c, '\\' | '/' | '∅') {
-                        out.push('\\');
-                    }
-                    out.push(c);
+        push_stratum_value(&mut out, i, value.as_deref());
+    }
+    out
+}
+
+/// Appends value `i` of a `_stratum` text to `out` (a `/` before every
+/// value but the first; the value escaped, NULL as `∅`): [`stratum_text`]
+/// a value at a time, without allocating.
+pub fn push_stratum_value(out: &mut String, i: usize, value: Option<&str>) {
+    if i > 0 {
+        out.push('/');
+    }
+    match value {
+        None => out.push('∅'),
+        Some(v) => {
+            for c in v.chars() {
+                if matches!(c, '\\' | '/' | '∅') {
+                    out.push('\\');
                 }
+                out.push(c);
             }
         }
     }
-    out
 }
 
 /// Mixes `word(row)` of every row into `hashes` (a NULL's word for NULLs).

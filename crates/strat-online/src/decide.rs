@@ -18,7 +18,7 @@ use num_rational::BigRational;
 use num_traits::{One, Zero};
 use strat_check::ir::{self, Program, Statement};
 use strat_engine::draw::Drawer;
-use strat_engine::keys::{KeyColumn, RowKeys, is_unit_key_type, stratum_text};
+use strat_engine::keys::{KeyColumn, RowKeys, is_unit_key_type, push_stratum_value};
 use strat_engine::lower::{column, lower_expr};
 
 use crate::decisions::{Cut, Decisions, DrawKey, StratumCut, below};
@@ -154,6 +154,10 @@ impl UnitStrata {
     }
 }
 
+/// A stratum's cut and its weight (computed once: a Bernoulli weight is
+/// exact rational arithmetic).
+type Known = (Arc<StratumCut>, f64);
+
 /// Decides records for one statement, from its rules and (for statements
 /// that need counts) the thresholds a batch run froze.
 pub struct Decider {
@@ -169,7 +173,7 @@ pub struct Decider {
     form: Form,
     /// Each stratum met, by `_stratum` text: its id and its cut (`None`:
     /// a stratum the thresholds do not know).
-    cuts: HashMap<String, (u32, Option<Arc<StratumCut>>)>,
+    cuts: HashMap<String, (u32, Option<Known>)>,
     texts: Vec<String>,
     units: UnitStrata,
     filters: UnitFilters,
@@ -196,7 +200,11 @@ impl Decider {
         if let Some((d, md5)) = frozen {
             same_rules(&d, md5, &label, st.seed)?;
             for (text, cut) in d.strata {
-                cuts.insert(text.clone(), (texts.len() as u32, Some(Arc::new(cut))));
+                let weight = cut.weight();
+                cuts.insert(
+                    text.clone(),
+                    (texts.len() as u32, Some((Arc::new(cut), weight))),
+                );
                 texts.push(text);
             }
         }
@@ -304,7 +312,7 @@ impl Decider {
         let keys = Keys::new(self.unit, batch)?;
         let (mut picked, mut weights, mut stratum_of, mut parts) = (vec![], vec![], vec![], vec![]);
         let mut skipped = Vec::new();
-        let mut key = Vec::new();
+        let (mut key, mut text, mut value) = (Vec::new(), String::new(), Vec::new());
         for row in 0..n {
             if let Some(e) = &eligible
                 && !(e.is_valid(row) && e.value(row))
@@ -323,7 +331,7 @@ impl Decider {
                 continue;
             }
             let r = self.drawer.draw(&key);
-            let text = row_stratum_text(&stratum_columns, row);
+            row_stratum_text(&stratum_columns, row, &mut text, &mut value);
             let (h, cut) = self.cut(&text, &strata, row)?;
             if self.unit.is_some()
                 && let Some(before) = self.units.changed(r, h)
@@ -340,17 +348,13 @@ impl Decider {
                 });
                 continue;
             }
-            let Some(cut) = cut else {
+            let Some((cut, weight)) = cut else {
                 self.counts.unknown_stratum += 1;
                 continue;
             };
-            let at = DrawKey {
-                r,
-                key: String::from_utf8_lossy(&key).into_owned(),
-            };
-            if let Some(part) = decide(&cut.cut, &at) {
+            if let Some(part) = decide(&cut.cut, r, &key) {
                 picked.push(row as u32);
-                weights.push(cut.weight());
+                weights.push(weight);
                 stratum_of.push(h);
                 parts.push(part);
             }
@@ -375,7 +379,7 @@ impl Decider {
         text: &str,
         strata: &[ArrayRef],
         row: usize,
-    ) -> Result<(u32, Option<Arc<StratumCut>>), OnlineError> {
+    ) -> Result<(u32, Option<Known>), OnlineError> {
         if let Some((h, c)) = self.cuts.get(text) {
             return Ok((*h, c.clone()));
         }
@@ -386,11 +390,13 @@ impl Decider {
             Form::RuleRates => Some(below(self.rule_rate(strata, row)?)),
         };
         let cut = cut.map(|cut| {
-            Arc::new(StratumCut {
+            let cut = StratumCut {
                 population: 0,
                 target: 0,
                 cut,
-            })
+            };
+            let weight = cut.weight();
+            (Arc::new(cut), weight)
         });
         let h = self.texts.len() as u32;
         self.texts.push(text.to_string());
@@ -513,20 +519,22 @@ fn same_rules(d: &Decisions, md5: &str, label: &str, seed: u64) -> Result<(), On
     }
 }
 
-/// The part a unit at `at` goes to (0 for a sample), or `None` when it is
-/// not selected (spec §4.2, §6.4).
-pub fn decide(cut: &Cut, at: &DrawKey) -> Option<usize> {
+/// The part a unit with draw `r` and key text `key` goes to (0 for a
+/// sample), or `None` when it is not selected (spec §4.2, §6.4, §6.5).
+pub fn decide(cut: &Cut, r: u64, key: &[u8]) -> Option<usize> {
+    // At or before `b` in draw order: by draw, then key text bytes (§6.2).
+    let up_to = |b: &DrawKey| r < b.r || (r == b.r && key <= b.key.as_bytes());
     match cut {
-        Cut::UpTo(last) => last.as_ref().filter(|l| at <= *l).map(|_| 0),
-        Cut::Below { t, .. } => t.is_none_or(|t| at.r < t).then_some(0),
+        Cut::UpTo(last) => last.as_ref().filter(|l| up_to(l)).map(|_| 0),
+        Cut::Below { t, .. } => t.is_none_or(|t| r < t).then_some(0),
         Cut::Parts(bounds) => Some(
             (bounds.iter())
-                .position(|b| b.as_ref().is_some_and(|b| at <= b))
+                .position(|b| b.as_ref().is_some_and(up_to))
                 .unwrap_or(bounds.len()),
         ),
         Cut::AboutParts(t) => Some(
             t.iter()
-                .position(|t| t.is_none_or(|t| at.r < t))
+                .position(|t| t.is_none_or(|t| r < t))
                 .unwrap_or(t.len()),
         ),
     }
@@ -549,18 +557,18 @@ fn value_text_column(a: &dyn Array) -> Result<KeyColumn, OnlineError> {
     k.map_err(|e| OnlineError::Data(format!("a stratum value: {e}")))
 }
 
-fn row_stratum_text(columns: &[KeyColumn], row: usize) -> String {
-    let values: Vec<Option<String>> = columns
-        .iter()
-        .map(|c| {
-            (!c.is_null(row)).then(|| {
-                let mut buf = Vec::new();
-                let _ = c.write(row, &mut buf);
-                String::from_utf8_lossy(&buf).into_owned()
-            })
-        })
-        .collect();
-    stratum_text(&values)
+/// Writes the `_stratum` text of `row` into `out` (cleared first).
+fn row_stratum_text(columns: &[KeyColumn], row: usize, out: &mut String, value: &mut Vec<u8>) {
+    out.clear();
+    for (i, c) in columns.iter().enumerate() {
+        if c.is_null(row) {
+            push_stratum_value(out, i, None);
+        } else {
+            value.clear();
+            let _ = c.write(row, value);
+            push_stratum_value(out, i, Some(&String::from_utf8_lossy(value)));
+        }
+    }
 }
 
 /// The unit key texts of a batch (spec §6.1).
@@ -610,23 +618,24 @@ mod tests {
 
     #[test]
     fn cuts_decide_by_draw_then_key() {
+        let d = |cut: &Cut, r: u64, key: &str| decide(cut, r, key.as_bytes());
         let up_to = Cut::UpTo(Some(at(10, "b")));
-        assert_eq!(decide(&up_to, &at(9, "z")), Some(0));
-        assert_eq!(decide(&up_to, &at(10, "b")), Some(0));
-        assert_eq!(decide(&up_to, &at(10, "c")), None);
-        assert_eq!(decide(&Cut::UpTo(None), &at(0, "")), None);
+        assert_eq!(d(&up_to, 9, "z"), Some(0));
+        assert_eq!(d(&up_to, 10, "b"), Some(0));
+        assert_eq!(d(&up_to, 10, "c"), None);
+        assert_eq!(d(&Cut::UpTo(None), 0, ""), None);
         let parts = Cut::Parts(vec![None, Some(at(5, "k")), Some(at(8, "k"))]);
-        assert_eq!(decide(&parts, &at(5, "k")), Some(1));
-        assert_eq!(decide(&parts, &at(6, "a")), Some(2));
-        assert_eq!(decide(&parts, &at(9, "a")), Some(3));
+        assert_eq!(d(&parts, 5, "k"), Some(1));
+        assert_eq!(d(&parts, 6, "a"), Some(2));
+        assert_eq!(d(&parts, 9, "a"), Some(3));
         let about = Cut::AboutParts(vec![Some(4), None]);
-        assert_eq!(decide(&about, &at(3, "")), Some(0));
-        assert_eq!(decide(&about, &at(4, "")), Some(1));
+        assert_eq!(d(&about, 3, ""), Some(0));
+        assert_eq!(d(&about, 4, ""), Some(1));
         let below = Cut::Below {
             p: BigRational::one(),
             t: None,
         };
-        assert_eq!(decide(&below, &at(u64::MAX, "")), Some(0));
+        assert_eq!(d(&below, u64::MAX, ""), Some(0));
     }
 
     #[test]
