@@ -484,6 +484,71 @@ fn records_from_a_growing_file_are_decided_as_they_come() {
 }
 
 #[test]
+fn follow_alone_reads_the_tables_own_file_as_it_grows() {
+    let s = setup("follow-table");
+    let file = s.dir.join("members.ndjson");
+    let records = std::fs::read_to_string(&s.records).unwrap();
+    let lines: Vec<&str> = records.lines().collect();
+    let (first, rest) = lines.split_at(lines.len() / 3);
+    std::fs::write(&file, first.join("\n") + "\n").unwrap();
+    let binding = format!("members={}", path(&file));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strat"))
+        .args([
+            "stream",
+            path(&s.rules),
+            "--emit",
+            "about_parts",
+            "--table",
+            &binding,
+            "--follow",
+        ])
+        .current_dir(root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .unwrap();
+    for chunk in rest.chunks(500) {
+        f.write_all((chunk.join("\n") + "\n").as_bytes()).unwrap();
+        f.flush().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    drop(f);
+    // Every record gets a part: one line out per line in.
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut got = Vec::new();
+    let mut line = String::new();
+    while got.len() < lines.len() {
+        line.clear();
+        if std::io::BufRead::read_line(&mut out, &mut line).unwrap() == 0 {
+            break;
+        }
+        got.push(line.trim_end().to_string());
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    got.sort();
+    let o = run(&[
+        path(&s.rules),
+        "--emit",
+        "about_parts",
+        "--table",
+        &binding,
+        "-o",
+        path(&s.dir.join("whole.ndjson")),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        got,
+        sorted_lines(&std::fs::read_to_string(s.dir.join("whole.ndjson")).unwrap())
+    );
+}
+
+#[test]
 fn a_json_report_carries_the_thresholds_freeze_writes() {
     let s = setup("report");
     for emit in ["exact", "parts"] {

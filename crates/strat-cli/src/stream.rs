@@ -64,12 +64,15 @@ pub struct StreamArgs {
     /// Read the records from this file instead of standard input.
     #[arg(long, value_name = "PATH")]
     pub from: Option<PathBuf>,
-    /// With `--from`: keep reading as the file grows (until interrupted).
-    #[arg(long, requires = "from")]
+    /// Keep reading the file as it grows (until interrupted): the `--from`
+    /// file, or else the statement's table file itself (as bound by the rule
+    /// file or `--table NAME=PATH`).
+    #[arg(long)]
     pub follow: bool,
-    /// The records' format: NDJSON, or CSV with a header line.
-    #[arg(long, value_enum, default_value_t = LineFormat::Ndjson)]
-    pub input_format: LineFormat,
+    /// The records' format: NDJSON, or CSV with a header line. Default: from
+    /// the file's extension (`.csv`), NDJSON on standard input.
+    #[arg(long, value_enum)]
+    pub input_format: Option<LineFormat>,
     /// The selected records' format on standard output.
     #[arg(long, value_enum, default_value_t = LineFormat::Ndjson)]
     pub output_format: LineFormat,
@@ -224,23 +227,46 @@ pub async fn stream(args: StreamArgs) -> i32 {
             return show(&p, vec![d], color);
         }
     };
-    let input: Box<dyn Read> = match &args.from {
+    // Records from `--from`, the table's own file (`--follow` alone), or stdin.
+    let from = args.from.clone().or_else(|| {
+        let bound = p.compiled_inputs.iter().find(|(t, _)| t == table);
+        args.follow
+            .then(|| bound.map(|(_, path)| path.clone()))
+            .flatten()
+    });
+    let input: Box<dyn Read> = match &from {
         None => Box::new(std::io::stdin()),
         Some(path) => match std::fs::File::open(path) {
-            Ok(f) => Box::new(f),
+            Ok(f) if f.metadata().is_ok_and(|m| m.is_file()) => Box::new(f),
+            Ok(_) => {
+                eprintln!(
+                    "error: `{}` is a folder; follow one file of records (`--from FILE`)",
+                    path.display()
+                );
+                return 1;
+            }
             Err(e) => {
                 eprintln!("error: cannot read `{}`: {e}", path.display());
                 return 1;
             }
         },
     };
+    let is_csv = from
+        .as_ref()
+        .and_then(|p| p.extension())
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    let in_format = args.input_format.unwrap_or(if is_csv {
+        LineFormat::Csv
+    } else {
+        LineFormat::Ndjson
+    });
     let out_format = match args.output_format {
         LineFormat::Ndjson => OutputFormat::NdJson,
         LineFormat::Csv => OutputFormat::Csv,
     };
     let mut session = Session {
         decider,
-        records: Records::new(schema, args.input_format),
+        records: Records::new(schema, in_format),
         out: LineWriter::new(
             std::io::BufWriter::new(std::io::stdout().lock()),
             out_format,
