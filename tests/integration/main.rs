@@ -31,3 +31,4 @@ mod sql_native;
 mod sql_snapshots;
 mod statistics;
 mod streaming;
+mod streaming_sql;

@@ -7,7 +7,11 @@ use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
 use datafusion::prelude::SessionContext;
-use strat_sql::{Dialect, SqlOptions, statement_sql};
+use strat_online::{Cut, Decisions, DrawKey};
+use strat_sql::{
+    Dialect, FrozenCut, FrozenCuts, FrozenDraw, FrozenStratum, SqlOptions, check_frozen,
+    frozen_statement_sql, statement_sql,
+};
 use strat_syntax::Diagnostic;
 
 use crate::render::{self, FileDiagnostics};
@@ -48,6 +52,11 @@ pub struct SqlArgs {
     /// Read table NAME as QUALIFIED_TABLE in the query (e.g. members=prod.members).
     #[arg(long = "name", value_name = "NAME=QUALIFIED_TABLE", value_parser = parse_binding)]
     pub names: Vec<(String, String)>,
+    /// Decide each record on its own with the thresholds `strat freeze`
+    /// wrote: one query of per-row expressions (no window, aggregate or
+    /// join), which Spark Structured Streaming can run.
+    #[arg(long, value_name = "DECISIONS")]
+    pub thresholds: Option<PathBuf>,
     /// Write the query to this file instead of stdout.
     #[arg(short = 'o', long = "output", value_name = "OUT.sql")]
     pub output: Option<PathBuf>,
@@ -115,9 +124,13 @@ pub async fn sql(args: SqlArgs) -> i32 {
             .map_or_else(|| args.file.clone(), |n| n.to_string_lossy().into_owned()),
         file_text: file.text.clone(),
     };
-    let query = match statement_sql(&program, index, &options) {
+    let query = match &args.thresholds {
+        None => statement_sql(&program, index, &options).map_err(|e| Box::new(e.diagnostic())),
+        Some(path) => frozen_query(&program, index, &options, path, &args.bind.params),
+    };
+    let query = match query {
         Ok(q) => q,
-        Err(e) => return fail(vec![e.diagnostic()]),
+        Err(d) => return fail(vec![*d]),
     };
     match &args.output {
         None => {
@@ -133,6 +146,67 @@ pub async fn sql(args: SqlArgs) -> i32 {
             }
         },
     }
+}
+
+/// The frozen query of statement `index` with the thresholds in `path`
+/// (`--thresholds`): E0144 for a statement that cannot be decided record by
+/// record, E0145 for thresholds that cannot be read or were frozen from
+/// other rules, another statement or another seed.
+fn frozen_query(
+    program: &strat_check::ir::Program,
+    index: usize,
+    options: &SqlOptions,
+    path: &Path,
+    params: &[(String, String)],
+) -> Result<String, Box<Diagnostic>> {
+    check_frozen(program, index, options).map_err(|e| Box::new(e.diagnostic()))?;
+    let misfit = |problem: String| {
+        Box::new(
+            Diagnostic::error(
+                "E0145",
+                format!("the thresholds do not fit the rules: {problem}; freeze them again"),
+            )
+            .with_help("freeze them from this rule file: `strat freeze FILE -o decisions.json`"),
+        )
+    };
+    let decisions = Decisions::read(path).map_err(|e| {
+        Box::new(
+            Diagnostic::error("E0145", format!("the thresholds cannot be used: {e}"))
+                .with_help("freeze them with `strat freeze FILE -o decisions.json`"),
+        )
+    })?;
+    let st = &program.statements[index];
+    let label = strat_engine::run::statement_label(st.name.as_deref(), index);
+    let origin = strat_online::Origin {
+        rule_text: &options.file_text,
+        params,
+    };
+    decisions.fits(&origin, &label, st.seed).map_err(misfit)?;
+    frozen_statement_sql(program, index, options, &frozen_cuts(&decisions))
+        .map_err(|e| Box::new(e.diagnostic()))
+}
+
+/// The decisions as the SQL export takes them: per stratum, its weight and cut.
+fn frozen_cuts(decisions: &Decisions) -> FrozenCuts {
+    let draw = |d: &Option<DrawKey>| {
+        d.as_ref().map(|d| FrozenDraw {
+            r: d.r,
+            key: d.key.clone(),
+        })
+    };
+    let strata = (decisions.strata.iter())
+        .map(|(text, s)| {
+            let cut = match &s.cut {
+                Cut::UpTo(last) => FrozenCut::UpTo(draw(last)),
+                Cut::Below { t, .. } => FrozenCut::Below(*t),
+                Cut::Parts(bounds) => FrozenCut::Parts(bounds.iter().map(draw).collect()),
+                Cut::AboutParts(t) => FrozenCut::AboutParts(t.clone()),
+            };
+            let weight = s.weight();
+            (text.clone(), FrozenStratum { weight, cut })
+        })
+        .collect();
+    FrozenCuts { strata }
 }
 
 /// Writes a temporary file beside `path`, then renames it over `path`.

@@ -39,8 +39,17 @@
 //! and `min`/`max` bounds, `take about P%` (with rules, bounds, `equal`),
 //! exact and `about` splits and folds. Everything else is an [`Unsupported`] error that
 //! names the construct and the dialect (docs/sql.md has the table).
+//!
+//! # Frozen thresholds
+//!
+//! [`frozen_statement_sql`] (`strat sql --thresholds`, module `frozen`) writes
+//! another form of a statement: each record decided on its own from the cuts
+//! a batch run froze (`strat freeze`) — `where`, the key text, `_stratum`, the
+//! draw and a `CASE` on the stratum text, no window, aggregate, join or
+//! `ORDER BY` — so Spark Structured Streaming can run it.
 
 pub mod dialect;
+mod frozen;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -52,6 +61,9 @@ use strat_check::{Type, Value};
 use strat_syntax::{Diagnostic, Span};
 
 pub use dialect::Dialect;
+pub use frozen::{
+    FrozenCut, FrozenCuts, FrozenDraw, FrozenStratum, check_frozen, frozen_statement_sql,
+};
 
 /// What the query is built from besides the program.
 #[derive(Clone, Debug)]
@@ -261,8 +273,10 @@ impl Gen<'_> {
         }
     }
 
-    /// Checks the statement is in the supported tier.
-    fn check_tier(&self) -> R<()> {
+    /// The checks on a statement's rows, with or without the counting
+    /// steps: a unit of a key type (E0141 without one), no source column
+    /// named like the query's own, no `_split` of a sample.
+    fn check_rows(&self) -> R<()> {
         let st = self.st;
         let Some(unit) = &st.unit else {
             return Err(Unsupported {
@@ -290,6 +304,13 @@ impl Gen<'_> {
         if st.output.iter().any(|o| matches!(o, ir::Output::SplitName)) && st.kind.is_sample() {
             return Err(self.unsupported("`_split` in a sample"));
         }
+        Ok(())
+    }
+
+    /// Checks the statement is in the supported tier.
+    fn check_tier(&self) -> R<()> {
+        self.check_rows()?;
+        let st = self.st;
         if st.kind.is_sample() {
             let share = st
                 .rules
@@ -2107,12 +2128,17 @@ impl Gen<'_> {
 
     /// The `_stratum` text of a unit from `u.s0, u.s1, …` (§7).
     fn stratum_text(&self) -> R<String> {
+        self.stratum_text_of(&|i| format!("u.s{i}"))
+    }
+
+    /// The `_stratum` text (§7.2) of the stratum values `value(0)`, `value(1)`, ….
+    fn stratum_text_of(&self, value: &dyn Fn(usize) -> String) -> R<String> {
         if self.st.strata.is_empty() {
             return Ok(self.s(""));
         }
         let mut parts = Vec::new();
         for (i, s) in self.st.strata.iter().enumerate() {
-            let text = self.key_text(&format!("u.s{i}"), &s.expr.ty)?;
+            let text = self.key_text(&value(i), &s.expr.ty)?;
             let escaped = format!(
                 "replace(replace(replace({text}, {}, {}), {}, {}), {}, {})",
                 self.s("\\"),
