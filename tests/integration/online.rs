@@ -11,11 +11,13 @@ use crate::sql::temp_dir;
 const RULES: &str = r#"
 table members = "MEMBERS"
 
+param size: int = 300
+
 exact = sample members
   where not is_kids_profile
   unit member_id
   stratify by country, plan, bucket(tenure_days, [90, 365]) as band
-  take 300
+  take size
   seed 11
   output member_id, country, plan, band, _weight, _stratum
 
@@ -335,6 +337,22 @@ fn thresholds_of_other_rules_are_refused() {
     let (_, err, ok) = stream(&args, b"", 1);
     assert!(
         !ok && err.contains("E0145") && err.contains("decide `exact`"),
+        "{err}"
+    );
+    // Thresholds frozen with other params.
+    let args = [
+        path(&s.rules),
+        "--emit",
+        "exact",
+        "--thresholds",
+        path(&decisions),
+        "--param",
+        "size=301",
+    ];
+    let (_, err, ok) = stream(&args, b"", 1);
+    assert!(!ok && err.contains("E0145"), "{err}");
+    assert!(
+        err.contains("frozen with params none, this run has --param size=301"),
         "{err}"
     );
     // A damaged file.

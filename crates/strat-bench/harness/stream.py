@@ -78,17 +78,21 @@ def records(members: Path, work: Path) -> Path:
     return out
 
 
-def timed(cmd, stdin=None, stdout=subprocess.DEVNULL) -> float:
+def timed(cmd, stdin=None, stdout=subprocess.DEVNULL) -> tuple[float, int]:
+    """Wall time and peak RSS (bytes, from /usr/bin/time) of `cmd`."""
+    rss = Path(os.environ.get("TMPDIR", "/tmp")) / f"stream-rss-{os.getpid()}"
     started = time.perf_counter()
-    sh(cmd, stdin=stdin, stdout=stdout, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - started
+    sh(["/usr/bin/time", "-f", "%M", "-o", str(rss)] + cmd, stdin=stdin, stdout=stdout,
+       stderr=subprocess.DEVNULL)
+    wall = time.perf_counter() - started
+    return wall, int(rss.read_text().split()[-1]) * 1024
 
 
 def sorted_lines(path: Path) -> list[str]:
     return sorted(path.read_text().splitlines())
 
 
-def throughput(strat: str, rules: Path, recs: Path, work: Path, n: int) -> list[tuple[str, float, bool]]:
+def throughput(strat: str, rules: Path, recs: Path, work: Path, n: int) -> list[tuple[str, float, int, bool]]:
     out = []
     for emit, frozen in [("t2", True), ("exact_split", True), ("about_split", False)]:
         batch = work / f"{emit}.ndjson"
@@ -100,11 +104,12 @@ def throughput(strat: str, rules: Path, recs: Path, work: Path, n: int) -> list[
             args += ["--thresholds", str(decisions)]
         streamed = work / f"{emit}.stream.ndjson"
         with open(recs, "rb") as i, open(streamed, "wb") as o:
-            timed(args, stdin=i, stdout=o)  # checked run
+            sh(args, stdin=i, stdout=o, stderr=subprocess.DEVNULL)  # checked run
         same = sorted_lines(streamed) == sorted_lines(batch)
-        best = min(timed(args, stdin=open(recs, "rb")) for _ in range(3))
-        out.append((emit, n / best, same))
-        print(f"{emit}: {n / best:,.0f} records/s ({best:.2f} s), same as strat run: {same}", file=sys.stderr)
+        best, rss = min(timed(args, stdin=open(recs, "rb")) for _ in range(3))
+        out.append((emit, n / best, rss, same))
+        print(f"{emit}: {n / best:,.0f} records/s ({best:.2f} s, {rss / 1e6:,.0f} MB), "
+              f"same as strat run: {same}", file=sys.stderr)
     return out
 
 
@@ -156,10 +161,10 @@ def main() -> None:
         f"`strat stream`, {a.rows:,} records (NDJSON, {recs.stat().st_size / 1e6:,.0f} MB), "
         f"{os.cpu_count()} cores; `{' '.join(sys.argv)}`",
         "",
-        "| statement | records/s (best of 3) | same records as `strat run` |",
-        "| --- | --- | --- |",
+        "| statement | records/s (best of 3) | peak RSS | same records as `strat run` |",
+        "| --- | --- | --- | --- |",
     ]
-    text += [f"| {e} | {r:,.0f} | {'yes' if s else 'NO'} |" for e, r, s in rows]
+    text += [f"| {e} | {r:,.0f} | {m / 1e6:,.0f} MB | {'yes' if s else 'NO'} |" for e, r, m, s in rows]
     text += [
         "",
         f"Latency (`--line-buffered`, about split, {lat['n']} records 1 ms apart): "

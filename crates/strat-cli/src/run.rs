@@ -348,6 +348,7 @@ pub async fn run(args: RunArgs) -> i32 {
         let rules = strat_online::RuleFile {
             name: &file.name,
             text: &file.text,
+            params: &args.bind.params,
         };
         let thresholds = tap
             .and_then(|tap| tap.lock().ok().and_then(|mut t| t.take()))

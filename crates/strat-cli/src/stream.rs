@@ -118,6 +118,7 @@ pub async fn freeze(args: FreezeArgs) -> i32 {
     let rules = strat_online::RuleFile {
         name: &p.file.name,
         text: &p.file.text,
+        params: &args.bind.params,
     };
     let options = strat_engine::run::RunOptions::default();
     let frozen = strat_online::freeze(&p.ctx, &p.program, p.index, &options, &rules).await;
@@ -152,17 +153,6 @@ pub async fn freeze(args: FreezeArgs) -> i32 {
     0
 }
 
-/// Reads a decisions file, or says why it cannot be used.
-fn read_decisions(path: &PathBuf) -> Result<Decisions, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
-    let v: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| format!("`{}` is not JSON: {e}", path.display()))?;
-    // A JSON run report carries them under `thresholds`.
-    let v = v.get("thresholds").cloned().unwrap_or(v);
-    Decisions::from_json(&v).map_err(|e| format!("`{}`: {e}", path.display()))
-}
-
 pub async fn stream(args: StreamArgs) -> i32 {
     let color = args.color.enabled();
     let p = match prepare(
@@ -184,7 +174,7 @@ pub async fn stream(args: StreamArgs) -> i32 {
     }
     let frozen = match &args.thresholds {
         None => None,
-        Some(path) => match read_decisions(path) {
+        Some(path) => match Decisions::read(path) {
             Ok(d) => Some(d),
             Err(e) => {
                 let d = Diagnostic::error("E0145", format!("the thresholds cannot be used: {e}"))
@@ -203,8 +193,11 @@ pub async fn stream(args: StreamArgs) -> i32 {
             return 1;
         }
     };
-    let md5 = strat_engine::report::md5_hex(p.file.text.as_bytes());
-    let frozen = frozen.map(|d| (d, md5.as_str()));
+    let origin = strat_online::Origin {
+        rule_text: &p.file.text,
+        params: &args.bind.params,
+    };
+    let frozen = frozen.map(|d| (d, origin));
     let decider = match Decider::new(&p.ctx, &p.program, p.index, schema.clone(), frozen) {
         Ok(d) => d,
         Err(OnlineError::Rules(d)) => return show(&p, vec![*d], color),

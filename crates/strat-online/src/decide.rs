@@ -21,7 +21,7 @@ use strat_engine::draw::Drawer;
 use strat_engine::keys::{KeyColumn, RowKeys, is_unit_key_type, push_stratum_value};
 use strat_engine::lower::{column, lower_expr};
 
-use crate::decisions::{Cut, Decisions, DrawKey, StratumCut, below};
+use crate::decisions::{Cut, Decisions, DrawKey, Origin, StratumCut, below};
 use crate::form::{Form, online_form};
 
 /// Why records cannot be decided.
@@ -190,15 +190,17 @@ impl Decider {
         program: &Program,
         index: usize,
         input: SchemaRef,
-        frozen: Option<(Decisions, &str)>,
+        frozen: Option<(Decisions, Origin<'_>)>,
     ) -> Result<Decider, OnlineError> {
         let st = program.statements[index].clone();
         let form = online_form(&st, frozen.is_some()).map_err(OnlineError::Rules)?;
         let label = strat_engine::run::statement_label(st.name.as_deref(), index);
         let mut cuts = HashMap::new();
         let mut texts = Vec::new();
-        if let Some((d, md5)) = frozen {
-            same_rules(&d, md5, &label, st.seed)?;
+        if let Some((d, origin)) = frozen {
+            d.fits(&origin, &label, st.seed).map_err(|p| {
+                OnlineError::Thresholds(format!("the thresholds do not fit the rules: {p}"))
+            })?;
             for (text, cut) in d.strata {
                 let weight = cut.weight();
                 cuts.insert(
@@ -492,31 +494,6 @@ struct Picks {
     weights: Vec<f64>,
     strata: Vec<u32>,
     parts: Vec<usize>,
-}
-
-/// Checks that frozen thresholds belong to this statement of these rules.
-fn same_rules(d: &Decisions, md5: &str, label: &str, seed: u64) -> Result<(), OnlineError> {
-    let problem = if d.rule_md5 != md5 {
-        Some(format!(
-            "they were frozen from another version of the rules ({} had md5 {}, this file has {md5})",
-            d.rule_file, d.rule_md5
-        ))
-    } else if d.statement != label {
-        Some(format!("they decide `{}`, not `{label}`", d.statement))
-    } else if d.seed != seed {
-        Some(format!(
-            "they were frozen with seed {}, the statement has {seed}",
-            d.seed
-        ))
-    } else {
-        None
-    };
-    match problem {
-        None => Ok(()),
-        Some(p) => Err(OnlineError::Thresholds(format!(
-            "the thresholds do not fit the rules: {p}"
-        ))),
-    }
 }
 
 /// The part a unit with draw `r` and key text `key` goes to (0 for a

@@ -70,6 +70,9 @@ pub struct Decisions {
     /// The statement's label (its name, or `statement N`).
     pub statement: String,
     pub seed: u64,
+    /// The `--param NAME=VALUE` overrides of the run, sorted (the rule
+    /// file's md5 covers its own values).
+    pub params: Vec<(String, String)>,
     /// Strata by `_stratum` text.
     pub strata: BTreeMap<String, StratumCut>,
 }
@@ -130,6 +133,7 @@ impl Decisions {
             "rule_md5": self.rule_md5,
             "statement": self.statement,
             "seed": self.seed,
+            "params": self.params.iter().map(|(n, v)| json!([n, v])).collect::<Vec<_>>(),
             "strata": strata,
         })
     }
@@ -211,9 +215,90 @@ impl Decisions {
             rule_md5: text(v, "rule_md5")?,
             statement: text(v, "statement")?,
             seed: number(v, "seed")?,
+            params: parse_params(v.get("params"))?,
             strata,
         })
     }
+
+    /// Reads a decisions file (`strat freeze`), or the `thresholds` of a
+    /// JSON run report; the error says what is wrong where.
+    pub fn read(path: &std::path::Path) -> Result<Decisions, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+        let v: Value = serde_json::from_str(&text)
+            .map_err(|e| format!("`{}` is not JSON: {e}", path.display()))?;
+        let v = v.get("thresholds").cloned().unwrap_or(v);
+        Decisions::from_json(&v).map_err(|e| format!("`{}`: {e}", path.display()))
+    }
+
+    /// Whether these decisions were frozen from `origin`, for the statement
+    /// `label` with `seed`; else what differs (E0145).
+    pub fn fits(&self, origin: &Origin<'_>, label: &str, seed: u64) -> Result<(), String> {
+        let md5 = strat_engine::report::md5_hex(origin.rule_text.as_bytes());
+        let params = sorted(origin.params);
+        let shown = |p: &[(String, String)]| {
+            if p.is_empty() {
+                "none".to_string()
+            } else {
+                p.iter()
+                    .map(|(n, v)| format!("--param {n}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            }
+        };
+        if self.rule_md5 != md5 {
+            Err(format!(
+                "they were frozen from another version of the rules ({} had md5 {}, this file has {md5})",
+                self.rule_file, self.rule_md5
+            ))
+        } else if self.statement != label {
+            Err(format!("they decide `{}`, not `{label}`", self.statement))
+        } else if self.seed != seed {
+            Err(format!(
+                "they were frozen with seed {}, the statement has {seed}",
+                self.seed
+            ))
+        } else if self.params != params {
+            Err(format!(
+                "they were frozen with params {}, this run has {}",
+                shown(&self.params),
+                shown(&params)
+            ))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// What a run's decision depends on besides the data: the rule file's text
+/// and the `--param` overrides.
+#[derive(Clone, Copy, Debug)]
+pub struct Origin<'a> {
+    pub rule_text: &'a str,
+    pub params: &'a [(String, String)],
+}
+
+/// `--param` overrides in name order (the last of one name wins, as when
+/// binding them).
+pub fn sorted(params: &[(String, String)]) -> Vec<(String, String)> {
+    let mut by_name = BTreeMap::new();
+    for (n, v) in params {
+        by_name.insert(n.clone(), v.clone());
+    }
+    by_name.into_iter().collect()
+}
+
+fn parse_params(v: Option<&Value>) -> Result<Vec<(String, String)>, String> {
+    let Some(v) = v else {
+        return Ok(Vec::new());
+    };
+    let list = v.as_array().ok_or("`params` is not a list")?;
+    list.iter()
+        .map(|p| match p.as_array().map(Vec::as_slice) {
+            Some([Value::String(n), Value::String(v)]) => Ok((n.clone(), v.clone())),
+            _ => Err("`params` holds something else than [NAME, VALUE] pairs".to_string()),
+        })
+        .collect()
 }
 
 fn parse_hex(v: &Value) -> Result<u64, String> {
@@ -322,6 +407,7 @@ mod tests {
             rule_md5: "00".into(),
             statement: "cohort".into(),
             seed: 7,
+            params: vec![("n".into(), "10".into())],
             strata,
         };
         let text = d.to_json().to_string();

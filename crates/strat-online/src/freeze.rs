@@ -170,6 +170,8 @@ pub enum FreezeError {
 pub struct RuleFile<'a> {
     pub name: &'a str,
     pub text: &'a str,
+    /// The `--param NAME=VALUE` overrides.
+    pub params: &'a [(String, String)],
 }
 
 /// Runs statement `index` and freezes its decision: per stratum, the last
@@ -245,6 +247,7 @@ pub fn decisions(
         rule_md5: strat_engine::report::md5_hex(rules.text.as_bytes()),
         statement: strat_engine::run::statement_label(st.name.as_deref(), index),
         seed: st.seed,
+        params: crate::decisions::sorted(rules.params),
         strata: thresholds.finish(st, report),
     }
 }

@@ -51,7 +51,7 @@ pub mod form;
 pub mod freeze;
 
 pub use decide::{Counts, Decided, Decider, OnlineError, Skip, UnitFilters};
-pub use decisions::{Cut, Decisions, DrawKey, StratumCut};
+pub use decisions::{Cut, Decisions, DrawKey, Origin, StratumCut};
 pub use form::{Form, online_form};
 pub use freeze::{
     FreezeError, RuleFile, Tapped, Thresholds, decisions, freeze, tap_thresholds, threshold_outputs,
