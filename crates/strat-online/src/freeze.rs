@@ -18,6 +18,15 @@ use strat_engine::run::{Report, RunError, RunOptions, run_statement_streamed};
 use crate::decisions::{Cut, Decisions, DrawKey, StratumCut, below, exact_target};
 use crate::form::online_form;
 
+/// Whether the statement's cuts are units (an exact sample or split), found
+/// in its rows, rather than draw thresholds its report gives.
+fn is_exact(st: &Statement) -> bool {
+    match st.kind.split() {
+        Some(split) => !split.about,
+        None => !st.amount.is_about(),
+    }
+}
+
 /// The columns a run must output for its thresholds: the unit (or every
 /// source column, whose row key is the unit's key), `_stratum`, and `_split`.
 pub fn threshold_outputs(st: &Statement) -> Vec<ir::Output> {
@@ -43,6 +52,9 @@ pub struct Thresholds {
     parts: Vec<String>,
     drawer: Drawer,
     last: HashMap<(String, usize), DrawKey>,
+    /// Exact forms only: a Bernoulli sample's or an `about` split's cuts
+    /// come from the report alone.
+    needs_rows: bool,
 }
 
 impl Thresholds {
@@ -67,11 +79,15 @@ impl Thresholds {
                 .unwrap_or_default(),
             drawer: Drawer::new(st.seed),
             last: HashMap::new(),
+            needs_rows: is_exact(st),
         }
     }
 
     /// Takes in one output batch.
     pub fn observe(&mut self, batch: &RecordBatch) -> Result<(), String> {
+        if !self.needs_rows {
+            return Ok(());
+        }
         let columns: Vec<ArrayRef> = self.keys.iter().map(|&i| batch.column(i).clone()).collect();
         let text = |i: usize| -> Result<ArrayRef, String> {
             cast(batch.column(i), &DataType::Utf8).map_err(|e| e.to_string())
@@ -79,13 +95,22 @@ impl Thresholds {
         let strata = text(self.stratum)?;
         let strata = strata.as_string::<i32>();
         let split = self.split.map(text).transpose()?;
+        let split = split.as_ref().map(|s| s.as_string::<i32>());
+        let group = |row: usize| (strata.value(row), split.map(|s| s.value(row)));
         let keys = if self.unit {
             Err(KeyColumn::unit(columns[0].as_ref()).map_err(|e| e.to_string())?)
         } else {
             Ok(RowKeys::new(&columns).map_err(|e| e.to_string())?)
         };
         let mut key = Vec::new();
-        for row in 0..batch.num_rows() {
+        let n = batch.num_rows();
+        for row in 0..n {
+            // Rows come in spec §7.3 order (part, stratum, draw order), so
+            // only the last row of a run of one stratum and part can be its
+            // last unit: one draw per run, not per row.
+            if row + 1 < n && group(row + 1) == group(row) {
+                continue;
+            }
             key.clear();
             match &keys {
                 Err(unit) => {
@@ -93,13 +118,10 @@ impl Thresholds {
                 }
                 Ok(rows) => rows.append(row, &mut key),
             }
-            let part = match &split {
-                None => 0,
-                Some(s) => {
-                    let name = s.as_string::<i32>().value(row);
-                    self.parts.iter().position(|p| p == name).unwrap_or(0)
-                }
-            };
+            let (stratum, name) = group(row);
+            let part = name.map_or(0, |name| {
+                self.parts.iter().position(|p| p == name).unwrap_or(0)
+            });
             let at = DrawKey {
                 r: self.drawer.draw(&key),
                 key: String::from_utf8(key.clone())
@@ -107,7 +129,7 @@ impl Thresholds {
             };
             let slot = self
                 .last
-                .entry((strata.value(row).to_string(), part))
+                .entry((stratum.to_string(), part))
                 .or_insert_with(|| at.clone());
             if at > *slot {
                 *slot = at;
@@ -219,7 +241,7 @@ pub fn tap_thresholds(program: &Program, index: usize) -> Option<Tapped> {
     let mut outputs = st.output.clone();
     let shown = outputs.len();
     for o in threshold_outputs(st) {
-        if !outputs.contains(&o) {
+        if is_exact(st) && !outputs.contains(&o) {
             outputs.push(o);
         }
     }
