@@ -186,11 +186,12 @@ pub fn item_starts(text: &str, toks: &[Token]) -> Vec<usize> {
         match word(t) {
             "table" | "param" if depth == 0 => starts.push(t.span.start),
             "sample" | "split" => {
-                // `name = sample`: the statement starts at the name.
+                // `name = sample`: the statement starts at the name — a
+                // reserved word too, so that its own statement says it cannot
+                // be a name (not the statement before it, as trailing text).
                 let named = k >= 2
                     && &text[code[k - 1].span.start..code[k - 1].span.end] == "="
-                    && matches!(code[k - 2].kind, TokenKind::Word | TokenKind::QuotedName)
-                    && !is_keyword(word(code[k - 2]));
+                    && matches!(code[k - 2].kind, TokenKind::Word | TokenKind::QuotedName);
                 starts.push(if named {
                     code[k - 2].span.start
                 } else {

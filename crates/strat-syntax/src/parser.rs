@@ -589,6 +589,19 @@ fn syntax_help(positives: &[Rule], found: &str, chunk: &str, pos: usize) -> Opti
             "a name" | "an expression" | "a whole number"
         )
     });
+    // `neyman = sample …`: a reserved word where a statement's name goes.
+    let names_a_statement = chunk
+        .get(pos..)
+        .and_then(|rest| rest.strip_prefix(found))
+        .and_then(|rest| rest.trim_start().strip_prefix('='))
+        .map(str::trim_start)
+        .is_some_and(|rest| rest.starts_with("sample") || rest.starts_with("split"));
+    if lex::is_keyword(found) && names_a_statement {
+        return Some(format!(
+            "`{found}` is a reserved word, so it cannot name a statement; choose another \
+             name, or write it in backticks: `` `{found}` = … ``"
+        ));
+    }
     if lex::is_keyword(found) && wants_name {
         return Some(format!(
             "`{found}` is a reserved word; to use it as a name, write it in backticks: `` `{found}` ``"
