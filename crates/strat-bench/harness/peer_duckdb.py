@@ -22,7 +22,15 @@ import time
 
 import duckdb
 
-from tasks import TASKS, columns_needed, floor_strata, neyman_targets, peer_arguments, unit_strata_sql
+from tasks import (
+    TASKS,
+    columns_needed,
+    exported_sql,
+    floor_strata,
+    neyman_targets,
+    peer_arguments,
+    unit_strata_sql,
+)
 
 
 def q(s: str) -> str:
@@ -171,7 +179,7 @@ def draw_sql(task: str) -> str:
 
 
 def main() -> None:
-    ap = peer_arguments(['sample', 'scan', 'draw', 'ordered'])
+    ap = peer_arguments(['sample', 'scan', 'draw', 'ordered', 'export'])
     ap.add_argument("--print-sql", action="store_true")
     a = ap.parse_args()
     con = duckdb.connect()
@@ -184,6 +192,8 @@ def main() -> None:
         sql = f"COPY ({sample_sql(con, a.task, a.n)}) TO {q(a.out)} (FORMAT parquet)"
     elif a.mode == "ordered":
         sql = f"COPY ({ordered_sql(a.task, sample_sql(con, a.task, a.n))}) TO {q(a.out)} (FORMAT parquet)"
+    elif a.mode == "export":
+        sql = f"COPY ({exported_sql(a.task, 'duckdb', a.members, a.events, a.n)}) TO {q(a.out)} (FORMAT parquet)"
     elif a.mode == "scan":
         sql = scan_sql(a.task)
     else:

@@ -20,14 +20,14 @@ from tasks import peer_arguments
 
 
 def main() -> None:
-    ap = peer_arguments(['sample', 'scan'])
+    ap = peer_arguments(['sample', 'scan', 'export'])
     ap.add_argument("--driver-memory", default="4g")
     a = ap.parse_args()
     t0 = time.perf_counter()
     from pyspark.sql import SparkSession, Window
     from pyspark.sql import functions as F
 
-    from tasks import TASKS, bernoulli_rates, bucket_sql, largest_remainder, neyman_targets
+    from tasks import TASKS, bernoulli_rates, bucket_sql, exported_sql, largest_remainder, neyman_targets
 
     os.environ.setdefault("PYSPARK_PYTHON", "python3")
     spark = (
@@ -91,7 +91,13 @@ def main() -> None:
         )
 
     kind = t["kind"]
-    if a.mode == "scan":
+    if a.mode == "export":
+        # strat's export, its SQL generated before the clock starts again.
+        sql = exported_sql(a.task, "spark", a.members, a.events, a.n)
+        t0 = time.perf_counter()
+        spark.read.parquet(a.members if t["table"] == "members" else a.events).createOrReplaceTempView(t["table"])
+        spark.sql(sql).write.mode("overwrite").parquet(a.out)
+    elif a.mode == "scan":
         floor = [s for s in strata if s != "activity"]
         src.groupBy(*floor).agg(F.count(F.lit(1)), F.max("member_id")).collect()
     elif kind == "bernoulli":

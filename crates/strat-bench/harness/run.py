@@ -194,6 +194,9 @@ def runs_task(variant: str, task: str) -> bool:
         return task in SHUFFLE_TASKS
     if variant == "duckdb-ordered":
         return TASKS[task]["kind"] in SPLIT_KINDS and "duckdb" in TASKS[task]["peers"]
+    if variant.endswith("-export"):
+        # strat sql needs a unit (E0141).
+        return TASKS[task]["unit"] is not None
     return variant in TASKS[task]["peers"]
 
 
@@ -633,6 +636,8 @@ def main() -> None:
     ap.add_argument("--results", default="target/strat-bench/results.md", help="the markdown report (JSON beside it)")
     ap.add_argument("--quick", action="store_true", help="100k rows, 1 run, no warm-up: a smoke test")
     ap.add_argument("--no-check", action="store_true", help="skip the output checks")
+    ap.add_argument("--export", action="store_true",
+                    help="also run strat's SQL export (`strat sql`) on each SQL peer (duckdb-export, spark-export)")
     a = ap.parse_args()
     if a.quick:
         a.rows, a.runs, a.warmup = "100000", 1, 0
@@ -647,6 +652,8 @@ def main() -> None:
         if t not in TASKS:
             sys.exit(f"unknown task {t}")
     strat_bin = (REPO / a.strat).resolve()
+    # The peers' `-export` variants generate their SQL with the same binary.
+    os.environ["STRAT_BIN"] = str(strat_bin)
     if "strat" in engines and not strat_bin.exists():
         sys.exit(f"no strat binary at {strat_bin}: cargo build --release -p strat-cli, or --strat PATH")
     variants = []
@@ -658,6 +665,8 @@ def main() -> None:
             variants.append("polars-shuffle")
         if e == "duckdb" and not a.no_duckdb_ordered:
             variants.append("duckdb-ordered")
+        if e in ("duckdb", "spark") and a.export:
+            variants.append(f"{e}-export")
     if not a.no_floors:
         # strat's engine is DataFusion: its floors come from DataFusion itself.
         variants += [f"{'datafusion' if e == 'strat' else e}-scan" for e in engines]

@@ -23,6 +23,7 @@ Fields of a task:
 from __future__ import annotations
 
 import argparse
+import os
 import math
 from fractions import Fraction
 
@@ -309,3 +310,25 @@ def peer_arguments(modes: list[str]) -> argparse.ArgumentParser:
     ap.add_argument("--n", type=int)
     ap.add_argument("--threads", type=int, default=2)
     return ap
+
+
+def exported_sql(task: str, dialect: str, members: str, events: str, n: int | None) -> str:
+    """strat's own SQL export of the task's rule file (`strat sql --dialect`),
+    reading the table by its name (the peer registers it): the query a
+    user of that engine runs instead of `strat run`. The strat binary is
+    $STRAT_BIN (the harness sets it), else target/release/strat."""
+    import subprocess
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[3]
+    strat = os.environ.get("STRAT_BIN", str(repo / "target/release/strat"))
+    t = TASKS[task]
+    table = members if t["table"] == "members" else events
+    args = [strat, "sql", str(repo / "crates/strat-bench/tasks" / f"{task}.strat"), "--dialect", dialect,
+            "--table", f"{t['table']}={table}"]
+    if n is not None:
+        args += ["--param", f"n={n}"]
+    if "emit" in t:
+        args += ["--emit", t["emit"]]
+    sql = subprocess.run(args, check=True, capture_output=True, text=True).stdout
+    return sql.strip().rstrip(";")

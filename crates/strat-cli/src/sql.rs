@@ -57,6 +57,11 @@ pub struct SqlArgs {
     /// join), which Spark Structured Streaming can run.
     #[arg(long, value_name = "DECISIONS")]
     pub thresholds: Option<PathBuf>,
+    /// Order a split's rows as `strat run` writes them (spec §7.3). Off by
+    /// default: it sorts the whole table, and engines need the same set of
+    /// rows, not their order; a sample's rows are always ordered.
+    #[arg(long)]
+    pub ordered: bool,
     /// Write the query to this file instead of stdout.
     #[arg(short = 'o', long = "output", value_name = "OUT.sql")]
     pub output: Option<PathBuf>,
@@ -123,6 +128,7 @@ pub async fn sql(args: SqlArgs) -> i32 {
             .file_name()
             .map_or_else(|| args.file.clone(), |n| n.to_string_lossy().into_owned()),
         file_text: file.text.clone(),
+        order_splits: args.ordered,
     };
     let query = match &args.thresholds {
         None => statement_sql(&program, index, &options).map_err(|e| Box::new(e.diagnostic())),

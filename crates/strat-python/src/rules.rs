@@ -184,6 +184,7 @@ impl Rules {
                 .and_then(Path::file_name)
                 .map_or_else(|| self.name.clone(), |n| n.to_string_lossy().into_owned()),
             file_text: self.text.clone(),
+            order_splits: false,
         };
         statement_sql(&p.program, p.index, &options)
             .map_err(|e| strat_error(py, &[e.diagnostic()], &self.source()))

@@ -488,6 +488,7 @@ rows = sample members take 1 seed 8
             names: BTreeMap::new(),
             file_name: "rules.strat".into(),
             file_text: RULES.into(),
+            order_splits: false,
         }
     }
 

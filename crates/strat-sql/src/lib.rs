@@ -74,6 +74,10 @@ pub struct SqlOptions {
     /// The rule file's name and text, for the header comment.
     pub file_name: String,
     pub file_text: String,
+    /// Order a split's rows as `strat run` writes them (spec §7.3): a sort
+    /// of the whole table, so only when asked (`strat sql --ordered`); a
+    /// sample's rows (at most its units') are always ordered.
+    pub order_splits: bool,
 }
 
 /// A construct `strat sql` cannot express (in this dialect, or yet).
@@ -806,7 +810,7 @@ impl Gen<'_> {
             out.join(",\n  "),
             self.id(KEY)
         );
-        if top {
+        if top && (st.kind.is_sample() || self.options.order_splits) {
             let _ = writeln!(
                 select,
                 "ORDER BY {split_order}s.h, {}, {}",

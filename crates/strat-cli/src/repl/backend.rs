@@ -944,6 +944,7 @@ impl Session {
             names: Default::default(),
             file_name: "repl session".into(),
             file_text: c.text.clone(),
+            order_splits: false,
         };
         match strat_sql::statement_sql(program, index, &options) {
             Ok(sql) => Ok(if sql.ends_with('\n') { sql } else { sql + "\n" }),
