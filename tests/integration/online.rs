@@ -635,3 +635,20 @@ fn a_shipped_split_with_excluded_units_streams_from_csv_as_it_runs() {
         "{err}"
     );
 }
+
+#[test]
+fn a_file_of_records_must_be_ndjson_or_csv() {
+    let s = setup("not-lines");
+    let not_records = root().join("examples/cohort.strat");
+    let args = [
+        path(&s.rules),
+        "--emit",
+        "rates",
+        "--from",
+        path(&not_records),
+    ];
+    let (out, err, ok) = stream(&args, b"", 1);
+    assert!(!ok && out.is_empty(), "{out}");
+    assert!(err.contains("is a .strat file"), "{err}");
+    assert!(err.contains("--input-format"), "{err}");
+}

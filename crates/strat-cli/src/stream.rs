@@ -244,15 +244,24 @@ pub async fn stream(args: StreamArgs) -> i32 {
             }
         },
     };
-    let is_csv = from
-        .as_ref()
+    // A file of records is NDJSON or CSV, by its extension unless told.
+    let extension = (from.as_ref())
         .and_then(|p| p.extension())
-        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-    let in_format = args.input_format.unwrap_or(if is_csv {
-        LineFormat::Csv
-    } else {
-        LineFormat::Ndjson
-    });
+        .map(|e| e.to_string_lossy().to_ascii_lowercase());
+    let in_format = match (args.input_format, extension.as_deref()) {
+        (Some(f), _) => f,
+        (None, Some("csv")) => LineFormat::Csv,
+        (None, None | Some("ndjson" | "jsonl" | "json")) => LineFormat::Ndjson,
+        (None, Some(other)) => {
+            eprintln!(
+                "error: `{}` is a .{other} file: records are read as lines of NDJSON or CSV; \
+                 give `--from` a .ndjson or .csv file, or say `--input-format`",
+                from.as_ref()
+                    .map_or(String::new(), |p| p.display().to_string())
+            );
+            return 1;
+        }
+    };
     let out_format = match args.output_format {
         LineFormat::Ndjson => OutputFormat::NdJson,
         LineFormat::Csv => OutputFormat::Csv,
