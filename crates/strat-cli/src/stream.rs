@@ -213,7 +213,8 @@ pub async fn stream(args: StreamArgs) -> i32 {
         }
     };
     // `keep`/`exclude units in` a table: its keys, read once.
-    let decider = match strat_online::UnitFilters::read(&p.ctx, &p.program, p.index).await {
+    let filters = strat_online::UnitFilters::read(&p.ctx, &p.program, st, &mut Vec::new()).await;
+    let decider = match filters {
         Ok(f) => decider.with_unit_filters(f),
         Err(e) => {
             let d = run_diagnostic(&e, &p.compiled_inputs, &p.program, p.index);

@@ -95,6 +95,8 @@ use crate::lower::{LowerError, column, lower_expr};
 
 mod stream;
 
+pub use stream::UnitFilters;
+
 /// What a run produced: the output rows and the report.
 #[derive(Debug, Clone)]
 pub struct RunOutput {
@@ -751,18 +753,7 @@ pub async fn run_statement_streamed(
         ir::Kind::Split(split) => Some(split),
     };
     let mut upstream = Vec::new();
-    let kept_keys = match &st.keep {
-        None => None,
-        Some((source, c)) => Some(Arc::new(
-            unit_keys(ctx, program, source, &c.name, "keep", &mut upstream).await?,
-        )),
-    };
-    let excluded_keys = match &st.exclude {
-        None => None,
-        Some((source, c)) => Some(Arc::new(
-            unit_keys(ctx, program, source, &c.name, "exclude", &mut upstream).await?,
-        )),
-    };
+    let filters = UnitFilters::read(ctx, program, st, &mut upstream).await?;
     let source = match &st.source {
         ir::Source::Table(t) => stream::Rows::table(t, st),
         ir::Source::Statement(j) => {
@@ -793,10 +784,6 @@ pub async fn run_statement_streamed(
             })?;
             (rows, Some(found), phases)
         }
-    };
-    let filters = stream::UnitFilters {
-        kept: kept_keys,
-        excluded: excluded_keys,
     };
     let mut out = stream::run(ctx, st, source, split, filters, options).await?;
     out.report.source_weighted = source_weighted(program, st);
@@ -1464,9 +1451,32 @@ pub(crate) fn batch_bytes(b: &RecordBatch) -> usize {
         .sum()
 }
 
+impl UnitFilters {
+    /// The key sets statement `st` of `program` names in `keep units in`
+    /// and `exclude units in`; the reports of statements read on the way go
+    /// to `upstream`.
+    pub async fn read(
+        ctx: &SessionContext,
+        program: &Program,
+        st: &Statement,
+        upstream: &mut Vec<StatementReport>,
+    ) -> Result<UnitFilters, RunError> {
+        let mut keys = async |f: &Option<(ir::Source, strat_check::types::Column)>, verb| match f {
+            None => Ok(None),
+            Some((source, c)) => unit_keys(ctx, program, source, &c.name, verb, upstream)
+                .await
+                .map(|k| Some(Arc::new(k))),
+        };
+        Ok(UnitFilters {
+            kept: keys(&st.keep, "keep").await?,
+            excluded: keys(&st.exclude, "exclude").await?,
+        })
+    }
+}
+
 /// The key texts of column `name` of a source (NULLs skipped), for
 /// `keep units in` or `exclude units in` (`verb`).
-pub async fn unit_keys(
+async fn unit_keys(
     ctx: &SessionContext,
     program: &Program,
     source: &ir::Source,

@@ -2,7 +2,7 @@
 //! unit's key text and its draw (spec §6), then the stratum's cut — the same
 //! decision a batch run makes, one record batch at a time.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
@@ -20,6 +20,7 @@ use strat_check::ir::{self, Program, Statement};
 use strat_engine::draw::Drawer;
 use strat_engine::keys::{KeyColumn, RowKeys, is_unit_key_type, push_stratum_value};
 use strat_engine::lower::{column, lower_expr};
+use strat_engine::run::UnitFilters;
 
 use crate::decisions::{Cut, Decisions, DrawKey, Origin, StratumCut, below};
 use crate::form::{Form, online_form};
@@ -71,43 +72,6 @@ pub struct Counts {
     /// Eligible records whose unit `keep units in` does not list, or
     /// `exclude units in` does (not in the population).
     pub filtered_units: u64,
-}
-
-/// The unit keys of `keep units in` and `exclude units in` (tables, read
-/// once: memory bounded by their size, not the stream's).
-#[derive(Clone, Debug, Default)]
-pub struct UnitFilters {
-    pub kept: Option<HashSet<Vec<u8>>>,
-    pub excluded: Option<HashSet<Vec<u8>>>,
-}
-
-impl UnitFilters {
-    /// Reads the key sets statement `index` names.
-    pub async fn read(
-        ctx: &SessionContext,
-        program: &Program,
-        index: usize,
-    ) -> Result<UnitFilters, strat_engine::RunError> {
-        let st = &program.statements[index];
-        let mut upstream = Vec::new();
-        let mut keys = async |f: &Option<(ir::Source, strat_check::types::Column)>, verb| match f {
-            None => Ok(None),
-            Some((source, c)) => {
-                strat_engine::run::unit_keys(ctx, program, source, &c.name, verb, &mut upstream)
-                    .await
-                    .map(Some)
-            }
-        };
-        Ok(UnitFilters {
-            kept: keys(&st.keep, "keep").await?,
-            excluded: keys(&st.exclude, "exclude").await?,
-        })
-    }
-
-    fn drops(&self, key: &[u8]) -> bool {
-        self.kept.as_ref().is_some_and(|k| !k.contains(key))
-            || self.excluded.as_ref().is_some_and(|e| e.contains(key))
-    }
 }
 
 /// A record left out for a reason the caller should hear of.
@@ -273,7 +237,8 @@ impl Decider {
     }
 
     /// The decider with the key sets of `keep units in`/`exclude units in`
-    /// (required when the statement has them: [`UnitFilters::read`]).
+    /// (required when the statement has them: `UnitFilters::read`, as the
+    /// batch run reads them).
     pub fn with_unit_filters(mut self, filters: UnitFilters) -> Decider {
         self.filters = filters;
         self
@@ -282,15 +247,6 @@ impl Decider {
     /// What the records decided so far came to.
     pub fn counts(&self) -> &Counts {
         &self.counts
-    }
-
-    /// The schema of the decided batches: the statement's output columns.
-    pub fn output_names(&self) -> Vec<String> {
-        self.st
-            .output
-            .iter()
-            .map(|o| o.name().to_string())
-            .collect()
     }
 
     /// Decides every record of `batch` (of the input schema): the selected

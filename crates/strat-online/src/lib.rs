@@ -50,9 +50,10 @@ pub mod decisions;
 pub mod form;
 pub mod freeze;
 
-pub use decide::{Counts, Decided, Decider, OnlineError, Skip, UnitFilters};
+pub use decide::{Counts, Decided, Decider, OnlineError, Skip};
 pub use decisions::{Cut, Decisions, DrawKey, Origin, StratumCut};
 pub use form::{Form, online_form};
 pub use freeze::{
     FreezeError, RuleFile, Tapped, Thresholds, decisions, freeze, tap_thresholds, threshold_outputs,
 };
+pub use strat_engine::run::UnitFilters;

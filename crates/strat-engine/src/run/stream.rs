@@ -101,8 +101,8 @@ const MAX_STRATA: usize = 1 << STRATUM_BITS;
 
 /// The key sets of `keep units in` and `exclude units in` (§4.4): a unit is
 /// counted iff its key is in `kept` (when there is one) and not in `excluded`.
-#[derive(Clone, Default)]
-pub(super) struct UnitFilters {
+#[derive(Clone, Debug, Default)]
+pub struct UnitFilters {
     pub kept: Option<Arc<HashSet<Vec<u8>>>>,
     pub excluded: Option<Arc<HashSet<Vec<u8>>>>,
 }
@@ -136,7 +136,7 @@ fn key_columns(st: &Statement) -> Vec<Expr> {
 
 impl UnitFilters {
     /// Whether `keep units in` or `exclude units in` drops the unit of key text `key`.
-    fn drops(&self, key: &[u8]) -> bool {
+    pub fn drops(&self, key: &[u8]) -> bool {
         self.kept.as_ref().is_some_and(|k| !k.contains(key))
             || self.excluded.as_ref().is_some_and(|e| e.contains(key))
     }
