@@ -25,23 +25,15 @@ pub fn start(name: &str, quiet: bool) -> Option<ProgressView> {
     if quiet || !std::io::stderr().is_terminal() {
         return None;
     }
-    Some(ProgressView::new(name, ProgressDrawTarget::stderr()))
+    Some(ProgressView::new(name, ProgressDrawTarget::stderr))
 }
 
 impl ProgressView {
-    fn new(name: &str, target: ProgressDrawTarget) -> Self {
+    fn new(name: &str, target: fn() -> ProgressDrawTarget) -> Self {
         let progress = Arc::new(Progress::default());
         let stop = Arc::new(AtomicBool::new(false));
-        let first = Snapshot {
-            phase: Phase::Counting,
-            rows: 0,
-            total: None,
-        };
-        let bar = ProgressBar::with_draw_target(None, target)
-            .with_style(style(&first))
-            .with_prefix(name.to_string());
-        let (p, s) = (progress.clone(), stop.clone());
-        let ticker = std::thread::spawn(move || tick(&bar, &p, &s));
+        let (p, s, name) = (progress.clone(), stop.clone(), name.to_string());
+        let ticker = std::thread::spawn(move || tick(&name, target, &p, &s));
         ProgressView {
             progress,
             stop,
@@ -59,24 +51,60 @@ impl Drop for ProgressView {
     }
 }
 
-fn tick(bar: &ProgressBar, progress: &Progress, stop: &AtomicBool) {
-    let mut shown: Option<(Phase, bool)> = None;
+fn tick(name: &str, target: fn() -> ProgressDrawTarget, progress: &Progress, stop: &AtomicBool) {
+    let mut phases = Phases::new(name, target);
     while !stop.load(Ordering::Relaxed) {
-        let now = progress.now();
-        let look = (now.phase, now.total.is_some());
-        if shown != Some(look) {
-            // A new phase: its own count, rate and time left.
-            bar.set_style(style(&now));
-            bar.reset();
-            bar.set_message(now.phase.name());
-            shown = Some(look);
-        }
-        bar.set_length(now.total.unwrap_or(0));
-        bar.set_position(now.rows.min(now.total.unwrap_or(u64::MAX)));
-        bar.tick();
+        phases.show(&progress.now());
         std::thread::sleep(Duration::from_millis(100));
     }
-    bar.finish_and_clear();
+    phases.clear();
+}
+
+/// The bar of the phase on screen. Each phase gets a bar of its own, built
+/// with its name, total and count before its first frame: every setter of a
+/// bar may draw, and a reused bar once showed a frame of the new phase over
+/// the old one's total (`0/0 rows`), sometimes as the last frame of a run.
+struct Phases<T> {
+    name: String,
+    target: T,
+    shown: Option<((Phase, bool), ProgressBar)>,
+}
+
+impl<T: Fn() -> ProgressDrawTarget> Phases<T> {
+    fn new(name: &str, target: T) -> Self {
+        Phases {
+            name: name.to_string(),
+            target,
+            shown: None,
+        }
+    }
+
+    fn show(&mut self, now: &Snapshot) {
+        let look = (now.phase, now.total.is_some());
+        let position = now.rows.min(now.total.unwrap_or(u64::MAX));
+        match &self.shown {
+            Some((shown, bar)) if *shown == look => {
+                bar.set_position(position);
+                bar.tick();
+            }
+            _ => {
+                self.clear();
+                let bar = ProgressBar::with_draw_target(now.total, (self.target)())
+                    .with_style(style(now))
+                    .with_prefix(self.name.clone())
+                    .with_message(now.phase.name())
+                    .with_position(position);
+                bar.tick();
+                self.shown = Some((look, bar));
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        if let Some((_, bar)) = self.shown.take() {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 fn style(now: &Snapshot) -> ProgressStyle {
@@ -90,4 +118,85 @@ fn style(now: &Snapshot) -> ProgressStyle {
     ProgressStyle::with_template(template)
         .unwrap_or_else(|_| ProgressStyle::default_spinner())
         .progress_chars("=> ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use indicatif::TermLike;
+    use std::sync::Mutex;
+
+    /// A terminal that keeps every line drawn on it.
+    #[derive(Debug, Default, Clone)]
+    struct Screen(Arc<Mutex<Vec<String>>>);
+
+    impl TermLike for Screen {
+        fn width(&self) -> u16 {
+            200
+        }
+        fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn write_line(&self, s: &str) -> std::io::Result<()> {
+            self.write_str(s)
+        }
+        fn write_str(&self, s: &str) -> std::io::Result<()> {
+            self.0.lock().unwrap().push(s.to_string());
+            Ok(())
+        }
+        fn clear_line(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn flush(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn snapshot(phase: Phase, rows: u64, total: Option<u64>) -> Snapshot {
+        Snapshot { phase, rows, total }
+    }
+
+    #[test]
+    fn every_frame_shows_its_phases_own_total() {
+        let screen = Screen::default();
+        let seen = screen.clone();
+        let mut phases = Phases::new("s", move || {
+            ProgressDrawTarget::term_like(Box::new(seen.clone()))
+        });
+        let frames = [
+            snapshot(Phase::Counting, 0, Some(400_123)),
+            snapshot(Phase::Counting, 250_000, Some(400_123)),
+            snapshot(Phase::Selecting, 0, None),
+            snapshot(Phase::Reading, 0, Some(400_123)),
+            snapshot(Phase::Reading, 399_000, Some(400_123)),
+            snapshot(Phase::Writing, 10, None),
+        ];
+        for now in &frames {
+            phases.show(now);
+        }
+        let lines = screen.0.lock().unwrap().clone();
+        let with_total: Vec<&String> = lines.iter().filter(|l| l.contains(" rows")).collect();
+        assert!(
+            lines.iter().any(|l| l.contains("reading")),
+            "the reading phase drawn: {lines:#?}"
+        );
+        for line in &lines {
+            if line.contains("[") {
+                assert!(
+                    line.contains("/400,123 rows"),
+                    "a frame of another total: {line:?} in {lines:#?}"
+                );
+            }
+        }
+        assert!(!with_total.is_empty(), "{lines:#?}");
+    }
 }
