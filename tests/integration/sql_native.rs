@@ -204,7 +204,12 @@ async fn every_dialect_parses_back() {
             };
             let parsed = match d {
                 Dialect::Spark => Parser::parse_sql(&SparkSqlDialect {}, &sql),
-                Dialect::DuckDb => Parser::parse_sql(&DuckDbDialect {}, &sql),
+                // sqlparser's DuckDB dialect lacks `AS NOT MATERIALIZED`,
+                // which DuckDB itself runs (tests/integration/sql.rs).
+                Dialect::DuckDb => Parser::parse_sql(
+                    &DuckDbDialect {},
+                    &sql.replace(" AS NOT MATERIALIZED (", " AS ("),
+                ),
                 Dialect::Postgres => Parser::parse_sql(&PostgreSqlDialect {}, &sql),
                 Dialect::DataFusion => Parser::parse_sql(&GenericDialect {}, &sql),
             };
@@ -501,4 +506,59 @@ async fn as_of_ties_fail_the_query() {
     let sql = statement_sql(&p, 0, &options(Dialect::DataFusion)).unwrap();
     let rows = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
     assert_eq!(rows.iter().map(|b| b.num_rows()).sum::<usize>(), 10);
+}
+
+/// An exact sample ranks only the units up to its stratum's draw cut (the
+/// draw bucket of the n_h-th unit), not all N_h, and keeps the same units:
+/// 60,000 members, a stratum of 50,000 and one of 10,000, take 600.
+#[tokio::test]
+async fn an_exact_sample_ranks_few_more_units_than_it_keeps() {
+    let n = 60_000i64;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("member_id", DataType::Int64, false),
+        Field::new("country", DataType::Utf8, false),
+    ]));
+    let countries: Vec<&str> = (0..n)
+        .map(|i| if i % 6 == 0 { "BR" } else { "US" })
+        .collect();
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from((0..n).collect::<Vec<_>>())),
+            Arc::new(StringArray::from(countries)),
+        ],
+    )
+    .unwrap();
+    let ctx = SessionContext::new();
+    ctx.register_batch("members", batch).unwrap();
+    let rules = "sample members unit member_id stratify by country take 600 seed 5";
+    let p = program(&ctx, rules).await;
+    let sql = statement_sql(&p, 0, &options(Dialect::DataFusion)).unwrap();
+
+    let native = strat_engine::run::run_statement(&ctx, &p, 0).await.unwrap();
+    let exported = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+    assert_eq!(rows(&native.batches), rows(&exported), "{sql}");
+
+    // The same query, ending in what its window ranked per stratum.
+    let end = sql.rfind("\n)\nSELECT").expect("the final SELECT") + 3;
+    let ranked = format!(
+        "{}SELECT stratum, CAST(COUNT(*) AS BIGINT) AS ranked, CAST(MIN(n_take) AS BIGINT) AS n_take, \
+         CAST(MIN(n_units) AS BIGINT) AS n_units FROM selected_units GROUP BY stratum ORDER BY stratum",
+        &sql[..end]
+    );
+    let got = rows(&ctx.sql(&ranked).await.unwrap().collect().await.unwrap());
+    assert_eq!(got.len(), 2, "{got:?}");
+    for line in &got {
+        let f: Vec<i64> = line
+            .split('|')
+            .skip(1)
+            .map(|x| x.parse().unwrap())
+            .collect();
+        let (ranked, n_take, n_units) = (f[0], f[1], f[2]);
+        // Expected: n_h plus about half a bucket of N_h / 4,096 units.
+        assert!(
+            ranked >= n_take && ranked <= n_take + 4 * n_units / 4096 + 8,
+            "ranked {ranked} of {n_units} units to keep {n_take}: {got:?}"
+        );
+    }
 }

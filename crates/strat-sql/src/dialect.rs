@@ -56,6 +56,10 @@ pub struct Spelling {
     /// (at most n rows) to every task rather than shuffle the table's rows
     /// to join them; empty where the engine chooses by itself.
     pub broadcast_selected: &'static str,
+    /// Between a CTE's name and `AS (`: asks the engine to inline a CTE read
+    /// twice rather than store its result (for the per-row CTEs, cheaper to
+    /// compute again than to hold: DuckDB stores every row otherwise).
+    pub recomputed_cte: &'static str,
     /// True iff the string `{0}` is all ASCII (as many bytes as characters).
     pub ascii_only: &'static str,
     /// A timestamp as `YYYY-MM-DDTHH:MM:SS` (whole seconds).
@@ -100,6 +104,7 @@ const DUCKDB: Spelling = Spelling {
     min_bool: "MIN({0})",
     max_bool: "MAX({0})",
     broadcast_selected: "",
+    recomputed_cte: " NOT MATERIALIZED",
     ascii_only: "(strlen({0}) = length({0}))",
     timestamp_text: "strftime({0}, '%Y-%m-%dT%H:%M:%S')",
 };
@@ -121,6 +126,7 @@ const POSTGRES: Spelling = Spelling {
     min_bool: "bool_and({0})",
     max_bool: "bool_or({0})",
     broadcast_selected: "",
+    recomputed_cte: " NOT MATERIALIZED",
     ascii_only: "(octet_length(convert_to({0}, 'UTF8')) = char_length({0}))",
     timestamp_text: "to_char({0}, 'YYYY-MM-DD') || 'T' || to_char({0}, 'HH24:MI:SS')",
 };
@@ -142,6 +148,7 @@ const SPARK: Spelling = Spelling {
     min_bool: "MIN({0})",
     max_bool: "MAX({0})",
     broadcast_selected: " /*+ BROADCAST(s) */",
+    recomputed_cte: "",
     ascii_only: "(octet_length({0}) = char_length({0}))",
     timestamp_text: "date_format({0}, 'yyyy-MM-dd') || 'T' || date_format({0}, 'HH:mm:ss')",
 };
@@ -163,6 +170,7 @@ const DATAFUSION: Spelling = Spelling {
     min_bool: "MIN({0})",
     max_bool: "MAX({0})",
     broadcast_selected: "",
+    recomputed_cte: "",
     ascii_only: "(octet_length({0}) = character_length({0}))",
     timestamp_text: "to_char({0}, '%Y-%m-%dT%H:%M:%S')",
 };

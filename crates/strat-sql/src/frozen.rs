@@ -102,7 +102,7 @@ pub fn frozen_statement_sql(
     g.decided_rows(&mut ctes, frozen);
     let mut sql = g.frozen_header(index);
     sql.push_str("WITH\n");
-    write_ctes(&mut sql, &ctes);
+    write_ctes(&mut sql, &ctes, options.dialect);
     sql.push_str(&g.frozen_select(frozen));
     Ok(sql)
 }

@@ -107,6 +107,9 @@ type R<T> = Result<T, Unsupported>;
 
 /// Internal column names in `eligible_rows` (next to the source columns).
 const KEY: &str = "_strat_unit_key";
+/// Hex digits of the draw that make its bucket: 4,096 buckets, so an exact
+/// sample ranks about n_h + N_h/4,096 units of a stratum, not N_h.
+const BUCKET_DIGITS: usize = 3;
 const S_PREFIX: &str = "_strat_s";
 /// A unit aggregate's value, argument, `by` and row rank (first/last/mode).
 const AGG_PREFIX: &str = "_strat_agg";
@@ -163,7 +166,7 @@ pub fn statement_sql(program: &Program, index: usize, options: &SqlOptions) -> R
         seen.push(name.to_ascii_lowercase());
         let (ctes, select) = g.body(false)?;
         let mut inner = String::from("WITH\n");
-        write_ctes(&mut inner, &ctes);
+        write_ctes(&mut inner, &ctes, options.dialect);
         inner.push_str(&select);
         let kind = g.st.kind.as_str();
         blocks.push((
@@ -184,7 +187,7 @@ pub fn statement_sql(program: &Program, index: usize, options: &SqlOptions) -> R
     for (i, (comment, name, body)) in blocks.iter().enumerate() {
         // Comments may quote names, which may hold line breaks: cleaned.
         let _ = writeln!(sql, "-- {}", Dialect::comment(comment));
-        let _ = write!(sql, "{name} AS (\n  {body}\n)");
+        let _ = write!(sql, "{} (\n  {body}\n)", cte_head(name, options.dialect));
         sql.push_str(if i + 1 < n { ",\n" } else { "\n" });
     }
     sql.push_str(&select);
@@ -215,11 +218,23 @@ fn statement_cte(st: &Statement) -> String {
     format!("statement_{}", st.name.as_deref().unwrap_or_default())
 }
 
-fn write_ctes(sql: &mut String, ctes: &[Cte]) {
+/// `NAME AS`, with the dialect's request to recompute the CTEs of every
+/// eligible row (each read twice: by `units` and by the final join).
+fn cte_head(name: &str, d: Dialect) -> String {
+    let recomputed = matches!(name, "eligible_rows" | "eligible_input");
+    let how = if recomputed {
+        d.spelling().recomputed_cte
+    } else {
+        ""
+    };
+    format!("{name} AS{how}")
+}
+
+fn write_ctes(sql: &mut String, ctes: &[Cte], d: Dialect) {
     let n = ctes.len();
     for (i, c) in ctes.iter().enumerate() {
         let _ = writeln!(sql, "-- {}", Dialect::comment(&c.comment));
-        let _ = write!(sql, "{} AS (\n  {}\n)", c.name, c.body);
+        let _ = write!(sql, "{} (\n  {}\n)", cte_head(c.name, d), c.body);
         sql.push_str(if i + 1 < n { ",\n" } else { "\n" });
     }
 }
@@ -614,6 +629,30 @@ impl Gen<'_> {
         )
     }
 
+    /// What `units` groups the rows by, and the unit's key text in it. A
+    /// unit whose key text is a one-to-one function of its value (integers,
+    /// dates, booleans) is grouped and joined back by the value — cheaper
+    /// than its text on every engine — and its text is written once per
+    /// unit; other units (strings are their own text; floats are not: `0`
+    /// and `-0` are one value, two texts) by the text.
+    fn unit_grouping(&self) -> R<(String, String)> {
+        let unit = self.unit();
+        let value = format!("e.{}", self.id(&unit.name));
+        let by_value = matches!(unit.ty, Type::Int | Type::Date | Type::Bool);
+        Ok(if by_value {
+            let key = self.key_text(&value, &unit.ty)?;
+            (value, key)
+        } else {
+            let key = format!("e.{}", self.id(KEY));
+            (key.clone(), key)
+        })
+    }
+
+    /// The column of an eligible row that `unit_value` of its unit equals.
+    fn unit_value_of_row(&self) -> R<String> {
+        Ok(self.unit_grouping()?.0)
+    }
+
     /// `units`: one row per unit with its stratum values and draw; a unit
     /// spanning strata fails the query. Returns neyman's column, whose value
     /// per unit `units` carries too.
@@ -621,8 +660,13 @@ impl Gen<'_> {
         let st = self.st;
         let d = self.d;
         let unit = self.unit();
-        let mut unit_cols = vec![format!("e.{} AS unit_key", self.id(KEY))];
+        let (group, key) = self.unit_grouping()?;
+        let mut unit_cols = vec![
+            format!("{key} AS unit_key"),
+            format!("{group} AS unit_value"),
+        ];
         let mut span_checks = Vec::new();
+        let mut values = Vec::new();
         for (i, s) in st.strata.iter().enumerate() {
             let c = format!("e.{}", self.id(&format!("{S_PREFIX}{i}")));
             let (min, max) = if s.expr.ty == Type::Bool {
@@ -635,18 +679,21 @@ impl Gen<'_> {
             // distinct aggregate, which Spark runs by expanding every row.
             span_checks.push(format!("{min} <> {max} OR COUNT({c}) NOT IN (0, COUNT(*))"));
             unit_cols.push(format!("{min} AS s{i}"));
+            values.push(min);
         }
+        unit_cols.push(format!("{} AS r", self.draw(&key)));
+        // The `_stratum` text once per unit, where engines that materialise
+        // a CTE read twice (DuckDB) keep it.
         unit_cols.push(format!(
-            "{} AS r",
-            self.draw(&format!("e.{}", self.id(KEY)))
+            "{} AS stratum",
+            self.stratum_text_of(&|i| values[i].clone())?
         ));
         let mut having = if span_checks.is_empty() {
             String::new()
         } else {
             let message = format!(
-                "{} || e.{} || {}",
+                "{} || {key} || {}",
                 self.s(&format!("strat: unit `{}` = ", unit.name)),
-                self.id(KEY),
                 self.s(" spans two strata: its rows have different stratum values")
             );
             format!(
@@ -664,12 +711,11 @@ impl Gen<'_> {
             let v = format!("e.{}", self.id(&c.name));
             unit_cols.push(format!("MIN({v}) AS neyman_value"));
             let message = format!(
-                "{} || e.{} || {}",
+                "{} || {key} || {}",
                 self.s(&format!(
                     "strat: neyman(`{}`) needs one value per unit, but unit `{}` = ",
                     c.name, unit.name
                 )),
-                self.id(KEY),
                 self.s(" has several; use a column constant within a unit")
             );
             let check = self.one_value_per_unit(&v, &message);
@@ -688,24 +734,27 @@ impl Gen<'_> {
             name: "units",
             comment: format!("one row per unit (after {after}) with its draw r: 16 hex digits of md5(seed:key) (§6)"),
             body: format!(
-                "SELECT\n    {}\n  FROM eligible_rows e{filters}\n  GROUP BY e.{}{having}",
+                "SELECT\n    {}\n  FROM eligible_rows e{filters}\n  GROUP BY {group}{having}",
                 unit_cols.join(",\n    "),
-                self.id(KEY)
             ),
         });
         Ok(neyman)
     }
 
-    /// `unit_strata`: each unit's `_stratum` text and stratum order keys.
+    /// `unit_strata`: each unit with its stratum order keys.
     /// Returns the stratum value columns that rule predicates read (none
     /// without rules).
     fn unit_strata_cte(&self, ctes: &mut Vec<Cte>, neyman: bool) -> R<Vec<String>> {
         let st = self.st;
-        let mut us_cols = vec!["u.unit_key".to_string(), "u.r".to_string()];
+        let mut us_cols = vec![
+            "u.unit_key".to_string(),
+            "u.unit_value".to_string(),
+            "u.r".to_string(),
+            "u.stratum".to_string(),
+        ];
         if neyman {
             us_cols.push("u.neyman_value".to_string());
         }
-        us_cols.push(format!("{} AS stratum", self.stratum_text()?));
         for (i, s) in st.strata.iter().enumerate() {
             us_cols.push(format!("{} AS o{i}", self.order_key(&format!("u.s{i}"), s)));
         }
@@ -722,10 +771,16 @@ impl Gen<'_> {
         }
         ctes.push(Cte {
             name: "unit_strata",
-            comment: "each unit's `_stratum` text (§7) and its stratum order keys (§5.3)".into(),
+            comment: "each unit with its stratum order keys (§5.3)".into(),
             body: format!("SELECT\n    {}\n  FROM units u", us_cols.join(",\n    ")),
         });
         Ok(values)
+    }
+
+    /// An exact sample: its units are ranked by draw within each stratum,
+    /// and only those up to the stratum's `draw_cuts` need to be.
+    fn ranks_a_sample(&self) -> bool {
+        self.st.kind.is_sample() && !self.st.amount.is_about()
     }
 
     /// `stratum_sizes` (N_h) and `strata`: stratum order h and the start U.
@@ -739,14 +794,40 @@ impl Gen<'_> {
         }
         st_cols.extend(rule_values.iter().cloned());
         let group: String = rule_values.iter().map(|v| format!(", {v}")).collect();
-        ctes.push(Cte {
-            name: "stratum_sizes",
-            comment: "N_h per stratum".into(),
-            body: format!(
-                "SELECT\n    {}\n  FROM unit_strata\n  GROUP BY stratum{group}",
-                st_cols.join(",\n    ")
-            ),
-        });
+        if self.ranks_a_sample() {
+            // N_h from the counts per draw bucket, which also say where each
+            // stratum's n_h-th unit lies (`draw_cuts`).
+            let mut bucket_cols = st_cols.clone();
+            bucket_cols.insert(1, format!("substr(r, 1, {BUCKET_DIGITS}) AS bucket"));
+            ctes.push(Cte {
+                name: "draw_buckets",
+                comment: format!(
+                    "units per stratum and draw bucket (the first {BUCKET_DIGITS} hex digits of r)"
+                ),
+                body: format!(
+                    "SELECT\n    {}\n  FROM unit_strata\n  GROUP BY stratum, substr(r, 1, {BUCKET_DIGITS}){group}",
+                    bucket_cols.join(",\n    ")
+                ),
+            });
+            st_cols[1] = "CAST(SUM(n_units) AS BIGINT) AS n_units".to_string();
+            ctes.push(Cte {
+                name: "stratum_sizes",
+                comment: "N_h per stratum".into(),
+                body: format!(
+                    "SELECT\n    {}\n  FROM draw_buckets\n  GROUP BY stratum{group}",
+                    st_cols.join(",\n    ")
+                ),
+            });
+        } else {
+            ctes.push(Cte {
+                name: "stratum_sizes",
+                comment: "N_h per stratum".into(),
+                body: format!(
+                    "SELECT\n    {}\n  FROM unit_strata\n  GROUP BY stratum{group}",
+                    st_cols.join(",\n    ")
+                ),
+            });
+        }
         let rank = if order.is_empty() {
             "ROW_NUMBER() OVER (ORDER BY stratum)".to_string()
         } else {
@@ -806,9 +887,9 @@ impl Gen<'_> {
             ir::Kind::Split(_) => ("s.split_index, ", "selected_units", ""),
         };
         let mut select = format!(
-            "SELECT{hint}\n  {}\nFROM eligible_rows e\nJOIN {kept} s ON e.{} = s.unit_key\n",
+            "SELECT{hint}\n  {}\nFROM eligible_rows e\nJOIN {kept} s ON {} = s.unit_value\n",
             out.join(",\n  "),
-            self.id(KEY)
+            self.unit_value_of_row()?
         );
         if top && (st.kind.is_sample() || self.options.order_splits) {
             let _ = writeln!(
@@ -1092,7 +1173,7 @@ impl Gen<'_> {
                 name: "selected_units",
                 comment: "Bernoulli (§5.4, §6): keep a unit iff r < floor(P × 2^64) in 16 hex digits".into(),
                 body: format!(
-                    "SELECT u.unit_key, u.r, u.stratum, s.h\n  FROM unit_strata u\n  JOIN strata s ON u.stratum = s.stratum\n  WHERE {keep}"
+                    "SELECT u.unit_key, u.unit_value, u.r, u.stratum, s.h\n  FROM unit_strata u\n  JOIN strata s ON u.stratum = s.stratum\n  WHERE {keep}"
                 ),
             });
             let weight = if p.is_zero() {
@@ -1164,14 +1245,29 @@ impl Gen<'_> {
 
         self.allocation_ctes(ctes)?;
         ctes.push(Cte {
-            name: "selected_units",
-            comment: "units in draw order (r, key) within each stratum; the first n_h are kept".into(),
+            name: "draw_cuts",
+            comment: "the draw bucket of each stratum's n_h-th unit in draw order: no later unit can be kept".into(),
             body: format!(
-                "SELECT\n    u.unit_key,\n    u.r,\n    u.stratum,\n    a.h,\n    a.n_units,\n    a.n_take,\n    \
+                "SELECT\n    stratum,\n    MIN({}) AS last_bucket\n  FROM (\n    SELECT\n      b.stratum,\n      b.bucket,\n      a.n_take,\n      \
+                 SUM(b.n_units) OVER (PARTITION BY b.stratum ORDER BY {} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS through\n    \
+                 FROM draw_buckets b\n    JOIN allocation a ON b.stratum = a.stratum\n  ) c\n  WHERE through >= n_take\n  GROUP BY stratum",
+                d.bytes_order("bucket"),
+                d.bytes_order("b.bucket")
+            ),
+        });
+        ctes.push(Cte {
+            name: "selected_units",
+            comment: "the units up to each stratum's cut in draw order (r, key); the first n_h are kept".into(),
+            body: format!(
+                "SELECT\n    u.unit_key,\n    u.unit_value,\n    u.r,\n    u.stratum,\n    a.h,\n    a.n_units,\n    a.n_take,\n    \
                  ROW_NUMBER() OVER (PARTITION BY a.h ORDER BY {}, {}) AS draw_rank\n  FROM unit_strata u\n  \
-                 JOIN allocation a ON u.stratum = a.stratum",
+                 JOIN allocation a ON u.stratum = a.stratum\n  \
+                 JOIN draw_cuts c ON u.stratum = c.stratum\n  \
+                 WHERE {} <= {}",
                 d.bytes_order("u.r"),
-                d.bytes_order("u.unit_key")
+                d.bytes_order("u.unit_key"),
+                d.bytes_order(&format!("substr(u.r, 1, {BUCKET_DIGITS})")),
+                d.bytes_order("c.last_bucket"),
             ),
         });
         Ok(Some(format!(
@@ -1353,7 +1449,7 @@ impl Gen<'_> {
             name: "selected_units",
             comment: "Bernoulli (§5.4, §6): keep a unit iff p_h >= 1 or r < t_h, compared on 32-bit halves".into(),
             body: format!(
-                "SELECT\n    u.unit_key,\n    u.r,\n    u.stratum,\n    t.h,\n    t.p_num,\n    t.p_den\n  \
+                "SELECT\n    u.unit_key,\n    u.unit_value,\n    u.r,\n    u.stratum,\n    t.h,\n    t.p_num,\n    t.p_den\n  \
                  FROM unit_strata u\n  JOIN stratum_thresholds t ON u.stratum = t.stratum\n  \
                  WHERE t.p_num >= t.p_den OR {hi} < t.q1 OR ({hi} = t.q1 AND {lo} < t.q2)"
             ),
@@ -2077,7 +2173,7 @@ impl Gen<'_> {
                 name: "selected_units",
                 comment: "about split (§4.2): the first split i with r < t_i = floor((P_1+…+P_i) × 2^64)".into(),
                 body: format!(
-                    "SELECT\n    u.unit_key,\n    u.r,\n    u.stratum,\n    s.h,\n    {case} AS split_index\n  FROM unit_strata u\n  \
+                    "SELECT\n    u.unit_key,\n    u.unit_value,\n    u.r,\n    u.stratum,\n    s.h,\n    {case} AS split_index\n  FROM unit_strata u\n  \
                      JOIN strata s ON u.stratum = s.stratum"
                 ),
             });
@@ -2087,7 +2183,7 @@ impl Gen<'_> {
             name: "assigned_units",
             comment: "units in draw order (r, key) within each stratum".into(),
             body: format!(
-                "SELECT\n    u.unit_key,\n    u.r,\n    u.stratum,\n    s.h,\n    s.u,\n    s.n_units,\n    \
+                "SELECT\n    u.unit_key,\n    u.unit_value,\n    u.r,\n    u.stratum,\n    s.h,\n    s.u,\n    s.n_units,\n    \
                  ROW_NUMBER() OVER (PARTITION BY s.h ORDER BY {}, {}) AS draw_rank\n  FROM unit_strata u\n  \
                  JOIN strata s ON u.stratum = s.stratum",
                 d.bytes_order("u.r"),
@@ -2124,15 +2220,10 @@ impl Gen<'_> {
             name: "selected_units",
             comment: "exact split (§4.2): the first B_1 units to the first split, …; B_i = floor(N_h·(P_1+…+P_i) + u_h)".into(),
             body: format!(
-                "SELECT\n    a.unit_key,\n    a.r,\n    a.stratum,\n    a.h,\n    {case} AS split_index\n  FROM assigned_units a"
+                "SELECT\n    a.unit_key,\n    a.unit_value,\n    a.r,\n    a.stratum,\n    a.h,\n    {case} AS split_index\n  FROM assigned_units a"
             ),
         });
         Ok(())
-    }
-
-    /// The `_stratum` text of a unit from `u.s0, u.s1, …` (§7).
-    fn stratum_text(&self) -> R<String> {
-        self.stratum_text_of(&|i| format!("u.s{i}"))
     }
 
     /// The `_stratum` text (§7.2) of the stratum values `value(0)`, `value(1)`, ….
