@@ -2179,46 +2179,67 @@ impl Gen<'_> {
             });
             return Ok(());
         }
-        ctes.push(Cte {
-            name: "assigned_units",
-            comment: "units in draw order (r, key) within each stratum".into(),
-            body: format!(
-                "SELECT\n    u.unit_key,\n    u.unit_value,\n    u.r,\n    u.stratum,\n    s.h,\n    s.u,\n    s.n_units,\n    \
-                 ROW_NUMBER() OVER (PARTITION BY s.h ORDER BY {}, {}) AS draw_rank\n  FROM unit_strata u\n  \
-                 JOIN strata s ON u.stratum = s.stratum",
-                d.bytes_order("u.r"),
-                d.bytes_order("u.unit_key")
-            ),
-        });
         // B_i = floor(N_h·C_i + U/2^32) with C_i = num/den:
         //     = (N_h·num) div den + ((N_h·num) mod den · 2^32 + U·den) div (den · 2^32)
-        let mut case = String::from("CASE");
+        // once per stratum; each unit compares its rank with them.
+        let mut bounds = Vec::new();
         let mut cumulative = BigRational::zero();
-        for (i, (_, p)) in split.parts.iter().enumerate().take(k - 1) {
+        for (_, p) in split.parts.iter().take(k - 1) {
             cumulative += p;
             if cumulative >= BigRational::one() {
-                let _ = write!(case, " WHEN TRUE THEN {i}");
+                bounds.push("n_units".to_string());
                 break;
             }
             let (Some(num), Some(den)) = (small(cumulative.numer()), small(cumulative.denom()))
             else {
                 return Err(self.unsupported("split shares with more than 15 significant digits"));
             };
-            let scaled = format!("{} * {num}", d.to_wide("a.n_units"));
+            let scaled = format!("{} * {num}", d.to_wide("n_units"));
             let boundary = format!(
                 "{} + {}",
                 d.int_div(&scaled, &den.to_string()),
                 d.int_div(
-                    &format!("({scaled}) % {den} * 4294967296 + a.u * {den}"),
+                    &format!("({scaled}) % {den} * 4294967296 + u * {den}"),
                     &(i128::from(den) << 32).to_string()
                 )
             );
-            let _ = write!(case, "\n      WHEN a.draw_rank <= {boundary} THEN {i}");
+            bounds.push(boundary);
+        }
+        let bound_cols: String = bounds
+            .iter()
+            .enumerate()
+            .map(|(i, b)| format!(",\n    CAST({b} AS BIGINT) AS b{i}"))
+            .collect();
+        ctes.push(Cte {
+            name: "split_bounds",
+            comment: "exact split (§4.2): each stratum's part boundaries B_i = floor(N_h·(P_1+…+P_i) + u_h)".into(),
+            body: format!("SELECT\n    stratum,\n    h{bound_cols}\n  FROM strata"),
+        });
+        let carried: String = (0..bounds.len())
+            .map(|i| format!(",\n    s.b{i}"))
+            .collect();
+        ctes.push(Cte {
+            name: "assigned_units",
+            comment: "units in draw order (r, key) within each stratum".into(),
+            body: format!(
+                "SELECT\n    u.unit_key,\n    u.unit_value,\n    u.r,\n    u.stratum,\n    s.h{carried},\n    \
+                 ROW_NUMBER() OVER (PARTITION BY s.h ORDER BY {}, {}) AS draw_rank\n  FROM unit_strata u\n  \
+                 JOIN split_bounds s ON u.stratum = s.stratum",
+                d.bytes_order("u.r"),
+                d.bytes_order("u.unit_key")
+            ),
+        });
+        let mut case = String::from("CASE");
+        for i in 0..bounds.len() {
+            let _ = write!(case, "\n      WHEN a.draw_rank <= a.b{i} THEN {i}");
         }
         let _ = write!(case, "\n      ELSE {} END", k - 1);
+        if bounds.is_empty() {
+            case = "0".to_string();
+        }
         ctes.push(Cte {
             name: "selected_units",
-            comment: "exact split (§4.2): the first B_1 units to the first split, …; B_i = floor(N_h·(P_1+…+P_i) + u_h)".into(),
+            comment: "exact split (§4.2): the first B_1 units to the first split, the units up to B_2 to the second, …".into(),
             body: format!(
                 "SELECT\n    a.unit_key,\n    a.unit_value,\n    a.r,\n    a.stratum,\n    a.h,\n    {case} AS split_index\n  FROM assigned_units a"
             ),
