@@ -47,6 +47,21 @@ pub enum RuleAmount {
     Share(BigRational),
 }
 
+impl RuleAmount {
+    /// `p_h` of the strata this rule decides in a `take about` statement
+    /// (§5.4): `all` 1, `rate P%` P, `none` 0. `count` and `share` have none
+    /// (rejected with `about`). The batch allocation and the online decider
+    /// both read it here.
+    pub fn probability(&self) -> Option<BigRational> {
+        match self {
+            RuleAmount::All => Some(BigRational::one()),
+            RuleAmount::Rate(p) => Some(p.clone()),
+            RuleAmount::None => Some(BigRational::zero()),
+            RuleAmount::Count(_) | RuleAmount::Share(_) => None,
+        }
+    }
+}
+
 /// The method for strata that no rule matched (§5.2).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Method {
@@ -604,12 +619,9 @@ fn bernoulli(
     let mut rules = BigRational::zero();
     for (h, s) in strata.iter().enumerate() {
         let Some(rule) = s.rule else { continue };
-        probs[h] = match &req.rules[rule] {
-            RuleAmount::All => BigRational::one(),
-            RuleAmount::Rate(p) => p.clone(),
-            RuleAmount::None => BigRational::zero(),
-            RuleAmount::Count(_) | RuleAmount::Share(_) => unreachable!("rejected by validate"),
-        };
+        probs[h] = req.rules[rule]
+            .probability()
+            .expect("count and share rejected by validate");
         rules += rat(s.units) * &probs[h];
     }
     let method: Vec<usize> = (0..strata.len())

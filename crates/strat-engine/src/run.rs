@@ -1581,7 +1581,9 @@ async fn match_rules(
         .collect())
 }
 
-fn request(st: &Statement) -> Request {
+/// The allocation request of a sample statement (`strat_alloc`'s view of
+/// its `take`, rules, method and bounds).
+pub fn request(st: &Statement) -> Request {
     let rule = |a: &ir::RuleAmount| match a {
         ir::RuleAmount::All => RuleAmount::All,
         ir::RuleAmount::None => RuleAmount::None,

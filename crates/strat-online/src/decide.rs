@@ -15,7 +15,7 @@ use datafusion::common::DFSchema;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::prelude::SessionContext;
 use num_rational::BigRational;
-use num_traits::{One, Zero};
+use num_traits::Zero;
 use strat_check::ir::{self, Program, Statement};
 use strat_engine::draw::Drawer;
 use strat_engine::keys::{KeyColumn, RowKeys, is_unit_key_type, push_stratum_value};
@@ -371,7 +371,9 @@ impl Decider {
             .collect::<Result<Vec<_>, _>>()?;
         let values = RecordBatch::try_new(self.strata_schema.clone(), columns)
             .map_err(arrow_err("the stratum values"))?;
-        for (rule, predicate) in self.st.rules.iter().zip(&self.rules) {
+        // The batch allocation's own rule amounts and their `p_h` (§5.4).
+        let request = strat_engine::run::request(&self.st);
+        for (amount, predicate) in request.rules.iter().zip(&self.rules) {
             let holds = match predicate {
                 None => true,
                 Some(p) => {
@@ -381,11 +383,7 @@ impl Decider {
                 }
             };
             if holds {
-                return Ok(match &rule.amount {
-                    Some(ir::RuleAmount::All) => BigRational::one(),
-                    Some(ir::RuleAmount::Rate(p)) => p.clone(),
-                    _ => BigRational::zero(),
-                });
+                return Ok(amount.probability().unwrap_or_else(BigRational::zero));
             }
         }
         // The checker requires an `else` (E0135): unreachable in practice.
@@ -544,6 +542,7 @@ impl Keys {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use num_traits::One;
 
     fn at(r: u64, key: &str) -> DrawKey {
         DrawKey { r, key: key.into() }

@@ -788,12 +788,17 @@ impl Gen<'_> {
         let d = self.d;
         let mut st_cols = vec!["stratum".to_string(), "COUNT(*) AS n_units".to_string()];
         let mut order = Vec::new();
+        // The order keys and rule values are functions of the stratum's
+        // values, as its text is: grouped by, not aggregated (Spark sorts the
+        // rows for a MIN of strings; it hashes them to group).
+        let mut keys = Vec::new();
         for i in 0..self.st.strata.len() {
-            st_cols.push(format!("MIN(o{i}) AS o{i}"));
+            keys.push(format!("o{i}"));
             order.push(format!("o{i} ASC NULLS FIRST"));
         }
-        st_cols.extend(rule_values.iter().cloned());
-        let group: String = rule_values.iter().map(|v| format!(", {v}")).collect();
+        keys.extend(rule_values.iter().cloned());
+        st_cols.extend(keys.iter().cloned());
+        let group: String = keys.iter().map(|v| format!(", {v}")).collect();
         if self.ranks_a_sample() {
             // N_h from the counts per draw bucket, which also say where each
             // stratum's n_h-th unit lies (`draw_cuts`).
