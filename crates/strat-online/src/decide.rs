@@ -131,6 +131,8 @@ pub struct Decider {
     strata: Vec<Arc<dyn PhysicalExpr>>,
     /// Rule predicates over the stratum values (`s0`, `s1`, …); `None` for `else`.
     rules: Vec<Option<Arc<dyn PhysicalExpr>>>,
+    /// The rules' amounts as the batch allocation reads them (`p_h`, §5.4).
+    rule_amounts: Vec<strat_alloc::RuleAmount>,
     strata_schema: SchemaRef,
     unit: Option<usize>,
     drawer: Drawer,
@@ -220,6 +222,7 @@ impl Decider {
         };
         Ok(Decider {
             drawer: Drawer::new(st.seed),
+            rule_amounts: strat_engine::run::request(&st).rules,
             st,
             input,
             filter,
@@ -371,9 +374,7 @@ impl Decider {
             .collect::<Result<Vec<_>, _>>()?;
         let values = RecordBatch::try_new(self.strata_schema.clone(), columns)
             .map_err(arrow_err("the stratum values"))?;
-        // The batch allocation's own rule amounts and their `p_h` (§5.4).
-        let request = strat_engine::run::request(&self.st);
-        for (amount, predicate) in request.rules.iter().zip(&self.rules) {
+        for (amount, predicate) in self.rule_amounts.iter().zip(&self.rules) {
             let holds = match predicate {
                 None => true,
                 Some(p) => {

@@ -799,7 +799,7 @@ impl Gen<'_> {
         keys.extend(rule_values.iter().cloned());
         st_cols.extend(keys.iter().cloned());
         let group: String = keys.iter().map(|v| format!(", {v}")).collect();
-        if self.ranks_a_sample() {
+        let counted = if self.ranks_a_sample() {
             // N_h from the counts per draw bucket, which also say where each
             // stratum's n_h-th unit lies (`draw_cuts`).
             let mut bucket_cols = st_cols.clone();
@@ -815,24 +815,18 @@ impl Gen<'_> {
                 ),
             });
             st_cols[1] = "CAST(SUM(n_units) AS BIGINT) AS n_units".to_string();
-            ctes.push(Cte {
-                name: "stratum_sizes",
-                comment: "N_h per stratum".into(),
-                body: format!(
-                    "SELECT\n    {}\n  FROM draw_buckets\n  GROUP BY stratum{group}",
-                    st_cols.join(",\n    ")
-                ),
-            });
+            "draw_buckets"
         } else {
-            ctes.push(Cte {
-                name: "stratum_sizes",
-                comment: "N_h per stratum".into(),
-                body: format!(
-                    "SELECT\n    {}\n  FROM unit_strata\n  GROUP BY stratum{group}",
-                    st_cols.join(",\n    ")
-                ),
-            });
-        }
+            "unit_strata"
+        };
+        ctes.push(Cte {
+            name: "stratum_sizes",
+            comment: "N_h per stratum".into(),
+            body: format!(
+                "SELECT\n    {}\n  FROM {counted}\n  GROUP BY stratum{group}",
+                st_cols.join(",\n    ")
+            ),
+        });
         let rank = if order.is_empty() {
             "ROW_NUMBER() OVER (ORDER BY stratum)".to_string()
         } else {
@@ -2234,14 +2228,14 @@ impl Gen<'_> {
                 d.bytes_order("u.unit_key")
             ),
         });
-        let mut case = String::from("CASE");
-        for i in 0..bounds.len() {
-            let _ = write!(case, "\n      WHEN a.draw_rank <= a.b{i} THEN {i}");
-        }
-        let _ = write!(case, "\n      ELSE {} END", k - 1);
-        if bounds.is_empty() {
-            case = "0".to_string();
-        }
+        let case = if bounds.is_empty() {
+            "0".to_string()
+        } else {
+            let whens: String = (0..bounds.len())
+                .map(|i| format!("\n      WHEN a.draw_rank <= a.b{i} THEN {i}"))
+                .collect();
+            format!("CASE{whens}\n      ELSE {} END", k - 1)
+        };
         ctes.push(Cte {
             name: "selected_units",
             comment: "exact split (§4.2): the first B_1 units to the first split, the units up to B_2 to the second, …".into(),
