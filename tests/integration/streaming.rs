@@ -653,6 +653,80 @@ fn seventy_thousand_strata_stream() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// A sample without `unit` is taken from the rows its counting pass kept
+/// as candidates (below a guess of each stratum's cut, guessed again as the
+/// count doubles) when they hold every selected row, and from the table
+/// read again when they do not: 300,000 rows, the US (half of them) last in
+/// the file. A proportional sample's guess holds; a Bernoulli sample whose
+/// `else` strata's rate rises from 1 % to 1.8 % when the US arrives (its
+/// rate rule takes less than the average) is guessed too low at 131,072
+/// rows, and reads the table again. Either way
+/// the rows are those of the run that keeps no candidates (a unit budget
+/// of 128 bytes), at 1 and 2 partitions.
+#[test]
+fn candidate_rows_or_a_second_read_give_one_sample() {
+    let dir = std::env::temp_dir().join(format!("strat-candidates-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let mut csv = String::from("id,country,plan\n");
+    for i in 0..300_000u32 {
+        let country = if i >= 150_000 {
+            "US"
+        } else {
+            ["BR", "DE", "FR"][(i % 3) as usize]
+        };
+        csv.push_str(&format!(
+            "{i},{country},{}\n",
+            ["basic", "premium"][(i % 7 % 2) as usize]
+        ));
+    }
+    std::fs::write(dir.join("m.csv"), csv).expect("write");
+    let file = dir.join("rules.strat");
+    let rt = runtime();
+    let cases = [
+        ("sample m stratify by country, plan take 3_000 seed 5", true),
+        (
+            "sample m stratify by country take about 1% allocate { country = \"US\" => rate 0.2%, else => proportional } seed 6",
+            false,
+        ),
+    ];
+    for (rule, from_candidates) in cases {
+        let text = format!("table m = \"m.csv\"\n{rule}\n");
+        for partitions in [1, 2] {
+            let [kept, read] = [256 << 20, 128].map(|unit_memory| {
+                rt.block_on(async {
+                    let config = SessionConfig::new().with_target_partitions(partitions);
+                    let ctx = SessionContext::new_with_config(config);
+                    let compiled = compile(&ctx, Some(&file), &text, &Options::default()).await;
+                    let program = compiled.program.expect("checks");
+                    let options = RunOptions {
+                        unit_memory,
+                        ..RunOptions::default()
+                    };
+                    let out = run_statement_with(&ctx, &program, 0, &options).await;
+                    out.unwrap_or_else(|e| panic!("{rule}: {e}"))
+                })
+            });
+            let took = |out: &RunOutput| {
+                out.profile
+                    .phases
+                    .iter()
+                    .any(|(phase, _)| phase.contains("candidates"))
+            };
+            // At 2 partitions the second reads the US from its start.
+            if partitions == 1 {
+                assert_eq!(took(&kept), from_candidates, "{rule}: {:?}", kept.profile);
+            }
+            assert!(!took(&read), "{rule}: no candidates within 128 bytes");
+            assert_eq!(kept.report, read.report, "{rule}: report");
+            let rows = |o: &RunOutput| concat_batches(&o.schema, &o.batches).expect("concat");
+            let (got, want) = (rows(&kept), rows(&read));
+            assert!(want.num_rows() > 2_000, "{rule}: {} rows", want.num_rows());
+            assert_eq!(got, want, "{rule}: rows at {partitions} partitions");
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 /// Two units whose draws are equal (a real 64-bit collision under seed 1,
 /// tests/cases/sql/draw_ties_*.strat) at a sample's and a split's boundary:
 /// draw order is by key text (spec §6.2), so "03cb…" is taken and goes to

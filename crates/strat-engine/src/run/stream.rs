@@ -58,6 +58,7 @@ use datafusion::arrow::compute::concat;
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::memory_pool::{MemoryPool, MemoryReservation};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 
 use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::logical_expr::{
@@ -81,11 +82,13 @@ use super::*;
 
 mod again;
 mod as_of;
+mod candidates;
 mod neyman;
 mod ordered;
 mod rows;
 mod walk;
 
+use candidates::{MetRow, MetUnit};
 pub(super) use rows::{Columns, Rows};
 use walk::{Assign, Walk, unit_check};
 
@@ -484,6 +487,8 @@ struct Counting {
     strata_at: usize,
     /// The `unit` column's name (`None`: the row is the unit).
     unit: Option<String>,
+    /// Keeps candidate rows (a sample keyed by its rows).
+    guide: Option<candidates::Guide>,
 }
 
 /// What one counting task saw: its units not spilled, and the rest.
@@ -495,6 +500,7 @@ struct CountStats {
     strata_rows: Vec<u64>,
     null_rows: u64,
     excluded: HashSet<Vec<u8>>,
+    candidates: Option<candidates::TaskCandidates>,
 }
 
 /// The eligible rows of `source` as the counting pass reads them: the unit
@@ -543,6 +549,9 @@ pub(super) async fn run(
     // 1. Counting pass.
     enter(Phase::Counting, source_rows);
     let (df, strata_at) = counting_frame(ctx, st, &source).await?;
+    // A sample keyed by its rows reads these columns again, unless it keeps
+    // candidates: they have this schema.
+    let counted_schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     let key = key_of(st)?.leading();
     let types: Vec<DataType> = df.schema().fields()[strata_at..]
         .iter()
@@ -574,6 +583,8 @@ pub(super) async fn run(
         strata_at,
         unit: st.unit.as_ref().map(|c| c.name.clone()),
         progress: progress.clone(),
+        guide: candidates::Guide::wanted(st, split)
+            .then(|| candidates::Guide::new(ctx, st, &types, options.unit_memory / 2)),
     });
     let passes = each_partition(df, &context, |s| count_partition(s, counting.clone()));
     let (mut null_rows, mut rows_counted) = (0u64, 0u64);
@@ -581,7 +592,17 @@ pub(super) async fn run(
     let stats = passes.await?;
     let mut task_units = Vec::with_capacity(stats.len());
     let mut rows_by_id: Vec<u64> = Vec::new();
+    // The candidate rows of every task, or none.
+    let mut kept_candidates: Option<Vec<Vec<RecordBatch>>> =
+        counting.guide.as_ref().map(|_| Vec::new());
     for s in stats {
+        if let (Some(c), Some(guide)) = (s.candidates, &counting.guide) {
+            let task = c.finish(guide)?;
+            kept_candidates = kept_candidates.zip(task).map(|(mut all, t)| {
+                all.push(t);
+                all
+            });
+        }
         null_rows += s.null_rows;
         rows_counted += s.rows;
         if rows_by_id.len() < s.strata_rows.len() {
@@ -630,6 +651,7 @@ pub(super) async fn run(
         .reservation
         .into_inner()
         .unwrap_or_else(|p| p.into_inner());
+    let guide = counting.guide;
 
     clock.lap("counting pass (unit and stratum columns, draws)");
     enter(Phase::Selecting, None);
@@ -638,16 +660,7 @@ pub(super) async fn run(
 
     // 2. Strata in stratum order, and the allocation.
     let h_count = strata.values.len();
-    let n_strata = st.strata.len();
-    let mut value_columns: Vec<ArrayRef> = Vec::with_capacity(n_strata);
-    for (i, t) in types.iter().enumerate().take(n_strata) {
-        let parts: Vec<&dyn Array> = strata.values.iter().map(|v| v[i].as_ref()).collect();
-        value_columns.push(if parts.is_empty() {
-            new_empty_array(t)
-        } else {
-            concat(&parts).map_err(arrow_err("stratum values"))?
-        });
-    }
+    let value_columns = stratum_value_columns(&types, st.strata.len(), &strata.values)?;
     let svals: Vec<Vec<SVal>> = value_columns
         .iter()
         .zip(&st.strata)
@@ -933,12 +946,35 @@ pub(super) async fn run(
     // 4. A sample's rows: read again, only the selected units' rows kept.
     drop(unit_reservation);
     let everything = total_selected == sizes.iter().sum::<u64>();
-    enter(Phase::Reading, source_rows);
-    let rows = materialise(
-        ctx, st, &source, selected, everything, drawer, hasher, &pool, context, progress,
-    );
-    let (batches, mut kept) = rows.await?;
-    clock.lap("materialising pass (selected rows)");
+    // The rows of every selected unit among the candidates: taken from them.
+    let candidates = kept_candidates.filter(|_| {
+        guide
+            .as_ref()
+            .is_some_and(|g| candidates::covers(&g.final_limits(), &rank, h_count, &selected))
+    });
+    let reading = progress.clone().filter(|_| candidates.is_none());
+    let lookup = Lookup::new(
+        st,
+        selected,
+        everything,
+        (drawer, hasher),
+        &pool,
+        (context, reading),
+    )?;
+    let (batches, mut kept) = match candidates {
+        Some(candidates) => {
+            let kept = from_candidates(candidates, counted_schema, lookup).await?;
+            clock.lap("selected rows (from the counting pass's candidates)");
+            kept
+        }
+        None => {
+            enter(Phase::Reading, source_rows);
+            let kept = materialise(ctx, st, &source, lookup).await?;
+            clock.lap("materialising pass (selected rows)");
+            kept
+        }
+    };
+    drop(guide);
 
     // Kept rows are numbered across the batches: batch `b` starts at bases[b].
     let mut bases = Vec::with_capacity(batches.len());
@@ -1096,38 +1132,13 @@ pub(super) async fn run(
 }
 
 /// The materialising pass of a sample: the rows of the selected units,
-/// concatenated, with their places and the units' key texts.
-#[allow(clippy::too_many_arguments)]
+/// read again, concatenated, with their places.
 async fn materialise(
     ctx: &SessionContext,
     st: &Statement,
     source: &Rows,
-    mut selected: Vec<Selected>,
-    everything: bool,
-    drawer: Drawer,
-    hasher: KeyHasher,
-    pool: &Arc<dyn MemoryPool>,
-    context: String,
-    progress: Option<Arc<Progress>>,
+    lookup: Arc<Lookup>,
 ) -> Result<KeptRows, RunError> {
-    selected.sort_unstable_by_key(|s| s.hash40);
-    let mut runs: HashMap<u64, (u32, u32), BuildHasherDefault<PassThrough>> = HashMap::default();
-    for (i, s) in selected.iter().enumerate() {
-        let run = runs.entry(s.hash40).or_insert((i as u32, 0));
-        run.1 += 1;
-    }
-    let lookup = Arc::new(Lookup {
-        selected,
-        runs,
-        drawer,
-        hasher,
-        key: key_of(st)?,
-        reservation: Mutex::new(MemoryConsumer::new("strat: selected rows").register(pool)),
-        pool: pool.clone(),
-        context,
-        progress,
-        everything,
-    });
     // The filter `strat_selected(unit)` goes into the Parquet reader
     // (pushdown_filters): it decodes the unit column, and the other columns
     // only for the rows of selected units (late materialisation).
@@ -1137,7 +1148,7 @@ async fn materialise(
         signature: Signature::variadic_any(Volatility::Immutable),
     });
     // When every unit is selected the filter would keep every row.
-    let units = (!everything).then(|| selected_udf.call(key_columns(st)));
+    let units = (!lookup.everything).then(|| selected_udf.call(key_columns(st)));
     let df = source.eligible(&late, st, units, Columns::All).await?;
     let mut select: Vec<Expr> = st.input.iter().map(|c| column(&c.name)).collect();
     select.extend(source.strata(st)?);
@@ -1145,14 +1156,42 @@ async fn materialise(
         .select(select)
         .map_err(df_err("evaluating `stratify by`"))?;
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-    let passes = each_partition(df, &lookup.context, |s| keep_partition(s, lookup.clone()));
-    let partitions = passes.await?;
+    let streams = df
+        .execute_stream_partitioned()
+        .await
+        .map_err(df_err(&lookup.context))?;
+    let partitions = each_stream(streams, &lookup.context, |s| {
+        keep_partition(s, lookup.clone())
+    })
+    .await?;
     let kept = join_kept(partitions, schema, "selected rows")?;
     // The selected units' table is not needed any more: free it before the
     // kept rows are put in order.
     drop(selected_udf);
     drop(lookup);
     Ok(kept)
+}
+
+/// The rows of the selected units from the counting tasks' candidates
+/// (the columns the materialising pass would read: the source's, then the
+/// strata's), one task per counting task's candidates.
+async fn from_candidates(
+    candidates: Vec<Vec<RecordBatch>>,
+    schema: SchemaRef,
+    lookup: Arc<Lookup>,
+) -> Result<KeptRows, RunError> {
+    let streams: Vec<SendableRecordBatchStream> = candidates
+        .into_iter()
+        .map(|batches| {
+            let batches = futures::stream::iter(batches.into_iter().map(Ok));
+            Box::pin(RecordBatchStreamAdapter::new(schema.clone(), batches)) as _
+        })
+        .collect();
+    let partitions = each_stream(streams, &lookup.context, |s| {
+        keep_partition(s, lookup.clone())
+    })
+    .await?;
+    join_kept(partitions, schema, "selected rows")
 }
 
 /// Rows per batch where a pass costs per batch (a sort's merge, a run of
@@ -1198,6 +1237,20 @@ where
         .execute_stream_partitioned()
         .await
         .map_err(df_err(context))?;
+    each_stream(streams, context, task).await
+}
+
+/// [`each_partition`] over streams already made.
+async fn each_stream<T, F, Fut>(
+    streams: Vec<SendableRecordBatchStream>,
+    context: &str,
+    task: F,
+) -> Result<Vec<T>, RunError>
+where
+    F: Fn(SendableRecordBatchStream) -> Fut,
+    Fut: std::future::Future<Output = Result<T, RunError>> + Send + 'static,
+    T: Send + 'static,
+{
     let tasks: Vec<_> = streams.into_iter().map(|s| tokio::spawn(task(s))).collect();
     let mut out = Vec::with_capacity(tasks.len());
     let mut error = None;
@@ -1342,6 +1395,7 @@ async fn count_partition(
         strata_rows: Vec::new(),
         null_rows: 0,
         excluded: HashSet::new(),
+        candidates: shared.guide.as_ref().map(|_| Default::default()),
     };
     // One pass: where the current unit's key is in the task's key arena.
     let (mut new_keys, mut new_ends, mut new_tags) = (Vec::new(), Vec::new(), Vec::new());
@@ -1358,7 +1412,10 @@ async fn count_partition(
     let mut buf = Vec::with_capacity(64);
     let mut prev: Option<UnitEntry> = None;
     let mut prev_key: Vec<u8> = Vec::with_capacity(64);
+    // The batch's counted rows, their units and strata, while candidates are kept.
+    let mut met: Vec<MetRow> = Vec::new();
     while let Some(batch) = stream.next().await {
+        let keeping = stats.candidates.is_some();
         let batch = batch.map_err(df_err(shared.context.clone()))?;
         progress::read(&shared.progress, batch.num_rows());
         let keys = UnitKeys::new(shared.key, batch.columns()).map_err(|e| match &shared.unit {
@@ -1372,6 +1429,7 @@ async fn count_partition(
         new_keys.clear();
         new_ends.clear();
         new_tags.clear();
+        met.clear();
         let mut prev_new: Option<u32> = None;
         let rows = match &converter {
             Some(c) => Some(
@@ -1443,6 +1501,14 @@ async fn count_partition(
             {
                 if p.stratum() == h as usize {
                     prev_row = Some(row);
+                    if keeping {
+                        let unit = prev_new.map_or(MetUnit::Drawn(p.r), MetUnit::New);
+                        met.push(MetRow {
+                            row: row as u32,
+                            unit,
+                            stratum: h,
+                        });
+                    }
                     continue;
                 }
                 // The unit in a second stratum: entered again, so that the
@@ -1460,10 +1526,22 @@ async fn count_partition(
             prev = Some(e);
             prev_new = Some(new_tags.len() as u32 - 1);
             prev_row = Some(row);
+            if keeping {
+                let unit = MetUnit::New(new_tags.len() as u32 - 1);
+                met.push(MetRow {
+                    row: row as u32,
+                    unit,
+                    stratum: h,
+                });
+            }
             std::mem::swap(&mut prev_key, &mut buf);
         }
         draws.clear();
         shared.drawer.draw_many(&new_keys, &new_ends, &mut draws);
+        if let (Some(c), Some(guide)) = (&mut stats.candidates, &shared.guide) {
+            c.offer(guide, &shared.strata, (&batch, &met, &draws))
+                .await?;
+        }
         for (&r, &tag) in draws.iter().zip(&new_tags) {
             stats.units.push(UnitEntry { r, tag });
         }
@@ -1664,6 +1742,25 @@ fn for_each_unit_in(
     Ok(walk.finish())
 }
 
+/// The stratum values by id, one array per stratum expression (the first
+/// `n` of `types`), from each stratum's one-row arrays.
+fn stratum_value_columns(
+    types: &[DataType],
+    n: usize,
+    values: &[Vec<ArrayRef>],
+) -> Result<Vec<ArrayRef>, RunError> {
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(n);
+    for (i, t) in types.iter().enumerate().take(n) {
+        let parts: Vec<&dyn Array> = values.iter().map(|v| v[i].as_ref()).collect();
+        columns.push(if parts.is_empty() {
+            new_empty_array(t)
+        } else {
+            concat(&parts).map_err(arrow_err("stratum values"))?
+        });
+    }
+    Ok(columns)
+}
+
 /// The global id of a stratum first met at `row` (registering its values).
 fn register(
     shared: &Counting,
@@ -1731,6 +1828,38 @@ struct Lookup {
 }
 
 impl Lookup {
+    /// The lookup of `selected` units, by the hashes and draws of the
+    /// counting pass; `progress` is told the rows read when it reads the
+    /// table again.
+    fn new(
+        st: &Statement,
+        mut selected: Vec<Selected>,
+        everything: bool,
+        (drawer, hasher): (Drawer, KeyHasher),
+        pool: &Arc<dyn MemoryPool>,
+        (context, progress): (String, Option<Arc<Progress>>),
+    ) -> Result<Arc<Lookup>, RunError> {
+        selected.sort_unstable_by_key(|s| s.hash40);
+        let mut runs: HashMap<u64, (u32, u32), BuildHasherDefault<PassThrough>> =
+            HashMap::default();
+        for (i, s) in selected.iter().enumerate() {
+            let run = runs.entry(s.hash40).or_insert((i as u32, 0));
+            run.1 += 1;
+        }
+        Ok(Arc::new(Lookup {
+            selected,
+            runs,
+            drawer,
+            hasher,
+            key: key_of(st)?,
+            reservation: Mutex::new(MemoryConsumer::new("strat: selected rows").register(pool)),
+            pool: pool.clone(),
+            context,
+            progress,
+            everything,
+        }))
+    }
+
     /// The selected unit of a row whose unit hash (from
     /// [`UnitKeys::hash_into`]) is `hash`, and its draw. Rows whose hash is
     /// no selected unit's (nearly all, in a sample) are decided without
