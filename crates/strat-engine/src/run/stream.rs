@@ -33,8 +33,10 @@
 //! 3. **Selection** from the units in draw order, without keys: per stratum
 //!    the first `n_h` (exact), those below the draw threshold (Bernoulli), or
 //!    where each part's run of draws starts (splits).
-//! 4. **Rows.** A sample's materialising pass: DataFusion reads the source
-//!    columns again; a row is kept iff its unit is selected (looked up by
+//! 4. **Rows.** A sample without `unit` is taken from the candidate rows
+//!    its counting pass kept when they hold every selected unit
+//!    ([`candidates`]); otherwise a sample's materialising pass: DataFusion
+//!    reads the source columns again; a row is kept iff its unit is selected (looked up by
 //!    `c`, confirmed by `r`: a row whose `c` is no selected unit's — nearly
 //!    every row of a sample — is dropped without writing its key text); the kept rows are put in §7 order (by unit key
 //!    where draws tie, by row key within a unit), and the units found again
