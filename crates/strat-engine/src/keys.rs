@@ -42,7 +42,7 @@ use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, GenericStringArray, PrimitiveArray, StringViewArray,
 };
 use datafusion::arrow::buffer::{NullBuffer, ScalarBuffer};
-use datafusion::arrow::compute::cast;
+use datafusion::arrow::compute::{cast, max, min};
 use datafusion::arrow::datatypes::{
     ArrowPrimitiveType, DataType, Date32Type, Date64Type, Decimal32Type, Decimal64Type,
     Decimal128Type, Decimal256Type, Float16Type, Float32Type, Float64Type, Int8Type, Int16Type,
@@ -119,7 +119,7 @@ enum Kind {
     LargeUtf8(GenericStringArray<i64>),
     Utf8View(StringViewArray),
     Bool(BooleanArray),
-    Date32(PrimitiveArray<Date32Type>),
+    Date32(PrimitiveArray<Date32Type>, Option<DateTexts>),
     Date64(PrimitiveArray<Date64Type>),
     F16(PrimitiveArray<Float16Type>),
     F32(PrimitiveArray<Float32Type>),
@@ -192,7 +192,11 @@ impl KeyColumn {
             D::LargeUtf8 => Kind::LargeUtf8(a.as_string::<i64>().clone()),
             D::Utf8View => Kind::Utf8View(a.as_string_view().clone()),
             D::Boolean => Kind::Bool(a.as_boolean().clone()),
-            D::Date32 => Kind::Date32(prim(a)),
+            D::Date32 => {
+                let days = prim::<Date32Type>(a);
+                let texts = DateTexts::of(&days);
+                Kind::Date32(days, texts)
+            }
             D::Date64 => Kind::Date64(prim(a)),
             D::Float16 => Kind::F16(prim(a)),
             D::Float32 => Kind::F32(prim(a)),
@@ -281,7 +285,8 @@ impl KeyColumn {
             Kind::LargeUtf8(a) => self.write_str(a.value(row), buf),
             Kind::Utf8View(a) => self.write_str(a.value(row), buf),
             Kind::Bool(a) => buf.extend_from_slice(if a.value(row) { b"true" } else { b"false" }),
-            Kind::Date32(a) => write_date(i64::from(a.value(row)), buf),
+            Kind::Date32(a, Some(texts)) => buf.extend_from_slice(texts.of_day(a.value(row))),
+            Kind::Date32(a, None) => write_date(i64::from(a.value(row)), buf),
             Kind::Date64(a) => write_date(a.value(row).div_euclid(86_400_000), buf),
             Kind::F16(a) => write_f64(a.value(row).to_f64(), buf),
             Kind::F32(a) => write_f64(f64::from(a.value(row)), buf),
@@ -326,7 +331,7 @@ impl KeyColumn {
             Kind::LargeUtf8(a) => each(hashes, nulls, |r| keyed.strings.hash_one(a.value(r))),
             Kind::Utf8View(a) => each(hashes, nulls, |r| keyed.strings.hash_one(a.value(r))),
             Kind::Bool(a) => each(hashes, nulls, |r| a.value(r).into()),
-            Kind::Date32(a) => each(hashes, nulls, |r| a.value(r) as u64),
+            Kind::Date32(a, _) => each(hashes, nulls, |r| a.value(r) as u64),
             Kind::Date64(a) => each(hashes, nulls, |r| a.value(r).div_euclid(86_400_000) as u64),
             Kind::F16(a) => each(hashes, nulls, |r| float(a.value(r).to_f64())),
             Kind::F32(a) => each(hashes, nulls, |r| float(a.value(r).into())),
@@ -701,6 +706,41 @@ fn push2(n: u32, buf: &mut Vec<u8>) {
     buf.push(b'0' + (n % 10) as u8);
 }
 
+/// The texts of a batch's days, each written once: dates repeat (a column
+/// of signup dates spans a few thousand days over millions of rows).
+#[derive(Debug, Clone)]
+pub struct DateTexts {
+    first: i32,
+    texts: Vec<[u8; 10]>,
+}
+
+impl DateTexts {
+    /// The texts of `days`' range of days, when it is under half as many as
+    /// the values (else writing each value is cheaper) and every day is of
+    /// a year 0..=9999 (10 bytes).
+    fn of(days: &PrimitiveArray<Date32Type>) -> Option<DateTexts> {
+        let (first, last) = (min(days)?, max(days)?);
+        let span = usize::try_from(i64::from(last) - i64::from(first) + 1).ok()?;
+        let writable = |d: i32| (0..10_000).contains(&civil_from_days(i64::from(d)).0);
+        if span > days.len() / 2 || !writable(first) || !writable(last) {
+            return None;
+        }
+        let mut buf = Vec::with_capacity(10);
+        let texts = (first..=last)
+            .map(|d| {
+                buf.clear();
+                write_date(i64::from(d), &mut buf);
+                buf.as_slice().try_into().ok()
+            })
+            .collect::<Option<_>>()?;
+        Some(DateTexts { first, texts })
+    }
+
+    fn of_day(&self, day: i32) -> &[u8] {
+        &self.texts[(day - self.first) as usize]
+    }
+}
+
 fn write_date(days: i64, buf: &mut Vec<u8>) {
     let (year, month, day) = civil_from_days(days);
     if (0..10_000).contains(&year) {
@@ -922,6 +962,37 @@ mod tests {
             write_date(i64::from(days), &mut buf);
             let expected = date32_to_datetime(days).unwrap().date().to_string();
             assert_eq!(std::str::from_utf8(&buf).unwrap(), expected, "day {days}");
+        }
+    }
+
+    /// A batch of few distinct days writes each from its table of texts:
+    /// the same texts as day by day, NULLs as `\N`; a range too wide or
+    /// reaching year 10000 is written day by day.
+    #[test]
+    fn a_batchs_day_texts_are_the_days_texts() {
+        let days: Vec<Option<i32>> = (0..1_000)
+            .map(|i| (i % 7 != 3).then_some(17_000 + (i * 37) % 300))
+            .collect();
+        let wide: Vec<Option<i32>> = vec![Some(-800_000), Some(2_932_890), None, Some(0)];
+        let edge: Vec<Option<i32>> = (0..100).map(|i| Some(2_932_880 + i % 30)).collect();
+        for (values, tabled) in [(days, true), (wide, false), (edge, false)] {
+            let a = Date32Array::from(values.clone());
+            let column = KeyColumn::row(&a).unwrap();
+            assert_eq!(
+                matches!(column.kind, Kind::Date32(_, Some(_))),
+                tabled,
+                "{values:?}"
+            );
+            for (row, v) in values.iter().enumerate() {
+                let mut got = Vec::new();
+                column.write(row, &mut got).unwrap();
+                let mut want = Vec::new();
+                match v {
+                    Some(d) => write_date(i64::from(*d), &mut want),
+                    None => want.extend_from_slice(b"\\N"),
+                }
+                assert_eq!(got, want, "day {v:?}");
+            }
         }
     }
 
