@@ -949,11 +949,21 @@ pub(super) async fn run(
     drop(unit_reservation);
     let everything = total_selected == sizes.iter().sum::<u64>();
     // The rows of every selected unit among the candidates: taken from them.
-    let candidates = kept_candidates.filter(|_| {
-        guide
-            .as_ref()
-            .is_some_and(|g| candidates::covers(&g.final_limits(), &rank, h_count, &selected))
-    });
+    // Why the rows are read again, when a guide kept candidates.
+    let (candidates, reread) = match (kept_candidates, &guide) {
+        (Some(c), Some(g)) if candidates::covers(&g.final_limits(), &rank, h_count, &selected) => {
+            (Some(c), "")
+        }
+        (Some(_), _) => (
+            None,
+            "materialising pass (selected rows; a stratum's cut was above its candidates' limit)",
+        ),
+        (None, Some(_)) => (
+            None,
+            "materialising pass (selected rows; the candidate rows outgrew their budget)",
+        ),
+        (None, None) => (None, "materialising pass (selected rows)"),
+    };
     let reading = progress.clone().filter(|_| candidates.is_none());
     let lookup = Lookup::new(
         st,
@@ -972,7 +982,7 @@ pub(super) async fn run(
         None => {
             enter(Phase::Reading, source_rows);
             let kept = materialise(ctx, st, &source, lookup).await?;
-            clock.lap("materialising pass (selected rows)");
+            clock.lap(reread);
             kept
         }
     };

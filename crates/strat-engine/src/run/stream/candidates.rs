@@ -17,6 +17,8 @@
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Mutex, RwLock};
 
+use datafusion::arrow::array::AsArray;
+
 use super::*;
 
 /// Rows counted before the first guess, and by how much the count grows
@@ -196,10 +198,16 @@ pub(super) enum MetUnit {
 /// A batch of candidate rows and each row's (draw, stratum id).
 type CandidateBatch = (RecordBatch, Vec<(u64, u32)>);
 
+/// Candidates taken from this many batches are joined into one: each small
+/// batch costs a few KB of buffers (and the allocator more).
+const JOINED_BATCHES: usize = 64;
+
 /// One counting task's candidates.
 #[derive(Default)]
 pub(super) struct TaskCandidates {
     batches: Vec<CandidateBatch>,
+    /// Taken since the last join.
+    fresh: Vec<CandidateBatch>,
     bytes: usize,
     held: usize,
     epoch: u64,
@@ -253,11 +261,33 @@ impl TaskCandidates {
         if !rows.is_empty() {
             let kept = take_rows(batch, rows)?;
             self.bytes += kept.get_array_memory_size() + places.len() * 16;
-            self.batches.push((kept, places));
+            self.fresh.push((kept, places));
+            if self.fresh.len() >= JOINED_BATCHES {
+                self.join_fresh()?;
+            }
         }
         if !guide.hold(&mut self.held, self.bytes) {
             self.clear(guide);
         }
+        Ok(())
+    }
+
+    /// Joins the batches taken since the last join into one.
+    fn join_fresh(&mut self) -> Result<(), RunError> {
+        let Some((first, _)) = self.fresh.first() else {
+            return Ok(());
+        };
+        let schema = first.schema();
+        let fresh = std::mem::take(&mut self.fresh);
+        let before: usize = fresh
+            .iter()
+            .map(|(b, p)| b.get_array_memory_size() + p.len() * 16)
+            .sum();
+        let joined = concat_batches(&schema, fresh.iter().map(|(b, _)| b))
+            .map_err(arrow_err("keeping candidate rows"))?;
+        let places: Vec<(u64, u32)> = fresh.into_iter().flat_map(|(_, p)| p).collect();
+        self.bytes = self.bytes - before + joined.get_array_memory_size() + places.len() * 16;
+        self.batches.push((joined, places));
         Ok(())
     }
 
@@ -268,6 +298,7 @@ impl TaskCandidates {
             return Ok(());
         }
         self.epoch = epoch;
+        self.join_fresh()?;
         let within = |&(r, h): &(u64, u32)| limits.get(h as usize).is_none_or(|&l| r <= l);
         let mut bytes = 0;
         let mut pruned = Vec::with_capacity(self.batches.len());
@@ -294,6 +325,7 @@ impl TaskCandidates {
 
     fn clear(&mut self, guide: &Guide) {
         self.batches.clear();
+        self.fresh.clear();
         self.bytes = 0;
         guide.hold(&mut self.held, 0);
     }
@@ -307,17 +339,27 @@ impl TaskCandidates {
         }
         let limits = guide.limits();
         self.catch_up(guide, &limits)?;
+        self.join_fresh()?;
         Ok(Some(self.batches.into_iter().map(|(b, _)| b).collect()))
     }
 }
 
+/// `rows` of `batch`, in buffers of their own: a string view taken as it
+/// is would keep the whole batch's strings alive (and counted).
 fn take_rows(batch: &RecordBatch, rows: Vec<u32>) -> Result<RecordBatch, RunError> {
     let idx = UInt32Array::from(rows);
     let columns = batch
         .columns()
         .iter()
-        .map(|c| take(c.as_ref(), &idx, None))
-        .collect::<Result<Vec<_>, _>>()
+        .map(|c| {
+            let taken = take(c.as_ref(), &idx, None)?;
+            Ok(match taken.data_type() {
+                DataType::Utf8View => Arc::new(taken.as_string_view().gc()) as ArrayRef,
+                DataType::BinaryView => Arc::new(taken.as_binary_view().gc()),
+                _ => taken,
+            })
+        })
+        .collect::<Result<Vec<_>, datafusion::arrow::error::ArrowError>>()
         .map_err(arrow_err("keeping candidate rows"))?;
     RecordBatch::try_new(batch.schema(), columns).map_err(arrow_err("keeping candidate rows"))
 }
