@@ -688,7 +688,10 @@ fn candidate_rows_or_a_second_read_give_one_sample() {
         "materialising pass (selected rows; a stratum's cut was above its candidates' limit)";
     let over_budget = "materialising pass (selected rows; the candidate rows outgrew their budget)";
     let cases = [
-        ("sample m stratify by country, plan take 3_000 seed 5", from_candidates),
+        (
+            "sample m stratify by country, plan take 3_000 seed 5",
+            from_candidates,
+        ),
         (
             "sample m stratify by country take about 1% allocate { country = \"US\" => rate 0.2%, else => proportional } seed 6",
             guessed_low,
