@@ -1427,7 +1427,8 @@ async fn count_partition(
     // The batch's counted rows, their units and strata, while candidates are kept.
     let mut met: Vec<MetRow> = Vec::new();
     while let Some(batch) = stream.next().await {
-        let keeping = stats.candidates.is_some();
+        let keeping =
+            stats.candidates.is_some() && shared.guide.as_ref().is_some_and(|g| !g.is_off());
         let batch = batch.map_err(df_err(shared.context.clone()))?;
         progress::read(&shared.progress, batch.num_rows());
         let keys = UnitKeys::new(shared.key, batch.columns()).map_err(|e| match &shared.unit {

@@ -88,6 +88,13 @@ impl Guide {
             .clone()
     }
 
+    /// The limits and their epoch (read first: limits published meanwhile
+    /// are only pruned to at the next epoch, never missed).
+    fn current(&self) -> (u64, Arc<Vec<u64>>) {
+        let epoch = self.epoch.load(AtomicOrdering::Acquire);
+        (epoch, self.limits())
+    }
+
     pub(super) fn is_off(&self) -> bool {
         self.off.load(AtomicOrdering::Relaxed)
     }
@@ -146,10 +153,14 @@ impl Guide {
     fn hold(&self, held: &mut usize, now: usize) -> bool {
         let reservation = self.reservation.lock().unwrap_or_else(|p| p.into_inner());
         if now > *held {
-            if reservation.try_grow(now - *held).is_err()
-                || self.held.fetch_add(now - *held, AtomicOrdering::Relaxed) + now - *held
-                    > self.budget
-            {
+            let more = now - *held;
+            if reservation.try_grow(more).is_err() {
+                self.off.store(true, AtomicOrdering::Relaxed);
+                return false;
+            }
+            if self.held.fetch_add(more, AtomicOrdering::Relaxed) + more > self.budget {
+                reservation.shrink(more);
+                self.held.fetch_sub(more, AtomicOrdering::Relaxed);
                 self.off.store(true, AtomicOrdering::Relaxed);
                 return false;
             }
@@ -161,22 +172,27 @@ impl Guide {
         true
     }
 
-    /// Lowers the limits to `guess` (limits never rise).
+    /// Lowers the limits to `guess` (limits never rise: under the lock, so
+    /// that two guesses made at once cannot undo each other).
     fn publish(&self, guess: Vec<u64>) {
-        let old = self.limits();
-        let new: Vec<u64> = guess
-            .iter()
-            .enumerate()
-            .map(|(h, &g)| g.min(old.get(h).copied().unwrap_or(u64::MAX)))
-            .collect();
-        *self.limits.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(new);
-        self.epoch.fetch_add(1, AtomicOrdering::Relaxed);
+        let mut limits = self.limits.write().unwrap_or_else(|p| p.into_inner());
+        *limits = Arc::new(lowered(&limits, &guess));
+        self.epoch.fetch_add(1, AtomicOrdering::Release);
     }
 
     /// The last limits, by stratum id.
     pub(super) fn final_limits(&self) -> Arc<Vec<u64>> {
         self.limits()
     }
+}
+
+/// Each stratum's smaller limit of `limits` and `guess` (a stratum in
+/// neither has none: it keeps every row).
+fn lowered(limits: &[u64], guess: &[u64]) -> Vec<u64> {
+    let at = |v: &[u64], h: usize| v.get(h).copied().unwrap_or(u64::MAX);
+    (0..guess.len().max(limits.len()))
+        .map(|h| at(guess, h).min(at(limits, h)))
+        .collect()
 }
 
 /// A row of a batch as the counting pass met it: its unit, a unit first met
@@ -243,8 +259,8 @@ impl TaskCandidates {
             self.clear(guide);
             return Ok(());
         }
-        let limits = guide.limits();
-        self.catch_up(guide, &limits)?;
+        let (epoch, limits) = guide.current();
+        self.catch_up(epoch, &limits)?;
         let within = |r: u64, h: u32| limits.get(h as usize).is_none_or(|&l| r <= l);
         let mut rows = Vec::new();
         let mut places = Vec::new();
@@ -292,8 +308,7 @@ impl TaskCandidates {
     }
 
     /// Prunes to new limits, if there are any since the last time.
-    fn catch_up(&mut self, guide: &Guide, limits: &[u64]) -> Result<(), RunError> {
-        let epoch = guide.epoch.load(AtomicOrdering::Relaxed);
+    fn catch_up(&mut self, epoch: u64, limits: &[u64]) -> Result<(), RunError> {
         if epoch == self.epoch {
             return Ok(());
         }
@@ -337,8 +352,8 @@ impl TaskCandidates {
             self.clear(guide);
             return Ok(None);
         }
-        let limits = guide.limits();
-        self.catch_up(guide, &limits)?;
+        let (epoch, limits) = guide.current();
+        self.catch_up(epoch, &limits)?;
         self.join_fresh()?;
         Ok(Some(self.batches.into_iter().map(|(b, _)| b).collect()))
     }
@@ -468,6 +483,17 @@ mod tests {
         }
         assert_eq!(limit(1.0, 10), u64::MAX);
         assert!(limit(0.01, 10_000_000) < u64::MAX / 90);
+    }
+
+    /// Limits only fall, whatever the order and length of the guesses (a
+    /// guess made before a stratum was met has no limit for it).
+    #[test]
+    fn limits_only_fall() {
+        let limits = lowered(&[], &[10, 20]);
+        assert_eq!(limits, [10, 20]);
+        let limits = lowered(&limits, &[15, 5, 7]);
+        assert_eq!(limits, [10, 5, 7]);
+        assert_eq!(lowered(&limits, &[1]), [1, 5, 7]);
     }
 
     /// Covered iff every selected unit's draw is within its stratum's
