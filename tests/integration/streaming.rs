@@ -71,6 +71,26 @@ async fn compare(file: &Path, text: &str, options: &Options) -> Vec<Result<RunOu
     first
 }
 
+/// The output of `text`'s first statement at `partitions` partitions with
+/// a unit budget of `unit_memory` bytes (it must run).
+async fn first_statement(
+    file: &Path,
+    text: &str,
+    partitions: usize,
+    unit_memory: usize,
+) -> RunOutput {
+    let config = SessionConfig::new().with_target_partitions(partitions);
+    let ctx = SessionContext::new_with_config(config);
+    let compiled = compile(&ctx, Some(file), text, &Options::default()).await;
+    let program = compiled.program.expect("checks");
+    let options = RunOptions {
+        unit_memory,
+        ..RunOptions::default()
+    };
+    let out = run_statement_with(&ctx, &program, 0, &options).await;
+    out.unwrap_or_else(|e| panic!("{text}: {e}"))
+}
+
 /// How many statements ran.
 fn ran(outputs: &[Result<RunOutput, String>]) -> usize {
     outputs.iter().filter(|o| o.is_ok()).count()
@@ -305,19 +325,8 @@ fn strat_equals_the_oracle_on_generated_data() {
         assert!(want.len() >= 10, "{rule}: only {} rows", want.len());
         let text = format!("table m = \"{table}\"\n{rule}\n");
         for (partitions, unit_memory) in [(1, 256 << 20), (3, 256 << 20), (2, 128)] {
-            let got = rt.block_on(async {
-                let config = SessionConfig::new().with_target_partitions(partitions);
-                let ctx = SessionContext::new_with_config(config);
-                let compiled = compile(&ctx, Some(&file), &text, &Options::default()).await;
-                let program = compiled.program.expect("checks");
-                let options = RunOptions {
-                    unit_memory,
-                    ..RunOptions::default()
-                };
-                let out = run_statement_with(&ctx, &program, 0, &options).await;
-                let out = out.unwrap_or_else(|e| panic!("{rule}: {e}"));
-                concat_batches(&out.schema, &out.batches).expect("concat")
-            });
+            let out = rt.block_on(first_statement(&file, &text, partitions, unit_memory));
+            let got = concat_batches(&out.schema, &out.batches).expect("concat");
             let got = rows_of(&got, header.len());
             assert_eq!(
                 got.len(),
@@ -701,18 +710,7 @@ fn candidate_rows_or_a_second_read_give_one_sample() {
         let text = format!("table m = \"m.csv\"\n{rule}\n");
         for partitions in [1, 2] {
             let [kept, read] = [256 << 20, 128].map(|unit_memory| {
-                rt.block_on(async {
-                    let config = SessionConfig::new().with_target_partitions(partitions);
-                    let ctx = SessionContext::new_with_config(config);
-                    let compiled = compile(&ctx, Some(&file), &text, &Options::default()).await;
-                    let program = compiled.program.expect("checks");
-                    let options = RunOptions {
-                        unit_memory,
-                        ..RunOptions::default()
-                    };
-                    let out = run_statement_with(&ctx, &program, 0, &options).await;
-                    out.unwrap_or_else(|e| panic!("{rule}: {e}"))
-                })
+                rt.block_on(first_statement(&file, &text, partitions, unit_memory))
             });
             let took = |out: &RunOutput, way: &str| {
                 out.profile.phases.iter().any(|(phase, _)| *phase == way)

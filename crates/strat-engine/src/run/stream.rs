@@ -951,7 +951,7 @@ pub(super) async fn run(
     // The rows of every selected unit among the candidates: taken from them.
     // Why the rows are read again, when a guide kept candidates.
     let (candidates, reread) = match (kept_candidates, &guide) {
-        (Some(c), Some(g)) if candidates::covers(&g.final_limits(), &rank, h_count, &selected) => {
+        (Some(c), Some(g)) if candidates::covers(&g.limits(), &rank, h_count, &selected) => {
             (Some(c), "")
         }
         (Some(_), _) => (

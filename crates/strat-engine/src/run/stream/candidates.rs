@@ -81,7 +81,8 @@ impl Guide {
         split.is_none() && st.unit.is_none() && !matches!(st.method, ir::Method::Neyman(_))
     }
 
-    fn limits(&self) -> Arc<Vec<u64>> {
+    /// The limits by stratum id (after the counting pass: the last ones).
+    pub(super) fn limits(&self) -> Arc<Vec<u64>> {
         self.limits
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -178,11 +179,6 @@ impl Guide {
         let mut limits = self.limits.write().unwrap_or_else(|p| p.into_inner());
         *limits = Arc::new(lowered(&limits, &guess));
         self.epoch.fetch_add(1, AtomicOrdering::Release);
-    }
-
-    /// The last limits, by stratum id.
-    pub(super) fn final_limits(&self) -> Arc<Vec<u64>> {
-        self.limits()
     }
 }
 
