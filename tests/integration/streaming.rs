@@ -730,6 +730,71 @@ fn candidate_rows_or_a_second_read_give_one_sample() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// neyman's `S_h` comes from the counting pass when every unit has one
+/// row, and from a second read grouped by unit otherwise: a table and the
+/// same table with every row twice (the same units, strata and values) give
+/// the same allocation and the same units, each way asserted by its phase —
+/// integers and floats, NULL values, with and without `unit`.
+#[test]
+fn neyman_from_the_counting_pass_or_a_second_read_is_one_sample() {
+    let dir = std::env::temp_dir().join(format!("strat-neyman-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let mut once = String::new();
+    for i in 0..5_000u64 {
+        let country = ["US", "US", "BR", "DE", "IS"][(i * 7 % 5) as usize];
+        let plan = ["basic", "premium"][(i * 13 % 11 % 2) as usize];
+        // Spread differs by stratum, so the allocation depends on S_h.
+        let spread = if country == "US" { 997 } else { 101 };
+        let tenure = if i % 37 == 0 {
+            String::new()
+        } else {
+            (i * 7919 % spread).to_string()
+        };
+        let score = (i * 104_729 % 1_000) as f64 / 8.0 * if plan == "basic" { 1.0 } else { 5.0 };
+        once.push_str(&format!("{i},{country},{plan},{tenure},{score}\n"));
+    }
+    let header = "id,country,plan,tenure,score\n";
+    std::fs::write(dir.join("once.csv"), format!("{header}{once}")).expect("write");
+    std::fs::write(dir.join("twice.csv"), format!("{header}{once}{once}")).expect("write");
+    let file = dir.join("rules.strat");
+    let second_read = "neyman's S_h pass (a unit has several rows: read again by unit)";
+    let rt = runtime();
+    for rule in [
+        "unit id stratify by country, plan take 600 allocate neyman(tenure) seed 40",
+        "unit id stratify by plan take 300 allocate neyman(score) seed 41",
+        "stratify by country take 400 allocate neyman(score) min 3 per stratum seed 42",
+    ] {
+        let [once, twice] = ["once", "twice"].map(|table| {
+            let text = format!("table m = \"{table}.csv\"\nsample m {rule}\n");
+            rt.block_on(first_statement(&file, &text, 2, 256 << 20))
+        });
+        let read_again = |o: &RunOutput| o.profile.phases.iter().any(|(p, _)| *p == second_read);
+        assert!(!read_again(&once), "{rule}: {:?}", once.profile);
+        assert!(read_again(&twice), "{rule}: {:?}", twice.profile);
+        // Without `unit` a row twice is one unit of two rows (spec §6.1).
+        assert_eq!(once.report, twice.report, "{rule}: report");
+        let ids = |o: &RunOutput| {
+            let rows = concat_batches(&o.schema, &o.batches).expect("concat");
+            let ids = datafusion::arrow::compute::cast(
+                rows.column_by_name("id").expect("id"),
+                &datafusion::arrow::datatypes::DataType::Int64,
+            )
+            .expect("ids");
+            let ids = ids
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::Int64Array>()
+                .expect("int64")
+                .values()
+                .to_vec();
+            ids.into_iter().collect::<std::collections::BTreeSet<i64>>()
+        };
+        let (a, b) = (ids(&once), ids(&twice));
+        assert!(a.len() >= 250, "{rule}: {} units", a.len());
+        assert_eq!(a, b, "{rule}: units");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 /// Two units whose draws are equal (a real 64-bit collision under seed 1,
 /// tests/cases/sql/draw_ties_*.strat) at a sample's and a split's boundary:
 /// draw order is by key text (spec §6.2), so "03cb…" is taken and goes to

@@ -29,7 +29,9 @@
 //!    be built to force it, since the hash key is secret and new on every
 //!    run).
 //! 2. **Allocation**: strata in stratum order, rules matched once per stratum, [`strat_alloc::allocate`];
-//!    neyman's `S_h` from a grouping of the rows by unit ([`neyman`]).
+//!    neyman's `S_h` from the counting pass's exact sums of its rows' values
+//!    when every unit has one row, else from a grouping of the rows by unit
+//!    ([`neyman`]).
 //! 3. **Selection** from the units in draw order, without keys: per stratum
 //!    the first `n_h` (exact), those below the draw threshold (Bernoulli), or
 //!    where each part's run of draws starts (splits).
@@ -74,6 +76,7 @@ use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use datafusion::execution::{DiskManager, SpillFile};
 
 use crate::keys::{KeyError, KeyHasher, compare_row_key_column};
+use crate::moments::Moments;
 use crate::parallel::map_on_threads;
 use crate::progress::{self, Phase, Progress};
 
@@ -484,9 +487,11 @@ struct Counting {
     /// Sorted runs of spilled units.
     runs: Mutex<Vec<RunFile>>,
     disk: Arc<DiskManager>,
-    /// Where the unit column and the first stratum column are in a batch.
+    /// Where the unit key and the stratum columns are in a batch.
     key: KeyOf,
-    strata_at: usize,
+    strata_columns: std::ops::Range<usize>,
+    /// Where neyman's column is, and how its values are summed.
+    values: Option<(usize, neyman::RowValues)>,
     /// The `unit` column's name (`None`: the row is the unit).
     unit: Option<String>,
     /// Keeps candidate rows (a sample keyed by its rows).
@@ -503,27 +508,51 @@ struct CountStats {
     null_rows: u64,
     excluded: HashSet<Vec<u8>>,
     candidates: Option<candidates::TaskCandidates>,
+    /// neyman's sums of the counted rows' values, by stratum id.
+    sums: Vec<Moments>,
 }
 
 /// The eligible rows of `source` as the counting pass reads them: the unit
 /// key's columns — without a unit the row is the unit, keyed by every
-/// source column — then the stratum values, from the index it returns.
+/// source column — then the stratum values, then `value` (neyman's column)
+/// when the pass sums it.
+struct CountingFrame {
+    df: DataFrame,
+    /// Where the stratum values are.
+    strata: std::ops::Range<usize>,
+    /// Where `value` is (after the strata).
+    value: Option<usize>,
+}
+
 async fn counting_frame(
     ctx: &SessionContext,
     st: &Statement,
     source: &Rows,
-) -> Result<(DataFrame, usize), RunError> {
+    value: Option<&str>,
+) -> Result<CountingFrame, RunError> {
+    let extra: Vec<&str> = value.into_iter().collect();
     let df = source
-        .eligible(ctx, st, None, Columns::Counting(&[]))
+        .eligible(ctx, st, None, Columns::Counting(&extra))
         .await?;
     let mut select = key_columns(st);
     let strata_at = select.len();
     select.extend(source.strata(st)?);
+    let strata = strata_at..select.len();
+    if let Some(v) = value {
+        select.push(column(v).alias(NEYMAN_VALUE));
+    }
     let df = df
         .select(select)
         .map_err(df_err("evaluating `stratify by`"))?;
-    Ok((df, strata_at))
+    Ok(CountingFrame {
+        df,
+        value: value.map(|_| strata.end),
+        strata,
+    })
 }
+
+/// neyman's column in the counting pass (a name no source column has).
+const NEYMAN_VALUE: &str = "\u{1}strat_neyman_value";
 
 /// Runs `st` by the streaming plan.
 pub(super) async fn run(
@@ -550,15 +579,23 @@ pub(super) async fn run(
 
     // 1. Counting pass.
     enter(Phase::Counting, source_rows);
-    let (df, strata_at) = counting_frame(ctx, st, &source).await?;
+    let neyman_column = match &st.method {
+        ir::Method::Neyman(c) => Some(c.name.as_str()),
+        _ => None,
+    };
+    let frame = counting_frame(ctx, st, &source, neyman_column).await?;
+    let df = frame.df;
     // A sample keyed by its rows reads these columns again, unless it keeps
     // candidates: they have this schema.
     let counted_schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     let key = key_of(st)?.leading();
-    let types: Vec<DataType> = df.schema().fields()[strata_at..]
+    let types: Vec<DataType> = df.schema().fields()[frame.strata.clone()]
         .iter()
         .map(|f| f.data_type().clone())
         .collect();
+    let row_values = frame
+        .value
+        .map(|at| neyman::RowValues::new(df.schema().field(at).data_type()));
     let fields: Vec<SortField> = types.iter().map(|t| SortField::new(t.clone())).collect();
     if !fields.is_empty() {
         RowConverter::new(fields.clone()).map_err(no_row_format)?;
@@ -582,7 +619,8 @@ pub(super) async fn run(
         runs: Mutex::new(Vec::new()),
         disk: ctx.runtime_env().disk_manager.clone(),
         key,
-        strata_at,
+        strata_columns: frame.strata,
+        values: frame.value.zip(row_values.clone()),
         unit: st.unit.as_ref().map(|c| c.name.clone()),
         progress: progress.clone(),
         guide: candidates::Guide::wanted(st, split)
@@ -594,6 +632,7 @@ pub(super) async fn run(
     let stats = passes.await?;
     let mut task_units = Vec::with_capacity(stats.len());
     let mut rows_by_id: Vec<u64> = Vec::new();
+    let mut sums_by_id: Vec<Moments> = Vec::new();
     // The candidate rows of every task, or none.
     let mut kept_candidates: Option<Vec<Vec<RecordBatch>>> =
         counting.guide.as_ref().map(|_| Vec::new());
@@ -615,6 +654,13 @@ pub(super) async fn run(
             .zip(&s.strata_rows)
             .for_each(|(a, b)| *a += b);
         excluded_seen.extend(s.excluded);
+        if sums_by_id.len() < s.sums.len() {
+            sums_by_id.resize(s.sums.len(), Moments::default());
+        }
+        sums_by_id
+            .iter_mut()
+            .zip(s.sums)
+            .for_each(|(a, b)| a.merge(b));
         task_units.push(s.units);
     }
     let counting = Arc::into_inner(counting).ok_or_else(|| {
@@ -748,18 +794,26 @@ pub(super) async fn run(
     } else {
         let reps: Vec<usize> = (0..h_count).collect();
         let matched = match_rules(ctx, st, &ordered, &reps).await?;
-        let sds = match &st.method {
-            ir::Method::Neyman(c) if matched.iter().any(Option::is_none) => {
-                let strata = neyman::Strata {
-                    key: key_of(st)?,
-                    filters: &place_filters,
-                    fields: &stratum_fields,
-                    ids: &strata_ids,
-                    rank: &rank,
-                    count: h_count,
-                    one_row_per_unit: rows_counted == sizes.iter().sum::<u64>(),
-                };
-                neyman::sds(ctx, st, &source, &c.name, strata).await?
+        let sds = match (&st.method, &row_values) {
+            (ir::Method::Neyman(c), Some(values)) if matched.iter().any(Option::is_none) => {
+                // As many rows as units: every unit has one row, and its
+                // value is the row's, summed by the counting pass.
+                if rows_counted == sizes.iter().sum::<u64>() {
+                    values.sds(std::mem::take(&mut sums_by_id), &rank, h_count)
+                } else {
+                    clock.lap("strata and their sizes");
+                    let strata = neyman::Strata {
+                        key: key_of(st)?,
+                        filters: &place_filters,
+                        fields: &stratum_fields,
+                        ids: &strata_ids,
+                        rank: &rank,
+                        count: h_count,
+                    };
+                    let sds = neyman::sds(ctx, st, &source, &c.name, strata).await?;
+                    clock.lap("neyman's S_h pass (a unit has several rows: read again by unit)");
+                    sds
+                }
             }
             _ => vec![None; h_count],
         };
@@ -1408,6 +1462,7 @@ async fn count_partition(
         null_rows: 0,
         excluded: HashSet::new(),
         candidates: shared.guide.as_ref().map(|_| Default::default()),
+        sums: Vec::new(),
     };
     // One pass: where the current unit's key is in the task's key arena.
     let (mut new_keys, mut new_ends, mut new_tags) = (Vec::new(), Vec::new(), Vec::new());
@@ -1436,7 +1491,11 @@ async fn count_partition(
             Some(unit) => RunError::Key(format!("unit `{unit}`: {e}")),
         })?;
         keys.hash_into(&shared.hasher, batch.num_rows(), &mut hashes);
-        let strata_cols = &batch.columns()[shared.strata_at..];
+        let strata_cols = &batch.columns()[shared.strata_columns.clone()];
+        let values = match &shared.values {
+            Some((at, v)) => Some(v.of(&batch.columns()[*at])?),
+            None => None,
+        };
         // Units first met in this batch: their key texts and tags; their
         // draws are computed together at the end of the batch (8 at a time).
         new_keys.clear();
@@ -1509,6 +1568,12 @@ async fn count_partition(
                 stats.strata_rows.resize(id + 1, 0);
             }
             stats.strata_rows[id] += 1;
+            if let Some(v) = &values {
+                if stats.sums.len() <= id {
+                    stats.sums.resize(id + 1, Moments::default());
+                }
+                v.add(row, &mut stats.sums[id]);
+            }
             if let Some(p) = prev
                 && (same || buf == prev_key)
             {

@@ -56,7 +56,7 @@ struct Search {
     hasher: KeyHasher,
     drawer: Drawer,
     key: KeyOf,
-    strata_at: usize,
+    strata: std::ops::Range<usize>,
     labels: Vec<Option<Vec<String>>>,
     context: String,
 }
@@ -71,7 +71,7 @@ pub(super) async fn find(
     units: impl IntoIterator<Item = (u64, u64)>,
 ) -> Result<HashMap<(u64, u64), Found>, RunError> {
     let context = format!("reading {}", source.what);
-    let (df, strata_at) = counting_frame(ctx, st, source).await?;
+    let frame = counting_frame(ctx, st, source, None).await?;
     let units: HashSet<(u64, u64)> = units.into_iter().collect();
     let search = Arc::new(Search {
         hashes: units.iter().map(|u| u.1).collect(),
@@ -79,11 +79,11 @@ pub(super) async fn find(
         hasher: hasher.clone(),
         drawer: drawer.clone(),
         key: key_of(st)?.leading(),
-        strata_at,
+        strata: frame.strata,
         labels: st.strata.iter().map(|s| s.bucket_labels.clone()).collect(),
         context: context.clone(),
     });
-    let parts = each_partition(df, &context, |s| found_in(s, search.clone())).await?;
+    let parts = each_partition(frame.df, &context, |s| found_in(s, search.clone())).await?;
     let mut found: HashMap<(u64, u64), Found> = HashMap::new();
     for part in parts {
         for (unit, f) in part {
@@ -154,7 +154,7 @@ async fn found_in(
             if !search.units.contains(&unit) {
                 continue;
             }
-            let columns = &batch.columns()[search.strata_at..];
+            let columns = &batch.columns()[search.strata.clone()];
             let (mut values, mut texts) = (Vec::new(), Vec::new());
             for (c, labels) in columns.iter().zip(&search.labels) {
                 let one = c.slice(row, 1);

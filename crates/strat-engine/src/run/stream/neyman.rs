@@ -3,12 +3,16 @@
 //! each unit's smallest and largest value and its counts; strat checks that
 //! the value is constant within the unit (E0206 names the smallest key of a
 //! unit where it is not) and adds each unit's value once to its stratum's
-//! exact sums ([`Moments`]). When the counting pass met as many rows as
-//! units (a members table keyed by member), every unit has one row: its
-//! value is the row's, and the rows are read without grouping.
+//! exact sums ([`Moments`]).
+//!
+//! Most tables have one row per unit (a members table keyed by member):
+//! then a unit's value is its row's, and the sums the counting pass keeps
+//! of every counted row's value ([`RowValues`]) are the units' sums — the
+//! rows are not read again. Whether that holds is known only when the pass
+//! ends (as many rows counted as units), so the pass always keeps them.
 
+use datafusion::arrow::array::Decimal128Array;
 use datafusion::functions_aggregate::expr_fn::{count, max, min};
-use datafusion::logical_expr::cast as cast_expr;
 use datafusion::prelude::lit;
 
 use super::*;
@@ -24,9 +28,73 @@ pub(super) struct Strata<'a> {
     pub ids: &'a HashMap<Vec<u8>, u32>,
     pub rank: &'a [usize],
     pub count: usize,
-    /// Every unit has exactly one row (the counting pass met as many rows
-    /// as units).
-    pub one_row_per_unit: bool,
+}
+
+/// How the values of neyman's column are summed: floats by their bits,
+/// integers and decimals as scaled integers (of this type).
+fn value_scale(value_type: &DataType) -> (DataType, Scale) {
+    match value_type {
+        t if t.is_floating() => (DataType::Float64, Scale::Float),
+        DataType::Decimal32(_, s)
+        | DataType::Decimal64(_, s)
+        | DataType::Decimal128(_, s)
+        | DataType::Decimal256(_, s) => (
+            DataType::Decimal128(38, *s),
+            Scale::Decimal(u32::from(s.unsigned_abs())),
+        ),
+        _ => (DataType::Decimal128(38, 0), Scale::Decimal(0)),
+    }
+}
+
+/// neyman's column as the counting pass reads it: each counted row's value
+/// added to its stratum's sums.
+#[derive(Clone, Debug)]
+pub(super) struct RowValues {
+    as_type: DataType,
+    scale: Scale,
+}
+
+/// A batch's values, in the type they are summed in.
+pub(super) enum BatchValues {
+    Float(Float64Array),
+    Decimal(Decimal128Array),
+}
+
+impl RowValues {
+    pub fn new(value_type: &DataType) -> Self {
+        let (as_type, scale) = value_scale(value_type);
+        RowValues { as_type, scale }
+    }
+
+    pub fn of(&self, values: &ArrayRef) -> Result<BatchValues, RunError> {
+        let cast = cast(values, &self.as_type).map_err(arrow_err("neyman"))?;
+        Ok(match self.scale {
+            Scale::Float => BatchValues::Float(cast.as_primitive::<Float64Type>().clone()),
+            Scale::Decimal(_) => {
+                BatchValues::Decimal(cast.as_primitive::<Decimal128Type>().clone())
+            }
+        })
+    }
+
+    /// `S_h` per stratum (in stratum order) from the sums by stratum id.
+    pub fn sds(&self, by_id: Vec<Moments>, rank: &[usize], count: usize) -> Vec<Option<f64>> {
+        let mut moments = vec![Moments::default(); count];
+        for (id, m) in by_id.into_iter().enumerate() {
+            moments[rank[id]].merge(m);
+        }
+        moments.iter().map(|m| m.sd(self.scale)).collect()
+    }
+}
+
+impl BatchValues {
+    /// Adds `row`'s value (none for NULL) to `sums`.
+    pub fn add(&self, row: usize, sums: &mut Moments) {
+        match self {
+            BatchValues::Float(a) if a.is_valid(row) => sums.add_f64(a.value(row)),
+            BatchValues::Decimal(a) if a.is_valid(row) => sums.add_scaled(a.value(row)),
+            _ => {}
+        }
+    }
 }
 
 /// `S_h` of `column` per stratum (in stratum order).
@@ -60,19 +128,9 @@ pub(super) async fn sds(
     let n_key = key_columns.len();
     let groups: Vec<Expr> = names[..names.len() - 1].iter().map(|n| column(n)).collect();
     let value = column(VALUE);
-    // A unit's smallest and largest value, its values and its rows: one
-    // row's are the row's own.
-    let df = if strata.one_row_per_unit {
-        let mut one = groups;
-        one.extend([
-            value.clone().alias("lo"),
-            value.clone().alias("hi"),
-            cast_expr(value.is_not_null(), DataType::Int64).alias("values"),
-            lit(1i64).alias("rows"),
-        ]);
-        df.select(one)
-    } else {
-        df.aggregate(
+    // A unit's smallest and largest value, its values and its rows.
+    let df = df
+        .aggregate(
             groups,
             vec![
                 min(value.clone()).alias("lo"),
@@ -81,20 +139,9 @@ pub(super) async fn sds(
                 count(lit(1)).alias("rows"),
             ],
         )
-    }
-    .map_err(df_err("neyman"))?;
+        .map_err(df_err("neyman"))?;
     let value_type = df.schema().field(names.len() - 1).data_type().clone();
-    let (as_type, scale) = match &value_type {
-        t if t.is_floating() => (DataType::Float64, Scale::Float),
-        DataType::Decimal32(_, s)
-        | DataType::Decimal64(_, s)
-        | DataType::Decimal128(_, s)
-        | DataType::Decimal256(_, s) => (
-            DataType::Decimal128(38, *s),
-            Scale::Decimal(u32::from(s.unsigned_abs())),
-        ),
-        _ => (DataType::Decimal128(38, 0), Scale::Decimal(0)),
-    };
+    let (as_type, scale) = value_scale(&value_type);
     let mut stream = df
         .execute_stream()
         .await
