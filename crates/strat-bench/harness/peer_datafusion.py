@@ -1,6 +1,6 @@
 """Floors in DataFusion, the engine strat runs on (the `datafusion` Python
 package of the same major version, 55): the scan floor (read the task's
-columns, count by strata) and the draw floor (the same plus DataFusion's
+columns — every column when the draw keys the whole row —, count by strata) and the draw floor (the same plus DataFusion's
 built-in md5 draw of every unit). No sample: strat is the DataFusion sample.
 For T10 the strata counted are the columns (country), not the unit aggregate.
 
@@ -14,7 +14,7 @@ import time
 
 from datafusion import SessionConfig, SessionContext
 
-from tasks import TASKS, floor_strata, peer_arguments
+from tasks import TASKS, floor_strata, peer_arguments, scan_reads
 
 
 def main() -> None:
@@ -28,7 +28,8 @@ def main() -> None:
     s = ", ".join(floor_strata(a.task))
     conds = [t["where_sql"]] if "where_sql" in t else []
     if a.mode == "scan":
-        sql = f"SELECT {s}, count(*), max(member_id) FROM {t['table']}"
+        names = [f.name for f in ctx.table(t["table"]).schema()]
+        sql = f"SELECT {s}, count(*), {scan_reads(a.task, names)} FROM {t['table']}"
     else:
         conds.append(f"substr(md5('{t['seed']}:' || CAST(member_id AS VARCHAR)), 1, 16) < '8000000000000000'")
         sql = f"SELECT {s}, count(*) FROM {t['table']}"

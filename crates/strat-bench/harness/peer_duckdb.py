@@ -29,6 +29,7 @@ from tasks import (
     floor_strata,
     neyman_targets,
     peer_arguments,
+    scan_reads,
     unit_strata_sql,
 )
 
@@ -159,12 +160,13 @@ def sample_sql(con, task: str, n: int | None) -> str:
     raise ValueError(kind)
 
 
-def scan_sql(task: str) -> str:
+def scan_sql(con, task: str) -> str:
     """Scan floor: read the columns the task needs, count by strata."""
     t = TASKS[task]
     s = ", ".join(floor_strata(task))
     where = f"WHERE {t['where_sql']}" if "where_sql" in t else ""
-    return f"SELECT {s}, count(*), max(member_id) FROM {t['table']} {where} GROUP BY ALL"
+    names = [r[0] for r in con.execute(f"DESCRIBE {t['table']}").fetchall()]
+    return f"SELECT {s}, count(*), {scan_reads(task, names)} FROM {t['table']} {where} GROUP BY ALL"
 
 
 def draw_sql(task: str) -> str:
@@ -195,7 +197,7 @@ def main() -> None:
     elif a.mode == "export":
         sql = f"COPY ({exported_sql(a.task, 'duckdb', a.members, a.events, a.n)}) TO {q(a.out)} (FORMAT parquet)"
     elif a.mode == "scan":
-        sql = scan_sql(a.task)
+        sql = scan_sql(con, a.task)
     else:
         sql = draw_sql(a.task)
     if a.print_sql:

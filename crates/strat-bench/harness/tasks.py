@@ -200,6 +200,16 @@ def columns_needed(task: str) -> list[str] | str:
     return cols
 
 
+def scan_reads(task: str, table_columns: list[str]) -> str:
+    """The scan floors' aggregates: the largest value of each column the task
+    reads beyond its strata (every column of the table when the draw keys the
+    whole row), so that each is decoded."""
+    needed = columns_needed(task)
+    cols = table_columns if needed == "*" else needed
+    strata = floor_strata(task)
+    return ", ".join(f"max({c})" for c in dict.fromkeys(cols) if c not in strata)
+
+
 def bucket_labels(edges: list) -> list[str]:
     """The labels of bucket(x, EDGES) (spec §2.6), in interval order."""
     bounds = ["-inf", *map(str, edges), "inf"]
