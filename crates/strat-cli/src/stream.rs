@@ -267,15 +267,17 @@ pub async fn stream(args: StreamArgs) -> i32 {
         LineFormat::Ndjson => OutputFormat::NdJson,
         LineFormat::Csv => OutputFormat::Csv,
     };
+    let records = Records::new(schema, in_format, decider.decision_columns());
     let mut session = Session {
         decider,
-        records: Records::new(schema, in_format),
+        records,
         out: LineWriter::new(
             std::io::BufWriter::new(std::io::stdout().lock()),
             out_format,
         ),
         line: 0,
         unreadable: 0,
+        incomplete: 0,
         told: 0,
     };
     match session.run(input, args.follow, args.line_buffered) {
@@ -313,15 +315,55 @@ struct Records {
     /// CSV: the header's columns (in the header's order) and where each
     /// table column is among them; read from the first line.
     csv: Option<(SchemaRef, Vec<usize>)>,
+    /// NDJSON: the columns the decision reads and their keys as JSON text
+    /// (`"name"`): a record must have each (a CSV's header is checked once).
+    keys: Vec<(String, memchr::memmem::Finder<'static>)>,
 }
 
 impl Records {
-    fn new(schema: SchemaRef, format: LineFormat) -> Records {
+    fn new(schema: SchemaRef, format: LineFormat, decision_columns: Vec<String>) -> Records {
+        let keys = match format {
+            LineFormat::Ndjson => decision_columns
+                .into_iter()
+                .map(|c| {
+                    let key = serde_json::Value::String(c.clone()).to_string();
+                    (c, memchr::memmem::Finder::new(key.as_bytes()).into_owned())
+                })
+                .collect(),
+            LineFormat::Csv => Vec::new(),
+        };
         Records {
             schema,
             format,
             csv: None,
+            keys,
         }
+    }
+
+    /// The first column the decision reads that an NDJSON record lacks (a
+    /// missing key would read as NULL and decide the record in the wrong
+    /// stratum). A key is found as its JSON text followed by `:` — inside a
+    /// string value its quotes would be escaped; a key spelled with escapes
+    /// (`"c\u006funtry"`) is not found, and its record is skipped, not
+    /// misread.
+    fn missing(&self, line: &[u8]) -> Option<&str> {
+        // Not an object (or blank): the decoder says what is wrong with it.
+        if line.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return None;
+        }
+        let has = |finder: &memchr::memmem::Finder| {
+            let len = finder.needle().len();
+            finder.find_iter(line).any(|at| {
+                line[at + len..]
+                    .iter()
+                    .find(|b| !b.is_ascii_whitespace())
+                    .is_some_and(|&b| b == b':')
+            })
+        };
+        self.keys
+            .iter()
+            .find(|(_, finder)| !has(finder))
+            .map(|(name, _)| name.as_str())
     }
 
     /// Reads a CSV header line: every table column must be there.
@@ -390,6 +432,8 @@ struct Session<W: Write> {
     /// Lines read so far (1-based numbers in messages).
     line: u64,
     unreadable: u64,
+    /// Records skipped for lacking a column the decision reads.
+    incomplete: u64,
     /// Skipped records told on stderr (the rest are only counted).
     told: u64,
 }
@@ -464,8 +508,24 @@ impl<W: Write> Session<W> {
     /// Decodes, decides and writes `lines`; a line that cannot be read is
     /// skipped and told (the others of its batch are decided).
     fn lines(&mut self, lines: &[&[u8]]) -> Result<(), String> {
+        if lines.len() > 1 && lines.iter().any(|l| self.records.missing(l).is_some()) {
+            for line in lines {
+                self.lines(&[line])?;
+            }
+            return Ok(());
+        }
         let first = self.line + 1;
         self.line += lines.len() as u64;
+        if let [line] = lines
+            && let Some(column) = self.records.missing(line)
+        {
+            let reason = format!(
+                "no `{column}`, a column the decision reads (write `\"{column}\": null` for a missing value)"
+            );
+            self.incomplete += 1;
+            self.told_skip(first, &reason);
+            return Ok(());
+        }
         let joined = lines.concat();
         let batches = match self.records.decode(&joined, lines.len()) {
             Ok(b) => vec![(b, first)],
@@ -536,6 +596,10 @@ impl<W: Write> Session<W> {
                 "skipped: their unit was in another stratum before",
             ),
             (self.unreadable, "skipped: unreadable"),
+            (
+                self.incomplete,
+                "skipped: a column the decision reads is missing",
+            ),
         ];
         for (n, what) in extra {
             if n > 0 {

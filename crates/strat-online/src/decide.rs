@@ -247,6 +247,29 @@ impl Decider {
         self
     }
 
+    /// The input columns a record's decision reads: its unit (every column
+    /// when the row is the unit, spec §6.1), the columns of `where` and of
+    /// the stratum expressions. A record that lacks one cannot be decided:
+    /// its value is unknown, not NULL.
+    pub fn decision_columns(&self) -> Vec<String> {
+        let st = &self.st;
+        let mut read: Vec<String> = match &st.unit {
+            Some(u) => vec![u.name.clone()],
+            None => st.input.iter().map(|c| c.name.clone()).collect(),
+        };
+        if let Some(f) = &st.filter {
+            f.columns(&mut read);
+        }
+        for s in &st.strata {
+            s.expr.columns(&mut read);
+        }
+        st.input
+            .iter()
+            .filter(|c| read.contains(&c.name))
+            .map(|c| c.name.clone())
+            .collect()
+    }
+
     /// What the records decided so far came to.
     pub fn counts(&self) -> &Counts {
         &self.counts

@@ -1,5 +1,5 @@
 //! The frozen decision of a statement: per stratum, what decides a unit from
-//! its draw alone (spec §6.4), written as a small versioned JSON file
+//! its draw alone (spec §6.4, §6.5), written as a small versioned JSON file
 //! (`strat freeze`) and read back by `strat stream`.
 
 use std::collections::BTreeMap;
@@ -128,7 +128,7 @@ impl Decisions {
             .collect();
         json!({
             "strat_decisions": FORMAT,
-            "spec": "docs/spec.md §6.4",
+            "spec": "docs/spec.md §6.5",
             "rule_file": self.rule_file,
             "rule_md5": self.rule_md5,
             "statement": self.statement,
