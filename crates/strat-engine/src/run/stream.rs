@@ -1642,7 +1642,9 @@ async fn count_partition(
                 .fetch_add(now.saturating_sub(held), AtomicOrdering::Relaxed);
             held = held.max(now);
         }
-        if refused || shared.held.load(AtomicOrdering::Relaxed) > shared.budget {
+        // The candidate rows share the budget: units spill earlier.
+        let candidates = shared.guide.as_ref().map_or(0, candidates::Guide::held);
+        if refused || shared.held.load(AtomicOrdering::Relaxed) + candidates > shared.budget {
             // The big holders spill; a small one leaves it to them.
             let tasks = shared.tasks.load(AtomicOrdering::Relaxed).max(1);
             if refused || held >= shared.budget / (2 * tasks) {

@@ -96,6 +96,11 @@ impl Guide {
         (epoch, self.limits())
     }
 
+    /// The bytes the candidate rows hold.
+    pub(super) fn held(&self) -> usize {
+        self.held.load(AtomicOrdering::Relaxed)
+    }
+
     pub(super) fn is_off(&self) -> bool {
         self.off.load(AtomicOrdering::Relaxed)
     }
