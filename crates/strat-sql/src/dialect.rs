@@ -60,6 +60,10 @@ pub struct Spelling {
     /// twice rather than store its result (for the per-row CTEs, cheaper to
     /// compute again than to hold: DuckDB stores every row otherwise).
     pub recomputed_cte: &'static str,
+    /// The engine computes a CTE again for each reader (it never stores
+    /// one): an exact sample finds the units up to its cuts from the rows
+    /// (no shuffle) rather than read the grouping of every unit twice.
+    pub inlines_ctes: bool,
     /// True iff the string `{0}` is all ASCII (as many bytes as characters).
     pub ascii_only: &'static str,
     /// A timestamp as `YYYY-MM-DDTHH:MM:SS` (whole seconds).
@@ -105,6 +109,7 @@ const DUCKDB: Spelling = Spelling {
     max_bool: "MAX({0})",
     broadcast_selected: "",
     recomputed_cte: " NOT MATERIALIZED",
+    inlines_ctes: false,
     ascii_only: "(strlen({0}) = length({0}))",
     timestamp_text: "strftime({0}, '%Y-%m-%dT%H:%M:%S')",
 };
@@ -127,6 +132,7 @@ const POSTGRES: Spelling = Spelling {
     max_bool: "bool_or({0})",
     broadcast_selected: "",
     recomputed_cte: " NOT MATERIALIZED",
+    inlines_ctes: false,
     ascii_only: "(octet_length(convert_to({0}, 'UTF8')) = char_length({0}))",
     timestamp_text: "to_char({0}, 'YYYY-MM-DD') || 'T' || to_char({0}, 'HH24:MI:SS')",
 };
@@ -149,6 +155,7 @@ const SPARK: Spelling = Spelling {
     max_bool: "MAX({0})",
     broadcast_selected: " /*+ BROADCAST(s) */",
     recomputed_cte: "",
+    inlines_ctes: true,
     ascii_only: "(octet_length({0}) = char_length({0}))",
     timestamp_text: "date_format({0}, 'yyyy-MM-dd') || 'T' || date_format({0}, 'HH:mm:ss')",
 };
@@ -171,6 +178,7 @@ const DATAFUSION: Spelling = Spelling {
     max_bool: "MAX({0})",
     broadcast_selected: "",
     recomputed_cte: "",
+    inlines_ctes: true,
     ascii_only: "(octet_length({0}) = character_length({0}))",
     timestamp_text: "to_char({0}, '%Y-%m-%dT%H:%M:%S')",
 };

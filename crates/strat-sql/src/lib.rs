@@ -28,6 +28,8 @@
 //! | `bounded_strata` … `bounded_lambda` | `min`/`max`: the clamp/λ water-filling rule solved exactly (§5.2) |
 //! | `about_rules` … `stratum_thresholds` | `take about` with rules, bounds or `equal`: exact `p_h` and `floor(p_h·2^64)` |
 //! | `quotas`, `allocation` | exact largest-remainder `n_h` (§5.3), integers only |
+//! | `draw_buckets`, `draw_cuts` | exact samples: units per stratum and draw bucket; each stratum's bucket of its `n_h`-th unit |
+//! | `cut_units` | exact samples where the engine inlines CTEs (Spark, DataFusion): the units up to the cuts, from the rows |
 //! | `selected_units` / `assigned_units` | draw order within each stratum, the selection or the split |
 //!
 //! # The supported tier
@@ -371,7 +373,7 @@ impl Gen<'_> {
         let rule_values = self.unit_strata_cte(&mut ctes, neyman.is_some())?;
         self.strata_ctes(&mut ctes, &rule_values);
         let (weight, split_case) = match &self.st.kind {
-            ir::Kind::Sample => (self.sample_ctes(&mut ctes)?, None),
+            ir::Kind::Sample => (self.sample_ctes(&mut ctes, &filters)?, None),
             ir::Kind::Split(split) => {
                 self.split_ctes(&mut ctes, split)?;
                 let mut case = String::from("CASE s.split_index");
@@ -1143,7 +1145,7 @@ impl Gen<'_> {
     }
 
     /// Allocation and selection of a sample; returns the `_weight` expression.
-    fn sample_ctes(&self, ctes: &mut Vec<Cte>) -> R<Option<String>> {
+    fn sample_ctes(&self, ctes: &mut Vec<Cte>, filters: &str) -> R<Option<String>> {
         let d = self.d;
         let st = self.st;
         if st.amount == ir::Amount::AboutRates {
@@ -1254,19 +1256,28 @@ impl Gen<'_> {
                 d.bytes_order("b.bucket")
             ),
         });
+        let (from, cut) = if self.cuts_from_rows() {
+            self.cut_units_cte(ctes, filters)?;
+            ("cut_units", String::new())
+        } else {
+            (
+                "unit_strata",
+                format!(
+                    "\n  JOIN draw_cuts c ON u.stratum = c.stratum\n  WHERE {} <= {}",
+                    d.bytes_order(&format!("substr(u.r, 1, {BUCKET_DIGITS})")),
+                    d.bytes_order("c.last_bucket"),
+                ),
+            )
+        };
         ctes.push(Cte {
             name: "selected_units",
             comment: "the units up to each stratum's cut in draw order (r, key); the first n_h are kept".into(),
             body: format!(
                 "SELECT\n    u.unit_key,\n    u.unit_value,\n    u.r,\n    u.stratum,\n    a.h,\n    a.n_units,\n    a.n_take,\n    \
-                 ROW_NUMBER() OVER (PARTITION BY a.h ORDER BY {}, {}) AS draw_rank\n  FROM unit_strata u\n  \
-                 JOIN allocation a ON u.stratum = a.stratum\n  \
-                 JOIN draw_cuts c ON u.stratum = c.stratum\n  \
-                 WHERE {} <= {}",
+                 ROW_NUMBER() OVER (PARTITION BY a.h ORDER BY {}, {}) AS draw_rank\n  FROM {from} u\n  \
+                 JOIN allocation a ON u.stratum = a.stratum{cut}",
                 d.bytes_order("u.r"),
                 d.bytes_order("u.unit_key"),
-                d.bytes_order(&format!("substr(u.r, 1, {BUCKET_DIGITS})")),
-                d.bytes_order("c.last_bucket"),
             ),
         });
         Ok(Some(format!(
@@ -1274,6 +1285,43 @@ impl Gen<'_> {
             d.to_double("s.n_units"),
             d.to_double("s.n_take")
         )))
+    }
+
+    /// Whether an exact sample finds the units up to its cuts from the
+    /// eligible rows (`cut_units`) rather than from `unit_strata`: on an
+    /// engine that computes `units` again for each reader, and when a row's
+    /// stratum is its unit's (no unit aggregates; a unit spanning strata
+    /// still fails in `units`, which the allocation reads).
+    fn cuts_from_rows(&self) -> bool {
+        self.d.spelling().inlines_ctes && !self.st.has_aggregates()
+    }
+
+    /// `cut_units`: the units whose draw bucket is within their stratum's
+    /// cut, from the eligible rows — each row's key text, draw and
+    /// `_stratum` as `units` computes them, filtered before any grouping, so
+    /// that only about `n_h + N_h/4096` units of a stratum are grouped.
+    fn cut_units_cte(&self, ctes: &mut Vec<Cte>, filters: &str) -> R<()> {
+        let d = self.d;
+        let (group, key) = self.unit_grouping()?;
+        let stratum =
+            self.stratum_text_of(&|i| format!("e.{}", self.id(&format!("{S_PREFIX}{i}"))))?;
+        ctes.push(Cte {
+            name: "cut_units",
+            comment: "the units whose draw bucket is within their stratum's cut, found from the rows (this engine would group every unit again)".into(),
+            body: format!(
+                "SELECT\n    w.unit_key,\n    w.unit_value,\n    w.r,\n    w.stratum\n  FROM (\n    \
+                 SELECT\n      {key} AS unit_key,\n      {group} AS unit_value,\n      {} AS r,\n      {stratum} AS stratum\n    \
+                 FROM eligible_rows e{}\n  ) w\n  \
+                 JOIN draw_cuts c ON w.stratum = c.stratum\n  \
+                 WHERE {} <= {}\n  \
+                 GROUP BY w.unit_key, w.unit_value, w.r, w.stratum",
+                self.draw(&key),
+                filters.replace('\n', "\n  "),
+                d.bytes_order(&format!("substr(w.r, 1, {BUCKET_DIGITS})")),
+                d.bytes_order("c.last_bucket"),
+            ),
+        });
+        Ok(())
     }
 
     /// `take about P%` with rule blocks, `min`/`max` or `equal` (§5.4): rule
