@@ -208,8 +208,7 @@ impl Gen<'_> {
 
     /// `drawn_rows`: each eligible row's `_stratum` text and its unit's draw.
     fn drawn_rows(&self, ctes: &mut Vec<Cte>) -> R<()> {
-        let stratum =
-            self.stratum_text_of(&|i| format!("e.{}", self.id(&format!("{S_PREFIX}{i}"))))?;
+        let stratum = self.row_stratum_text()?;
         ctes.push(Cte {
             name: "drawn_rows",
             comment: "each row's `_stratum` text (§7.2) and its unit's draw r: 16 hex digits of md5(seed:key) (§6.2)".into(),

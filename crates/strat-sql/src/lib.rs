@@ -1303,8 +1303,7 @@ impl Gen<'_> {
     fn cut_units_cte(&self, ctes: &mut Vec<Cte>, filters: &str) -> R<()> {
         let d = self.d;
         let (group, key) = self.unit_grouping()?;
-        let stratum =
-            self.stratum_text_of(&|i| format!("e.{}", self.id(&format!("{S_PREFIX}{i}"))))?;
+        let stratum = self.row_stratum_text()?;
         ctes.push(Cte {
             name: "cut_units",
             comment: "the units whose draw bucket is within their stratum's cut, found from the rows (this engine would group every unit again)".into(),
@@ -2292,6 +2291,11 @@ impl Gen<'_> {
             ),
         });
         Ok(())
+    }
+
+    /// The `_stratum` text of an eligible row `e` (its own stratum values).
+    fn row_stratum_text(&self) -> R<String> {
+        self.stratum_text_of(&|i| format!("e.{}", self.id(&format!("{S_PREFIX}{i}"))))
     }
 
     /// The `_stratum` text (§7.2) of the stratum values `value(0)`, `value(1)`, ….
