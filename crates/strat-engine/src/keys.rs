@@ -555,6 +555,9 @@ fn write_f64(v: f64, buf: &mut Vec<u8>) {
         let _ = write!(buf, "{v}");
         return;
     }
+    if write_cents(v, buf) {
+        return;
+    }
     let mut zmij = zmij::Buffer::new();
     let text = zmij.format_finite(v).as_bytes();
     let (negative, text) = match text.split_first() {
@@ -595,6 +598,34 @@ fn write_f64(v: f64, buf: &mut Vec<u8>) {
         buf.push(b'-');
     }
     write_plain(&digits[..len], point, buf);
+}
+
+/// Writes `v` when it is `k / 100` for an integer `|k| < 10^15` (hours,
+/// prices, rates: most floats in tables have at most two decimals) and
+/// returns true. The test is exact: `k / 100.0` is the double nearest to the
+/// decimal `k/100`, so equal to `v` means that decimal reads back as `v`; and
+/// decimals of at most 15 significant digits are farther apart than a
+/// double's precision, so no shorter text does — it is Display's text. Zero
+/// is left to the general path (`-0`).
+fn write_cents(v: f64, buf: &mut Vec<u8>) -> bool {
+    let k = (v * 100.0).round();
+    if v == 0.0 || k.abs() >= 1e15 || k / 100.0 != v {
+        return false;
+    }
+    let cents = k.abs() as u64;
+    if k < 0.0 {
+        buf.push(b'-');
+    }
+    buf.extend_from_slice(itoa::Buffer::new().format(cents / 100).as_bytes());
+    let (tenths, hundredths) = ((cents / 10 % 10) as u8, (cents % 10) as u8);
+    if tenths != 0 || hundredths != 0 {
+        buf.push(b'.');
+        buf.push(b'0' + tenths);
+        if hundredths != 0 {
+            buf.push(b'0' + hundredths);
+        }
+    }
+    true
 }
 
 /// Whether two shortest texts of `v` may be equally close to it (Display and
@@ -1152,6 +1183,20 @@ mod tests {
             ]
         }));
         values.extend([f64::NAN, f64::INFINITY, f64::NEG_INFINITY]);
+        // Cents (write_cents): every two-decimal value of a range, both
+        // signs, huge ones near its limit, and sums that are not cents.
+        values.extend((-200_000..200_000).map(|k| f64::from(k) / 100.0));
+        values.extend((0..100_000u64).flat_map(|i| {
+            let k = (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 14) as f64;
+            [k / 100.0, -k / 100.0, (k + 0.5) / 100.0, 1e13 + k / 100.0]
+        }));
+        values.extend([
+            0.07,
+            0.1 + 0.2,
+            999_999_999_999.99,
+            9_999_999_999_999.99,
+            1e13 - 0.01,
+        ]);
         let mut buf = Vec::new();
         for v in values {
             buf.clear();

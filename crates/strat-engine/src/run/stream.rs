@@ -71,7 +71,7 @@ use datafusion::logical_expr::{
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
-use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering as AtomicOrdering};
 
 use datafusion::execution::{DiskManager, SpillFile};
 
@@ -482,6 +482,9 @@ struct Counting {
     /// Bytes the tasks' buckets hold now, and how many they may hold
     /// before they are spilled; the tasks counting.
     held: AtomicUsize,
+    /// Units went to disk once: the input outgrew the budget, and candidate
+    /// rows share it from then on.
+    spilled: AtomicBool,
     budget: usize,
     tasks: AtomicUsize,
     /// Sorted runs of spilled units.
@@ -614,6 +617,7 @@ pub(super) async fn run(
         ),
         context: context.clone(),
         held: AtomicUsize::new(0),
+        spilled: AtomicBool::new(false),
         budget: options.unit_memory.max(1),
         tasks: AtomicUsize::new(0),
         runs: Mutex::new(Vec::new()),
@@ -1642,8 +1646,13 @@ async fn count_partition(
                 .fetch_add(now.saturating_sub(held), AtomicOrdering::Relaxed);
             held = held.max(now);
         }
-        // The candidate rows share the budget: units spill earlier.
-        let candidates = shared.guide.as_ref().map_or(0, candidates::Guide::held);
+        // Once units spill, the candidate rows share their budget: units
+        // spill earlier rather than the two add up (a table whose units
+        // fit is not made to spill for them).
+        let candidates = match &shared.guide {
+            Some(g) if shared.spilled.load(AtomicOrdering::Relaxed) => g.held(),
+            _ => 0,
+        };
         if refused || shared.held.load(AtomicOrdering::Relaxed) + candidates > shared.budget {
             // The big holders spill; a small one leaves it to them.
             let tasks = shared.tasks.load(AtomicOrdering::Relaxed).max(1);
@@ -1703,6 +1712,7 @@ fn spill(shared: &Counting, units: &mut Buckets) -> Result<(), RunError> {
         return Ok(());
     }
     units.compact();
+    shared.spilled.store(true, AtomicOrdering::Relaxed);
     let context = &shared.context;
     let file = shared
         .disk
