@@ -30,24 +30,9 @@ pub(super) struct Strata<'a> {
     pub count: usize,
 }
 
-/// How the values of neyman's column are summed: floats by their bits,
-/// integers and decimals as scaled integers (of this type).
-fn value_scale(value_type: &DataType) -> (DataType, Scale) {
-    match value_type {
-        t if t.is_floating() => (DataType::Float64, Scale::Float),
-        DataType::Decimal32(_, s)
-        | DataType::Decimal64(_, s)
-        | DataType::Decimal128(_, s)
-        | DataType::Decimal256(_, s) => (
-            DataType::Decimal128(38, *s),
-            Scale::Decimal(u32::from(s.unsigned_abs())),
-        ),
-        _ => (DataType::Decimal128(38, 0), Scale::Decimal(0)),
-    }
-}
-
-/// neyman's column as the counting pass reads it: each counted row's value
-/// added to its stratum's sums.
+/// How neyman's column is read and summed: floats by their bits, integers
+/// and decimals as scaled integers — by the counting pass (each counted
+/// row's value) and by the grouping (each unit's).
 #[derive(Clone, Debug)]
 pub(super) struct RowValues {
     as_type: DataType,
@@ -62,7 +47,17 @@ pub(super) enum BatchValues {
 
 impl RowValues {
     pub fn new(value_type: &DataType) -> Self {
-        let (as_type, scale) = value_scale(value_type);
+        let (as_type, scale) = match value_type {
+            t if t.is_floating() => (DataType::Float64, Scale::Float),
+            DataType::Decimal32(_, s)
+            | DataType::Decimal64(_, s)
+            | DataType::Decimal128(_, s)
+            | DataType::Decimal256(_, s) => (
+                DataType::Decimal128(38, *s),
+                Scale::Decimal(u32::from(s.unsigned_abs())),
+            ),
+            _ => (DataType::Decimal128(38, 0), Scale::Decimal(0)),
+        };
         RowValues { as_type, scale }
     }
 
@@ -82,11 +77,29 @@ impl RowValues {
         for (id, m) in by_id.into_iter().enumerate() {
             moments[rank[id]].merge(m);
         }
+        self.sds_in_order(&moments)
+    }
+
+    /// `S_h` of each stratum's sums.
+    fn sds_in_order(&self, moments: &[Moments]) -> Vec<Option<f64>> {
         moments.iter().map(|m| m.sd(self.scale)).collect()
     }
 }
 
 impl BatchValues {
+    /// Whether `row` is NULL here or has the same value in `other`.
+    fn null_or_equal(&self, other: &BatchValues, row: usize) -> bool {
+        match (self, other) {
+            (BatchValues::Float(a), BatchValues::Float(b)) => {
+                a.is_null(row) || a.value(row) == b.value(row)
+            }
+            (BatchValues::Decimal(a), BatchValues::Decimal(b)) => {
+                a.is_null(row) || a.value(row) == b.value(row)
+            }
+            _ => false,
+        }
+    }
+
     /// Adds `row`'s value (none for NULL) to `sums`.
     pub fn add(&self, row: usize, sums: &mut Moments) {
         match self {
@@ -141,7 +154,7 @@ pub(super) async fn sds(
         )
         .map_err(df_err("neyman"))?;
     let value_type = df.schema().field(names.len() - 1).data_type().clone();
-    let (as_type, scale) = value_scale(&value_type);
+    let reader = RowValues::new(&value_type);
     let mut stream = df
         .execute_stream()
         .await
@@ -166,8 +179,7 @@ pub(super) async fn sds(
             None => None,
         };
         let at = names.len() - 1;
-        let lo = cast(&cols[at], &as_type).map_err(arrow_err("neyman"))?;
-        let hi = cast(&cols[at + 1], &as_type).map_err(arrow_err("neyman"))?;
+        let (lo, hi) = (reader.of(&cols[at])?, reader.of(&cols[at + 1])?);
         let values = cols[at + 2].as_primitive::<Int64Type>();
         let rows = cols[at + 3].as_primitive::<Int64Type>();
         let filtered = strata.filters.kept.is_some() || strata.filters.excluded.is_some();
@@ -179,24 +191,9 @@ pub(super) async fn sds(
                     continue;
                 }
             }
-            let same = match scale {
-                Scale::Float => {
-                    let (lo, hi) = (
-                        lo.as_primitive::<Float64Type>(),
-                        hi.as_primitive::<Float64Type>(),
-                    );
-                    lo.is_null(row) || lo.value(row) == hi.value(row)
-                }
-                Scale::Decimal(_) => {
-                    let (lo, hi) = (
-                        lo.as_primitive::<Decimal128Type>(),
-                        hi.as_primitive::<Decimal128Type>(),
-                    );
-                    lo.is_null(row) || lo.value(row) == hi.value(row)
-                }
-            };
             // Constant: one value on every row (or NULL on every row).
-            let constant = same && (values.value(row) == 0 || values.value(row) == rows.value(row));
+            let constant = lo.null_or_equal(&hi, row)
+                && (values.value(row) == 0 || values.value(row) == rows.value(row));
             if !constant {
                 if !filtered {
                     keys.write(row, &mut buf);
@@ -218,11 +215,7 @@ pub(super) async fn sds(
                     ))
                 })?,
             };
-            let m = &mut moments[strata.rank[id as usize]];
-            match scale {
-                Scale::Float => m.add_f64(lo.as_primitive::<Float64Type>().value(row)),
-                Scale::Decimal(_) => m.add_scaled(lo.as_primitive::<Decimal128Type>().value(row)),
-            }
+            lo.add(row, &mut moments[strata.rank[id as usize]]);
         }
     }
     if let Some(unit) = not_constant {
@@ -231,5 +224,5 @@ pub(super) async fn sds(
             unit: String::from_utf8_lossy(&unit).into_owned(),
         });
     }
-    Ok(moments.iter().map(|m| m.sd(scale)).collect())
+    Ok(reader.sds_in_order(&moments))
 }
