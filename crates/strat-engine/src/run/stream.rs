@@ -1483,6 +1483,9 @@ async fn count_partition(
     let mut buf = Vec::with_capacity(64);
     let mut prev: Option<UnitEntry> = None;
     let mut prev_key: Vec<u8> = Vec::with_capacity(64);
+    // The keyed hash of `prev_key`: equal texts have equal hashes, so a
+    // row whose hash differs has another unit, known without comparing.
+    let mut prev_hash = 0u64;
     // The batch's counted rows, their units and strata, while candidates are kept.
     let mut met: Vec<MetRow> = Vec::new();
     while let Some(batch) = stream.next().await {
@@ -1579,7 +1582,7 @@ async fn count_partition(
                 v.add(row, &mut stats.sums[id]);
             }
             if let Some(p) = prev
-                && (same || buf == prev_key)
+                && (same || (hash == prev_hash && buf == prev_key))
             {
                 if p.stratum() == h as usize {
                     prev_row = Some(row);
@@ -1617,6 +1620,7 @@ async fn count_partition(
                 });
             }
             std::mem::swap(&mut prev_key, &mut buf);
+            prev_hash = hash;
         }
         draws.clear();
         shared.drawer.draw_many(&new_keys, &new_ends, &mut draws);
