@@ -335,9 +335,9 @@ impl KeyColumn {
             Kind::U16(a) => each(hashes, nulls, |r| a.value(r).into()),
             Kind::U32(a) => each(hashes, nulls, |r| a.value(r).into()),
             Kind::U64(a) => each(hashes, nulls, |r| a.value(r)),
-            Kind::Utf8(a) => each(hashes, nulls, |r| keyed.strings.hash_one(a.value(r))),
-            Kind::LargeUtf8(a) => each(hashes, nulls, |r| keyed.strings.hash_one(a.value(r))),
-            Kind::Utf8View(a) => each(hashes, nulls, |r| keyed.strings.hash_one(a.value(r))),
+            Kind::Utf8(a) => each(hashes, nulls, |r| keyed.string_word(a.value(r))),
+            Kind::LargeUtf8(a) => each(hashes, nulls, |r| keyed.string_word(a.value(r))),
+            Kind::Utf8View(a) => each(hashes, nulls, |r| keyed.view_word(a, r)),
             Kind::Bool(a) => each(hashes, nulls, |r| a.value(r).into()),
             Kind::Date32(a, _) => each(hashes, nulls, |r| a.value(r) as u64),
             Kind::Date64(a) => each(hashes, nulls, |r| a.value(r).div_euclid(86_400_000) as u64),
@@ -672,6 +672,8 @@ fn mix(h: u64, word: u64) -> u64 {
 pub struct KeyHasher {
     seed: u64,
     strings: foldhash::quality::FixedState,
+    /// The start of a short string's word.
+    short: u64,
 }
 
 impl Default for KeyHasher {
@@ -681,6 +683,7 @@ impl Default for KeyHasher {
         KeyHasher {
             seed: random.hash_one(0u8),
             strings: foldhash::quality::FixedState::with_seed(random.hash_one(1u8)),
+            short: random.hash_one(2u8),
         }
     }
 }
@@ -690,6 +693,44 @@ impl KeyHasher {
     pub fn start(&self, rows: usize, hashes: &mut Vec<u64>) {
         hashes.clear();
         hashes.resize(rows, self.seed);
+    }
+
+    /// The word a string mixes into its key's hash. A string of at most 12
+    /// bytes is read as Arrow lays it out in a view (its length, then its
+    /// bytes, then zeros: 16 bytes) and mixed as two words; a longer one is
+    /// hashed by foldhash. Either way a function of the text alone, whatever
+    /// the array type.
+    fn string_word(&self, s: &str) -> u64 {
+        let len = s.len();
+        if len > 12 {
+            return self.strings.hash_one(s);
+        }
+        let mut view = [0u8; 16];
+        view[..4].copy_from_slice(&(len as u32).to_le_bytes());
+        view[4..4 + len].copy_from_slice(s.as_bytes());
+        self.short_word(u128::from_le_bytes(view))
+    }
+
+    /// [`KeyHasher::string_word`] of string `row` of a view array: a short
+    /// string's word from its view, without reading the string out.
+    fn view_word(&self, a: &StringViewArray, row: usize) -> u64 {
+        let view = a.views()[row];
+        let len = view as u32;
+        if len > 12 {
+            return self.strings.hash_one(a.value(row));
+        }
+        // The bytes after the string, zero as Arrow writes them, masked
+        // to be sure.
+        let kept = 32 + 8 * len;
+        self.short_word(if kept == 128 {
+            view
+        } else {
+            view & ((1 << kept) - 1)
+        })
+    }
+
+    fn short_word(&self, view: u128) -> u64 {
+        mix(mix(self.short, view as u64), (view >> 64) as u64)
     }
 
     /// The top 40 bits of a finished hash (its bits spread by one more
@@ -761,12 +802,15 @@ fn write_f64(v: f64, buf: &mut Vec<u8>) {
 /// double's precision, so no shorter text does — it is Display's text. Zero
 /// is left to the general path (`-0`).
 fn write_cents(v: f64, buf: &mut Vec<u8>) -> bool {
-    let k = (v * 100.0).round();
-    if v == 0.0 || k.abs() >= 1e15 || k / 100.0 != v {
+    // Rounded half away from zero by truncation (`round` is a call into
+    // libm on x86-64's baseline); the test below holds for any integer k.
+    let c = v * 100.0;
+    let k = (c + 0.5f64.copysign(c)) as i64;
+    if v == 0.0 || k.unsigned_abs() >= 1_000_000_000_000_000 || k as f64 / 100.0 != v {
         return false;
     }
-    let cents = k.abs() as u64;
-    if k < 0.0 {
+    let cents = k.unsigned_abs();
+    if k < 0 {
         buf.push(b'-');
     }
     push_u64(cents / 100, buf);
@@ -1527,6 +1571,43 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A string's hash is a function of its text, whatever the array type
+    /// holds it (short strings are read from a view's layout): the same
+    /// strings in every string type hash the same, different ones differ.
+    #[test]
+    fn string_hashes_agree_across_array_types() {
+        let texts: Vec<String> = (0..20)
+            .flat_map(|n| ["", "\0", "é"].map(|tail| format!("{}{tail}", "xy".repeat(n / 2))))
+            .collect();
+        let arrays: [ArrayRef; 4] = [
+            Arc::new(StringArray::from(texts.clone())),
+            Arc::new(LargeStringArray::from(texts.clone())),
+            Arc::new(StringViewArray::from(texts.clone())),
+            Arc::new(DictionaryArray::<I32>::new(
+                Int32Array::from_iter_values((0..texts.len() as i32).rev()),
+                Arc::new(StringViewArray::from_iter_values(texts.iter().rev())),
+            )),
+        ];
+        let keyed = KeyHasher::default();
+        let hashes: Vec<Vec<u64>> = arrays
+            .iter()
+            .map(|a| {
+                let mut hashes = Vec::new();
+                keyed.start(a.len(), &mut hashes);
+                KeyColumn::unit(a.as_ref())
+                    .unwrap()
+                    .hash_into(&keyed, &mut hashes);
+                hashes
+            })
+            .collect();
+        for other in &hashes[1..] {
+            assert_eq!(&hashes[0], other);
+        }
+        let distinct: std::collections::HashSet<&String> = texts.iter().collect();
+        let distinct_hashes: std::collections::HashSet<u64> = hashes[0].iter().copied().collect();
+        assert_eq!(distinct.len(), distinct_hashes.len());
     }
 
     /// Every column of a row key goes into its hash, in order.
