@@ -278,17 +278,21 @@ impl Drawer {
     }
 
     /// The message `D ":" key` padded as RFC 1321 says (`0x80`, zeros,
-    /// the bit length), written to `msg`; its length in blocks.
-    fn padded(&self, key: &[u8], msg: &mut Vec<u8>) -> usize {
+    /// the bit length), written to `msg` (zeros, but for its first
+    /// `LANE_BLOCKS` blocks: no call to memset per key); its length in
+    /// blocks, or None if longer.
+    fn padded(&self, key: &[u8], msg: &mut [u8; LANE_BLOCKS * 64]) -> Option<usize> {
         let n = self.prefix_len + key.len();
         let blocks = (n + 8) / 64 + 1;
-        msg.clear();
-        msg.extend_from_slice(&self.prefix[..self.prefix_len]);
-        msg.extend_from_slice(key);
-        msg.push(0x80);
-        msg.resize(blocks * 64 - 8, 0);
-        msg.extend_from_slice(&(n as u64 * 8).to_le_bytes());
-        blocks
+        if blocks > LANE_BLOCKS {
+            return None;
+        }
+        *msg = [0; LANE_BLOCKS * 64];
+        msg[..20].copy_from_slice(&self.prefix);
+        msg[self.prefix_len..n].copy_from_slice(key);
+        msg[n] = 0x80;
+        msg[blocks * 64 - 8..blocks * 64].copy_from_slice(&(n as u64 * 8).to_le_bytes());
+        Some(blocks)
     }
 
     /// The draws of many keys, `keys[ends[i-1]..ends[i]]` (from 0), appended
@@ -299,14 +303,14 @@ impl Drawer {
         let first = out.len();
         out.resize(first + ends.len(), 0);
         let mut pending: Vec<Pending> = (1..=LANE_BLOCKS).map(Pending::new).collect();
-        let mut msg = Vec::with_capacity(LANE_BLOCKS * 64);
+        let mut msg = [0; LANE_BLOCKS * 64];
         let mut start = 0;
         for (i, &end) in ends.iter().enumerate() {
             let key = &keys[start..end];
             start = end;
             match self.padded(key, &mut msg) {
-                blocks @ 1..=LANE_BLOCKS => pending[blocks - 1].add(&msg, first + i, out),
-                _ => out[first + i] = self.draw(key),
+                Some(blocks) => pending[blocks - 1].add(&msg[..blocks * 64], first + i, out),
+                None => out[first + i] = self.draw(key),
             }
         }
         for p in &mut pending {

@@ -288,7 +288,7 @@ impl KeyColumn {
             Kind::U64(a) => push_u64(a.value(row), buf),
             Kind::Utf8(a) if self.plain => push_offset(a, row, buf),
             Kind::LargeUtf8(a) if self.plain => push_offset(a, row, buf),
-            Kind::Utf8View(a) if self.plain || !view_has_escape(a, row) => push_view(a, row, buf),
+            Kind::Utf8View(a) if push_view(a, row, self.plain, buf) => {}
             Kind::Utf8(a) => self.write_str(a.value(row), buf),
             Kind::LargeUtf8(a) => self.write_str(a.value(row), buf),
             Kind::Utf8View(a) => self.write_str(a.value(row), buf),
@@ -377,10 +377,9 @@ impl KeyColumn {
 /// the separator): one pass over the batch's strings when the column is
 /// prepared, so that the common column is written without a test per value.
 fn needs_escape(kind: &Kind) -> bool {
-    let escaped = |bytes: &[u8]| memchr::memchr2(b'\\', ROW_KEY_SEPARATOR, bytes).is_some();
     match kind {
-        Kind::Utf8(a) => escaped(offset_strings(a)),
-        Kind::LargeUtf8(a) => escaped(offset_strings(a)),
+        Kind::Utf8(a) => has_escape(offset_strings(a)),
+        Kind::LargeUtf8(a) => has_escape(offset_strings(a)),
         // Views are tested one by one as they are written (a pass over
         // them first cost more than it saved).
         Kind::Utf8View(_) => true,
@@ -394,16 +393,17 @@ fn offset_strings<O: OffsetSizeTrait>(a: &GenericStringArray<O>) -> &[u8] {
     &a.value_data()[o[0].as_usize()..o[o.len() - 1].as_usize()]
 }
 
-/// Whether string `row` of a view array holds `\\` or the separator. A
-/// string of at most 12 bytes is inside its view, whose other bytes (the
-/// length, under 13, and zeros) are neither: the view is tested as one word.
-fn view_has_escape(a: &StringViewArray, row: usize) -> bool {
+/// Whether a string holds `\\` or the separator, which a row key escapes.
+fn has_escape(bytes: &[u8]) -> bool {
+    memchr::memchr2(b'\\', ROW_KEY_SEPARATOR, bytes).is_some()
+}
+
+/// Whether the string inside a view of at most 12 bytes holds `\\` or the
+/// separator: the view's other bytes (the length, under 13, and zeros) are
+/// neither, so it is tested as one word.
+fn inline_has_escape(view: u128) -> bool {
     const ONES: u128 = u128::MAX / 255;
     let has_zero_byte = |x: u128| x.wrapping_sub(ONES) & !x & (ONES << 7) != 0;
-    let view = a.views()[row];
-    if view as u32 > 12 {
-        return memchr::memchr2(b'\\', ROW_KEY_SEPARATOR, a.value(row).as_bytes()).is_some();
-    }
     has_zero_byte(view ^ (ONES * u128::from(b'\\')))
         || has_zero_byte(view ^ (ONES * u128::from(ROW_KEY_SEPARATOR)))
 }
@@ -432,23 +432,32 @@ fn push_offset<O: OffsetSizeTrait>(a: &GenericStringArray<O>, row: usize, buf: &
     push_short(&a.value_data()[start..], end - start, buf);
 }
 
-/// Appends string `row` of a view array, unescaped: a string of at most 12
-/// bytes is inside its view, copied as one move of 12.
+/// Appends string `row` of a view array if it needs no escaping (`plain`:
+/// none of the column's does) and returns true, else appends nothing and
+/// returns false. A string of at most 12 bytes is inside its view, tested
+/// and copied as one word.
 #[inline]
-fn push_view(a: &StringViewArray, row: usize, buf: &mut Vec<u8>) {
+fn push_view(a: &StringViewArray, row: usize, plain: bool, buf: &mut Vec<u8>) -> bool {
     let view = a.views()[row];
     let len = view as u32 as usize;
     if len > 12 {
         let buffer = (view >> 64) as u32 as usize;
         let offset = (view >> 96) as u32 as usize;
-        let data = a.data_buffers()[buffer].as_slice();
-        push_short(&data[offset..], len, buf);
-        return;
+        let data = &a.data_buffers()[buffer].as_slice()[offset..];
+        if !plain && has_escape(&data[..len]) {
+            return false;
+        }
+        push_short(data, len, buf);
+        return true;
+    }
+    if !plain && inline_has_escape(view) {
+        return false;
     }
     let at = buf.len();
     let inline: [u8; 16] = view.to_le_bytes();
     buf.extend_from_slice(&inline[4..]);
     buf.truncate(at + len);
+    true
 }
 
 /// Two decimal digits for each of 0..100.
