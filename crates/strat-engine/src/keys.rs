@@ -266,6 +266,7 @@ impl KeyColumn {
     /// Appends the key text of `row` to `buf` (does not clear it).
     ///
     /// In unit mode a NULL is [`KeyError::Null`]; in row mode it is `\N`.
+    #[inline]
     pub fn write(&self, row: usize, buf: &mut Vec<u8>) -> Result<(), KeyError> {
         if self.is_null(row) {
             return if self.row {

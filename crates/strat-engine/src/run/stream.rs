@@ -1480,11 +1480,13 @@ async fn count_partition(
     };
     // Stratum values → id, for the strata this task has met.
     let mut known: HashMap<Vec<u8>, u32, foldhash::fast::RandomState> = HashMap::default();
-    let mut buf = Vec::with_capacity(64);
     let mut prev: Option<UnitEntry> = None;
+    // The previous unit's key text when it came in an earlier batch (in
+    // this batch it is the last of `new_keys`).
     let mut prev_key: Vec<u8> = Vec::with_capacity(64);
-    // The keyed hash of `prev_key`: equal texts have equal hashes, so a
-    // row whose hash differs has another unit, known without comparing.
+    // The keyed hash of the previous unit's text: equal texts have equal
+    // hashes, so a row whose hash differs has another unit, known without
+    // comparing.
     let mut prev_hash = 0u64;
     // The batch's counted rows, their units and strata, while candidates are kept.
     let mut met: Vec<MetRow> = Vec::new();
@@ -1528,21 +1530,29 @@ async fn count_partition(
                 continue;
             }
             let same = prev_row.is_some_and(|p| keys.same_value(p, row));
+            // The row's key text is written where a new unit's goes; taken
+            // back if the row's unit is not new.
+            let start = new_keys.len();
             if !same {
-                buf.clear();
-                keys.write(row, &mut buf);
-                if let Some(kept) = &shared.filters.kept
-                    && !kept.contains(buf.as_slice())
-                {
-                    // Not in `keep units in`: not counted (and not remembered).
-                    continue;
+                keys.write(row, &mut new_keys);
+                let text = &new_keys[start..];
+                let unkept = shared
+                    .filters
+                    .kept
+                    .as_ref()
+                    .is_some_and(|k| !k.contains(text));
+                // Not in `keep units in`: not counted (and not remembered).
+                let excluded = !unkept
+                    && shared
+                        .filters
+                        .excluded
+                        .as_ref()
+                        .is_some_and(|ex| ex.contains(text));
+                if excluded && !stats.excluded.contains(text) {
+                    stats.excluded.insert(text.to_vec());
                 }
-                if let Some(ex) = &shared.filters.excluded
-                    && ex.contains(buf.as_slice())
-                {
-                    if !stats.excluded.contains(buf.as_slice()) {
-                        stats.excluded.insert(buf.clone());
-                    }
+                if unkept || excluded {
+                    new_keys.truncate(start);
                     continue;
                 }
             }
@@ -1581,10 +1591,19 @@ async fn count_partition(
                 }
                 v.add(row, &mut stats.sums[id]);
             }
+            let prev_text = match prev_new {
+                Some(_) => new_ends.len().checked_sub(2).map_or(0, |i| new_ends[i])..start,
+                None => 0..0,
+            };
+            let is_prev = |text: &[u8]| match prev_new {
+                Some(_) => new_keys[prev_text.clone()] == *text,
+                None => prev_key == text,
+            };
             if let Some(p) = prev
-                && (same || (hash == prev_hash && buf == prev_key))
+                && (same || (hash == prev_hash && is_prev(&new_keys[start..])))
             {
                 if p.stratum() == h as usize {
+                    new_keys.truncate(start);
                     prev_row = Some(row);
                     if keeping {
                         let unit = prev_new.map_or(MetUnit::Drawn(p.r), MetUnit::New);
@@ -1599,12 +1618,13 @@ async fn count_partition(
                 // The unit in a second stratum: entered again, so that the
                 // walk over the units finds it (spec §4.1).
                 if same {
-                    buf.clear();
-                    buf.extend_from_slice(&prev_key);
+                    match prev_new {
+                        Some(_) => new_keys.extend_from_within(prev_text),
+                        None => new_keys.extend_from_slice(&prev_key),
+                    }
                 }
             }
             let tag = (shared.hasher.top40(hash) << STRATUM_BITS) | u64::from(h);
-            new_keys.extend_from_slice(&buf);
             new_ends.push(new_keys.len());
             new_tags.push(tag);
             let e = UnitEntry { r: 0, tag };
@@ -1619,8 +1639,13 @@ async fn count_partition(
                     stratum: h,
                 });
             }
-            std::mem::swap(&mut prev_key, &mut buf);
             prev_hash = hash;
+        }
+        // The last unit's text, for the next batch's first rows.
+        if prev_new.is_some() {
+            let from = new_ends.len().checked_sub(2).map_or(0, |i| new_ends[i]);
+            prev_key.clear();
+            prev_key.extend_from_slice(&new_keys[from..]);
         }
         draws.clear();
         shared.drawer.draw_many(&new_keys, &new_ends, &mut draws);
