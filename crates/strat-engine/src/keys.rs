@@ -7,8 +7,10 @@
 //! row (the buffer only grows until it fits the longest key). The per-type
 //! dispatch is done once per column: [`KeyColumn::unit`] / [`KeyColumn::row`]
 //! (and [`RowKeys`]) resolve the Arrow type into a typed accessor, and
-//! [`KeyColumn::write`] is then a plain match plus formatting. Integers use
-//! `itoa`, dates and timestamps are formatted by hand.
+//! [`KeyColumn::write`] is then a plain match plus formatting. Integers are
+//! written in place two digits at a time, short strings copied as one fixed
+//! move (a call to memcpy per value of a few bytes cost more than the
+//! value), dates and timestamps formatted by hand.
 //! [`write_key`] and [`write_row_key`] are one-row conveniences that redo the
 //! dispatch on every call.
 //!
