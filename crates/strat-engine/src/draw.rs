@@ -278,9 +278,9 @@ impl Drawer {
     }
 
     /// The message `D ":" key` padded as RFC 1321 says (`0x80`, zeros,
-    /// the bit length), written to `msg` (zeros, but for its first
-    /// `LANE_BLOCKS` blocks: no call to memset per key); its length in
-    /// blocks, or None if longer.
+    /// the bit length), written over `msg` (a fixed-size array: zeroed and
+    /// filled without a call to memset per key); its length in blocks, or
+    /// None if longer than [`LANE_BLOCKS`].
     fn padded(&self, key: &[u8], msg: &mut [u8; LANE_BLOCKS * 64]) -> Option<usize> {
         let n = self.prefix_len + key.len();
         let blocks = (n + 8) / 64 + 1;

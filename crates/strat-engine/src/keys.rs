@@ -233,7 +233,7 @@ impl KeyColumn {
             _ => unreachable!("checked by is_row_key_type"),
         };
         Ok(KeyColumn {
-            plain: !row || !needs_escape(&kind),
+            plain: !row || !may_need_escape(&kind),
             kind,
             nulls: array.logical_nulls(),
             row,
@@ -376,10 +376,11 @@ impl KeyColumn {
     }
 }
 
-/// Whether some string of a column holds a byte a row key escapes (`\\` or
-/// the separator): one pass over the batch's strings when the column is
+/// Whether some string of a column may hold a byte a row key escapes (`\\`
+/// or the separator): one pass over the batch's strings when the column is
 /// prepared, so that the common column is written without a test per value.
-fn needs_escape(kind: &Kind) -> bool {
+/// Views are not scanned (true: each is tested as it is written).
+fn may_need_escape(kind: &Kind) -> bool {
     match kind {
         Kind::Utf8(a) => has_escape(offset_strings(a)),
         Kind::LargeUtf8(a) => has_escape(offset_strings(a)),
@@ -402,8 +403,10 @@ fn has_escape(bytes: &[u8]) -> bool {
 }
 
 /// Whether the string inside a view of at most 12 bytes holds `\\` or the
-/// separator: the view's other bytes (the length, under 13, and zeros) are
-/// neither, so it is tested as one word.
+/// separator: the view's other bytes (the length, under 13, and the zeros
+/// Arrow pads with) are neither, so it is tested as one word. Were the
+/// padding not zeros, a false alarm would only send the string to the
+/// general path ([`KeyColumn::write_str`]).
 fn inline_has_escape(view: u128) -> bool {
     const ONES: u128 = u128::MAX / 255;
     let has_zero_byte = |x: u128| x.wrapping_sub(ONES) & !x & (ONES << 7) != 0;
@@ -417,9 +420,8 @@ fn inline_has_escape(view: u128) -> bool {
 #[inline(always)]
 fn push_short(window: &[u8], len: usize, buf: &mut Vec<u8>) {
     let at = buf.len();
-    match window.get(..16) {
+    match window.first_chunk::<16>() {
         Some(block) if len <= 16 => {
-            let block: &[u8; 16] = block.try_into().unwrap_or(&[0; 16]);
             buf.extend_from_slice(block);
             buf.truncate(at + len);
         }

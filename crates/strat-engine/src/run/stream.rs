@@ -1592,7 +1592,7 @@ async fn count_partition(
                 v.add(row, &mut stats.sums[id]);
             }
             let prev_text = match prev_new {
-                Some(_) => new_ends.len().checked_sub(2).map_or(0, |i| new_ends[i])..start,
+                Some(_) => last_key_start(&new_ends)..start,
                 None => 0..0,
             };
             let is_prev = |text: &[u8]| match prev_new {
@@ -1643,9 +1643,8 @@ async fn count_partition(
         }
         // The last unit's text, for the next batch's first rows.
         if prev_new.is_some() {
-            let from = new_ends.len().checked_sub(2).map_or(0, |i| new_ends[i]);
             prev_key.clear();
-            prev_key.extend_from_slice(&new_keys[from..]);
+            prev_key.extend_from_slice(&new_keys[last_key_start(&new_ends)..]);
         }
         draws.clear();
         shared.drawer.draw_many(&new_keys, &new_ends, &mut draws);
@@ -1697,6 +1696,12 @@ async fn count_partition(
     // Each task sorts its own units, so the tasks sort at once.
     stats.units.compact();
     Ok(stats)
+}
+
+/// Where the last key text of a key arena starts (`ends` as
+/// [`crate::draw::Drawer::draw_many`] takes them).
+fn last_key_start(ends: &[usize]) -> usize {
+    ends.len().checked_sub(2).map_or(0, |i| ends[i])
 }
 
 /// The units after the counting pass: in memory, or in sorted runs on disk.
