@@ -23,7 +23,7 @@ use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use md5::{Digest, Md5};
-use wide::u32x8;
+use strat_md5_lanes::{Block, LANES};
 
 use crate::keys::{KeyColumn, KeyError, RowKeys, is_unit_key_type};
 
@@ -36,149 +36,10 @@ pub struct Drawer {
     prefix_len: usize,
 }
 
-/// MD5's initial state (RFC 1321).
-const MD5_INIT: [u32; 4] = [0x6745_2301, 0xefcd_ab89, 0x98ba_dcfe, 0x1032_5476];
-
-/// Keys hashed side by side by [`Drawer::draw_many`].
-pub const LANES: usize = 8;
-
-/// MD5's per-step constants (RFC 1321).
-const MD5_K: [u32; 64] = [
-    0xd76a_a478,
-    0xe8c7_b756,
-    0x2420_70db,
-    0xc1bd_ceee,
-    0xf57c_0faf,
-    0x4787_c62a,
-    0xa830_4613,
-    0xfd46_9501,
-    0x6980_98d8,
-    0x8b44_f7af,
-    0xffff_5bb1,
-    0x895c_d7be,
-    0x6b90_1122,
-    0xfd98_7193,
-    0xa679_438e,
-    0x49b4_0821,
-    0xf61e_2562,
-    0xc040_b340,
-    0x265e_5a51,
-    0xe9b6_c7aa,
-    0xd62f_105d,
-    0x0244_1453,
-    0xd8a1_e681,
-    0xe7d3_fbc8,
-    0x21e1_cde6,
-    0xc337_07d6,
-    0xf4d5_0d87,
-    0x455a_14ed,
-    0xa9e3_e905,
-    0xfcef_a3f8,
-    0x676f_02d9,
-    0x8d2a_4c8a,
-    0xfffa_3942,
-    0x8771_f681,
-    0x6d9d_6122,
-    0xfde5_380c,
-    0xa4be_ea44,
-    0x4bde_cfa9,
-    0xf6bb_4b60,
-    0xbebf_bc70,
-    0x289b_7ec6,
-    0xeaa1_27fa,
-    0xd4ef_3085,
-    0x0488_1d05,
-    0xd9d4_d039,
-    0xe6db_99e5,
-    0x1fa2_7cf8,
-    0xc4ac_5665,
-    0xf429_2244,
-    0x432a_ff97,
-    0xab94_23a7,
-    0xfc93_a039,
-    0x655b_59c3,
-    0x8f0c_cc92,
-    0xffef_f47d,
-    0x8584_5dd1,
-    0x6fa8_7e4f,
-    0xfe2c_e6e0,
-    0xa301_4314,
-    0x4e08_11a1,
-    0xf753_7e82,
-    0xbd3a_f235,
-    0x2ad7_d2bb,
-    0xeb86_d391,
-];
-
 /// A draw from the first two words of an MD5 state: the first 8 digest
 /// bytes (little-endian words), read big-endian.
 fn draw_of(a: u32, b: u32) -> u64 {
     (u64::from(a.swap_bytes()) << 32) | u64::from(b.swap_bytes())
-}
-
-type Lanes = [u32; LANES];
-
-/// One MD5 block of each of [`LANES`] messages at once (`m[word][lane]`),
-/// compressed into their states (`state[register][lane]`): every step runs
-/// on all lanes as one SIMD vector (`wide`'s `u32x8`: two SSE2 registers on
-/// any x86-64, one AVX2 register where the build enables it) with a
-/// branch-free round function (RFC 1321's steps, registers renamed instead
-/// of moved). Eight independent messages fill the vector lanes; the steps of
-/// one message depend on each other.
-fn compress_lanes(state: &mut [Lanes; 4], m: &[Lanes; 16]) {
-    #[inline(always)]
-    fn step<const S: u32>(
-        a: &mut u32x8,
-        b: u32x8,
-        c: u32x8,
-        d: u32x8,
-        m: u32x8,
-        k: u32,
-        f: impl Fn(u32x8, u32x8, u32x8) -> u32x8,
-    ) {
-        let t = *a + f(b, c, d) + u32x8::splat(k) + m;
-        *a = b + (t.unbounded_shl_scalar(S) | t.unbounded_shr_scalar(32 - S));
-    }
-    // The round functions in forms with one operation fewer (no NOT where
-    // an XOR does): F = d ^ (b & (c ^ d)), G = c ^ (d & (b ^ c)).
-    let ff = |b: u32x8, c: u32x8, d: u32x8| d ^ (b & (c ^ d));
-    let gg = |b: u32x8, c: u32x8, d: u32x8| c ^ (d & (b ^ c));
-    let hh = |b: u32x8, c: u32x8, d: u32x8| b ^ c ^ d;
-    let ii = |b: u32x8, c: u32x8, d: u32x8| c ^ (b | (d ^ u32x8::splat(u32::MAX)));
-    let m: [u32x8; 16] = m.map(u32x8::new);
-    let start = state.map(u32x8::new);
-    let [mut a, mut b, mut c, mut d] = start;
-    let k = &MD5_K;
-    for i in (0..16).step_by(4) {
-        step::<7>(&mut a, b, c, d, m[i], k[i], ff);
-        step::<12>(&mut d, a, b, c, m[i + 1], k[i + 1], ff);
-        step::<17>(&mut c, d, a, b, m[i + 2], k[i + 2], ff);
-        step::<22>(&mut b, c, d, a, m[i + 3], k[i + 3], ff);
-    }
-    for i in (16..32).step_by(4) {
-        let g = |i: usize| (5 * i + 1) % 16;
-        step::<5>(&mut a, b, c, d, m[g(i)], k[i], gg);
-        step::<9>(&mut d, a, b, c, m[g(i + 1)], k[i + 1], gg);
-        step::<14>(&mut c, d, a, b, m[g(i + 2)], k[i + 2], gg);
-        step::<20>(&mut b, c, d, a, m[g(i + 3)], k[i + 3], gg);
-    }
-    for i in (32..48).step_by(4) {
-        let g = |i: usize| (3 * i + 5) % 16;
-        step::<4>(&mut a, b, c, d, m[g(i)], k[i], hh);
-        step::<11>(&mut d, a, b, c, m[g(i + 1)], k[i + 1], hh);
-        step::<16>(&mut c, d, a, b, m[g(i + 2)], k[i + 2], hh);
-        step::<23>(&mut b, c, d, a, m[g(i + 3)], k[i + 3], hh);
-    }
-    for i in (48..64).step_by(4) {
-        let g = |i: usize| (7 * i) % 16;
-        step::<6>(&mut a, b, c, d, m[g(i)], k[i], ii);
-        step::<10>(&mut d, a, b, c, m[g(i + 1)], k[i + 1], ii);
-        step::<15>(&mut c, d, a, b, m[g(i + 2)], k[i + 2], ii);
-        step::<21>(&mut b, c, d, a, m[g(i + 3)], k[i + 3], ii);
-    }
-    for ((s, v), w) in state.iter_mut().zip([a, b, c, d]).zip(start) {
-        *s = (v + w).to_array();
-    }
 }
 
 /// Keys whose message is longer than this many MD5 blocks are hashed one
@@ -189,7 +50,7 @@ const LANE_BLOCKS: usize = 4;
 /// be compressed side by side.
 struct Pending {
     /// `words[block][word][lane]`.
-    words: Vec<[Lanes; 16]>,
+    words: Vec<Block>,
     /// Where each lane's draw goes in the output.
     places: [usize; LANES],
     filled: usize,
@@ -225,9 +86,9 @@ impl Pending {
         if self.filled == 0 {
             return;
         }
-        let mut state = MD5_INIT.map(|w| [w; LANES]);
+        let mut state = strat_md5_lanes::INIT;
         for block in &self.words {
-            compress_lanes(&mut state, block);
+            strat_md5_lanes::compress(&mut state, block);
         }
         for (l, &place) in self.places[..self.filled].iter().enumerate() {
             out[place] = draw_of(state[0][l], state[1][l]);
@@ -272,7 +133,7 @@ impl Drawer {
     /// compressed once, with no hasher state to copy.
     fn draw_one_block(&self, key: &[u8]) -> Option<u64> {
         let block = self.one_block(key)?;
-        let mut state = MD5_INIT;
+        let mut state = strat_md5_lanes::IV;
         md5::block_api::compress(&mut state, &[block]);
         Some(draw_of(state[0], state[1]))
     }
@@ -497,7 +358,7 @@ mod tests {
                     ends.push(keys.len());
                 }
             }
-            for take in [0, 1, 7, 8, 9, ends.len()] {
+            for take in [0, 1, LANES - 1, LANES, LANES + 1, ends.len()] {
                 let mut out = vec![42];
                 drawer.draw_many(&keys, &ends[..take], &mut out);
                 assert_eq!(out.len(), take + 1);
