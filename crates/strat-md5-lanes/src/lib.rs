@@ -2,13 +2,16 @@
 //!
 //! strat draws one md5 per unit or row (docs/spec.md §6); the steps of one
 //! message depend on each other, so speed comes from hashing many messages
-//! side by side, one per vector lane. The same lane code is compiled three
-//! times: for AVX-512 (one 512-bit register per step, a rotate and a
-//! three-input logic instruction), for AVX2 (two 256-bit registers) and for
-//! baseline x86-64 or any other target (what the build allows). [`compress`]
-//! picks the widest the CPU has at run time, so one binary runs everywhere
-//! and runs fast where it can. The lane code is plain arrays that the
-//! compiler vectorises for whichever instructions its caller enables.
+//! side by side, one per vector lane. Three [`Backend`]s share one schedule
+//! of the 64 steps (`md5_steps!`): plain loops over the lanes compiled for
+//! AVX-512 (one 512-bit register per step, with a rotate and a three-input
+//! logic instruction) and for AVX2 (two 256-bit registers), and, for any
+//! other CPU, `wide`'s 8-lane vectors (SSE2 on any x86-64) over the two
+//! halves of the lanes. [`compress`] picks the widest the CPU has at run
+//! time, so one binary runs everywhere and fast where it can. Measured with
+//! `cargo run --release -p strat-md5-lanes --example throughput`.
+
+use wide::u32x8;
 
 /// Messages hashed side by side.
 pub const LANES: usize = 16;
@@ -37,50 +40,150 @@ pub const INIT: State = [
 /// Compresses one block of every lane's message into its state, with the
 /// widest vectors this CPU has.
 pub fn compress(state: &mut State, block: &Block) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512vl")
-        {
-            // SAFETY: the CPU has AVX-512F and AVX-512VL (checked above).
-            #[allow(unsafe_code)]
-            unsafe {
-                x86::compress_avx512(state, block)
-            };
-            return;
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2 (checked above).
-            #[allow(unsafe_code)]
-            unsafe {
-                x86::compress_avx2(state, block)
-            };
-            return;
+    Backend::best().compress(state, block);
+}
+
+/// One compiled form of the lane code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// 512-bit registers, with rotate and three-input logic instructions.
+    Avx512,
+    /// 256-bit registers.
+    Avx2,
+    /// What the build's target allows everywhere (SSE2 on x86-64).
+    Portable,
+}
+
+impl Backend {
+    /// The backends this CPU runs, widest first (the last is always
+    /// [`Backend::Portable`]).
+    pub fn available() -> Vec<Backend> {
+        [Backend::Avx512, Backend::Avx2, Backend::Portable]
+            .into_iter()
+            .filter(|b| b.runs_here())
+            .collect()
+    }
+
+    /// The widest backend this CPU runs.
+    pub fn best() -> Backend {
+        if Backend::Avx512.runs_here() {
+            Backend::Avx512
+        } else if Backend::Avx2.runs_here() {
+            Backend::Avx2
+        } else {
+            Backend::Portable
         }
     }
-    compress_lanes(state, block);
+
+    /// Whether this CPU has the instructions this backend is compiled for
+    /// (the standard library asks the CPU once and caches the answer).
+    pub fn runs_here(self) -> bool {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx512 => {
+                std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512vl")
+            }
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
+            Backend::Portable => true,
+            #[cfg(not(target_arch = "x86_64"))]
+            Backend::Avx512 | Backend::Avx2 => false,
+        }
+    }
+
+    /// Compresses with this backend; one the CPU lacks
+    /// ([`Backend::runs_here`] is false) runs the portable code instead.
+    pub fn compress(self, state: &mut State, block: &Block) {
+        #[cfg(target_arch = "x86_64")]
+        match self {
+            // SAFETY: the CPU has AVX-512F and AVX-512VL (`runs_here`).
+            #[allow(unsafe_code)]
+            Backend::Avx512 if self.runs_here() => unsafe { x86::compress_avx512(state, block) },
+            // SAFETY: the CPU has AVX2 (`runs_here`).
+            #[allow(unsafe_code)]
+            Backend::Avx2 if self.runs_here() => unsafe { x86::compress_avx2(state, block) },
+            _ => compress_halves(state, block),
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        compress_halves(state, block);
+    }
+}
+
+/// The portable form: the lanes as two halves of 8 in `wide`'s `u32x8`
+/// (two SSE2 registers on any x86-64). Plain loops are not vectorised for
+/// SSE2 (it has no rotate, and the compiler keeps them scalar), and 16 lanes
+/// of the four state words would take all sixteen registers.
+fn compress_halves(state: &mut State, block: &Block) {
+    const HALF: usize = LANES / 2;
+    for half in [0, HALF] {
+        let lanes = |w: &Lanes| u32x8::new(std::array::from_fn(|i| w[half + i]));
+        let mut part = state.each_ref().map(lanes);
+        compress_wide(&mut part, &block.each_ref().map(lanes));
+        for (s, p) in state.iter_mut().zip(part) {
+            s[half..half + HALF].copy_from_slice(&p.to_array());
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{Block, State, compress_lanes};
+    use super::{Block, State, compress_rounds};
 
     #[target_feature(enable = "avx512f,avx512vl")]
     pub(crate) fn compress_avx512(state: &mut State, block: &Block) {
-        compress_lanes(state, block);
+        compress_rounds(state, block);
     }
 
     #[target_feature(enable = "avx2")]
     pub(crate) fn compress_avx2(state: &mut State, block: &Block) {
-        compress_lanes(state, block);
+        compress_rounds(state, block);
     }
 }
 
-/// RFC 1321's steps on every lane, registers renamed instead of moved; the
-/// round functions in forms with one operation fewer (no NOT where an XOR
-/// does): F = d ^ (b & (c ^ d)), G = c ^ (d & (b ^ c)).
+/// RFC 1321's 64 steps, registers renamed instead of moved: `$step` is
+/// called as `$step::<S>(&mut a, b, c, d, m[word], K[i], f)`, so each
+/// backend writes one step its own way and shares the schedule.
+macro_rules! md5_steps {
+    ($step:ident, $a:ident, $b:ident, $c:ident, $d:ident, $m:ident, $f:ident, $g:ident, $h:ident, $i:ident) => {
+        let k = &K;
+        for i in (0..16).step_by(4) {
+            $step::<7>(&mut $a, &$b, &$c, &$d, &$m[i], k[i], &$f);
+            $step::<12>(&mut $d, &$a, &$b, &$c, &$m[i + 1], k[i + 1], &$f);
+            $step::<17>(&mut $c, &$d, &$a, &$b, &$m[i + 2], k[i + 2], &$f);
+            $step::<22>(&mut $b, &$c, &$d, &$a, &$m[i + 3], k[i + 3], &$f);
+        }
+        for i in (16..32).step_by(4) {
+            let w = |i: usize| (5 * i + 1) % 16;
+            $step::<5>(&mut $a, &$b, &$c, &$d, &$m[w(i)], k[i], &$g);
+            $step::<9>(&mut $d, &$a, &$b, &$c, &$m[w(i + 1)], k[i + 1], &$g);
+            $step::<14>(&mut $c, &$d, &$a, &$b, &$m[w(i + 2)], k[i + 2], &$g);
+            $step::<20>(&mut $b, &$c, &$d, &$a, &$m[w(i + 3)], k[i + 3], &$g);
+        }
+        for i in (32..48).step_by(4) {
+            let w = |i: usize| (3 * i + 5) % 16;
+            $step::<4>(&mut $a, &$b, &$c, &$d, &$m[w(i)], k[i], &$h);
+            $step::<11>(&mut $d, &$a, &$b, &$c, &$m[w(i + 1)], k[i + 1], &$h);
+            $step::<16>(&mut $c, &$d, &$a, &$b, &$m[w(i + 2)], k[i + 2], &$h);
+            $step::<23>(&mut $b, &$c, &$d, &$a, &$m[w(i + 3)], k[i + 3], &$h);
+        }
+        for i in (48..64).step_by(4) {
+            let w = |i: usize| (7 * i) % 16;
+            $step::<6>(&mut $a, &$b, &$c, &$d, &$m[w(i)], k[i], &$i);
+            $step::<10>(&mut $d, &$a, &$b, &$c, &$m[w(i + 1)], k[i + 1], &$i);
+            $step::<15>(&mut $c, &$d, &$a, &$b, &$m[w(i + 2)], k[i + 2], &$i);
+            $step::<21>(&mut $b, &$c, &$d, &$a, &$m[w(i + 3)], k[i + 3], &$i);
+        }
+    };
+}
+
+/// The steps on plain arrays of lanes, each step one loop over them, which
+/// the compiler makes vector instructions of its caller's instruction set
+/// (AVX-512 or AVX2). The round functions in forms with one operation
+/// fewer (no NOT where an XOR does): F = d ^ (b & (c ^ d)),
+/// G = c ^ (d & (b ^ c)).
 #[inline(always)]
-fn compress_lanes(state: &mut State, m: &Block) {
+fn compress_rounds(state: &mut State, m: &Block) {
     #[inline(always)]
     fn step<const S: u32>(
         a: &mut Lanes,
@@ -89,10 +192,8 @@ fn compress_lanes(state: &mut State, m: &Block) {
         d: &Lanes,
         m: &Lanes,
         k: u32,
-        f: impl Fn(u32, u32, u32) -> u32,
+        f: &impl Fn(u32, u32, u32) -> u32,
     ) {
-        // A plain loop over the lanes: the compiler makes it vector
-        // instructions of the caller's instruction set.
         for i in 0..LANES {
             let t = a[i]
                 .wrapping_add(f(b[i], c[i], d[i]))
@@ -106,38 +207,37 @@ fn compress_lanes(state: &mut State, m: &Block) {
     let hh = |b: u32, c: u32, d: u32| b ^ c ^ d;
     let ii = |b: u32, c: u32, d: u32| c ^ (b | !d);
     let [mut a, mut b, mut c, mut d] = *state;
-    let k = &K;
-    for i in (0..16).step_by(4) {
-        step::<7>(&mut a, &b, &c, &d, &m[i], k[i], ff);
-        step::<12>(&mut d, &a, &b, &c, &m[i + 1], k[i + 1], ff);
-        step::<17>(&mut c, &d, &a, &b, &m[i + 2], k[i + 2], ff);
-        step::<22>(&mut b, &c, &d, &a, &m[i + 3], k[i + 3], ff);
-    }
-    for i in (16..32).step_by(4) {
-        let g = |i: usize| (5 * i + 1) % 16;
-        step::<5>(&mut a, &b, &c, &d, &m[g(i)], k[i], gg);
-        step::<9>(&mut d, &a, &b, &c, &m[g(i + 1)], k[i + 1], gg);
-        step::<14>(&mut c, &d, &a, &b, &m[g(i + 2)], k[i + 2], gg);
-        step::<20>(&mut b, &c, &d, &a, &m[g(i + 3)], k[i + 3], gg);
-    }
-    for i in (32..48).step_by(4) {
-        let g = |i: usize| (3 * i + 5) % 16;
-        step::<4>(&mut a, &b, &c, &d, &m[g(i)], k[i], hh);
-        step::<11>(&mut d, &a, &b, &c, &m[g(i + 1)], k[i + 1], hh);
-        step::<16>(&mut c, &d, &a, &b, &m[g(i + 2)], k[i + 2], hh);
-        step::<23>(&mut b, &c, &d, &a, &m[g(i + 3)], k[i + 3], hh);
-    }
-    for i in (48..64).step_by(4) {
-        let g = |i: usize| (7 * i) % 16;
-        step::<6>(&mut a, &b, &c, &d, &m[g(i)], k[i], ii);
-        step::<10>(&mut d, &a, &b, &c, &m[g(i + 1)], k[i + 1], ii);
-        step::<15>(&mut c, &d, &a, &b, &m[g(i + 2)], k[i + 2], ii);
-        step::<21>(&mut b, &c, &d, &a, &m[g(i + 3)], k[i + 3], ii);
-    }
+    md5_steps!(step, a, b, c, d, m, ff, gg, hh, ii);
     for (s, v) in state.iter_mut().zip([a, b, c, d]) {
         for i in 0..LANES {
             s[i] = s[i].wrapping_add(v[i]);
         }
+    }
+}
+
+/// The same steps on `wide`'s `u32x8`, for [`compress_halves`].
+fn compress_wide(state: &mut [u32x8; 4], m: &[u32x8; 16]) {
+    #[inline(always)]
+    fn step<const S: u32>(
+        a: &mut u32x8,
+        b: &u32x8,
+        c: &u32x8,
+        d: &u32x8,
+        m: &u32x8,
+        k: u32,
+        f: &impl Fn(u32x8, u32x8, u32x8) -> u32x8,
+    ) {
+        let t = *a + f(*b, *c, *d) + u32x8::splat(k) + *m;
+        *a = *b + (t.unbounded_shl_scalar(S) | t.unbounded_shr_scalar(32 - S));
+    }
+    let ff = |b: u32x8, c: u32x8, d: u32x8| d ^ (b & (c ^ d));
+    let gg = |b: u32x8, c: u32x8, d: u32x8| c ^ (d & (b ^ c));
+    let hh = |b: u32x8, c: u32x8, d: u32x8| b ^ c ^ d;
+    let ii = |b: u32x8, c: u32x8, d: u32x8| c ^ (b | (d ^ u32x8::splat(u32::MAX)));
+    let [mut a, mut b, mut c, mut d] = *state;
+    md5_steps!(step, a, b, c, d, m, ff, gg, hh, ii);
+    for (s, v) in state.iter_mut().zip([a, b, c, d]) {
+        *s += v;
     }
 }
 
@@ -243,8 +343,9 @@ mod tests {
         state
     }
 
-    /// Runs every compression this CPU can run over the same blocks.
-    fn every_backend(blocks: &[Block]) -> Vec<(&'static str, State)> {
+    /// Runs every backend this CPU runs, and the dispatched `compress`,
+    /// over the same blocks.
+    fn every_backend(blocks: &[Block]) -> Vec<(String, State)> {
         let run = |f: &dyn Fn(&mut State, &Block)| {
             let mut state = INIT;
             for b in blocks {
@@ -252,25 +353,11 @@ mod tests {
             }
             state
         };
-        let mut out = vec![
-            ("portable", run(&compress_lanes)),
-            ("dispatched", run(&compress)),
-        ];
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU has AVX2 (checked above).
-                #[allow(unsafe_code)]
-                out.push(("avx2", run(&|s, b| unsafe { x86::compress_avx2(s, b) })));
-            }
-            if std::arch::is_x86_feature_detected!("avx512f")
-                && std::arch::is_x86_feature_detected!("avx512vl")
-            {
-                // SAFETY: the CPU has AVX-512F and AVX-512VL (checked above).
-                #[allow(unsafe_code)]
-                out.push(("avx512", run(&|s, b| unsafe { x86::compress_avx512(s, b) })));
-            }
-        }
+        let mut out: Vec<(String, State)> = Backend::available()
+            .into_iter()
+            .map(|b| (format!("{b:?}"), run(&|s, x| b.compress(s, x))))
+            .collect();
+        out.push(("dispatched".into(), run(&compress)));
         out
     }
 
