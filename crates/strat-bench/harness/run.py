@@ -636,6 +636,9 @@ def main() -> None:
     ap.add_argument("--results", default="target/strat-bench/results.md", help="the markdown report (JSON beside it)")
     ap.add_argument("--quick", action="store_true", help="100k rows, 1 run, no warm-up: a smoke test")
     ap.add_argument("--no-check", action="store_true", help="skip the output checks")
+    ap.add_argument("--interleave", action="store_true",
+                    help="run every variant once per round, round after round (ratios between tasks "
+                         "robust to the machine's speed drifting), instead of each variant's runs together")
     ap.add_argument("--export", action="store_true",
                     help="also run strat's SQL export (`strat sql`) on each SQL peer (duckdb-export, spark-export)")
     a = ap.parse_args()
@@ -696,9 +699,9 @@ def main() -> None:
             events_rows[rows] = (ev_rows, event_members)
         if "strat" in engines and not a.no_floors:
             kernels[rows] = kernel_cost((REPO / a.draw_cost).resolve(), members, rows)
+        jobs = []
         for task in tasks:
             n = task_n(task, rows, event_members)
-            pop = None
             for variant in variants:
                 if not runs_task(variant, task):
                     continue
@@ -714,44 +717,73 @@ def main() -> None:
                     log(f"{rows:>11,} {task} {variant:<15} {rec['check']}")
                     results.append(rec)
                     continue
-                for i in range(a.warmup + a.runs):
-                    if out.is_dir():
-                        shutil.rmtree(out)
-                    elif out.exists():
-                        out.unlink()
-                    res = measure(cmd, d / f"{variant}.log", timeout, poll_tree=poll)
-                    if res["rc"] != 0 or res["timed_out"]:
-                        rec["status"], rec["check"] = failure(res, d / f"{variant}.stderr", timeout)
-                        rec["fail_wall"], rec["fail_rss"] = res["wall"], res["rss"]
-                        rec["ok_runs"] = 0
-                        if rec["status"] in ("timeout", "killed"):
-                            gave_up[(task, variant)] = (rows, rec["status"])
-                        break
-                    if i >= a.warmup:
-                        rec["walls"].append(res["wall"])
-                        rec["rss"].append(res["rss"])
-                        rec["inner"].append(res["inner"])
-                        rec["ok_runs"] += 1
-                if rec["ok_runs"]:
-                    if variant.endswith(("-scan", "-draw")):
-                        rec["check"] = "(floor)"
-                    elif a.no_check:
-                        rec["check"] = "(not checked)"
-                    else:
-                        try:
-                            if pop is None:
-                                pop = population(con, task, members, events)
-                            rec["check"] = check(con, task, variant, out, pop, n, members, events)
-                        except Exception as e:  # an unreadable output is a failed check, not a crashed harness
-                            rec["check"] = f"check failed: {type(e).__name__}: {e}"[:300]
-                    log(f"{rows:>11,} {task} {variant:<15} median {statistics.median(rec['walls']):7.2f} s  "
-                        f"peak {max(rec['rss']) / 2**20:7.0f} MB  {rec['check']}")
+                jobs.append({"rec": rec, "cmd": cmd, "poll": poll, "out": out, "dir": d, "failed": False})
+        populations = {}
+
+        def finish(job):
+            rec, task, variant = job["rec"], job["rec"]["task"], job["rec"]["variant"]
+            if rec["ok_runs"]:
+                if variant.endswith(("-scan", "-draw")):
+                    rec["check"] = "(floor)"
+                elif a.no_check:
+                    rec["check"] = "(not checked)"
                 else:
-                    rss = f"peak {rec['fail_rss'] / 2**20:.0f} MB  " if rec.get("fail_rss") else ""
-                    log(f"{rows:>11,} {task} {variant:<15} {rec['status'].upper()} {rss}{rec['check']}")
-                results.append(rec)
-                write_report(results, a, rows_list, tasks, events_rows, strat_bin, final=False, kernels=kernels)
+                    try:
+                        if task not in populations:
+                            populations[task] = population(con, task, members, events)
+                        rec["check"] = check(con, task, variant, job["out"], populations[task], rec["n"], members, events)
+                    except Exception as e:  # an unreadable output is a failed check, not a crashed harness
+                        rec["check"] = f"check failed: {type(e).__name__}: {e}"[:300]
+                log(f"{rows:>11,} {task} {variant:<15} median {statistics.median(rec['walls']):7.2f} s  "
+                    f"peak {max(rec['rss']) / 2**20:7.0f} MB  {rec['check']}")
+            else:
+                rss = f"peak {rec['fail_rss'] / 2**20:.0f} MB  " if rec.get("fail_rss") else ""
+                log(f"{rows:>11,} {task} {variant:<15} {rec['status'].upper()} {rss}{rec['check']}")
+            results.append(rec)
+            write_report(results, a, rows_list, tasks, events_rows, strat_bin, final=False, kernels=kernels)
+
+        rounds = a.warmup + a.runs
+        if a.interleave:
+            # Round after round, each variant once per round: a drift of the
+            # machine's speed weighs on every variant alike, not on the last.
+            for i in range(rounds):
+                for job in jobs:
+                    if not job["failed"]:
+                        run_once(job, i, a, timeout, gave_up)
+            for job in jobs:
+                finish(job)
+        else:
+            for job in jobs:
+                for i in range(rounds):
+                    if job["failed"]:
+                        break
+                    run_once(job, i, a, timeout, gave_up)
+                finish(job)
     write_report(results, a, rows_list, tasks, events_rows, strat_bin, final=True, kernels=kernels)
+
+
+def run_once(job: dict, i: int, a, timeout, gave_up: dict) -> None:
+    """One run of a variant (the first a.warmup runs are not counted); a
+    failed run ends the variant with its status."""
+    rec, out = job["rec"], job["out"]
+    if out.is_dir():
+        shutil.rmtree(out)
+    elif out.exists():
+        out.unlink()
+    res = measure(job["cmd"], job["dir"] / f"{rec['variant']}.log", timeout, poll_tree=job["poll"])
+    if res["rc"] != 0 or res["timed_out"]:
+        rec["status"], rec["check"] = failure(res, job["dir"] / f"{rec['variant']}.stderr", timeout)
+        rec["fail_wall"], rec["fail_rss"] = res["wall"], res["rss"]
+        rec["ok_runs"] = 0
+        if rec["status"] in ("timeout", "killed"):
+            gave_up[(rec["task"], rec["variant"])] = (rec["rows"], rec["status"])
+        job["failed"] = True
+        return
+    if i >= a.warmup:
+        rec["walls"].append(res["wall"])
+        rec["rss"].append(res["rss"])
+        rec["inner"].append(res["inner"])
+        rec["ok_runs"] += 1
 
 
 def write_report(results, a, rows_list, tasks, events_rows, strat_bin, final: bool, kernels: dict) -> None:
