@@ -182,6 +182,7 @@ macro_rules! md5_steps {
 /// (AVX-512 or AVX2). The round functions in forms with one operation
 /// fewer (no NOT where an XOR does): F = d ^ (b & (c ^ d)),
 /// G = c ^ (d & (b ^ c)).
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn compress_rounds(state: &mut State, m: &Block) {
     #[inline(always)]
