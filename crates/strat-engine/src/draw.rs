@@ -23,7 +23,7 @@ use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use md5::{Digest, Md5};
-use strat_md5_lanes::{Block, LANES};
+use strat_md5_lanes::{Backend, Block, LANES};
 
 use crate::keys::{KeyColumn, KeyError, RowKeys, is_unit_key_type};
 
@@ -34,6 +34,8 @@ pub struct Drawer {
     /// `D ":"` (at most 20 bytes: a seed has at most 19 digits).
     prefix: [u8; 20],
     prefix_len: usize,
+    /// The MD5 lanes' widest form this CPU runs, chosen once.
+    lanes: Backend,
 }
 
 /// A draw from the first two words of an MD5 state: the first 8 digest
@@ -54,14 +56,16 @@ struct Pending {
     /// Where each lane's draw goes in the output.
     places: [usize; LANES],
     filled: usize,
+    lanes: Backend,
 }
 
 impl Pending {
-    fn new(blocks: usize) -> Self {
+    fn new(blocks: usize, lanes: Backend) -> Self {
         Pending {
             words: vec![[[0; LANES]; 16]; blocks],
             places: [0; LANES],
             filled: 0,
+            lanes,
         }
     }
 
@@ -88,7 +92,7 @@ impl Pending {
         }
         let mut state = strat_md5_lanes::INIT;
         for block in &self.words {
-            strat_md5_lanes::compress(&mut state, block);
+            self.lanes.compress(&mut state, block);
         }
         for (l, &place) in self.places[..self.filled].iter().enumerate() {
             out[place] = draw_of(state[0][l], state[1][l]);
@@ -111,6 +115,7 @@ impl Drawer {
             primed,
             prefix,
             prefix_len: digits.len() + 1,
+            lanes: Backend::best(),
         }
     }
 
@@ -163,7 +168,9 @@ impl Drawer {
     pub fn draw_many(&self, keys: &[u8], ends: &[usize], out: &mut Vec<u64>) {
         let first = out.len();
         out.resize(first + ends.len(), 0);
-        let mut pending: Vec<Pending> = (1..=LANE_BLOCKS).map(Pending::new).collect();
+        let mut pending: Vec<Pending> = (1..=LANE_BLOCKS)
+            .map(|blocks| Pending::new(blocks, self.lanes))
+            .collect();
         let mut msg = [0; LANE_BLOCKS * 64];
         let mut start = 0;
         for (i, &end) in ends.iter().enumerate() {

@@ -38,75 +38,81 @@ pub const INIT: State = [
 ];
 
 /// Compresses one block of every lane's message into its state, with the
-/// widest vectors this CPU has.
+/// widest vectors this CPU has (a caller compressing many blocks keeps
+/// [`Backend::best`] and calls [`Backend::compress`]).
 pub fn compress(state: &mut State, block: &Block) {
     Backend::best().compress(state, block);
 }
 
-/// One compiled form of the lane code.
+/// One compiled form of the lane code that this CPU runs: a `Backend` is
+/// only made by [`Backend::best`] or [`Backend::available`], after asking
+/// the CPU, so [`Backend::compress`] needs no check of its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
+pub struct Backend(Kind);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
     /// 512-bit registers, with rotate and three-input logic instructions.
     Avx512,
     /// 256-bit registers.
     Avx2,
-    /// What the build's target allows everywhere (SSE2 on x86-64).
+    /// `wide`'s SSE2 vectors (any x86-64), or what another target has.
     Portable,
 }
 
+impl Kind {
+    /// Whether this CPU has the instructions this form is compiled for
+    /// (the standard library asks the CPU once and caches the answer).
+    fn runs_here(self) -> bool {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Kind::Avx512 => {
+                std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512vl")
+            }
+            #[cfg(target_arch = "x86_64")]
+            Kind::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
+            Kind::Portable => true,
+            #[cfg(not(target_arch = "x86_64"))]
+            Kind::Avx512 | Kind::Avx2 => false,
+        }
+    }
+}
+
 impl Backend {
-    /// The backends this CPU runs, widest first (the last is always
-    /// [`Backend::Portable`]).
+    /// The backends this CPU runs, widest first (the last is always the
+    /// portable one).
     pub fn available() -> Vec<Backend> {
-        [Backend::Avx512, Backend::Avx2, Backend::Portable]
+        [Kind::Avx512, Kind::Avx2, Kind::Portable]
             .into_iter()
-            .filter(|b| b.runs_here())
+            .filter(|k| k.runs_here())
+            .map(Backend)
             .collect()
     }
 
     /// The widest backend this CPU runs.
     pub fn best() -> Backend {
-        if Backend::Avx512.runs_here() {
-            Backend::Avx512
-        } else if Backend::Avx2.runs_here() {
-            Backend::Avx2
-        } else {
-            Backend::Portable
-        }
+        [Kind::Avx512, Kind::Avx2]
+            .into_iter()
+            .find(|k| k.runs_here())
+            .map_or(Backend(Kind::Portable), Backend)
     }
 
-    /// Whether this CPU has the instructions this backend is compiled for
-    /// (the standard library asks the CPU once and caches the answer).
-    pub fn runs_here(self) -> bool {
-        match self {
-            #[cfg(target_arch = "x86_64")]
-            Backend::Avx512 => {
-                std::arch::is_x86_feature_detected!("avx512f")
-                    && std::arch::is_x86_feature_detected!("avx512vl")
-            }
-            #[cfg(target_arch = "x86_64")]
-            Backend::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
-            Backend::Portable => true,
-            #[cfg(not(target_arch = "x86_64"))]
-            Backend::Avx512 | Backend::Avx2 => false,
-        }
-    }
-
-    /// Compresses with this backend; one the CPU lacks
-    /// ([`Backend::runs_here`] is false) runs the portable code instead.
+    /// Compresses one block of every lane's message into its state.
     pub fn compress(self, state: &mut State, block: &Block) {
-        #[cfg(target_arch = "x86_64")]
-        match self {
-            // SAFETY: the CPU has AVX-512F and AVX-512VL (`runs_here`).
+        match self.0 {
+            // SAFETY: a Backend of this kind exists only where the CPU has
+            // AVX-512F and AVX-512VL (`Kind::runs_here`).
+            #[cfg(target_arch = "x86_64")]
             #[allow(unsafe_code)]
-            Backend::Avx512 if self.runs_here() => unsafe { x86::compress_avx512(state, block) },
-            // SAFETY: the CPU has AVX2 (`runs_here`).
+            Kind::Avx512 => unsafe { x86::compress_avx512(state, block) },
+            // SAFETY: a Backend of this kind exists only where the CPU has
+            // AVX2 (`Kind::runs_here`).
+            #[cfg(target_arch = "x86_64")]
             #[allow(unsafe_code)]
-            Backend::Avx2 if self.runs_here() => unsafe { x86::compress_avx2(state, block) },
+            Kind::Avx2 => unsafe { x86::compress_avx2(state, block) },
             _ => compress_halves(state, block),
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        compress_halves(state, block);
     }
 }
 
@@ -142,7 +148,7 @@ mod x86 {
 }
 
 /// RFC 1321's 64 steps, registers renamed instead of moved: `$step` is
-/// called as `$step::<S>(&mut a, b, c, d, m[word], K[i], f)`, so each
+/// called as `$step::<S>(&mut a, &b, &c, &d, &m[word], K[i], &f)`, so each
 /// backend writes one step its own way and shares the schedule.
 macro_rules! md5_steps {
     ($step:ident, $a:ident, $b:ident, $c:ident, $d:ident, $m:ident, $f:ident, $g:ident, $h:ident, $i:ident) => {
