@@ -895,9 +895,10 @@ impl Gen<'_> {
         // Units in stratum and draw order (§7.3). An exact sample's units
         // are ranked in that order already: sorting by the rank, an
         // integer, spares comparing 16 hex digits and key texts per row.
-        let draw_order = match &st.kind {
-            ir::Kind::Sample if !st.amount.is_about() => "s.draw_rank".to_string(),
-            _ => format!("{}, {}", d.bytes_order("s.r"), d.bytes_order("s.unit_key")),
+        let draw_order = if self.ranks_a_sample() {
+            "s.draw_rank".to_string()
+        } else {
+            format!("{}, {}", d.bytes_order("s.r"), d.bytes_order("s.unit_key"))
         };
         if top && (st.kind.is_sample() || self.options.order_splits) {
             let _ = writeln!(select, "ORDER BY {split_order}s.h, {draw_order}");
