@@ -91,6 +91,7 @@ mod candidates;
 mod neyman;
 mod ordered;
 mod rows;
+mod unit_groups;
 mod walk;
 
 use candidates::{MetRow, MetUnit};
@@ -495,6 +496,8 @@ struct Counting {
     strata_columns: std::ops::Range<usize>,
     /// Where neyman's column is, and how its values are summed.
     values: Option<(usize, neyman::RowValues)>,
+    /// Where the rows each row stands for are (Int64), when not one.
+    weight: Option<usize>,
     /// The `unit` column's name (`None`: the row is the unit).
     unit: Option<String>,
     /// Keeps candidate rows (a sample keyed by its rows).
@@ -518,13 +521,27 @@ struct CountStats {
 /// The eligible rows of `source` as the counting pass reads them: the unit
 /// key's columns — without a unit the row is the unit, keyed by every
 /// source column — then the stratum values, then `value` (neyman's column)
-/// when the pass sums it.
+/// when the pass sums it, or how many rows a row stands for.
 struct CountingFrame {
     df: DataFrame,
     /// Where the stratum values are.
     strata: std::ops::Range<usize>,
     /// Where `value` is (after the strata).
     value: Option<usize>,
+    /// Where the rows a row stands for are (after the strata), when rows
+    /// of a unit come as one ([`Rows::unit_rows`]).
+    weight: Option<usize>,
+}
+
+/// What a row of a [`CountingFrame`] may be.
+#[derive(Clone, Copy, PartialEq)]
+enum Grain {
+    /// An eligible row.
+    Row,
+    /// An eligible row or, with unit aggregates that allow it, a unit's
+    /// rows at once: what the counting pass counts, but not what finds a
+    /// unit's strata again (a unit that spans strata comes in made-up ones).
+    Unit,
 }
 
 async fn counting_frame(
@@ -532,11 +549,22 @@ async fn counting_frame(
     st: &Statement,
     source: &Rows,
     value: Option<&str>,
+    grain: Grain,
 ) -> Result<CountingFrame, RunError> {
-    let extra: Vec<&str> = value.into_iter().collect();
-    let df = source
-        .eligible(ctx, st, None, Columns::Counting(&extra))
-        .await?;
+    let per_unit = match (grain, value) {
+        (Grain::Unit, None) => source.unit_rows(ctx, st).await?,
+        _ => None,
+    };
+    let weighted = per_unit.is_some();
+    let df = match per_unit {
+        Some(df) => df,
+        None => {
+            let extra: Vec<&str> = value.into_iter().collect();
+            source
+                .eligible(ctx, st, None, Columns::Counting(&extra))
+                .await?
+        }
+    };
     let mut select = key_columns(st);
     let strata_at = select.len();
     select.extend(source.strata(st)?);
@@ -544,12 +572,16 @@ async fn counting_frame(
     if let Some(v) = value {
         select.push(column(v).alias(NEYMAN_VALUE));
     }
+    if weighted {
+        select.push(column(unit_groups::UNIT_ROWS));
+    }
     let df = df
         .select(select)
         .map_err(df_err("evaluating `stratify by`"))?;
     Ok(CountingFrame {
         df,
         value: value.map(|_| strata.end),
+        weight: weighted.then_some(strata.end),
         strata,
     })
 }
@@ -586,7 +618,7 @@ pub(super) async fn run(
         ir::Method::Neyman(c) => Some(c.name.as_str()),
         _ => None,
     };
-    let frame = counting_frame(ctx, st, &source, neyman_column).await?;
+    let frame = counting_frame(ctx, st, &source, neyman_column, Grain::Unit).await?;
     let df = frame.df;
     // A sample keyed by its rows reads these columns again, unless it keeps
     // candidates: they have this schema.
@@ -625,6 +657,7 @@ pub(super) async fn run(
         key,
         strata_columns: frame.strata,
         values: frame.value.zip(row_values.clone()),
+        weight: frame.weight,
         unit: st.unit.as_ref().map(|c| c.name.clone()),
         progress: progress.clone(),
         guide: candidates::Guide::wanted(st, split)
@@ -1494,7 +1527,16 @@ async fn count_partition(
         let keeping =
             stats.candidates.is_some() && shared.guide.as_ref().is_some_and(|g| !g.is_off());
         let batch = batch.map_err(df_err(shared.context.clone()))?;
-        progress::read(&shared.progress, batch.num_rows());
+        let weights = shared
+            .weight
+            .map(|at| batch.column(at).as_primitive::<Int64Type>());
+        // The eligible rows a row stands for.
+        let rows_of = |row: usize| weights.map_or(1, |w| w.value(row) as u64);
+        let read = match weights {
+            Some(w) => w.values().iter().sum::<i64>() as usize,
+            None => batch.num_rows(),
+        };
+        progress::read(&shared.progress, read);
         let keys = UnitKeys::new(shared.key, batch.columns()).map_err(|e| match &shared.unit {
             None => row_key_error(e),
             Some(unit) => RunError::Key(format!("unit `{unit}`: {e}")),
@@ -1526,7 +1568,7 @@ async fn count_partition(
         let mut last_stratum: Option<(usize, u32)> = None;
         for (row, &hash) in hashes.iter().enumerate() {
             if keys.is_null(row) {
-                stats.null_rows += 1;
+                stats.null_rows += rows_of(row);
                 continue;
             }
             let same = prev_row.is_some_and(|p| keys.same_value(p, row));
@@ -1556,7 +1598,7 @@ async fn count_partition(
                     continue;
                 }
             }
-            stats.rows += 1;
+            stats.rows += rows_of(row);
             let h = match &rows {
                 None => 0,
                 Some(rows) => match last_stratum {
@@ -1584,7 +1626,7 @@ async fn count_partition(
             if stats.strata_rows.len() <= id {
                 stats.strata_rows.resize(id + 1, 0);
             }
-            stats.strata_rows[id] += 1;
+            stats.strata_rows[id] += rows_of(row);
             if let Some(v) = &values {
                 if stats.sums.len() <= id {
                     stats.sums.resize(id + 1, Moments::default());

@@ -71,7 +71,7 @@ pub(super) async fn find(
     units: impl IntoIterator<Item = (u64, u64)>,
 ) -> Result<HashMap<(u64, u64), Found>, RunError> {
     let context = format!("reading {}", source.what);
-    let frame = counting_frame(ctx, st, source, None).await?;
+    let frame = counting_frame(ctx, st, source, None, Grain::Row).await?;
     let units: HashSet<(u64, u64)> = units.into_iter().collect();
     let search = Arc::new(Search {
         hashes: units.iter().map(|u| u.1).collect(),

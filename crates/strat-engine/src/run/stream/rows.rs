@@ -13,7 +13,9 @@
 //! per stratum. So every pass (counting, neyman, materialising, placing)
 //! reads rows with plain stratum columns, and a statement with unit
 //! aggregates runs as one without: memory is one sort's budget and the
-//! largest unit, never the table.
+//! largest unit, never the table. Where the aggregates allow it, the
+//! counting pass reads one row per unit from a hash aggregate instead
+//! ([`Rows::unit_rows`], [`super::unit_groups`]).
 
 use std::sync::atomic::AtomicU64;
 
@@ -26,6 +28,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::PartitionStream;
 
 use super::as_of;
+use super::unit_groups;
 use super::*;
 
 /// Phases of a run and their times, for `--timings`.
@@ -207,6 +210,36 @@ impl Rows {
         units: Option<Expr>,
         columns: Columns<'_>,
     ) -> Result<DataFrame, RunError> {
+        let df = self.filtered(ctx, st, units).await?;
+        if !st.has_aggregates() {
+            return Ok(df);
+        }
+        self.per_unit(ctx, st, df, columns).await
+    }
+
+    /// With unit aggregates, the counting pass's rows by DataFusion's hash
+    /// aggregate: one per unit (two for a unit that spans strata), weighted
+    /// by [`unit_groups::UNIT_ROWS`], as [`unit_groups`] says; `None` without unit
+    /// aggregates, or with one that needs the rows in unit order.
+    pub async fn unit_rows(
+        &self,
+        ctx: &SessionContext,
+        st: &Statement,
+    ) -> Result<Option<DataFrame>, RunError> {
+        if !st.has_aggregates() {
+            return Ok(None);
+        }
+        let eligible = self.filtered(ctx, st, None).await?;
+        unit_groups::unit_rows(ctx, st, &self.plan, eligible, self.having_dropped.clone()).await
+    }
+
+    /// The rows `where` keeps, and of those the units `units` keeps.
+    async fn filtered(
+        &self,
+        ctx: &SessionContext,
+        st: &Statement,
+        units: Option<Expr>,
+    ) -> Result<DataFrame, RunError> {
         let mut df = self.all(ctx).await?;
         if let Some(f) = &st.filter {
             df = df
@@ -218,10 +251,7 @@ impl Rows {
                 .filter(units)
                 .map_err(df_err("choosing the selected units"))?;
         }
-        if !st.has_aggregates() {
-            return Ok(df);
-        }
-        self.per_unit(ctx, st, df, columns).await
+        Ok(df)
     }
 
     /// The stratum values of a row of [`Rows::eligible`], one column each,
