@@ -534,14 +534,14 @@ struct CountingFrame {
 }
 
 /// What a row of a [`CountingFrame`] may be.
-#[derive(Clone, Copy, PartialEq)]
 enum Grain {
     /// An eligible row.
     Row,
     /// An eligible row or, with unit aggregates that allow it, a unit's
-    /// rows at once: what the counting pass counts, but not what finds a
-    /// unit's strata again (a unit that spans strata comes in made-up ones).
-    Unit,
+    /// rows at once (told to the progress as they are grouped): what the
+    /// counting pass counts, but not what finds a unit's strata again (a
+    /// unit that spans strata comes in made-up ones).
+    Unit(Option<Arc<Progress>>),
 }
 
 async fn counting_frame(
@@ -552,7 +552,7 @@ async fn counting_frame(
     grain: Grain,
 ) -> Result<CountingFrame, RunError> {
     let per_unit = match (grain, value) {
-        (Grain::Unit, None) => source.unit_rows(ctx, st).await?,
+        (Grain::Unit(progress), None) => source.unit_rows(ctx, st, progress).await?,
         _ => None,
     };
     let weighted = per_unit.is_some();
@@ -618,7 +618,14 @@ pub(super) async fn run(
         ir::Method::Neyman(c) => Some(c.name.as_str()),
         _ => None,
     };
-    let frame = counting_frame(ctx, st, &source, neyman_column, Grain::Unit).await?;
+    let frame = counting_frame(
+        ctx,
+        st,
+        &source,
+        neyman_column,
+        Grain::Unit(progress.clone()),
+    )
+    .await?;
     let df = frame.df;
     // A sample keyed by its rows reads these columns again, unless it keeps
     // candidates: they have this schema.
@@ -1530,13 +1537,11 @@ async fn count_partition(
         let weights = shared
             .weight
             .map(|at| batch.column(at).as_primitive::<Int64Type>());
-        // The eligible rows a row stands for.
+        // The eligible rows a row stands for (told as they were grouped).
         let rows_of = |row: usize| weights.map_or(1, |w| w.value(row) as u64);
-        let read = match weights {
-            Some(w) => w.values().iter().sum::<i64>() as usize,
-            None => batch.num_rows(),
-        };
-        progress::read(&shared.progress, read);
+        if weights.is_none() {
+            progress::read(&shared.progress, batch.num_rows());
+        }
         let keys = UnitKeys::new(shared.key, batch.columns()).map_err(|e| match &shared.unit {
             None => row_key_error(e),
             Some(unit) => RunError::Key(format!("unit `{unit}`: {e}")),

@@ -219,18 +219,21 @@ impl Rows {
 
     /// With unit aggregates, the counting pass's rows by DataFusion's hash
     /// aggregate: one per unit (two for a unit that spans strata), weighted
-    /// by [`unit_groups::UNIT_ROWS`], as [`unit_groups`] says; `None` without unit
-    /// aggregates, or with one that needs the rows in unit order.
+    /// by [`unit_groups::UNIT_ROWS`], as [`unit_groups`] says (the rows told
+    /// to `progress` as they are grouped); `None` without unit aggregates,
+    /// or with one that needs the rows in unit order.
     pub async fn unit_rows(
         &self,
         ctx: &SessionContext,
         st: &Statement,
+        progress: Option<Arc<Progress>>,
     ) -> Result<Option<DataFrame>, RunError> {
         if !st.has_aggregates() {
             return Ok(None);
         }
         let eligible = self.filtered(ctx, st, None).await?;
-        unit_groups::unit_rows(ctx, st, &self.plan, eligible, self.having_dropped.clone()).await
+        let dropped = self.having_dropped.clone();
+        unit_groups::unit_rows(ctx, st, &self.plan, eligible, dropped, progress).await
     }
 
     /// The rows `where` keeps, and of those the units `units` keeps.

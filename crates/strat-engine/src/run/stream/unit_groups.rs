@@ -44,14 +44,15 @@ const PASSES: &str = "\u{1}strat_unit_passes";
 /// One row per unit (two for a unit that spans strata): the unit column,
 /// one column per stratum (`STRATUM_PREFIX i`) and [`UNIT_ROWS`]; `None`
 /// when a unit aggregate of `st` has no exact hash-aggregate form.
-/// `eligible`: the eligible rows. Units `having` drops are left out and
-/// counted in `having_dropped`.
+/// `eligible`: the eligible rows, told to `progress` as they are read.
+/// Units `having` drops are left out and counted in `having_dropped`.
 pub(super) async fn unit_rows(
     ctx: &SessionContext,
     st: &Statement,
     plan: &StrataPlan,
     eligible: DataFrame,
     having_dropped: Arc<AtomicU64>,
+    progress: Option<Arc<Progress>>,
 ) -> Result<Option<DataFrame>, RunError> {
     let Some(unit) = &st.unit else {
         return Ok(None);
@@ -67,6 +68,13 @@ pub(super) async fn unit_rows(
     if !types_group_exactly(rows.schema().as_arrow()) {
         return Ok(None);
     }
+    // The counting pass reads units: the rows are told as they are grouped.
+    let schema: SchemaRef = Arc::new(rows.schema().as_arrow().clone());
+    let told = move |batch: &RecordBatch| {
+        progress::read(&progress, batch.num_rows());
+        Ok(batch.clone())
+    };
+    let rows = mapped(ctx, rows, schema, Arc::new(told)).await?;
     let plain_at: Vec<usize> = (0..st.strata.len())
         .filter(|&i| plan.rewritten[i].is_none())
         .collect();
@@ -236,8 +244,7 @@ fn types_group_exactly(schema: &Schema) -> bool {
 }
 
 /// `units` (one row per unit) as the counting pass reads it: `having`
-/// applied and counted, a spanning unit's second row added; one stream per
-/// partition of `units`' plan.
+/// applied and counted, a spanning unit's second row added.
 async fn as_counted(
     ctx: &SessionContext,
     units: DataFrame,
@@ -245,27 +252,44 @@ async fn as_counted(
     n_strata: usize,
     having_dropped: Arc<AtomicU64>,
 ) -> Result<DataFrame, RunError> {
-    let input: SchemaRef = Arc::new(units.schema().as_arrow().clone());
-    let plan = units
-        .create_physical_plan()
-        .await
-        .map_err(df_err("unit aggregates"))?;
     // The unit, the strata, the rows: GROUPS and PASSES are read here.
     let schema = Arc::new(
-        input
+        units
+            .schema()
+            .as_arrow()
             .project(&(0..n_strata + 2).collect::<Vec<_>>())
             .map_err(arrow_err("unit aggregates"))?,
     );
+    // After the unit column.
+    let plain: Vec<usize> = plain.iter().map(|i| i + 1).collect();
+    let out = schema.clone();
+    let map = move |batch: &RecordBatch| counted_batch(batch, &out, &plain, &having_dropped);
+    mapped(ctx, units, schema, Arc::new(map)).await
+}
+
+/// `batch` → the batch a [`Mapped`] partition gives for it.
+type BatchMap = Arc<dyn Fn(&RecordBatch) -> Result<RecordBatch, RunError> + Send + Sync>;
+
+/// `df`'s rows, each batch through `map` (giving batches of `schema`), one
+/// stream per partition of `df`'s plan.
+async fn mapped(
+    ctx: &SessionContext,
+    df: DataFrame,
+    schema: SchemaRef,
+    map: BatchMap,
+) -> Result<DataFrame, RunError> {
+    let plan = df
+        .create_physical_plan()
+        .await
+        .map_err(df_err("unit aggregates"))?;
     let partitions: Vec<Arc<dyn PartitionStream>> =
         (0..plan.properties().output_partitioning().partition_count())
             .map(|partition| {
-                Arc::new(CountedUnits {
+                Arc::new(Mapped {
                     plan: plan.clone(),
                     partition,
                     schema: schema.clone(),
-                    // After the unit column.
-                    plain: plain.iter().map(|i| i + 1).collect(),
-                    having_dropped: having_dropped.clone(),
+                    map: map.clone(),
                 }) as Arc<dyn PartitionStream>
             })
             .collect();
@@ -274,35 +298,27 @@ async fn as_counted(
         .map_err(df_err("unit aggregates"))
 }
 
-/// One partition of the units' rows, as the counting pass reads them.
-struct CountedUnits {
+/// One partition of a plan's rows, each batch through `map`.
+struct Mapped {
     plan: Arc<dyn ExecutionPlan>,
     partition: usize,
-    /// The unit, the strata and the rows.
     schema: SchemaRef,
-    /// Where the strata without aggregates are.
-    plain: Vec<usize>,
-    having_dropped: Arc<AtomicU64>,
+    map: BatchMap,
 }
 
-impl std::fmt::Debug for CountedUnits {
+impl std::fmt::Debug for Mapped {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "strat units by hash aggregate, partition {}",
-            self.partition
-        )
+        write!(f, "strat unit aggregates, partition {}", self.partition)
     }
 }
 
-impl PartitionStream for CountedUnits {
+impl PartitionStream for Mapped {
     fn schema(&self) -> &SchemaRef {
         &self.schema
     }
 
     fn execute(&self, task: Arc<TaskContext>) -> SendableRecordBatchStream {
         let schema = self.schema.clone();
-        let (plain, dropped) = (self.plain.clone(), self.having_dropped.clone());
         let rows = match self.plan.execute(self.partition, task) {
             Ok(stream) => stream,
             Err(e) => {
@@ -310,12 +326,10 @@ impl PartitionStream for CountedUnits {
                 return Box::pin(RecordBatchStreamAdapter::new(schema, failed));
             }
         };
-        let out = schema.clone();
-        let counted = rows.map(move |batch| {
-            counted_batch(&batch?, &out, &plain, &dropped)
-                .map_err(|e| DataFusionError::External(Box::new(e)))
-        });
-        Box::pin(RecordBatchStreamAdapter::new(schema, counted))
+        let map = self.map.clone();
+        let mapped =
+            rows.map(move |batch| map(&batch?).map_err(|e| DataFusionError::External(Box::new(e))));
+        Box::pin(RecordBatchStreamAdapter::new(schema, mapped))
     }
 }
 
