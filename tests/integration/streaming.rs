@@ -638,10 +638,12 @@ fn one_plan_agrees_with_itself_on_generated_data() {
 }
 
 /// Unit aggregates the counting pass reads by hash aggregate (`count(*)`,
-/// `min`/`max` of strings) and the same values spelled so that it reads the
-/// rows sorted by unit instead (`sum(1)`, `first`/`last(x by x)`): the same
-/// rows, report and errors, at 1 and 3 partitions, spilled or not — on
-/// members with several rows, NULL ids and NULL notes.
+/// `min`/`max` of strings, `sum` of integers, `first`/`last(x by t)`) and
+/// the same statements with one more `having` aggregate that keeps every
+/// unit but only the rows sorted by unit compute (`avg`), some also with
+/// the values spelled otherwise (`sum(1)`, `first`/`last(x by x)`, `sum` of
+/// decimals): the same rows, report and errors, at 1 and 3 partitions,
+/// spilled or not — on members with several rows, NULL ids and NULL notes.
 #[test]
 fn unit_aggregates_by_hash_equal_them_over_sorted_rows() {
     let dir = std::env::temp_dir().join(format!("strat-by-hash-{}", std::process::id()));
@@ -649,25 +651,43 @@ fn unit_aggregates_by_hash_equal_them_over_sorted_rows() {
     write_data(&dir);
     let rt = runtime();
     let file = dir.join("rules.strat");
-    // {n}: the unit's rows; {max_note}, {min_plan}: a max and a min.
+    // {all}: true of every unit; {n}: the unit's rows; {max_note},
+    // {min_plan}: a max and a min; {tenure}: a sum.
     let rules = [
-        "sample m unit id having {n} >= 2 stratify by country, bucket({n}, [2]) as rows, {max_note} as top take 300 seed 41",
-        "split m unit id stratify by {min_plan} as p, bucket({n}, [2]) as rows into a 50%, b 50% seed 42",
-        "sample m where tenure >= 100 unit id having {max_note} >= \"n3\" stratify by bucket({n}, [2]) as rows take about 30% seed 43",
-        "split m unit id having {n} = 2 stratify by plan into 3 folds seed 44",
+        "sample m unit id having {all} stratify by last(note by tenure) as late, first(plan by note) as p take 250 seed 39",
+        "split m unit id having first(tenure by note) < 900 and {all} stratify by last(country by plan) as c into a 70%, b 30% seed 38",
+        "sample m unit id having {tenure} > 600 and {all} stratify by bucket({tenure}, [500, 1000]) as t, bucket({n}, [2]) as rows take 200 seed 40",
+        "sample m unit id having {n} >= 2 and {all} stratify by country, bucket({n}, [2]) as rows, {max_note} as top take 300 seed 41",
+        "split m unit id having {all} stratify by {min_plan} as p, bucket({n}, [2]) as rows into a 50%, b 50% seed 42",
+        "sample m where tenure >= 100 unit id having {max_note} >= \"n3\" and {all} stratify by bucket({n}, [2]) as rows take about 30% seed 43",
+        "split m unit id having {n} = 2 and {all} stratify by plan into 3 folds seed 44",
         // Units whose rows have two notes: the same E0201, naming the same
         // unit and strata.
-        "sample m unit id stratify by note, bucket({n}, [2]) as rows take 10 seed 45",
+        "sample m unit id having {all} stratify by note, bucket({n}, [2]) as rows take 10 seed 45",
     ];
     let spell = |rule: &str, hashed: bool| {
-        let [n, max_note, min_plan] = if hashed {
-            ["count(*)", "max(note)", "min(plan)"]
+        let [all, n, max_note, min_plan, tenure] = if hashed {
+            [
+                "count(*) >= 1",
+                "count(*)",
+                "max(note)",
+                "min(plan)",
+                "sum(tenure)",
+            ]
         } else {
-            ["sum(1)", "last(note by note)", "first(plan by plan)"]
+            [
+                "avg(tenure) >= 0",
+                "sum(1)",
+                "last(note by note)",
+                "first(plan by plan)",
+                "sum(tenure * 1.0)",
+            ]
         };
-        rule.replace("{n}", n)
+        rule.replace("{all}", all)
+            .replace("{n}", n)
             .replace("{max_note}", max_note)
             .replace("{min_plan}", min_plan)
+            .replace("{tenure}", tenure)
     };
     for rule in rules {
         let [hashed, sorted] = [true, false].map(|hashed| {

@@ -1281,6 +1281,14 @@ fn unit_aggregate(
     take(x.as_ref(), &UInt32Array::from(chosen), None).map_err(arrow_err("a unit aggregate"))
 }
 
+/// The error of a unit's `sum` (or `avg`, `name`) of integers past 64 bits.
+fn sum_overflow(name: &str) -> RunError {
+    RunError::Statement(format!(
+        "integer overflow in `{name}(…)` of a unit; cast to a float with `* 1.0` \
+         or keep the numbers smaller"
+    ))
+}
+
 /// `sum(x)` / `avg(x)` per unit over the non-NULL values (NULL when there are
 /// none): integers and decimals exactly, floats added in ascending order.
 fn sum_or_avg(avg: bool, x: &ArrayRef, units: &[Unit]) -> Result<ArrayRef, RunError> {
@@ -1303,12 +1311,7 @@ fn sum_or_avg(avg: bool, x: &ArrayRef, units: &[Unit]) -> Result<ArrayRef, RunEr
         Some(scale) => {
             let c = cast(x, &DataType::Decimal128(38, scale)).map_err(err())?;
             let c = c.as_primitive::<Decimal128Type>();
-            let overflow = || {
-                RunError::Statement(format!(
-                    "integer overflow in `{name}(…)` of a unit; cast to a float with `* 1.0` \
-                     or keep the numbers smaller"
-                ))
-            };
+            let overflow = || sum_overflow(name);
             let mut sums: Vec<Option<(i128, u64)>> = Vec::with_capacity(units.len());
             for u in units {
                 let mut acc: Option<(i128, u64)> = None;

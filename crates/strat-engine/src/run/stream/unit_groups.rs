@@ -1,13 +1,17 @@
 //! The counting pass's rows for a statement with unit aggregates, by
 //! DataFusion's spilling hash aggregate instead of a sort of every row by
 //! unit — where every aggregate means the same there as in spec §2.7:
-//! `count(*)`, and `min`/`max` of a type both order alike (integers,
-//! strings, booleans, dates, timestamps, decimals; not floats).
+//! `count(*)`, `min`/`max` of a type both order alike (integers, strings,
+//! booleans, dates, timestamps, decimals; not floats), `sum` of integers
+//! (added as 38-digit decimals, so exactly; an overflow of 64 bits is
+//! strat's own error), and `first`/`last(x by t)` (DataFusion's
+//! `first_value` in the order that picks the spec's row).
 //!
 //! The eligible rows are grouped by unit and the values of the stratum
 //! expressions without an aggregate (a unit's *groups*), each group with its
 //! row count and its part of every aggregate; the groups are grouped again
-//! by unit, combining the parts into the unit's aggregates. A unit with one
+//! by unit, combining the parts into the unit's aggregates (without such
+//! strata a unit is one group: one grouping by unit). A unit with one
 //! group is one row: its stratum values, its rows, `having` on its
 //! aggregates — exactly what the sorted rows give. A unit with two groups
 //! has rows whose stratum values differ, so it spans strata whatever its
@@ -24,8 +28,8 @@ use datafusion::arrow::compute::nullif;
 use datafusion::catalog::streaming::StreamingTable;
 use datafusion::execution::TaskContext;
 use datafusion::functions_aggregate::count::count_all;
-use datafusion::functions_aggregate::expr_fn::{max, min, sum};
-use datafusion::logical_expr::lit;
+use datafusion::functions_aggregate::expr_fn::{first_value, max, min, sum};
+use datafusion::logical_expr::{SortExpr, cast, lit};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::PartitionStream;
@@ -65,7 +69,7 @@ pub(super) async fn unit_rows(
     let rows = eligible
         .select(select)
         .map_err(df_err("evaluating `stratify by`"))?;
-    if !types_group_exactly(rows.schema().as_arrow()) {
+    if !types_group_exactly(rows.schema().as_arrow(), plan) {
         return Ok(None);
     }
     // The counting pass reads units: the rows are told as they are grouped.
@@ -82,25 +86,46 @@ pub(super) async fn unit_rows(
         .iter()
         .map(|i| format!("{STRATUM_PREFIX}{i}"))
         .collect();
-    let groups = rows
-        .aggregate(
-            std::iter::once(column(&unit.name))
-                .chain(plain.iter().map(|c| column(c)))
-                .collect(),
-            aggregates(plan, Part::OfGroup),
-        )
-        .map_err(df_err("unit aggregates"))?;
-    let mut combined = vec![count_all().alias(GROUPS)];
-    combined.extend(plain.iter().map(|c| min(column(c)).alias(c)));
-    combined.extend(aggregates(plan, Part::OfUnit));
-    let units = groups
-        .aggregate(vec![column(&unit.name)], combined)
-        .map_err(df_err("unit aggregates"))?
+    let units = of_units(rows, &unit.name, &plain, plan).map_err(df_err("unit aggregates"))?;
+    let units = with_sums_checked(ctx, units, plan)
+        .await?
         .select(per_unit(plan, &unit.name)?)
         .map_err(df_err("evaluating `stratify by` over unit aggregates"))?;
     Ok(Some(
         as_counted(ctx, units, &plain_at, st.strata.len(), having_dropped).await?,
     ))
+}
+
+/// Per unit: the unit, its groups ([`GROUPS`]), the strata without
+/// aggregates (`plain`), its rows and its aggregates. Without such strata a
+/// unit is one group, and one grouping by unit does.
+fn of_units(
+    rows: DataFrame,
+    unit: &str,
+    plain: &[String],
+    plan: &StrataPlan,
+) -> datafusion::error::Result<DataFrame> {
+    if plain.is_empty() {
+        let units = rows.aggregate(vec![column(unit)], aggregates(plan, Part::Whole))?;
+        let mut select: Vec<Expr> = units
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| column(f.name()))
+            .collect();
+        select.push(lit(1i64).alias(GROUPS));
+        return units.select(select);
+    }
+    let groups = rows.aggregate(
+        std::iter::once(column(unit))
+            .chain(plain.iter().map(|c| column(c)))
+            .collect(),
+        aggregates(plan, Part::Group),
+    )?;
+    let mut combined = vec![count_all().alias(GROUPS)];
+    combined.extend(plain.iter().map(|c| min(column(c)).alias(c)));
+    combined.extend(aggregates(plan, Part::Unit));
+    groups.aggregate(vec![column(unit)], combined)
 }
 
 /// Per unit: the unit, its stratum values, its rows, groups, and whether it
@@ -126,11 +151,13 @@ fn per_unit(plan: &StrataPlan, unit: &str) -> Result<Vec<Expr>, RunError> {
     Ok(select)
 }
 
-/// Which aggregates of [`unit_rows`]: of a group's rows, or of a unit's groups.
+/// Which aggregates of [`unit_rows`]: of a group's rows, of a unit's
+/// groups, or of a unit's rows (a unit of one group).
 #[derive(Clone, Copy, PartialEq)]
 enum Part {
-    OfGroup,
-    OfUnit,
+    Group,
+    Unit,
+    Whole,
 }
 
 /// `e` over the unit's rows where it reads a `count(*)` (named as
@@ -138,8 +165,8 @@ enum Part {
 fn counted(e: Expr, plan: &StrataPlan) -> Result<Expr, RunError> {
     use datafusion::common::Column;
     let counts: Vec<Column> = named_aggregates(plan)
-        .filter(|(a, ..)| a.func == ir::Aggregate::Count)
-        .map(|(_, name, _)| Column::new_unqualified(name))
+        .filter(|n| n.aggregate.func == ir::Aggregate::Count)
+        .map(|n| Column::new_unqualified(n.name))
         .collect();
     let rows = Column::new_unqualified(UNIT_ROWS);
     let to_rows = counts.iter().map(|c| (c, &rows)).collect();
@@ -149,29 +176,34 @@ fn counted(e: Expr, plan: &StrataPlan) -> Result<Expr, RunError> {
 
 /// Every unit aggregate of `stratify by` and `having`, with the names
 /// [`StrataPlan`] gives it and its argument.
-fn named_aggregates(
-    plan: &StrataPlan,
-) -> impl Iterator<Item = (&ir::UnitAggregate, String, String)> + '_ {
-    let named = plan.aggregates.iter().enumerate().map(|(j, a)| {
-        (
-            a,
-            format!("{AGG_PREFIX}{j}"),
-            format!("{AGG_ARG_PREFIX}{j}"),
-        )
+fn named_aggregates(plan: &StrataPlan) -> impl Iterator<Item = Named<'_>> + '_ {
+    let named = plan.aggregates.iter().enumerate().map(|(j, a)| Named {
+        aggregate: a,
+        name: format!("{AGG_PREFIX}{j}"),
+        arg: format!("{AGG_ARG_PREFIX}{j}"),
+        by: format!("{AGG_BY_PREFIX}{j}"),
     });
     let having = plan
         .having
         .iter()
         .flat_map(|h| &h.1)
         .enumerate()
-        .map(|(j, a)| {
-            (
-                a,
-                format!("{HAVING_PREFIX}{j}"),
-                format!("{HAVING_ARG_PREFIX}{j}"),
-            )
+        .map(|(j, a)| Named {
+            aggregate: a,
+            name: format!("{HAVING_PREFIX}{j}"),
+            arg: format!("{HAVING_ARG_PREFIX}{j}"),
+            by: format!("{HAVING_BY_PREFIX}{j}"),
         });
     named.chain(having)
+}
+
+/// A unit aggregate and the columns `StrataPlan` names for it: its value,
+/// its argument and its `by` (per row).
+struct Named<'a> {
+    aggregate: &'a ir::UnitAggregate,
+    name: String,
+    arg: String,
+    by: String,
 }
 
 /// The rows count and every unit aggregate but `count(*)` ([`counts`]): a
@@ -181,35 +213,134 @@ fn aggregates(plan: &StrataPlan, part: Part) -> Vec<Expr> {
     // plans failed in DataFusion 55 ("duplicate unqualified field name").
     let of_group = |name: &str| format!("{name}{GROUP_PART}");
     let mut out = vec![match part {
-        Part::OfGroup => count_all().alias(of_group(UNIT_ROWS)),
-        Part::OfUnit => sum(column(&of_group(UNIT_ROWS))).alias(UNIT_ROWS),
+        Part::Group => count_all().alias(of_group(UNIT_ROWS)),
+        Part::Unit => sum(column(&of_group(UNIT_ROWS))).alias(UNIT_ROWS),
+        Part::Whole => count_all().alias(UNIT_ROWS),
     }];
-    for (a, name, arg) in named_aggregates(plan) {
-        let (input, name) = match part {
-            Part::OfGroup => (column(&arg), of_group(&name)),
-            Part::OfUnit => (column(&of_group(&name)), name),
+    for Named {
+        aggregate: a,
+        name,
+        arg,
+        by,
+    } in named_aggregates(plan)
+    {
+        // A group's part of first/last is its chosen row's `x` and `t`.
+        let by_name = format!("{name} by");
+        let (input, by, name) = match part {
+            Part::Group => (column(&arg), column(&by), of_group(&name)),
+            Part::Unit => (column(&of_group(&name)), column(&of_group(&by_name)), name),
+            Part::Whole => (column(&arg), column(&by), name),
         };
-        out.push(match a.func {
-            ir::Aggregate::Count => continue,
-            ir::Aggregate::Min => min(input).alias(name),
-            ir::Aggregate::Max => max(input).alias(name),
+        match (a.func, part) {
+            (ir::Aggregate::Count, _) => {}
+            (ir::Aggregate::Min, _) => out.push(min(input).alias(name)),
+            (ir::Aggregate::Max, _) => out.push(max(input).alias(name)),
+            (ir::Aggregate::Sum, Part::Group | Part::Whole) => {
+                out.push(sum(cast(input, exact_sum())).alias(name))
+            }
+            (ir::Aggregate::Sum, Part::Unit) => out.push(sum(input).alias(name)),
+            (ir::Aggregate::First | ir::Aggregate::Last, _) => {
+                let order = chosen_row(a.func, &by, &input);
+                if part == Part::Group {
+                    let t = first_value(by.clone(), order.clone());
+                    out.push(t.alias(of_group(&by_name)));
+                }
+                out.push(first_value(input, order).alias(name));
+            }
             _ => unreachable!("checked by aggregates_group_exactly"),
-        });
+        }
     }
     out
 }
 
-/// Every aggregate is `count(*)`, `min` or `max`, and every stratum either
-/// has no aggregate or reads no column outside its aggregates.
+/// The order whose first row `first(x by t)` / `last(x by t)` takes
+/// (spec §2.7): by `t` (ascending for `first`), non-NULL `t` first, then
+/// the larger `x`, non-NULL `x` first.
+fn chosen_row(func: ir::Aggregate, t: &Expr, x: &Expr) -> Vec<SortExpr> {
+    let ascending = func == ir::Aggregate::First;
+    vec![
+        t.clone().sort(ascending, false),
+        x.clone().sort(false, false),
+    ]
+}
+
+/// What a `sum` of integers adds in: no sum of 64-bit integers a table can
+/// hold overflows it.
+fn exact_sum() -> DataType {
+    DataType::Decimal128(38, 0)
+}
+
+/// `units` with each `sum` (of integers, added as [`exact_sum`]) as a
+/// 64-bit integer, as `StrataPlan` has it; past 64 bits, strat's error.
+async fn with_sums_checked(
+    ctx: &SessionContext,
+    units: DataFrame,
+    plan: &StrataPlan,
+) -> Result<DataFrame, RunError> {
+    let input = units.schema().as_arrow().clone();
+    let sums: Vec<usize> = named_aggregates(plan)
+        .filter(|n| n.aggregate.func == ir::Aggregate::Sum)
+        .map(|n| input.index_of(&n.name))
+        .collect::<Result<_, _>>()
+        .map_err(arrow_err("unit aggregates"))?;
+    if sums.is_empty() {
+        return Ok(units);
+    }
+    let fields: Vec<Field> = input
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| match sums.contains(&i) {
+            true => Field::new(f.name(), DataType::Int64, true),
+            false => f.as_ref().clone(),
+        })
+        .collect();
+    let schema = Arc::new(Schema::new(fields));
+    let out = schema.clone();
+    let map = move |batch: &RecordBatch| {
+        let columns = batch
+            .columns()
+            .iter()
+            .enumerate()
+            .map(|(i, c)| match sums.contains(&i) {
+                true => sum_as_i64(c),
+                false => Ok(c.clone()),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        RecordBatch::try_new(out.clone(), columns).map_err(arrow_err("unit aggregates"))
+    };
+    mapped(ctx, units, schema, Arc::new(map)).await
+}
+
+/// A unit's exact `sum` of integers as one, or strat's overflow error.
+fn sum_as_i64(sums: &ArrayRef) -> Result<ArrayRef, RunError> {
+    let sums = sums.as_primitive_opt::<Decimal128Type>().ok_or_else(|| {
+        RunError::Statement("a unit's sum is not a decimal (internal error)".into())
+    })?;
+    let values = sums
+        .iter()
+        .map(|s| {
+            s.map(|v| i64::try_from(v).map_err(|_| sum_overflow("sum")))
+                .transpose()
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Arc::new(Int64Array::from(values)))
+}
+
+/// Every aggregate is `count(*)`, `min`, `max` or `sum`, and every stratum
+/// either has no aggregate or reads no column outside its aggregates.
 fn aggregates_group_exactly(plan: &StrataPlan) -> bool {
     use ir::Aggregate as A;
     let all = plan
         .aggregates
         .iter()
         .chain(plan.having.iter().flat_map(|h| &h.1));
-    let functions = all
-        .clone()
-        .all(|a| matches!(a.func, A::Count | A::Min | A::Max));
+    let functions = all.clone().all(|a| {
+        matches!(
+            a.func,
+            A::Count | A::Min | A::Max | A::Sum | A::First | A::Last
+        )
+    });
     let unit_level = plan.rewritten.iter().flatten().all(|e| {
         let mut read = Vec::new();
         e.columns(&mut read);
@@ -220,8 +351,16 @@ fn aggregates_group_exactly(plan: &StrataPlan) -> bool {
 
 /// The unit, the strata without aggregates and the arguments of `min` and
 /// `max` have types whose equality and order DataFusion's grouping and
-/// `min`/`max` share with strat's own (Arrow's row format and comparators).
-fn types_group_exactly(schema: &Schema) -> bool {
+/// `min`/`max` share with strat's own (Arrow's row format and comparators);
+/// `sum` adds integers.
+fn types_group_exactly(schema: &Schema, plan: &StrataPlan) -> bool {
+    let sums_of_integers = named_aggregates(plan)
+        .filter(|n| n.aggregate.func == ir::Aggregate::Sum)
+        .all(|n| {
+            schema
+                .field_with_name(&n.arg)
+                .is_ok_and(|f| f.data_type().is_integer())
+        });
     let exact = |t: &DataType| {
         t.is_integer()
             || matches!(
@@ -240,7 +379,7 @@ fn types_group_exactly(schema: &Schema) -> bool {
                     | DataType::Null
             )
     };
-    schema.fields().iter().all(|f| exact(f.data_type()))
+    sums_of_integers && schema.fields().iter().all(|f| exact(f.data_type()))
 }
 
 /// `units` (one row per unit) as the counting pass reads it: `having`
