@@ -327,8 +327,9 @@ fn sum_as_i64(sums: &ArrayRef) -> Result<ArrayRef, RunError> {
     Ok(Arc::new(Int64Array::from(values)))
 }
 
-/// Every aggregate is `count(*)`, `min`, `max` or `sum`, and every stratum
-/// either has no aggregate or reads no column outside its aggregates.
+/// Every aggregate is `count(*)`, `min`, `max`, `sum`, `first` or `last`,
+/// and every stratum either has no aggregate or reads no column outside its
+/// aggregates.
 fn aggregates_group_exactly(plan: &StrataPlan) -> bool {
     use ir::Aggregate as A;
     let all = plan
@@ -349,10 +350,10 @@ fn aggregates_group_exactly(plan: &StrataPlan) -> bool {
     functions && unit_level
 }
 
-/// The unit, the strata without aggregates and the arguments of `min` and
-/// `max` have types whose equality and order DataFusion's grouping and
-/// `min`/`max` share with strat's own (Arrow's row format and comparators);
-/// `sum` adds integers.
+/// The unit, the strata without aggregates and the aggregates' arguments
+/// (and `by`) have types whose equality and order DataFusion's grouping,
+/// `min`/`max` and `first_value` share with strat's own (Arrow's row format
+/// and comparators); `sum` adds integers.
 fn types_group_exactly(schema: &Schema, plan: &StrataPlan) -> bool {
     let sums_of_integers = named_aggregates(plan)
         .filter(|n| n.aggregate.func == ir::Aggregate::Sum)
