@@ -206,8 +206,9 @@ struct Named<'a> {
     by: String,
 }
 
-/// The rows count and every unit aggregate but `count(*)` ([`counts`]): a
-/// part of the unit's per group, or the parts combined per unit.
+/// The rows count and every unit aggregate but `count(*)` (the rows count,
+/// [`counted`]): a group's part, the parts combined per unit, or the
+/// unit's whole (`part`).
 fn aggregates(plan: &StrataPlan, part: Part) -> Vec<Expr> {
     // A group's parts are named apart from the unit's: named alike, some
     // plans failed in DataFusion 55 ("duplicate unqualified field name").
@@ -224,6 +225,9 @@ fn aggregates(plan: &StrataPlan, part: Part) -> Vec<Expr> {
         by,
     } in named_aggregates(plan)
     {
+        if a.func == ir::Aggregate::Count {
+            continue;
+        }
         // A group's part of first/last is its chosen row's `x` and `t`.
         let by_name = format!("{name} by");
         let (input, by, name) = match part {
@@ -232,7 +236,6 @@ fn aggregates(plan: &StrataPlan, part: Part) -> Vec<Expr> {
             Part::Whole => (column(&arg), column(&by), name),
         };
         match (a.func, part) {
-            (ir::Aggregate::Count, _) => {}
             (ir::Aggregate::Min, _) => out.push(min(input).alias(name)),
             (ir::Aggregate::Max, _) => out.push(max(input).alias(name)),
             (ir::Aggregate::Sum, Part::Group | Part::Whole) => {
