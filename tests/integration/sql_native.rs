@@ -562,3 +562,82 @@ async fn an_exact_sample_ranks_few_more_units_than_it_keeps() {
         );
     }
 }
+
+/// An exact split ranks only the units of the draw buckets its boundaries
+/// fall in (about N_h/4,096 a boundary), not all N_h, and places every unit
+/// as `strat run` does: 60,000 members (every seventh with two rows), a
+/// stratum of 50,000, one of 10,000 and two of one and three members (whose
+/// first boundary is 0). Placed row by row (DataFusion inlines CTEs) and,
+/// with a unit aggregate in `having`, unit by unit.
+#[tokio::test]
+async fn an_exact_split_ranks_only_the_units_at_its_boundaries() {
+    let n = 60_000i64;
+    let mut ids: Vec<i64> = (0..n).collect();
+    ids.extend((0..n).step_by(7));
+    let country = |id: i64| match id {
+        0 => "NZ",
+        1..=3 => "IS",
+        _ if id % 6 == 0 => "BR",
+        _ => "US",
+    };
+    let countries: Vec<&str> = ids.iter().map(|&i| country(i)).collect();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("member_id", DataType::Int64, false),
+        Field::new("country", DataType::Utf8, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from(ids)),
+            Arc::new(StringArray::from(countries)),
+        ],
+    )
+    .unwrap();
+    let ctx = SessionContext::new();
+    ctx.register_batch("members", batch).unwrap();
+    for rules in [
+        "split members unit member_id stratify by country into a 80%, b 10%, c 10% seed 5 \
+         output member_id, country, _split, _stratum",
+        "split members unit member_id having count(*) >= 1 stratify by country \
+         into 3 folds seed 6 output member_id, _split",
+    ] {
+        let p = program(&ctx, rules).await;
+        let sql = statement_sql(&p, 0, &options(Dialect::DataFusion)).unwrap();
+        let native = strat_engine::run::run_statement(&ctx, &p, 0).await.unwrap();
+        let exported = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+        let (want, got) = (rows(&native.batches), rows(&exported));
+        let first = want.iter().zip(&got).position(|(w, g)| w != g);
+        assert!(
+            want == got,
+            "{rules}: {} rows natively, {} exported; first difference at {first:?}: {:?}\n{sql}",
+            want.len(),
+            got.len(),
+            first.map(|i| (&want[i], &got[i])),
+        );
+
+        // The same query, ending in what its window ranked per stratum.
+        let end = sql.rfind("\n)\nSELECT").expect("the final SELECT") + 3;
+        let ranked = format!(
+            "{}SELECT u.stratum, CAST(COUNT(DISTINCT b.unit_key) AS BIGINT) AS ranked, \
+             CAST(MIN(u.n_units) AS BIGINT) AS n_units \
+             FROM strata u LEFT JOIN boundary_units b ON u.stratum = b.stratum \
+             GROUP BY u.stratum ORDER BY u.stratum",
+            &sql[..end]
+        );
+        let got = rows(&ctx.sql(&ranked).await.unwrap().collect().await.unwrap());
+        assert_eq!(got.len(), 4, "{got:?}");
+        for line in &got {
+            let f: Vec<i64> = line
+                .split('|')
+                .skip(1)
+                .map(|x| x.parse().unwrap())
+                .collect();
+            let (ranked, n_units) = (f[0], f[1]);
+            // Two boundaries, each in one bucket of about N_h / 4,096 units.
+            assert!(
+                ranked <= 2 * (4 * n_units / 4096 + 8),
+                "ranked {ranked} of {n_units} units: {got:?}"
+            );
+        }
+    }
+}

@@ -64,6 +64,10 @@ pub struct Spelling {
     /// one): an exact sample finds the units up to its cuts from the rows
     /// (no shuffle) rather than read the grouping of every unit twice.
     pub inlines_ctes: bool,
+    /// `{0}` equals `{1}` or both are NULL, as a join key the engine hashes;
+    /// `None` where it cannot (PostgreSQL: `IS NOT DISTINCT FROM` joins
+    /// loop over every pair).
+    pub null_safe_eq: Option<&'static str>,
     /// True iff the string `{0}` is all ASCII (as many bytes as characters).
     pub ascii_only: &'static str,
     /// A timestamp as `YYYY-MM-DDTHH:MM:SS` (whole seconds).
@@ -110,6 +114,7 @@ const DUCKDB: Spelling = Spelling {
     broadcast_selected: "",
     recomputed_cte: " NOT MATERIALIZED",
     inlines_ctes: false,
+    null_safe_eq: Some("{0} IS NOT DISTINCT FROM {1}"),
     ascii_only: "(strlen({0}) = length({0}))",
     timestamp_text: "strftime({0}, '%Y-%m-%dT%H:%M:%S')",
 };
@@ -133,6 +138,7 @@ const POSTGRES: Spelling = Spelling {
     broadcast_selected: "",
     recomputed_cte: " NOT MATERIALIZED",
     inlines_ctes: false,
+    null_safe_eq: None,
     ascii_only: "(octet_length(convert_to({0}, 'UTF8')) = char_length({0}))",
     timestamp_text: "to_char({0}, 'YYYY-MM-DD') || 'T' || to_char({0}, 'HH24:MI:SS')",
 };
@@ -156,6 +162,7 @@ const SPARK: Spelling = Spelling {
     broadcast_selected: " /*+ BROADCAST(s) */",
     recomputed_cte: "",
     inlines_ctes: true,
+    null_safe_eq: Some("{0} <=> {1}"),
     ascii_only: "(octet_length({0}) = char_length({0}))",
     timestamp_text: "date_format({0}, 'yyyy-MM-dd') || 'T' || date_format({0}, 'HH:mm:ss')",
 };
@@ -179,6 +186,7 @@ const DATAFUSION: Spelling = Spelling {
     broadcast_selected: "",
     recomputed_cte: "",
     inlines_ctes: true,
+    null_safe_eq: Some("{0} IS NOT DISTINCT FROM {1}"),
     ascii_only: "(octet_length({0}) = character_length({0}))",
     timestamp_text: "to_char({0}, '%Y-%m-%dT%H:%M:%S')",
 };

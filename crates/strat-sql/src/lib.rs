@@ -28,9 +28,10 @@
 //! | `bounded_strata` … `bounded_lambda` | `min`/`max`: the clamp/λ water-filling rule solved exactly (§5.2) |
 //! | `about_rules` … `stratum_thresholds` | `take about` with rules, bounds or `equal`: exact `p_h` and `floor(p_h·2^64)` |
 //! | `quotas`, `allocation` | exact largest-remainder `n_h` (§5.3), integers only |
-//! | `draw_buckets`, `draw_cuts` | exact samples: units per stratum and draw bucket; each stratum's bucket of its `n_h`-th unit |
+//! | `draw_buckets`, `draw_cuts` | exact samples and splits: units per stratum and draw bucket; each stratum's bucket of its `n_h`-th unit |
 //! | `cut_units` | exact samples where the engine inlines CTEs (Spark, DataFusion): the units up to the cuts, from the rows |
-//! | `selected_units` / `assigned_units` | draw order within each stratum, the selection or the split |
+//! | `boundary_buckets` … `split_cuts` | exact splits: each stratum's `B_i`-th unit in draw order, ranking only its draw bucket |
+//! | `selected_units` | draw order within each stratum: the selection, or each unit's part (a split that does not place rows by themselves) |
 //!
 //! # The supported tier
 //!
@@ -113,6 +114,10 @@ const KEY: &str = "_strat_unit_key";
 /// sample ranks about n_h + N_h/4,096 units of a stratum, not N_h.
 const BUCKET_DIGITS: usize = 3;
 const S_PREFIX: &str = "_strat_s";
+/// A row's draw and `_stratum` text, where an exact split places each row
+/// by its own draw (`Gen::splits_rows`).
+const ROW_DRAW: &str = "_strat_r";
+const ROW_STRATUM: &str = "_strat_stratum";
 /// A unit aggregate's value, argument, `by` and row rank (first/last/mode).
 const AGG_PREFIX: &str = "_strat_agg";
 const AGG_ARG: &str = "_strat_arg";
@@ -248,6 +253,21 @@ struct Gen<'a> {
     options: &'a SqlOptions,
 }
 
+/// The rows the final `SELECT` reads and how it names their part and
+/// orders them ([`Gen::joined_rows`]).
+struct JoinedRows {
+    /// After `SELECT`: the dialect's hint to send `s` to every task.
+    hint: &'static str,
+    /// `eligible_rows e` (or a projection of it) joined to `s`.
+    from: String,
+    /// A split's part index of a row (0, 1, …) and its `_split`; empty
+    /// for a sample.
+    split_index: String,
+    split_name: String,
+    /// The draw order of a row's unit within its stratum, for `ORDER BY`.
+    draw_order: String,
+}
+
 /// A CTE: name, comment, body.
 struct Cte {
     name: &'static str,
@@ -371,20 +391,15 @@ impl Gen<'_> {
         let filters = self.unit_filter_ctes(&mut ctes)?;
         let neyman = self.units_cte(&mut ctes, &filters)?;
         let rule_values = self.unit_strata_cte(&mut ctes, neyman.is_some())?;
-        self.strata_ctes(&mut ctes, &rule_values);
-        let (weight, split_case) = match &self.st.kind {
-            ir::Kind::Sample => (self.sample_ctes(&mut ctes, &filters)?, None),
+        self.strata_ctes(&mut ctes, &rule_values)?;
+        let weight = match &self.st.kind {
+            ir::Kind::Sample => self.sample_ctes(&mut ctes, &filters)?,
             ir::Kind::Split(split) => {
-                self.split_ctes(&mut ctes, split)?;
-                let mut case = String::from("CASE s.split_index");
-                for (i, (name, _)) in split.parts.iter().enumerate() {
-                    let _ = write!(case, " WHEN {i} THEN {}", self.s(name));
-                }
-                case.push_str(" END");
-                (None, Some(case))
+                self.split_ctes(&mut ctes, split, &filters)?;
+                None
             }
         };
-        let select = self.final_select(weight.as_deref(), split_case.as_deref(), top)?;
+        let select = self.final_select(weight.as_deref(), &filters, top)?;
         Ok((ctes, select))
     }
 
@@ -685,11 +700,14 @@ impl Gen<'_> {
         }
         unit_cols.push(format!("{} AS r", self.draw(&key)));
         // The `_stratum` text once per unit, where engines that materialise
-        // a CTE read twice (DuckDB) keep it.
-        unit_cols.push(format!(
-            "{} AS stratum",
-            self.stratum_text_of(&|i| values[i].clone())?
-        ));
+        // a CTE read twice (DuckDB) keep it; once per stratum
+        // (`stratum_sizes`) where rows meet their stratum by its values.
+        if self.strata_by_value().is_none() {
+            unit_cols.push(format!(
+                "{} AS stratum",
+                self.stratum_text_of(&|i| values[i].clone())?
+            ));
+        }
         let mut having = if span_checks.is_empty() {
             String::new()
         } else {
@@ -744,16 +762,18 @@ impl Gen<'_> {
     }
 
     /// `unit_strata`: each unit with its stratum order keys.
-    /// Returns the stratum value columns that rule predicates read (none
-    /// without rules).
+    /// Returns the stratum value columns that rule predicates read and
+    /// rows meet their stratum by (none without either).
     fn unit_strata_cte(&self, ctes: &mut Vec<Cte>, neyman: bool) -> R<Vec<String>> {
         let st = self.st;
         let mut us_cols = vec![
             "u.unit_key".to_string(),
             "u.unit_value".to_string(),
             "u.r".to_string(),
-            "u.stratum".to_string(),
         ];
+        if self.strata_by_value().is_none() {
+            us_cols.push("u.stratum".to_string());
+        }
         if neyman {
             us_cols.push("u.neyman_value".to_string());
         }
@@ -761,12 +781,11 @@ impl Gen<'_> {
             us_cols.push(format!("{} AS o{i}", self.order_key(&format!("u.s{i}"), s)));
         }
         // Rule predicates (§5.1) are evaluated once per stratum on its values.
-        let values: Vec<String> = if st.rules.is_empty() {
+        // So are a split's rows matched to their stratum by value.
+        let values: Vec<String> = if st.rules.is_empty() && self.strata_by_value().is_none() {
             Vec::new()
         } else {
-            (0..st.strata.len())
-                .map(|i| self.id(&format!("{S_PREFIX}{i}")))
-                .collect()
+            self.stratum_value_ids()
         };
         for (i, v) in values.iter().enumerate() {
             us_cols.push(format!("u.s{i} AS {v}"));
@@ -785,10 +804,100 @@ impl Gen<'_> {
         self.st.kind.is_sample() && !self.st.amount.is_about()
     }
 
+    /// An exact sample or split: it finds the units at its cuts (a
+    /// sample's n_h-th, a split's B_i-th) by their draw buckets.
+    fn counts_draw_buckets(&self) -> bool {
+        match &self.st.kind {
+            ir::Kind::Sample => self.ranks_a_sample(),
+            ir::Kind::Split(split) => !split.about,
+        }
+    }
+
+    /// Whether an exact split places each eligible row by its own draw and
+    /// its stratum's cuts, rather than join the rows to every unit's part:
+    /// where a row's stratum is its unit's (no unit aggregates or `having`)
+    /// and the engine would group every unit again for a second reader.
+    fn splits_rows(&self, split: &ir::Split) -> bool {
+        !split.about && !self.st.has_aggregates()
+    }
+
+    /// Where a split places rows by themselves, whether they meet their
+    /// stratum by its values (`_strat_s0`, … in `strata`) rather than by
+    /// building its `_stratum` text per row: where the engine hashes a
+    /// NULL-safe equality and a value's text is one-to-one with it (no
+    /// floats, decimals or timestamps). The dialect's equality, if so.
+    fn strata_by_value(&self) -> Option<&'static str> {
+        let ir::Kind::Split(split) = &self.st.kind else {
+            return None;
+        };
+        let exact_types = self.st.strata.iter().all(|s| {
+            matches!(
+                s.expr.ty,
+                Type::Int | Type::String | Type::Bool | Type::Date
+            )
+        });
+        if !self.splits_rows(split) || self.st.strata.is_empty() || !exact_types {
+            return None;
+        }
+        self.d.spelling().null_safe_eq
+    }
+
+    /// The stratum value columns as `strata` names them.
+    fn stratum_value_ids(&self) -> Vec<String> {
+        (0..self.st.strata.len())
+            .map(|i| self.id(&format!("{S_PREFIX}{i}")))
+            .collect()
+    }
+
+    /// `,\n    {prefix}_strat_s0, …`: the stratum values a split's cuts
+    /// carry for rows to meet them by (nothing where they meet by text).
+    fn carried_values(&self, prefix: &str) -> String {
+        if self.strata_by_value().is_none() {
+            return String::new();
+        }
+        self.stratum_value_ids()
+            .iter()
+            .map(|v| format!(",\n    {prefix}{v}"))
+            .collect()
+    }
+
+    /// Row `row` (with its stratum values, and `stratum_col` its
+    /// `_stratum` text where it has no values to meet by) is in stratum
+    /// `s` of `strata` (or a CTE that carries its columns).
+    fn in_stratum(&self, row: &str, stratum_col: &str, s: &str) -> String {
+        match self.strata_by_value() {
+            Some(eq) => self
+                .stratum_value_ids()
+                .iter()
+                .map(|v| {
+                    // In parentheses: some parsers read `a IS NOT DISTINCT
+                    // FROM b AND c` as `a IS NOT DISTINCT FROM (b AND c)`.
+                    let eq = Dialect::fill(eq, &[&format!("{row}.{v}"), &format!("{s}.{v}")]);
+                    format!("({eq})")
+                })
+                .collect::<Vec<_>>()
+                .join(" AND "),
+            None => format!("{row}.{stratum_col} = {s}.stratum"),
+        }
+    }
+
     /// `stratum_sizes` (N_h) and `strata`: stratum order h and the start U.
-    fn strata_ctes(&self, ctes: &mut Vec<Cte>, rule_values: &[String]) {
+    fn strata_ctes(&self, ctes: &mut Vec<Cte>, rule_values: &[String]) -> R<()> {
         let d = self.d;
-        let mut st_cols = vec!["stratum".to_string(), "COUNT(*) AS n_units".to_string()];
+        // Units carry their `_stratum` text, or their stratum values to
+        // write it from once per stratum here.
+        let by_value = self.strata_by_value().is_some();
+        let stratum = if by_value {
+            let ids = self.stratum_value_ids();
+            format!(
+                "{} AS stratum",
+                self.stratum_text_of(&|i| ids[i].clone())?
+                    .replace("\n      ", "\n    ")
+            )
+        } else {
+            "stratum".to_string()
+        };
+        let mut st_cols = vec![stratum, "COUNT(*) AS n_units".to_string()];
         let mut order = Vec::new();
         // The order keys and rule values are functions of the stratum's
         // values, as its text is: grouped by, not aggregated (Spark sorts the
@@ -801,19 +910,28 @@ impl Gen<'_> {
         keys.extend(rule_values.iter().cloned());
         st_cols.extend(keys.iter().cloned());
         let group: String = keys.iter().map(|v| format!(", {v}")).collect();
-        let counted = if self.ranks_a_sample() {
+        let (text, group_text) = if by_value {
+            ("", String::new())
+        } else {
+            ("stratum", "stratum".to_string())
+        };
+        let counted = if self.counts_draw_buckets() {
             // N_h from the counts per draw bucket, which also say where each
-            // stratum's n_h-th unit lies (`draw_cuts`).
+            // stratum's n_h-th unit lies (`draw_cuts`, `boundary_buckets`).
             let mut bucket_cols = st_cols.clone();
             bucket_cols.insert(1, format!("substr(r, 1, {BUCKET_DIGITS}) AS bucket"));
+            if by_value {
+                bucket_cols.remove(0);
+            }
             ctes.push(Cte {
                 name: "draw_buckets",
                 comment: format!(
                     "units per stratum and draw bucket (the first {BUCKET_DIGITS} hex digits of r)"
                 ),
                 body: format!(
-                    "SELECT\n    {}\n  FROM unit_strata\n  GROUP BY stratum, substr(r, 1, {BUCKET_DIGITS}){group}",
-                    bucket_cols.join(",\n    ")
+                    "SELECT\n    {}\n  FROM unit_strata\n  GROUP BY {text}{}substr(r, 1, {BUCKET_DIGITS}){group}",
+                    bucket_cols.join(",\n    "),
+                    if by_value { "" } else { ", " },
                 ),
             });
             st_cols[1] = "CAST(SUM(n_units) AS BIGINT) AS n_units".to_string();
@@ -825,8 +943,13 @@ impl Gen<'_> {
             name: "stratum_sizes",
             comment: "N_h per stratum".into(),
             body: format!(
-                "SELECT\n    {}\n  FROM {counted}\n  GROUP BY stratum{group}",
-                st_cols.join(",\n    ")
+                "SELECT\n    {}\n  FROM {counted}\n  GROUP BY {}",
+                st_cols.join(",\n    "),
+                if by_value {
+                    keys.join(", ")
+                } else {
+                    format!("{group_text}{group}")
+                },
             ),
         });
         let rank = if order.is_empty() {
@@ -852,14 +975,16 @@ impl Gen<'_> {
                 rule_values.iter().map(|v| format!(",\n    {v}")).collect::<String>()
             ),
         });
+        Ok(())
     }
 
     /// The final `SELECT`: the eligible rows of the selected units with the
     /// output columns; `weight` is the statement's own design weight (none
-    /// for a split), `split_case` a split's `_split` expression.
-    fn final_select(&self, weight: Option<&str>, split_case: Option<&str>, top: bool) -> R<String> {
+    /// for a split), `filters` the joins of `keep`/`exclude` (for a split
+    /// that places rows by themselves).
+    fn final_select(&self, weight: Option<&str>, filters: &str, top: bool) -> R<String> {
         let st = self.st;
-        let d = self.d;
+        let joined = self.joined_rows(filters)?;
         let mut out = Vec::new();
         for o in &st.output {
             let e = match o {
@@ -869,41 +994,107 @@ impl Gen<'_> {
                 }
                 ir::Output::Weight => self.weight(weight),
                 ir::Output::StratumText => "s.stratum".to_string(),
-                ir::Output::SplitName => split_case
-                    .expect("the checker allows `_split` as generated only in a split")
-                    .to_string(),
+                ir::Output::SplitName => joined.split_name.clone(),
             };
             out.push(format!("{e} AS {}", self.id(o.name())));
         }
-        // A sample joins its rows to the units it keeps — at most n, a
-        // small table the engine may send to every task (Spark: a broadcast
-        // hint) — a split to every unit.
-        let (split_order, kept, hint) = match &st.kind {
-            ir::Kind::Sample if !st.amount.is_about() => (
-                "",
-                "(SELECT * FROM selected_units WHERE draw_rank <= n_take)",
-                d.spelling().broadcast_selected,
-            ),
-            ir::Kind::Sample => ("", "selected_units", d.spelling().broadcast_selected),
-            ir::Kind::Split(_) => ("s.split_index, ", "selected_units", ""),
-        };
         let mut select = format!(
-            "SELECT{hint}\n  {}\nFROM eligible_rows e\nJOIN {kept} s ON {} = s.unit_value\n",
+            "SELECT{}\n  {}\nFROM {}\n",
+            joined.hint,
             out.join(",\n  "),
-            self.unit_value_of_row()?
+            joined.from
         );
-        // Units in stratum and draw order (§7.3). An exact sample's units
-        // are ranked in that order already: sorting by the rank, an
-        // integer, spares comparing 16 hex digits and key texts per row.
-        let draw_order = if self.ranks_a_sample() {
-            "s.draw_rank".to_string()
-        } else {
-            format!("{}, {}", d.bytes_order("s.r"), d.bytes_order("s.unit_key"))
-        };
+        // Units in stratum and draw order (§7.3); a split's by part first.
         if top && (st.kind.is_sample() || self.options.order_splits) {
-            let _ = writeln!(select, "ORDER BY {split_order}s.h, {draw_order}");
+            let split_order = match st.kind {
+                ir::Kind::Split(_) => format!("{}, ", joined.split_index),
+                ir::Kind::Sample => String::new(),
+            };
+            let _ = writeln!(select, "ORDER BY {split_order}s.h, {}", joined.draw_order);
         }
         Ok(select)
+    }
+
+    /// What the final `SELECT` reads: the eligible rows `e` joined to `s`,
+    /// the units they belong to (a sample: the units it keeps, at most n —
+    /// a small table the engine may send to every task, Spark: a broadcast
+    /// hint; a split: every unit) or, for a split that places each row by
+    /// its own draw, its stratum's cuts.
+    fn joined_rows(&self, filters: &str) -> R<JoinedRows> {
+        let d = self.d;
+        let unit = self.unit_value_of_row()?;
+        let unit_draw_order = format!("{}, {}", d.bytes_order("s.r"), d.bytes_order("s.unit_key"));
+        Ok(match &self.st.kind {
+            // An exact sample's units are ranked in draw order already:
+            // sorting by the rank, an integer, spares comparing 16 hex
+            // digits and key texts per row.
+            ir::Kind::Sample if self.ranks_a_sample() => JoinedRows {
+                hint: d.spelling().broadcast_selected,
+                from: format!(
+                    "eligible_rows e\nJOIN (SELECT * FROM selected_units WHERE draw_rank <= n_take) s ON {unit} = s.unit_value"
+                ),
+                split_index: String::new(),
+                split_name: String::new(),
+                draw_order: "s.draw_rank".to_string(),
+            },
+            ir::Kind::Sample => JoinedRows {
+                hint: d.spelling().broadcast_selected,
+                from: format!("eligible_rows e\nJOIN selected_units s ON {unit} = s.unit_value"),
+                split_index: String::new(),
+                split_name: String::new(),
+                draw_order: unit_draw_order,
+            },
+            ir::Kind::Split(split) if self.splits_rows(split) => {
+                let key = format!("e.{}", self.id(KEY));
+                let r = format!("e.{}", self.id(ROW_DRAW));
+                let bounds = self.split_boundaries(split)?.len();
+                let part = |f: &dyn Fn(usize) -> String| {
+                    self.cut_case(&r, &key, "s", bounds, f)
+                        .replace('\n', "\n  ")
+                };
+                let stratum_text = match self.strata_by_value() {
+                    Some(_) => String::new(),
+                    None => format!(
+                        ",\n    {} AS {}",
+                        self.row_stratum_text()?.replace('\n', "\n  "),
+                        self.id(ROW_STRATUM)
+                    ),
+                };
+                JoinedRows {
+                    hint: d.spelling().broadcast_selected,
+                    from: format!(
+                        "(\n  SELECT\n    e.*,\n    {} AS {}{stratum_text}\n  FROM eligible_rows e{}\n) e\n\
+                         JOIN split_cuts s ON {}",
+                        self.draw(&key),
+                        self.id(ROW_DRAW),
+                        filters.replace('\n', "\n  "),
+                        self.in_stratum("e", &self.id(ROW_STRATUM), "s"),
+                    ),
+                    split_index: part(&|i| i.to_string()),
+                    split_name: part(&|i| self.s(&split.parts[i].0)),
+                    draw_order: format!("{}, {}", d.bytes_order(&r), d.bytes_order(&key)),
+                }
+            }
+            ir::Kind::Split(_) => JoinedRows {
+                hint: "",
+                from: format!("eligible_rows e\nJOIN selected_units s ON {unit} = s.unit_value"),
+                split_index: "s.split_index".to_string(),
+                split_name: self.split_name("s.split_index"),
+                draw_order: unit_draw_order,
+            },
+        })
+    }
+
+    /// `_split` (§7): the name of the part `index` numbers.
+    fn split_name(&self, index: &str) -> String {
+        let ir::Kind::Split(split) = &self.st.kind else {
+            unreachable!("the checker allows `_split` as generated only in a split")
+        };
+        let mut case = format!("CASE {index}");
+        for (i, (name, _)) in split.parts.iter().enumerate() {
+            let _ = write!(case, " WHEN {i} THEN {}", self.s(name));
+        }
+        case + " END"
     }
 
     /// `_weight` (§7): the statement's own weight times the source's
@@ -2182,7 +2373,7 @@ impl Gen<'_> {
         Ok(())
     }
 
-    fn split_ctes(&self, ctes: &mut Vec<Cte>, split: &ir::Split) -> R<()> {
+    fn split_ctes(&self, ctes: &mut Vec<Cte>, split: &ir::Split, filters: &str) -> R<()> {
         let d = self.d;
         let k = split.parts.len();
         if split.about {
@@ -2228,12 +2419,42 @@ impl Gen<'_> {
             });
             return Ok(());
         }
+        let bounds = self.split_boundaries(split)?;
+        let bound_cols: String = bounds
+            .iter()
+            .enumerate()
+            .map(|(i, b)| format!(",\n    CAST({b} AS BIGINT) AS b{i}"))
+            .collect();
+        ctes.push(Cte {
+            name: "split_bounds",
+            comment: "exact split (§4.2): each stratum's part boundaries B_i = floor(N_h·(P_1+…+P_i) + u_h)".into(),
+            body: format!("SELECT\n    stratum,\n    h{}{bound_cols}\n  FROM strata", self.carried_values("")),
+        });
+        self.split_cut_ctes(ctes, bounds.len(), filters)?;
+        if !self.splits_rows(split) {
+            ctes.push(Cte {
+                name: "selected_units",
+                comment: "exact split (§4.2): each unit's part, from its draw order (r, key) against its stratum's cuts".into(),
+                body: format!(
+                    "SELECT\n    u.unit_key,\n    u.unit_value,\n    u.r,\n    u.stratum,\n    c.h,\n    {} AS split_index\n  \
+                     FROM unit_strata u\n  JOIN split_cuts c ON u.stratum = c.stratum",
+                    self.cut_case("u.r", "u.unit_key", "c", bounds.len(), &|i| i.to_string()).replace('\n', "\n    ")
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// An exact split's boundaries B_1 … B_{k-1} as SQL over `n_units` and
+    /// `u` (fewer where the shares reach 100 % early: the last is N_h).
+    fn split_boundaries(&self, split: &ir::Split) -> R<Vec<String>> {
+        let d = self.d;
         // B_i = floor(N_h·C_i + U/2^32) with C_i = num/den:
         //     = (N_h·num) div den + ((N_h·num) mod den · 2^32 + U·den) div (den · 2^32)
-        // once per stratum; each unit compares its rank with them.
+        // once per stratum; each unit compares its draw with the cuts.
         let mut bounds = Vec::new();
         let mut cumulative = BigRational::zero();
-        for (_, p) in split.parts.iter().take(k - 1) {
+        for (_, p) in split.parts.iter().take(split.parts.len() - 1) {
             cumulative += p;
             if cumulative >= BigRational::one() {
                 bounds.push("n_units".to_string());
@@ -2244,56 +2465,141 @@ impl Gen<'_> {
                 return Err(self.unsupported("split shares with more than 15 significant digits"));
             };
             let scaled = format!("{} * {num}", d.to_wide("n_units"));
-            let boundary = format!(
+            bounds.push(format!(
                 "{} + {}",
                 d.int_div(&scaled, &den.to_string()),
                 d.int_div(
                     &format!("({scaled}) % {den} * 4294967296 + u * {den}"),
                     &(i128::from(den) << 32).to_string()
                 )
-            );
-            bounds.push(boundary);
+            ));
         }
-        let bound_cols: String = bounds
-            .iter()
-            .enumerate()
-            .map(|(i, b)| format!(",\n    CAST({b} AS BIGINT) AS b{i}"))
-            .collect();
+        Ok(bounds)
+    }
+
+    /// An exact split's cuts: the unit at each boundary B_i of a stratum
+    /// (its B_i-th in draw order), found by ranking only the units of its
+    /// draw bucket (about N_h/4,096), not all N_h — every unit up to it
+    /// goes to the parts up to i.
+    fn split_cut_ctes(&self, ctes: &mut Vec<Cte>, bounds: usize, filters: &str) -> R<()> {
+        let d = self.d;
+        if bounds == 0 {
+            ctes.push(Cte {
+                name: "split_cuts",
+                comment: "one part: no cuts".into(),
+                body: "SELECT stratum, h FROM split_bounds".into(),
+            });
+            return Ok(());
+        }
+        let values = self.carried_values("");
+        let each_bound = (0..bounds)
+            .map(|i| {
+                format!(
+                    "SELECT stratum, {i} AS i, b{i} AS bound{} FROM split_bounds",
+                    values.replace("\n    ", " ")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n      UNION ALL\n      ");
         ctes.push(Cte {
-            name: "split_bounds",
-            comment: "exact split (§4.2): each stratum's part boundaries B_i = floor(N_h·(P_1+…+P_i) + u_h)".into(),
-            body: format!("SELECT\n    stratum,\n    h{bound_cols}\n  FROM strata"),
-        });
-        let carried: String = (0..bounds.len())
-            .map(|i| format!(",\n    s.b{i}"))
-            .collect();
-        ctes.push(Cte {
-            name: "assigned_units",
-            comment: "units in draw order (r, key) within each stratum".into(),
+            name: "boundary_buckets",
+            comment: "the draw bucket of each stratum's B_i-th unit, and how many units come in earlier buckets".into(),
             body: format!(
-                "SELECT\n    u.unit_key,\n    u.unit_value,\n    u.r,\n    u.stratum,\n    s.h{carried},\n    \
-                 ROW_NUMBER() OVER (PARTITION BY s.h ORDER BY {}, {}) AS draw_rank\n  FROM unit_strata u\n  \
-                 JOIN split_bounds s ON u.stratum = s.stratum",
-                d.bytes_order("u.r"),
-                d.bytes_order("u.unit_key")
+                "SELECT\n    stratum,\n    i,\n    bound{values},\n    MIN({}) AS bucket,\n    MIN(through - n_units) AS earlier\n  FROM (\n    \
+                 SELECT\n      c.stratum,\n      b.bucket,\n      b.n_units,\n      c.i,\n      c.bound{},\n      \
+                 SUM(b.n_units) OVER (PARTITION BY c.stratum, c.i ORDER BY {} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS through\n    \
+                 FROM draw_buckets b\n    JOIN (\n      {each_bound}\n    ) c ON {}\n    WHERE c.bound > 0\n  ) t\n  \
+                 WHERE through >= bound\n  GROUP BY stratum, i, bound{}",
+                d.bytes_order("bucket"),
+                self.carried_values("c.").replace("\n    ", "\n      "),
+                d.bytes_order("b.bucket"),
+                self.in_stratum("b", "stratum", "c"),
+                values.replace("\n    ", " "),
             ),
         });
-        let case = if bounds.is_empty() {
-            "0".to_string()
+        // Ranked with DENSE_RANK: read from the rows, a unit's rows tie.
+        let units = if !self.st.has_aggregates() {
+            let key = format!("e.{}", self.id(KEY));
+            let stratum = match self.strata_by_value() {
+                Some(_) => self.carried_values("e.").replace("\n    ", "\n      "),
+                None => format!(
+                    ",\n      {} AS stratum",
+                    self.row_stratum_text()?.replace('\n', "\n    ")
+                ),
+            };
+            format!(
+                "(\n    SELECT\n      {key} AS unit_key,\n      {} AS r{stratum}\n    FROM eligible_rows e{}\n  ) u",
+                self.draw(&key),
+                filters.replace('\n', "\n    "),
+            )
         } else {
-            let whens: String = (0..bounds.len())
-                .map(|i| format!("\n      WHEN a.draw_rank <= a.b{i} THEN {i}"))
-                .collect();
-            format!("CASE{whens}\n      ELSE {} END", k - 1)
+            "unit_strata u".to_string()
         };
         ctes.push(Cte {
-            name: "selected_units",
-            comment: "exact split (§4.2): the first B_1 units to the first split, the units up to B_2 to the second, …".into(),
+            name: "boundary_units",
+            comment: "the units in those buckets, ranked by draw (r, key) within the bucket".into(),
             body: format!(
-                "SELECT\n    a.unit_key,\n    a.unit_value,\n    a.r,\n    a.stratum,\n    a.h,\n    {case} AS split_index\n  FROM assigned_units a"
+                "SELECT\n    c.stratum,\n    c.i,\n    c.bound,\n    c.earlier,\n    u.r,\n    u.unit_key,\n    \
+                 DENSE_RANK() OVER (PARTITION BY c.stratum, c.i ORDER BY {}, {}) AS bucket_rank\n  \
+                 FROM {units}\n  JOIN boundary_buckets c ON {} AND substr(u.r, 1, {BUCKET_DIGITS}) = c.bucket",
+                d.bytes_order("u.r"),
+                d.bytes_order("u.unit_key"),
+                self.in_stratum("u", "stratum", "c"),
+            ),
+        });
+        let cut_cols: String = (0..bounds)
+            .map(|i| {
+                format!(
+                    ",\n    MAX(CASE WHEN c.i = {i} THEN c.r END) AS r{i},\n    MAX(CASE WHEN c.i = {i} THEN c.unit_key END) AS k{i}"
+                )
+            })
+            .collect();
+        ctes.push(Cte {
+            name: "split_cuts",
+            comment: "each stratum's cuts: the draw r_i and key k_i of its B_i-th unit (none where B_i = 0)".into(),
+            body: format!(
+                "SELECT\n    s.stratum,\n    s.h{}{cut_cols}\n  FROM split_bounds s\n  \
+                 LEFT JOIN (\n    SELECT stratum, i, r, unit_key FROM boundary_units WHERE earlier + bucket_rank = bound\n  ) c ON s.stratum = c.stratum\n  \
+                 GROUP BY s.stratum, s.h{}",
+                self.carried_values("s."),
+                self.carried_values("s.").replace("\n    ", " "),
             ),
         });
         Ok(())
+    }
+
+    /// The part of a unit with draw `r` and key text `key` in a stratum
+    /// whose cuts `split_cuts` gives: the first i whose cut (r_i, k_i) it
+    /// does not come after in draw order, or the last part. A NULL cut
+    /// (B_i = 0) takes no unit.
+    fn cut_case(
+        &self,
+        r: &str,
+        key: &str,
+        cuts: &str,
+        bounds: usize,
+        part: &dyn Fn(usize) -> String,
+    ) -> String {
+        let d = self.d;
+        if bounds == 0 {
+            return part(0);
+        }
+        let whens: String = (0..bounds)
+            .map(|i| {
+                let (ri, ki) = (format!("{cuts}.r{i}"), format!("{cuts}.k{i}"));
+                format!(
+                    "\n  WHEN {} < {} OR ({r} = {ri} AND {} <= {}) THEN {}",
+                    d.bytes_order(r),
+                    d.bytes_order(&ri),
+                    d.bytes_order(key),
+                    d.bytes_order(&ki),
+                    part(i),
+                )
+            })
+            .collect();
+        // Past the last cut: the part after it (the last, or none where
+        // the shares reach 100 % before it and the cut is the last unit).
+        format!("CASE{whens}\n  ELSE {} END", part(bounds))
     }
 
     /// The `_stratum` text of an eligible row `e` (its own stratum values).
