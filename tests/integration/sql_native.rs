@@ -508,6 +508,23 @@ async fn as_of_ties_fail_the_query() {
     assert_eq!(rows.iter().map(|b| b.num_rows()).sum::<usize>(), 10);
 }
 
+/// The exported query's CTEs ending in `select` (a stratum, then integer
+/// columns) instead of its final `SELECT`: the integers of each row.
+async fn counts_per_stratum(ctx: &SessionContext, sql: &str, select: &str) -> Vec<Vec<i64>> {
+    let end = sql.rfind("\n)\nSELECT").expect("the final SELECT") + 3;
+    let query = format!("{}{select}", &sql[..end]);
+    let batches = ctx.sql(&query).await.unwrap().collect().await.unwrap();
+    rows(&batches)
+        .iter()
+        .map(|line| {
+            line.split('|')
+                .skip(1)
+                .map(|x| x.parse().unwrap())
+                .collect()
+        })
+        .collect()
+}
+
 /// An exact sample ranks only the units up to its stratum's draw cut (the
 /// draw bucket of the n_h-th unit), not all N_h, and keeps the same units:
 /// 60,000 members, a stratum of 50,000 and one of 10,000, take 600.
@@ -540,20 +557,15 @@ async fn an_exact_sample_ranks_few_more_units_than_it_keeps() {
     assert_eq!(rows(&native.batches), rows(&exported), "{sql}");
 
     // The same query, ending in what its window ranked per stratum.
-    let end = sql.rfind("\n)\nSELECT").expect("the final SELECT") + 3;
-    let ranked = format!(
-        "{}SELECT stratum, CAST(COUNT(*) AS BIGINT) AS ranked, CAST(MIN(n_take) AS BIGINT) AS n_take, \
+    let got = counts_per_stratum(
+        &ctx,
+        &sql,
+        "SELECT stratum, CAST(COUNT(*) AS BIGINT) AS ranked, CAST(MIN(n_take) AS BIGINT) AS n_take, \
          CAST(MIN(n_units) AS BIGINT) AS n_units FROM selected_units GROUP BY stratum ORDER BY stratum",
-        &sql[..end]
-    );
-    let got = rows(&ctx.sql(&ranked).await.unwrap().collect().await.unwrap());
+    )
+    .await;
     assert_eq!(got.len(), 2, "{got:?}");
-    for line in &got {
-        let f: Vec<i64> = line
-            .split('|')
-            .skip(1)
-            .map(|x| x.parse().unwrap())
-            .collect();
+    for f in &got {
         let (ranked, n_take, n_units) = (f[0], f[1], f[2]);
         // Expected: n_h plus about half a bucket of N_h / 4,096 units.
         assert!(
@@ -616,22 +628,17 @@ async fn an_exact_split_ranks_only_the_units_at_its_boundaries() {
         );
 
         // The same query, ending in what its window ranked per stratum.
-        let end = sql.rfind("\n)\nSELECT").expect("the final SELECT") + 3;
-        let ranked = format!(
-            "{}SELECT u.stratum, CAST(COUNT(DISTINCT b.unit_key) AS BIGINT) AS ranked, \
+        let got = counts_per_stratum(
+            &ctx,
+            &sql,
+            "SELECT u.stratum, CAST(COUNT(DISTINCT b.unit_key) AS BIGINT) AS ranked, \
              CAST(MIN(u.n_units) AS BIGINT) AS n_units \
              FROM strata u LEFT JOIN boundary_units b ON u.stratum = b.stratum \
              GROUP BY u.stratum ORDER BY u.stratum",
-            &sql[..end]
-        );
-        let got = rows(&ctx.sql(&ranked).await.unwrap().collect().await.unwrap());
+        )
+        .await;
         assert_eq!(got.len(), 4, "{got:?}");
-        for line in &got {
-            let f: Vec<i64> = line
-                .split('|')
-                .skip(1)
-                .map(|x| x.parse().unwrap())
-                .collect();
+        for f in &got {
             let (ranked, n_units) = (f[0], f[1]);
             // Two boundaries, each in one bucket of about N_h / 4,096 units.
             assert!(
