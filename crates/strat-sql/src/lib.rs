@@ -28,7 +28,7 @@
 //! | `bounded_strata` … `bounded_lambda` | `min`/`max`: the clamp/λ water-filling rule solved exactly (§5.2) |
 //! | `about_rules` … `stratum_thresholds` | `take about` with rules, bounds or `equal`: exact `p_h` and `floor(p_h·2^64)` |
 //! | `quotas`, `allocation` | exact largest-remainder `n_h` (§5.3), integers only |
-//! | `draw_buckets`, `draw_cuts` | exact samples and splits: units per stratum and draw bucket; each stratum's bucket of its `n_h`-th unit |
+//! | `draw_buckets`, `draw_cuts` | exact samples and splits: units per stratum and draw bucket; a sample's bucket of each stratum's `n_h`-th unit |
 //! | `cut_units` | exact samples where the engine inlines CTEs (Spark, DataFusion): the units up to the cuts, from the rows |
 //! | `boundary_buckets` … `split_cuts` | exact splits: each stratum's `B_i`-th unit in draw order, ranking only its draw bucket |
 //! | `selected_units` | draw order within each stratum: the selection, or each unit's part (a split that does not place rows by themselves) |
@@ -1493,25 +1493,39 @@ impl Gen<'_> {
     /// that only about `n_h + N_h/4096` units of a stratum are grouped.
     fn cut_units_cte(&self, ctes: &mut Vec<Cte>, filters: &str) -> R<()> {
         let d = self.d;
-        let (group, key) = self.unit_grouping()?;
-        let stratum = self.row_stratum_text()?;
         ctes.push(Cte {
             name: "cut_units",
             comment: "the units whose draw bucket is within their stratum's cut, found from the rows (this engine would group every unit again)".into(),
             body: format!(
-                "SELECT\n    w.unit_key,\n    w.unit_value,\n    w.r,\n    w.stratum\n  FROM (\n    \
-                 SELECT\n      {key} AS unit_key,\n      {group} AS unit_value,\n      {} AS r,\n      {stratum} AS stratum\n    \
-                 FROM eligible_rows e{}\n  ) w\n  \
+                "SELECT\n    w.unit_key,\n    w.unit_value,\n    w.r,\n    w.stratum\n  FROM {} w\n  \
                  JOIN draw_cuts c ON w.stratum = c.stratum\n  \
                  WHERE {} <= {}\n  \
                  GROUP BY w.unit_key, w.unit_value, w.r, w.stratum",
-                self.draw(&key),
-                filters.replace('\n', "\n  "),
+                self.rows_with_draws(filters)?,
                 d.bytes_order(&format!("substr(w.r, 1, {BUCKET_DIGITS})")),
                 d.bytes_order("c.last_bucket"),
             ),
         });
         Ok(())
+    }
+
+    /// A subquery of the eligible rows (after `keep`/`exclude`: `filters`),
+    /// each with its unit's key text, value and draw and its stratum — the
+    /// `_stratum` text, or the values where rows meet strata by value — as
+    /// `units` computes them, for the CTEs that find units from the rows
+    /// rather than read `units` again (`cut_units`, `boundary_units`).
+    fn rows_with_draws(&self, filters: &str) -> R<String> {
+        let (group, key) = self.unit_grouping()?;
+        let stratum = match self.strata_by_value() {
+            Some(_) => self.carried_values("e.").replace("\n    ", "\n      "),
+            None => format!(",\n      {} AS stratum", self.row_stratum_text()?),
+        };
+        Ok(format!(
+            "(\n    SELECT\n      {key} AS unit_key,\n      {group} AS unit_value,\n      {} AS r{stratum}\n    \
+             FROM eligible_rows e{}\n  )",
+            self.draw(&key),
+            filters.replace('\n', "\n  "),
+        ))
     }
 
     /// `take about P%` with rule blocks, `min`/`max` or `equal` (§5.4): rule
@@ -2525,22 +2539,10 @@ impl Gen<'_> {
             ),
         });
         // Ranked with DENSE_RANK: read from the rows, a unit's rows tie.
-        let units = if !self.st.has_aggregates() {
-            let key = format!("e.{}", self.id(KEY));
-            let stratum = match self.strata_by_value() {
-                Some(_) => self.carried_values("e.").replace("\n    ", "\n      "),
-                None => format!(
-                    ",\n      {} AS stratum",
-                    self.row_stratum_text()?.replace('\n', "\n    ")
-                ),
-            };
-            format!(
-                "(\n    SELECT\n      {key} AS unit_key,\n      {} AS r{stratum}\n    FROM eligible_rows e{}\n  ) u",
-                self.draw(&key),
-                filters.replace('\n', "\n    "),
-            )
-        } else {
+        let units = if self.st.has_aggregates() {
             "unit_strata u".to_string()
+        } else {
+            format!("{} u", self.rows_with_draws(filters)?)
         };
         ctes.push(Cte {
             name: "boundary_units",
