@@ -60,10 +60,19 @@ pub struct Spelling {
     /// twice rather than store its result (for the per-row CTEs, cheaper to
     /// compute again than to hold: DuckDB stores every row otherwise).
     pub recomputed_cte: &'static str,
-    /// The engine computes a CTE again for each reader (it never stores
-    /// one): an exact sample finds the units up to its cuts from the rows
+    /// The engine computes a CTE again for each reader and cannot be asked
+    /// to store one (`stored_cte`): an exact sample finds the units up to its cuts from the rows
     /// (no shuffle) rather than read the grouping of every unit twice.
     pub inlines_ctes: bool,
+    /// A condition, always true, that makes an engine which inlines CTEs
+    /// compute one read twice once and keep it for its readers: Spark does
+    /// not inline a CTE with a nondeterministic expression (SPARK-36447)
+    /// but stores it as one shuffle its readers share.
+    pub stored_cte: Option<&'static str>,
+    /// After `SELECT`: a hint to send the small tables `{0}` to every task
+    /// rather than shuffle the large side to join them; empty where the
+    /// engine chooses by itself.
+    pub broadcast: &'static str,
     /// `{0}` equals `{1}` or both are NULL, as a join key the engine hashes;
     /// `None` where it cannot (PostgreSQL: `IS NOT DISTINCT FROM` joins
     /// loop over every pair).
@@ -114,6 +123,8 @@ const DUCKDB: Spelling = Spelling {
     broadcast_selected: "",
     recomputed_cte: " NOT MATERIALIZED",
     inlines_ctes: false,
+    stored_cte: None,
+    broadcast: "",
     null_safe_eq: Some("{0} IS NOT DISTINCT FROM {1}"),
     ascii_only: "(strlen({0}) = length({0}))",
     timestamp_text: "strftime({0}, '%Y-%m-%dT%H:%M:%S')",
@@ -138,6 +149,8 @@ const POSTGRES: Spelling = Spelling {
     broadcast_selected: "",
     recomputed_cte: " NOT MATERIALIZED",
     inlines_ctes: false,
+    stored_cte: None,
+    broadcast: "",
     null_safe_eq: None,
     ascii_only: "(octet_length(convert_to({0}, 'UTF8')) = char_length({0}))",
     timestamp_text: "to_char({0}, 'YYYY-MM-DD') || 'T' || to_char({0}, 'HH24:MI:SS')",
@@ -161,7 +174,9 @@ const SPARK: Spelling = Spelling {
     max_bool: "MAX({0})",
     broadcast_selected: " /*+ BROADCAST(s) */",
     recomputed_cte: "",
-    inlines_ctes: true,
+    inlines_ctes: false,
+    stored_cte: Some("rand() >= 0"),
+    broadcast: " /*+ BROADCAST({0}) */",
     null_safe_eq: Some("{0} <=> {1}"),
     ascii_only: "(octet_length({0}) = char_length({0}))",
     timestamp_text: "date_format({0}, 'yyyy-MM-dd') || 'T' || date_format({0}, 'HH:mm:ss')",
@@ -186,6 +201,8 @@ const DATAFUSION: Spelling = Spelling {
     broadcast_selected: "",
     recomputed_cte: "",
     inlines_ctes: true,
+    stored_cte: None,
+    broadcast: "",
     null_safe_eq: Some("{0} IS NOT DISTINCT FROM {1}"),
     ascii_only: "(octet_length({0}) = character_length({0}))",
     timestamp_text: "to_char({0}, '%Y-%m-%dT%H:%M:%S')",

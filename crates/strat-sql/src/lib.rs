@@ -113,6 +113,9 @@ const KEY: &str = "_strat_unit_key";
 /// Hex digits of the draw that make its bucket: 4,096 buckets, so an exact
 /// sample ranks about n_h + N_h/4,096 units of a stratum, not N_h.
 const BUCKET_DIGITS: usize = 3;
+/// The comment of a CTE made to be computed once (`Spelling::stored_cte`).
+const STORED_NOTE: &str =
+    "; read twice, computed once (a CTE with `rand()`, always true here, is not inlined)";
 const S_PREFIX: &str = "_strat_s";
 /// A row's draw and `_stratum` text, where an exact split places each row
 /// by its own draw (`Gen::splits_rows`).
@@ -790,12 +793,31 @@ impl Gen<'_> {
         for (i, v) in values.iter().enumerate() {
             us_cols.push(format!("u.s{i} AS {v}"));
         }
+        let (stored, comment) = match self.d.spelling().stored_cte {
+            Some(always) if self.reads_unit_strata_twice() => {
+                (format!("\n  WHERE {always}"), STORED_NOTE)
+            }
+            _ => (String::new(), ""),
+        };
         ctes.push(Cte {
             name: "unit_strata",
-            comment: "each unit with its stratum order keys (§5.3)".into(),
-            body: format!("SELECT\n    {}\n  FROM units u", us_cols.join(",\n    ")),
+            comment: format!("each unit with its stratum order keys (§5.3){comment}"),
+            body: format!(
+                "SELECT\n    {}\n  FROM units u{stored}",
+                us_cols.join(",\n    ")
+            ),
         });
         Ok(values)
+    }
+
+    /// Whether two CTEs read `unit_strata` (its size, and its units): all
+    /// but a split that places rows by themselves and a sample that finds
+    /// its cut units from the rows.
+    fn reads_unit_strata_twice(&self) -> bool {
+        match &self.st.kind {
+            ir::Kind::Split(split) => !self.splits_rows(split),
+            ir::Kind::Sample => !(self.ranks_a_sample() && self.cuts_from_rows()),
+        }
     }
 
     /// An exact sample: its units are ranked by draw within each stratum,
@@ -924,11 +946,13 @@ impl Gen<'_> {
             ctes.push(Cte {
                 name: "draw_buckets",
                 comment: format!(
-                    "units per stratum and draw bucket (the first {BUCKET_DIGITS} hex digits of r)"
+                    "units per stratum and draw bucket (the first {BUCKET_DIGITS} hex digits of r){}",
+                    if d.spelling().stored_cte.is_some() { STORED_NOTE } else { "" }
                 ),
                 body: format!(
-                    "SELECT\n    {}\n  FROM unit_strata\n  GROUP BY {text_key}substr(r, 1, {BUCKET_DIGITS}){group}",
+                    "SELECT\n    {}\n  FROM unit_strata\n  GROUP BY {text_key}substr(r, 1, {BUCKET_DIGITS}){group}{}",
                     bucket_cols.join(",\n    "),
+                    d.spelling().stored_cte.map(|always| format!("\n  HAVING {always}")).unwrap_or_default(),
                 ),
             });
             st_cols[1] = "CAST(SUM(n_units) AS BIGINT) AS n_units".to_string();
@@ -1460,11 +1484,17 @@ impl Gen<'_> {
                 ),
             )
         };
+        // The allocation and cuts are one row per stratum: sent to every
+        // task, not joined by shuffling the units.
+        let hint = match from {
+            "unit_strata" => Dialect::fill(d.spelling().broadcast, &["a, c"]),
+            _ => String::new(),
+        };
         ctes.push(Cte {
             name: "selected_units",
             comment: "the units up to each stratum's cut in draw order (r, key); the first n_h are kept".into(),
             body: format!(
-                "SELECT\n    u.unit_key,\n    u.unit_value,\n    u.r,\n    u.stratum,\n    a.h,\n    a.n_units,\n    a.n_take,\n    \
+                "SELECT{hint}\n    u.unit_key,\n    u.unit_value,\n    u.r,\n    u.stratum,\n    a.h,\n    a.n_units,\n    a.n_take,\n    \
                  ROW_NUMBER() OVER (PARTITION BY a.h ORDER BY {}, {}) AS draw_rank\n  FROM {from} u\n  \
                  JOIN allocation a ON u.stratum = a.stratum{cut}",
                 d.bytes_order("u.r"),
