@@ -29,7 +29,7 @@
 //! | `about_rules` … `stratum_thresholds` | `take about` with rules, bounds or `equal`: exact `p_h` and `floor(p_h·2^64)` |
 //! | `quotas`, `allocation` | exact largest-remainder `n_h` (§5.3), integers only |
 //! | `draw_buckets`, `draw_cuts` | exact samples and splits: units per stratum and draw bucket; a sample's bucket of each stratum's `n_h`-th unit |
-//! | `cut_units` | exact samples where the engine inlines CTEs (Spark, DataFusion): the units up to the cuts, from the rows |
+//! | `cut_units` | exact samples where the engine inlines CTEs and cannot be told to store one (DataFusion): the units up to the cuts, from the rows; Spark stores `unit_strata` and `draw_buckets` instead (`Spelling::stored_cte`) |
 //! | `boundary_buckets` … `split_cuts` | exact splits: each stratum's `B_i`-th unit in draw order, ranking only its draw bucket |
 //! | `selected_units` | draw order within each stratum: the selection, or each unit's part (a split that does not place rows by themselves) |
 //!
