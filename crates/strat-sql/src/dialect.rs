@@ -61,13 +61,15 @@ pub struct Spelling {
     /// compute again than to hold: DuckDB stores every row otherwise).
     pub recomputed_cte: &'static str,
     /// The engine computes a CTE again for each reader and cannot be asked
-    /// to store one (`stored_cte`): an exact sample finds the units up to its cuts from the rows
-    /// (no shuffle) rather than read the grouping of every unit twice.
+    /// to store one (`stored_cte`): an exact sample finds the units up to
+    /// its cuts from the rows (no shuffle) rather than read the grouping of
+    /// every unit twice.
     pub inlines_ctes: bool,
     /// A condition, always true, that makes an engine which inlines CTEs
     /// compute one read twice once and keep it for its readers: Spark does
-    /// not inline a CTE with a nondeterministic expression (SPARK-36447)
-    /// but stores it as one shuffle its readers share.
+    /// not inline a CTE with a nondeterministic expression that two
+    /// others read (SPARK-36447, `InlineCTE`) but stores it as one shuffle
+    /// its readers share.
     pub stored_cte: Option<&'static str>,
     /// After `SELECT`: a hint to send the small tables `{0}` to every task
     /// rather than shuffle the large side to join them; empty where the

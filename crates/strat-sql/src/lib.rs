@@ -793,12 +793,7 @@ impl Gen<'_> {
         for (i, v) in values.iter().enumerate() {
             us_cols.push(format!("u.s{i} AS {v}"));
         }
-        let (stored, comment) = match self.d.spelling().stored_cte {
-            Some(always) if self.reads_unit_strata_twice() => {
-                (format!("\n  WHERE {always}"), STORED_NOTE)
-            }
-            _ => (String::new(), ""),
-        };
+        let (stored, comment) = self.stored_once("WHERE", self.reads_unit_strata_twice());
         ctes.push(Cte {
             name: "unit_strata",
             comment: format!("each unit with its stratum order keys (§5.3){comment}"),
@@ -808,6 +803,17 @@ impl Gen<'_> {
             ),
         });
         Ok(values)
+    }
+
+    /// For a CTE that two others read: the clause (`WHERE` or `HAVING`,
+    /// `keyword`) that makes an engine which would inline it compute it
+    /// once (`Spelling::stored_cte`), and the note for its comment; nothing
+    /// where the engine needs none or `read_twice` is false.
+    fn stored_once(&self, keyword: &str, read_twice: bool) -> (String, &'static str) {
+        match self.d.spelling().stored_cte {
+            Some(always) if read_twice => (format!("\n  {keyword} {always}"), STORED_NOTE),
+            _ => (String::new(), ""),
+        }
     }
 
     /// Whether two CTEs read `unit_strata` (its size, and its units): all
@@ -943,16 +949,16 @@ impl Gen<'_> {
             if by_value {
                 bucket_cols.remove(0);
             }
+            // Read by `stratum_sizes` and by the cuts.
+            let (stored, note) = self.stored_once("HAVING", true);
             ctes.push(Cte {
                 name: "draw_buckets",
                 comment: format!(
-                    "units per stratum and draw bucket (the first {BUCKET_DIGITS} hex digits of r){}",
-                    if d.spelling().stored_cte.is_some() { STORED_NOTE } else { "" }
+                    "units per stratum and draw bucket (the first {BUCKET_DIGITS} hex digits of r){note}"
                 ),
                 body: format!(
-                    "SELECT\n    {}\n  FROM unit_strata\n  GROUP BY {text_key}substr(r, 1, {BUCKET_DIGITS}){group}{}",
+                    "SELECT\n    {}\n  FROM unit_strata\n  GROUP BY {text_key}substr(r, 1, {BUCKET_DIGITS}){group}{stored}",
                     bucket_cols.join(",\n    "),
-                    d.spelling().stored_cte.map(|always| format!("\n  HAVING {always}")).unwrap_or_default(),
                 ),
             });
             st_cols[1] = "CAST(SUM(n_units) AS BIGINT) AS n_units".to_string();
