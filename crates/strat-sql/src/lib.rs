@@ -256,6 +256,18 @@ struct Gen<'a> {
     options: &'a SqlOptions,
 }
 
+/// The units an exact sample ranks: where they come from (with their
+/// allocation `a`), their key text and `_stratum` there, and the hint
+/// that sends the small tables they are joined to to every task.
+struct RankedUnits {
+    hint: String,
+    /// `unit_key` as selected, and the expression it names.
+    unit_key: String,
+    key: String,
+    stratum: &'static str,
+    from: String,
+}
+
 /// The rows the final `SELECT` reads and how it names their part and
 /// orders them ([`Gen::joined_rows`]).
 struct JoinedRows {
@@ -658,14 +670,19 @@ impl Gen<'_> {
     fn unit_grouping(&self) -> R<(String, String)> {
         let unit = self.unit();
         let value = format!("e.{}", self.id(&unit.name));
-        let by_value = matches!(unit.ty, Type::Int | Type::Date | Type::Bool);
-        Ok(if by_value {
+        Ok(if self.groups_units_by_value() {
             let key = self.key_text(&value, &unit.ty)?;
             (value, key)
         } else {
             let key = format!("e.{}", self.id(KEY));
             (key.clone(), key)
         })
+    }
+
+    /// Whether a unit's key text is a one-to-one function of its value, by
+    /// which `units` then groups (see [`Self::unit_grouping`]).
+    fn groups_units_by_value(&self) -> bool {
+        matches!(self.unit().ty, Type::Int | Type::Date | Type::Bool)
     }
 
     /// The column of an eligible row that `unit_value` of its unit equals.
@@ -769,34 +786,42 @@ impl Gen<'_> {
     /// rows meet their stratum by (none without either).
     fn unit_strata_cte(&self, ctes: &mut Vec<Cte>, neyman: bool) -> R<Vec<String>> {
         let st = self.st;
-        let mut us_cols = vec![
-            "u.unit_key".to_string(),
-            "u.unit_value".to_string(),
-            "u.r".to_string(),
-        ];
+        let mut us_cols = vec!["u.unit_value".to_string(), "u.r".to_string()];
+        if !self.ranks_unit_strata() {
+            us_cols.insert(0, "u.unit_key".to_string());
+        }
         if self.strata_by_value().is_none() {
             us_cols.push("u.stratum".to_string());
         }
         if neyman {
             us_cols.push("u.neyman_value".to_string());
         }
-        for (i, s) in st.strata.iter().enumerate() {
-            us_cols.push(format!("{} AS o{i}", self.order_key(&format!("u.s{i}"), s)));
-        }
         // Rule predicates (§5.1) are evaluated once per stratum on its values.
-        // So are a split's rows matched to their stratum by value.
+        // So are units and rows matched to their stratum by value. Units that
+        // carry their stratum's values need not carry its order keys, which
+        // `stratum_sizes` writes from them once per stratum.
         let values: Vec<String> = if st.rules.is_empty() && self.strata_by_value().is_none() {
             Vec::new()
         } else {
             self.stratum_value_ids()
         };
+        if values.is_empty() {
+            for (i, s) in st.strata.iter().enumerate() {
+                us_cols.push(format!("{} AS o{i}", self.order_key(&format!("u.s{i}"), s)));
+            }
+        }
         for (i, v) in values.iter().enumerate() {
             us_cols.push(format!("u.s{i} AS {v}"));
         }
+        let carried = if values.is_empty() {
+            "order keys (§5.3)"
+        } else {
+            "values"
+        };
         let (stored, comment) = self.stored_once("WHERE", self.reads_unit_strata_twice());
         ctes.push(Cte {
             name: "unit_strata",
-            comment: format!("each unit with its stratum order keys (§5.3){comment}"),
+            comment: format!("each unit with its stratum {carried}{comment}"),
             body: format!(
                 "SELECT\n    {}\n  FROM units u{stored}",
                 us_cols.join(",\n    ")
@@ -851,14 +876,25 @@ impl Gen<'_> {
         !split.about && !self.st.has_aggregates()
     }
 
-    /// Where a split places rows by themselves, whether they meet their
-    /// stratum by its values (`_strat_s0`, … in `strata`) rather than by
-    /// building its `_stratum` text per row: where the engine hashes a
-    /// NULL-safe equality and a value's text is one-to-one with it (no
-    /// floats, decimals or timestamps). The dialect's equality, if so.
+    /// Whether units and rows meet their stratum by its values (`_strat_s0`,
+    /// … in `strata`) rather than by its `_stratum` text, built per unit or
+    /// row: a split that places rows by themselves, and an exact sample
+    /// ranked from `unit_strata` (not neyman's, whose S_h groups units by
+    /// text) — where the engine hashes a NULL-safe equality and a value's
+    /// text is one-to-one with it (no floats, decimals or timestamps). The
+    /// text is then written once per stratum. The dialect's equality, if so.
+    ///
+    /// Not DataFusion's samples: it ranks from `unit_strata` only with unit
+    /// aggregates, and there DataFusion 55 dropped the units of strata with
+    /// a NULL value at this join (tests/cases/sql/aggregates_by_hash.strat).
     fn strata_by_value(&self) -> Option<&'static str> {
-        let ir::Kind::Split(split) = &self.st.kind else {
-            return None;
+        let meets_by_value = match &self.st.kind {
+            ir::Kind::Split(split) => self.splits_rows(split),
+            ir::Kind::Sample => {
+                self.ranks_unit_strata()
+                    && !self.d.spelling().inlines_ctes
+                    && !matches!(self.st.method, ir::Method::Neyman(_))
+            }
         };
         let exact_types = self.st.strata.iter().all(|s| {
             matches!(
@@ -866,10 +902,27 @@ impl Gen<'_> {
                 Type::Int | Type::String | Type::Bool | Type::Date
             )
         });
-        if !self.splits_rows(split) || self.st.strata.is_empty() || !exact_types {
+        if !meets_by_value || self.st.strata.is_empty() || !exact_types {
             return None;
         }
         self.d.spelling().null_safe_eq
+    }
+
+    /// An exact sample that ranks its units from `unit_strata`, which then
+    /// need not carry their key text: `selected_units` writes it from the
+    /// unit's value for the few units it ranks.
+    fn ranks_unit_strata(&self) -> bool {
+        self.ranks_a_sample() && !self.cuts_from_rows()
+    }
+
+    /// The key text (§6) of a unit from its `unit_value` (`value`): the
+    /// value itself where units are grouped by their text.
+    fn unit_key_of(&self, value: &str) -> R<String> {
+        if self.groups_units_by_value() {
+            self.key_text(value, &self.unit().ty)
+        } else {
+            Ok(value.to_string())
+        }
     }
 
     /// The stratum value columns as `strata` names them.
@@ -931,10 +984,15 @@ impl Gen<'_> {
         let mut order = Vec::new();
         // The order keys and rule values are functions of the stratum's
         // values, as its text is: grouped by, not aggregated (Spark sorts the
-        // rows for a MIN of strings; it hashes them to group).
+        // rows for a MIN of strings; it hashes them to group). Where units
+        // carry the values, the order keys are written from them here.
         let mut keys = Vec::new();
-        for i in 0..self.st.strata.len() {
-            keys.push(format!("o{i}"));
+        let mut order_keys = Vec::new();
+        for (i, s) in self.st.strata.iter().enumerate() {
+            match rule_values.get(i) {
+                Some(value) => order_keys.push(format!("{} AS o{i}", self.order_key(value, s))),
+                None => keys.push(format!("o{i}")),
+            }
             order.push(format!("o{i} ASC NULLS FIRST"));
         }
         keys.extend(rule_values.iter().cloned());
@@ -966,6 +1024,7 @@ impl Gen<'_> {
         } else {
             "unit_strata"
         };
+        st_cols.extend(order_keys);
         ctes.push(Cte {
             name: "stratum_sizes",
             comment: "N_h per stratum".into(),
@@ -1466,45 +1525,48 @@ impl Gen<'_> {
         });
 
         self.allocation_ctes(ctes)?;
-        ctes.push(Cte {
-            name: "draw_cuts",
-            comment: "the draw bucket of each stratum's n_h-th unit in draw order: no later unit can be kept".into(),
-            body: format!(
-                "SELECT\n    stratum,\n    MIN({}) AS last_bucket\n  FROM (\n    SELECT\n      b.stratum,\n      b.bucket,\n      a.n_take,\n      \
-                 SUM(b.n_units) OVER (PARTITION BY b.stratum ORDER BY {} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS through\n    \
-                 FROM draw_buckets b\n    JOIN allocation a ON b.stratum = a.stratum\n  ) c\n  WHERE through >= n_take\n  GROUP BY stratum",
-                d.bytes_order("bucket"),
-                d.bytes_order("b.bucket")
-            ),
-        });
-        let (from, cut) = if self.cuts_from_rows() {
+        self.draw_cuts_cte(ctes);
+        let ranked = if self.cuts_from_rows() {
             self.cut_units_cte(ctes, filters)?;
-            ("cut_units", String::new())
+            RankedUnits {
+                hint: String::new(),
+                unit_key: "u.unit_key".into(),
+                key: "u.unit_key".into(),
+                stratum: "u.stratum",
+                from: "cut_units u\n  JOIN allocation a ON u.stratum = a.stratum".into(),
+            }
         } else {
-            (
-                "unit_strata",
-                format!(
-                    "\n  JOIN draw_cuts c ON u.stratum = c.stratum\n  WHERE {} <= {}",
+            let key = self.unit_key_of("u.unit_value")?;
+            RankedUnits {
+                // The allocation and cuts are one row per stratum: sent to
+                // every task, not joined by shuffling the units.
+                hint: Dialect::fill(d.spelling().broadcast, &["a, c"]),
+                unit_key: format!("{key} AS unit_key"),
+                key,
+                stratum: "c.stratum",
+                from: format!(
+                    "unit_strata u\n  JOIN draw_cuts c ON {}\n  JOIN allocation a ON c.stratum = a.stratum\n  WHERE {} <= {}",
+                    self.in_stratum("u", "stratum", "c"),
                     d.bytes_order(&format!("substr(u.r, 1, {BUCKET_DIGITS})")),
                     d.bytes_order("c.last_bucket"),
                 ),
-            )
+            }
         };
-        // The allocation and cuts are one row per stratum: sent to every
-        // task, not joined by shuffling the units.
-        let hint = match from {
-            "unit_strata" => Dialect::fill(d.spelling().broadcast, &["a, c"]),
-            _ => String::new(),
-        };
+        let RankedUnits {
+            hint,
+            unit_key,
+            key,
+            stratum,
+            from,
+        } = ranked;
         ctes.push(Cte {
             name: "selected_units",
             comment: "the units up to each stratum's cut in draw order (r, key); the first n_h are kept".into(),
             body: format!(
-                "SELECT{hint}\n    u.unit_key,\n    u.unit_value,\n    u.r,\n    u.stratum,\n    a.h,\n    a.n_units,\n    a.n_take,\n    \
-                 ROW_NUMBER() OVER (PARTITION BY a.h ORDER BY {}, {}) AS draw_rank\n  FROM {from} u\n  \
-                 JOIN allocation a ON u.stratum = a.stratum{cut}",
+                "SELECT{hint}\n    {unit_key},\n    u.unit_value,\n    u.r,\n    {stratum},\n    a.h,\n    a.n_units,\n    a.n_take,\n    \
+                 ROW_NUMBER() OVER (PARTITION BY a.h ORDER BY {}, {}) AS draw_rank\n  FROM {from}",
                 d.bytes_order("u.r"),
-                d.bytes_order("u.unit_key"),
+                d.bytes_order(&key),
             ),
         });
         Ok(Some(format!(
@@ -1512,6 +1574,39 @@ impl Gen<'_> {
             d.to_double("s.n_units"),
             d.to_double("s.n_take")
         )))
+    }
+
+    /// `draw_cuts`: the draw bucket of each stratum's n_h-th unit, with the
+    /// stratum's values where units meet it by value.
+    fn draw_cuts_cte(&self, ctes: &mut Vec<Cte>) {
+        let d = self.d;
+        let (stratum, buckets) = match self.strata_by_value() {
+            Some(_) => (
+                "s.stratum",
+                format!(
+                    "draw_buckets b\n    JOIN strata s ON {}\n    JOIN allocation a ON s.stratum = a.stratum",
+                    self.in_stratum("b", "stratum", "s")
+                ),
+            ),
+            None => (
+                "b.stratum",
+                "draw_buckets b\n    JOIN allocation a ON b.stratum = a.stratum".to_string(),
+            ),
+        };
+        let values = self.carried_values("");
+        ctes.push(Cte {
+            name: "draw_cuts",
+            comment: "the draw bucket of each stratum's n_h-th unit in draw order: no later unit can be kept".into(),
+            body: format!(
+                "SELECT\n    stratum{values},\n    MIN({}) AS last_bucket\n  FROM (\n    SELECT\n      {stratum}{},\n      b.bucket,\n      a.n_take,\n      \
+                 SUM(b.n_units) OVER (PARTITION BY {stratum} ORDER BY {} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS through\n    \
+                 FROM {buckets}\n  ) c\n  WHERE through >= n_take\n  GROUP BY stratum{}",
+                d.bytes_order("bucket"),
+                self.carried_values("s.").replace("\n    ", "\n      "),
+                d.bytes_order("b.bucket"),
+                values.replace("\n    ", " "),
+            ),
+        });
     }
 
     /// Whether an exact sample finds the units up to its cuts from the
