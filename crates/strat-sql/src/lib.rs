@@ -20,7 +20,7 @@
 //! | `eligible_input` … `unit_aggregates` | unit aggregates of `stratify by`, one row per unit |
 //! | `excluded_keys` | key texts of `exclude units in` |
 //! | `units` | one row per unit, with its draw `r` (16 hex digits); a unit spanning strata fails the query |
-//! | `unit_strata` | each unit's `_stratum` text (§7) and stratum order keys (§5.3) |
+//! | `unit_strata` | each unit's `_stratum` text (§7) and stratum order keys (§5.3), or its stratum values where it meets its stratum by value (`strata_by_value`) |
 //! | `strata` | `N_h`, the stratum start `U` and the stratum's rank in stratum order |
 //! | `population`, `sample_size` | `N`, `H`, `n` (`take INT` above `N` fails the query) |
 //! | `stratum_rules` … `method_total` | rule blocks: the first true rule per stratum, rule amounts, `share` quotas, `R` |
