@@ -668,15 +668,14 @@ impl Gen<'_> {
     /// unit; other units (strings are their own text; floats are not: `0`
     /// and `-0` are one value, two texts) by the text.
     fn unit_grouping(&self) -> R<(String, String)> {
-        let unit = self.unit();
-        let value = format!("e.{}", self.id(&unit.name));
-        Ok(if self.groups_units_by_value() {
-            let key = self.key_text(&value, &unit.ty)?;
-            (value, key)
+        let column = if self.groups_units_by_value() {
+            &self.unit().name
         } else {
-            let key = format!("e.{}", self.id(KEY));
-            (key.clone(), key)
-        })
+            KEY
+        };
+        let group = format!("e.{}", self.id(column));
+        let key = self.unit_key_of(&group)?;
+        Ok((group, key))
     }
 
     /// Whether a unit's key text is a one-to-one function of its value, by
