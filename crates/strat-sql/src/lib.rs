@@ -883,9 +883,11 @@ impl Gen<'_> {
     /// text is one-to-one with it (no floats, decimals or timestamps). The
     /// text is then written once per stratum. The dialect's equality, if so.
     ///
-    /// Not DataFusion's samples: it ranks from `unit_strata` only with unit
-    /// aggregates, and there DataFusion 55 dropped the units of strata with
-    /// a NULL value at this join (tests/cases/sql/aggregates_by_hash.strat).
+    /// Not DataFusion's samples (it ranks from `unit_strata` only with unit
+    /// aggregates): DataFusion 55 drops the rows whose key is NULL from
+    /// `b JOIN s ON b.k IS NOT DISTINCT FROM s.k JOIN a ON s.x = a.x`, the
+    /// shape of `draw_cuts`, though it keeps them joining `b` and `s` alone
+    /// (tests/cases/sql/aggregates_by_hash.strat lost such strata).
     fn strata_by_value(&self) -> Option<&'static str> {
         let meets_by_value = match &self.st.kind {
             ir::Kind::Split(split) => self.splits_rows(split),
